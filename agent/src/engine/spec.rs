@@ -1,0 +1,63 @@
+//! The uncompiled policy: what the control plane stores and streams, and what
+//! [`Policy::compile`](super::Policy::compile) validates.
+
+use serde::{Deserialize, Serialize};
+
+/// Enforce the policy, or only report what it would have blocked.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mode {
+    /// Blocked requests get no CORS grant (and preflights a 403).
+    #[default]
+    Enforce,
+    /// Respond as if allowed; blocked decisions are marked "would block".
+    ReportOnly,
+}
+
+impl Mode {
+    /// The wire/database spelling: `enforce` or `report_only`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Enforce => "enforce",
+            Mode::ReportOnly => "report_only",
+        }
+    }
+
+    /// Parses the wire/database spelling.
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "enforce" => Some(Mode::Enforce),
+            "report_only" => Some(Mode::ReportOnly),
+            _ => None,
+        }
+    }
+}
+
+/// One service's CORS policy as configured: plain strings, not yet validated.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PolicySpec {
+    /// Approved origin patterns: `https://app.example.com`,
+    /// `http://localhost:3000`, `https://*.example.com`, or `*` (any origin).
+    /// Empty means no origin is allowed (fail closed).
+    pub origins: Vec<String>,
+    /// Methods allowed on preflight, beyond the CORS-safelisted ones.
+    pub allow_methods: Vec<String>,
+    /// Request headers allowed on preflight (case-insensitive); `*` allows
+    /// any except `Authorization`.
+    pub allow_headers: Vec<String>,
+    /// Response headers exposed to scripts.
+    pub expose_headers: Vec<String>,
+    /// Emit `Access-Control-Allow-Credentials: true`.
+    pub allow_credentials: bool,
+    /// Preflight cache lifetime in seconds (0..=86400; 0 omits the header).
+    pub max_age_secs: i64,
+    /// Answer Private Network Access preflights.
+    pub allow_private_network: bool,
+    /// Enforce, or report only.
+    pub mode: Mode,
+    /// Reject actual requests from disallowed origins with 403 before the upstream.
+    pub strict: bool,
+    /// Explicit opt-in: allow plain-`http` non-loopback origins together with credentials.
+    pub allow_insecure_http: bool,
+}

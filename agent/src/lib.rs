@@ -1,0 +1,24 @@
+//! Corsair agent.
+//!
+//! - [`engine`]: the CORS decision engine — pure, synchronous, no I/O. Compiles
+//!   a service policy ([`engine::PolicySpec`] → [`engine::Policy`]) and decides
+//!   each request ([`engine::Policy::evaluate`]). The control plane uses it too,
+//!   for validation and simulation, so the two can never disagree.
+//! - `sync` (feature `runtime`): the `PolicySync` gRPC client — hello,
+//!   snapshots, ACK/NACK, reconnect with jittered backoff, last-known-good cache.
+//! - `layer` (feature `runtime`): `CorsairLayer`, a tower `Layer` that
+//!   enforces the current policy in any tower/axum/hyper gateway.
+//! - `proxy` (feature `runtime`): the sidecar reverse proxy in front of an upstream.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+#![warn(missing_docs)]
+
+pub mod engine;
+
+#[cfg(feature = "runtime")]
+pub mod layer;
+#[cfg(feature = "runtime")]
+pub mod proxy;
+#[cfg(feature = "runtime")]
+pub mod sync;
+

@@ -1,0 +1,2 @@
+//! `corsair-agent`: see `--help`.
+fn main() {}

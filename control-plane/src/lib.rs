@@ -1,0 +1,18 @@
+//! Corsair control plane.
+//!
+//! - [`store`]: the Postgres repository (the only module with SQL) and migrations.
+//! - [`auth`]: signing key, user and agent tokens (JWT), passwords (argon2), extractors.
+//! - [`api`]: the JSON REST API under `/api/v1`.
+//! - [`grpc`]: the `PolicySync` tonic service and the LISTEN/NOTIFY fan-out.
+//! - [`server`]: wires HTTP and gRPC onto already-bound listeners with graceful shutdown.
+//! - [`dev`]: `corsair-control-plane dev` — private Postgres, demo upstream, agent, demo page.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+#![warn(missing_docs)]
+
+pub mod api;
+pub mod auth;
+pub mod dev;
+pub mod grpc;
+pub mod server;
+pub mod store;

@@ -1,0 +1,2 @@
+//! `corsair-control-plane`: see `--help`.
+fn main() {}

@@ -1,0 +1,1 @@
+//! Serving: HTTP and gRPC on already-bound listeners, with graceful shutdown.

@@ -1,0 +1,78 @@
+//! The Postgres repository: the only module that speaks SQL.
+//!
+//! Every write that changes what agents enforce bumps the service's
+//! `revision` (from the global `policy_revision_seq`) and appends a
+//! `change_audit` row in the same transaction; the `services_notify` trigger
+//! turns the revision bump into a `NOTIFY corsair_policy, '<service>'`
+//! delivered at commit.
+//!
+//! - [`policy`]: the effective policy agents receive.
+
+pub mod policy;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The channel the `services_notify` trigger notifies on; the payload is the
+/// service name.
+pub const POLICY_CHANNEL: &str = "corsair_policy";
+
+/// Errors from the store. Constraint violations are kept apart so the API can
+/// map them to 409/422 instead of a 500.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The row asked for does not exist.
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A uniqueness constraint refused the write.
+    #[error("{0}")]
+    Conflict(String),
+    /// The write is not allowed in the row's current state (e.g. approving a
+    /// rejected origin).
+    #[error("{0}")]
+    InvalidState(String),
+    /// Anything else from the database.
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    /// A migration failed.
+    #[error(transparent)]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+}
+
+/// A handle on the database; cheap to clone.
+#[derive(Clone, Debug)]
+pub struct Store {
+    pool: PgPool,
+}
+
+impl Store {
+    /// Connects a pool to `database_url`.
+    pub async fn connect(database_url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(database_url)?.application_name("corsair-control-plane");
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect_with(options)
+            .await?;
+        Ok(Self { pool })
+    }
+
+    /// Wraps an existing pool.
+    pub fn from_pool(pool: PgPool) -> Self {
+        Self { pool }
+    }
+
+    /// The underlying pool (for LISTEN connections and tests).
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// Applies the migrations embedded from `migrations/`. Safe to run from
+    /// several replicas at once (sqlx takes an advisory lock).
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        sqlx::migrate!("../migrations").run(&self.pool).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,11 @@
+//! Corsair's wire contract.
+//!
+//! - [`v1`]: package `corsair.v1` — `PolicySync` (agent ⇄ control plane policy
+//!   stream). Generated from `proto/corsair/v1/*.proto` at build time.
+#![deny(rust_2018_idioms)]
+
+/// Package `corsair.v1`.
+#[allow(missing_docs, clippy::all, clippy::pedantic)]
+pub mod v1 {
+    tonic::include_proto!("corsair.v1");
+}
