@@ -4,6 +4,8 @@
 //!   a service policy ([`engine::PolicySpec`] → [`engine::Policy`]) and decides
 //!   each request ([`engine::Policy::evaluate`]). The control plane uses it too,
 //!   for validation and simulation, so the two can never disagree.
+//! - `handle` (feature `runtime`): `PolicyHandle`, the atomically swapped
+//!   current policy that the request path reads lock-free.
 //! - `sync` (feature `runtime`): the `PolicySync` gRPC client — hello,
 //!   snapshots, ACK/NACK, reconnect with jittered backoff, last-known-good cache.
 //! - `layer` (feature `runtime`): `CorsairLayer`, a tower `Layer` that
@@ -15,6 +17,8 @@
 
 pub mod engine;
 
+#[cfg(feature = "runtime")]
+pub mod handle;
 #[cfg(feature = "runtime")]
 pub mod layer;
 #[cfg(feature = "runtime")]

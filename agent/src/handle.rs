@@ -1,0 +1,43 @@
+//! The shared, atomically swappable policy the request path reads.
+//!
+//! Writers (the sync client) swap in a whole compiled policy; readers (the
+//! proxy, the tower layer) take a lock-free snapshot per request.
+
+use crate::engine::Policy;
+use arc_swap::ArcSwapOption;
+use std::sync::Arc;
+
+/// A compiled policy with where it came from.
+#[derive(Debug)]
+pub struct ActivePolicy {
+    /// Service name.
+    pub service: String,
+    /// The control plane's revision of this policy.
+    pub revision: i64,
+    /// The compiled policy.
+    pub policy: Policy,
+}
+
+/// Cheaply clonable handle on the current policy of one service.
+/// `None` = no policy at all (fail closed).
+#[derive(Debug, Clone, Default)]
+pub struct PolicyHandle {
+    inner: Arc<ArcSwapOption<ActivePolicy>>,
+}
+
+impl PolicyHandle {
+    /// A handle with no policy yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The current policy, if any. Lock-free.
+    pub fn load(&self) -> Option<Arc<ActivePolicy>> {
+        self.inner.load_full()
+    }
+
+    /// Replaces the current policy atomically.
+    pub fn store(&self, policy: Option<Arc<ActivePolicy>>) {
+        self.inner.store(policy);
+    }
+}
