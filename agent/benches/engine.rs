@@ -26,7 +26,9 @@ use tower_http::cors::{AllowOrigin, CorsLayer};
 const SIZES: [usize; 4] = [1, 100, 1_000, 10_000];
 
 fn origins(n: usize) -> Vec<String> {
-    (0..n).map(|i| format!("https://app{i}.example.com")).collect()
+    (0..n)
+        .map(|i| format!("https://app{i}.example.com"))
+        .collect()
 }
 
 struct Scenario {
@@ -42,11 +44,20 @@ fn scenarios(n: usize) -> Vec<Scenario> {
     let mut allowed_get = HeaderMap::new();
     allowed_get.insert("origin", allowed.clone());
     let mut denied_get = HeaderMap::new();
-    denied_get.insert("origin", HeaderValue::from_static("https://evil.example.net"));
+    denied_get.insert(
+        "origin",
+        HeaderValue::from_static("https://evil.example.net"),
+    );
     let mut preflight = HeaderMap::new();
     preflight.insert("origin", allowed.clone());
-    preflight.insert("access-control-request-method", HeaderValue::from_static("PUT"));
-    preflight.insert("access-control-request-headers", HeaderValue::from_static("content-type,x-custom"));
+    preflight.insert(
+        "access-control-request-method",
+        HeaderValue::from_static("PUT"),
+    );
+    preflight.insert(
+        "access-control-request-headers",
+        HeaderValue::from_static("content-type,x-custom"),
+    );
     let mut hostile = preflight.clone();
     let commas = format!("x-custom{}", ",".repeat(3000));
     hostile.insert(
@@ -54,10 +65,26 @@ fn scenarios(n: usize) -> Vec<Scenario> {
         HeaderValue::from_str(&commas).expect("commas are a valid header value"),
     );
     vec![
-        Scenario { name: "allowed", method: Method::GET, headers: allowed_get },
-        Scenario { name: "disallowed", method: Method::GET, headers: denied_get },
-        Scenario { name: "preflight", method: Method::OPTIONS, headers: preflight },
-        Scenario { name: "hostile_acrh", method: Method::OPTIONS, headers: hostile },
+        Scenario {
+            name: "allowed",
+            method: Method::GET,
+            headers: allowed_get,
+        },
+        Scenario {
+            name: "disallowed",
+            method: Method::GET,
+            headers: denied_get,
+        },
+        Scenario {
+            name: "preflight",
+            method: Method::OPTIONS,
+            headers: preflight,
+        },
+        Scenario {
+            name: "hostile_acrh",
+            method: Method::OPTIONS,
+            headers: hostile,
+        },
     ]
 }
 
@@ -80,7 +107,10 @@ fn tower_http_layer(n: usize) -> CorsLayer {
     CorsLayer::new()
         .allow_origin(AllowOrigin::list(list))
         .allow_methods([Method::PUT, Method::DELETE, Method::PATCH])
-        .allow_headers([http::header::CONTENT_TYPE, http::HeaderName::from_static("x-custom")])
+        .allow_headers([
+            http::header::CONTENT_TYPE,
+            http::HeaderName::from_static("x-custom"),
+        ])
         .expose_headers([http::HeaderName::from_static("x-request-id")])
         .max_age(std::time::Duration::from_secs(600))
 }
@@ -110,7 +140,10 @@ fn bench(c: &mut Criterion) {
 
         for s in scenarios(n) {
             let mut g = c.benchmark_group(s.name);
-            let parts = RequestParts { method: &s.method, headers: &s.headers };
+            let parts = RequestParts {
+                method: &s.method,
+                headers: &s.headers,
+            };
             g.bench_function(BenchmarkId::new("corsair/evaluate", n), |b| {
                 b.iter(|| black_box(policy.evaluate(black_box(&parts))).kind())
             });

@@ -65,7 +65,9 @@ fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
 
 #[test]
 fn evaluate_never_allocates() {
-    let mut origins: Vec<String> = (0..10_000).map(|i| format!("https://app{i}.example.com")).collect();
+    let mut origins: Vec<String> = (0..10_000)
+        .map(|i| format!("https://app{i}.example.com"))
+        .collect();
     origins.push("https://*.example.org".into());
     let policy = Policy::compile(&PolicySpec {
         origins,
@@ -80,9 +82,21 @@ fn evaluate_never_allocates() {
     .expect("policy compiles");
     let hostile: &'static str = ",".repeat(3000).leak();
     let cases = [
-        ("allowed exact", Method::GET, headers(&[("origin", "https://app9999.example.com")])),
-        ("allowed wildcard", Method::POST, headers(&[("origin", "https://a.b.example.org")])),
-        ("disallowed", Method::GET, headers(&[("origin", "https://evil.example.net")])),
+        (
+            "allowed exact",
+            Method::GET,
+            headers(&[("origin", "https://app9999.example.com")]),
+        ),
+        (
+            "allowed wildcard",
+            Method::POST,
+            headers(&[("origin", "https://a.b.example.org")]),
+        ),
+        (
+            "disallowed",
+            Method::GET,
+            headers(&[("origin", "https://evil.example.net")]),
+        ),
         ("not CORS", Method::GET, headers(&[])),
         (
             "preflight",
@@ -97,7 +111,10 @@ fn evaluate_never_allocates() {
         (
             "preflight rejected",
             Method::OPTIONS,
-            headers(&[("origin", "https://app42.example.com"), ("access-control-request-method", "DELETE")]),
+            headers(&[
+                ("origin", "https://app42.example.com"),
+                ("access-control-request-method", "DELETE"),
+            ]),
         ),
         (
             "hostile headers",

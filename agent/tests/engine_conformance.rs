@@ -82,11 +82,25 @@ fn spec(name: &str) -> Option<PolicySpec> {
     };
     Some(match name {
         "basic" => basic,
-        "report" => PolicySpec { mode: Mode::ReportOnly, ..basic },
-        "strict" => PolicySpec { strict: true, ..basic },
-        "strict_report" => PolicySpec { strict: true, mode: Mode::ReportOnly, ..basic },
+        "report" => PolicySpec {
+            mode: Mode::ReportOnly,
+            ..basic
+        },
+        "strict" => PolicySpec {
+            strict: true,
+            ..basic
+        },
+        "strict_report" => PolicySpec {
+            strict: true,
+            mode: Mode::ReportOnly,
+            ..basic
+        },
         "wild" => PolicySpec {
-            origins: s(&["https://*.example.org", "https://foo.com", "https://bar.com"]),
+            origins: s(&[
+                "https://*.example.org",
+                "https://foo.com",
+                "https://bar.com",
+            ]),
             allow_methods: s(&["PUT"]),
             allow_headers: s(&["x-custom"]),
             ..PolicySpec::default()
@@ -117,7 +131,11 @@ fn spec(name: &str) -> Option<PolicySpec> {
             ..PolicySpec::default()
         },
         "ports" => PolicySpec {
-            origins: s(&["https://app.example.com:8443", "http://127.0.0.1:8080", "http://[::1]:3000"]),
+            origins: s(&[
+                "https://app.example.com:8443",
+                "http://127.0.0.1:8080",
+                "http://[::1]:3000",
+            ]),
             ..PolicySpec::default()
         },
         "empty" => PolicySpec::default(),
@@ -349,8 +367,14 @@ fn run(handle: &PolicyHandle, method: &Method, headers: &HeaderMap) -> (Response
         counter.fetch_add(1, Ordering::SeqCst);
         let mut res = Response::new(String::from("upstream"));
         let h = res.headers_mut();
-        h.insert("access-control-allow-origin", HeaderValue::from_static("https://upstream.example"));
-        h.insert("access-control-allow-credentials", HeaderValue::from_static("true"));
+        h.insert(
+            "access-control-allow-origin",
+            HeaderValue::from_static("https://upstream.example"),
+        );
+        h.insert(
+            "access-control-allow-credentials",
+            HeaderValue::from_static("true"),
+        );
         h.insert("vary", HeaderValue::from_static("Accept-Encoding"));
         std::future::ready(Ok::<_, Infallible>(res))
     });
@@ -381,15 +405,25 @@ fn conformance_table() {
         let mut headers = HeaderMap::new();
         for (k, v) in &row.req {
             let name = HeaderName::from_bytes(expand(k).as_bytes()).expect("row header name");
-            headers.append(name, HeaderValue::from_bytes(v.as_bytes()).expect("row header value"));
+            headers.append(
+                name,
+                HeaderValue::from_bytes(v.as_bytes()).expect("row header value"),
+            );
         }
-        let parts = RequestParts { method: &method, headers: &headers };
+        let parts = RequestParts {
+            method: &method,
+            headers: &headers,
+        };
         let reason = match &compiled {
             Some(p) => p.evaluate(&parts).reason(),
             None => Decision::no_policy(&parts).reason(),
         };
         if let Some(policy) = compiled {
-            handle.store(Some(Arc::new(ActivePolicy { service: "svc".into(), revision: 1, policy })));
+            handle.store(Some(Arc::new(ActivePolicy {
+                service: "svc".into(),
+                revision: 1,
+                policy,
+            })));
         }
         let (res, calls) = run(&handle, &method, &headers);
 
@@ -397,11 +431,19 @@ fn conformance_table() {
             .headers()
             .iter()
             .filter(|(n, _)| n.as_str().starts_with("access-control-"))
-            .map(|(n, v)| (n.to_string(), String::from_utf8_lossy(v.as_bytes()).into_owned()))
+            .map(|(n, v)| {
+                (
+                    n.to_string(),
+                    String::from_utf8_lossy(v.as_bytes()).into_owned(),
+                )
+            })
             .collect();
         got.sort();
-        let mut want: Vec<(String, String)> =
-            row.cors.iter().map(|(k, v)| (expand(k).to_owned(), v.to_string())).collect();
+        let mut want: Vec<(String, String)> = row
+            .cors
+            .iter()
+            .map(|(k, v)| (expand(k).to_owned(), v.to_string()))
+            .collect();
         want.sort();
         let vary = res
             .headers()
@@ -416,7 +458,10 @@ fn conformance_table() {
             errs.push(format!("status {} != {}", res.status(), row.status));
         }
         if (calls == 1) != row.forwarded {
-            errs.push(format!("upstream called {calls} times, forwarded = {}", row.forwarded));
+            errs.push(format!(
+                "upstream called {calls} times, forwarded = {}",
+                row.forwarded
+            ));
         }
         if got != want {
             errs.push(format!("CORS headers {got:?} != {want:?}"));
@@ -428,25 +473,44 @@ fn conformance_table() {
             errs.push(format!("reason {reason:?} != {:?}", row.reason));
         }
         if !errs.is_empty() {
-            failures.push(format!("[{}] {}: {}", row.policy, row.name, errs.join("; ")));
+            failures.push(format!(
+                "[{}] {}: {}",
+                row.policy,
+                row.name,
+                errs.join("; ")
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} rows failed:\n{}", failures.len(), rows.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows failed:\n{}",
+        failures.len(),
+        rows.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
 fn report_only_marks_would_block_and_enforce_does_not() {
-    let (Some(report), Some(basic)) = (spec("report"), spec("basic")) else { unreachable!() };
+    let (Some(report), Some(basic)) = (spec("report"), spec("basic")) else {
+        unreachable!()
+    };
     let (report, basic) = match (Policy::compile(&report), Policy::compile(&basic)) {
         (Ok(r), Ok(b)) => (r, b),
         _ => panic!("fixtures compile"),
     };
     let mut h = HeaderMap::new();
     h.insert("origin", HeaderValue::from_static(EVIL));
-    let parts = RequestParts { method: &Method::GET, headers: &h };
+    let parts = RequestParts {
+        method: &Method::GET,
+        headers: &h,
+    };
     assert!(report.evaluate(&parts).would_block());
     assert!(!basic.evaluate(&parts).would_block());
     h.insert("origin", HeaderValue::from_static(APP));
-    let parts = RequestParts { method: &Method::GET, headers: &h };
+    let parts = RequestParts {
+        method: &Method::GET,
+        headers: &h,
+    };
     assert!(!report.evaluate(&parts).would_block());
 }

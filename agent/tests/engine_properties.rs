@@ -29,10 +29,51 @@ impl Rng {
 }
 
 const PIECES: &[&str] = &[
-    "https://", "http://", "HTTPS://", "file:", "null", "*", "*.", ".", "..", "a", "app", "example",
-    "com", "co.uk", "github.io", "localhost", "127.0.0.1", "127.1", "0x7f", "[::1]", "[", "]", ":",
-    ":443", ":80", ":8080", ":0", ":65536", ":080", "/", "?", "#", "@", "%", "-", "_", "Ä", "xn--",
-    " ", "\t", "org", "example.org", "evil", "1", "*.example.com",
+    "https://",
+    "http://",
+    "HTTPS://",
+    "file:",
+    "null",
+    "*",
+    "*.",
+    ".",
+    "..",
+    "a",
+    "app",
+    "example",
+    "com",
+    "co.uk",
+    "github.io",
+    "localhost",
+    "127.0.0.1",
+    "127.1",
+    "0x7f",
+    "[::1]",
+    "[",
+    "]",
+    ":",
+    ":443",
+    ":80",
+    ":8080",
+    ":0",
+    ":65536",
+    ":080",
+    "/",
+    "?",
+    "#",
+    "@",
+    "%",
+    "-",
+    "_",
+    "Ä",
+    "xn--",
+    " ",
+    "\t",
+    "org",
+    "example.org",
+    "evil",
+    "1",
+    "*.example.com",
 ];
 
 fn random_pattern(rng: &mut Rng) -> String {
@@ -71,7 +112,10 @@ fn random_header_value(rng: &mut Rng) -> HeaderValue {
 fn policies() -> Vec<Policy> {
     let specs = [
         PolicySpec {
-            origins: vec!["https://app.example.com".into(), "https://*.example.org".into()],
+            origins: vec![
+                "https://app.example.com".into(),
+                "https://*.example.org".into(),
+            ],
             allow_methods: vec!["PUT".into()],
             allow_headers: vec!["x-custom".into()],
             ..PolicySpec::default()
@@ -83,24 +127,35 @@ fn policies() -> Vec<Policy> {
             allow_headers: vec!["*".into()],
             ..PolicySpec::default()
         },
-        PolicySpec { origins: vec!["*".into()], allow_headers: vec!["*".into()], ..PolicySpec::default() },
+        PolicySpec {
+            origins: vec!["*".into()],
+            allow_headers: vec!["*".into()],
+            ..PolicySpec::default()
+        },
         PolicySpec::default(),
     ];
-    specs.iter().map(|s| Policy::compile(s).expect("fixture compiles")).collect()
+    specs
+        .iter()
+        .map(|s| Policy::compile(s).expect("fixture compiles"))
+        .collect()
 }
 
 fn on_list(origin: &[u8]) -> bool {
     origin == b"https://app.example.com"
         || std::str::from_utf8(origin).is_ok_and(|o| {
-            o.strip_prefix("https://").and_then(|r| r.strip_suffix(".example.org")).is_some_and(|l| {
-                !l.is_empty()
-                    && l.split('.').all(|x| {
-                        !x.is_empty()
-                            && !x.starts_with('-')
-                            && !x.ends_with('-')
-                            && x.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
-                    })
-            })
+            o.strip_prefix("https://")
+                .and_then(|r| r.strip_suffix(".example.org"))
+                .is_some_and(|l| {
+                    !l.is_empty()
+                        && l.split('.').all(|x| {
+                            !x.is_empty()
+                                && !x.starts_with('-')
+                                && !x.ends_with('-')
+                                && x.bytes().all(|b| {
+                                    b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'
+                                })
+                        })
+                })
         })
 }
 
@@ -109,12 +164,18 @@ fn evaluate_is_total_and_never_grants_an_unlisted_origin() {
     let policies = policies();
     let mut rng = Rng(0x5EED_0002);
     let names = [
-        "origin", "access-control-request-method", "access-control-request-headers",
+        "origin",
+        "access-control-request-method",
+        "access-control-request-headers",
         "access-control-request-private-network",
     ];
     let origins = [
-        "https://app.example.com", "https://a.example.org", "https://evil.example.org.evil",
-        "https://app.example.com.evil.com", "null", "https://APP.example.com",
+        "https://app.example.com",
+        "https://a.example.org",
+        "https://evil.example.org.evil",
+        "https://app.example.com.evil.com",
+        "null",
+        "https://APP.example.com",
     ];
     let (mut granted_preflights, mut granted_actual) = (0, 0);
     for case in 0..30_000 {
@@ -123,21 +184,35 @@ fn evaluate_is_total_and_never_grants_an_unlisted_origin() {
             let name = names[rng.below(names.len())];
             let curated: &[&'static str] = match name {
                 "origin" => &origins,
-                "access-control-request-method" => &["GET", "PUT", "POST", "DELETE", "put", "CONNECT"],
-                "access-control-request-headers" => &["x-custom", "content-type", "X-Custom,,x-custom", "authorization", ""],
+                "access-control-request-method" => {
+                    &["GET", "PUT", "POST", "DELETE", "put", "CONNECT"]
+                }
+                "access-control-request-headers" => &[
+                    "x-custom",
+                    "content-type",
+                    "X-Custom,,x-custom",
+                    "authorization",
+                    "",
+                ],
                 _ => &["true", "false"],
             };
             let value = match rng.below(4) {
                 0 | 1 => HeaderValue::from_static(curated[rng.below(curated.len())]),
-                2 if name == "origin" => {
-                    HeaderValue::from_str(&random_pattern(&mut rng)).unwrap_or(HeaderValue::from_static(""))
-                }
+                2 if name == "origin" => HeaderValue::from_str(&random_pattern(&mut rng))
+                    .unwrap_or(HeaderValue::from_static("")),
                 _ => random_header_value(&mut rng),
             };
             h.append(name, value);
         }
-        let method = if rng.below(2) == 0 { Method::OPTIONS } else { Method::GET };
-        let parts = RequestParts { method: &method, headers: &h };
+        let method = if rng.below(2) == 0 {
+            Method::OPTIONS
+        } else {
+            Method::GET
+        };
+        let parts = RequestParts {
+            method: &method,
+            headers: &h,
+        };
         let origins_sent: Vec<&HeaderValue> = h.get_all("origin").iter().collect();
         let listed = matches!(origins_sent.as_slice(), [o] if on_list(o.as_bytes()));
         for (i, policy) in policies.iter().enumerate() {
@@ -151,7 +226,8 @@ fn evaluate_is_total_and_never_grants_an_unlisted_origin() {
             d.apply(&mut out);
             if i == 0 || i == 1 || i == 3 {
                 let granted = out.contains_key("access-control-allow-origin");
-                let listed = listed && i != 3 && (i == 0 || origins_sent[0] == "https://app.example.com");
+                let listed =
+                    listed && i != 3 && (i == 0 || origins_sent[0] == "https://app.example.com");
                 assert!(
                     listed || !granted,
                     "case {case}, policy {i}: granted {:?} to unlisted origin(s) {origins_sent:?}",
@@ -166,5 +242,8 @@ fn evaluate_is_total_and_never_grants_an_unlisted_origin() {
         }
     }
     // The property is not vacuous: the generator does reach grants.
-    assert!(granted_preflights > 100 && granted_actual > 100, "{granted_preflights} preflights, {granted_actual} actual");
+    assert!(
+        granted_preflights > 100 && granted_actual > 100,
+        "{granted_preflights} preflights, {granted_actual} actual"
+    );
 }

@@ -5,11 +5,17 @@
 use corsair_agent::engine::{Policy, PolicySpec, parse_origin_pattern};
 
 fn o(pattern: &str) -> PolicySpec {
-    PolicySpec { origins: vec![pattern.to_owned()], ..PolicySpec::default() }
+    PolicySpec {
+        origins: vec![pattern.to_owned()],
+        ..PolicySpec::default()
+    }
 }
 
 fn creds(pattern: &str) -> PolicySpec {
-    PolicySpec { allow_credentials: true, ..o(pattern) }
+    PolicySpec {
+        allow_credentials: true,
+        ..o(pattern)
+    }
 }
 
 fn with(f: impl FnOnce(&mut PolicySpec)) -> PolicySpec {
@@ -163,7 +169,10 @@ fn invalid_policies_name_the_field_and_the_reason() {
         match Policy::compile(spec) {
             Ok(_) => failures.push(format!("{spec:?}: compiled, expected {field}: {needle}")),
             Err(e) => {
-                let hit = e.problems.iter().any(|p| p.field == *field && p.message.contains(needle));
+                let hit = e
+                    .problems
+                    .iter()
+                    .any(|p| p.field == *field && p.message.contains(needle));
                 if !hit {
                     failures.push(format!("{spec:?}: expected {field}: {needle}; got {e}"));
                 }
@@ -175,10 +184,18 @@ fn invalid_policies_name_the_field_and_the_reason() {
             && let Err(msg) = parse_origin_pattern(pattern)
             && !msg.contains(needle)
         {
-            failures.push(format!("parse_origin_pattern({pattern:?}) = {msg:?}, expected {needle}"));
+            failures.push(format!(
+                "parse_origin_pattern({pattern:?}) = {msg:?}, expected {needle}"
+            ));
         }
     }
-    assert!(failures.is_empty(), "{} of {} rows failed:\n{}", failures.len(), rows.len(), failures.join("\n"));
+    assert!(
+        failures.is_empty(),
+        "{} of {} rows failed:\n{}",
+        failures.len(),
+        rows.len(),
+        failures.join("\n")
+    );
 }
 
 #[test]
@@ -195,7 +212,11 @@ fn valid_policies_compile() {
 #[test]
 fn valid_patterns_have_a_canonical_form() {
     for (pattern, canonical) in VALID_PATTERNS {
-        assert_eq!(parse_origin_pattern(pattern).as_deref(), Ok(canonical), "{pattern}");
+        assert_eq!(
+            parse_origin_pattern(pattern).as_deref(),
+            Ok(canonical),
+            "{pattern}"
+        );
         assert!(Policy::compile(&o(pattern)).is_ok(), "{pattern}");
     }
 }
@@ -210,18 +231,30 @@ fn every_problem_is_listed_in_field_order() {
         max_age_secs: 100_000,
         ..PolicySpec::default()
     };
-    let Err(e) = Policy::compile(&spec) else { panic!("must not compile") };
+    let Err(e) = Policy::compile(&spec) else {
+        panic!("must not compile")
+    };
     let fields: Vec<&str> = e.problems.iter().map(|p| p.field.as_str()).collect();
     assert_eq!(
         fields,
-        ["origins[1]", "origins[2]", "allow_methods[0]", "allow_methods[2]", "allow_headers[0]", "expose_headers[0]", "max_age_secs"]
+        [
+            "origins[1]",
+            "origins[2]",
+            "allow_methods[0]",
+            "allow_methods[2]",
+            "allow_headers[0]",
+            "expose_headers[0]",
+            "max_age_secs"
+        ]
     );
     assert_eq!(e.problems[1].value, "https://*.com");
 }
 
 #[test]
 fn authored_configs_need_an_origin() {
-    let Err(e) = Policy::compile_authored(&PolicySpec::default()) else { panic!("must not compile") };
+    let Err(e) = Policy::compile_authored(&PolicySpec::default()) else {
+        panic!("must not compile")
+    };
     assert_eq!(e.problems[0].field, "origins");
     assert!(e.problems[0].message.contains("no origins"));
     // The same spec from the control plane's effective policy is deny-all.
