@@ -97,4 +97,22 @@ mod tests {
             assert!(b.next_delay() <= Duration::from_secs(60));
         }
     }
+
+    /// Under a paused clock: a run of failures waits about the sum of the
+    /// schedule (jitter keeps each wait in its upper half), never more.
+    #[tokio::test(start_paused = true)]
+    async fn failures_wait_the_schedule() {
+        let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(8));
+        let start = tokio::time::Instant::now();
+        for _ in 0..6 {
+            tokio::time::sleep(b.next_delay()).await;
+        }
+        // Ceilings 1+2+4+8+8+8 = 31 s; each wait is in [ceiling/2, ceiling].
+        let waited = start.elapsed();
+        assert!(waited >= Duration::from_millis(15_500) && waited <= Duration::from_secs(31), "{waited:?}");
+        b.reset();
+        let start = tokio::time::Instant::now();
+        tokio::time::sleep(b.next_delay()).await;
+        assert!(start.elapsed() <= Duration::from_secs(1), "reset starts over");
+    }
 }

@@ -157,6 +157,11 @@ impl PgPolicyWatcher {
     /// Loads the service's policy and publishes it if it changed.
     async fn reload(&self, slot: &Slot) -> Result<(), StoreError> {
         let _guard = slot.reload.lock().await;
+        self.load_and_publish(slot).await
+    }
+
+    /// The body of [`Self::reload`]; the caller holds `slot.reload`.
+    async fn load_and_publish(&self, slot: &Slot) -> Result<(), StoreError> {
         let state = match self.inner.store.effective_policy(&slot.service).await? {
             Some(policy) => PolicyState::Present(policy),
             None => PolicyState::Absent,
@@ -197,7 +202,12 @@ impl PolicyWatcher for PgPolicyWatcher {
             (slot, rx)
         };
         if rx.borrow().is_none() {
-            self.reload(&slot).await?;
+            // Many streams may subscribe to a new slot at once (a fleet
+            // reconnecting): one loads, the others wait for it and reuse it.
+            let _guard = slot.reload.lock().await;
+            if slot.tx.borrow().is_none() {
+                self.load_and_publish(&slot).await?;
+            }
         }
         Ok(rx)
     }
