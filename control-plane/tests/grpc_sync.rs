@@ -210,3 +210,51 @@ async fn agent_started_while_the_control_plane_is_down_enforces_its_cache() -> T
     cp.stop().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn every_replica_pushes_every_change() -> TestResult {
+    let db = TestDb::new().await?;
+    let rev1 = db.create_service("shared", &["https://a.example.com"]).await?;
+    let config = corsair_control_plane::grpc::GrpcConfig {
+        resync_interval: Duration::from_secs(3600),
+        ..fast_config()
+    };
+    let cp1 = ControlPlane::start(&db, config.clone()).await?;
+    let cp2 = ControlPlane::start(&db, config).await?;
+    let token = db.token(&["shared"]).await?;
+    let a1 = Agent::start(&cp1, &token, &["shared"], tempdir()?.path()).await?;
+    let a2 = Agent::start(&cp2, &token, &["shared"], tempdir()?.path()).await?;
+    a1.wait_revision("shared", rev1).await;
+    a2.wait_revision("shared", rev1).await;
+    eventually("both replicas listening", || async { db.listeners().await.unwrap_or(0) >= 2 }).await;
+
+    let rev2 = db.approve_origin("shared", "https://b.example.com").await?;
+    a1.wait_revision("shared", rev2).await;
+    a2.wait_revision("shared", rev2).await;
+    a1.stop().await;
+    a2.stop().await;
+    cp1.stop().await?;
+    cp2.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn periodic_resync_catches_a_change_that_was_never_notified() -> TestResult {
+    let db = TestDb::new().await?;
+    let rev1 = db.create_service("silent", &["https://a.example.com"]).await?;
+    let config = corsair_control_plane::grpc::GrpcConfig {
+        resync_interval: Duration::from_millis(300),
+        ..fast_config()
+    };
+    let cp = ControlPlane::start(&db, config).await?;
+    let agent = Agent::start(&cp, &db.token(&["silent"]).await?, &["silent"], tempdir()?.path()).await?;
+    agent.wait_revision("silent", rev1).await;
+
+    // This database is the test's own: silence the NOTIFY trigger.
+    db.exec("ALTER TABLE services DISABLE TRIGGER services_notify").await?;
+    let rev2 = db.approve_origin("silent", "https://b.example.com").await?;
+    agent.wait_revision("silent", rev2).await;
+    agent.stop().await;
+    cp.stop().await?;
+    Ok(())
+}
