@@ -101,19 +101,27 @@ pub async fn serve_with_watcher<W: PolicyWatcher>(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GrpcError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
-    let service = PolicySyncService::new(watcher, store, keys, config.clone(), stop_rx);
+    let (drain_tx, mut drained) = tokio::sync::mpsc::channel::<()>(1);
+    let service = PolicySyncService::new(watcher, store, keys, config.clone(), stop_rx, drain_tx.downgrade());
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let stop = &stop_tx;
     let signal = async move {
         shutdown.await;
         tracing::info!("gRPC server shutting down; draining agent streams");
-        let _ = stop_tx.send(true);
+        let _ = stop.send(true);
     };
-    tonic::transport::Server::builder()
+    let result = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(config.keepalive_interval))
         .http2_keepalive_timeout(Some(config.keepalive_timeout))
         .add_service(PolicySyncServer::new(service))
         .serve_with_incoming_shutdown(incoming, signal)
-        .await?;
+        .await;
+    // Streams finish their bookkeeping (disconnect records) before we
+    // return, also when the server failed rather than being shut down.
+    let _ = stop_tx.send(true);
+    drop(drain_tx);
+    while drained.recv().await.is_some() {}
+    result?;
     Ok(())
 }
 

@@ -31,20 +31,24 @@ pub struct PolicySyncService<W> {
     config: GrpcConfig,
     shutdown: watch::Receiver<bool>,
     connections: Connections,
+    drain: mpsc::WeakSender<()>,
 }
 
 impl<W: PolicyWatcher> PolicySyncService<W> {
     /// A service answering streams from `watcher`, recording agents in
     /// `store`. Open streams end (UNAVAILABLE, so agents reconnect elsewhere)
-    /// once `shutdown` turns `true`.
+    /// once `shutdown` turns `true`. Each stream holds a clone of `drain`
+    /// until it has wound down (new streams are refused once every strong
+    /// sender is gone), so the owner of the receiver can wait for them all.
     pub fn new(
         watcher: W,
         store: Store,
         keys: SigningKey,
         config: GrpcConfig,
         shutdown: watch::Receiver<bool>,
+        drain: mpsc::WeakSender<()>,
     ) -> Self {
-        Self { watcher, store, keys, config, shutdown, connections: Connections::default() }
+        Self { watcher, store, keys, config, shutdown, connections: Connections::default(), drain }
     }
 }
 
@@ -57,6 +61,10 @@ impl<W: PolicyWatcher> PolicySync for PolicySyncService<W> {
         request: Request<Streaming<AgentMessage>>,
     ) -> Result<Response<Self::SyncStream>, Status> {
         let peer = request.remote_addr();
+        let drain = self
+            .drain
+            .upgrade()
+            .ok_or_else(|| Status::unavailable("control plane shutting down"))?;
         let auth = authenticate(request.metadata(), &self.keys, &self.store)
             .await
             .inspect_err(|status| warn!(?peer, reason = status.message(), "agent stream refused"))?;
@@ -108,6 +116,7 @@ impl<W: PolicyWatcher> PolicySync for PolicySyncService<W> {
             store: self.store.clone(),
             shutdown: self.shutdown.clone(),
             connections: self.connections.clone(),
+            _drain: drain,
         };
         tokio::spawn(stream.run().instrument(span));
         Ok(Response::new(ReceiverStream::new(rx)))

@@ -13,6 +13,9 @@ use tokio_stream::{StreamExt, StreamMap};
 use tonic::{Status, Streaming};
 use tracing::{debug, info, warn};
 
+/// How long the final UNAVAILABLE may wait for room in a stalled stream.
+const FINAL_SEND: std::time::Duration = std::time::Duration::from_secs(2);
+
 /// Open streams per agent id in this process, so that the old stream of an
 /// agent that reconnected does not mark the agent disconnected.
 #[derive(Debug, Clone, Default)]
@@ -51,6 +54,9 @@ pub(crate) struct AgentStream {
     pub store: Store,
     pub shutdown: watch::Receiver<bool>,
     pub connections: Connections,
+    /// Held until this stream is fully wound down; the server waits for
+    /// every one of these before `serve` returns.
+    pub _drain: mpsc::Sender<()>,
 }
 
 enum Event {
@@ -73,18 +79,19 @@ impl AgentStream {
         match &end {
             End::AgentClosed => info!("agent closed its stream"),
             End::AgentGone(why) => info!(reason = %why, "agent stream ended"),
-            End::Shutdown => {
-                info!("closing agent stream: control plane shutting down");
-                let _ = self
-                    .outbound
-                    .send(Err(Status::unavailable("control plane shutting down; reconnect")))
-                    .await;
-            }
+            End::Shutdown => info!("closing agent stream: control plane shutting down"),
         }
+        // Recorded before the final status goes out, so an agent that
+        // reconnects at once (maybe to another replica) is not marked
+        // disconnected after it connected again.
         if self.connections.closed(&self.agent_id)
             && let Err(error) = self.store.agent_disconnected(&self.agent_id).await
         {
             warn!(%error, "cannot record agent disconnect");
+        }
+        if let End::Shutdown = end {
+            let status = Status::unavailable("control plane shutting down; reconnect");
+            let _ = tokio::time::timeout(FINAL_SEND, self.outbound.send(Err(status))).await;
         }
     }
 
@@ -138,10 +145,13 @@ impl AgentStream {
         if self.held.get(service) == Some(&revision) {
             return Ok(());
         }
-        self.outbound
-            .send(Ok(snapshot_message(service, state)))
-            .await
-            .map_err(|_| End::AgentGone("response stream dropped".into()))?;
+        // A slow agent must not hold up shutdown.
+        tokio::select! {
+            sent = self.outbound.send(Ok(snapshot_message(service, state))) => {
+                sent.map_err(|_| End::AgentGone("response stream dropped".into()))?;
+            }
+            _ = self.shutdown.wait_for(|stop| *stop) => return Err(End::Shutdown),
+        }
         debug!(service, revision, "snapshot sent");
         self.held.insert(service.to_owned(), revision);
         Ok(())
