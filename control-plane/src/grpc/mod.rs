@@ -1,1 +1,128 @@
-//! placeholder
+//! The gRPC side of the control plane: `corsair.v1.PolicySync`.
+//!
+//! - [`watch`]: the [`PolicyWatcher`] trait ("load a service's policy and
+//!   follow its changes") that the service depends on.
+//! - [`pg`]: [`PgPolicyWatcher`], its Postgres implementation (LISTEN/NOTIFY
+//!   fan-out, reconnect-and-resync, periodic revision comparison).
+//! - [`service`]: [`PolicySyncService`], the tonic service (authentication,
+//!   Hello checks, agent records).
+//! - `stream`: one agent's stream (snapshots out, ACK/NACK in).
+//! - `auth`, `convert`: bearer-token check; domain → wire conversion.
+//!
+//! Wiring: [`serve`] runs everything on an already-bound listener until a
+//! shutdown future completes, then ends open streams with UNAVAILABLE (agents
+//! reconnect, possibly to another replica) and drains them.
+
+mod auth;
+mod convert;
+pub mod pg;
+pub mod service;
+mod stream;
+pub mod watch;
+
+pub use pg::PgPolicyWatcher;
+pub use service::PolicySyncService;
+pub use watch::{PolicyReceiver, PolicyState, PolicyWatcher, WatchError};
+
+use crate::auth::SigningKey;
+use crate::store::Store;
+use corsair_proto::v1::policy_sync_server::PolicySyncServer;
+use std::future::Future;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tonic::transport::server::TcpIncoming;
+
+/// Tunables of the gRPC server.
+#[derive(Debug, Clone)]
+pub struct GrpcConfig {
+    /// How often every watched service's revision is compared with the
+    /// database, in case a notification was missed.
+    pub resync_interval: Duration,
+    /// How long a new stream may take to send its Hello.
+    pub hello_timeout: Duration,
+    /// HTTP/2 keepalive ping interval: finds dead agents (and keeps NATs open).
+    pub keepalive_interval: Duration,
+    /// How long a keepalive ping may go unanswered before the connection is closed.
+    pub keepalive_timeout: Duration,
+}
+
+impl Default for GrpcConfig {
+    fn default() -> Self {
+        Self {
+            resync_interval: Duration::from_secs(30),
+            hello_timeout: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// Errors from the gRPC server.
+#[derive(Debug, thiserror::Error)]
+pub enum GrpcError {
+    /// The transport failed.
+    #[error(transparent)]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Serves `PolicySync` on `listener` until `shutdown` completes, with a
+/// [`PgPolicyWatcher`] on `store` (started here, stopped on return). Open
+/// streams are ended with UNAVAILABLE and drained before this returns.
+pub async fn serve(
+    listener: TcpListener,
+    store: Store,
+    keys: SigningKey,
+    config: GrpcConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), GrpcError> {
+    let watcher = PgPolicyWatcher::new(store.clone());
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let watcher_task = tokio::spawn(
+        watcher
+            .clone()
+            .run(config.resync_interval, async {
+                let _ = stop_rx.await;
+            })
+            .instrument(tracing::info_span!("policy_watcher")),
+    );
+    let result = serve_with_watcher(listener, watcher, store, keys, config, shutdown).await;
+    let _ = stop_tx.send(());
+    let _ = watcher_task.await;
+    result
+}
+
+/// Like [`serve`], with any [`PolicyWatcher`] (the caller keeps it current).
+pub async fn serve_with_watcher<W: PolicyWatcher>(
+    listener: TcpListener,
+    watcher: W,
+    store: Store,
+    keys: SigningKey,
+    config: GrpcConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), GrpcError> {
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (drain_tx, mut drained) = tokio::sync::mpsc::channel::<()>(1);
+    let service = PolicySyncService::new(watcher, store, keys, config.clone(), stop_rx, drain_tx.downgrade());
+    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
+    let stop = &stop_tx;
+    let signal = async move {
+        shutdown.await;
+        tracing::info!("gRPC server shutting down; draining agent streams");
+        let _ = stop.send(true);
+    };
+    let result = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(config.keepalive_interval))
+        .http2_keepalive_timeout(Some(config.keepalive_timeout))
+        .add_service(PolicySyncServer::new(service))
+        .serve_with_incoming_shutdown(incoming, signal)
+        .await;
+    // Streams finish their bookkeeping (disconnect records) before we
+    // return, also when the server failed rather than being shut down.
+    let _ = stop_tx.send(true);
+    drop(drain_tx);
+    while drained.recv().await.is_some() {}
+    result?;
+    Ok(())
+}
+
+use tracing::Instrument as _;

@@ -7,7 +7,9 @@
 //! delivered at commit.
 //!
 //! - [`policy`]: the effective policy agents receive.
+//! - [`agents`]: connected agents, their ACKs/NACKs, agent token revocation.
 
+pub mod agents;
 pub mod policy;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};

@@ -1,0 +1,181 @@
+//! One agent's stream after its Hello: initial snapshots, pushes on change,
+//! ACK/NACK bookkeeping, and the disconnect record when it ends.
+
+use super::convert::snapshot_message;
+use super::watch::PolicyReceiver;
+use crate::store::Store;
+use corsair_proto::v1::{agent_message, AgentMessage, ControlMessage};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use tokio::sync::{mpsc, watch};
+use tokio_stream::wrappers::WatchStream;
+use tokio_stream::{StreamExt, StreamMap};
+use tonic::{Status, Streaming};
+use tracing::{debug, info, warn};
+
+/// How long the final UNAVAILABLE may wait for room in a stalled stream.
+const FINAL_SEND: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Open streams per agent id in this process, so that the old stream of an
+/// agent that reconnected does not mark the agent disconnected.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Connections(Arc<Mutex<HashMap<String, usize>>>);
+
+impl Connections {
+    fn opened(&self, agent_id: &str) {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        *map.entry(agent_id.to_owned()).or_default() += 1;
+    }
+
+    /// `true` when this was the agent's last open stream here.
+    fn closed(&self, agent_id: &str) -> bool {
+        let mut map = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        match map.get_mut(agent_id) {
+            Some(n) if *n > 1 => {
+                *n -= 1;
+                false
+            }
+            _ => {
+                map.remove(agent_id);
+                true
+            }
+        }
+    }
+}
+
+/// The state of one stream; kept small (1,000s of these per replica).
+pub(crate) struct AgentStream {
+    pub agent_id: String,
+    /// Revisions the agent said it holds; becomes "last sent" per service.
+    pub held: HashMap<String, i64>,
+    pub watches: Vec<(String, PolicyReceiver)>,
+    pub inbound: Streaming<AgentMessage>,
+    pub outbound: mpsc::Sender<Result<ControlMessage, Status>>,
+    pub store: Store,
+    pub shutdown: watch::Receiver<bool>,
+    pub connections: Connections,
+    /// Held until this stream is fully wound down; the server waits for
+    /// every one of these before `serve` returns.
+    pub _drain: mpsc::Sender<()>,
+}
+
+enum Event {
+    Changed(String, Option<Arc<super::watch::PolicyState>>),
+    Message(AgentMessage),
+}
+
+/// Why a stream ended.
+enum End {
+    AgentClosed,
+    AgentGone(String),
+    Shutdown,
+}
+
+impl AgentStream {
+    pub(crate) async fn run(mut self) {
+        self.connections.opened(&self.agent_id);
+        info!("agent connected");
+        let end = self.serve().await;
+        match &end {
+            End::AgentClosed => info!("agent closed its stream"),
+            End::AgentGone(why) => info!(reason = %why, "agent stream ended"),
+            End::Shutdown => info!("closing agent stream: control plane shutting down"),
+        }
+        // Recorded before the final status goes out, so an agent that
+        // reconnects at once (maybe to another replica) is not marked
+        // disconnected after it connected again.
+        if self.connections.closed(&self.agent_id)
+            && let Err(error) = self.store.agent_disconnected(&self.agent_id).await
+        {
+            warn!(%error, "cannot record agent disconnect");
+        }
+        if let End::Shutdown = end {
+            let status = Status::unavailable("control plane shutting down; reconnect");
+            let _ = tokio::time::timeout(FINAL_SEND, self.outbound.send(Err(status))).await;
+        }
+    }
+
+    async fn serve(&mut self) -> End {
+        let watches = std::mem::take(&mut self.watches);
+        // Only subscribed services count; the Hello may list others.
+        self.held.retain(|service, _| watches.iter().any(|(s, _)| s == service));
+        let mut changes = StreamMap::with_capacity(watches.len());
+        for (service, rx) in watches {
+            let current = rx.borrow().clone();
+            if let Some(state) = current
+                && let Err(end) = self.send_if_new(&service, &state).await
+            {
+                return end;
+            }
+            // Until the first snapshot is sent, an ACK for the service is
+            // still accepted: the agent held it already.
+            self.held.entry(service.clone()).or_insert(-1);
+            changes.insert(service, WatchStream::from_changes(rx));
+        }
+        loop {
+            let event = tokio::select! {
+                biased;
+                _ = self.shutdown.wait_for(|stop| *stop) => return End::Shutdown,
+                Some((service, state)) = changes.next() => Event::Changed(service, state),
+                message = self.inbound.message() => match message {
+                    Ok(Some(message)) => Event::Message(message),
+                    Ok(None) => return End::AgentClosed,
+                    Err(status) => return End::AgentGone(status.to_string()),
+                },
+            };
+            match event {
+                Event::Changed(service, Some(state)) => {
+                    if let Err(end) = self.send_if_new(&service, &state).await {
+                        return end;
+                    }
+                }
+                Event::Changed(_, None) => {}
+                Event::Message(message) => self.received(message).await,
+            }
+        }
+    }
+
+    /// Sends `state` unless the agent already holds (or was sent) its revision.
+    async fn send_if_new(
+        &mut self,
+        service: &str,
+        state: &super::watch::PolicyState,
+    ) -> Result<(), End> {
+        let revision = state.revision();
+        if self.held.get(service) == Some(&revision) {
+            return Ok(());
+        }
+        // A slow agent must not hold up shutdown.
+        tokio::select! {
+            sent = self.outbound.send(Ok(snapshot_message(service, state))) => {
+                sent.map_err(|_| End::AgentGone("response stream dropped".into()))?;
+            }
+            _ = self.shutdown.wait_for(|stop| *stop) => return Err(End::Shutdown),
+        }
+        debug!(service, revision, "snapshot sent");
+        self.held.insert(service.to_owned(), revision);
+        Ok(())
+    }
+
+    async fn received(&mut self, message: AgentMessage) {
+        let result = match message.msg {
+            Some(agent_message::Msg::Ack(ack)) if self.held.contains_key(&ack.service) => {
+                info!(service = %ack.service, revision = ack.revision, "agent applied policy");
+                self.store.agent_acked(&self.agent_id, &ack.service, ack.revision).await
+            }
+            Some(agent_message::Msg::Nack(nack)) if self.held.contains_key(&nack.service) => {
+                warn!(service = %nack.service, revision = nack.revision, error = %nack.error, "agent refused policy");
+                self.store
+                    .agent_nacked(&self.agent_id, &nack.service, nack.revision, &nack.error)
+                    .await
+            }
+            other => {
+                warn!(message = ?other, "unexpected message from agent; ignored");
+                self.store.agent_seen(&self.agent_id).await
+            }
+        };
+        if let Err(error) = result {
+            warn!(%error, "cannot record agent message");
+        }
+    }
+}

@@ -1,0 +1,143 @@
+//! Agents as the PolicySync streams see them: who is connected, what each has
+//! applied or refused, whether its token is still valid, and the revisions of
+//! the services agents are subscribed to (for the periodic resync).
+
+use super::{Store, StoreError};
+use std::collections::HashMap;
+use uuid::Uuid;
+
+/// What an agent says about itself when its stream opens.
+#[derive(Debug, Clone)]
+pub struct AgentHello<'a> {
+    /// Stable agent id (from the agent's cache dir).
+    pub id: &'a str,
+    /// Human-readable name.
+    pub name: &'a str,
+    /// The token the stream authenticated with.
+    pub token_id: Uuid,
+    /// Services the agent enforces.
+    pub services: &'a [String],
+    /// Agent software version.
+    pub version: &'a str,
+}
+
+impl Store {
+    /// Whether the agent token `id` exists and is neither revoked nor past
+    /// its recorded expiry. A token whose row was deleted is not valid.
+    pub async fn agent_token_active(&self, id: Uuid) -> Result<bool, StoreError> {
+        let row = sqlx::query!(
+            r#"SELECT EXISTS (
+                   SELECT 1 FROM agent_tokens
+                    WHERE id = $1 AND revoked_at IS NULL
+                      AND (expires_at IS NULL OR expires_at > now())
+               ) AS "active!""#,
+            id
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(row.active)
+    }
+
+    /// Records a connecting agent: upserts its row (connected, last seen now)
+    /// and forgets per-service rows of services it no longer serves.
+    pub async fn agent_connected(&self, hello: &AgentHello<'_>) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query!(
+            r#"INSERT INTO agents (id, name, token_id, services, version, connected, last_seen)
+               VALUES ($1, $2, $3, $4, $5, true, now())
+               ON CONFLICT (id) DO UPDATE
+                  SET name = EXCLUDED.name, token_id = EXCLUDED.token_id,
+                      services = EXCLUDED.services, version = EXCLUDED.version,
+                      connected = true, last_seen = now()"#,
+            hello.id,
+            hello.name,
+            hello.token_id,
+            hello.services,
+            hello.version
+        )
+        .execute(&mut *tx)
+        .await?;
+        sqlx::query!(
+            "DELETE FROM agent_services WHERE agent_id = $1 AND service <> ALL($2)",
+            hello.id,
+            hello.services
+        )
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// Records that an agent applied `revision` of `service`.
+    pub async fn agent_acked(&self, agent_id: &str, service: &str, revision: i64) -> Result<(), StoreError> {
+        sqlx::query!(
+            r#"WITH seen AS (UPDATE agents SET last_seen = now() WHERE id = $1)
+               INSERT INTO agent_services (agent_id, service, applied_revision, applied_at)
+               VALUES ($1, $2, $3, now())
+               ON CONFLICT (agent_id, service) DO UPDATE
+                  SET applied_revision = EXCLUDED.applied_revision, applied_at = now()"#,
+            agent_id,
+            service,
+            revision
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records that an agent refused `revision` of `service` with `error`.
+    pub async fn agent_nacked(
+        &self,
+        agent_id: &str,
+        service: &str,
+        revision: i64,
+        error: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query!(
+            r#"WITH seen AS (UPDATE agents SET last_seen = now() WHERE id = $1)
+               INSERT INTO agent_services (agent_id, service, last_nack_revision, last_nack_error, last_nack_at)
+               VALUES ($1, $2, $3, $4, now())
+               ON CONFLICT (agent_id, service) DO UPDATE
+                  SET last_nack_revision = EXCLUDED.last_nack_revision,
+                      last_nack_error = EXCLUDED.last_nack_error, last_nack_at = now()"#,
+            agent_id,
+            service,
+            revision,
+            error
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Bumps an agent's `last_seen`.
+    pub async fn agent_seen(&self, agent_id: &str) -> Result<(), StoreError> {
+        sqlx::query!("UPDATE agents SET last_seen = now() WHERE id = $1", agent_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Records that an agent's stream ended.
+    pub async fn agent_disconnected(&self, agent_id: &str) -> Result<(), StoreError> {
+        sqlx::query!(
+            "UPDATE agents SET connected = false, last_seen = now() WHERE id = $1",
+            agent_id
+        )
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// The current revision of each named service that exists. Lives here
+    /// rather than in `policy` because only the PolicySync resync uses it.
+    pub async fn service_revisions(&self, services: &[String]) -> Result<HashMap<String, i64>, StoreError> {
+        let rows = sqlx::query!(
+            "SELECT name, revision FROM services WHERE name = ANY($1)",
+            services
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows.into_iter().map(|r| (r.name, r.revision)).collect())
+    }
+}
