@@ -7,9 +7,11 @@
 //!
 //! - [`forward`]: request/response rewriting for the hop to the upstream.
 //! - [`admin`]: `/healthz` and `/readyz` on the admin listener.
+//! - [`sidecar`]: sync client + proxy + admin, run together (binary and `dev`).
 
 pub mod admin;
 pub mod forward;
+pub mod sidecar;
 
 use crate::engine::{Decision, RequestParts};
 use crate::handle::PolicyHandle;
