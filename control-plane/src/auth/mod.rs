@@ -1,10 +1,19 @@
 //! Users, roles and tokens.
 //!
 //! - [`keys`]: the signing key file and the JWT claims ([`Claims`]).
+//! - [`password`]: argon2 password hashing.
+//! - [`tokens`]: issuing user (login) and agent tokens.
+//! - [`extract`]: [`CurrentUser`] and [`RequireRole`], the extractors every
+//!   API handler uses to authenticate and authorise.
 
+pub mod extract;
 pub mod keys;
+pub mod password;
+pub mod tokens;
 
+pub use extract::{Admin, Approver, CurrentUser, MinimumRole, RequireRole, Requester, Viewer};
 pub use keys::{Claims, KeyError, SigningKey, TokenKind};
+pub use tokens::{IssuedToken, issue_agent_token, issue_user_token};
 use serde::{Deserialize, Serialize};
 
 /// A user's role. Each role includes the rights of the ones before it.
