@@ -26,3 +26,6 @@ pub mod proxy;
 #[cfg(feature = "runtime")]
 pub mod sync;
 
+#[cfg(feature = "runtime")]
+pub use layer::CorsairLayer;
+

@@ -61,3 +61,24 @@ pub struct PolicySpec {
     /// Explicit opt-in: allow plain-`http` non-loopback origins together with credentials.
     pub allow_insecure_http: bool,
 }
+
+impl PolicySpec {
+    /// Rules for a configuration a person wrote, beyond what
+    /// [`Policy::compile`](super::Policy::compile) checks: today, "no origins
+    /// and not any origin" (almost certainly a mistake when authored).
+    ///
+    /// `compile` deliberately accepts an empty list as deny-all, because the
+    /// control plane's *effective* policy legitimately reaches zero origins
+    /// when the last approved one is revoked or expires; refusing it there
+    /// would make the agent NACK and keep enforcing the revoked origin.
+    pub fn validate_authored(&self) -> Vec<super::Problem> {
+        if self.origins.is_empty() {
+            return vec![super::Problem::new(
+                "origins",
+                "",
+                "no origins: add at least one origin, or `*` for any origin",
+            )];
+        }
+        Vec::new()
+    }
+}

@@ -1,0 +1,50 @@
+//! A minimal API gateway with Corsair embedded as a tower layer.
+//!
+//! ```text
+//! cargo run -p corsair-agent --example gateway -- 127.0.0.1:8080 https://app.example.com 'https://*.example.org'
+//! curl -i -X OPTIONS http://127.0.0.1:8080/api/hello \
+//!      -H 'Origin: https://app.example.com' -H 'Access-Control-Request-Method: PUT'
+//! ```
+//!
+//! In a real gateway the sync client stores each new policy into the same
+//! `PolicyHandle`; here the policy comes from the command line once.
+
+use axum::Router;
+use axum::routing::get;
+use corsair_agent::CorsairLayer;
+use corsair_agent::engine::{Policy, PolicySpec};
+use corsair_agent::handle::{ActivePolicy, PolicyHandle};
+use std::sync::Arc;
+
+#[tokio::main]
+async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let mut args = std::env::args().skip(1);
+    let listen = args.next().unwrap_or_else(|| "127.0.0.1:8080".to_owned());
+    let spec = PolicySpec {
+        origins: args.collect(),
+        allow_methods: vec!["PUT".into(), "DELETE".into()],
+        allow_headers: vec!["content-type".into(), "x-request-id".into()],
+        expose_headers: vec!["x-request-id".into()],
+        max_age_secs: 600,
+        ..PolicySpec::default()
+    };
+    // compile_authored: a person typed these origins, so "none" is a mistake.
+    let policy = Policy::compile_authored(&spec)?;
+    let handle = PolicyHandle::new();
+    handle.store(Some(Arc::new(ActivePolicy {
+        service: "example".into(),
+        revision: 1,
+        policy,
+    })));
+
+    let app = Router::new()
+        .route(
+            "/api/hello",
+            get(|| async { ([("x-request-id", "42")], "hello\n") }).put(|| async { "updated\n" }),
+        )
+        .layer(CorsairLayer::new(handle));
+    let listener = tokio::net::TcpListener::bind(&listen).await?;
+    println!("gateway listening on http://{}", listener.local_addr()?);
+    axum::serve(listener, app).await?;
+    Ok(())
+}

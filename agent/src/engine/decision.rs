@@ -1,0 +1,219 @@
+//! The engine's answer for one request, and how it is written into a
+//! response's headers.
+
+use super::RequestParts;
+use super::vary::Vary;
+use http::header::{
+    ACCESS_CONTROL_ALLOW_CREDENTIALS, ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_ORIGIN, ACCESS_CONTROL_EXPOSE_HEADERS, ACCESS_CONTROL_MAX_AGE, ORIGIN,
+};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use std::borrow::Cow;
+
+/// `Access-Control-Allow-Private-Network` (Private Network Access draft).
+pub const ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK: HeaderName =
+    HeaderName::from_static("access-control-allow-private-network");
+/// `Access-Control-Request-Private-Network` (Private Network Access draft).
+pub const ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK: HeaderName =
+    HeaderName::from_static("access-control-request-private-network");
+
+/// Every response header the engine owns; [`Decision::apply`] removes the
+/// upstream's copies so only the policy's answer reaches the client.
+const OWNED: [HeaderName; 7] = [
+    ACCESS_CONTROL_ALLOW_ORIGIN,
+    ACCESS_CONTROL_ALLOW_CREDENTIALS,
+    ACCESS_CONTROL_ALLOW_METHODS,
+    ACCESS_CONTROL_ALLOW_HEADERS,
+    ACCESS_CONTROL_MAX_AGE,
+    ACCESS_CONTROL_EXPOSE_HEADERS,
+    ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK,
+];
+
+const TRUE: HeaderValue = HeaderValue::from_static("true");
+
+/// What kind of decision was made.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DecisionKind {
+    /// No `Origin` header: not a CORS request; forward untouched.
+    NotCors,
+    /// A preflight that is granted: answered locally with 204.
+    PreflightAllowed,
+    /// A preflight that is refused: answered locally with 403, no CORS headers.
+    PreflightRejected,
+    /// An actual request from an allowed origin: forward, add CORS headers.
+    Allowed,
+    /// An actual request from a disallowed origin: forward without CORS
+    /// grants (or, in strict mode, answered locally with 403).
+    Blocked,
+}
+
+/// Why a request was (or, in report-only mode, would have been) blocked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// The origin is not in the allowlist (or the `Origin` header is malformed
+    /// or repeated).
+    OriginNotAllowed,
+    /// The preflight asked for a method the policy does not allow, or its
+    /// `Access-Control-Request-Method` is malformed.
+    MethodNotAllowed,
+    /// The preflight asked for a header the policy does not allow, or its
+    /// `Access-Control-Request-Headers` is malformed or over the size bounds.
+    HeaderNotAllowed,
+    /// The preflight asked for Private Network Access and the policy does not
+    /// allow it.
+    PrivateNetworkNotAllowed,
+    /// The agent has no policy for the service: fail closed.
+    NoPolicy,
+}
+
+impl Reason {
+    /// Machine-readable name, e.g. `origin_not_allowed`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::OriginNotAllowed => "origin_not_allowed",
+            Reason::MethodNotAllowed => "method_not_allowed",
+            Reason::HeaderNotAllowed => "header_not_allowed",
+            Reason::PrivateNetworkNotAllowed => "private_network_not_allowed",
+            Reason::NoPolicy => "no_policy",
+        }
+    }
+}
+
+/// The CORS headers a decision grants. Borrowed values are the policy's
+/// precomputed ones; owned values are echoes of the request (a `HeaderValue`
+/// clone shares its bytes, it does not copy them).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Grant<'p> {
+    pub(crate) allow_origin: Option<Cow<'p, HeaderValue>>,
+    pub(crate) credentials: bool,
+    pub(crate) expose: Option<Cow<'p, HeaderValue>>,
+    pub(crate) allow_methods: Option<HeaderValue>,
+    pub(crate) allow_headers: Option<HeaderValue>,
+    pub(crate) max_age: Option<Cow<'p, HeaderValue>>,
+    pub(crate) private_network: bool,
+}
+
+/// The engine's answer for one request. Borrows the policy's precomputed
+/// header values; applying it does not allocate on the hot path.
+#[derive(Debug, Clone)]
+pub struct Decision<'p> {
+    pub(crate) kind: DecisionKind,
+    pub(crate) reason: Option<Reason>,
+    pub(crate) would_block: bool,
+    pub(crate) strict: bool,
+    pub(crate) grant: Grant<'p>,
+    pub(crate) vary: Vary,
+}
+
+impl Decision<'static> {
+    /// The fail-closed decision when there is no policy at all: CORS requests
+    /// get no grants and preflights a 403 (reason `no_policy`).
+    pub fn no_policy(req: &RequestParts<'_>) -> Decision<'static> {
+        let (kind, reason) = if !req.headers.contains_key(ORIGIN) {
+            (DecisionKind::NotCors, None)
+        } else if super::is_preflight(req) {
+            (DecisionKind::PreflightRejected, Some(Reason::NoPolicy))
+        } else {
+            (DecisionKind::Blocked, Some(Reason::NoPolicy))
+        };
+        Decision {
+            kind,
+            reason,
+            would_block: false,
+            strict: false,
+            grant: Grant::default(),
+            vary: Vary::Origin,
+        }
+    }
+}
+
+impl Decision<'_> {
+    /// What kind of decision this is.
+    pub fn kind(&self) -> DecisionKind {
+        self.kind
+    }
+
+    /// Why it was blocked (or would have been, in report-only mode).
+    pub fn reason(&self) -> Option<Reason> {
+        self.reason
+    }
+
+    /// Report-only mode let through a request the policy would have blocked.
+    pub fn would_block(&self) -> bool {
+        self.would_block
+    }
+
+    /// `Some(status)` when the agent must answer itself and never call the
+    /// upstream (preflights: 204/403; strict-mode blocks: 403).
+    pub fn local_response(&self) -> Option<StatusCode> {
+        match self.kind {
+            DecisionKind::PreflightAllowed => Some(StatusCode::NO_CONTENT),
+            DecisionKind::PreflightRejected => Some(StatusCode::FORBIDDEN),
+            DecisionKind::Blocked if self.strict => Some(StatusCode::FORBIDDEN),
+            _ => None,
+        }
+    }
+
+    /// Whether the upstream is called: the negation of [`Self::local_response`].
+    pub fn forwards(&self) -> bool {
+        self.local_response().is_none()
+    }
+
+    /// Writes the CORS response headers into `headers` — a local response's
+    /// or the upstream's. Removes any `Access-Control-*` the upstream set (so
+    /// exactly one `Access-Control-Allow-Origin` reaches the client) and
+    /// appends `Vary` values, merging with the upstream's `Vary`.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        for name in &OWNED {
+            headers.remove(name);
+        }
+        let g = &self.grant;
+        if let Some(v) = &g.allow_origin {
+            headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, v.as_ref().clone());
+            if g.credentials {
+                headers.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
+            }
+            if let Some(v) = g.allow_methods.as_ref() {
+                headers.insert(ACCESS_CONTROL_ALLOW_METHODS, v.clone());
+            }
+            if let Some(v) = g.allow_headers.as_ref() {
+                headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, v.clone());
+            }
+            if let Some(v) = &g.max_age {
+                headers.insert(ACCESS_CONTROL_MAX_AGE, v.as_ref().clone());
+            }
+            if let Some(v) = &g.expose {
+                headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, v.as_ref().clone());
+            }
+            if g.private_network {
+                headers.insert(ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK, TRUE);
+            }
+        }
+        self.vary.apply(headers);
+    }
+
+    /// A decision that owns its header values, to keep beyond the policy's
+    /// borrow (e.g. across an `await` in a tower service).
+    pub fn into_owned(self) -> Decision<'static> {
+        fn own(v: Option<Cow<'_, HeaderValue>>) -> Option<Cow<'static, HeaderValue>> {
+            v.map(|v| Cow::Owned(v.into_owned()))
+        }
+        let g = self.grant;
+        Decision {
+            kind: self.kind,
+            reason: self.reason,
+            would_block: self.would_block,
+            strict: self.strict,
+            vary: self.vary,
+            grant: Grant {
+                allow_origin: own(g.allow_origin),
+                credentials: g.credentials,
+                expose: own(g.expose),
+                allow_methods: g.allow_methods,
+                allow_headers: g.allow_headers,
+                max_age: own(g.max_age),
+                private_network: g.private_network,
+            },
+        }
+    }
+}

@@ -1,0 +1,233 @@
+//! [`Policy`]: a validated, precomputed policy, and the per-request decision.
+
+use super::decision::{Decision, DecisionKind, Grant, Reason};
+use super::methods::{AllowedMethods, MethodVerdict};
+use super::origin::{OriginMatch, OriginSet};
+use super::request_headers::{AllowedHeaders, HeadersVerdict};
+use super::vary::Vary;
+use super::{
+    ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK, Mode, PolicyError, PolicySpec, RequestParts,
+    expose_headers, is_preflight, max_age, methods, request_headers,
+};
+use http::HeaderValue;
+use http::header::{ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN};
+use std::borrow::Cow;
+
+const STAR: HeaderValue = HeaderValue::from_static("*");
+
+/// A compiled, validated policy: cheap to evaluate, immutable.
+#[derive(Debug)]
+pub struct Policy {
+    spec: PolicySpec,
+    origins: OriginSet,
+    methods: AllowedMethods,
+    headers: AllowedHeaders,
+    expose: Option<HeaderValue>,
+    max_age: Option<HeaderValue>,
+}
+
+impl Policy {
+    /// Validates `spec` and precomputes everything the request path needs.
+    ///
+    /// An empty `origins` list compiles to a deny-all policy: the control
+    /// plane's effective policy reaches zero origins when the last one is
+    /// revoked, and refusing it would keep the revoked origin allowed. Use
+    /// [`Policy::compile_authored`] for configurations a person wrote.
+    pub fn compile(spec: &PolicySpec) -> Result<Policy, PolicyError> {
+        let mut problems = Vec::new();
+        let origins = OriginSet::compile(spec, &mut problems);
+        let methods = AllowedMethods::compile(&spec.allow_methods, &mut problems);
+        let headers = AllowedHeaders::compile(&spec.allow_headers, &mut problems);
+        let expose =
+            expose_headers::compile(&spec.expose_headers, spec.allow_credentials, &mut problems);
+        let max_age = max_age::compile(spec.max_age_secs, &mut problems);
+        if !problems.is_empty() {
+            return Err(PolicyError { problems });
+        }
+        Ok(Policy {
+            spec: spec.clone(),
+            origins,
+            methods,
+            headers,
+            expose,
+            max_age,
+        })
+    }
+
+    /// [`Policy::compile`] plus the rules for a human-authored configuration
+    /// ([`PolicySpec::validate_authored`]), with all problems together.
+    pub fn compile_authored(spec: &PolicySpec) -> Result<Policy, PolicyError> {
+        let authored = spec.validate_authored();
+        match Policy::compile(spec) {
+            Ok(p) if authored.is_empty() => Ok(p),
+            Ok(_) => Err(PolicyError { problems: authored }),
+            Err(mut e) => {
+                e.problems.splice(0..0, authored);
+                Err(e)
+            }
+        }
+    }
+
+    /// The spec this policy was compiled from.
+    pub fn spec(&self) -> &PolicySpec {
+        &self.spec
+    }
+
+    /// The `Vary` every response of this policy carries: none for an
+    /// anonymous any-origin policy (its answer never depends on `Origin`).
+    fn actual_vary(&self) -> Vary {
+        if self.origins.is_any() {
+            Vary::None
+        } else {
+            Vary::Origin
+        }
+    }
+
+    /// Decides one request. Never allocates for an exact-origin hit; echoes
+    /// share the request's bytes.
+    pub fn evaluate<'p>(&'p self, req: &RequestParts<'_>) -> Decision<'p> {
+        let report_only = self.spec.mode == Mode::ReportOnly;
+        let mut origins = req.headers.get_all(ORIGIN).iter();
+        let Some(origin) = origins.next() else {
+            return self.decision(
+                DecisionKind::NotCors,
+                None,
+                Grant::default(),
+                self.actual_vary(),
+            );
+        };
+        // A repeated Origin is never sent by a browser: treat it as unknown.
+        let matched = match (origins.next(), origin.to_str()) {
+            (None, Ok(o)) => self.origins.find(o),
+            _ => OriginMatch::None,
+        };
+        let allow_origin = match matched {
+            OriginMatch::Exact(v) => Ok(Cow::Borrowed(v)),
+            OriginMatch::Wildcard => Ok(Cow::Owned(origin.clone())),
+            OriginMatch::Any => Ok(Cow::Owned(STAR)),
+            OriginMatch::None => Err(Cow::Owned(origin.clone())),
+        };
+        if is_preflight(req) {
+            self.preflight(req, allow_origin, report_only)
+        } else {
+            self.actual(allow_origin, report_only)
+        }
+    }
+
+    fn actual<'p>(
+        &'p self,
+        allow_origin: Result<Cow<'p, HeaderValue>, Cow<'p, HeaderValue>>,
+        report_only: bool,
+    ) -> Decision<'p> {
+        let vary = self.actual_vary();
+        let (granted, reason) = match allow_origin {
+            Ok(v) => (v, None),
+            Err(_) if !report_only => {
+                return self.decision(
+                    DecisionKind::Blocked,
+                    Some(Reason::OriginNotAllowed),
+                    Grant::default(),
+                    Vary::Origin,
+                );
+            }
+            Err(v) => (v, Some(Reason::OriginNotAllowed)),
+        };
+        let grant = Grant {
+            allow_origin: Some(granted),
+            credentials: self.spec.allow_credentials,
+            expose: self.expose.as_ref().map(Cow::Borrowed),
+            ..Grant::default()
+        };
+        let vary = if reason.is_some() { Vary::Origin } else { vary };
+        self.decision(DecisionKind::Allowed, reason, grant, vary)
+    }
+
+    fn preflight<'p>(
+        &'p self,
+        req: &RequestParts<'_>,
+        allow_origin: Result<Cow<'p, HeaderValue>, Cow<'p, HeaderValue>>,
+        report_only: bool,
+    ) -> Decision<'p> {
+        let mut reason = None;
+        let mut fail = |r: Reason| {
+            reason.get_or_insert(r);
+        };
+        let origin = allow_origin.unwrap_or_else(|v| {
+            fail(Reason::OriginNotAllowed);
+            v
+        });
+        let allow_methods = match methods::check(
+            req.headers.get_all(ACCESS_CONTROL_REQUEST_METHOD),
+            &self.methods,
+        ) {
+            MethodVerdict::Safelisted => None,
+            MethodVerdict::Allowed(v) => Some(v),
+            MethodVerdict::Denied(v) => {
+                fail(Reason::MethodNotAllowed);
+                v
+            }
+        };
+        let allow_headers = match request_headers::check(
+            req.headers.get_all(ACCESS_CONTROL_REQUEST_HEADERS),
+            &self.headers,
+        ) {
+            HeadersVerdict::Nothing => None,
+            HeadersVerdict::Allowed(v) => Some(v),
+            HeadersVerdict::Denied(v) => {
+                fail(Reason::HeaderNotAllowed);
+                v
+            }
+        };
+        let pna_asked = req
+            .headers
+            .get(ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK)
+            .is_some_and(|v| v.as_bytes() == b"true");
+        if pna_asked && !self.spec.allow_private_network {
+            fail(Reason::PrivateNetworkNotAllowed);
+        }
+        let vary = match (self.origins.is_any(), self.spec.allow_private_network) {
+            (true, false) => Vary::PreflightAnyOrigin,
+            (_, true) => Vary::PreflightPna,
+            (false, false) => Vary::Preflight,
+        };
+        if reason.is_some() && !report_only {
+            return self.decision(
+                DecisionKind::PreflightRejected,
+                reason,
+                Grant::default(),
+                vary,
+            );
+        }
+        let grant = Grant {
+            allow_origin: Some(origin),
+            credentials: self.spec.allow_credentials,
+            allow_methods,
+            allow_headers,
+            max_age: self.max_age.as_ref().map(Cow::Borrowed),
+            private_network: pna_asked,
+            expose: None,
+        };
+        self.decision(DecisionKind::PreflightAllowed, reason, grant, vary)
+    }
+
+    fn decision<'p>(
+        &'p self,
+        kind: DecisionKind,
+        reason: Option<Reason>,
+        grant: Grant<'p>,
+        vary: Vary,
+    ) -> Decision<'p> {
+        let report_only = self.spec.mode == Mode::ReportOnly;
+        Decision {
+            kind,
+            reason,
+            would_block: report_only && reason.is_some(),
+            strict: self.spec.strict && !report_only,
+            grant,
+            vary,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

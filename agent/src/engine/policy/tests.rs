@@ -1,0 +1,119 @@
+//! Smoke tests of the decision paths; the full table lives in
+//! `agent/tests/engine_conformance.rs`.
+
+use super::*;
+use crate::engine::DecisionKind;
+use http::{HeaderMap, Method, StatusCode};
+
+fn policy(origins: &[&str]) -> Policy {
+    let spec = PolicySpec {
+        origins: origins.iter().map(|s| s.to_string()).collect(),
+        allow_methods: vec!["PUT".into()],
+        allow_headers: vec!["x-custom".into()],
+        max_age_secs: 600,
+        ..PolicySpec::default()
+    };
+    match Policy::compile(&spec) {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    }
+}
+
+fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+    let mut h = HeaderMap::new();
+    for (k, v) in pairs {
+        h.append(*k, HeaderValue::from_static(v));
+    }
+    h
+}
+
+#[test]
+fn preflight_allowed_and_rejected() {
+    let p = policy(&["https://app.example.com"]);
+    let h = headers(&[
+        ("origin", "https://app.example.com"),
+        ("access-control-request-method", "PUT"),
+        ("access-control-request-headers", "x-custom"),
+    ]);
+    let d = p.evaluate(&RequestParts {
+        method: &Method::OPTIONS,
+        headers: &h,
+    });
+    assert_eq!(d.kind(), DecisionKind::PreflightAllowed);
+    assert_eq!(d.local_response(), Some(StatusCode::NO_CONTENT));
+    let mut out = HeaderMap::new();
+    d.apply(&mut out);
+    assert_eq!(
+        out["access-control-allow-origin"],
+        "https://app.example.com"
+    );
+    assert_eq!(out["access-control-allow-methods"], "PUT");
+    assert_eq!(out["access-control-allow-headers"], "x-custom");
+    assert_eq!(out["access-control-max-age"], "600");
+
+    let h = headers(&[
+        ("origin", "https://evil.com"),
+        ("access-control-request-method", "PUT"),
+    ]);
+    let d = p.evaluate(&RequestParts {
+        method: &Method::OPTIONS,
+        headers: &h,
+    });
+    assert_eq!(d.local_response(), Some(StatusCode::FORBIDDEN));
+    assert_eq!(d.reason(), Some(Reason::OriginNotAllowed));
+    let mut out = HeaderMap::new();
+    d.apply(&mut out);
+    assert!(out.get("access-control-allow-origin").is_none());
+}
+
+#[test]
+fn actual_request_replaces_upstream_grant_and_merges_vary() {
+    let p = policy(&["https://app.example.com"]);
+    let h = headers(&[("origin", "https://app.example.com")]);
+    let d = p.evaluate(&RequestParts {
+        method: &Method::GET,
+        headers: &h,
+    });
+    assert_eq!(d.kind(), DecisionKind::Allowed);
+    let mut out = headers(&[
+        ("access-control-allow-origin", "*"),
+        ("vary", "accept-encoding"),
+    ]);
+    d.apply(&mut out);
+    let acao: Vec<_> = out.get_all("access-control-allow-origin").iter().collect();
+    assert_eq!(acao, ["https://app.example.com"]);
+    let vary: Vec<_> = out.get_all("vary").iter().collect();
+    assert_eq!(vary, ["accept-encoding", "Origin"]);
+}
+
+#[test]
+fn empty_origins_compile_to_deny_all() {
+    let p = policy(&[]);
+    let h = headers(&[("origin", "https://app.example.com")]);
+    let d = p.evaluate(&RequestParts {
+        method: &Method::GET,
+        headers: &h,
+    });
+    assert_eq!(d.kind(), DecisionKind::Blocked);
+    assert!(Policy::compile_authored(p.spec()).is_err());
+}
+
+#[test]
+fn no_policy_fails_closed() {
+    let h = headers(&[
+        ("origin", "https://a.com"),
+        ("access-control-request-method", "GET"),
+    ]);
+    let d = Decision::no_policy(&RequestParts {
+        method: &Method::OPTIONS,
+        headers: &h,
+    });
+    assert_eq!(d.local_response(), Some(StatusCode::FORBIDDEN));
+    assert_eq!(d.reason().map(Reason::as_str), Some("no_policy"));
+    let d = Decision::no_policy(&RequestParts {
+        method: &Method::GET,
+        headers: &h,
+    });
+    assert_eq!(d.kind(), DecisionKind::Blocked);
+    assert_eq!(d.local_response(), None);
+}

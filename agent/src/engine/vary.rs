@@ -1,0 +1,67 @@
+//! `Vary`: which request headers a response depends on, merged into the
+//! response's own `Vary` without losing or duplicating anything.
+
+use http::header::VARY;
+use http::{HeaderMap, HeaderValue};
+
+/// The `Vary` a decision needs (static strings: applying never allocates).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Vary {
+    /// Nothing (an any-origin anonymous policy's actual response).
+    None,
+    /// `Origin`.
+    Origin,
+    /// A preflight's: what it echoes.
+    Preflight,
+    /// A preflight's on a policy that answers Private Network Access.
+    PreflightPna,
+    /// An any-origin preflight: the origin does not matter.
+    PreflightAnyOrigin,
+}
+
+impl Vary {
+    fn value(self) -> &'static str {
+        match self {
+            Vary::None => "",
+            Vary::Origin => "Origin",
+            Vary::Preflight => {
+                "Origin, Access-Control-Request-Method, Access-Control-Request-Headers"
+            }
+            Vary::PreflightPna => {
+                "Origin, Access-Control-Request-Method, Access-Control-Request-Headers, Access-Control-Request-Private-Network"
+            }
+            Vary::PreflightAnyOrigin => {
+                "Access-Control-Request-Method, Access-Control-Request-Headers"
+            }
+        }
+    }
+
+    /// Appends to `headers`' `Vary`: nothing if it is already `*`; one line
+    /// when none of our names is there yet; else only the missing names.
+    pub(crate) fn apply(self, headers: &mut HeaderMap) {
+        let ours = self.value();
+        if ours.is_empty() {
+            return;
+        }
+        let present = |name: &str| {
+            headers.get_all(VARY).iter().any(|v| {
+                v.as_bytes()
+                    .split(|&b| b == b',')
+                    .map(<[u8]>::trim_ascii)
+                    .any(|t| t == b"*" || t.eq_ignore_ascii_case(name.as_bytes()))
+            })
+        };
+        if present("*") {
+            return;
+        }
+        let missing = ours.split(", ").filter(|n| !present(n)).count();
+        if missing == ours.split(", ").count() {
+            headers.append(VARY, HeaderValue::from_static(ours));
+            return;
+        }
+        let names: Vec<&'static str> = ours.split(", ").filter(|n| !present(n)).collect();
+        for n in names {
+            headers.append(VARY, HeaderValue::from_static(n));
+        }
+    }
+}
