@@ -2,7 +2,8 @@
 //! plain text, and a client must always get `{"error": ...}`.
 
 use super::Error;
-use axum::extract::rejection::{JsonRejection, PathRejection, QueryRejection};
+use axum::body::Bytes;
+use axum::extract::rejection::{PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
@@ -10,26 +11,52 @@ use http::request::Parts;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
-/// A JSON body (requests) or JSON response. Syntax errors are 400, a body of
-/// the wrong shape is 422, a missing `application/json` content type is 415.
+/// A JSON body (requests) or JSON response. A body that is not JSON at all
+/// is 400, JSON of the wrong shape is 422, a missing `application/json`
+/// content type is 415.
+///
+/// We parse ourselves rather than wrap `axum::Json`: its syntax/data split
+/// depends on which error serde meets first, so truncated JSON of the wrong
+/// shape (`[1,2`) came out as 422 instead of 400.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Json<T>(pub T);
 
-fn json_rejection(rejection: JsonRejection) -> Error {
-    let message = rejection.body_text();
-    match rejection {
-        JsonRejection::JsonSyntaxError(_) => Error::BadRequest(message),
-        JsonRejection::JsonDataError(_) => Error::unprocessable(message),
-        JsonRejection::MissingJsonContentType(_) => Error::Status {
-            status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            code: "unsupported_media_type",
-            message,
-        },
-        other => match other.status() {
-            s if s.is_client_error() => Error::Status { status: s, code: "bad_request", message },
-            _ => Error::Internal(anyhow::anyhow!("reading request body: {message}")),
-        },
+fn unsupported_media_type() -> Error {
+    Error::Status {
+        status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        code: "unsupported_media_type",
+        message: "expected a request body with `Content-Type: application/json`".into(),
     }
+}
+
+/// `application/json`, with parameters, or any `+json` type.
+fn is_json(headers: &http::HeaderMap) -> bool {
+    let Some(value) = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+        return false;
+    };
+    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
+    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+}
+
+async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Error> {
+    Bytes::from_request(req, state).await.map_err(|rejection| {
+        let status = rejection.status();
+        let message = rejection.body_text();
+        if status.is_client_error() {
+            // e.g. 413 for a body over the limit.
+            Error::Status { status, code: "bad_request", message }
+        } else {
+            Error::Internal(anyhow::anyhow!("reading request body: {message}"))
+        }
+    })
+}
+
+/// Parses `bytes` as a `T`: 400 unless it is JSON, 422 unless it fits `T`.
+fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
+        return Err(Error::BadRequest(format!("malformed JSON in request body: {e}")));
+    }
+    serde_json::from_slice(bytes).map_err(|e| Error::unprocessable(format!("invalid request body: {e}")))
 }
 
 impl<T, S> FromRequest<S> for Json<T>
@@ -40,7 +67,11 @@ where
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        axum::Json::<T>::from_request(req, state).await.map(|axum::Json(v)| Json(v)).map_err(json_rejection)
+        if !is_json(req.headers()) {
+            return Err(unsupported_media_type());
+        }
+        let bytes = body_bytes(req, state).await?;
+        parse(&bytes).map(Json)
     }
 }
 
@@ -50,8 +81,8 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
-/// Like [`Json`], but an empty body without a content type means
-/// `T::default()` — for `POST /origins/{id}/approve` with no note.
+/// Like [`Json`], but an empty body means `T::default()` — for
+/// `POST /origins/{id}/approve` with no note.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JsonOrEmpty<T>(pub T);
 
@@ -63,29 +94,15 @@ where
     type Rejection = Error;
 
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let no_content_type = !req.headers().contains_key(http::header::CONTENT_TYPE);
-        let empty = req
-            .headers()
-            .get(http::header::CONTENT_LENGTH)
-            .is_some_and(|v| v.as_bytes() == b"0");
-        if no_content_type && empty {
+        let json = is_json(req.headers());
+        let bytes = body_bytes(req, state).await?;
+        if bytes.is_empty() {
             return Ok(JsonOrEmpty(T::default()));
         }
-        if no_content_type {
-            // No declared length: look at the body itself.
-            let bytes = axum::body::Bytes::from_request(req, state)
-                .await
-                .map_err(|e| Error::BadRequest(e.body_text()))?;
-            if bytes.is_empty() {
-                return Ok(JsonOrEmpty(T::default()));
-            }
-            return Err(Error::Status {
-                status: StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                code: "unsupported_media_type",
-                message: "expected request with `Content-Type: application/json`".into(),
-            });
+        if !json {
+            return Err(unsupported_media_type());
         }
-        Json::<T>::from_request(req, state).await.map(|Json(v)| JsonOrEmpty(v))
+        parse(&bytes).map(JsonOrEmpty)
     }
 }
 
