@@ -137,7 +137,9 @@ fn init_tracing(format: LogFormat) {
     use tracing_subscriber::EnvFilter;
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     // Logs go to stderr: `token issue` prints only the token on stdout.
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
@@ -145,20 +147,30 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn connect(args: &DbArgs) -> anyhow::Result<Store> {
-    Store::connect(&args.database_url).await.context("connecting to the database")
+    Store::connect(&args.database_url)
+        .await
+        .context("connecting to the database")
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     let store = connect(&args.db).await?;
     store.migrate().await.context("applying migrations")?;
     let keys = SigningKey::load_or_create(&args.signing_key_file)?;
-    let http = TcpListener::bind(args.http).await.with_context(|| format!("binding HTTP to {}", args.http))?;
+    let http = TcpListener::bind(args.http)
+        .await
+        .with_context(|| format!("binding HTTP to {}", args.http))?;
     // Bound now so a taken port fails start-up, not the first agent.
-    let grpc = TcpListener::bind(args.grpc).await.with_context(|| format!("binding gRPC to {}", args.grpc))?;
+    let grpc = TcpListener::bind(args.grpc)
+        .await
+        .with_context(|| format!("binding gRPC to {}", args.grpc))?;
 
     let shutdown = Shutdown::new();
     let state = AppState::new(store.clone(), keys.clone());
-    let mut http_task = tokio::spawn(server::serve_http(http, server::http_app(state), shutdown.wait()));
+    let mut http_task = tokio::spawn(server::serve_http(
+        http,
+        server::http_app(state),
+        shutdown.wait(),
+    ));
 
     // ---- gRPC: the sync engineer/lead wires the PolicySync server here ----
     // It gets `grpc` (the bound listener), `store`, `keys` and
@@ -176,21 +188,31 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         }
     }
     // Let in-flight requests finish.
-    http_task.await.context("HTTP server task")?.context("HTTP server")?;
+    http_task
+        .await
+        .context("HTTP server task")?
+        .context("HTTP server")?;
     tracing::info!("stopped");
     Ok(())
 }
 
 async fn user_add(args: UserAddArgs) -> anyhow::Result<()> {
-    let role = Role::parse(&args.role)
-        .with_context(|| format!("unknown role {:?}: use viewer, requester, approver or admin", args.role))?;
+    let role = Role::parse(&args.role).with_context(|| {
+        format!(
+            "unknown role {:?}: use viewer, requester, approver or admin",
+            args.role
+        )
+    })?;
     let email = args.email.trim().to_owned();
     if email.is_empty() || !email.contains('@') {
         bail!("--email must be an email address, got {email:?}");
     }
     debug_assert!(args.password_stdin);
     let mut line = String::new();
-    std::io::stdin().lock().read_line(&mut line).context("reading the password from stdin")?;
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
     let password = line.trim_end_matches(['\n', '\r']).to_owned();
     if password.chars().count() < 8 {
         bail!("the password must have at least 8 characters");
@@ -212,7 +234,9 @@ async fn token_issue(args: TokenIssueArgs) -> anyhow::Result<()> {
     let store = connect(&args.db).await?;
     let id = uuid::Uuid::new_v4();
     let issued = issue_agent_token(&keys, id, &name, &args.services, None)?;
-    store.create_agent_token(id, &name, &args.services, None, CLI_ACTOR).await?;
+    store
+        .create_agent_token(id, &name, &args.services, None, CLI_ACTOR)
+        .await?;
     println!("{}", issued.token);
     Ok(())
 }

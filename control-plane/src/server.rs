@@ -26,7 +26,9 @@ where
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "HTTP API listening");
     }
-    axum::serve(listener, app).with_graceful_shutdown(shutdown).await
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
 }
 
 /// Completes on Ctrl-C or SIGTERM (what Kubernetes sends).
@@ -74,7 +76,9 @@ impl Default for Shutdown {
 impl Shutdown {
     /// A trigger not yet pulled.
     pub fn new() -> Self {
-        Self { tx: watch::channel(false).0 }
+        Self {
+            tx: watch::channel(false).0,
+        }
     }
 
     /// Starts shutdown everywhere.

@@ -22,51 +22,117 @@ async fn invalid_origin_patterns_are_422_with_the_engines_message() {
         ("", "empty"),
     ] {
         let r = api
-            .as_role(Role::Requester, Method::POST, "/api/v1/services/web/origins", Some(json!({ "pattern": pattern, "reason": "r" })))
+            .as_role(
+                Role::Requester,
+                Method::POST,
+                "/api/v1/services/web/origins",
+                Some(json!({ "pattern": pattern, "reason": "r" })),
+            )
             .await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{pattern}: {}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{pattern}: {}",
+            r.body
+        );
         assert_eq!(r.error_code(), "invalid");
         let engine = corsair_agent::engine::parse_origin_pattern(pattern).expect_err("invalid");
-        assert!(r.error_message().contains(&engine), "{pattern}: the engine's message verbatim: {}", r.body);
-        assert!(r.error_message().to_lowercase().contains(expect), "{pattern}: {}", r.error_message());
+        assert!(
+            r.error_message().contains(&engine),
+            "{pattern}: the engine's message verbatim: {}",
+            r.body
+        );
+        assert!(
+            r.error_message().to_lowercase().contains(expect),
+            "{pattern}: {}",
+            r.error_message()
+        );
     }
 }
 
 #[tokio::test]
 async fn policy_context_is_checked() {
     let api = Api::new().await;
-    api.create_service("creds", json!({ "allow_credentials": true })).await;
+    api.create_service("creds", json!({ "allow_credentials": true }))
+        .await;
     // Plain http with credentials: refused, loopback excepted.
     let r = api
-        .as_role(Role::Requester, Method::POST, "/api/v1/services/creds/origins", Some(json!({ "pattern": "http://app.example.com", "reason": "r" })))
+        .as_role(
+            Role::Requester,
+            Method::POST,
+            "/api/v1/services/creds/origins",
+            Some(json!({ "pattern": "http://app.example.com", "reason": "r" })),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     assert!(r.error_message().contains("plain-http"), "{}", r.body);
     api.request_origin("creds", "http://localhost:3000").await;
     // `*` with credentials.
     let r = api
-        .as_role(Role::Requester, Method::POST, "/api/v1/services/creds/origins", Some(json!({ "pattern": "*", "reason": "r" })))
+        .as_role(
+            Role::Requester,
+            Method::POST,
+            "/api/v1/services/creds/origins",
+            Some(json!({ "pattern": "*", "reason": "r" })),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
 
     // PATCH lists every problem, with the approved origins taken into account.
     api.create_service("plain", json!({})).await;
     let id = api.request_origin("plain", "http://app.example.com").await;
-    let r = api.as_role(Role::Approver, Method::POST, &format!("/api/v1/origins/{id}/approve"), None).await;
+    let r = api
+        .as_role(
+            Role::Approver,
+            Method::POST,
+            &format!("/api/v1/origins/{id}/approve"),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let r = api
-        .as_role(Role::Approver, Method::PATCH, "/api/v1/services/plain", Some(json!({ "allow_credentials": true, "allow_methods": ["bad method"] })))
+        .as_role(
+            Role::Approver,
+            Method::PATCH,
+            "/api/v1/services/plain",
+            Some(json!({ "allow_credentials": true, "allow_methods": ["bad method"] })),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     let details = r.body["error"]["details"].as_array().expect("details");
     let fields: Vec<&str> = details.iter().filter_map(|d| d["field"].as_str()).collect();
-    assert!(fields.contains(&"allow_methods[0]") && fields.contains(&"origins[0]"), "{}", r.body);
+    assert!(
+        fields.contains(&"allow_methods[0]") && fields.contains(&"origins[0]"),
+        "{}",
+        r.body
+    );
 
-    let r = api.as_role(Role::Approver, Method::PATCH, "/api/v1/services/plain", Some(json!({ "max_age_secs": 999999 }))).await;
+    let r = api
+        .as_role(
+            Role::Approver,
+            Method::PATCH,
+            "/api/v1/services/plain",
+            Some(json!({ "max_age_secs": 999999 })),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
-    let r = api.as_role(Role::Approver, Method::PATCH, "/api/v1/services/plain", Some(json!({ "mode": "sometimes" }))).await;
+    let r = api
+        .as_role(
+            Role::Approver,
+            Method::PATCH,
+            "/api/v1/services/plain",
+            Some(json!({ "mode": "sometimes" })),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
-    let r = api.as_role(Role::Approver, Method::PATCH, "/api/v1/services/plain", Some(json!({ "name": "renamed" }))).await;
+    let r = api
+        .as_role(
+            Role::Approver,
+            Method::PATCH,
+            "/api/v1/services/plain",
+            Some(json!({ "name": "renamed" })),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
 }
 
@@ -77,15 +143,32 @@ async fn unknown_things_are_404() {
         (Method::GET, "/api/v1/services/nope", None),
         (Method::GET, "/api/v1/services/nope/policy", None),
         (Method::GET, "/api/v1/services/nope/origins", None),
-        (Method::PATCH, "/api/v1/services/nope", Some(json!({ "description": "x" }))),
+        (
+            Method::PATCH,
+            "/api/v1/services/nope",
+            Some(json!({ "description": "x" })),
+        ),
         (Method::DELETE, "/api/v1/services/nope", None),
-        (Method::POST, "/api/v1/services/nope/origins", Some(json!({ "pattern": "https://a.example.com", "reason": "r" }))),
+        (
+            Method::POST,
+            "/api/v1/services/nope/origins",
+            Some(json!({ "pattern": "https://a.example.com", "reason": "r" })),
+        ),
         (Method::POST, "/api/v1/origins/999999/approve", None),
-        (Method::POST, "/api/v1/agent-tokens/6f1c7a52-8a9e-4c43-9a34-0f8a0b3c7d11/revoke", None),
+        (
+            Method::POST,
+            "/api/v1/agent-tokens/6f1c7a52-8a9e-4c43-9a34-0f8a0b3c7d11/revoke",
+            None,
+        ),
         (Method::GET, "/api/v1/no-such-route", None),
     ] {
         let r = api.as_role(Role::Admin, method.clone(), path, body).await;
-        assert_eq!(r.status, StatusCode::NOT_FOUND, "{method} {path}: {}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::NOT_FOUND,
+            "{method} {path}: {}",
+            r.body
+        );
         assert_eq!(r.error_code(), "not_found");
     }
 }
@@ -96,25 +179,48 @@ async fn missing_or_bad_tokens_are_401() {
     let r = api.call(Method::GET, "/api/v1/services", None, None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     assert_eq!(r.error_code(), "unauthorized");
-    assert_eq!(r.headers.get("www-authenticate").map(|v| v.as_bytes()), Some(&b"Bearer"[..]));
-    let r = api.call(Method::GET, "/api/v1/services", Some("not-a-jwt"), None).await;
+    assert_eq!(
+        r.headers.get("www-authenticate").map(|v| v.as_bytes()),
+        Some(&b"Bearer"[..])
+    );
+    let r = api
+        .call(Method::GET, "/api/v1/services", Some("not-a-jwt"), None)
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // Signed by another key.
     let other = corsair_control_plane::auth::SigningKey::from_bytes(&[1; 32]);
-    let forged = corsair_control_plane::auth::issue_user_token(&other, "x@example.com", Role::Admin).expect("sign").token;
-    let r = api.call(Method::GET, "/api/v1/services", Some(&forged), None).await;
+    let forged =
+        corsair_control_plane::auth::issue_user_token(&other, "x@example.com", Role::Admin)
+            .expect("sign")
+            .token;
+    let r = api
+        .call(Method::GET, "/api/v1/services", Some(&forged), None)
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // An agent token is not a user token.
-    let agent = corsair_control_plane::auth::issue_agent_token(&api.keys, uuid::Uuid::new_v4(), "gw", &["a".into()], None)
-        .expect("sign")
-        .token;
-    let r = api.call(Method::GET, "/api/v1/services", Some(&agent), None).await;
+    let agent = corsair_control_plane::auth::issue_agent_token(
+        &api.keys,
+        uuid::Uuid::new_v4(),
+        "gw",
+        &["a".into()],
+        None,
+    )
+    .expect("sign")
+    .token;
+    let r = api
+        .call(Method::GET, "/api/v1/services", Some(&agent), None)
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     // Basic auth is not bearer.
-    let req = Request::get("/api/v1/services").header("authorization", "Basic YTpi").body(Body::empty()).expect("req");
+    let req = Request::get("/api/v1/services")
+        .header("authorization", "Basic YTpi")
+        .body(Body::empty())
+        .expect("req");
     assert_eq!(api.send(req).await.status, StatusCode::UNAUTHORIZED);
     // Auth comes before lookups: no token on an unknown service is 401, not 404.
-    let r = api.call(Method::GET, "/api/v1/services/nope", None, None).await;
+    let r = api
+        .call(Method::GET, "/api/v1/services/nope", None, None)
+        .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -124,7 +230,10 @@ async fn malformed_requests_are_400_and_friends() {
     api.create_service("web", json!({})).await;
     let token = api.token(Role::Admin);
     let raw = |method: Method, path: &str, ctype: Option<&str>, body: &'static str| {
-        let mut b = Request::builder().method(method).uri(path).header("authorization", format!("Bearer {token}"));
+        let mut b = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {token}"));
         if let Some(c) = ctype {
             b = b.header("content-type", c);
         }
@@ -132,40 +241,134 @@ async fn malformed_requests_are_400_and_friends() {
     };
     // Not JSON at all, truncated JSON: 400.
     for body in ["{not json", "{\"name\": \"x\"", "[1,2"] {
-        let r = api.send(raw(Method::POST, "/api/v1/services", Some("application/json"), body)).await;
+        let r = api
+            .send(raw(
+                Method::POST,
+                "/api/v1/services",
+                Some("application/json"),
+                body,
+            ))
+            .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.body);
         assert_eq!(r.error_code(), "bad_request");
     }
-    let r = api.send(raw(Method::POST, "/api/v1/origins/1/approve", Some("application/json"), "{oops")).await;
+    let r = api
+        .send(raw(
+            Method::POST,
+            "/api/v1/origins/1/approve",
+            Some("application/json"),
+            "{oops",
+        ))
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
-    let r = api.send(raw(Method::POST, "/api/v1/login", Some("application/json"), "nope")).await;
+    let r = api
+        .send(raw(
+            Method::POST,
+            "/api/v1/login",
+            Some("application/json"),
+            "nope",
+        ))
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST);
     // Valid JSON of the wrong shape: 422.
-    for body in ["{\"name\": 5}", "{\"name\": \"x\", \"allow_method\": []}", "[]"] {
-        let r = api.send(raw(Method::POST, "/api/v1/services", Some("application/json"), body)).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", r.body);
+    for body in [
+        "{\"name\": 5}",
+        "{\"name\": \"x\", \"allow_method\": []}",
+        "[]",
+    ] {
+        let r = api
+            .send(raw(
+                Method::POST,
+                "/api/v1/services",
+                Some("application/json"),
+                body,
+            ))
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.body
+        );
     }
-    let r = api.send(raw(Method::POST, "/api/v1/services/web/origins", Some("application/json"), "{\"pattern\": \"https://a.example.com\"}")).await;
-    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "missing reason: {}", r.body);
+    let r = api
+        .send(raw(
+            Method::POST,
+            "/api/v1/services/web/origins",
+            Some("application/json"),
+            "{\"pattern\": \"https://a.example.com\"}",
+        ))
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "missing reason: {}",
+        r.body
+    );
     // Not declared as JSON: 415.
-    let r = api.send(raw(Method::POST, "/api/v1/services", Some("text/plain"), "{}")).await;
+    let r = api
+        .send(raw(
+            Method::POST,
+            "/api/v1/services",
+            Some("text/plain"),
+            "{}",
+        ))
+        .await;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     assert_eq!(r.error_code(), "unsupported_media_type");
-    let r = api.send(raw(Method::POST, "/api/v1/services", None, "{}")).await;
+    let r = api
+        .send(raw(Method::POST, "/api/v1/services", None, "{}"))
+        .await;
     assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE);
     // Bad path or query values: 400.
-    let r = api.as_role(Role::Approver, Method::POST, "/api/v1/origins/abc/approve", None).await;
+    let r = api
+        .as_role(
+            Role::Approver,
+            Method::POST,
+            "/api/v1/origins/abc/approve",
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
-    let r = api.as_role(Role::Admin, Method::POST, "/api/v1/agent-tokens/not-a-uuid/revoke", None).await;
+    let r = api
+        .as_role(
+            Role::Admin,
+            Method::POST,
+            "/api/v1/agent-tokens/not-a-uuid/revoke",
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
-    let r = api.as_role(Role::Viewer, Method::GET, "/api/v1/audit?limit=lots", None).await;
+    let r = api
+        .as_role(Role::Viewer, Method::GET, "/api/v1/audit?limit=lots", None)
+        .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.body);
-    let r = api.as_role(Role::Viewer, Method::GET, "/api/v1/audit?limit=0", None).await;
+    let r = api
+        .as_role(Role::Viewer, Method::GET, "/api/v1/audit?limit=0", None)
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     // Invalid names and values.
-    for body in [json!({ "name": "Bad Name" }), json!({ "name": "" }), json!({}), json!({ "name": "ok", "max_age_secs": -1 }), json!({ "name": "ok", "max_age_secs": 99999999999i64 })] {
-        let r = api.as_role(Role::Admin, Method::POST, "/api/v1/services", Some(body.clone())).await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{body}: {}", r.body);
+    for body in [
+        json!({ "name": "Bad Name" }),
+        json!({ "name": "" }),
+        json!({}),
+        json!({ "name": "ok", "max_age_secs": -1 }),
+        json!({ "name": "ok", "max_age_secs": 99999999999i64 }),
+    ] {
+        let r = api
+            .as_role(
+                Role::Admin,
+                Method::POST,
+                "/api/v1/services",
+                Some(body.clone()),
+            )
+            .await;
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{body}: {}",
+            r.body
+        );
     }
     let r = api
         .as_role(Role::Requester, Method::POST, "/api/v1/services/web/origins", Some(json!({ "pattern": "https://a.example.com", "reason": "r", "expires_at": "2001-01-01T00:00:00Z" })))
@@ -176,7 +379,9 @@ async fn malformed_requests_are_400_and_friends() {
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     // Wrong method on a known path.
-    let r = api.as_role(Role::Admin, Method::PUT, "/api/v1/services", None).await;
+    let r = api
+        .as_role(Role::Admin, Method::PUT, "/api/v1/services", None)
+        .await;
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED, "{}", r.body);
     assert_eq!(r.error_code(), "method_not_allowed");
 }
@@ -187,19 +392,61 @@ async fn roles_are_enforced_with_403() {
     api.create_service("web", json!({})).await;
     let id = api.request_origin("web", "https://a.example.com").await;
     for (role, method, path, body) in [
-        (Role::Viewer, Method::POST, "/api/v1/services/web/origins".to_owned(), Some(json!({ "pattern": "https://b.example.com", "reason": "r" }))),
-        (Role::Requester, Method::POST, format!("/api/v1/origins/{id}/approve"), None),
-        (Role::Requester, Method::PATCH, "/api/v1/services/web".to_owned(), Some(json!({ "allow_credentials": true }))),
-        (Role::Approver, Method::POST, "/api/v1/services".to_owned(), Some(json!({ "name": "other" }))),
-        (Role::Approver, Method::DELETE, "/api/v1/services/web".to_owned(), None),
-        (Role::Approver, Method::GET, "/api/v1/agent-tokens".to_owned(), None),
+        (
+            Role::Viewer,
+            Method::POST,
+            "/api/v1/services/web/origins".to_owned(),
+            Some(json!({ "pattern": "https://b.example.com", "reason": "r" })),
+        ),
+        (
+            Role::Requester,
+            Method::POST,
+            format!("/api/v1/origins/{id}/approve"),
+            None,
+        ),
+        (
+            Role::Requester,
+            Method::PATCH,
+            "/api/v1/services/web".to_owned(),
+            Some(json!({ "allow_credentials": true })),
+        ),
+        (
+            Role::Approver,
+            Method::POST,
+            "/api/v1/services".to_owned(),
+            Some(json!({ "name": "other" })),
+        ),
+        (
+            Role::Approver,
+            Method::DELETE,
+            "/api/v1/services/web".to_owned(),
+            None,
+        ),
+        (
+            Role::Approver,
+            Method::GET,
+            "/api/v1/agent-tokens".to_owned(),
+            None,
+        ),
     ] {
         let r = api.as_role(role, method.clone(), &path, body).await;
-        assert_eq!(r.status, StatusCode::FORBIDDEN, "{role:?} {method} {path}: {}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::FORBIDDEN,
+            "{role:?} {method} {path}: {}",
+            r.body
+        );
         assert_eq!(r.error_code(), "forbidden");
     }
     // And nothing happened.
-    let o = api.as_role(Role::Viewer, Method::GET, &format!("/api/v1/origins/{id}"), None).await;
+    let o = api
+        .as_role(
+            Role::Viewer,
+            Method::GET,
+            &format!("/api/v1/origins/{id}"),
+            None,
+        )
+        .await;
     assert_eq!(o.body["status"], "pending");
 }
 
@@ -207,38 +454,81 @@ async fn roles_are_enforced_with_403() {
 async fn duplicates_and_wrong_states_are_409() {
     let api = Api::new().await;
     api.create_service("web", json!({})).await;
-    let r = api.as_role(Role::Admin, Method::POST, "/api/v1/services", Some(json!({ "name": "web" }))).await;
+    let r = api
+        .as_role(
+            Role::Admin,
+            Method::POST,
+            "/api/v1/services",
+            Some(json!({ "name": "web" })),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(r.error_code(), "conflict");
 
     let id = api.request_origin("web", "https://a.example.com").await;
     // The same pattern while the first request is pending: 409.
     let r = api
-        .as_role(Role::Requester, Method::POST, "/api/v1/services/web/origins", Some(json!({ "pattern": "https://a.example.com", "reason": "again" })))
+        .as_role(
+            Role::Requester,
+            Method::POST,
+            "/api/v1/services/web/origins",
+            Some(json!({ "pattern": "https://a.example.com", "reason": "again" })),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.body);
 
     // Revoke needs approved; approve twice is refused.
     let path = |verb: &str| format!("/api/v1/origins/{id}/{verb}");
-    let r = api.as_role(Role::Approver, Method::POST, &path("revoke"), None).await;
+    let r = api
+        .as_role(Role::Approver, Method::POST, &path("revoke"), None)
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     assert_eq!(r.error_code(), "invalid_state");
-    assert_eq!(api.as_role(Role::Approver, Method::POST, &path("approve"), None).await.status, StatusCode::OK);
-    let r = api.as_role(Role::Approver, Method::POST, &path("approve"), None).await;
+    assert_eq!(
+        api.as_role(Role::Approver, Method::POST, &path("approve"), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let r = api
+        .as_role(Role::Approver, Method::POST, &path("approve"), None)
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
-    let r = api.as_role(Role::Approver, Method::POST, &path("reject"), None).await;
+    let r = api
+        .as_role(Role::Approver, Method::POST, &path("reject"), None)
+        .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     // Still approved: a new request for it is a duplicate.
     let r = api
-        .as_role(Role::Requester, Method::POST, "/api/v1/services/web/origins", Some(json!({ "pattern": "https://a.example.com", "reason": "again" })))
+        .as_role(
+            Role::Requester,
+            Method::POST,
+            "/api/v1/services/web/origins",
+            Some(json!({ "pattern": "https://a.example.com", "reason": "again" })),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     // After revoking, it can be requested again.
-    assert_eq!(api.as_role(Role::Approver, Method::POST, &path("revoke"), None).await.status, StatusCode::OK);
+    assert_eq!(
+        api.as_role(Role::Approver, Method::POST, &path("revoke"), None)
+            .await
+            .status,
+        StatusCode::OK
+    );
     api.request_origin("web", "https://a.example.com").await;
 
     // Duplicate user emails are a store conflict too (case-insensitive).
-    api.store.create_user("a@example.com", "x", Role::Viewer, "test").await.expect("first");
-    let e = api.store.create_user("A@example.com", "x", Role::Viewer, "test").await.expect_err("duplicate");
-    assert!(matches!(e, corsair_control_plane::store::StoreError::Conflict(_)), "{e:?}");
+    api.store
+        .create_user("a@example.com", "x", Role::Viewer, "test")
+        .await
+        .expect("first");
+    let e = api
+        .store
+        .create_user("A@example.com", "x", Role::Viewer, "test")
+        .await
+        .expect_err("duplicate");
+    assert!(
+        matches!(e, corsair_control_plane::store::StoreError::Conflict(_)),
+        "{e:?}"
+    );
 }

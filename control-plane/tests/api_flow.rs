@@ -16,58 +16,155 @@ async fn request_approve_policy_revoke_and_audit() {
     let rev0 = created.body["revision"].as_i64().expect("revision");
     assert_eq!(created.body["mode"], "enforce");
 
-    let id = api.request_origin("payments-api", "https://app.example.com").await;
-    let pending = api.as_role(Role::Viewer, Method::GET, "/api/v1/services/payments-api/policy", None).await;
+    let id = api
+        .request_origin("payments-api", "https://app.example.com")
+        .await;
+    let pending = api
+        .as_role(
+            Role::Viewer,
+            Method::GET,
+            "/api/v1/services/payments-api/policy",
+            None,
+        )
+        .await;
     assert_eq!(pending.status, StatusCode::OK);
-    assert_eq!(pending.body["spec"]["origins"], json!([]), "pending origins do not reach agents");
+    assert_eq!(
+        pending.body["spec"]["origins"],
+        json!([]),
+        "pending origins do not reach agents"
+    );
 
     let approved = api
-        .as_role(Role::Approver, Method::POST, &format!("/api/v1/origins/{id}/approve"), Some(json!({ "note": "ok" })))
+        .as_role(
+            Role::Approver,
+            Method::POST,
+            &format!("/api/v1/origins/{id}/approve"),
+            Some(json!({ "note": "ok" })),
+        )
         .await;
     assert_eq!(approved.status, StatusCode::OK, "{}", approved.body);
     assert_eq!(approved.body["status"], "approved");
     assert_eq!(approved.body["decided_by"], "approver@example.com");
     assert_eq!(approved.body["note"], "ok");
 
-    let policy = api.as_role(Role::Viewer, Method::GET, "/api/v1/services/payments-api/policy", None).await;
-    assert_eq!(policy.body["spec"]["origins"], json!(["https://app.example.com"]));
+    let policy = api
+        .as_role(
+            Role::Viewer,
+            Method::GET,
+            "/api/v1/services/payments-api/policy",
+            None,
+        )
+        .await;
+    assert_eq!(
+        policy.body["spec"]["origins"],
+        json!(["https://app.example.com"])
+    );
     assert_eq!(policy.body["spec"]["allow_methods"], json!(["PUT"]));
     let rev1 = policy.body["revision"].as_i64().expect("revision");
     assert!(rev1 > rev0, "approval bumps the revision ({rev1} > {rev0})");
 
-    let detail = api.as_role(Role::Viewer, Method::GET, "/api/v1/services/payments-api", None).await;
+    let detail = api
+        .as_role(
+            Role::Viewer,
+            Method::GET,
+            "/api/v1/services/payments-api",
+            None,
+        )
+        .await;
     assert_eq!(detail.body["revision"], rev1);
-    assert_eq!(detail.body["origins"][0]["pattern"], "https://app.example.com");
+    assert_eq!(
+        detail.body["origins"][0]["pattern"],
+        "https://app.example.com"
+    );
 
     // Approve with no body at all: the note is optional.
-    let id2 = api.request_origin("payments-api", "https://*.example.org").await;
-    let r = api.as_role(Role::Approver, Method::POST, &format!("/api/v1/origins/{id2}/approve"), None).await;
+    let id2 = api
+        .request_origin("payments-api", "https://*.example.org")
+        .await;
+    let r = api
+        .as_role(
+            Role::Approver,
+            Method::POST,
+            &format!("/api/v1/origins/{id2}/approve"),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
 
     let revoked = api
-        .as_role(Role::Approver, Method::POST, &format!("/api/v1/origins/{id}/revoke"), Some(json!({ "note": "gone" })))
+        .as_role(
+            Role::Approver,
+            Method::POST,
+            &format!("/api/v1/origins/{id}/revoke"),
+            Some(json!({ "note": "gone" })),
+        )
         .await;
     assert_eq!(revoked.status, StatusCode::OK, "{}", revoked.body);
-    let policy = api.as_role(Role::Viewer, Method::GET, "/api/v1/services/payments-api/policy", None).await;
-    assert_eq!(policy.body["spec"]["origins"], json!(["https://*.example.org"]));
+    let policy = api
+        .as_role(
+            Role::Viewer,
+            Method::GET,
+            "/api/v1/services/payments-api/policy",
+            None,
+        )
+        .await;
+    assert_eq!(
+        policy.body["spec"]["origins"],
+        json!(["https://*.example.org"])
+    );
     assert!(policy.body["revision"].as_i64().expect("revision") > rev1);
 
     // Rejecting does not change the policy, so no new revision.
     let before = policy.body["revision"].clone();
-    let id3 = api.request_origin("payments-api", "https://other.example.com").await;
-    let r = api.as_role(Role::Approver, Method::POST, &format!("/api/v1/origins/{id3}/reject"), None).await;
+    let id3 = api
+        .request_origin("payments-api", "https://other.example.com")
+        .await;
+    let r = api
+        .as_role(
+            Role::Approver,
+            Method::POST,
+            &format!("/api/v1/origins/{id3}/reject"),
+            None,
+        )
+        .await;
     assert_eq!(r.body["status"], "rejected");
-    let policy = api.as_role(Role::Viewer, Method::GET, "/api/v1/services/payments-api/policy", None).await;
+    let policy = api
+        .as_role(
+            Role::Viewer,
+            Method::GET,
+            "/api/v1/services/payments-api/policy",
+            None,
+        )
+        .await;
     assert_eq!(policy.body["revision"], before);
 
-    let audit = api.as_role(Role::Viewer, Method::GET, "/api/v1/audit?service=payments-api", None).await;
+    let audit = api
+        .as_role(
+            Role::Viewer,
+            Method::GET,
+            "/api/v1/audit?service=payments-api",
+            None,
+        )
+        .await;
     assert_eq!(audit.status, StatusCode::OK);
-    let actions: Vec<&str> = audit.body.as_array().expect("rows").iter().filter_map(|r| r["action"].as_str()).collect();
+    let actions: Vec<&str> = audit
+        .body
+        .as_array()
+        .expect("rows")
+        .iter()
+        .filter_map(|r| r["action"].as_str())
+        .collect();
     assert_eq!(
         actions,
         [
-            "origin.reject", "origin.request", "origin.revoke", "origin.approve", "origin.request",
-            "origin.approve", "origin.request", "service.create"
+            "origin.reject",
+            "origin.request",
+            "origin.revoke",
+            "origin.approve",
+            "origin.request",
+            "origin.approve",
+            "origin.request",
+            "service.create"
         ]
     );
     let approve_row = &audit.body[5];
@@ -75,15 +172,38 @@ async fn request_approve_policy_revoke_and_audit() {
     assert_eq!(approve_row["target"], format!("origin:{id}"));
     assert_eq!(approve_row["before"]["status"], "pending");
     assert_eq!(approve_row["after"]["status"], "approved");
-    let limited = api.as_role(Role::Viewer, Method::GET, "/api/v1/audit?limit=2", None).await;
+    let limited = api
+        .as_role(Role::Viewer, Method::GET, "/api/v1/audit?limit=2", None)
+        .await;
     assert_eq!(limited.body.as_array().map(Vec::len), Some(2));
 
     // Deleting removes the service and its policy, and is audited.
-    let r = api.as_role(Role::Admin, Method::DELETE, "/api/v1/services/payments-api", None).await;
+    let r = api
+        .as_role(
+            Role::Admin,
+            Method::DELETE,
+            "/api/v1/services/payments-api",
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NO_CONTENT);
-    let r = api.as_role(Role::Viewer, Method::GET, "/api/v1/services/payments-api/policy", None).await;
+    let r = api
+        .as_role(
+            Role::Viewer,
+            Method::GET,
+            "/api/v1/services/payments-api/policy",
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::NOT_FOUND);
-    let audit = api.as_role(Role::Viewer, Method::GET, "/api/v1/audit?service=payments-api&limit=1", None).await;
+    let audit = api
+        .as_role(
+            Role::Viewer,
+            Method::GET,
+            "/api/v1/audit?service=payments-api&limit=1",
+            None,
+        )
+        .await;
     assert_eq!(audit.body[0]["action"], "service.delete");
 }
 
@@ -94,22 +214,42 @@ async fn patch_bumps_revision_for_policy_fields_only() {
     let rev0 = created.body["revision"].as_i64().expect("revision");
 
     let r = api
-        .as_role(Role::Approver, Method::PATCH, "/api/v1/services/orders", Some(json!({ "description": "Orders API" })))
+        .as_role(
+            Role::Approver,
+            Method::PATCH,
+            "/api/v1/services/orders",
+            Some(json!({ "description": "Orders API" })),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["description"], "Orders API");
     assert_eq!(r.body["revision"], rev0, "a description is not enforced");
 
     let r = api
-        .as_role(Role::Approver, Method::PATCH, "/api/v1/services/orders", Some(json!({ "allow_methods": ["DELETE"], "mode": "report_only" })))
+        .as_role(
+            Role::Approver,
+            Method::PATCH,
+            "/api/v1/services/orders",
+            Some(json!({ "allow_methods": ["DELETE"], "mode": "report_only" })),
+        )
         .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["allow_methods"], json!(["DELETE"]));
     assert_eq!(r.body["mode"], "report_only");
-    assert_eq!(r.body["description"], "Orders API", "unmentioned fields stay");
+    assert_eq!(
+        r.body["description"], "Orders API",
+        "unmentioned fields stay"
+    );
     assert!(r.body["revision"].as_i64().expect("revision") > rev0);
 
-    let audit = api.as_role(Role::Viewer, Method::GET, "/api/v1/audit?service=orders", None).await;
+    let audit = api
+        .as_role(
+            Role::Viewer,
+            Method::GET,
+            "/api/v1/audit?service=orders",
+            None,
+        )
+        .await;
     assert_eq!(audit.body[0]["action"], "service.update");
     assert_eq!(audit.body[0]["before"]["mode"], "enforce");
     assert_eq!(audit.body[0]["after"]["mode"], "report_only");
@@ -119,21 +259,46 @@ async fn patch_bumps_revision_for_policy_fields_only() {
 async fn login_issues_a_working_user_token() {
     let api = Api::new().await;
     let hash = password::hash("s3cret-pass").expect("hash");
-    api.store.create_user("Ann@Example.com", &hash, Role::Approver, "test").await.expect("user");
+    api.store
+        .create_user("Ann@Example.com", &hash, Role::Approver, "test")
+        .await
+        .expect("user");
 
-    let r = api.call(Method::POST, "/api/v1/login", None, Some(json!({ "email": "ann@example.com", "password": "s3cret-pass" }))).await;
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/login",
+            None,
+            Some(json!({ "email": "ann@example.com", "password": "s3cret-pass" })),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["role"], "approver");
     assert!(r.body["expires_at"].is_string());
     let token = r.body["token"].as_str().expect("token").to_owned();
-    let claims = api.keys.verify(&token, TokenKind::User).expect("a user token");
+    let claims = api
+        .keys
+        .verify(&token, TokenKind::User)
+        .expect("a user token");
     assert_eq!(claims.role, Some(Role::Approver));
 
-    let r = api.call(Method::GET, "/api/v1/services", Some(&token), None).await;
+    let r = api
+        .call(Method::GET, "/api/v1/services", Some(&token), None)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
 
-    for (email, pw) in [("ann@example.com", "wrong"), ("nobody@example.com", "s3cret-pass")] {
-        let r = api.call(Method::POST, "/api/v1/login", None, Some(json!({ "email": email, "password": pw }))).await;
+    for (email, pw) in [
+        ("ann@example.com", "wrong"),
+        ("nobody@example.com", "s3cret-pass"),
+    ] {
+        let r = api
+            .call(
+                Method::POST,
+                "/api/v1/login",
+                None,
+                Some(json!({ "email": email, "password": pw })),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::UNAUTHORIZED);
         assert_eq!(r.error_code(), "unauthorized");
     }
@@ -143,38 +308,81 @@ async fn login_issues_a_working_user_token() {
 async fn agent_tokens_issue_list_revoke() {
     let api = Api::new().await;
     let r = api
-        .as_role(Role::Admin, Method::POST, "/api/v1/agent-tokens", Some(json!({ "name": "gw-1", "services": ["payments-api", "orders"] })))
+        .as_role(
+            Role::Admin,
+            Method::POST,
+            "/api/v1/agent-tokens",
+            Some(json!({ "name": "gw-1", "services": ["payments-api", "orders"] })),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
     let id = r.body["id"].as_str().expect("id").to_owned();
-    let claims = api.keys.verify(r.body["token"].as_str().expect("token"), TokenKind::Agent).expect("agent token");
+    let claims = api
+        .keys
+        .verify(r.body["token"].as_str().expect("token"), TokenKind::Agent)
+        .expect("agent token");
     assert_eq!(claims.jti, id);
     assert_eq!(claims.sub, "gw-1");
     assert_eq!(claims.services, ["payments-api", "orders"]);
     let uuid: uuid::Uuid = id.parse().expect("uuid");
     assert!(api.store.agent_token_active(uuid).await.expect("query"));
 
-    let list = api.as_role(Role::Admin, Method::GET, "/api/v1/agent-tokens", None).await;
+    let list = api
+        .as_role(Role::Admin, Method::GET, "/api/v1/agent-tokens", None)
+        .await;
     assert_eq!(list.body[0]["id"], id.as_str());
-    assert!(list.body[0].get("token").is_none(), "the token itself is never listed");
+    assert!(
+        list.body[0].get("token").is_none(),
+        "the token itself is never listed"
+    );
 
-    let r = api.as_role(Role::Admin, Method::POST, &format!("/api/v1/agent-tokens/{id}/revoke"), None).await;
+    let r = api
+        .as_role(
+            Role::Admin,
+            Method::POST,
+            &format!("/api/v1/agent-tokens/{id}/revoke"),
+            None,
+        )
+        .await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert!(r.body["revoked_at"].is_string());
     assert!(!api.store.agent_token_active(uuid).await.expect("query"));
-    let again = api.as_role(Role::Admin, Method::POST, &format!("/api/v1/agent-tokens/{id}/revoke"), None).await;
+    let again = api
+        .as_role(
+            Role::Admin,
+            Method::POST,
+            &format!("/api/v1/agent-tokens/{id}/revoke"),
+            None,
+        )
+        .await;
     assert_eq!(again.status, StatusCode::CONFLICT);
 
-    let r = api.as_role(Role::Approver, Method::POST, "/api/v1/agent-tokens", Some(json!({ "name": "x", "services": ["a"] }))).await;
+    let r = api
+        .as_role(
+            Role::Approver,
+            Method::POST,
+            "/api/v1/agent-tokens",
+            Some(json!({ "name": "x", "services": ["a"] })),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN);
-    let r = api.as_role(Role::Admin, Method::POST, "/api/v1/agent-tokens", Some(json!({ "name": "x", "services": [] }))).await;
+    let r = api
+        .as_role(
+            Role::Admin,
+            Method::POST,
+            "/api/v1/agent-tokens",
+            Some(json!({ "name": "x", "services": [] })),
+        )
+        .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY);
 }
 
 #[tokio::test]
 async fn agents_lists_what_the_sync_server_recorded() {
     let api = Api::new().await;
-    let r = api.as_role(Role::Viewer, Method::GET, "/api/v1/agents", None).await;
+    let r = api
+        .as_role(Role::Viewer, Method::GET, "/api/v1/agents", None)
+        .await;
     assert_eq!(r.body, json!([]));
     sqlx::query("INSERT INTO agents (id, name, services, version, connected) VALUES ('a1', 'gw', '{orders}', '0.1.0', true)")
         .execute(api.store.pool())
@@ -184,7 +392,9 @@ async fn agents_lists_what_the_sync_server_recorded() {
         .execute(api.store.pool())
         .await
         .expect("insert state");
-    let r = api.as_role(Role::Viewer, Method::GET, "/api/v1/agents", None).await;
+    let r = api
+        .as_role(Role::Viewer, Method::GET, "/api/v1/agents", None)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     let a = &r.body[0];
     assert_eq!(a["name"], "gw");

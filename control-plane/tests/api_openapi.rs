@@ -8,7 +8,9 @@ use http::{Method, StatusCode};
 #[tokio::test]
 async fn openapi_document_lists_every_route() {
     let api = Api::new().await;
-    let r = api.call(Method::GET, "/api/v1/openapi.json", None, None).await;
+    let r = api
+        .call(Method::GET, "/api/v1/openapi.json", None, None)
+        .await;
     assert_eq!(r.status, StatusCode::OK);
     assert_eq!(r.body["openapi"], "3.1.0");
     let paths = r.body["paths"].as_object().expect("paths");
@@ -34,10 +36,15 @@ async fn openapi_document_lists_every_route() {
         }
     }
     // Every $ref points at a defined schema.
-    let schemas = r.body["components"]["schemas"].as_object().expect("schemas");
+    let schemas = r.body["components"]["schemas"]
+        .as_object()
+        .expect("schemas");
     let text = r.body.to_string();
     for piece in text.split("#/components/schemas/").skip(1) {
-        let name: String = piece.chars().take_while(|c| c.is_ascii_alphanumeric()).collect();
+        let name: String = piece
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect();
         assert!(schemas.contains_key(&name), "dangling $ref {name}");
     }
 }

@@ -43,10 +43,16 @@ pub struct CreatedToken {
 }
 
 /// Validates a token request; shared with `token issue` on the command line.
-pub fn check_token_request(name: &str, services: &[String], expires_at: Option<DateTime<Utc>>) -> Result<(), Error> {
+pub fn check_token_request(
+    name: &str,
+    services: &[String],
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<(), Error> {
     validate::text("name", name, true)?;
     if services.is_empty() {
-        return Err(Error::unprocessable("services must name at least one service"));
+        return Err(Error::unprocessable(
+            "services must name at least one service",
+        ));
     }
     for s in services {
         validate::service_name(s)?;
@@ -54,7 +60,9 @@ pub fn check_token_request(name: &str, services: &[String], expires_at: Option<D
     if let Some(t) = expires_at
         && t <= Utc::now()
     {
-        return Err(Error::unprocessable(format!("expires_at {t} is in the past")));
+        return Err(Error::unprocessable(format!(
+            "expires_at {t} is in the past"
+        )));
     }
     Ok(())
 }
@@ -68,15 +76,37 @@ async fn create(
     let id = Uuid::new_v4();
     // Sign first: a token row without a token would be harmless, but a
     // signing failure should not leave one behind.
-    let issued = issue_agent_token(&state.keys, id, body.name.trim(), &body.services, body.expires_at)?;
+    let issued = issue_agent_token(
+        &state.keys,
+        id,
+        body.name.trim(),
+        &body.services,
+        body.expires_at,
+    )?;
     state
         .store
-        .create_agent_token(id, body.name.trim(), &body.services, body.expires_at, &user.email)
+        .create_agent_token(
+            id,
+            body.name.trim(),
+            &body.services,
+            body.expires_at,
+            &user.email,
+        )
         .await?;
-    Ok((StatusCode::CREATED, Json(CreatedToken { id, token: issued.token, expires_at: issued.expires_at })))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            id,
+            token: issued.token,
+            expires_at: issued.expires_at,
+        }),
+    ))
 }
 
-async fn list(_: RequireRole<Admin>, State(state): State<AppState>) -> Result<Json<Vec<AgentToken>>, Error> {
+async fn list(
+    _: RequireRole<Admin>,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<AgentToken>>, Error> {
     Ok(Json(state.store.list_agent_tokens().await?))
 }
 

@@ -69,7 +69,10 @@ pub enum Error {
 impl Error {
     /// A 422 with a single message and no details.
     pub fn unprocessable(message: impl Into<String>) -> Self {
-        Error::Unprocessable { message: message.into(), details: Vec::new() }
+        Error::Unprocessable {
+            message: message.into(),
+            details: Vec::new(),
+        }
     }
 
     fn status_and_code(&self) -> (StatusCode, &'static str) {
@@ -114,9 +117,21 @@ impl IntoResponse for Error {
             Error::Unprocessable { details, .. } => details.as_slice(),
             _ => &[],
         };
-        let mut response = (status, Json(Body { error: ErrorBody { code, message, details } })).into_response();
+        let mut response = (
+            status,
+            Json(Body {
+                error: ErrorBody {
+                    code,
+                    message,
+                    details,
+                },
+            }),
+        )
+            .into_response();
         if status == StatusCode::UNAUTHORIZED {
-            response.headers_mut().insert(WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+            response
+                .headers_mut()
+                .insert(WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
         }
         response
     }

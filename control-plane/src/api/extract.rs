@@ -31,11 +31,20 @@ fn unsupported_media_type() -> Error {
 
 /// `application/json`, with parameters, or any `+json` type.
 fn is_json(headers: &http::HeaderMap) -> bool {
-    let Some(value) = headers.get(http::header::CONTENT_TYPE).and_then(|v| v.to_str().ok()) else {
+    let Some(value) = headers
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+    else {
         return false;
     };
-    let essence = value.split(';').next().unwrap_or_default().trim().to_ascii_lowercase();
-    essence == "application/json" || (essence.starts_with("application/") && essence.ends_with("+json"))
+    let essence = value
+        .split(';')
+        .next()
+        .unwrap_or_default()
+        .trim()
+        .to_ascii_lowercase();
+    essence == "application/json"
+        || (essence.starts_with("application/") && essence.ends_with("+json"))
 }
 
 async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Error> {
@@ -44,7 +53,11 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Er
         let message = rejection.body_text();
         if status.is_client_error() {
             // e.g. 413 for a body over the limit.
-            Error::Status { status, code: "bad_request", message }
+            Error::Status {
+                status,
+                code: "bad_request",
+                message,
+            }
         } else {
             Error::Internal(anyhow::anyhow!("reading request body: {message}"))
         }
@@ -54,9 +67,12 @@ async fn body_bytes<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, Er
 /// Parses `bytes` as a `T`: 400 unless it is JSON, 422 unless it fits `T`.
 fn parse<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
     if let Err(e) = serde_json::from_slice::<serde::de::IgnoredAny>(bytes) {
-        return Err(Error::BadRequest(format!("malformed JSON in request body: {e}")));
+        return Err(Error::BadRequest(format!(
+            "malformed JSON in request body: {e}"
+        )));
     }
-    serde_json::from_slice(bytes).map_err(|e| Error::unprocessable(format!("invalid request body: {e}")))
+    serde_json::from_slice(bytes)
+        .map_err(|e| Error::unprocessable(format!("invalid request body: {e}")))
 }
 
 impl<T, S> FromRequest<S> for Json<T>

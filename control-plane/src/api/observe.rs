@@ -15,10 +15,15 @@ const DEFAULT_AUDIT_LIMIT: i64 = 100;
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/agents", get(agents)).route("/audit", get(audit))
+    Router::new()
+        .route("/agents", get(agents))
+        .route("/audit", get(audit))
 }
 
-async fn agents(_: RequireRole<Viewer>, State(state): State<AppState>) -> Result<Json<Vec<AgentStatus>>, Error> {
+async fn agents(
+    _: RequireRole<Viewer>,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<AgentStatus>>, Error> {
     Ok(Json(state.store.list_agent_status().await?))
 }
 
@@ -39,7 +44,11 @@ async fn audit(
 ) -> Result<Json<Vec<AuditEntry>>, Error> {
     let limit = q.limit.unwrap_or(DEFAULT_AUDIT_LIMIT);
     if !(1..=MAX_AUDIT_LIMIT).contains(&limit) {
-        return Err(Error::unprocessable(format!("limit must be between 1 and {MAX_AUDIT_LIMIT}")));
+        return Err(Error::unprocessable(format!(
+            "limit must be between 1 and {MAX_AUDIT_LIMIT}"
+        )));
     }
-    Ok(Json(state.store.list_audit(q.service.as_deref(), limit).await?))
+    Ok(Json(
+        state.store.list_audit(q.service.as_deref(), limit).await?,
+    ))
 }

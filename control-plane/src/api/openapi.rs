@@ -97,48 +97,55 @@ fn paths() -> Value {
                 ("400", "malformed JSON or id"),
                 ("404", "no such origin"),
                 ("409", "not allowed in the origin's current state"),
-                ("422", "the origin does not fit the service's current settings"),
+                (
+                    "422",
+                    "the origin does not fit the service's current settings",
+                ),
             ],
         );
         let op = with(op, "parameters", json!([id_param("int64")]));
-        with(op, "requestBody", json!({ "required": false, "content": { "application/json": { "schema": r("DecisionBody") } } }))
+        with(
+            op,
+            "requestBody",
+            json!({ "required": false, "content": { "application/json": { "schema": r("DecisionBody") } } }),
+        )
     };
     json!({
-        "/login": { "post": {
-            "summary": "Exchange email and password for a user token (12 h)", "security": [],
-            "requestBody": body(r("LoginRequest")),
-            "responses": { "200": ok("a token", r("LoginResponse")), "400": err("malformed JSON"), "401": err("wrong email or password"), "422": err("missing fields") } } },
-        "/services": {
-          "get": op("List services", "viewer", ("200", ok("services", array(r("Service")))), &[]),
-          "post": with(op("Create a service", "admin", ("201", ok("the new service", r("ServiceDetail"))), &[("400", "malformed JSON"), ("409", "name taken"), ("422", "invalid name or settings")]), "requestBody", body(r("ServiceBody"))) },
-        "/services/{name}": {
-          "parameters": [name_param()],
-          "get": op("A service with its revision and origins", "viewer", ("200", ok("the service", r("ServiceDetail"))), &[("404", "no such service")]),
-          "patch": with(op("Change description or policy settings (settings bump the revision)", "approver", ("200", ok("the service", r("ServiceDetail"))), &[("400", "malformed JSON"), ("404", "no such service"), ("422", "invalid settings, every problem listed")]), "requestBody", body(r("ServiceBody"))),
-          "delete": op("Delete a service and its origins", "admin", ("204", json!({ "description": "deleted" })), &[("404", "no such service")]) },
-        "/services/{name}/policy": {
-          "parameters": [name_param()],
-          "get": op("The effective policy agents receive (approved, unexpired origins)", "viewer", ("200", ok("the policy", r("EffectivePolicy"))), &[("404", "no such service")]) },
-        "/services/{name}/origins": {
-          "parameters": [name_param()],
-          "get": op("A service's origins, all states", "viewer", ("200", ok("origins", array(r("Origin")))), &[("404", "no such service")]),
-          "post": with(op("Request an origin (pending)", "requester", ("201", ok("the request", r("Origin"))), &[("400", "malformed JSON"), ("404", "no such service"), ("409", "already pending or approved"), ("422", "invalid pattern, says what is wrong")]), "requestBody", body(r("OriginRequest"))) },
-        "/origins/{id}": {
-          "get": with(op("One origin", "viewer", ("200", ok("the origin", r("Origin"))), &[("400", "malformed id"), ("404", "no such origin")]), "parameters", json!([id_param("int64")])) },
-        "/origins/{id}/approve": { "post": decision("Approve (pending only)") },
-        "/origins/{id}/reject": { "post": decision("Reject (pending only)") },
-        "/origins/{id}/revoke": { "post": decision("Revoke (approved only)") },
-        "/agent-tokens": {
-          "get": op("List agent tokens", "admin", ("200", ok("tokens", array(r("AgentToken")))), &[]),
-          "post": with(op("Issue an agent token", "admin", ("201", ok("the token, shown once", r("CreatedToken"))), &[("400", "malformed JSON"), ("422", "invalid name or services")]), "requestBody", body(r("CreateToken"))) },
-        "/agent-tokens/{id}/revoke": {
-          "post": with(op("Revoke an agent token", "admin", ("200", ok("the token", r("AgentToken"))), &[("400", "malformed id"), ("404", "no such token"), ("409", "already revoked")]), "parameters", json!([id_param("uuid")])) },
-        "/agents": { "get": op("Agents seen, with applied revision and last NACK per service", "viewer", ("200", ok("agents", array(r("Agent")))), &[]) },
-        "/audit": { "get": with(op("Change audit, newest first", "viewer", ("200", ok("rows", array(r("AuditEntry")))), &[("400", "malformed query"), ("422", "limit out of range")]), "parameters", json!([
-            { "name": "service", "in": "query", "schema": { "type": "string" } },
-            { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 } } ])) },
-        "/openapi.json": { "get": { "summary": "This document", "security": [], "responses": { "200": { "description": "OpenAPI 3.1" } } } }
-      })
+      "/login": { "post": {
+          "summary": "Exchange email and password for a user token (12 h)", "security": [],
+          "requestBody": body(r("LoginRequest")),
+          "responses": { "200": ok("a token", r("LoginResponse")), "400": err("malformed JSON"), "401": err("wrong email or password"), "422": err("missing fields") } } },
+      "/services": {
+        "get": op("List services", "viewer", ("200", ok("services", array(r("Service")))), &[]),
+        "post": with(op("Create a service", "admin", ("201", ok("the new service", r("ServiceDetail"))), &[("400", "malformed JSON"), ("409", "name taken"), ("422", "invalid name or settings")]), "requestBody", body(r("ServiceBody"))) },
+      "/services/{name}": {
+        "parameters": [name_param()],
+        "get": op("A service with its revision and origins", "viewer", ("200", ok("the service", r("ServiceDetail"))), &[("404", "no such service")]),
+        "patch": with(op("Change description or policy settings (settings bump the revision)", "approver", ("200", ok("the service", r("ServiceDetail"))), &[("400", "malformed JSON"), ("404", "no such service"), ("422", "invalid settings, every problem listed")]), "requestBody", body(r("ServiceBody"))),
+        "delete": op("Delete a service and its origins", "admin", ("204", json!({ "description": "deleted" })), &[("404", "no such service")]) },
+      "/services/{name}/policy": {
+        "parameters": [name_param()],
+        "get": op("The effective policy agents receive (approved, unexpired origins)", "viewer", ("200", ok("the policy", r("EffectivePolicy"))), &[("404", "no such service")]) },
+      "/services/{name}/origins": {
+        "parameters": [name_param()],
+        "get": op("A service's origins, all states", "viewer", ("200", ok("origins", array(r("Origin")))), &[("404", "no such service")]),
+        "post": with(op("Request an origin (pending)", "requester", ("201", ok("the request", r("Origin"))), &[("400", "malformed JSON"), ("404", "no such service"), ("409", "already pending or approved"), ("422", "invalid pattern, says what is wrong")]), "requestBody", body(r("OriginRequest"))) },
+      "/origins/{id}": {
+        "get": with(op("One origin", "viewer", ("200", ok("the origin", r("Origin"))), &[("400", "malformed id"), ("404", "no such origin")]), "parameters", json!([id_param("int64")])) },
+      "/origins/{id}/approve": { "post": decision("Approve (pending only)") },
+      "/origins/{id}/reject": { "post": decision("Reject (pending only)") },
+      "/origins/{id}/revoke": { "post": decision("Revoke (approved only)") },
+      "/agent-tokens": {
+        "get": op("List agent tokens", "admin", ("200", ok("tokens", array(r("AgentToken")))), &[]),
+        "post": with(op("Issue an agent token", "admin", ("201", ok("the token, shown once", r("CreatedToken"))), &[("400", "malformed JSON"), ("422", "invalid name or services")]), "requestBody", body(r("CreateToken"))) },
+      "/agent-tokens/{id}/revoke": {
+        "post": with(op("Revoke an agent token", "admin", ("200", ok("the token", r("AgentToken"))), &[("400", "malformed id"), ("404", "no such token"), ("409", "already revoked")]), "parameters", json!([id_param("uuid")])) },
+      "/agents": { "get": op("Agents seen, with applied revision and last NACK per service", "viewer", ("200", ok("agents", array(r("Agent")))), &[]) },
+      "/audit": { "get": with(op("Change audit, newest first", "viewer", ("200", ok("rows", array(r("AuditEntry")))), &[("400", "malformed query"), ("422", "limit out of range")]), "parameters", json!([
+          { "name": "service", "in": "query", "schema": { "type": "string" } },
+          { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 } } ])) },
+      "/openapi.json": { "get": { "summary": "This document", "security": [], "responses": { "200": { "description": "OpenAPI 3.1" } } } }
+    })
 }
 
 fn schemas() -> Value {

@@ -3,7 +3,7 @@
 
 use super::extract::{Json, JsonOrEmpty, Path};
 use super::{AppState, Error, validate};
-use crate::auth::{Approver, RequireRole, Requester, Viewer};
+use crate::auth::{Approver, Requester, RequireRole, Viewer};
 use crate::store::origins::{Decision, Origin};
 use axum::Router;
 use axum::extract::State;
@@ -52,12 +52,20 @@ async fn list(
     Ok(Json(state.store.list_origins(&name).await?))
 }
 
-async fn show(_: RequireRole<Viewer>, State(state): State<AppState>, Path(id): Path<i64>) -> Result<Json<Origin>, Error> {
+async fn show(
+    _: RequireRole<Viewer>,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+) -> Result<Json<Origin>, Error> {
     Ok(Json(state.store.get_origin(id).await?))
 }
 
 fn approved(origins: Vec<Origin>) -> Vec<String> {
-    origins.into_iter().filter(|o| o.status == "approved").map(|o| o.pattern).collect()
+    origins
+        .into_iter()
+        .filter(|o| o.status == "approved")
+        .map(|o| o.pattern)
+        .collect()
 }
 
 async fn request(
@@ -71,18 +79,32 @@ async fn request(
     if let Some(t) = body.expires_at
         && t <= Utc::now()
     {
-        return Err(Error::unprocessable(format!("expires_at {t} is in the past")));
+        return Err(Error::unprocessable(format!(
+            "expires_at {t} is in the past"
+        )));
     }
     let others = approved(state.store.list_origins(&name).await?);
     let pattern = validate::origin(&body.pattern, &service.settings, others)?;
     let origin = state
         .store
-        .request_origin(&name, &pattern, body.reason.trim(), body.expires_at, &user.email)
+        .request_origin(
+            &name,
+            &pattern,
+            body.reason.trim(),
+            body.expires_at,
+            &user.email,
+        )
         .await?;
     Ok((StatusCode::CREATED, Json(origin)))
 }
 
-async fn decide(state: &AppState, id: i64, decision: Decision, note: Option<String>, actor: &str) -> Result<Json<Origin>, Error> {
+async fn decide(
+    state: &AppState,
+    id: i64,
+    decision: Decision,
+    note: Option<String>,
+    actor: &str,
+) -> Result<Json<Origin>, Error> {
     if let Some(note) = &note {
         validate::text("note", note, false)?;
     }
@@ -94,7 +116,12 @@ async fn decide(state: &AppState, id: i64, decision: Decision, note: Option<Stri
         let others = approved(state.store.list_origins(&origin.service).await?);
         validate::origin(&origin.pattern, &service.settings, others)?;
     }
-    Ok(Json(state.store.decide_origin(id, decision, note.as_deref(), actor).await?))
+    Ok(Json(
+        state
+            .store
+            .decide_origin(id, decision, note.as_deref(), actor)
+            .await?,
+    ))
 }
 
 async fn approve(

@@ -70,7 +70,9 @@ impl ServiceBody {
             base.max_age_secs = i32::try_from(v)
                 .ok()
                 .filter(|s| (0..=86_400).contains(s))
-                .ok_or_else(|| Error::unprocessable(format!("max_age_secs {v} must be between 0 and 86400")))?;
+                .ok_or_else(|| {
+                    Error::unprocessable(format!("max_age_secs {v} must be between 0 and 86400"))
+                })?;
         }
         if let Some(v) = self.allow_private_network {
             base.allow_private_network = v;
@@ -98,7 +100,10 @@ pub struct ServiceDetail {
     pub origins: Vec<Origin>,
 }
 
-async fn list(_: RequireRole<Viewer>, State(state): State<AppState>) -> Result<Json<Vec<Service>>, Error> {
+async fn list(
+    _: RequireRole<Viewer>,
+    State(state): State<AppState>,
+) -> Result<Json<Vec<Service>>, Error> {
     Ok(Json(state.store.list_services().await?))
 }
 
@@ -121,14 +126,26 @@ async fn create(
     State(state): State<AppState>,
     Json(mut body): Json<ServiceBody>,
 ) -> Result<(StatusCode, Json<ServiceDetail>), Error> {
-    let name = body.name.take().ok_or_else(|| Error::unprocessable("name is required"))?;
+    let name = body
+        .name
+        .take()
+        .ok_or_else(|| Error::unprocessable("name is required"))?;
     validate::service_name(&name)?;
     let description = body.description.take().unwrap_or_default();
     validate::text("description", &description, false)?;
     let settings = body.apply(ServiceSettings::default())?;
     validate::policy(&settings, Vec::new())?;
-    let service = state.store.create_service(&name, &description, &settings, &user.email).await?;
-    Ok((StatusCode::CREATED, Json(ServiceDetail { service, origins: Vec::new() })))
+    let service = state
+        .store
+        .create_service(&name, &description, &settings, &user.email)
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(ServiceDetail {
+            service,
+            origins: Vec::new(),
+        }),
+    ))
 }
 
 async fn update(
@@ -141,7 +158,9 @@ async fn update(
     if let Some(new_name) = body.name.take()
         && new_name != name
     {
-        return Err(Error::unprocessable("a service cannot be renamed; create a new one"));
+        return Err(Error::unprocessable(
+            "a service cannot be renamed; create a new one",
+        ));
     }
     let description = body.description.take().unwrap_or(current.description);
     validate::text("description", &description, false)?;
@@ -156,7 +175,10 @@ async fn update(
         .map(|o| o.pattern)
         .collect();
     validate::policy(&settings, approved)?;
-    let service = state.store.update_service(&name, &description, &settings, &user.email).await?;
+    let service = state
+        .store
+        .update_service(&name, &description, &settings, &user.email)
+        .await?;
     Ok(Json(detail(&state, service).await?))
 }
 

@@ -3,9 +3,9 @@
 use super::extract::Json;
 use super::{AppState, Error};
 use crate::auth::{Role, issue_user_token, password};
+use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
-use axum::Router;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -35,7 +35,10 @@ pub struct LoginResponse {
     pub role: Role,
 }
 
-async fn login(State(state): State<AppState>, Json(req): Json<LoginRequest>) -> Result<Json<LoginResponse>, Error> {
+async fn login(
+    State(state): State<AppState>,
+    Json(req): Json<LoginRequest>,
+) -> Result<Json<LoginResponse>, Error> {
     let refused = || Error::Unauthorized("wrong email or password".into());
     let found = state.store.user_credentials(&req.email).await?;
     // argon2 takes tens of milliseconds of CPU: keep it off the reactor.
@@ -55,5 +58,9 @@ async fn login(State(state): State<AppState>, Json(req): Json<LoginRequest>) -> 
         _ => return Err(refused()),
     };
     let issued = issue_user_token(&state.keys, &user.email, user.role)?;
-    Ok(Json(LoginResponse { token: issued.token, expires_at: issued.expires_at, role: user.role }))
+    Ok(Json(LoginResponse {
+        token: issued.token,
+        expires_at: issued.expires_at,
+        role: user.role,
+    }))
 }

@@ -12,7 +12,9 @@ pub const MAX_TEXT_LEN: usize = 4096;
 pub fn service_name(name: &str) -> Result<(), Error> {
     let ok = !name.is_empty()
         && name.len() <= 63
-        && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
         && !name.starts_with('-')
         && !name.ends_with('-');
     if ok {
@@ -31,7 +33,9 @@ pub fn text(field: &str, value: &str, required: bool) -> Result<(), Error> {
         return Err(Error::unprocessable(format!("{field} must not be empty")));
     }
     if value.len() > MAX_TEXT_LEN {
-        return Err(Error::unprocessable(format!("{field} is longer than {MAX_TEXT_LEN} bytes")));
+        return Err(Error::unprocessable(format!(
+            "{field} is longer than {MAX_TEXT_LEN} bytes"
+        )));
     }
     Ok(())
 }
@@ -40,10 +44,20 @@ fn policy_error(context: &str, e: PolicyError) -> Error {
     let details: Vec<Detail> = e
         .problems
         .into_iter()
-        .map(|p| Detail { field: p.field, value: p.value, message: p.message })
+        .map(|p| Detail {
+            field: p.field,
+            value: p.value,
+            message: p.message,
+        })
         .collect();
-    let listed: Vec<String> = details.iter().map(|d| format!("{} {:?}: {}", d.field, d.value, d.message)).collect();
-    Error::Unprocessable { message: format!("{context}: {}", listed.join("; ")), details }
+    let listed: Vec<String> = details
+        .iter()
+        .map(|d| format!("{} {:?}: {}", d.field, d.value, d.message))
+        .collect();
+    Error::Unprocessable {
+        message: format!("{context}: {}", listed.join("; ")),
+        details,
+    }
 }
 
 /// Checks `settings` together with `origins` as agents would compile them,
@@ -67,15 +81,26 @@ pub fn policy(settings: &ServiceSettings, origins: Vec<String>) -> Result<(), Er
 /// Parses an origin pattern, returning its canonical form, and checks it in
 /// the context of the service's settings (e.g. plain `http` with credentials)
 /// and its already-approved origins.
-pub fn origin(pattern: &str, settings: &ServiceSettings, mut approved: Vec<String>) -> Result<String, Error> {
-    let canonical = parse_origin_pattern(pattern)
-        .map_err(|message| Error::Unprocessable {
-            message: format!("invalid origin pattern {pattern:?}: {message}"),
-            details: vec![Detail { field: "pattern".into(), value: pattern.into(), message }],
-        })?;
+pub fn origin(
+    pattern: &str,
+    settings: &ServiceSettings,
+    mut approved: Vec<String>,
+) -> Result<String, Error> {
+    let canonical = parse_origin_pattern(pattern).map_err(|message| Error::Unprocessable {
+        message: format!("invalid origin pattern {pattern:?}: {message}"),
+        details: vec![Detail {
+            field: "pattern".into(),
+            value: pattern.into(),
+            message,
+        }],
+    })?;
     approved.retain(|p| *p != canonical);
     approved.push(canonical.clone());
-    Policy::compile(&settings.to_spec(approved))
-        .map_err(|e| policy_error(&format!("origin {canonical} does not fit this service's policy"), e))?;
+    Policy::compile(&settings.to_spec(approved)).map_err(|e| {
+        policy_error(
+            &format!("origin {canonical} does not fit this service's policy"),
+            e,
+        )
+    })?;
     Ok(canonical)
 }

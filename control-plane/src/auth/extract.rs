@@ -27,10 +27,14 @@ fn bearer(parts: &Parts) -> Result<&str, Error> {
         .map_err(|_| Error::Unauthorized("the Authorization header is not valid text".into()))?;
     // The scheme name is case-insensitive (RFC 9110 §11.1).
     match value.split_once(' ') {
-        Some((scheme, token)) if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() => {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
             Ok(token.trim())
         }
-        _ => Err(Error::Unauthorized("expected Authorization: Bearer <token>".into())),
+        _ => Err(Error::Unauthorized(
+            "expected Authorization: Bearer <token>".into(),
+        )),
     }
 }
 
@@ -46,8 +50,13 @@ where
         let claims = SigningKey::from_ref(state)
             .verify(token, TokenKind::User)
             .map_err(|e| Error::Unauthorized(e.to_string()))?;
-        let role = claims.role.ok_or_else(|| Error::Unauthorized("token carries no role".into()))?;
-        Ok(CurrentUser { email: claims.sub, role })
+        let role = claims
+            .role
+            .ok_or_else(|| Error::Unauthorized("token carries no role".into()))?;
+        Ok(CurrentUser {
+            email: claims.sub,
+            role,
+        })
     }
 }
 
@@ -110,6 +119,9 @@ where
                 user.role.as_str()
             )));
         }
-        Ok(RequireRole { user, role: PhantomData })
+        Ok(RequireRole {
+            user,
+            role: PhantomData,
+        })
     }
 }

@@ -11,10 +11,10 @@ pub mod keys;
 pub mod password;
 pub mod tokens;
 
-pub use extract::{Admin, Approver, CurrentUser, MinimumRole, RequireRole, Requester, Viewer};
+pub use extract::{Admin, Approver, CurrentUser, MinimumRole, Requester, RequireRole, Viewer};
 pub use keys::{Claims, KeyError, SigningKey, TokenKind};
-pub use tokens::{IssuedToken, issue_agent_token, issue_user_token};
 use serde::{Deserialize, Serialize};
+pub use tokens::{IssuedToken, issue_agent_token, issue_user_token};
 
 /// A user's role. Each role includes the rights of the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -19,7 +19,11 @@ pub struct IssuedToken {
 }
 
 /// Signs a user token for `email` with `role`, valid for [`USER_TOKEN_LIFETIME`].
-pub fn issue_user_token(key: &SigningKey, email: &str, role: Role) -> Result<IssuedToken, KeyError> {
+pub fn issue_user_token(
+    key: &SigningKey,
+    email: &str,
+    role: Role,
+) -> Result<IssuedToken, KeyError> {
     let now = Utc::now();
     let expires_at = now + USER_TOKEN_LIFETIME;
     let id = Uuid::new_v4();
@@ -32,7 +36,11 @@ pub fn issue_user_token(key: &SigningKey, email: &str, role: Role) -> Result<Iss
         iat: now.timestamp(),
         exp: Some(expires_at.timestamp()),
     };
-    Ok(IssuedToken { token: key.sign(&claims)?, id, expires_at: Some(expires_at) })
+    Ok(IssuedToken {
+        token: key.sign(&claims)?,
+        id,
+        expires_at: Some(expires_at),
+    })
 }
 
 /// Signs an agent token named `name` for `services`. The caller records `id`
@@ -53,7 +61,11 @@ pub fn issue_agent_token(
         iat: Utc::now().timestamp(),
         exp: expires_at.map(|t| t.timestamp()),
     };
-    Ok(IssuedToken { token: key.sign(&claims)?, id, expires_at })
+    Ok(IssuedToken {
+        token: key.sign(&claims)?,
+        id,
+        expires_at,
+    })
 }
 
 #[cfg(test)]
@@ -64,7 +76,8 @@ mod tests {
     fn agent_token_round_trip() {
         let key = SigningKey::from_bytes(&[7; 32]);
         let id = Uuid::new_v4();
-        let issued = issue_agent_token(&key, id, "gw-1", &["payments-api".into()], None).expect("sign");
+        let issued =
+            issue_agent_token(&key, id, "gw-1", &["payments-api".into()], None).expect("sign");
         let claims = key.verify(&issued.token, TokenKind::Agent).expect("verify");
         assert_eq!(claims.jti, id.to_string());
         assert_eq!(claims.services, vec!["payments-api".to_string()]);

@@ -44,7 +44,10 @@ pub(crate) struct AuditRecord<'a> {
 
 /// Appends one row. Takes a connection, not the pool, so callers pass their
 /// open transaction: the row commits or rolls back with the change itself.
-pub(crate) async fn append(conn: &mut PgConnection, record: AuditRecord<'_>) -> Result<(), StoreError> {
+pub(crate) async fn append(
+    conn: &mut PgConnection,
+    record: AuditRecord<'_>,
+) -> Result<(), StoreError> {
     sqlx::query!(
         r#"
         INSERT INTO change_audit (actor, action, service, target, before, after)
@@ -71,7 +74,11 @@ pub(crate) fn snapshot<T: Serialize>(value: &T) -> Value {
 impl Store {
     /// The newest `limit` audit rows (capped at [`MAX_AUDIT_LIMIT`]), newest
     /// first, optionally only those about `service`.
-    pub async fn list_audit(&self, service: Option<&str>, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+    pub async fn list_audit(
+        &self,
+        service: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
         let limit = limit.clamp(1, MAX_AUDIT_LIMIT);
         let rows = sqlx::query_as!(
             AuditEntry,

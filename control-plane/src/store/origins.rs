@@ -46,7 +46,7 @@ pub enum Decision {
 
 impl Decision {
     /// The status an origin must have for this decision.
-    fn from_status(self) -> &'static str {
+    fn required_status(self) -> &'static str {
         match self {
             Decision::Approve | Decision::Reject => "pending",
             Decision::Revoke => "approved",
@@ -54,7 +54,7 @@ impl Decision {
     }
 
     /// The status it gets.
-    fn to_status(self) -> &'static str {
+    fn new_status(self) -> &'static str {
         match self {
             Decision::Approve => "approved",
             Decision::Reject => "rejected",
@@ -192,12 +192,12 @@ impl Store {
         .fetch_optional(&mut *tx)
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("origin {id}")))?;
-        if before.status != decision.from_status() {
+        if before.status != decision.required_status() {
             return Err(StoreError::InvalidState(format!(
                 "cannot {} origin {id}: it is {}, and only {} origins can be {}d",
                 decision.verb(),
                 before.status,
-                decision.from_status(),
+                decision.required_status(),
                 decision.verb(),
             )));
         }
@@ -211,7 +211,7 @@ impl Store {
                       requested_at, decided_by, decided_at, note, expires_at
             "#,
             id,
-            decision.to_status(),
+            decision.new_status(),
             actor,
             note,
             before.service,

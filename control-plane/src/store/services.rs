@@ -211,11 +211,15 @@ impl Store {
         actor: &str,
     ) -> Result<Service, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let before: Service = sqlx::query_as!(ServiceRow, "SELECT * FROM services WHERE name = $1 FOR UPDATE", name)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(Service::from)
-            .ok_or_else(|| StoreError::NotFound(format!("service {name:?}")))?;
+        let before: Service = sqlx::query_as!(
+            ServiceRow,
+            "SELECT * FROM services WHERE name = $1 FOR UPDATE",
+            name
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(Service::from)
+        .ok_or_else(|| StoreError::NotFound(format!("service {name:?}")))?;
         let policy_changed = before.settings != *settings;
         if !policy_changed && before.description == description {
             return Ok(before);
@@ -270,11 +274,15 @@ impl Store {
     /// notifies, so agents learn that the service is gone.
     pub async fn delete_service(&self, name: &str, actor: &str) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        let before: Service = sqlx::query_as!(ServiceRow, "DELETE FROM services WHERE name = $1 RETURNING *", name)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(Service::from)
-            .ok_or_else(|| StoreError::NotFound(format!("service {name:?}")))?;
+        let before: Service = sqlx::query_as!(
+            ServiceRow,
+            "DELETE FROM services WHERE name = $1 RETURNING *",
+            name
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .map(Service::from)
+        .ok_or_else(|| StoreError::NotFound(format!("service {name:?}")))?;
         let target = format!("service:{name}");
         audit::append(
             &mut tx,

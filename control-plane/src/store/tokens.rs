@@ -84,7 +84,11 @@ impl Store {
     }
 
     /// Revokes token `id`; revoking twice is [`StoreError::InvalidState`].
-    pub async fn revoke_agent_token(&self, id: Uuid, actor: &str) -> Result<AgentToken, StoreError> {
+    pub async fn revoke_agent_token(
+        &self,
+        id: Uuid,
+        actor: &str,
+    ) -> Result<AgentToken, StoreError> {
         let mut tx = self.pool.begin().await?;
         let before = sqlx::query_as!(
             AgentToken,
@@ -98,7 +102,9 @@ impl Store {
         .await?
         .ok_or_else(|| StoreError::NotFound(format!("agent token {id}")))?;
         if before.revoked_at.is_some() {
-            return Err(StoreError::InvalidState(format!("agent token {id} is already revoked")));
+            return Err(StoreError::InvalidState(format!(
+                "agent token {id} is already revoked"
+            )));
         }
         let after = sqlx::query_as!(
             AgentToken,

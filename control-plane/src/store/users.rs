@@ -53,7 +53,13 @@ impl Store {
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| unique_violation(e, || format!("user {email:?} already exists")))?;
-        let user = User { id: row.id, email: row.email, role, disabled: row.disabled, created_at: row.created_at };
+        let user = User {
+            id: row.id,
+            email: row.email,
+            role,
+            disabled: row.disabled,
+            created_at: row.created_at,
+        };
         let target = format!("user:{email}");
         // The hash stays out of the audit log.
         let after = serde_json::json!({ "email": email, "role": role });
@@ -74,7 +80,10 @@ impl Store {
     }
 
     /// The user with `email` (case-insensitive) and their password hash.
-    pub async fn user_credentials(&self, email: &str) -> Result<Option<UserCredentials>, StoreError> {
+    pub async fn user_credentials(
+        &self,
+        email: &str,
+    ) -> Result<Option<UserCredentials>, StoreError> {
         let row = sqlx::query!(
             r#"
             SELECT id, email, password_hash, role, disabled, created_at

@@ -19,9 +19,14 @@ pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
 pub async fn fresh_database() -> String {
     use sqlx::Connection;
     let name = format!("corsair_t_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(ADMIN_URL).await.expect("connect to test Postgres");
+    let mut admin = sqlx::PgConnection::connect(ADMIN_URL)
+        .await
+        .expect("connect to test Postgres");
     // The name is ours (a UUID), not input.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await.expect("create database");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
     format!("postgres://postgres@127.0.0.1:5432/{name}")
 }
 
@@ -50,8 +55,14 @@ impl Reply {
     /// documented shape.
     pub fn error_code(&self) -> &str {
         let e = &self.body["error"];
-        assert!(e["message"].is_string(), "error without message: {}", self.body);
-        e["code"].as_str().unwrap_or_else(|| panic!("not an error body: {}", self.body))
+        assert!(
+            e["message"].is_string(),
+            "error without message: {}",
+            self.body
+        );
+        e["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not an error body: {}", self.body))
     }
 
     /// The `error.message`.
@@ -67,12 +78,19 @@ impl Api {
         store.migrate().await.expect("migrate");
         let keys = SigningKey::from_bytes(&[42; 32]);
         let app = api::app(AppState::new(store.clone(), keys.clone()));
-        Api { app, store, keys, url }
+        Api {
+            app,
+            store,
+            keys,
+            url,
+        }
     }
 
     /// A user token for `role` (email `<role>@example.com`).
     pub fn token(&self, role: Role) -> String {
-        issue_user_token(&self.keys, &format!("{}@example.com", role.as_str()), role).expect("sign").token
+        issue_user_token(&self.keys, &format!("{}@example.com", role.as_str()), role)
+            .expect("sign")
+            .token
     }
 
     /// Sends a prepared request.
@@ -84,20 +102,36 @@ impl Api {
         let body = if bytes.is_empty() {
             Value::Null
         } else {
-            serde_json::from_slice(&bytes)
-                .unwrap_or_else(|_| panic!("{status}: body is not JSON: {:?}", String::from_utf8_lossy(&bytes)))
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!(
+                    "{status}: body is not JSON: {:?}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
         };
-        Reply { status, body, headers }
+        Reply {
+            status,
+            body,
+            headers,
+        }
     }
 
     /// `method path` with an optional bearer token and JSON body.
-    pub async fn call(&self, method: Method, path: &str, token: Option<&str>, body: Option<Value>) -> Reply {
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
         let mut req = Request::builder().method(method).uri(path);
         if let Some(t) = token {
             req = req.header("authorization", format!("Bearer {t}"));
         }
         let req = match body {
-            Some(b) => req.header("content-type", "application/json").body(Body::from(b.to_string())),
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
             None => req.body(Body::empty()),
         }
         .expect("request");
@@ -105,7 +139,13 @@ impl Api {
     }
 
     /// `call` as `role`.
-    pub async fn as_role(&self, role: Role, method: Method, path: &str, body: Option<Value>) -> Reply {
+    pub async fn as_role(
+        &self,
+        role: Role,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
         let t = self.token(role);
         self.call(method, path, Some(&t), body).await
     }
@@ -113,7 +153,14 @@ impl Api {
     /// Creates service `name` as admin with `settings` (a JSON object).
     pub async fn create_service(&self, name: &str, mut settings: Value) -> Reply {
         settings["name"] = Value::String(name.into());
-        let r = self.as_role(Role::Admin, Method::POST, "/api/v1/services", Some(settings)).await;
+        let r = self
+            .as_role(
+                Role::Admin,
+                Method::POST,
+                "/api/v1/services",
+                Some(settings),
+            )
+            .await;
         assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
         r
     }
