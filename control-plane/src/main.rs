@@ -166,6 +166,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
     let shutdown = Shutdown::new();
     let state = AppState::new(store.clone(), keys.clone());
+    let expiry = tokio::spawn(server::run_expiry(
+        store.clone(),
+        server::EXPIRY_INTERVAL,
+        shutdown.wait(),
+    ));
     let mut http_task = tokio::spawn(server::serve_http(
         http,
         server::http_app(state),
@@ -192,6 +197,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .context("HTTP server task")?
         .context("HTTP server")?;
+    expiry.await.context("expiry task")?;
     tracing::info!("stopped");
     Ok(())
 }

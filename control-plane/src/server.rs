@@ -5,8 +5,10 @@
 //! before anything serves, and so `serve` fails fast on a taken port.
 
 use crate::api::{self, AppState};
+use crate::store::Store;
 use axum::Router;
 use std::future::Future;
+use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::trace::TraceLayer;
@@ -92,6 +94,35 @@ impl Shutdown {
         async move {
             // Err means the sender is gone: shut down too.
             let _ = rx.wait_for(|down| *down).await;
+        }
+    }
+}
+
+/// How often [`run_expiry`] looks for expired grants in `serve`.
+pub const EXPIRY_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Revokes expired origins every `interval` until `shutdown` completes, so
+/// their removal reaches agents as a revision change. Errors are logged and
+/// retried on the next tick.
+pub async fn run_expiry<F>(store: Store, interval: Duration, shutdown: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = ticks.tick() => {}
+        }
+        match store.expire_origins().await {
+            Ok(revoked) => {
+                for o in revoked {
+                    tracing::info!(service = %o.service, origin = %o.pattern, id = o.id, "expired origin revoked");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "expiring origins failed; retrying"),
         }
     }
 }

@@ -403,3 +403,57 @@ async fn agents_lists_what_the_sync_server_recorded() {
     assert_eq!(a["service_states"][0]["applied_revision"], 7);
     assert_eq!(a["service_states"][0]["last_nack_error"], "bad policy");
 }
+
+#[tokio::test]
+async fn expired_grants_are_revoked_with_a_revision_bump() {
+    let api = Api::new().await;
+    api.create_service("temp", json!({})).await;
+    let id = api.request_origin("temp", "https://tmp.example.com").await;
+    let r = api
+        .as_role(
+            Role::Approver,
+            Method::POST,
+            &format!("/api/v1/origins/{id}/approve"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    // Make the grant lapse (the API refuses past expiries, so set it directly).
+    sqlx::query("UPDATE origins SET expires_at = now() - interval '1 second' WHERE id = $1")
+        .bind(id)
+        .execute(api.store.pool())
+        .await
+        .expect("update");
+    let before = api
+        .store
+        .effective_policy("temp")
+        .await
+        .expect("query")
+        .expect("service");
+    assert!(
+        before.spec.origins.is_empty(),
+        "expired origins never reach agents"
+    );
+
+    let revoked = api.store.expire_origins().await.expect("expire");
+    assert_eq!(revoked.len(), 1);
+    assert_eq!(revoked[0].status, "revoked");
+    assert_eq!(revoked[0].note.as_deref(), Some("expired"));
+    let after = api
+        .store
+        .effective_policy("temp")
+        .await
+        .expect("query")
+        .expect("service");
+    assert!(
+        after.revision > before.revision,
+        "agents must hear of the expiry"
+    );
+    assert!(
+        api.store.expire_origins().await.expect("expire").is_empty(),
+        "idempotent"
+    );
+    let audit = api.store.list_audit(Some("temp"), 1).await.expect("audit");
+    assert_eq!(audit[0].action, "origin.revoke");
+    assert_eq!(audit[0].actor, "corsair");
+}

@@ -112,6 +112,14 @@ async fn decide(
         // Settings may have changed since the request was filed (e.g.
         // credentials turned on): check the origin against them as they are.
         let origin = state.store.get_origin(id).await?;
+        if let Some(t) = origin.expires_at
+            && t <= Utc::now()
+            && origin.status == "pending"
+        {
+            return Err(Error::unprocessable(format!(
+                "origin {id} was requested until {t}, which has passed; request it again"
+            )));
+        }
         let service = state.store.get_service(&origin.service).await?;
         let others = approved(state.store.list_origins(&origin.service).await?);
         validate::origin(&origin.pattern, &service.settings, others)?;

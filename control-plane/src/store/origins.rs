@@ -248,3 +248,39 @@ impl Store {
         Ok(after)
     }
 }
+
+/// The actor recorded when the control plane itself revokes an origin.
+pub const SYSTEM_ACTOR: &str = "corsair";
+
+impl Store {
+    /// Revokes every approved origin whose `expires_at` has passed, each
+    /// like a manual revoke (revision bump, audit row with the note
+    /// `expired`). Without this, an expired grant would drop out of the
+    /// effective policy without a revision change, and agents that already
+    /// hold it would never hear of the expiry. Returns the revoked origins.
+    /// Safe to run on several replicas at once: a lost race is skipped.
+    pub async fn expire_origins(&self) -> Result<Vec<Origin>, StoreError> {
+        let due = sqlx::query_scalar!(
+            r#"
+            SELECT id FROM origins
+             WHERE status = 'approved' AND expires_at <= now()
+             ORDER BY expires_at
+            "#
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut revoked = Vec::with_capacity(due.len());
+        for id in due {
+            match self
+                .decide_origin(id, Decision::Revoke, Some("expired"), SYSTEM_ACTOR)
+                .await
+            {
+                Ok(origin) => revoked.push(origin),
+                // Another replica (or a person) got there first.
+                Err(StoreError::InvalidState(_) | StoreError::NotFound(_)) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(revoked)
+    }
+}
