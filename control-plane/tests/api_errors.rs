@@ -78,6 +78,25 @@ async fn policy_context_is_checked() {
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
 
+    // Approval checks the settings as they are now, not as they were when
+    // the request was filed.
+    api.create_service("later", json!({})).await;
+    let id = api.request_origin("later", "http://insecure.example.com").await;
+    let r = api
+        .as_role(
+            Role::Approver,
+            Method::PATCH,
+            "/api/v1/services/later",
+            Some(json!({ "allow_credentials": true })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "pending origins do not block a PATCH: {}", r.body);
+    let r = api
+        .as_role(Role::Approver, Method::POST, &format!("/api/v1/origins/{id}/approve"), None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.error_message().contains("plain-http"), "{}", r.body);
+
     // PATCH lists every problem, with the approved origins taken into account.
     api.create_service("plain", json!({})).await;
     let id = api.request_origin("plain", "http://app.example.com").await;

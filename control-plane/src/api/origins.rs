@@ -108,28 +108,32 @@ async fn decide(
     if let Some(note) = &note {
         validate::text("note", note, false)?;
     }
-    if decision == Decision::Approve {
-        // Settings may have changed since the request was filed (e.g.
-        // credentials turned on): check the origin against them as they are.
-        let origin = state.store.get_origin(id).await?;
-        if let Some(t) = origin.expires_at
-            && t <= Utc::now()
-            && origin.status == "pending"
-        {
-            return Err(Error::unprocessable(format!(
-                "origin {id} was requested until {t}, which has passed; request it again"
-            )));
-        }
-        let service = state.store.get_service(&origin.service).await?;
-        let others = approved(state.store.list_origins(&origin.service).await?);
-        validate::origin(&origin.pattern, &service.settings, others)?;
-    }
-    Ok(Json(
-        state
-            .store
-            .decide_origin(id, decision, note.as_deref(), actor)
-            .await?,
-    ))
+    let origin = state
+        .store
+        .decide_origin_with(
+            id,
+            decision,
+            note.as_deref(),
+            actor,
+            |origin, service, approved| {
+                if decision != Decision::Approve {
+                    return Ok(());
+                }
+                if let Some(t) = origin.expires_at
+                    && t <= Utc::now()
+                {
+                    return Err(Error::unprocessable(format!(
+                        "origin {id} was requested until {t}, which has passed; request it again"
+                    )));
+                }
+                // Settings may have changed since the request was filed (e.g.
+                // credentials turned on): check the origin against them as they
+                // are now, with the service row locked.
+                validate::origin(&origin.pattern, &service.settings, approved).map(|_| ())
+            },
+        )
+        .await?;
+    Ok(Json(origin))
 }
 
 async fn approve(

@@ -154,30 +154,29 @@ async fn update(
     Path(name): Path<String>,
     Json(mut body): Json<ServiceBody>,
 ) -> Result<Json<ServiceDetail>, Error> {
-    let current = state.store.get_service(&name).await?;
     if let Some(new_name) = body.name.take()
         && new_name != name
     {
+        // Unknown services are still a 404, not a complaint about the body.
+        state.store.get_service(&name).await?;
         return Err(Error::unprocessable(
             "a service cannot be renamed; create a new one",
         ));
     }
-    let description = body.description.take().unwrap_or(current.description);
-    validate::text("description", &description, false)?;
-    let settings = body.apply(current.settings)?;
-    // The new settings must hold together with every origin already approved.
-    let approved: Vec<String> = state
-        .store
-        .list_origins(&name)
-        .await?
-        .into_iter()
-        .filter(|o| o.status == "approved")
-        .map(|o| o.pattern)
-        .collect();
-    validate::policy(&settings, approved)?;
+    // Runs with the service row locked: the new settings must hold together
+    // with every origin approved at the moment of the write.
     let service = state
         .store
-        .update_service(&name, &description, &settings, &user.email)
+        .update_service_with(&name, &user.email, |current, approved| {
+            let description = body
+                .description
+                .take()
+                .unwrap_or_else(|| current.description.clone());
+            validate::text("description", &description, false)?;
+            let settings = body.apply(current.settings.clone())?;
+            validate::policy(&settings, approved)?;
+            Ok::<_, Error>((description, settings))
+        })
         .await?;
     Ok(Json(detail(&state, service).await?))
 }

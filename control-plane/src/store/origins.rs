@@ -2,6 +2,7 @@
 //! approved → revoked.
 
 use super::audit::{self, AuditRecord, snapshot};
+use super::services::{Service, approved_patterns, locked_service};
 use super::{Store, StoreError, unique_violation};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -175,6 +176,46 @@ impl Store {
         note: Option<&str>,
         actor: &str,
     ) -> Result<Origin, StoreError> {
+        self.decide_origin_with(id, decision, note, actor, |_, _, _| Ok::<_, StoreError>(()))
+            .await
+    }
+
+    /// Like [`Store::decide_origin`], but `check` sees the origin, its
+    /// service and the service's approved patterns while both rows are
+    /// locked, and may refuse with its own error (after the state check), so
+    /// validation cannot race with a concurrent settings edit.
+    pub async fn decide_origin_with<E, F>(
+        &self,
+        id: i64,
+        decision: Decision,
+        note: Option<&str>,
+        actor: &str,
+        check: F,
+    ) -> Result<Origin, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&Origin, &Service, Vec<String>) -> Result<(), E>,
+    {
+        match self
+            .decide_origin_locked(id, decision, note, actor, check)
+            .await
+        {
+            Ok(result) => result,
+            Err(e) => Err(E::from(e)),
+        }
+    }
+
+    async fn decide_origin_locked<E, F>(
+        &self,
+        id: i64,
+        decision: Decision,
+        note: Option<&str>,
+        actor: &str,
+        check: F,
+    ) -> Result<Result<Origin, E>, StoreError>
+    where
+        F: FnOnce(&Origin, &Service, Vec<String>) -> Result<(), E>,
+    {
         let mut tx = self.pool.begin().await?;
         // FOR UPDATE on the join locks the origin and its service row, so a
         // concurrent decision or settings edit on the same service waits.
@@ -201,6 +242,13 @@ impl Store {
                 decision.verb(),
             )));
         }
+        let service = locked_service(&mut tx, &before.service)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("service {:?}", before.service)))?;
+        let approved = approved_patterns(&mut tx, service.id).await?;
+        if let Err(e) = check(&before, &service, approved) {
+            return Ok(Err(e));
+        }
         let after = sqlx::query_as!(
             Origin,
             r#"
@@ -223,9 +271,9 @@ impl Store {
                 r#"
                 UPDATE services
                    SET revision = nextval('policy_revision_seq'), updated_at = now()
-                 WHERE name = $1
+                 WHERE id = $1
                 "#,
-                before.service
+                service.id
             )
             .execute(&mut *tx)
             .await?;
@@ -245,7 +293,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(after)
+        Ok(Ok(after))
     }
 }
 

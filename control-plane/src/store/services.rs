@@ -5,6 +5,7 @@ use super::{Store, StoreError, unique_violation};
 use chrono::{DateTime, Utc};
 use corsair_agent::engine::{Mode, PolicySpec};
 use serde::{Deserialize, Serialize};
+use sqlx::PgConnection;
 
 /// A service's policy settings: every field that changes what agents enforce
 /// apart from the origins themselves.
@@ -210,21 +211,56 @@ impl Store {
         settings: &ServiceSettings,
         actor: &str,
     ) -> Result<Service, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        let before: Service = sqlx::query_as!(
-            ServiceRow,
-            "SELECT * FROM services WHERE name = $1 FOR UPDATE",
-            name
-        )
-        .fetch_optional(&mut *tx)
-        .await?
-        .map(Service::from)
-        .ok_or_else(|| StoreError::NotFound(format!("service {name:?}")))?;
-        let policy_changed = before.settings != *settings;
-        if !policy_changed && before.description == description {
-            return Ok(before);
+        self.update_service_with(name, actor, |_, _| {
+            Ok::<_, StoreError>((description.to_owned(), settings.clone()))
+        })
+        .await
+    }
+
+    /// Like [`Store::update_service`], but `edit` computes the new
+    /// description and settings from the current service and its approved
+    /// origins while the service row is locked, and may refuse with its own
+    /// error. Validation done in `edit` cannot race with a concurrent
+    /// approval, which locks the same row.
+    pub async fn update_service_with<E, F>(
+        &self,
+        name: &str,
+        actor: &str,
+        edit: F,
+    ) -> Result<Service, E>
+    where
+        E: From<StoreError>,
+        F: FnOnce(&Service, Vec<String>) -> Result<(String, ServiceSettings), E>,
+    {
+        match self.update_service_locked(name, actor, edit).await {
+            Ok(result) => result,
+            Err(e) => Err(E::from(e)),
         }
-        let s = settings;
+    }
+
+    async fn update_service_locked<E, F>(
+        &self,
+        name: &str,
+        actor: &str,
+        edit: F,
+    ) -> Result<Result<Service, E>, StoreError>
+    where
+        F: FnOnce(&Service, Vec<String>) -> Result<(String, ServiceSettings), E>,
+    {
+        let mut tx = self.pool.begin().await?;
+        let before = locked_service(&mut tx, name)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("service {name:?}")))?;
+        let approved = approved_patterns(&mut tx, before.id).await?;
+        let (description, settings) = match edit(&before, approved) {
+            Ok(v) => v,
+            Err(e) => return Ok(Err(e)),
+        };
+        let policy_changed = before.settings != settings;
+        if !policy_changed && before.description == description {
+            return Ok(Ok(before));
+        }
+        let s = &settings;
         let row = sqlx::query_as!(
             ServiceRow,
             r#"
@@ -267,7 +303,7 @@ impl Store {
         )
         .await?;
         tx.commit().await?;
-        Ok(after)
+        Ok(Ok(after))
     }
 
     /// Deletes a service and (by cascade) its origins. The delete trigger
@@ -299,4 +335,34 @@ impl Store {
         tx.commit().await?;
         Ok(())
     }
+}
+
+/// Service `name`, locked `FOR UPDATE` until the transaction ends. Every
+/// write that is validated against the whole policy takes this lock first.
+pub(super) async fn locked_service(
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<Option<Service>, StoreError> {
+    let row = sqlx::query_as!(
+        ServiceRow,
+        "SELECT * FROM services WHERE name = $1 FOR UPDATE",
+        name
+    )
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(Service::from))
+}
+
+/// The approved origin patterns of service `service_id`.
+pub(super) async fn approved_patterns(
+    conn: &mut PgConnection,
+    service_id: i64,
+) -> Result<Vec<String>, StoreError> {
+    let patterns = sqlx::query_scalar!(
+        "SELECT pattern FROM origins WHERE service_id = $1 AND status = 'approved' ORDER BY pattern",
+        service_id
+    )
+    .fetch_all(conn)
+    .await?;
+    Ok(patterns)
 }
