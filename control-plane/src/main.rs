@@ -181,6 +181,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // It gets `grpc` (the bound listener), `store`, `keys` and
     // `shutdown.wait()`, is spawned beside `http_task`, and is awaited below.
     let _ = (grpc, store, keys);
+    tracing::warn!(addr = %args.grpc, "gRPC port reserved; the PolicySync server is not wired in yet");
     // ------------------------------------------------------------------------
 
     tokio::select! {

@@ -76,8 +76,14 @@ impl Store {
                 service_states: Vec::new(),
             })
             .collect();
+        // Index by id: thousands of agents are expected.
+        let index: std::collections::HashMap<String, usize> = out
+            .iter()
+            .enumerate()
+            .map(|(i, a)| (a.id.clone(), i))
+            .collect();
         for s in states {
-            if let Some(agent) = out.iter_mut().find(|a| a.id == s.agent_id) {
+            if let Some(agent) = index.get(&s.agent_id).and_then(|&i| out.get_mut(i)) {
                 agent.service_states.push(AgentServiceState {
                     service: s.service,
                     applied_revision: s.applied_revision,
