@@ -81,7 +81,9 @@ async fn policy_context_is_checked() {
     // Approval checks the settings as they are now, not as they were when
     // the request was filed.
     api.create_service("later", json!({})).await;
-    let id = api.request_origin("later", "http://insecure.example.com").await;
+    let id = api
+        .request_origin("later", "http://insecure.example.com")
+        .await;
     let r = api
         .as_role(
             Role::Approver,
@@ -90,9 +92,19 @@ async fn policy_context_is_checked() {
             Some(json!({ "allow_credentials": true })),
         )
         .await;
-    assert_eq!(r.status, StatusCode::OK, "pending origins do not block a PATCH: {}", r.body);
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "pending origins do not block a PATCH: {}",
+        r.body
+    );
     let r = api
-        .as_role(Role::Approver, Method::POST, &format!("/api/v1/origins/{id}/approve"), None)
+        .as_role(
+            Role::Approver,
+            Method::POST,
+            &format!("/api/v1/origins/{id}/approve"),
+            None,
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
     assert!(r.error_message().contains("plain-http"), "{}", r.body);
@@ -241,6 +253,41 @@ async fn missing_or_bad_tokens_are_401() {
         .call(Method::GET, "/api/v1/services/nope", None, None)
         .await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn disabled_users_and_lowered_roles_take_effect_at_once() {
+    let api = Api::new().await;
+    let admin = api.token(Role::Admin);
+    let r = api
+        .call(Method::GET, "/api/v1/agent-tokens", Some(&admin), None)
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    sqlx::query("UPDATE users SET role = 'viewer' WHERE email = 'admin@example.com'")
+        .execute(api.store.pool())
+        .await
+        .expect("demote");
+    let r = api
+        .call(Method::GET, "/api/v1/agent-tokens", Some(&admin), None)
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
+    sqlx::query("UPDATE users SET disabled = true WHERE email = 'admin@example.com'")
+        .execute(api.store.pool())
+        .await
+        .expect("disable");
+    let r = api
+        .call(Method::GET, "/api/v1/services", Some(&admin), None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
+    // A validly signed token for someone who is not a user.
+    let ghost =
+        corsair_control_plane::auth::issue_user_token(&api.keys, "ghost@example.com", Role::Admin)
+            .expect("sign")
+            .token;
+    let r = api
+        .call(Method::GET, "/api/v1/services", Some(&ghost), None)
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.body);
 }
 
 #[tokio::test]

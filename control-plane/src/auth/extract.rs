@@ -3,6 +3,7 @@
 
 use super::{Role, SigningKey, TokenKind};
 use crate::api::Error;
+use crate::store::Store;
 use axum::extract::{FromRef, FromRequestParts};
 use http::header::AUTHORIZATION;
 use http::request::Parts;
@@ -13,7 +14,7 @@ use std::marker::PhantomData;
 pub struct CurrentUser {
     /// The user's email: the actor recorded in the audit log.
     pub email: String,
-    /// The role the token was issued with.
+    /// The user's role as stored now (not as when the token was issued).
     pub role: Role,
 }
 
@@ -42,6 +43,7 @@ impl<S> FromRequestParts<S> for CurrentUser
 where
     S: Send + Sync,
     SigningKey: FromRef<S>,
+    Store: FromRef<S>,
 {
     type Rejection = Error;
 
@@ -50,9 +52,14 @@ where
         let claims = SigningKey::from_ref(state)
             .verify(token, TokenKind::User)
             .map_err(|e| Error::Unauthorized(e.to_string()))?;
-        let role = claims
-            .role
-            .ok_or_else(|| Error::Unauthorized("token carries no role".into()))?;
+        // The token proves who the caller is; the database says what they
+        // may do now (a disabled user or a lowered role takes effect at once).
+        let role = Store::from_ref(state)
+            .active_user_role(&claims.sub)
+            .await?
+            .ok_or_else(|| {
+                Error::Unauthorized(format!("user {} does not exist or is disabled", claims.sub))
+            })?;
         Ok(CurrentUser {
             email: claims.sub,
             role,
@@ -105,6 +112,7 @@ impl<S, R> FromRequestParts<S> for RequireRole<R>
 where
     S: Send + Sync,
     SigningKey: FromRef<S>,
+    Store: FromRef<S>,
     R: MinimumRole,
 {
     type Rejection = Error;

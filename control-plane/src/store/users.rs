@@ -107,3 +107,20 @@ impl Store {
         }))
     }
 }
+
+impl Store {
+    /// The current role of an enabled user, or `None` if the user does not
+    /// exist or is disabled. Checked on every API call, so disabling a user
+    /// or changing a role takes effect at once, not when the token expires.
+    pub async fn active_user_role(&self, email: &str) -> Result<Option<Role>, StoreError> {
+        let row = sqlx::query!(
+            "SELECT role, disabled FROM users WHERE lower(email) = lower($1)",
+            email
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row
+            .filter(|r| !r.disabled)
+            .map(|r| Role::parse(&r.role).unwrap_or(Role::Viewer)))
+    }
+}

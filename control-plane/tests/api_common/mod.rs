@@ -78,6 +78,14 @@ impl Api {
         store.migrate().await.expect("migrate");
         let keys = SigningKey::from_bytes(&[42; 32]);
         let app = api::app(AppState::new(store.clone(), keys.clone()));
+        // One user per role, for `token(role)`. The hash is never checked:
+        // these users get their tokens signed directly, not by logging in.
+        for role in [Role::Viewer, Role::Requester, Role::Approver, Role::Admin] {
+            store
+                .create_user(&format!("{}@example.com", role.as_str()), "-", role, "test")
+                .await
+                .expect("test user");
+        }
         Api {
             app,
             store,
