@@ -444,6 +444,38 @@ async fn malformed_requests_are_400_and_friends() {
         .as_role(Role::Requester, Method::POST, "/api/v1/services/web/origins", Some(json!({ "pattern": "https://a.example.com", "reason": "r", "expires_at": "tomorrow" })))
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    // NUL characters: Postgres refuses them in text, which must not be a 500.
+    let r = api
+        .as_role(
+            Role::Requester,
+            Method::POST,
+            "/api/v1/services/web/origins",
+            Some(json!({ "pattern": "https://nul.example.com", "reason": "a\0b" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let r = api
+        .call(
+            Method::POST,
+            "/api/v1/login",
+            None,
+            Some(json!({ "email": "a\0@example.com", "password": "x" })),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    let r = api
+        .as_role(Role::Viewer, Method::GET, "/api/v1/services/a%00b", None)
+        .await;
+    assert!(r.status.is_client_error(), "{}", r.body);
+    let r = api
+        .as_role(
+            Role::Viewer,
+            Method::GET,
+            "/api/v1/audit?service=a%00b",
+            None,
+        )
+        .await;
+    assert!(r.status.is_client_error(), "{}", r.body);
     // Wrong method on a known path.
     let r = api
         .as_role(Role::Admin, Method::PUT, "/api/v1/services", None)

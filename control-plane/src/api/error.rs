@@ -148,6 +148,13 @@ impl From<StoreError> for Error {
             StoreError::Database(sqlx::Error::Database(db)) if db.is_check_violation() => {
                 Error::unprocessable(format!("value refused by the database: {}", db.message()))
             }
+            // Postgres text cannot hold NUL (22021) or other untranslatable
+            // characters (22P05): that is the client's input, not our fault.
+            StoreError::Database(sqlx::Error::Database(db))
+                if matches!(db.code().as_deref(), Some("22021" | "22P05")) =>
+            {
+                Error::unprocessable("text fields must not contain NUL characters")
+            }
             StoreError::Database(sqlx::Error::Database(db)) if db.is_unique_violation() => {
                 Error::Conflict(format!("already exists: {}", db.message()))
             }

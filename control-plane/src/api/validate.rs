@@ -32,6 +32,11 @@ pub fn text(field: &str, value: &str, required: bool) -> Result<(), Error> {
     if required && value.trim().is_empty() {
         return Err(Error::unprocessable(format!("{field} must not be empty")));
     }
+    if value.contains('\0') {
+        return Err(Error::unprocessable(format!(
+            "{field} must not contain NUL characters"
+        )));
+    }
     if value.len() > MAX_TEXT_LEN {
         return Err(Error::unprocessable(format!(
             "{field} is longer than {MAX_TEXT_LEN} bytes"
