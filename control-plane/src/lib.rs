@@ -4,6 +4,7 @@
 //! - [`auth`]: signing key, user and agent tokens (JWT), passwords (argon2), extractors.
 //! - [`api`]: the JSON REST API under `/api/v1`.
 //! - [`grpc`]: the `PolicySync` tonic service and the LISTEN/NOTIFY fan-out.
+//! - [`node`]: one control-plane node (HTTP + gRPC + jobs) on bound listeners.
 //! - [`server`]: wires HTTP and gRPC onto already-bound listeners with graceful shutdown.
 //! - [`pg`]: a private PostgreSQL from the machine's binaries (dev, tests).
 //! - `testing`: a fresh database per test.
@@ -16,6 +17,7 @@ pub mod api;
 pub mod auth;
 pub mod dev;
 pub mod grpc;
+pub mod node;
 pub mod pg;
 pub mod server;
 pub mod store;

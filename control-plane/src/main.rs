@@ -2,10 +2,11 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use corsair_control_plane::api::AppState;
 use corsair_control_plane::api::agent_tokens::check_token_request;
 use corsair_control_plane::auth::{Role, SigningKey, issue_agent_token, password};
-use corsair_control_plane::server::{self, Shutdown};
+use corsair_control_plane::grpc::GrpcConfig;
+use corsair_control_plane::node::Node;
+use corsair_control_plane::server;
 use corsair_control_plane::store::Store;
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -164,43 +165,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding gRPC to {}", args.grpc))?;
 
-    let shutdown = Shutdown::new();
-    let state = AppState::new(store.clone(), keys.clone());
-    let expiry = tokio::spawn(server::run_expiry(
-        store.clone(),
-        server::EXPIRY_INTERVAL,
-        shutdown.wait(),
-    ));
-    let mut http_task = tokio::spawn(server::serve_http(
+    let node = Node {
+        store,
+        keys,
         http,
-        server::http_app(state),
-        shutdown.wait(),
-    ));
-
-    // ---- gRPC: the sync engineer/lead wires the PolicySync server here ----
-    // It gets `grpc` (the bound listener), `store`, `keys` and
-    // `shutdown.wait()`, is spawned beside `http_task`, and is awaited below.
-    let _ = (grpc, store, keys);
-    tracing::warn!(addr = %args.grpc, "gRPC port reserved; the PolicySync server is not wired in yet");
-    // ------------------------------------------------------------------------
-
-    tokio::select! {
-        () = server::shutdown_signal() => shutdown.trigger(),
-        result = &mut http_task => {
-            // The HTTP server stopped on its own: that is a failure.
-            shutdown.trigger();
-            result.context("HTTP server task")?.context("HTTP server")?;
-            bail!("HTTP server stopped unexpectedly");
-        }
-    }
-    // Let in-flight requests finish.
-    http_task
-        .await
-        .context("HTTP server task")?
-        .context("HTTP server")?;
-    expiry.await.context("expiry task")?;
-    tracing::info!("stopped");
-    Ok(())
+        grpc,
+        grpc_config: GrpcConfig::default(),
+    };
+    node.run(server::shutdown_signal()).await
 }
 
 async fn user_add(args: UserAddArgs) -> anyhow::Result<()> {
