@@ -15,6 +15,7 @@
 
 pub mod api;
 pub mod auth;
+#[cfg(feature = "dev")]
 pub mod dev;
 pub mod grpc;
 pub mod node;

@@ -45,7 +45,37 @@ enum Command {
     /// Manage agent tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    // The lead adds `dev` here.
+    /// Run the whole system locally for a first look: a private PostgreSQL
+    /// (unless DATABASE_URL is set), an admin user, a demo service, a demo
+    /// upstream behind a real agent, and a demo page on another origin.
+    #[cfg(feature = "dev")]
+    Dev(DevArgs),
+}
+
+#[cfg(feature = "dev")]
+#[derive(Debug, Args)]
+struct DevArgs {
+    /// Use this database instead of starting a private PostgreSQL.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Directory for the private database, signing key, admin password and agent cache.
+    #[arg(long, env = "CORSAIR_STATE_DIR", default_value = ".corsair-dev")]
+    state_dir: PathBuf,
+    /// Control-plane HTTP address (API and UI).
+    #[arg(long, env = "CORSAIR_HTTP", default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// Control-plane gRPC address.
+    #[arg(long, env = "CORSAIR_GRPC", default_value = "127.0.0.1:50051")]
+    grpc: SocketAddr,
+    /// Agent proxy address (what the demo page calls).
+    #[arg(long, env = "CORSAIR_AGENT_LISTEN", default_value = "127.0.0.1:8081")]
+    agent: SocketAddr,
+    /// Agent admin address (/healthz, /readyz).
+    #[arg(long, env = "CORSAIR_AGENT_ADMIN", default_value = "127.0.0.1:8082")]
+    agent_admin: SocketAddr,
+    /// Demo page address: a different origin from the agent's.
+    #[arg(long, env = "CORSAIR_DEMO_LISTEN", default_value = "127.0.0.1:8090")]
+    demo: SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -131,6 +161,19 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::User(UserCommand::Add(args)) => user_add(args).await,
         Command::Token(TokenCommand::Issue(args)) => token_issue(args).await,
+        #[cfg(feature = "dev")]
+        Command::Dev(args) => {
+            let options = corsair_control_plane::dev::DevOptions {
+                database_url: args.database_url,
+                state_dir: args.state_dir,
+                http: args.http,
+                grpc: args.grpc,
+                agent: args.agent,
+                agent_admin: args.agent_admin,
+                demo: args.demo,
+            };
+            corsair_control_plane::dev::run(options, server::shutdown_signal()).await
+        }
     }
 }
 
