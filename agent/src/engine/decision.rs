@@ -179,7 +179,10 @@ impl Decision<'_> {
     pub fn apply(&self, headers: &mut HeaderMap) {
         // One scan over the names instead of seven hashed removals: most
         // responses (and every local one) carry no Access-Control-* at all.
-        if headers.keys().any(|n| n.as_str().starts_with("access-control-")) {
+        if headers
+            .keys()
+            .any(|n| n.as_str().starts_with("access-control-"))
+        {
             for name in &OWNED {
                 headers.remove(name);
             }
