@@ -421,6 +421,10 @@ impl OriginSet {
         if self.any {
             return OriginMatch::Any;
         }
+        // No valid origin is this long; don't hash a hostile megabyte.
+        if origin.len() > MAX_ORIGIN_LEN {
+            return OriginMatch::None;
+        }
         if let Some(v) = self.exact.get(origin) {
             return OriginMatch::Exact(v);
         }
@@ -432,13 +436,8 @@ impl OriginSet {
 
     /// Tries each `.`-suffix of the origin's host[:port] against the
     /// wildcard map; the part before it must be one or more valid lowercase
-    /// labels.
+    /// labels. Bounded: [`OriginSet::find`] has refused over-long origins.
     fn wildcard_matches(&self, origin: &str) -> bool {
-        // Longer than any valid origin: refuse before scanning, so a hostile
-        // value with thousands of dots costs nothing.
-        if origin.len() > MAX_ORIGIN_LEN {
-            return false;
-        }
         let (bit, rest) = if let Some(r) = origin.strip_prefix("https://") {
             (HTTPS, r)
         } else if let Some(r) = origin.strip_prefix("http://") {

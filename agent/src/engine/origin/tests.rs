@@ -144,3 +144,11 @@ fn hostile_origins_are_refused_before_scanning() {
     let ok = format!("https://{}example.com", "a.".repeat(100));
     assert!(hit(&s, &ok));
 }
+
+#[test]
+fn over_long_origins_never_match_an_exact_entry() {
+    let long = format!("https://{}.example.com", "a".repeat(400));
+    let s = set(&["https://app.example.com"]);
+    assert!(!hit(&s, &long));
+    assert!(hit(&set(&["*"]), &long), "any origin stays any origin");
+}
