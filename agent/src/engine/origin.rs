@@ -328,12 +328,15 @@ pub(crate) enum OriginMatch<'p> {
 }
 
 /// The compiled allowlist: exact origins in a hash map for a borrowed,
-/// allocation-free lookup, wildcards as suffixes.
+/// allocation-free lookup; wildcards in a hash map keyed by their `.base[:port]`
+/// suffix, so matching costs one lookup per dot in the origin whatever the
+/// number of patterns.
 #[derive(Debug, Default)]
 pub(crate) struct OriginSet {
     any: bool,
     exact: HashMap<Box<str>, HeaderValue>,
-    wildcards: Vec<(&'static str, Box<str>)>,
+    /// `.base[:port]` → schemes allowed under it ([`HTTP`] | [`HTTPS`]).
+    wildcards: HashMap<Box<str>, u8>,
 }
 
 impl OriginSet {
@@ -398,7 +401,8 @@ impl OriginSet {
                     scheme_prefix,
                     suffix,
                 } => {
-                    set.wildcards.push((scheme_prefix, suffix.into_boxed_str()));
+                    *set.wildcards.entry(suffix.into_boxed_str()).or_default() |=
+                        scheme_bit(scheme_prefix);
                 }
             }
         }
@@ -417,26 +421,53 @@ impl OriginSet {
         if self.any {
             return OriginMatch::Any;
         }
+        // No valid origin is this long; don't hash a hostile megabyte.
+        if origin.len() > MAX_ORIGIN_LEN {
+            return OriginMatch::None;
+        }
         if let Some(v) = self.exact.get(origin) {
             return OriginMatch::Exact(v);
         }
-        for (scheme, suffix) in &self.wildcards {
-            if wildcard_matches(origin, scheme, suffix) {
-                return OriginMatch::Wildcard;
-            }
+        if !self.wildcards.is_empty() && self.wildcard_matches(origin) {
+            return OriginMatch::Wildcard;
         }
         OriginMatch::None
     }
+
+    /// Tries each `.`-suffix of the origin's host[:port] against the
+    /// wildcard map; the part before it must be one or more valid lowercase
+    /// labels. Bounded: [`OriginSet::find`] has refused over-long origins.
+    fn wildcard_matches(&self, origin: &str) -> bool {
+        let (bit, rest) = if let Some(r) = origin.strip_prefix("https://") {
+            (HTTPS, r)
+        } else if let Some(r) = origin.strip_prefix("http://") {
+            (HTTP, r)
+        } else {
+            return false;
+        };
+        rest.match_indices('.').any(|(i, _)| {
+            self.wildcards.get(&rest[i..]).is_some_and(|b| b & bit != 0) && labels_ok(&rest[..i])
+        })
+    }
 }
 
-/// `origin` = `scheme` + one or more lowercase labels + `suffix`.
-fn wildcard_matches(origin: &str, scheme: &str, suffix: &str) -> bool {
-    let Some(labels) = origin
-        .strip_prefix(scheme)
-        .and_then(|r| r.strip_suffix(suffix))
-    else {
-        return false;
-    };
+/// Scheme bits for the wildcard map.
+const HTTP: u8 = 1;
+const HTTPS: u8 = 2;
+
+/// `https://` + 253-byte host + `:65535`, with room to spare.
+const MAX_ORIGIN_LEN: usize = 300;
+
+fn scheme_bit(scheme_prefix: &str) -> u8 {
+    if scheme_prefix == "https://" {
+        HTTPS
+    } else {
+        HTTP
+    }
+}
+
+/// One or more non-empty lowercase DNS labels joined by dots.
+fn labels_ok(labels: &str) -> bool {
     !labels.is_empty()
         && labels.split('.').all(|l| {
             !l.is_empty()

@@ -119,3 +119,36 @@ fn loopback_hosts() {
         assert!(!is_loopback_host(&parsed), "{p}");
     }
 }
+
+#[test]
+fn wildcards_sharing_a_base_keep_their_schemes() {
+    let s = set(&[
+        "https://*.example.com",
+        "http://*.example.com:8080",
+        "https://*.a.example.net",
+    ]);
+    assert!(hit(&s, "https://x.example.com"));
+    assert!(!hit(&s, "http://x.example.com"));
+    assert!(hit(&s, "http://x.example.com:8080"));
+    assert!(!hit(&s, "https://x.example.com:8080"));
+    assert!(hit(&s, "https://b.a.example.net"));
+    assert!(!hit(&s, "https://a.example.net"));
+    assert!(!hit(&s, "https://b.example.net"));
+}
+
+#[test]
+fn hostile_origins_are_refused_before_scanning() {
+    let s = set(&["https://*.example.com"]);
+    let dots = format!("https://{}example.com", "a.".repeat(5_000));
+    assert!(!hit(&s, &dots));
+    let ok = format!("https://{}example.com", "a.".repeat(100));
+    assert!(hit(&s, &ok));
+}
+
+#[test]
+fn over_long_origins_never_match_an_exact_entry() {
+    let long = format!("https://{}.example.com", "a".repeat(400));
+    let s = set(&["https://app.example.com"]);
+    assert!(!hit(&s, &long));
+    assert!(hit(&set(&["*"]), &long), "any origin stays any origin");
+}
