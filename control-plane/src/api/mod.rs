@@ -8,6 +8,7 @@
 //! - [`origins`]: origin requests and approve/reject/revoke.
 //! - [`agent_tokens`]: issuing, listing and revoking agent tokens.
 //! - [`observe`]: `/agents` and `/audit`.
+//! - [`simulate`]: `POST /simulate`, the engine's answer for a hypothetical request.
 //! - [`openapi`]: the OpenAPI document.
 //!
 //! Every module exposes `router() -> Router<AppState>`; [`router`] merges
@@ -22,6 +23,7 @@ pub mod openapi;
 pub mod origins;
 pub mod services;
 pub mod session;
+pub mod simulate;
 pub mod validate;
 
 pub use error::{Detail, Error};
@@ -71,6 +73,7 @@ pub fn router() -> Router<AppState> {
         .merge(origins::router())
         .merge(agent_tokens::router())
         .merge(observe::router())
+        .merge(simulate::router())
         .merge(openapi::router())
         .method_not_allowed_fallback(method_not_allowed);
     Router::new().nest(PREFIX, api)
