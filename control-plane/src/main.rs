@@ -2,10 +2,11 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use corsair_control_plane::api::AppState;
 use corsair_control_plane::api::agent_tokens::check_token_request;
 use corsair_control_plane::auth::{Role, SigningKey, issue_agent_token, password};
-use corsair_control_plane::server::{self, Shutdown};
+use corsair_control_plane::grpc::GrpcConfig;
+use corsair_control_plane::node::Node;
+use corsair_control_plane::server;
 use corsair_control_plane::store::Store;
 use std::io::BufRead;
 use std::net::SocketAddr;
@@ -44,7 +45,37 @@ enum Command {
     /// Manage agent tokens.
     #[command(subcommand)]
     Token(TokenCommand),
-    // The lead adds `dev` here.
+    /// Run the whole system locally for a first look: a private PostgreSQL
+    /// (unless DATABASE_URL is set), an admin user, a demo service, a demo
+    /// upstream behind a real agent, and a demo page on another origin.
+    #[cfg(feature = "dev")]
+    Dev(DevArgs),
+}
+
+#[cfg(feature = "dev")]
+#[derive(Debug, Args)]
+struct DevArgs {
+    /// Use this database instead of starting a private PostgreSQL.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Directory for the private database, signing key, admin password and agent cache.
+    #[arg(long, env = "CORSAIR_STATE_DIR", default_value = ".corsair-dev")]
+    state_dir: PathBuf,
+    /// Control-plane HTTP address (API and UI).
+    #[arg(long, env = "CORSAIR_HTTP", default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// Control-plane gRPC address.
+    #[arg(long, env = "CORSAIR_GRPC", default_value = "127.0.0.1:50051")]
+    grpc: SocketAddr,
+    /// Agent proxy address (what the demo page calls).
+    #[arg(long, env = "CORSAIR_AGENT_LISTEN", default_value = "127.0.0.1:8081")]
+    agent: SocketAddr,
+    /// Agent admin address (/healthz, /readyz).
+    #[arg(long, env = "CORSAIR_AGENT_ADMIN", default_value = "127.0.0.1:8082")]
+    agent_admin: SocketAddr,
+    /// Demo page address: a different origin from the agent's.
+    #[arg(long, env = "CORSAIR_DEMO_LISTEN", default_value = "127.0.0.1:8090")]
+    demo: SocketAddr,
 }
 
 #[derive(Debug, Args)]
@@ -130,6 +161,19 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::User(UserCommand::Add(args)) => user_add(args).await,
         Command::Token(TokenCommand::Issue(args)) => token_issue(args).await,
+        #[cfg(feature = "dev")]
+        Command::Dev(args) => {
+            let options = corsair_control_plane::dev::DevOptions {
+                database_url: args.database_url,
+                state_dir: args.state_dir,
+                http: args.http,
+                grpc: args.grpc,
+                agent: args.agent,
+                agent_admin: args.agent_admin,
+                demo: args.demo,
+            };
+            corsair_control_plane::dev::run(options, server::shutdown_signal()).await
+        }
     }
 }
 
@@ -164,43 +208,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding gRPC to {}", args.grpc))?;
 
-    let shutdown = Shutdown::new();
-    let state = AppState::new(store.clone(), keys.clone());
-    let expiry = tokio::spawn(server::run_expiry(
-        store.clone(),
-        server::EXPIRY_INTERVAL,
-        shutdown.wait(),
-    ));
-    let mut http_task = tokio::spawn(server::serve_http(
+    let node = Node {
+        store,
+        keys,
         http,
-        server::http_app(state),
-        shutdown.wait(),
-    ));
-
-    // ---- gRPC: the sync engineer/lead wires the PolicySync server here ----
-    // It gets `grpc` (the bound listener), `store`, `keys` and
-    // `shutdown.wait()`, is spawned beside `http_task`, and is awaited below.
-    let _ = (grpc, store, keys);
-    tracing::warn!(addr = %args.grpc, "gRPC port reserved; the PolicySync server is not wired in yet");
-    // ------------------------------------------------------------------------
-
-    tokio::select! {
-        () = server::shutdown_signal() => shutdown.trigger(),
-        result = &mut http_task => {
-            // The HTTP server stopped on its own: that is a failure.
-            shutdown.trigger();
-            result.context("HTTP server task")?.context("HTTP server")?;
-            bail!("HTTP server stopped unexpectedly");
-        }
-    }
-    // Let in-flight requests finish.
-    http_task
-        .await
-        .context("HTTP server task")?
-        .context("HTTP server")?;
-    expiry.await.context("expiry task")?;
-    tracing::info!("stopped");
-    Ok(())
+        grpc,
+        grpc_config: GrpcConfig::default(),
+    };
+    node.run(server::shutdown_signal()).await
 }
 
 async fn user_add(args: UserAddArgs) -> anyhow::Result<()> {
