@@ -1,10 +1,9 @@
 //! The command-line contract from DESIGN.md "Interfaces", run as the real
 //! binary: `migrate`, `user add`, `token issue`, `serve`.
 
-mod api_common;
-
 use corsair_control_plane::auth::{Role, SigningKey, TokenKind, password};
 use corsair_control_plane::store::Store;
+use corsair_control_plane::testing::TestDb;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
@@ -33,7 +32,14 @@ fn run(args: &[&str], stdin: Option<&str>) -> Output {
 
 #[tokio::test]
 async fn migrate_user_add_token_issue_and_serve() {
-    let url = api_common::fresh_database().await;
+    let db = TestDb::new().await.expect("test database");
+    let url = db.url.clone();
+    // Start from an empty database so `migrate` has real work to do.
+    sqlx::raw_sql("DROP SCHEMA public CASCADE; CREATE SCHEMA public;")
+        .execute(db.store.pool())
+        .await
+        .expect("empty the database");
+    db.store.pool().close().await;
     let dir = tempfile::tempdir().expect("tempdir");
     let key_file = dir.path().join("keys/signing.key");
     let key_path = key_file.to_str().expect("utf-8 path");

@@ -93,6 +93,7 @@ async fn create(
             &user.email,
         )
         .await?;
+    tracing::info!(token_id = %id, name = %body.name.trim(), services = ?body.services, actor = %user.email, "agent token issued");
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
@@ -115,5 +116,7 @@ async fn revoke(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<AgentToken>, Error> {
-    Ok(Json(state.store.revoke_agent_token(id, &user.email).await?))
+    let token = state.store.revoke_agent_token(id, &user.email).await?;
+    tracing::info!(token_id = %id, actor = %user.email, "agent token revoked");
+    Ok(Json(token))
 }

@@ -76,7 +76,7 @@ pub fn document() -> Value {
     json!({
       "openapi": "3.1.0",
       "info": { "title": "Corsair control plane API", "version": env!("CARGO_PKG_VERSION"),
-                "description": "Centrally managed CORS policies. Errors are {\"error\": {\"code\", \"message\", \"details\"?}}." },
+                "description": "Centrally managed CORS policies. Authenticate with `Authorization: Bearer <token>` from POST /login. Request bodies must be sent as `Content-Type: application/json` (otherwise 415); a body that is not JSON is 400, JSON of the wrong shape 422. Errors are {\"error\": {\"code\", \"message\", \"details\"?}}." },
       "servers": [{ "url": "/api/v1" }],
       "security": [{ "bearer": [] }],
       "paths": paths(),

@@ -95,6 +95,7 @@ async fn request(
             &user.email,
         )
         .await?;
+    tracing::info!(service = %name, origin = %origin.pattern, id = origin.id, actor = %user.email, "origin requested");
     Ok((StatusCode::CREATED, Json(origin)))
 }
 
@@ -133,6 +134,14 @@ async fn decide(
             },
         )
         .await?;
+    tracing::info!(
+        service = %origin.service,
+        origin = %origin.pattern,
+        id,
+        actor,
+        decision = decision.verb(),
+        "origin decided"
+    );
     Ok(Json(origin))
 }
 

@@ -139,6 +139,7 @@ async fn create(
         .store
         .create_service(&name, &description, &settings, &user.email)
         .await?;
+    tracing::info!(service = %name, actor = %user.email, revision = service.revision, "service created");
     Ok((
         StatusCode::CREATED,
         Json(ServiceDetail {
@@ -178,6 +179,7 @@ async fn update(
             Ok::<_, Error>((description, settings))
         })
         .await?;
+    tracing::info!(service = %name, actor = %user.email, revision = service.revision, "service updated");
     Ok(Json(detail(&state, service).await?))
 }
 
@@ -187,6 +189,7 @@ async fn remove(
     Path(name): Path<String>,
 ) -> Result<StatusCode, Error> {
     state.store.delete_service(&name, &user.email).await?;
+    tracing::info!(service = %name, actor = %user.email, "service deleted");
     Ok(StatusCode::NO_CONTENT)
 }
 

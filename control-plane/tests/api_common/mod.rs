@@ -7,28 +7,11 @@ use axum::body::Body;
 use corsair_control_plane::api::{self, AppState};
 use corsair_control_plane::auth::{Role, SigningKey, issue_user_token};
 use corsair_control_plane::store::Store;
+use corsair_control_plane::testing::TestDb;
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
 use tower::ServiceExt;
-
-/// The server fresh test databases are created on.
-pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
-
-/// A fresh, migrated database; returns its URL.
-pub async fn fresh_database() -> String {
-    use sqlx::Connection;
-    let name = format!("corsair_t_{}", uuid::Uuid::new_v4().simple());
-    let mut admin = sqlx::PgConnection::connect(ADMIN_URL)
-        .await
-        .expect("connect to test Postgres");
-    // The name is ours (a UUID), not input.
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut admin)
-        .await
-        .expect("create database");
-    format!("postgres://postgres@127.0.0.1:5432/{name}")
-}
 
 /// The API over a fresh database.
 pub struct Api {
@@ -38,8 +21,10 @@ pub struct Api {
     pub store: Store,
     /// The signing key the app uses.
     pub keys: SigningKey,
-    /// The database URL (for CLI tests).
+    /// The database URL.
     pub url: String,
+    /// Keeps the database alive; dropping it drops the database.
+    pub db: TestDb,
 }
 
 /// A response: status and JSON body (`Null` when empty).
@@ -73,9 +58,8 @@ impl Reply {
 
 impl Api {
     pub async fn new() -> Api {
-        let url = fresh_database().await;
-        let store = Store::connect(&url).await.expect("connect");
-        store.migrate().await.expect("migrate");
+        let db = TestDb::new().await.expect("test database");
+        let (store, url) = (db.store.clone(), db.url.clone());
         let keys = SigningKey::from_bytes(&[42; 32]);
         let app = api::app(AppState::new(store.clone(), keys.clone()));
         // One user per role, for `token(role)`. The hash is never checked:
@@ -91,6 +75,7 @@ impl Api {
             store,
             keys,
             url,
+            db,
         }
     }
 
