@@ -25,10 +25,8 @@ impl PrivatePostgres {
     /// then the newest `/usr/lib/postgresql/*/bin`.
     pub fn find_bin_dir() -> Option<PathBuf> {
         let has_both = |d: &Path| d.join("initdb").is_file() && d.join("pg_ctl").is_file();
-        if let Some(path) = std::env::var_os("PATH") {
-            if let Some(dir) = std::env::split_paths(&path).find(|d| has_both(d)) {
-                return Some(dir);
-            }
+        if let Some(dir) = std::env::var_os("PATH").and_then(|path| std::env::split_paths(&path).find(|d| has_both(d))) {
+            return Some(dir);
         }
         let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
             .ok()?

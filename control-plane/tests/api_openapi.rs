@@ -28,6 +28,7 @@ async fn openapi_document_lists_every_route() {
         ("/agent-tokens/{id}/revoke", &["post"]),
         ("/agents", &["get"]),
         ("/audit", &["get"]),
+        ("/simulate", &["post"]),
         ("/openapi.json", &["get"]),
     ] {
         let item = paths.get(path).unwrap_or_else(|| panic!("{path} missing"));

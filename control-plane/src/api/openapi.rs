@@ -144,6 +144,7 @@ fn paths() -> Value {
       "/audit": { "get": with(op("Change audit, newest first", "viewer", ("200", ok("rows", array(r("AuditEntry")))), &[("400", "malformed query"), ("422", "limit out of range")]), "parameters", json!([
           { "name": "service", "in": "query", "schema": { "type": "string" } },
           { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 } } ])) },
+      "/simulate": { "post": with(op("What an agent would answer a browser: preflight and actual request, decided by the agent's engine on the effective policy", "viewer", ("200", ok("the decision", r("SimulateResponse"))), &[("400", "malformed JSON"), ("404", "no such service"), ("422", "invalid origin, method or header name")]), "requestBody", body(r("SimulateRequest"))) },
       "/openapi.json": { "get": { "summary": "This document", "security": [], "responses": { "200": { "description": "OpenAPI 3.1" } } } }
     })
 }
@@ -191,6 +192,20 @@ fn schemas() -> Value {
               "service_states": array(json!({ "type": "object", "properties": {
                   "service": { "type": "string" }, "applied_revision": { "type": ["integer", "null"] }, "applied_at": { "type": ["string", "null"], "format": "date-time" },
                   "last_nack_revision": { "type": ["integer", "null"] }, "last_nack_error": { "type": ["string", "null"] }, "last_nack_at": { "type": ["string", "null"], "format": "date-time" } } })) } }));
+    m.insert("SimulateRequest".into(), json!({ "type": "object", "required": ["service", "origin"], "properties": {
+              "service": { "type": "string" }, "origin": { "type": "string", "example": "https://app.example.com" },
+              "method": { "type": "string", "default": "GET" },
+              "request_headers": { "type": "array", "items": { "type": "string" } } } }));
+    m.insert("SimulateStep".into(), json!({ "type": "object", "properties": {
+              "request": { "type": "string", "enum": ["preflight", "actual"] },
+              "decision": { "type": "string", "enum": ["not_cors", "preflight_allowed", "preflight_rejected", "allowed", "blocked"] },
+              "reason": { "type": ["string", "null"] }, "would_block": { "type": "boolean" },
+              "status": { "type": ["integer", "null"], "description": "status the agent answers itself with; null when it forwards" },
+              "headers": { "type": "object", "additionalProperties": { "type": "string" } } } }));
+    m.insert("SimulateResponse".into(), json!({ "type": "object", "properties": {
+              "service": { "type": "string" }, "revision": { "type": "integer" }, "allowed": { "type": "boolean" },
+              "decision": { "type": "string" }, "reason": { "type": ["string", "null"] },
+              "steps": { "type": "array", "items": { "$ref": "#/components/schemas/SimulateStep" } } } }));
     m.insert("AuditEntry".into(), json!({ "type": "object", "properties": {
               "id": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "actor": { "type": "string" }, "action": { "type": "string" },
               "service": { "type": ["string", "null"] }, "target": { "type": "string" }, "before": {}, "after": {} } }));
