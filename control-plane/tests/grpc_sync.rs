@@ -258,3 +258,30 @@ async fn periodic_resync_catches_a_change_that_was_never_notified() -> TestResul
     cp.stop().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn revoking_the_token_cuts_off_a_connected_agent() -> TestResult {
+    let db = TestDb::new().await?;
+    let rev1 = db.create_service("cutoff", &["https://a.example.com"]).await?;
+    let config = corsair_control_plane::grpc::GrpcConfig {
+        token_recheck_interval: Duration::from_millis(200),
+        ..fast_config()
+    };
+    let cp = ControlPlane::start(&db, config).await?;
+    let token = db.token(&["cutoff"]).await?;
+    let agent = Agent::start(&cp, &token, &["cutoff"], tempdir()?.path()).await?;
+    agent.wait_revision("cutoff", rev1).await;
+    db.wait_applied(&agent.id, "cutoff", rev1).await;
+
+    db.revoke_token(&token).await?;
+    eventually("agent cut off", || async {
+        let status = agent.status.borrow().clone();
+        !status.connected && status.last_error.as_deref().is_some_and(|e| e.contains("Unauthenticated"))
+    })
+    .await;
+    assert!(!db.agent_connected(&agent.id).await?);
+    assert_eq!(agent.revision("cutoff"), Some(rev1), "the agent keeps enforcing what it had");
+    agent.stop().await;
+    cp.stop().await?;
+    Ok(())
+}
