@@ -1,2 +1,129 @@
-//! `corsair-agent`: see `--help`.
-fn main() {}
+//! `corsair-agent`: enforce a service's CORS policy, streamed from the
+//! Corsair control plane, in front of an upstream. See `--help`.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use corsair_agent::proxy::sidecar::{self, SidecarConfig};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tracing_subscriber::EnvFilter;
+
+/// Corsair agent.
+#[derive(Debug, Parser)]
+#[command(name = "corsair-agent", version, about)]
+struct Cli {
+    /// Log format.
+    #[arg(long, env = "CORSAIR_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run as a sidecar reverse proxy in front of an upstream.
+    Proxy(ProxyArgs),
+}
+
+#[derive(Debug, clap::Args)]
+struct ProxyArgs {
+    /// Control-plane gRPC URL, e.g. http://corsair:50051.
+    #[arg(long, env = "CORSAIR_CONTROL_PLANE")]
+    control_plane: String,
+    /// Agent token issued by the control plane (`token issue` or POST /api/v1/agent-tokens).
+    #[arg(long, env = "CORSAIR_TOKEN", hide_env_values = true)]
+    token: String,
+    /// The service whose policy this agent enforces.
+    #[arg(long, env = "CORSAIR_SERVICE")]
+    service: String,
+    /// Address to accept client traffic on.
+    #[arg(long, env = "CORSAIR_LISTEN")]
+    listen: SocketAddr,
+    /// Where to forward requests: http://host:port[/base-path].
+    #[arg(long, env = "CORSAIR_UPSTREAM")]
+    upstream: String,
+    /// Directory for the last-known-good policy cache and the agent id.
+    #[arg(long, env = "CORSAIR_CACHE_DIR")]
+    cache_dir: PathBuf,
+    /// Address for the admin endpoints (/healthz, /readyz).
+    #[arg(long, env = "CORSAIR_METRICS")]
+    metrics: Option<SocketAddr>,
+    /// Name shown in the control plane's agent list (default: the host name).
+    #[arg(long, env = "CORSAIR_AGENT_NAME")]
+    agent_name: Option<String>,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    match cli.command {
+        Command::Proxy(args) => proxy(args).await,
+    }
+}
+
+async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding --listen {}", args.listen))?;
+    let admin = match args.metrics {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding --metrics {addr}"))?,
+        ),
+        None => None,
+    };
+    let config = SidecarConfig {
+        control_plane: args.control_plane,
+        token: args.token,
+        service: args.service,
+        upstream: args.upstream,
+        cache_dir: args.cache_dir,
+        agent_name: args.agent_name.unwrap_or_else(host_name),
+    };
+    sidecar::run(config, listener, admin, shutdown_signal()).await
+}
+
+fn host_name() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .or_else(|| std::fs::read_to_string("/etc/hostname").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "corsair-agent".to_string())
+}
+
+fn init_tracing(format: LogFormat) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+/// Completes on Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    tokio::select! {
+        () = ctrl_c => {}
+        () = term => {}
+    }
+}

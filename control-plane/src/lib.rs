@@ -5,6 +5,8 @@
 //! - [`api`]: the JSON REST API under `/api/v1`.
 //! - [`grpc`]: the `PolicySync` tonic service and the LISTEN/NOTIFY fan-out.
 //! - [`server`]: wires HTTP and gRPC onto already-bound listeners with graceful shutdown.
+//! - [`pg`]: a private PostgreSQL from the machine's binaries (dev, tests).
+//! - `testing`: a fresh database per test.
 //! - [`dev`]: `corsair-control-plane dev` — private Postgres, demo upstream, agent, demo page.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
@@ -14,5 +16,8 @@ pub mod api;
 pub mod auth;
 pub mod dev;
 pub mod grpc;
+pub mod pg;
 pub mod server;
 pub mod store;
+#[doc(hidden)]
+pub mod testing;

@@ -47,6 +47,19 @@ pub enum DecisionKind {
     Blocked,
 }
 
+impl DecisionKind {
+    /// Machine-readable name, e.g. `preflight_allowed` (telemetry, simulator).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DecisionKind::NotCors => "not_cors",
+            DecisionKind::PreflightAllowed => "preflight_allowed",
+            DecisionKind::PreflightRejected => "preflight_rejected",
+            DecisionKind::Allowed => "allowed",
+            DecisionKind::Blocked => "blocked",
+        }
+    }
+}
+
 /// Why a request was (or, in report-only mode, would have been) blocked.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Reason {
@@ -190,6 +203,14 @@ impl Decision<'_> {
             }
         }
         self.vary.apply(headers);
+    }
+
+    /// The headers [`Self::apply`] writes into an empty response: what the
+    /// simulator shows. Allocates; not for the request path.
+    pub fn response_headers(&self) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        self.apply(&mut headers);
+        headers
     }
 
     /// A decision that owns its header values, to keep beyond the policy's

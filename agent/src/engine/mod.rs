@@ -4,6 +4,7 @@
 //! - `origin`: origin patterns (parse, canonical form, allowlist matching).
 //! - `methods`, `request_headers`, `expose_headers`, `max_age`: one policy
 //!   field each — validation and the precomputed header it produces.
+//! - `token`: the RFC 9110 token grammar shared by methods and header names.
 //! - `vary`: merging our `Vary` into the response's.
 //! - `decision`: [`Decision`], what to answer and how to write it.
 //! - `policy`: [`Policy`], compile and evaluate.

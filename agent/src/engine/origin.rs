@@ -113,6 +113,13 @@ pub(crate) fn parse(input: &str) -> Result<Pattern, String> {
     if authority.is_empty() {
         return Err("has no host".into());
     }
+    if authority.contains('[') && !authority.starts_with('[') {
+        return Err(if authority.starts_with("*.") {
+            "a wildcard cannot cover an IP address".into()
+        } else {
+            "`[` may only open an IPv6 address, at the start of the host".into()
+        });
+    }
     let (host, port) = split_host_port(authority)?;
     let port_suffix = match port {
         None => String::new(),

@@ -102,27 +102,30 @@ impl Policy {
             _ => OriginMatch::None,
         };
         let allow_origin = match matched {
-            OriginMatch::Exact(v) => Ok(Cow::Borrowed(v)),
-            OriginMatch::Wildcard => Ok(Cow::Owned(origin.clone())),
-            OriginMatch::Any => Ok(Cow::Owned(STAR)),
-            OriginMatch::None => Err(Cow::Owned(origin.clone())),
+            OriginMatch::Exact(v) => Some(Cow::Borrowed(v)),
+            OriginMatch::Wildcard => Some(Cow::Owned(origin.clone())),
+            OriginMatch::Any => Some(Cow::Owned(STAR)),
+            OriginMatch::None => None,
         };
         if is_preflight(req) {
-            self.preflight(req, allow_origin, report_only)
+            self.preflight(req, allow_origin, origin, report_only)
         } else {
-            self.actual(allow_origin, report_only)
+            self.actual(allow_origin, origin, report_only)
         }
     }
 
+    /// An actual request. `sent` is the request's `Origin`, echoed only
+    /// when report-only mode answers as if allowed.
     fn actual<'p>(
         &'p self,
-        allow_origin: Result<Cow<'p, HeaderValue>, Cow<'p, HeaderValue>>,
+        allow_origin: Option<Cow<'p, HeaderValue>>,
+        sent: &HeaderValue,
         report_only: bool,
     ) -> Decision<'p> {
         let vary = self.actual_vary();
         let (granted, reason) = match allow_origin {
-            Ok(v) => (v, None),
-            Err(_) if !report_only => {
+            Some(v) => (v, None),
+            None if !report_only => {
                 return self.decision(
                     DecisionKind::Blocked,
                     Some(Reason::OriginNotAllowed),
@@ -130,7 +133,7 @@ impl Policy {
                     Vary::Origin,
                 );
             }
-            Err(v) => (v, Some(Reason::OriginNotAllowed)),
+            None => (Cow::Owned(sent.clone()), Some(Reason::OriginNotAllowed)),
         };
         let grant = Grant {
             allow_origin: Some(granted),
@@ -142,28 +145,49 @@ impl Policy {
         self.decision(DecisionKind::Allowed, reason, grant, vary)
     }
 
+    /// A preflight: every check runs (report-only needs the full answer),
+    /// and the first failure is the reason.
     fn preflight<'p>(
         &'p self,
         req: &RequestParts<'_>,
-        allow_origin: Result<Cow<'p, HeaderValue>, Cow<'p, HeaderValue>>,
+        allow_origin: Option<Cow<'p, HeaderValue>>,
+        sent: &HeaderValue,
         report_only: bool,
     ) -> Decision<'p> {
-        let mut reason = None;
-        let mut fail = |r: Reason| {
-            reason.get_or_insert(r);
+        let vary = match (self.origins.is_any(), self.spec.allow_private_network) {
+            (true, false) => Vary::PreflightAnyOrigin,
+            (_, true) => Vary::PreflightPna,
+            (false, false) => Vary::Preflight,
         };
-        let origin = allow_origin.unwrap_or_else(|v| {
-            fail(Reason::OriginNotAllowed);
-            v
-        });
+        // Enforce mode stops at the first failure (no wasted work on a
+        // request that is refused anyway); report-only runs every check to
+        // build the answer "as if allowed" and keeps the first failure.
+        let mut reason = None;
+        let reject = |reason| {
+            self.decision(
+                DecisionKind::PreflightRejected,
+                Some(reason),
+                Grant::default(),
+                vary,
+            )
+        };
+        let origin = match allow_origin {
+            Some(v) => v,
+            None if !report_only => return reject(Reason::OriginNotAllowed),
+            None => {
+                reason = Some(Reason::OriginNotAllowed);
+                Cow::Owned(sent.clone())
+            }
+        };
         let allow_methods = match methods::check(
             req.headers.get_all(ACCESS_CONTROL_REQUEST_METHOD),
             &self.methods,
         ) {
             MethodVerdict::Safelisted => None,
             MethodVerdict::Allowed(v) => Some(v),
+            MethodVerdict::Denied(_) if !report_only => return reject(Reason::MethodNotAllowed),
             MethodVerdict::Denied(v) => {
-                fail(Reason::MethodNotAllowed);
+                reason.get_or_insert(Reason::MethodNotAllowed);
                 v
             }
         };
@@ -173,8 +197,9 @@ impl Policy {
         ) {
             HeadersVerdict::Nothing => None,
             HeadersVerdict::Allowed(v) => Some(v),
+            HeadersVerdict::Denied(_) if !report_only => return reject(Reason::HeaderNotAllowed),
             HeadersVerdict::Denied(v) => {
-                fail(Reason::HeaderNotAllowed);
+                reason.get_or_insert(Reason::HeaderNotAllowed);
                 v
             }
         };
@@ -183,20 +208,10 @@ impl Policy {
             .get(ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK)
             .is_some_and(|v| v.as_bytes() == b"true");
         if pna_asked && !self.spec.allow_private_network {
-            fail(Reason::PrivateNetworkNotAllowed);
-        }
-        let vary = match (self.origins.is_any(), self.spec.allow_private_network) {
-            (true, false) => Vary::PreflightAnyOrigin,
-            (_, true) => Vary::PreflightPna,
-            (false, false) => Vary::Preflight,
-        };
-        if reason.is_some() && !report_only {
-            return self.decision(
-                DecisionKind::PreflightRejected,
-                reason,
-                Grant::default(),
-                vary,
-            );
+            if !report_only {
+                return reject(Reason::PrivateNetworkNotAllowed);
+            }
+            reason.get_or_insert(Reason::PrivateNetworkNotAllowed);
         }
         let grant = Grant {
             allow_origin: Some(origin),

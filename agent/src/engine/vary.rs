@@ -65,3 +65,45 @@ impl Vary {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn vary_after(upstream: &[&'static str], ours: Vary) -> Vec<String> {
+        let mut h = HeaderMap::new();
+        for v in upstream {
+            h.append(VARY, HeaderValue::from_static(v));
+        }
+        ours.apply(&mut h);
+        h.get_all(VARY)
+            .iter()
+            .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn merges_without_duplicates() {
+        assert_eq!(vary_after(&[], Vary::Origin), ["Origin"]);
+        assert_eq!(
+            vary_after(&["accept-encoding"], Vary::Origin),
+            ["accept-encoding", "Origin"]
+        );
+        assert_eq!(vary_after(&["origin"], Vary::Origin), ["origin"]);
+        assert_eq!(
+            vary_after(&["Accept, Origin"], Vary::Origin),
+            ["Accept, Origin"]
+        );
+        assert_eq!(vary_after(&["*"], Vary::Preflight), ["*"]);
+        assert_eq!(vary_after(&["accept", "*"], Vary::Origin), ["accept", "*"]);
+        assert_eq!(
+            vary_after(&["Origin"], Vary::Preflight),
+            [
+                "Origin",
+                "Access-Control-Request-Method",
+                "Access-Control-Request-Headers"
+            ]
+        );
+        assert_eq!(vary_after(&["x"], Vary::None), ["x"]);
+    }
+}

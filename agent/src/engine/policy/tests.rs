@@ -117,3 +117,21 @@ fn no_policy_fails_closed() {
     assert_eq!(d.kind(), DecisionKind::Blocked);
     assert_eq!(d.local_response(), None);
 }
+
+#[test]
+fn simulator_view_of_a_decision() {
+    let p = policy(&["https://app.example.com"]);
+    let h = headers(&[
+        ("origin", "https://app.example.com"),
+        ("access-control-request-method", "PUT"),
+    ]);
+    let d = p.evaluate(&RequestParts {
+        method: &Method::OPTIONS,
+        headers: &h,
+    });
+    assert_eq!(d.kind().as_str(), "preflight_allowed");
+    let out = d.response_headers();
+    assert_eq!(out["access-control-allow-methods"], "PUT");
+    let owned = d.into_owned();
+    assert_eq!(owned.response_headers(), out);
+}

@@ -1,0 +1,88 @@
+//! The admin listener: `/healthz` (liveness, with status) and `/readyz`
+//! (ready only once a policy is loaded — without one the agent fails closed).
+
+use crate::handle::PolicyHandle;
+use bytes::Bytes;
+use http::{Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use std::convert::Infallible;
+use std::future::Future;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+/// Extra status fields (e.g. the sync stream's state) for `/healthz`.
+pub type StatusFn = Arc<dyn Fn() -> serde_json::Value + Send + Sync>;
+
+/// What the admin endpoints report on.
+#[derive(Clone)]
+pub struct AdminState {
+    /// The service this agent enforces.
+    pub service: String,
+    /// Its current policy.
+    pub handle: PolicyHandle,
+    /// Extra status fields.
+    pub status: StatusFn,
+}
+
+impl AdminState {
+    fn report(&self) -> (bool, serde_json::Value) {
+        let active = self.handle.load();
+        let ready = active.is_some();
+        let body = serde_json::json!({
+            "service": self.service,
+            "ready": ready,
+            "revision": active.as_ref().map(|a| a.revision),
+            "enforcing": if ready { "policy" } else { "no policy: failing closed (no CORS grants)" },
+            "sync": (self.status)(),
+        });
+        (ready, body)
+    }
+
+    fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        let (status, body) = match (req.method(), req.uri().path()) {
+            (&Method::GET, "/healthz") => (StatusCode::OK, self.report().1),
+            (&Method::GET, "/readyz") => {
+                let (ready, body) = self.report();
+                let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                (status, body)
+            }
+            _ => (StatusCode::NOT_FOUND, serde_json::json!({"error": "try /healthz or /readyz"})),
+        };
+        let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
+        *response.status_mut() = status;
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        response
+    }
+}
+
+/// Serves the admin endpoints until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, state: AdminState, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+    let state = Arc::new(state);
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    tracing::warn!(error = %e, "admin accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => return Ok(()),
+        };
+        let state = Arc::clone(&state);
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req| {
+                let response = state.respond(&req);
+                async move { Ok::<_, Infallible>(response) }
+            });
+            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
+                .serve_connection(TokioIo::new(stream), service)
+                .await;
+        });
+    }
+}

@@ -1,0 +1,134 @@
+//! The hop to the upstream: where to send a request, and which headers must
+//! not cross a proxy (RFC 9110 §7.6.1).
+
+use http::header::{self, HeaderMap, HeaderName};
+use http::uri::{Authority, PathAndQuery, Scheme, Uri};
+use http::Request;
+use std::fmt;
+
+/// The upstream is not a usable `http://host[:port][/base]` URL.
+#[derive(Debug, thiserror::Error)]
+#[error("upstream {given:?}: {message}")]
+pub struct UpstreamError {
+    given: String,
+    message: &'static str,
+}
+
+/// A request could not be mapped onto the upstream.
+#[derive(Debug, thiserror::Error)]
+#[error("corsair-agent: cannot forward this request: {0}")]
+pub struct RewriteError(String);
+
+/// Where requests go: scheme, authority and an optional base path.
+#[derive(Debug, Clone)]
+pub struct Upstream {
+    scheme: Scheme,
+    authority: Authority,
+    base_path: String,
+}
+
+impl fmt::Display for Upstream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}://{}{}", self.scheme, self.authority, self.base_path)
+    }
+}
+
+impl Upstream {
+    /// Parses `http://host[:port][/base]`. TLS to the upstream is not
+    /// supported: a sidecar talks to its neighbour over loopback.
+    pub fn parse(given: &str) -> Result<Self, UpstreamError> {
+        let err = |message| UpstreamError { given: given.to_string(), message };
+        let uri: Uri = given.parse().map_err(|_| err("not a URL"))?;
+        let scheme = uri.scheme().cloned().ok_or_else(|| err("missing scheme; use http://host:port"))?;
+        if scheme != Scheme::HTTP {
+            return Err(err("only http:// upstreams are supported"));
+        }
+        let authority = uri.authority().cloned().ok_or_else(|| err("missing host"))?;
+        if uri.query().is_some() {
+            return Err(err("an upstream URL cannot carry a query"));
+        }
+        let base_path = uri.path().trim_end_matches('/').to_string();
+        Ok(Self { scheme, authority, base_path })
+    }
+
+    /// Points `req` at the upstream and drops hop-by-hop headers.
+    pub fn rewrite<B>(&self, mut req: Request<B>) -> Result<Request<B>, RewriteError> {
+        let path_and_query = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
+        let path_and_query: PathAndQuery = if self.base_path.is_empty() {
+            path_and_query.parse()
+        } else {
+            format!("{}{}", self.base_path, path_and_query).parse()
+        }
+        .map_err(|e: http::uri::InvalidUri| RewriteError(e.to_string()))?;
+        *req.uri_mut() = Uri::builder()
+            .scheme(self.scheme.clone())
+            .authority(self.authority.clone())
+            .path_and_query(path_and_query)
+            .build()
+            .map_err(|e| RewriteError(e.to_string()))?;
+        strip_hop_by_hop(req.headers_mut());
+        // The legacy client speaks HTTP/1.1 to the upstream whatever the
+        // client spoke to us.
+        *req.version_mut() = http::Version::HTTP_11;
+        Ok(req)
+    }
+}
+
+/// Removes connection-specific headers, including those the `Connection`
+/// header names.
+pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in [
+        header::CONNECTION,
+        header::PROXY_AUTHENTICATE,
+        header::PROXY_AUTHORIZATION,
+        header::TE,
+        header::TRAILER,
+        header::TRANSFER_ENCODING,
+        header::UPGRADE,
+    ] {
+        headers.remove(name);
+    }
+    headers.remove("keep-alive");
+    headers.remove("proxy-connection");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rewrites_onto_the_upstream_with_its_base_path() {
+        let up = Upstream::parse("http://127.0.0.1:9000/api/").expect("valid upstream");
+        let req = Request::builder()
+            .uri("http://agent.example/v1/items?x=1")
+            .header("connection", "keep-alive, x-private")
+            .header("x-private", "secret")
+            .header("keep-alive", "timeout=5")
+            .header("x-kept", "yes")
+            .body(())
+            .expect("request");
+        let req = up.rewrite(req).expect("rewrite");
+        assert_eq!(req.uri().to_string(), "http://127.0.0.1:9000/api/v1/items?x=1");
+        assert!(req.headers().get("x-private").is_none());
+        assert!(req.headers().get("keep-alive").is_none());
+        assert!(req.headers().get("connection").is_none());
+        assert_eq!(req.headers().get("x-kept").map(|v| v.as_bytes()), Some(&b"yes"[..]));
+    }
+
+    #[test]
+    fn refuses_unusable_upstreams() {
+        for bad in ["", "127.0.0.1:80", "https://a.example", "http://a.example/?q=1", "ftp://x"] {
+            assert!(Upstream::parse(bad).is_err(), "{bad:?} accepted");
+        }
+    }
+}

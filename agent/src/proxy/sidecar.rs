@@ -1,0 +1,118 @@
+//! The whole sidecar: sync client + proxy + admin listener, started together
+//! and stopped together. The binary and `corsair-control-plane dev` both run
+//! this.
+
+use super::admin::{self, AdminState};
+use super::{Proxy, serve};
+use crate::handle::PolicyHandle;
+use crate::sync::{SyncClient, SyncConfig, SyncStatus};
+use anyhow::Context;
+use std::collections::HashMap;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tracing::Instrument;
+
+/// What the sidecar needs besides its listeners.
+#[derive(Debug, Clone)]
+pub struct SidecarConfig {
+    /// Control-plane gRPC URL.
+    pub control_plane: String,
+    /// Agent token.
+    pub token: String,
+    /// The service this agent enforces.
+    pub service: String,
+    /// Where requests are forwarded.
+    pub upstream: String,
+    /// Last-known-good cache and agent id.
+    pub cache_dir: PathBuf,
+    /// Name shown in the control plane's agent list.
+    pub agent_name: String,
+}
+
+/// Runs the sidecar until `shutdown` completes. The cached policy (if any)
+/// is enforced before the first connection attempt; with none the proxy
+/// fails closed.
+pub async fn run(
+    config: SidecarConfig,
+    listener: TcpListener,
+    admin_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let handle = PolicyHandle::new();
+    let mut sync_config = SyncConfig::new(
+        config.control_plane.clone(),
+        config.token.clone(),
+        config.agent_name.clone(),
+        [config.service.clone()],
+        config.cache_dir.clone(),
+    );
+    sync_config.connect_timeout = std::time::Duration::from_secs(5);
+    let client = SyncClient::new(sync_config, HashMap::from([(config.service.clone(), handle.clone())]))
+        .context("starting the policy sync client")?;
+    let status = client.status();
+    if handle.load().is_none() {
+        tracing::warn!(
+            service = %config.service,
+            "no cached policy for this service: failing closed (no CORS grants) until the control plane answers"
+        );
+    }
+    let proxy = Proxy::new(handle.clone(), &config.upstream).context("--upstream")?;
+
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let stopped = move || {
+        let mut rx = stop_rx.clone();
+        async move {
+            let _ = rx.wait_for(|stop| *stop).await;
+        }
+    };
+    let sync_task = tokio::spawn(client.run(stopped()).instrument(tracing::info_span!("sync", service = %config.service)));
+    let admin_task = admin_listener.map(|l| {
+        let state = AdminState {
+            service: config.service.clone(),
+            handle: handle.clone(),
+            status: status_fn(status.clone()),
+        };
+        tokio::spawn(admin::serve(l, state, stopped()))
+    });
+    tracing::info!(
+        listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+        upstream = %config.upstream,
+        service = %config.service,
+        "agent proxy serving"
+    );
+    let proxy_task = tokio::spawn(serve(listener, proxy, stopped()).instrument(tracing::info_span!("proxy")));
+
+    shutdown.await;
+    tracing::info!("agent shutting down");
+    let _ = stop_tx.send(true);
+    proxy_task.await.context("proxy task")?.context("proxy")?;
+    if let Some(task) = admin_task {
+        task.await.context("admin task")?.context("admin listener")?;
+    }
+    match sync_task.await.context("sync task")? {
+        Ok(()) => Ok(()),
+        // A fatal sync error stops syncing, not enforcing; report it on exit.
+        Err(e) => Err(e).context("policy sync"),
+    }
+}
+
+fn status_fn(status: watch::Receiver<SyncStatus>) -> admin::StatusFn {
+    Arc::new(move || {
+        let s = status.borrow();
+        serde_json::json!({
+            "connected": s.connected,
+            "reconnects": s.reconnects,
+            "last_error": s.last_error,
+            "stopped": s.stopped,
+            "services": s.services.iter().map(|(name, svc)| (name.clone(), serde_json::json!({
+                "revision": svc.revision,
+                "has_policy": svc.has_policy,
+                "source": format!("{:?}", svc.source),
+                "last_nack": svc.last_nack.as_ref().map(|(rev, err)| serde_json::json!({"revision": rev, "error": err})),
+            }))).collect::<serde_json::Map<_, _>>(),
+        })
+    })
+}

@@ -1,0 +1,35 @@
+//! The test fixture itself: fresh databases are isolated and migrated, and a
+//! private server can be started from the machine's binaries.
+
+use corsair_control_plane::pg::PrivatePostgres;
+use corsair_control_plane::testing::TestDb;
+use sqlx::{Connection, PgConnection};
+
+#[tokio::test]
+async fn each_test_database_is_fresh_and_migrated() -> anyhow::Result<()> {
+    let a = TestDb::new().await?;
+    let b = TestDb::new().await?;
+    assert_ne!(a.url, b.url);
+    sqlx::query("INSERT INTO services (name) VALUES ('only-in-a')").execute(a.store.pool()).await?;
+    let in_b: i64 = sqlx::query_scalar("SELECT count(*) FROM services").fetch_one(b.store.pool()).await?;
+    assert_eq!(in_b, 0);
+    Ok(())
+}
+
+#[tokio::test]
+async fn private_postgres_starts_and_stops() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut pg = tokio::task::spawn_blocking({
+        let path = dir.path().join("pg");
+        move || PrivatePostgres::start(&path)
+    })
+    .await??;
+    let mut conn = PgConnection::connect(&pg.url("postgres")).await?;
+    let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&mut conn).await?;
+    assert_eq!(one, 1);
+    conn.close().await?;
+    let url = pg.url("postgres");
+    tokio::task::spawn_blocking(move || pg.stop()).await??;
+    assert!(PgConnection::connect(&url).await.is_err(), "server still answers after stop");
+    Ok(())
+}
