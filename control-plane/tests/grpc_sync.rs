@@ -12,7 +12,7 @@ async fn snapshot_applied_acked_and_changes_pushed() -> TestResult {
     let db = TestDb::new().await?;
     let rev1 = db.create_service("payments", &["https://app.example.com"]).await?;
     let cp = ControlPlane::start(&db, fast_config()).await?;
-    let agent = Agent::start(&cp, &db.token(&["payments"]).await?, &["payments"], tempdir()?.path()).await?;
+    let agent = Agent::fresh(&cp, &db.token(&["payments"]).await?, &["payments"]).await?;
 
     agent.wait_revision("payments", rev1).await;
     assert_eq!(agent.origins("payments"), vec!["https://app.example.com".to_string()]);
@@ -46,7 +46,7 @@ async fn refused_snapshot_is_nacked_and_old_policy_stays() -> TestResult {
     let db = TestDb::new().await?;
     let rev1 = db.create_service("orders", &["https://shop.example.com"]).await?;
     let cp = ControlPlane::start(&db, fast_config()).await?;
-    let agent = Agent::start(&cp, &db.token(&["orders"]).await?, &["orders"], tempdir()?.path()).await?;
+    let agent = Agent::fresh(&cp, &db.token(&["orders"]).await?, &["orders"]).await?;
     agent.wait_revision("orders", rev1).await;
 
     // Written behind the API's back: the engine refuses it.
@@ -134,7 +134,7 @@ async fn converges_after_the_listen_connection_is_killed() -> TestResult {
         ..fast_config()
     };
     let cp = ControlPlane::start(&db, config).await?;
-    let agent = Agent::start(&cp, &db.token(&["search"]).await?, &["search"], tempdir()?.path()).await?;
+    let agent = Agent::fresh(&cp, &db.token(&["search"]).await?, &["search"]).await?;
     agent.wait_revision("search", rev1).await;
 
     for round in 0..2 {
@@ -156,7 +156,7 @@ async fn agent_reconnects_to_a_restarted_control_plane() -> TestResult {
     let rev1 = db.create_service("catalog", &["https://a.example.com"]).await?;
     let cp = ControlPlane::start(&db, fast_config()).await?;
     let addr = cp.addr;
-    let agent = Agent::start(&cp, &db.token(&["catalog"]).await?, &["catalog"], tempdir()?.path()).await?;
+    let agent = Agent::fresh(&cp, &db.token(&["catalog"]).await?, &["catalog"]).await?;
     agent.wait_revision("catalog", rev1).await;
     db.wait_applied(&agent.id, "catalog", rev1).await;
 
@@ -222,8 +222,8 @@ async fn every_replica_pushes_every_change() -> TestResult {
     let cp1 = ControlPlane::start(&db, config.clone()).await?;
     let cp2 = ControlPlane::start(&db, config).await?;
     let token = db.token(&["shared"]).await?;
-    let a1 = Agent::start(&cp1, &token, &["shared"], tempdir()?.path()).await?;
-    let a2 = Agent::start(&cp2, &token, &["shared"], tempdir()?.path()).await?;
+    let a1 = Agent::fresh(&cp1, &token, &["shared"]).await?;
+    let a2 = Agent::fresh(&cp2, &token, &["shared"]).await?;
     a1.wait_revision("shared", rev1).await;
     a2.wait_revision("shared", rev1).await;
     eventually("both replicas listening", || async { db.listeners().await.unwrap_or(0) >= 2 }).await;
@@ -247,7 +247,7 @@ async fn periodic_resync_catches_a_change_that_was_never_notified() -> TestResul
         ..fast_config()
     };
     let cp = ControlPlane::start(&db, config).await?;
-    let agent = Agent::start(&cp, &db.token(&["silent"]).await?, &["silent"], tempdir()?.path()).await?;
+    let agent = Agent::fresh(&cp, &db.token(&["silent"]).await?, &["silent"]).await?;
     agent.wait_revision("silent", rev1).await;
 
     // This database is the test's own: silence the NOTIFY trigger.
@@ -269,7 +269,7 @@ async fn revoking_the_token_cuts_off_a_connected_agent() -> TestResult {
     };
     let cp = ControlPlane::start(&db, config).await?;
     let token = db.token(&["cutoff"]).await?;
-    let agent = Agent::start(&cp, &token, &["cutoff"], tempdir()?.path()).await?;
+    let agent = Agent::fresh(&cp, &token, &["cutoff"]).await?;
     agent.wait_revision("cutoff", rev1).await;
     db.wait_applied(&agent.id, "cutoff", rev1).await;
 
