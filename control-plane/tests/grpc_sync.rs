@@ -285,3 +285,31 @@ async fn revoking_the_token_cuts_off_a_connected_agent() -> TestResult {
     cp.stop().await?;
     Ok(())
 }
+
+#[tokio::test]
+async fn a_change_reaches_every_one_of_many_streams() -> TestResult {
+    const CHANNELS: usize = 8;
+    const STREAMS_PER_CHANNEL: usize = 25;
+    let db = TestDb::new().await?;
+    let rev1 = db.create_service("fleet", &["https://a.example.com"]).await?;
+    let cp = ControlPlane::start(&db, fast_config()).await?;
+    let token = db.token(&["fleet"]).await?;
+    let mut streams = Vec::new();
+    for _ in 0..CHANNELS {
+        let channel = tonic::transport::Endpoint::from_shared(cp.url())?.connect().await?;
+        for _ in 0..STREAMS_PER_CHANNEL {
+            streams.push(raw_stream_on(channel.clone(), &token, hello(&["fleet"], &[])).await?);
+        }
+    }
+    for stream in &mut streams {
+        assert_eq!(next_snapshot(stream).await?.revision, rev1);
+    }
+    let rev2 = db.approve_origin("fleet", "https://b.example.com").await?;
+    for stream in &mut streams {
+        let snapshot = next_snapshot(stream).await?;
+        assert_eq!((snapshot.revision, snapshot.origins.len()), (rev2, 2));
+    }
+    drop(streams);
+    cp.stop().await?;
+    Ok(())
+}

@@ -358,14 +358,29 @@ pub async fn raw_stream(
     raw_open(cp, Some(token), first).await
 }
 
-async fn raw_open(
-    cp: &ControlPlane,
-    token: Option<&str>,
+/// Like [`raw_stream`], on an existing channel (many streams per connection).
+pub async fn raw_stream_on(
+    channel: tonic::transport::Channel,
+    token: &str,
     first: AgentMessage,
-) -> Result<(Streaming<corsair_proto::v1::ControlMessage>, tokio::sync::mpsc::Sender<AgentMessage>), tonic::Status> {
-    let mut client = PolicySyncClient::connect(cp.url())
+) -> Result<RawStream, tonic::Status> {
+    raw_open_on(PolicySyncClient::new(channel), Some(token), first).await
+}
+
+pub type RawStream = (Streaming<corsair_proto::v1::ControlMessage>, tokio::sync::mpsc::Sender<AgentMessage>);
+
+async fn raw_open(cp: &ControlPlane, token: Option<&str>, first: AgentMessage) -> Result<RawStream, tonic::Status> {
+    let client = PolicySyncClient::connect(cp.url())
         .await
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    raw_open_on(client, token, first).await
+}
+
+async fn raw_open_on(
+    mut client: PolicySyncClient<tonic::transport::Channel>,
+    token: Option<&str>,
+    first: AgentMessage,
+) -> Result<RawStream, tonic::Status> {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let _ = tx.send(first).await;
     let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
