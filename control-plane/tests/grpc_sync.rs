@@ -313,3 +313,57 @@ async fn a_change_reaches_every_one_of_many_streams() -> TestResult {
     cp.stop().await?;
     Ok(())
 }
+
+/// Not a timed test: prints the resident memory per open stream (client and
+/// server halves together, so an upper bound for the server's share) and how
+/// long one change takes to reach all of them. Run with
+/// `cargo test --release -p corsair-control-plane --test grpc_sync -- --ignored --nocapture fleet_of_1000`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, not a check"]
+async fn fleet_of_1000_memory_and_propagation() -> TestResult {
+    const CHANNELS: usize = 10;
+    const PER_CHANNEL: usize = 100;
+    let db = TestDb::new().await?;
+    let rev1 = db.create_service("fleet", &["https://a.example.com"]).await?;
+    let cp = ControlPlane::start(&db, fast_config()).await?;
+    let token = db.token(&["fleet"]).await?;
+    let channels: Vec<_> = {
+        let mut v = Vec::new();
+        for _ in 0..CHANNELS {
+            v.push(tonic::transport::Endpoint::from_shared(cp.url())?.connect().await?);
+        }
+        v
+    };
+    let before = resident_bytes();
+    let mut streams = Vec::new();
+    for channel in &channels {
+        for _ in 0..PER_CHANNEL {
+            let mut stream = raw_stream_on(channel.clone(), &token, hello(&["fleet"], &[])).await?;
+            assert_eq!(next_snapshot(&mut stream).await?.revision, rev1);
+            streams.push(stream);
+        }
+    }
+    let after = resident_bytes();
+    let n = streams.len();
+    println!("{n} streams: {} KiB resident each (client + server)", (after.saturating_sub(before)) / n as u64 / 1024);
+
+    let start = std::time::Instant::now();
+    let rev2 = db.approve_origin("fleet", "https://b.example.com").await?;
+    let mut waits = Vec::with_capacity(n);
+    for stream in &mut streams {
+        assert_eq!(next_snapshot(stream).await?.revision, rev2);
+        waits.push(start.elapsed());
+    }
+    waits.sort();
+    println!("change reached all {n} streams in {:?} (p50 {:?}, p99 {:?})", waits[n - 1], waits[n / 2], waits[n * 99 / 100]);
+    drop(streams);
+    cp.stop().await?;
+    Ok(())
+}
+
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4096)
+}
