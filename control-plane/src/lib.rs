@@ -4,6 +4,7 @@
 //! - [`auth`]: signing key, user and agent tokens (JWT), passwords (argon2), extractors.
 //! - [`api`]: the JSON REST API under `/api/v1`.
 //! - [`grpc`]: the `PolicySync` tonic service and the LISTEN/NOTIFY fan-out.
+//! - [`node`]: one control-plane node (HTTP + gRPC + jobs) on bound listeners.
 //! - [`server`]: wires HTTP and gRPC onto already-bound listeners with graceful shutdown.
 //! - [`pg`]: a private PostgreSQL from the machine's binaries (dev, tests).
 //! - `testing`: a fresh database per test.
@@ -14,8 +15,10 @@
 
 pub mod api;
 pub mod auth;
+#[cfg(feature = "dev")]
 pub mod dev;
 pub mod grpc;
+pub mod node;
 pub mod pg;
 pub mod server;
 pub mod store;

@@ -1,2 +1,264 @@
 //! `corsair-control-plane`: see `--help`.
-fn main() {}
+
+use anyhow::{Context, bail};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use corsair_control_plane::api::agent_tokens::check_token_request;
+use corsair_control_plane::auth::{Role, SigningKey, issue_agent_token, password};
+use corsair_control_plane::grpc::GrpcConfig;
+use corsair_control_plane::node::Node;
+use corsair_control_plane::server;
+use corsair_control_plane::store::Store;
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use tokio::net::TcpListener;
+
+/// Corsair control plane: the CORS policy store, approval workflow, REST API
+/// and the policy stream agents subscribe to.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+struct Cli {
+    /// Log format.
+    #[arg(long, env = "CORSAIR_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text, global = true)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line.
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Migrate the database, then serve the HTTP API and the gRPC policy stream.
+    Serve(ServeArgs),
+    /// Apply pending database migrations and exit.
+    Migrate(DbArgs),
+    /// Manage users.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage agent tokens.
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// Run the whole system locally for a first look: a private PostgreSQL
+    /// (unless DATABASE_URL is set), an admin user, a demo service, a demo
+    /// upstream behind a real agent, and a demo page on another origin.
+    #[cfg(feature = "dev")]
+    Dev(DevArgs),
+}
+
+#[cfg(feature = "dev")]
+#[derive(Debug, Args)]
+struct DevArgs {
+    /// Use this database instead of starting a private PostgreSQL.
+    #[arg(long, env = "DATABASE_URL")]
+    database_url: Option<String>,
+    /// Directory for the private database, signing key, admin password and agent cache.
+    #[arg(long, env = "CORSAIR_STATE_DIR", default_value = ".corsair-dev")]
+    state_dir: PathBuf,
+    /// Control-plane HTTP address (API and UI).
+    #[arg(long, env = "CORSAIR_HTTP", default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+    /// Control-plane gRPC address.
+    #[arg(long, env = "CORSAIR_GRPC", default_value = "127.0.0.1:50051")]
+    grpc: SocketAddr,
+    /// Agent proxy address (what the demo page calls).
+    #[arg(long, env = "CORSAIR_AGENT_LISTEN", default_value = "127.0.0.1:8081")]
+    agent: SocketAddr,
+    /// Agent admin address (/healthz, /readyz).
+    #[arg(long, env = "CORSAIR_AGENT_ADMIN", default_value = "127.0.0.1:8082")]
+    agent_admin: SocketAddr,
+    /// Demo page address: a different origin from the agent's.
+    #[arg(long, env = "CORSAIR_DEMO_LISTEN", default_value = "127.0.0.1:8090")]
+    demo: SocketAddr,
+}
+
+#[derive(Debug, Args)]
+struct DbArgs {
+    /// Postgres connection URL, e.g. postgres://corsair@db:5432/corsair.
+    #[arg(long, env = "CORSAIR_DATABASE_URL")]
+    database_url: String,
+}
+
+#[derive(Debug, Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// Address for the HTTP API (and UI), e.g. 0.0.0.0:8080.
+    #[arg(long, env = "CORSAIR_HTTP")]
+    http: SocketAddr,
+    /// Address for the gRPC policy stream agents connect to, e.g. 0.0.0.0:8081.
+    #[arg(long, env = "CORSAIR_GRPC")]
+    grpc: SocketAddr,
+    /// File holding the key that signs user and agent tokens; created (mode
+    /// 0600) with a fresh random key when missing. Every replica must share it.
+    #[arg(long, env = "CORSAIR_SIGNING_KEY_FILE")]
+    signing_key_file: PathBuf,
+}
+
+#[derive(Debug, Subcommand)]
+enum UserCommand {
+    /// Create a user.
+    Add(UserAddArgs),
+}
+
+#[derive(Debug, Args)]
+struct UserAddArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The user's email (their login name).
+    #[arg(long, env = "CORSAIR_USER_EMAIL")]
+    email: String,
+    /// viewer, requester, approver or admin.
+    #[arg(long, env = "CORSAIR_USER_ROLE")]
+    role: String,
+    /// Read the password from the first line of standard input (required, so
+    /// that it never appears in a process listing or shell history).
+    #[arg(long, required = true)]
+    password_stdin: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum TokenCommand {
+    /// Issue an agent token and print it (and nothing else) on stdout.
+    Issue(TokenIssueArgs),
+}
+
+#[derive(Debug, Args)]
+struct TokenIssueArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// The signing key file (as given to `serve`).
+    #[arg(long, env = "CORSAIR_SIGNING_KEY_FILE")]
+    signing_key_file: PathBuf,
+    /// A name for the token, e.g. the gateway it is for.
+    #[arg(long, env = "CORSAIR_TOKEN_NAME")]
+    name: String,
+    /// A service the agent may subscribe to; repeat for several.
+    #[arg(long = "service", required = true)]
+    services: Vec<String>,
+}
+
+/// The actor recorded in the audit log for command-line writes.
+const CLI_ACTOR: &str = "cli";
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let cli = Cli::parse();
+    init_tracing(cli.log_format);
+    match cli.command {
+        Command::Serve(args) => serve(args).await,
+        Command::Migrate(args) => {
+            let store = connect(&args).await?;
+            store.migrate().await.context("applying migrations")?;
+            tracing::info!("migrations applied");
+            Ok(())
+        }
+        Command::User(UserCommand::Add(args)) => user_add(args).await,
+        Command::Token(TokenCommand::Issue(args)) => token_issue(args).await,
+        #[cfg(feature = "dev")]
+        Command::Dev(args) => {
+            let options = corsair_control_plane::dev::DevOptions {
+                database_url: args.database_url,
+                state_dir: args.state_dir,
+                http: args.http,
+                grpc: args.grpc,
+                agent: args.agent,
+                agent_admin: args.agent_admin,
+                demo: args.demo,
+            };
+            corsair_control_plane::dev::run(options, server::shutdown_signal()).await
+        }
+    }
+}
+
+fn init_tracing(format: LogFormat) {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    // Logs go to stderr: `token issue` prints only the token on stdout.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}
+
+async fn connect(args: &DbArgs) -> anyhow::Result<Store> {
+    Store::connect(&args.database_url)
+        .await
+        .context("connecting to the database")
+}
+
+async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let store = connect(&args.db).await?;
+    store.migrate().await.context("applying migrations")?;
+    let keys = SigningKey::load_or_create(&args.signing_key_file)?;
+    let http = TcpListener::bind(args.http)
+        .await
+        .with_context(|| format!("binding HTTP to {}", args.http))?;
+    // Bound now so a taken port fails start-up, not the first agent.
+    let grpc = TcpListener::bind(args.grpc)
+        .await
+        .with_context(|| format!("binding gRPC to {}", args.grpc))?;
+
+    let node = Node {
+        store,
+        keys,
+        http,
+        grpc,
+        grpc_config: GrpcConfig::default(),
+    };
+    node.run(server::shutdown_signal()).await
+}
+
+async fn user_add(args: UserAddArgs) -> anyhow::Result<()> {
+    let role = Role::parse(&args.role).with_context(|| {
+        format!(
+            "unknown role {:?}: use viewer, requester, approver or admin",
+            args.role
+        )
+    })?;
+    let email = args.email.trim().to_owned();
+    if email.is_empty() || !email.contains('@') {
+        bail!("--email must be an email address, got {email:?}");
+    }
+    debug_assert!(args.password_stdin);
+    let mut line = String::new();
+    std::io::stdin()
+        .lock()
+        .read_line(&mut line)
+        .context("reading the password from stdin")?;
+    let password = line.trim_end_matches(['\n', '\r']).to_owned();
+    if password.chars().count() < 8 {
+        bail!("the password must have at least 8 characters");
+    }
+    let hash = tokio::task::spawn_blocking(move || password::hash(&password))
+        .await
+        .context("hashing task")?
+        .map_err(anyhow::Error::msg)?;
+    let store = connect(&args.db).await?;
+    let user = store.create_user(&email, &hash, role, CLI_ACTOR).await?;
+    tracing::info!(email = %user.email, role = role.as_str(), "user created");
+    Ok(())
+}
+
+async fn token_issue(args: TokenIssueArgs) -> anyhow::Result<()> {
+    let name = args.name.trim().to_owned();
+    check_token_request(&name, &args.services, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let keys = SigningKey::load_or_create(&args.signing_key_file)?;
+    let store = connect(&args.db).await?;
+    let id = uuid::Uuid::new_v4();
+    let issued = issue_agent_token(&keys, id, &name, &args.services, None)?;
+    store
+        .create_agent_token(id, &name, &args.services, None, CLI_ACTOR)
+        .await?;
+    println!("{}", issued.token);
+    Ok(())
+}

@@ -1,1 +1,128 @@
-//! Serving: HTTP and gRPC on already-bound listeners, with graceful shutdown.
+//! Serving: HTTP (and, next to it, gRPC) on already-bound listeners, with
+//! graceful shutdown.
+//!
+//! Binding is the caller's job so tests can bind port 0 and read the port
+//! before anything serves, and so `serve` fails fast on a taken port.
+
+use crate::api::{self, AppState};
+use crate::store::Store;
+use axum::Router;
+use std::future::Future;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tower_http::trace::TraceLayer;
+
+/// The whole HTTP application: the API with request tracing. (The admin UI
+/// will be merged in here.)
+pub fn http_app(state: AppState) -> Router {
+    api::app(state).layer(TraceLayer::new_for_http())
+}
+
+/// Serves `app` on `listener` until `shutdown` completes, then lets
+/// in-flight requests finish.
+pub async fn serve_http<F>(listener: TcpListener, app: Router, shutdown: F) -> std::io::Result<()>
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "HTTP API listening");
+    }
+    axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+/// Completes on Ctrl-C or SIGTERM (what Kubernetes sends).
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => tracing::info!("Ctrl-C: shutting down"),
+        () = terminate => tracing::info!("SIGTERM: shutting down"),
+    }
+}
+
+/// One shutdown trigger shared by several servers (HTTP, gRPC): each
+/// [`Shutdown::wait`] future completes once [`Shutdown::trigger`] is called
+/// or the `Shutdown` is dropped.
+#[derive(Debug)]
+pub struct Shutdown {
+    tx: watch::Sender<bool>,
+}
+
+impl Default for Shutdown {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Shutdown {
+    /// A trigger not yet pulled.
+    pub fn new() -> Self {
+        Self {
+            tx: watch::channel(false).0,
+        }
+    }
+
+    /// Starts shutdown everywhere.
+    pub fn trigger(&self) {
+        self.tx.send_replace(true);
+    }
+
+    /// A future for one server's shutdown parameter.
+    pub fn wait(&self) -> impl Future<Output = ()> + Send + 'static {
+        let mut rx = self.tx.subscribe();
+        async move {
+            // Err means the sender is gone: shut down too.
+            let _ = rx.wait_for(|down| *down).await;
+        }
+    }
+}
+
+/// How often [`run_expiry`] looks for expired grants in `serve`.
+pub const EXPIRY_INTERVAL: Duration = Duration::from_secs(15);
+
+/// Revokes expired origins every `interval` until `shutdown` completes, so
+/// their removal reaches agents as a revision change. Errors are logged and
+/// retried on the next tick.
+pub async fn run_expiry<F>(store: Store, interval: Duration, shutdown: F)
+where
+    F: Future<Output = ()> + Send + 'static,
+{
+    let mut ticks = tokio::time::interval(interval);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            () = &mut shutdown => return,
+            _ = ticks.tick() => {}
+        }
+        match store.expire_origins().await {
+            Ok(revoked) => {
+                for o in revoked {
+                    tracing::info!(service = %o.service, origin = %o.pattern, id = o.id, "expired origin revoked");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "expiring origins failed; retrying"),
+        }
+    }
+}

@@ -1,1 +1,94 @@
-//! placeholder
+//! The JSON REST API under `/api/v1`.
+//!
+//! - [`error`]: [`Error`], the one error type, and its `{"error": ...}` body.
+//! - [`extract`]: `Json`, `Path`, `Query` whose rejections use that body.
+//! - [`validate`]: input checks, origin patterns and policies via the engine.
+//! - [`session`]: `POST /login`.
+//! - [`services`]: `/services`, `/services/{name}`, `/services/{name}/policy`.
+//! - [`origins`]: origin requests and approve/reject/revoke.
+//! - [`agent_tokens`]: issuing, listing and revoking agent tokens.
+//! - [`observe`]: `/agents` and `/audit`.
+//! - [`openapi`]: the OpenAPI document.
+//!
+//! Every module exposes `router() -> Router<AppState>`; [`router`] merges
+//! them and [`app`] adds the JSON fallbacks and the state, so tests drive the
+//! whole API with `tower::ServiceExt::oneshot` and no socket.
+
+pub mod agent_tokens;
+pub mod error;
+pub mod extract;
+pub mod observe;
+pub mod openapi;
+pub mod origins;
+pub mod services;
+pub mod session;
+pub mod validate;
+
+pub use error::{Detail, Error};
+
+use crate::auth::SigningKey;
+use crate::store::Store;
+use axum::Router;
+use axum::extract::FromRef;
+
+/// The prefix every API route lives under.
+pub const PREFIX: &str = "/api/v1";
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Signs and verifies user and agent tokens.
+    pub keys: SigningKey,
+}
+
+impl AppState {
+    /// State from its parts.
+    pub fn new(store: Store, keys: SigningKey) -> Self {
+        Self { store, keys }
+    }
+}
+
+impl FromRef<AppState> for SigningKey {
+    fn from_ref(state: &AppState) -> Self {
+        state.keys.clone()
+    }
+}
+
+impl FromRef<AppState> for Store {
+    fn from_ref(state: &AppState) -> Self {
+        state.store.clone()
+    }
+}
+
+/// Every API route, under [`PREFIX`], without fallbacks: merge this into a
+/// larger router (e.g. beside the UI).
+pub fn router() -> Router<AppState> {
+    let api = Router::new()
+        .merge(session::router())
+        .merge(services::router())
+        .merge(origins::router())
+        .merge(agent_tokens::router())
+        .merge(observe::router())
+        .merge(openapi::router())
+        .method_not_allowed_fallback(method_not_allowed);
+    Router::new().nest(PREFIX, api)
+}
+
+/// The API as a complete service: [`router`] plus a JSON 404 for unknown paths.
+pub fn app(state: AppState) -> Router {
+    router().fallback(not_found).with_state(state)
+}
+
+async fn not_found(uri: http::Uri) -> Error {
+    Error::NotFound(format!("no route for {}", uri.path()))
+}
+
+async fn method_not_allowed(method: http::Method, uri: http::Uri) -> Error {
+    Error::Status {
+        status: http::StatusCode::METHOD_NOT_ALLOWED,
+        code: "method_not_allowed",
+        message: format!("{method} is not allowed on {}", uri.path()),
+    }
+}

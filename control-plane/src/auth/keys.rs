@@ -128,7 +128,7 @@ impl SigningKey {
     }
 
     fn from_hex(text: &str) -> Result<Self, String> {
-        if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err("expected the key as hex digits".into());
         }
         let bytes: Vec<u8> = (0..text.len())

@@ -1,11 +1,20 @@
 //! Users, roles and tokens.
 //!
 //! - [`keys`]: the signing key file and the JWT claims ([`Claims`]).
+//! - [`password`]: argon2 password hashing.
+//! - [`tokens`]: issuing user (login) and agent tokens.
+//! - [`extract`]: [`CurrentUser`] and [`RequireRole`], the extractors every
+//!   API handler uses to authenticate and authorise.
 
+pub mod extract;
 pub mod keys;
+pub mod password;
+pub mod tokens;
 
+pub use extract::{Admin, Approver, CurrentUser, MinimumRole, Requester, RequireRole, Viewer};
 pub use keys::{Claims, KeyError, SigningKey, TokenKind};
 use serde::{Deserialize, Serialize};
+pub use tokens::{IssuedToken, issue_agent_token, issue_user_token};
 
 /// A user's role. Each role includes the rights of the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -22,22 +22,6 @@ pub struct AgentHello<'a> {
 }
 
 impl Store {
-    /// Whether the agent token `id` exists and is neither revoked nor past
-    /// its recorded expiry. A token whose row was deleted is not valid.
-    pub async fn agent_token_active(&self, id: Uuid) -> Result<bool, StoreError> {
-        let row = sqlx::query!(
-            r#"SELECT EXISTS (
-                   SELECT 1 FROM agent_tokens
-                    WHERE id = $1 AND revoked_at IS NULL
-                      AND (expires_at IS NULL OR expires_at > now())
-               ) AS "active!""#,
-            id
-        )
-        .fetch_one(&self.pool)
-        .await?;
-        Ok(row.active)
-    }
-
     /// Records a connecting agent: upserts its row (connected, last seen now)
     /// and forgets per-service rows of services it no longer serves.
     pub async fn agent_connected(&self, hello: &AgentHello<'_>) -> Result<(), StoreError> {

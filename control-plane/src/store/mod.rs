@@ -7,10 +7,22 @@
 //! delivered at commit.
 //!
 //! - [`policy`]: the effective policy agents receive.
-//! - [`agents`]: connected agents, their ACKs/NACKs, agent token revocation.
+//! - [`services`]: services and their policy settings.
+//! - [`origins`]: origin requests and their life cycle.
+//! - [`users`]: users and their password hashes.
+//! - [`tokens`]: issued agent tokens (listable, revocable).
+//! - [`audit`]: the append-only change audit log.
+//! - [`agent_status`]: the read side of the agents table, for the API.
+//! - [`agents`]: the write side: connected agents, their ACKs/NACKs (gRPC).
 
+pub mod agent_status;
 pub mod agents;
+pub mod audit;
+pub mod origins;
 pub mod policy;
+pub mod services;
+pub mod tokens;
+pub mod users;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
@@ -76,5 +88,14 @@ impl Store {
     pub async fn migrate(&self) -> Result<(), StoreError> {
         sqlx::migrate!("../migrations").run(&self.pool).await?;
         Ok(())
+    }
+}
+
+/// Maps a unique-constraint violation to [`StoreError::Conflict`] with
+/// `message`; any other error stays a database error.
+pub(crate) fn unique_violation(error: sqlx::Error, message: impl FnOnce() -> String) -> StoreError {
+    match &error {
+        sqlx::Error::Database(db) if db.is_unique_violation() => StoreError::Conflict(message()),
+        _ => StoreError::Database(error),
     }
 }

@@ -1,0 +1,61 @@
+//! One control-plane node: the HTTP API, the `PolicySync` gRPC server and the
+//! background jobs, on already-bound listeners, stopped together.
+//! `serve`, `dev` and the end-to-end tests all run this.
+
+use crate::api::AppState;
+use crate::auth::SigningKey;
+use crate::grpc::{self, GrpcConfig};
+use crate::server::{self, Shutdown};
+use crate::store::Store;
+use anyhow::{Context, bail};
+use std::future::Future;
+use tokio::net::TcpListener;
+
+/// Everything a node runs on.
+#[derive(Debug)]
+pub struct Node {
+    /// The database (migrated).
+    pub store: Store,
+    /// Signs and verifies tokens.
+    pub keys: SigningKey,
+    /// Bound listener for HTTP (API and UI).
+    pub http: TcpListener,
+    /// Bound listener for gRPC (agents).
+    pub grpc: TcpListener,
+    /// gRPC tunables.
+    pub grpc_config: GrpcConfig,
+}
+
+impl Node {
+    /// Runs until `shutdown` completes (or a server fails), then drains:
+    /// in-flight HTTP requests finish and agent streams are closed with
+    /// UNAVAILABLE so agents reconnect elsewhere.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        let Node { store, keys, http, grpc, grpc_config } = self;
+        if let (Ok(h), Ok(g)) = (http.local_addr(), grpc.local_addr()) {
+            tracing::info!(http = %h, grpc = %g, "control plane serving");
+        }
+        let stop = Shutdown::new();
+        let state = AppState::new(store.clone(), keys.clone());
+        let expiry = tokio::spawn(server::run_expiry(store.clone(), server::EXPIRY_INTERVAL, stop.wait()));
+        let mut http_task = tokio::spawn(server::serve_http(http, server::http_app(state), stop.wait()));
+        let mut grpc_task = tokio::spawn(grpc::serve(grpc, store, keys, grpc_config, stop.wait()));
+
+        let failure = tokio::select! {
+            () = shutdown => None,
+            result = &mut http_task => Some(("HTTP", result.map(|r| r.map_err(anyhow::Error::from)))),
+            result = &mut grpc_task => Some(("gRPC", result.map(|r| r.map_err(anyhow::Error::from)))),
+        };
+        stop.trigger();
+        if let Some((which, result)) = failure {
+            let _ = expiry.await;
+            result.with_context(|| format!("{which} server task"))??;
+            bail!("{which} server stopped unexpectedly");
+        }
+        http_task.await.context("HTTP server task")?.context("HTTP server")?;
+        grpc_task.await.context("gRPC server task")?.context("gRPC server")?;
+        expiry.await.context("expiry task")?;
+        tracing::info!("control plane stopped");
+        Ok(())
+    }
+}

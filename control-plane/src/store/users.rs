@@ -1,0 +1,126 @@
+//! Users: people (or automation) with a role.
+
+use super::audit::{self, AuditRecord};
+use super::{Store, StoreError, unique_violation};
+use crate::auth::Role;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+/// A user, without the password hash.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct User {
+    /// Database id.
+    pub id: i64,
+    /// Login name.
+    pub email: String,
+    /// What the user may do.
+    pub role: Role,
+    /// Disabled users cannot log in.
+    pub disabled: bool,
+    /// Creation time.
+    pub created_at: DateTime<Utc>,
+}
+
+/// A user with the stored password hash, for login only.
+#[derive(Debug, Clone)]
+pub struct UserCredentials {
+    /// The user.
+    pub user: User,
+    /// The argon2 PHC string.
+    pub password_hash: String,
+}
+
+impl Store {
+    /// Creates a user. `password_hash` is an argon2 PHC string (see
+    /// `auth::password::hash`); emails are unique case-insensitively.
+    pub async fn create_user(
+        &self,
+        email: &str,
+        password_hash: &str,
+        role: Role,
+        actor: &str,
+    ) -> Result<User, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query!(
+            r#"
+            INSERT INTO users (email, password_hash, role) VALUES ($1, $2, $3)
+            RETURNING id, email, disabled, created_at
+            "#,
+            email,
+            password_hash,
+            role.as_str(),
+        )
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(|e| unique_violation(e, || format!("user {email:?} already exists")))?;
+        let user = User {
+            id: row.id,
+            email: row.email,
+            role,
+            disabled: row.disabled,
+            created_at: row.created_at,
+        };
+        let target = format!("user:{email}");
+        // The hash stays out of the audit log.
+        let after = serde_json::json!({ "email": email, "role": role });
+        audit::append(
+            &mut tx,
+            AuditRecord {
+                actor,
+                action: "user.create",
+                service: None,
+                target: &target,
+                before: None,
+                after: Some(&after),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+
+    /// The user with `email` (case-insensitive) and their password hash.
+    pub async fn user_credentials(
+        &self,
+        email: &str,
+    ) -> Result<Option<UserCredentials>, StoreError> {
+        let row = sqlx::query!(
+            r#"
+            SELECT id, email, password_hash, role, disabled, created_at
+              FROM users WHERE lower(email) = lower($1)
+            "#,
+            email
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| UserCredentials {
+            user: User {
+                id: r.id,
+                email: r.email,
+                // The CHECK constraint admits only the four spellings; an
+                // unknown one gets the least rights.
+                role: Role::parse(&r.role).unwrap_or(Role::Viewer),
+                disabled: r.disabled,
+                created_at: r.created_at,
+            },
+            password_hash: r.password_hash,
+        }))
+    }
+}
+
+impl Store {
+    /// The current role of an enabled user, or `None` if the user does not
+    /// exist or is disabled. Checked on every API call, so disabling a user
+    /// or changing a role takes effect at once, not when the token expires.
+    pub async fn active_user_role(&self, email: &str) -> Result<Option<Role>, StoreError> {
+        let row = sqlx::query!(
+            "SELECT role, disabled FROM users WHERE lower(email) = lower($1)",
+            email
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row
+            .filter(|r| !r.disabled)
+            .map(|r| Role::parse(&r.role).unwrap_or(Role::Viewer)))
+    }
+}

@@ -1,0 +1,214 @@
+//! The command-line contract from DESIGN.md "Interfaces", run as the real
+//! binary: `migrate`, `user add`, `token issue`, `serve`.
+
+mod api_common;
+
+use corsair_control_plane::auth::{Role, SigningKey, TokenKind, password};
+use corsair_control_plane::store::Store;
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+fn bin() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_corsair-control-plane"));
+    c.env_remove("CORSAIR_DATABASE_URL").env("RUST_LOG", "warn");
+    c
+}
+
+fn run(args: &[&str], stdin: Option<&str>) -> Output {
+    let mut child = bin()
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn");
+    let mut pipe = child.stdin.take().expect("stdin");
+    if let Some(input) = stdin {
+        pipe.write_all(input.as_bytes()).expect("write stdin");
+    }
+    drop(pipe);
+    child.wait_with_output().expect("wait")
+}
+
+#[tokio::test]
+async fn migrate_user_add_token_issue_and_serve() {
+    let url = api_common::fresh_database().await;
+    let dir = tempfile::tempdir().expect("tempdir");
+    let key_file = dir.path().join("keys/signing.key");
+    let key_path = key_file.to_str().expect("utf-8 path");
+
+    let out = run(&["migrate", "--database-url", &url], None);
+    assert!(
+        out.status.success(),
+        "migrate: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let store = Store::connect(&url).await.expect("connect");
+    assert!(
+        store
+            .list_services()
+            .await
+            .expect("schema exists")
+            .is_empty()
+    );
+
+    // user add reads the password from stdin.
+    let out = run(
+        &[
+            "user",
+            "add",
+            "--database-url",
+            &url,
+            "--email",
+            "ops@example.com",
+            "--role",
+            "admin",
+            "--password-stdin",
+        ],
+        Some("correct horse battery\n"),
+    );
+    assert!(
+        out.status.success(),
+        "user add: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let creds = store
+        .user_credentials("ops@example.com")
+        .await
+        .expect("query")
+        .expect("user exists");
+    assert_eq!(creds.user.role, Role::Admin);
+    assert!(password::verify(
+        "correct horse battery",
+        &creds.password_hash
+    ));
+    let out = run(
+        &[
+            "user",
+            "add",
+            "--database-url",
+            &url,
+            "--email",
+            "x@example.com",
+            "--role",
+            "root",
+            "--password-stdin",
+        ],
+        Some("whatever-long\n"),
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("unknown role"));
+
+    // token issue prints only the token; the key file is created 0600.
+    let out = run(
+        &[
+            "token",
+            "issue",
+            "--database-url",
+            &url,
+            "--signing-key-file",
+            key_path,
+            "--name",
+            "gw-1",
+            "--service",
+            "payments-api",
+            "--service",
+            "orders",
+        ],
+        None,
+    );
+    assert!(
+        out.status.success(),
+        "token issue: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).expect("utf-8");
+    assert_eq!(stdout.lines().count(), 1, "only the token: {stdout:?}");
+    let key = SigningKey::load_or_create(&key_file).expect("key");
+    let claims = key
+        .verify(stdout.trim(), TokenKind::Agent)
+        .expect("agent token");
+    assert_eq!(claims.services, ["payments-api", "orders"]);
+    assert!(
+        store
+            .agent_token_active(claims.jti.parse().expect("uuid"))
+            .await
+            .expect("query")
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&key_file)
+            .expect("meta")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    // serve answers the API and stops cleanly on SIGTERM.
+    let port = free_port();
+    let grpc = free_port();
+    let mut child = bin()
+        .args([
+            "serve",
+            "--database-url",
+            &url,
+            "--http",
+            &format!("127.0.0.1:{port}"),
+            "--grpc",
+            &format!("127.0.0.1:{grpc}"),
+            "--signing-key-file",
+            key_path,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn serve");
+    let client = reqwest::Client::new();
+    let base = format!("http://127.0.0.1:{port}/api/v1");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        match client.get(format!("{base}/openapi.json")).send().await {
+            Ok(r) if r.status().is_success() => break,
+            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
+            other => panic!("serve never answered: {other:?}"),
+        }
+    }
+    let login = client
+        .post(format!("{base}/login"))
+        .json(
+            &serde_json::json!({ "email": "ops@example.com", "password": "correct horse battery" }),
+        )
+        .send()
+        .await
+        .expect("login");
+    assert_eq!(login.status(), 200);
+    let body: serde_json::Value = login.json().await.expect("json");
+    // Tokens from `serve` verify with the same key file `token issue` used.
+    key.verify(body["token"].as_str().expect("token"), TokenKind::User)
+        .expect("user token");
+
+    let status = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill");
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let exit = loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            break s;
+        }
+        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    assert!(exit.success(), "serve exit: {exit:?}");
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind")
+        .local_addr()
+        .expect("addr")
+        .port()
+}

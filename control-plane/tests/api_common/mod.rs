@@ -1,0 +1,189 @@
+//! Shared by the `api_*` tests: a fresh database per test and a client that
+//! drives `api::app` with `oneshot` (no socket).
+#![allow(dead_code)]
+
+use axum::Router;
+use axum::body::Body;
+use corsair_control_plane::api::{self, AppState};
+use corsair_control_plane::auth::{Role, SigningKey, issue_user_token};
+use corsair_control_plane::store::Store;
+use http::{Method, Request, StatusCode};
+use http_body_util::BodyExt;
+use serde_json::Value;
+use tower::ServiceExt;
+
+/// The server fresh test databases are created on.
+pub const ADMIN_URL: &str = "postgres://postgres@127.0.0.1:5432/postgres";
+
+/// A fresh, migrated database; returns its URL.
+pub async fn fresh_database() -> String {
+    use sqlx::Connection;
+    let name = format!("corsair_t_{}", uuid::Uuid::new_v4().simple());
+    let mut admin = sqlx::PgConnection::connect(ADMIN_URL)
+        .await
+        .expect("connect to test Postgres");
+    // The name is ours (a UUID), not input.
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut admin)
+        .await
+        .expect("create database");
+    format!("postgres://postgres@127.0.0.1:5432/{name}")
+}
+
+/// The API over a fresh database.
+pub struct Api {
+    /// The router under test.
+    pub app: Router,
+    /// Direct access, for setup and checks.
+    pub store: Store,
+    /// The signing key the app uses.
+    pub keys: SigningKey,
+    /// The database URL (for CLI tests).
+    pub url: String,
+}
+
+/// A response: status and JSON body (`Null` when empty).
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Value,
+    pub headers: http::HeaderMap,
+}
+
+impl Reply {
+    /// The `error.code` of an error body, asserting the body has the
+    /// documented shape.
+    pub fn error_code(&self) -> &str {
+        let e = &self.body["error"];
+        assert!(
+            e["message"].is_string(),
+            "error without message: {}",
+            self.body
+        );
+        e["code"]
+            .as_str()
+            .unwrap_or_else(|| panic!("not an error body: {}", self.body))
+    }
+
+    /// The `error.message`.
+    pub fn error_message(&self) -> &str {
+        self.body["error"]["message"].as_str().unwrap_or_default()
+    }
+}
+
+impl Api {
+    pub async fn new() -> Api {
+        let url = fresh_database().await;
+        let store = Store::connect(&url).await.expect("connect");
+        store.migrate().await.expect("migrate");
+        let keys = SigningKey::from_bytes(&[42; 32]);
+        let app = api::app(AppState::new(store.clone(), keys.clone()));
+        // One user per role, for `token(role)`. The hash is never checked:
+        // these users get their tokens signed directly, not by logging in.
+        for role in [Role::Viewer, Role::Requester, Role::Approver, Role::Admin] {
+            store
+                .create_user(&format!("{}@example.com", role.as_str()), "-", role, "test")
+                .await
+                .expect("test user");
+        }
+        Api {
+            app,
+            store,
+            keys,
+            url,
+        }
+    }
+
+    /// A user token for `role` (email `<role>@example.com`).
+    pub fn token(&self, role: Role) -> String {
+        issue_user_token(&self.keys, &format!("{}@example.com", role.as_str()), role)
+            .expect("sign")
+            .token
+    }
+
+    /// Sends a prepared request.
+    pub async fn send(&self, req: Request<Body>) -> Reply {
+        let res = self.app.clone().oneshot(req).await.expect("infallible");
+        let status = res.status();
+        let headers = res.headers().clone();
+        let bytes = res.into_body().collect().await.expect("body").to_bytes();
+        let body = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).unwrap_or_else(|_| {
+                panic!(
+                    "{status}: body is not JSON: {:?}",
+                    String::from_utf8_lossy(&bytes)
+                )
+            })
+        };
+        Reply {
+            status,
+            body,
+            headers,
+        }
+    }
+
+    /// `method path` with an optional bearer token and JSON body.
+    pub async fn call(
+        &self,
+        method: Method,
+        path: &str,
+        token: Option<&str>,
+        body: Option<Value>,
+    ) -> Reply {
+        let mut req = Request::builder().method(method).uri(path);
+        if let Some(t) = token {
+            req = req.header("authorization", format!("Bearer {t}"));
+        }
+        let req = match body {
+            Some(b) => req
+                .header("content-type", "application/json")
+                .body(Body::from(b.to_string())),
+            None => req.body(Body::empty()),
+        }
+        .expect("request");
+        self.send(req).await
+    }
+
+    /// `call` as `role`.
+    pub async fn as_role(
+        &self,
+        role: Role,
+        method: Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Reply {
+        let t = self.token(role);
+        self.call(method, path, Some(&t), body).await
+    }
+
+    /// Creates service `name` as admin with `settings` (a JSON object).
+    pub async fn create_service(&self, name: &str, mut settings: Value) -> Reply {
+        settings["name"] = Value::String(name.into());
+        let r = self
+            .as_role(
+                Role::Admin,
+                Method::POST,
+                "/api/v1/services",
+                Some(settings),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r
+    }
+
+    /// Requests `pattern` on `service` as requester; returns the origin id.
+    pub async fn request_origin(&self, service: &str, pattern: &str) -> i64 {
+        let r = self
+            .as_role(
+                Role::Requester,
+                Method::POST,
+                &format!("/api/v1/services/{service}/origins"),
+                Some(serde_json::json!({ "pattern": pattern, "reason": "test" })),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+        r.body["id"].as_i64().expect("id")
+    }
+}
