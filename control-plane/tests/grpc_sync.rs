@@ -12,7 +12,7 @@ async fn snapshot_applied_acked_and_changes_pushed() -> TestResult {
     let db = TestDb::new().await?;
     let rev1 = db.create_service("payments", &["https://app.example.com"]).await?;
     let cp = ControlPlane::start(&db, fast_config()).await?;
-    let agent = Agent::start(&cp, &db.token(&["payments"]).await?, &["payments"], tempdir()?.path()).await?;
+    let agent = Agent::fresh(&cp, &db.token(&["payments"]).await?, &["payments"]).await?;
 
     agent.wait_revision("payments", rev1).await;
     assert_eq!(agent.origins("payments"), vec!["https://app.example.com".to_string()]);
@@ -46,7 +46,7 @@ async fn refused_snapshot_is_nacked_and_old_policy_stays() -> TestResult {
     let db = TestDb::new().await?;
     let rev1 = db.create_service("orders", &["https://shop.example.com"]).await?;
     let cp = ControlPlane::start(&db, fast_config()).await?;
-    let agent = Agent::start(&cp, &db.token(&["orders"]).await?, &["orders"], tempdir()?.path()).await?;
+    let agent = Agent::fresh(&cp, &db.token(&["orders"]).await?, &["orders"]).await?;
     agent.wait_revision("orders", rev1).await;
 
     // Written behind the API's back: the engine refuses it.
@@ -134,7 +134,7 @@ async fn converges_after_the_listen_connection_is_killed() -> TestResult {
         ..fast_config()
     };
     let cp = ControlPlane::start(&db, config).await?;
-    let agent = Agent::start(&cp, &db.token(&["search"]).await?, &["search"], tempdir()?.path()).await?;
+    let agent = Agent::fresh(&cp, &db.token(&["search"]).await?, &["search"]).await?;
     agent.wait_revision("search", rev1).await;
 
     for round in 0..2 {
@@ -156,7 +156,7 @@ async fn agent_reconnects_to_a_restarted_control_plane() -> TestResult {
     let rev1 = db.create_service("catalog", &["https://a.example.com"]).await?;
     let cp = ControlPlane::start(&db, fast_config()).await?;
     let addr = cp.addr;
-    let agent = Agent::start(&cp, &db.token(&["catalog"]).await?, &["catalog"], tempdir()?.path()).await?;
+    let agent = Agent::fresh(&cp, &db.token(&["catalog"]).await?, &["catalog"]).await?;
     agent.wait_revision("catalog", rev1).await;
     db.wait_applied(&agent.id, "catalog", rev1).await;
 
@@ -222,8 +222,8 @@ async fn every_replica_pushes_every_change() -> TestResult {
     let cp1 = ControlPlane::start(&db, config.clone()).await?;
     let cp2 = ControlPlane::start(&db, config).await?;
     let token = db.token(&["shared"]).await?;
-    let a1 = Agent::start(&cp1, &token, &["shared"], tempdir()?.path()).await?;
-    let a2 = Agent::start(&cp2, &token, &["shared"], tempdir()?.path()).await?;
+    let a1 = Agent::fresh(&cp1, &token, &["shared"]).await?;
+    let a2 = Agent::fresh(&cp2, &token, &["shared"]).await?;
     a1.wait_revision("shared", rev1).await;
     a2.wait_revision("shared", rev1).await;
     eventually("both replicas listening", || async { db.listeners().await.unwrap_or(0) >= 2 }).await;
@@ -247,7 +247,7 @@ async fn periodic_resync_catches_a_change_that_was_never_notified() -> TestResul
         ..fast_config()
     };
     let cp = ControlPlane::start(&db, config).await?;
-    let agent = Agent::start(&cp, &db.token(&["silent"]).await?, &["silent"], tempdir()?.path()).await?;
+    let agent = Agent::fresh(&cp, &db.token(&["silent"]).await?, &["silent"]).await?;
     agent.wait_revision("silent", rev1).await;
 
     // This database is the test's own: silence the NOTIFY trigger.
@@ -257,4 +257,113 @@ async fn periodic_resync_catches_a_change_that_was_never_notified() -> TestResul
     agent.stop().await;
     cp.stop().await?;
     Ok(())
+}
+
+#[tokio::test]
+async fn revoking_the_token_cuts_off_a_connected_agent() -> TestResult {
+    let db = TestDb::new().await?;
+    let rev1 = db.create_service("cutoff", &["https://a.example.com"]).await?;
+    let config = corsair_control_plane::grpc::GrpcConfig {
+        token_recheck_interval: Duration::from_millis(200),
+        ..fast_config()
+    };
+    let cp = ControlPlane::start(&db, config).await?;
+    let token = db.token(&["cutoff"]).await?;
+    let agent = Agent::fresh(&cp, &token, &["cutoff"]).await?;
+    agent.wait_revision("cutoff", rev1).await;
+    db.wait_applied(&agent.id, "cutoff", rev1).await;
+
+    db.revoke_token(&token).await?;
+    eventually("agent cut off", || async {
+        let status = agent.status.borrow().clone();
+        !status.connected && status.last_error.as_deref().is_some_and(|e| e.contains("Unauthenticated"))
+    })
+    .await;
+    assert!(!db.agent_connected(&agent.id).await?);
+    assert_eq!(agent.revision("cutoff"), Some(rev1), "the agent keeps enforcing what it had");
+    agent.stop().await;
+    cp.stop().await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_change_reaches_every_one_of_many_streams() -> TestResult {
+    const CHANNELS: usize = 8;
+    const STREAMS_PER_CHANNEL: usize = 25;
+    let db = TestDb::new().await?;
+    let rev1 = db.create_service("fleet", &["https://a.example.com"]).await?;
+    let cp = ControlPlane::start(&db, fast_config()).await?;
+    let token = db.token(&["fleet"]).await?;
+    let mut streams = Vec::new();
+    for _ in 0..CHANNELS {
+        let channel = tonic::transport::Endpoint::from_shared(cp.url())?.connect().await?;
+        for _ in 0..STREAMS_PER_CHANNEL {
+            streams.push(raw_stream_on(channel.clone(), &token, hello(&["fleet"], &[])).await?);
+        }
+    }
+    for stream in &mut streams {
+        assert_eq!(next_snapshot(stream).await?.revision, rev1);
+    }
+    let rev2 = db.approve_origin("fleet", "https://b.example.com").await?;
+    for stream in &mut streams {
+        let snapshot = next_snapshot(stream).await?;
+        assert_eq!((snapshot.revision, snapshot.origins.len()), (rev2, 2));
+    }
+    drop(streams);
+    cp.stop().await?;
+    Ok(())
+}
+
+/// Not a timed test: prints the resident memory per open stream (client and
+/// server halves together, so an upper bound for the server's share) and how
+/// long one change takes to reach all of them. Run with
+/// `cargo test --release -p corsair-control-plane --test grpc_sync -- --ignored --nocapture fleet_of_1000`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "measurement, not a check"]
+async fn fleet_of_1000_memory_and_propagation() -> TestResult {
+    const CHANNELS: usize = 10;
+    const PER_CHANNEL: usize = 100;
+    let db = TestDb::new().await?;
+    let rev1 = db.create_service("fleet", &["https://a.example.com"]).await?;
+    let cp = ControlPlane::start(&db, fast_config()).await?;
+    let token = db.token(&["fleet"]).await?;
+    let channels: Vec<_> = {
+        let mut v = Vec::new();
+        for _ in 0..CHANNELS {
+            v.push(tonic::transport::Endpoint::from_shared(cp.url())?.connect().await?);
+        }
+        v
+    };
+    let before = resident_bytes();
+    let mut streams = Vec::new();
+    for channel in &channels {
+        for _ in 0..PER_CHANNEL {
+            let mut stream = raw_stream_on(channel.clone(), &token, hello(&["fleet"], &[])).await?;
+            assert_eq!(next_snapshot(&mut stream).await?.revision, rev1);
+            streams.push(stream);
+        }
+    }
+    let after = resident_bytes();
+    let n = streams.len();
+    println!("{n} streams: {} KiB resident each (client + server)", (after.saturating_sub(before)) / n as u64 / 1024);
+
+    let start = std::time::Instant::now();
+    let rev2 = db.approve_origin("fleet", "https://b.example.com").await?;
+    let mut waits = Vec::with_capacity(n);
+    for stream in &mut streams {
+        assert_eq!(next_snapshot(stream).await?.revision, rev2);
+        waits.push(start.elapsed());
+    }
+    waits.sort();
+    println!("change reached all {n} streams in {:?} (p50 {:?}, p99 {:?})", waits[n - 1], waits[n / 2], waits[n * 99 / 100]);
+    drop(streams);
+    cp.stop().await?;
+    Ok(())
+}
+
+fn resident_bytes() -> u64 {
+    std::fs::read_to_string("/proc/self/statm")
+        .ok()
+        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .map_or(0, |pages| pages * 4096)
 }

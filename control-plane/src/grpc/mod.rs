@@ -44,6 +44,9 @@ pub struct GrpcConfig {
     pub keepalive_interval: Duration,
     /// How long a keepalive ping may go unanswered before the connection is closed.
     pub keepalive_timeout: Duration,
+    /// How often an open stream re-checks its token (revoked or expired
+    /// tokens end the stream with UNAUTHENTICATED).
+    pub token_recheck_interval: Duration,
 }
 
 impl Default for GrpcConfig {
@@ -53,6 +56,7 @@ impl Default for GrpcConfig {
             hello_timeout: Duration::from_secs(10),
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(10),
+            token_recheck_interval: Duration::from_secs(60),
         }
     }
 }

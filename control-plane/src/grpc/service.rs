@@ -116,6 +116,9 @@ impl<W: PolicyWatcher> PolicySync for PolicySyncService<W> {
             store: self.store.clone(),
             shutdown: self.shutdown.clone(),
             connections: self.connections.clone(),
+            token_id: auth.token_id,
+            token_exp: auth.claims.exp,
+            recheck_every: self.config.token_recheck_interval,
             _drain: drain,
         };
         tokio::spawn(stream.run().instrument(span));

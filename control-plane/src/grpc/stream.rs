@@ -54,6 +54,11 @@ pub(crate) struct AgentStream {
     pub store: Store,
     pub shutdown: watch::Receiver<bool>,
     pub connections: Connections,
+    /// The token the stream authenticated with, re-checked periodically.
+    pub token_id: uuid::Uuid,
+    /// Its expiry (seconds since the epoch), if any.
+    pub token_exp: Option<i64>,
+    pub recheck_every: std::time::Duration,
     /// Held until this stream is fully wound down; the server waits for
     /// every one of these before `serve` returns.
     pub _drain: mpsc::Sender<()>,
@@ -62,6 +67,7 @@ pub(crate) struct AgentStream {
 enum Event {
     Changed(String, Option<Arc<super::watch::PolicyState>>),
     Message(AgentMessage),
+    Recheck,
 }
 
 /// Why a stream ended.
@@ -69,6 +75,7 @@ enum End {
     AgentClosed,
     AgentGone(String),
     Shutdown,
+    TokenInvalid(&'static str),
 }
 
 impl AgentStream {
@@ -80,6 +87,7 @@ impl AgentStream {
             End::AgentClosed => info!("agent closed its stream"),
             End::AgentGone(why) => info!(reason = %why, "agent stream ended"),
             End::Shutdown => info!("closing agent stream: control plane shutting down"),
+            End::TokenInvalid(why) => warn!(reason = why, "closing agent stream: token no longer valid"),
         }
         // Recorded before the final status goes out, so an agent that
         // reconnects at once (maybe to another replica) is not marked
@@ -89,8 +97,12 @@ impl AgentStream {
         {
             warn!(%error, "cannot record agent disconnect");
         }
-        if let End::Shutdown = end {
-            let status = Status::unavailable("control plane shutting down; reconnect");
+        let last = match end {
+            End::Shutdown => Some(Status::unavailable("control plane shutting down; reconnect")),
+            End::TokenInvalid(why) => Some(Status::unauthenticated(why)),
+            End::AgentClosed | End::AgentGone(_) => None,
+        };
+        if let Some(status) = last {
             let _ = tokio::time::timeout(FINAL_SEND, self.outbound.send(Err(status))).await;
         }
     }
@@ -112,10 +124,14 @@ impl AgentStream {
             self.held.entry(service.clone()).or_insert(-1);
             changes.insert(service, WatchStream::from_changes(rx));
         }
+        let mut recheck = tokio::time::interval(self.recheck_every);
+        recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        recheck.tick().await;
         loop {
             let event = tokio::select! {
                 biased;
                 _ = self.shutdown.wait_for(|stop| *stop) => return End::Shutdown,
+                _ = recheck.tick() => Event::Recheck,
                 Some((service, state)) = changes.next() => Event::Changed(service, state),
                 message = self.inbound.message() => match message {
                     Ok(Some(message)) => Event::Message(message),
@@ -131,6 +147,11 @@ impl AgentStream {
                 }
                 Event::Changed(_, None) => {}
                 Event::Message(message) => self.received(message).await,
+                Event::Recheck => {
+                    if let Some(why) = self.token_invalid().await {
+                        return End::TokenInvalid(why);
+                    }
+                }
             }
         }
     }
@@ -155,6 +176,22 @@ impl AgentStream {
         debug!(service, revision, "snapshot sent");
         self.held.insert(service.to_owned(), revision);
         Ok(())
+    }
+
+    /// Why the stream's token is no longer good, if it is not. A database
+    /// error is not a reason to cut an agent off.
+    async fn token_invalid(&self) -> Option<&'static str> {
+        if self.token_exp.is_some_and(|exp| exp <= chrono::Utc::now().timestamp()) {
+            return Some("agent token has expired");
+        }
+        match self.store.agent_token_active(self.token_id).await {
+            Ok(true) => None,
+            Ok(false) => Some("agent token revoked or unknown"),
+            Err(error) => {
+                warn!(%error, "cannot re-check agent token");
+                None
+            }
+        }
     }
 
     async fn received(&mut self, message: AgentMessage) {

@@ -49,24 +49,18 @@ fn key() -> SigningKey {
     SigningKey::from_bytes(b"grpc-tests-signing-key-0123456789abcdef")
 }
 
-/// A fresh, migrated database of its own.
+/// A fresh, migrated database of its own (the shared fixture, dropped at
+/// the end of the test), with the SQL these tests write behind the API.
 pub struct TestDb {
     pub store: Store,
     pub url: String,
+    _db: corsair_control_plane::testing::TestDb,
 }
 
 impl TestDb {
     pub async fn new() -> Result<Self, AnyError> {
-        let base = std::env::var("CORSAIR_TEST_DATABASE_URL")
-            .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432".to_string());
-        let name = format!("corsair_grpc_{}", uuid::Uuid::new_v4().simple());
-        let admin = Store::connect(&format!("{base}/postgres")).await?;
-        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(admin.pool()).await?;
-        admin.pool().close().await;
-        let url = format!("{base}/{name}");
-        let store = Store::connect(&url).await?;
-        store.migrate().await?;
-        Ok(Self { store, url })
+        let db = corsair_control_plane::testing::TestDb::new().await?;
+        Ok(Self { store: db.store.clone(), url: db.url.clone(), _db: db })
     }
 
     pub async fn exec(&self, sql: &'static str) -> Result<(), AnyError> {
@@ -279,11 +273,20 @@ pub struct Agent {
     service: String,
     stop: oneshot::Sender<()>,
     task: JoinHandle<()>,
+    _cache: Option<tempfile::TempDir>,
 }
 
 impl Agent {
     pub async fn start(cp: &ControlPlane, token: &str, services: &[&str], cache: &Path) -> Result<Self, AnyError> {
         Self::start_at(cp.addr, token, services, cache)
+    }
+
+    /// An agent with a cache dir of its own (removed when it is dropped).
+    pub async fn fresh(cp: &ControlPlane, token: &str, services: &[&str]) -> Result<Self, AnyError> {
+        let dir = tempdir()?;
+        let mut agent = Self::start_at(cp.addr, token, services, dir.path())?;
+        agent._cache = Some(dir);
+        Ok(agent)
     }
 
     pub fn start_at(addr: SocketAddr, token: &str, services: &[&str], cache: &Path) -> Result<Self, AnyError> {
@@ -302,7 +305,7 @@ impl Agent {
         let task = tokio::spawn(async move {
             let _ = client.run(async { let _ = stopped.await; }).await;
         });
-        Ok(Self { id, handle, status, service, stop, task })
+        Ok(Self { id, handle, status, service, stop, task, _cache: None })
     }
 
     pub fn revision(&self, service: &str) -> Option<i64> {
@@ -355,14 +358,29 @@ pub async fn raw_stream(
     raw_open(cp, Some(token), first).await
 }
 
-async fn raw_open(
-    cp: &ControlPlane,
-    token: Option<&str>,
+/// Like [`raw_stream`], on an existing channel (many streams per connection).
+pub async fn raw_stream_on(
+    channel: tonic::transport::Channel,
+    token: &str,
     first: AgentMessage,
-) -> Result<(Streaming<corsair_proto::v1::ControlMessage>, tokio::sync::mpsc::Sender<AgentMessage>), tonic::Status> {
-    let mut client = PolicySyncClient::connect(cp.url())
+) -> Result<RawStream, tonic::Status> {
+    raw_open_on(PolicySyncClient::new(channel), Some(token), first).await
+}
+
+pub type RawStream = (Streaming<corsair_proto::v1::ControlMessage>, tokio::sync::mpsc::Sender<AgentMessage>);
+
+async fn raw_open(cp: &ControlPlane, token: Option<&str>, first: AgentMessage) -> Result<RawStream, tonic::Status> {
+    let client = PolicySyncClient::connect(cp.url())
         .await
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
+    raw_open_on(client, token, first).await
+}
+
+async fn raw_open_on(
+    mut client: PolicySyncClient<tonic::transport::Channel>,
+    token: Option<&str>,
+    first: AgentMessage,
+) -> Result<RawStream, tonic::Status> {
     let (tx, rx) = tokio::sync::mpsc::channel(4);
     let _ = tx.send(first).await;
     let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
