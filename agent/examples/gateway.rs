@@ -9,12 +9,14 @@
 //! In a real gateway the sync client stores each new policy into the same
 //! `PolicyHandle`; here the policy comes from the command line once.
 
-use axum::Router;
+use axum::extract::Request;
 use axum::routing::get;
+use axum::{Router, ServiceExt};
 use corsair_agent::CorsairLayer;
 use corsair_agent::engine::{Policy, PolicySpec};
 use corsair_agent::handle::{ActivePolicy, PolicyHandle};
 use std::sync::Arc;
+use tower::Layer;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -37,14 +39,16 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         policy,
     })));
 
-    let app = Router::new()
-        .route(
-            "/api/hello",
-            get(|| async { ([("x-request-id", "42")], "hello\n") }).put(|| async { "updated\n" }),
-        )
-        .layer(CorsairLayer::new(handle));
+    let routes = Router::new().route(
+        "/api/hello",
+        get(|| async { ([("x-request-id", "42")], "hello\n") }).put(|| async { "updated\n" }),
+    );
+    // Wrap the whole router rather than `Router::layer`: CORS is decided
+    // before routing, so preflights to any path (even unknown ones) are
+    // answered by the policy, not by the router's 404/405 handling.
+    let app = CorsairLayer::new(handle).layer(routes);
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("gateway listening on http://{}", listener.local_addr()?);
-    axum::serve(listener, app).await?;
+    axum::serve(listener, ServiceExt::<Request>::into_make_service(app)).await?;
     Ok(())
 }

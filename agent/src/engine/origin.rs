@@ -6,6 +6,7 @@
 //! serialises, and an operator who wrote something else should see what they
 //! meant instead of having us guess. The message always says what to write.
 
+use super::fast_hash::BuildFastHasher;
 use super::{PolicySpec, Problem};
 use http::HeaderValue;
 use std::collections::HashMap;
@@ -334,9 +335,9 @@ pub(crate) enum OriginMatch<'p> {
 #[derive(Debug, Default)]
 pub(crate) struct OriginSet {
     any: bool,
-    exact: HashMap<Box<str>, HeaderValue>,
+    exact: HashMap<Box<str>, HeaderValue, BuildFastHasher>,
     /// `.base[:port]` → schemes allowed under it ([`HTTP`] | [`HTTPS`]).
-    wildcards: HashMap<Box<str>, u8>,
+    wildcards: HashMap<Box<str>, u8, BuildFastHasher>,
 }
 
 impl OriginSet {

@@ -7,10 +7,11 @@ use super::request_headers::{AllowedHeaders, HeadersVerdict};
 use super::vary::Vary;
 use super::{
     ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK, Mode, PolicyError, PolicySpec, RequestParts,
-    expose_headers, is_preflight, max_age, methods, request_headers,
+    expose_headers, max_age, methods, request_headers,
 };
-use http::HeaderValue;
+use http::header::GetAll;
 use http::header::{ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN};
+use http::{HeaderValue, Method};
 use std::borrow::Cow;
 
 const STAR: HeaderValue = HeaderValue::from_static("*");
@@ -107,11 +108,15 @@ impl Policy {
             OriginMatch::Any => Some(Cow::Owned(STAR)),
             OriginMatch::None => None,
         };
-        if is_preflight(req) {
-            self.preflight(req, allow_origin, origin, report_only)
-        } else {
-            self.actual(allow_origin, origin, report_only)
+        // `Origin` is known to be present: a preflight only needs OPTIONS and
+        // an `Access-Control-Request-Method`, looked up once and handed on.
+        if req.method == Method::OPTIONS {
+            let acrm = req.headers.get_all(ACCESS_CONTROL_REQUEST_METHOD);
+            if acrm.iter().next().is_some() {
+                return self.preflight(req, acrm, allow_origin, origin, report_only);
+            }
         }
+        self.actual(allow_origin, origin, report_only)
     }
 
     /// An actual request. `sent` is the request's `Origin`, echoed only
@@ -150,6 +155,7 @@ impl Policy {
     fn preflight<'p>(
         &'p self,
         req: &RequestParts<'_>,
+        acrm: GetAll<'_, HeaderValue>,
         allow_origin: Option<Cow<'p, HeaderValue>>,
         sent: &HeaderValue,
         report_only: bool,
@@ -179,10 +185,7 @@ impl Policy {
                 Cow::Owned(sent.clone())
             }
         };
-        let allow_methods = match methods::check(
-            req.headers.get_all(ACCESS_CONTROL_REQUEST_METHOD),
-            &self.methods,
-        ) {
+        let allow_methods = match methods::check(acrm, &self.methods) {
             MethodVerdict::Safelisted => None,
             MethodVerdict::Allowed(v) => Some(v),
             MethodVerdict::Denied(_) if !report_only => return reject(Reason::MethodNotAllowed),
