@@ -25,7 +25,9 @@ impl PrivatePostgres {
     /// then the newest `/usr/lib/postgresql/*/bin`.
     pub fn find_bin_dir() -> Option<PathBuf> {
         let has_both = |d: &Path| d.join("initdb").is_file() && d.join("pg_ctl").is_file();
-        if let Some(dir) = std::env::var_os("PATH").and_then(|path| std::env::split_paths(&path).find(|d| has_both(d))) {
+        if let Some(dir) = std::env::var_os("PATH")
+            .and_then(|path| std::env::split_paths(&path).find(|d| has_both(d)))
+        {
             return Some(dir);
         }
         let mut versions: Vec<(u32, PathBuf)> = std::fs::read_dir("/usr/lib/postgresql")
@@ -47,22 +49,42 @@ impl PrivatePostgres {
         let bin_dir = Self::find_bin_dir().ok_or_else(|| {
             anyhow!("no PostgreSQL server binaries (initdb, pg_ctl) on PATH or under /usr/lib/postgresql/*/bin; install PostgreSQL or set DATABASE_URL")
         })?;
-        std::fs::create_dir_all(base_dir).with_context(|| format!("creating {}", base_dir.display()))?;
+        std::fs::create_dir_all(base_dir)
+            .with_context(|| format!("creating {}", base_dir.display()))?;
         let base_dir = base_dir.canonicalize()?;
         let data_dir = base_dir.join("data");
-        let run_as = if is_root() { Some(postgres_user()?) } else { None };
+        let run_as = if is_root() {
+            Some(postgres_user()?)
+        } else {
+            None
+        };
         if let Some((uid, gid)) = run_as {
             // The server user must own its data directory and reach it.
             std::os::unix::fs::chown(&base_dir, Some(uid), Some(gid))
                 .with_context(|| format!("handing {} to the postgres user", base_dir.display()))?;
         }
-        let mut pg = Self { bin_dir, data_dir, port: free_port()?, run_as, stopped: true };
+        let mut pg = Self {
+            bin_dir,
+            data_dir,
+            port: free_port()?,
+            run_as,
+            stopped: true,
+        };
         if !pg.data_dir.join("PG_VERSION").is_file() {
-            pg.run("initdb", &[
-                "-D".as_ref(), pg.data_dir.as_os_str(), "-U".as_ref(), "postgres".as_ref(),
-                "--auth=trust".as_ref(), "-E".as_ref(), "UTF8".as_ref(), "--no-locale".as_ref(),
-                "--no-sync".as_ref(),
-            ])?;
+            pg.run(
+                "initdb",
+                &[
+                    "-D".as_ref(),
+                    pg.data_dir.as_os_str(),
+                    "-U".as_ref(),
+                    "postgres".as_ref(),
+                    "--auth=trust".as_ref(),
+                    "-E".as_ref(),
+                    "UTF8".as_ref(),
+                    "--no-locale".as_ref(),
+                    "--no-sync".as_ref(),
+                ],
+            )?;
         }
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
@@ -70,10 +92,21 @@ impl PrivatePostgres {
             base_dir.display()
         );
         let log = base_dir.join("postgres.log");
-        pg.run("pg_ctl", &[
-            "-D".as_ref(), pg.data_dir.as_os_str(), "-l".as_ref(), log.as_os_str(),
-            "-o".as_ref(), options.as_ref(), "-w".as_ref(), "-t".as_ref(), "60".as_ref(), "start".as_ref(),
-        ])
+        pg.run(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                pg.data_dir.as_os_str(),
+                "-l".as_ref(),
+                log.as_os_str(),
+                "-o".as_ref(),
+                options.as_ref(),
+                "-w".as_ref(),
+                "-t".as_ref(),
+                "60".as_ref(),
+                "start".as_ref(),
+            ],
+        )
         .with_context(|| format!("starting PostgreSQL (log: {})", log.display()))?;
         pg.stopped = false;
         Ok(pg)
@@ -100,9 +133,17 @@ impl PrivatePostgres {
             return Ok(());
         }
         self.stopped = true;
-        self.run("pg_ctl", &[
-            "-D".as_ref(), self.data_dir.as_os_str(), "-m".as_ref(), "fast".as_ref(), "-w".as_ref(), "stop".as_ref(),
-        ])
+        self.run(
+            "pg_ctl",
+            &[
+                "-D".as_ref(),
+                self.data_dir.as_os_str(),
+                "-m".as_ref(),
+                "fast".as_ref(),
+                "-w".as_ref(),
+                "stop".as_ref(),
+            ],
+        )
     }
 
     /// A shell command that stops this server once process `pid` has exited:
@@ -116,11 +157,17 @@ impl PrivatePostgres {
             self.data_dir.display()
         );
         let mut cmd = Command::new("sh");
-        cmd.arg("-c").arg(script).stdin(Stdio::null()).stdout(Stdio::null()).stderr(Stdio::null());
+        cmd.arg("-c")
+            .arg(script)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null());
         if let Some((uid, gid)) = self.run_as {
             cmd.uid(uid).gid(gid);
         }
-        cmd.process_group(0).spawn().context("starting the PostgreSQL watchdog")?;
+        cmd.process_group(0)
+            .spawn()
+            .context("starting the PostgreSQL watchdog")?;
         Ok(())
     }
 
@@ -159,7 +206,9 @@ fn free_port() -> Result<u16> {
 }
 
 fn is_root() -> bool {
-    std::fs::metadata("/proc/self").map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0).unwrap_or(false)
+    std::fs::metadata("/proc/self")
+        .map(|m| std::os::unix::fs::MetadataExt::uid(&m) == 0)
+        .unwrap_or(false)
 }
 
 /// uid and gid of the `postgres` system user, from /etc/passwd.

@@ -41,9 +41,15 @@ fn pick_server() -> Result<String> {
     }
     let local = "postgres://postgres@127.0.0.1:5432/postgres";
     let reachable = std::thread::spawn(move || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().ok()?;
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .ok()?;
         rt.block_on(async {
-            tokio::time::timeout(Duration::from_secs(3), PgConnection::connect(local)).await.ok()?.ok()
+            tokio::time::timeout(Duration::from_secs(3), PgConnection::connect(local))
+                .await
+                .ok()?
+                .ok()
         })
         .map(|_| ())
     })
@@ -55,7 +61,8 @@ fn pick_server() -> Result<String> {
         return Ok(local.to_string());
     }
     let dir = std::env::temp_dir().join(format!("corsair-test-pg-{}", std::process::id()));
-    let pg = PrivatePostgres::start(&dir).context("no PostgreSQL on 127.0.0.1:5432; starting a private one")?;
+    let pg = PrivatePostgres::start(&dir)
+        .context("no PostgreSQL on 127.0.0.1:5432; starting a private one")?;
     pg.stop_when_process_exits(std::process::id())?;
     let url = pg.url("postgres");
     if let Ok(mut slot) = PRIVATE.lock() {
@@ -76,14 +83,23 @@ impl TestDb {
     pub async fn new() -> Result<Self> {
         let admin_url = tokio::task::spawn_blocking(server_admin_url).await??;
         let name = format!("corsair_test_{}", uuid::Uuid::new_v4().simple());
-        let mut admin = PgConnection::connect(&admin_url).await.context("connecting to the test server")?;
+        let mut admin = PgConnection::connect(&admin_url)
+            .await
+            .context("connecting to the test server")?;
         // The name is ours (a UUID), not input.
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut admin).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut admin)
+            .await?;
         admin.close().await?;
         let url = with_database(&admin_url, &name);
         let store = Store::connect(&url).await?;
         store.migrate().await?;
-        Ok(Self { url, store, admin_url, name })
+        Ok(Self {
+            url,
+            store,
+            admin_url,
+            name,
+        })
     }
 }
 
@@ -96,14 +112,19 @@ impl Drop for TestDb {
         // closed first: its connections belong to the test's runtime, which
         // is blocked here; FORCE terminates them instead.
         let _ = std::thread::spawn(move || {
-            let Ok(rt) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(rt) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             rt.block_on(async move {
                 if let Ok(mut admin) = PgConnection::connect(&admin_url).await {
-                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")))
-                        .execute(&mut admin)
-                        .await;
+                    let _ = sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut admin)
+                    .await;
                 }
             });
         })

@@ -25,7 +25,10 @@ fn chromium() -> Result<PathBuf> {
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     for name in ["chromium", "chromium-browser", "google-chrome"] {
-        if let Some(found) = std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()) {
+        if let Some(found) = std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+        {
             return Ok(found);
         }
     }
@@ -56,9 +59,12 @@ async fn render(url: &str, screenshot: Option<&Path>) -> Result<String> {
     } else {
         cmd.arg("--dump-dom");
     }
-    let out = tokio::time::timeout(Duration::from_secs(60), cmd.arg(url).stdin(Stdio::null()).output())
-        .await
-        .context("Chromium did not finish")??;
+    let out = tokio::time::timeout(
+        Duration::from_secs(60),
+        cmd.arg(url).stdin(Stdio::null()).output(),
+    )
+    .await
+    .context("Chromium did not finish")??;
     if !out.status.success() {
         bail!("Chromium failed: {}", String::from_utf8_lossy(&out.stderr));
     }
@@ -94,7 +100,14 @@ impl Dev {
             .arg("dev")
             .arg("--state-dir")
             .arg(state_dir)
-            .args(["--http", "127.0.0.1:0", "--grpc", "127.0.0.1:0", "--agent", "127.0.0.1:0"])
+            .args([
+                "--http",
+                "127.0.0.1:0",
+                "--grpc",
+                "127.0.0.1:0",
+                "--agent",
+                "127.0.0.1:0",
+            ])
             .args(["--agent-admin", "127.0.0.1:0", "--demo", "127.0.0.1:0"])
             .env("DATABASE_URL", database_url)
             .env("RUST_LOG", "warn")
@@ -108,35 +121,54 @@ impl Dev {
         let read = async {
             while let Some(line) = lines.next_line().await? {
                 let words: Vec<&str> = line.split_whitespace().collect();
-                let label_end = words.iter().position(|w| w.starts_with("http://") || w.contains('@'));
+                let label_end = words
+                    .iter()
+                    .position(|w| w.starts_with("http://") || w.contains('@'));
                 if let Some(at) = label_end.filter(|at| *at > 0) {
                     banner.insert(words[..at].join(" "), words[at].to_string());
                     if words[..at].join(" ") == "Admin login" {
-                        banner.insert("password".into(), words.get(at + 2).unwrap_or(&"").to_string());
+                        banner.insert(
+                            "password".into(),
+                            words.get(at + 2).unwrap_or(&"").to_string(),
+                        );
                     }
                 }
                 if let Some(rest) = line.split("origin request #").nth(1) {
-                    banner.insert("request".into(), rest.split_whitespace().next().unwrap_or("").to_string());
+                    banner.insert(
+                        "request".into(),
+                        rest.split_whitespace().next().unwrap_or("").to_string(),
+                    );
                     return Ok::<_, anyhow::Error>(());
                 }
             }
             bail!("dev exited before printing its banner")
         };
-        tokio::time::timeout(Duration::from_secs(60), read).await.context("no banner from dev")??;
+        tokio::time::timeout(Duration::from_secs(60), read)
+            .await
+            .context("no banner from dev")??;
         // Keep draining stdout so the child never blocks on a full pipe.
         tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
         Ok(Self { child, banner })
     }
 
     fn get(&self, key: &str) -> Result<&str> {
-        self.banner.get(key).map(String::as_str).with_context(|| format!("banner has no {key:?}: {:?}", self.banner))
+        self.banner
+            .get(key)
+            .map(String::as_str)
+            .with_context(|| format!("banner has no {key:?}: {:?}", self.banner))
     }
 
     /// SIGTERM, then wait for a clean exit.
     async fn stop(mut self) -> Result<()> {
         let pid = self.child.id().context("dev already exited")?;
-        Command::new("kill").arg("-TERM").arg(pid.to_string()).status().await?;
-        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait()).await.context("dev did not stop")??;
+        Command::new("kill")
+            .arg("-TERM")
+            .arg(pid.to_string())
+            .status()
+            .await?;
+        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
+            .await
+            .context("dev did not stop")??;
         if !status.success() {
             bail!("dev exited with {status}");
         }
@@ -152,7 +184,10 @@ async fn browser_fetch_is_refused_until_the_origin_is_approved() -> Result<()> {
     let api = format!("{}/", dev.get("Control plane API")?.trim_end_matches('/'));
     let agent = dev.get("Agent proxy")?.to_string();
     let demo = dev.get("Demo page")?.trim_end_matches('/').to_string();
-    assert_ne!(agent, demo, "the page and the agent must be different origins");
+    assert_ne!(
+        agent, demo,
+        "the page and the agent must be different origins"
+    );
     let artifacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-artifacts");
     std::fs::create_dir_all(&artifacts)?;
 
@@ -161,7 +196,11 @@ async fn browser_fetch_is_refused_until_the_origin_is_approved() -> Result<()> {
     for id in CALLS {
         assert_eq!(before[id], "blocked", "{id} before approval: {before:?}");
     }
-    render(&format!("{demo}/?autorun"), Some(&artifacts.join("demo-before-approval.png"))).await?;
+    render(
+        &format!("{demo}/?autorun"),
+        Some(&artifacts.join("demo-before-approval.png")),
+    )
+    .await?;
 
     // Approve the demo origin's pending request through the REST API.
     let http = reqwest::Client::new();
@@ -197,7 +236,11 @@ async fn browser_fetch_is_refused_until_the_origin_is_approved() -> Result<()> {
     for id in CALLS {
         assert_eq!(after[id], "allowed", "{id} after approval: {after:?}");
     }
-    render(&format!("{demo}/?autorun"), Some(&artifacts.join("demo-after-approval.png"))).await?;
+    render(
+        &format!("{demo}/?autorun"),
+        Some(&artifacts.join("demo-after-approval.png")),
+    )
+    .await?;
 
     dev.stop().await
 }

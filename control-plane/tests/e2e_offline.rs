@@ -18,49 +18,108 @@ async fn cached_policy_survives_agent_restart_while_control_plane_is_down() -> a
     let upstream = Upstream::start().await?;
     let admin = cp.login_as("admin@example.com", Role::Admin).await?;
     admin
-        .post("/services", json!({"name": "orders", "allow_methods": ["PUT"], "max_age_secs": 60}))
+        .post(
+            "/services",
+            json!({"name": "orders", "allow_methods": ["PUT"], "max_age_secs": 60}),
+        )
         .await?;
-    let origin = admin.post("/services/orders/origins", json!({"pattern": ORIGIN, "reason": "web"})).await?;
+    let origin = admin
+        .post(
+            "/services/orders/origins",
+            json!({"pattern": ORIGIN, "reason": "web"}),
+        )
+        .await?;
     let id = origin["id"].as_i64().unwrap_or_default();
-    admin.post(&format!("/origins/{id}/approve"), json!({"note": "ok"})).await?;
-    let token = admin.post("/agent-tokens", json!({"name": "gw", "services": ["orders"]})).await?;
+    admin
+        .post(&format!("/origins/{id}/approve"), json!({"note": "ok"}))
+        .await?;
+    let token = admin
+        .post(
+            "/agent-tokens",
+            json!({"name": "gw", "services": ["orders"]}),
+        )
+        .await?;
     let token = token["token"].as_str().unwrap_or_default().to_string();
 
     let cache = tempfile::tempdir()?;
-    let mut agent = Agent::start(&cp.grpc_url(), &token, "orders", &upstream.url, cache.path().to_path_buf()).await?;
+    let mut agent = Agent::start(
+        &cp.grpc_url(),
+        &token,
+        "orders",
+        &upstream.url,
+        cache.path().to_path_buf(),
+    )
+    .await?;
     agent.await_preflight(ORIGIN, "PUT", "", 204).await?;
 
     // Control plane down, then the agent restarts: it must enforce the
     // cached policy at once, with no control plane to ask.
     cp.stop().await?;
     agent.stop().await?;
-    let agent = Agent::start(&cp.grpc_url(), &token, "orders", &upstream.url, cache.path().to_path_buf()).await?;
+    let agent = Agent::start(
+        &cp.grpc_url(),
+        &token,
+        "orders",
+        &upstream.url,
+        cache.path().to_path_buf(),
+    )
+    .await?;
     let ready = reqwest::get(format!("{}/readyz", agent.admin_url)).await?;
-    assert_eq!(ready.status(), 200, "agent not ready from its cache: {}", ready.text().await?);
+    assert_eq!(
+        ready.status(),
+        200,
+        "agent not ready from its cache: {}",
+        ready.text().await?
+    );
     let cached = agent.preflight("/api/items/1", ORIGIN, "PUT", "").await?;
     assert_eq!(cached.status(), 204);
     assert_eq!(header(&cached, "access-control-allow-origin"), ORIGIN);
-    let health: serde_json::Value = reqwest::get(format!("{}/healthz", agent.admin_url)).await?.json().await?;
+    let health: serde_json::Value = reqwest::get(format!("{}/healthz", agent.admin_url))
+        .await?
+        .json()
+        .await?;
     assert_eq!(health["sync"]["connected"], false, "health: {health}");
-    assert_eq!(health["sync"]["services"]["orders"]["source"], "Cache", "health: {health}");
+    assert_eq!(
+        health["sync"]["services"]["orders"]["source"], "Cache",
+        "health: {health}"
+    );
 
     // A change made while the control plane is down (straight into the
     // database, as another replica would): a new origin approved, the old
     // one revoked.
     let store = &cp.db.store;
-    let later = store.request_origin("orders", LATER, "new app", None, "someone").await?;
-    store.decide_origin(later.id, Decision::Approve, Some("ok"), "approver").await?;
-    store.decide_origin(id, Decision::Revoke, Some("gone"), "approver").await?;
+    let later = store
+        .request_origin("orders", LATER, "new app", None, "someone")
+        .await?;
+    store
+        .decide_origin(later.id, Decision::Approve, Some("ok"), "approver")
+        .await?;
+    store
+        .decide_origin(id, Decision::Revoke, Some("gone"), "approver")
+        .await?;
     // Still the cached policy: nothing can reach the agent yet.
-    assert_eq!(agent.preflight("/api/items/1", ORIGIN, "PUT", "").await?.status(), 204);
+    assert_eq!(
+        agent
+            .preflight("/api/items/1", ORIGIN, "PUT", "")
+            .await?
+            .status(),
+        204
+    );
 
     // The control plane comes back; the agent reconnects and catches up.
     cp.restart().await?;
     agent.await_preflight(LATER, "PUT", "", 204).await?;
     agent.await_preflight(ORIGIN, "PUT", "", 403).await?;
     eventually("the agent to report a reconnect", || async {
-        let health: serde_json::Value = reqwest::get(format!("{}/healthz", agent.admin_url)).await.ok()?.json().await.ok()?;
-        (health["sync"]["connected"] == true && health["sync"]["services"]["orders"]["source"] == "ControlPlane").then_some(())
+        let health: serde_json::Value = reqwest::get(format!("{}/healthz", agent.admin_url))
+            .await
+            .ok()?
+            .json()
+            .await
+            .ok()?;
+        (health["sync"]["connected"] == true
+            && health["sync"]["services"]["orders"]["source"] == "ControlPlane")
+            .then_some(())
     })
     .await?;
     Ok(())
@@ -72,13 +131,24 @@ async fn agent_without_any_policy_fails_closed_and_is_not_ready() -> anyhow::Res
     cp.stop().await?;
     let upstream = Upstream::start().await?;
     let cache = tempfile::tempdir()?;
-    let agent = Agent::start(&cp.grpc_url(), "not-a-token", "orders", &upstream.url, cache.path().to_path_buf()).await?;
+    let agent = Agent::start(
+        &cp.grpc_url(),
+        "not-a-token",
+        "orders",
+        &upstream.url,
+        cache.path().to_path_buf(),
+    )
+    .await?;
     let ready = reqwest::get(format!("{}/readyz", agent.admin_url)).await?;
     assert_eq!(ready.status(), 503);
     let preflight = agent.preflight("/api/items/1", ORIGIN, "PUT", "").await?;
     assert_eq!(preflight.status(), 403);
     // Actual requests still reach the upstream, without any CORS grant.
-    let actual = reqwest::Client::new().get(format!("{}/api/hello", agent.url)).header("origin", ORIGIN).send().await?;
+    let actual = reqwest::Client::new()
+        .get(format!("{}/api/hello", agent.url))
+        .header("origin", ORIGIN)
+        .send()
+        .await?;
     assert_eq!(actual.status(), 200);
     assert_eq!(header(&actual, "access-control-allow-origin"), "");
     Ok(())

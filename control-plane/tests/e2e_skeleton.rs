@@ -32,52 +32,99 @@ async fn approved_origin_reaches_the_agent_and_revocation_removes_it() -> anyhow
             }),
         )
         .await?;
-    let token = admin.post("/agent-tokens", json!({"name": "gw-1", "services": ["payments-api"]})).await?;
+    let token = admin
+        .post(
+            "/agent-tokens",
+            json!({"name": "gw-1", "services": ["payments-api"]}),
+        )
+        .await?;
     let token = token["token"].as_str().unwrap_or_default().to_string();
     let cache = tempfile::tempdir()?;
-    let agent = Agent::start(&cp.grpc_url(), &token, "payments-api", &upstream.url, cache.path().to_path_buf()).await?;
+    let agent = Agent::start(
+        &cp.grpc_url(),
+        &token,
+        "payments-api",
+        &upstream.url,
+        cache.path().to_path_buf(),
+    )
+    .await?;
 
     // The agent gets the (empty) policy, then refuses the origin.
     eventually("the agent to be ready", || async {
-        reqwest::get(format!("{}/readyz", agent.admin_url)).await.ok().filter(|r| r.status() == 200)
+        reqwest::get(format!("{}/readyz", agent.admin_url))
+            .await
+            .ok()
+            .filter(|r| r.status() == 200)
     })
     .await?;
-    let refused = agent.preflight("/api/items/1", ORIGIN, "PUT", "x-request-id").await?;
+    let refused = agent
+        .preflight("/api/items/1", ORIGIN, "PUT", "x-request-id")
+        .await?;
     assert_eq!(refused.status(), 403);
     assert_eq!(header(&refused, "access-control-allow-origin"), "");
 
     // Request, approve.
     let origin = requester
-        .post("/services/payments-api/origins", json!({"pattern": ORIGIN, "reason": "the web app"}))
+        .post(
+            "/services/payments-api/origins",
+            json!({"pattern": ORIGIN, "reason": "the web app"}),
+        )
         .await?;
     assert_eq!(origin["status"], "pending");
     let id = origin["id"].as_i64().unwrap_or_default();
-    approver.post(&format!("/origins/{id}/approve"), json!({"note": "reviewed"})).await?;
+    approver
+        .post(
+            &format!("/origins/{id}/approve"),
+            json!({"note": "reviewed"}),
+        )
+        .await?;
 
     // The agent answers the preflight itself, with exactly these headers.
-    let granted = agent.await_preflight(ORIGIN, "PUT", "x-request-id", 204).await?;
+    let granted = agent
+        .await_preflight(ORIGIN, "PUT", "x-request-id", 204)
+        .await?;
     assert_eq!(header(&granted, "access-control-allow-origin"), ORIGIN);
     assert_eq!(header(&granted, "access-control-allow-credentials"), "true");
     assert_eq!(header(&granted, "access-control-allow-methods"), "PUT");
-    assert_eq!(header(&granted, "access-control-allow-headers").to_ascii_lowercase(), "x-request-id");
+    assert_eq!(
+        header(&granted, "access-control-allow-headers").to_ascii_lowercase(),
+        "x-request-id"
+    );
     assert_eq!(header(&granted, "access-control-max-age"), "600");
-    assert!(header(&granted, "vary").contains("Origin"), "vary: {}", header(&granted, "vary"));
+    assert!(
+        header(&granted, "vary").contains("Origin"),
+        "vary: {}",
+        header(&granted, "vary")
+    );
 
     // An actual request is forwarded and granted.
-    let actual = reqwest::Client::new().get(format!("{}/api/hello", agent.url)).header("origin", ORIGIN).send().await?;
+    let actual = reqwest::Client::new()
+        .get(format!("{}/api/hello", agent.url))
+        .header("origin", ORIGIN)
+        .send()
+        .await?;
     assert_eq!(actual.status(), 200);
     assert_eq!(header(&actual, "access-control-allow-origin"), ORIGIN);
-    assert_eq!(header(&actual, "access-control-expose-headers").to_ascii_lowercase(), "x-trace");
+    assert_eq!(
+        header(&actual, "access-control-expose-headers").to_ascii_lowercase(),
+        "x-trace"
+    );
     let body: serde_json::Value = actual.json().await?;
     assert_eq!(body["message"], "hello from the demo upstream");
 
     // Another origin gets nothing, before and after.
-    let other = agent.preflight("/api/items/1", "https://evil.example.net", "PUT", "").await?;
+    let other = agent
+        .preflight("/api/items/1", "https://evil.example.net", "PUT", "")
+        .await?;
     assert_eq!(other.status(), 403);
 
     // The REST view of the effective policy and the agent agree.
     let policy = approver.get("/services/payments-api/policy").await?;
-    assert_eq!(policy["spec"]["origins"], json!([ORIGIN]), "policy: {policy}");
+    assert_eq!(
+        policy["spec"]["origins"],
+        json!([ORIGIN]),
+        "policy: {policy}"
+    );
     let revision = policy["revision"].as_i64().unwrap_or_default();
     eventually("the agent's ACK to be recorded", || async {
         let agents = approver.get("/agents").await.ok()?;
@@ -87,8 +134,15 @@ async fn approved_origin_reaches_the_agent_and_revocation_removes_it() -> anyhow
     .await?;
 
     // Revoke: the agent refuses again.
-    approver.post(&format!("/origins/{id}/revoke"), json!({"note": "app retired"})).await?;
-    let revoked = agent.await_preflight(ORIGIN, "PUT", "x-request-id", 403).await?;
+    approver
+        .post(
+            &format!("/origins/{id}/revoke"),
+            json!({"note": "app retired"}),
+        )
+        .await?;
+    let revoked = agent
+        .await_preflight(ORIGIN, "PUT", "x-request-id", 403)
+        .await?;
     assert_eq!(header(&revoked, "access-control-allow-origin"), "");
 
     // Every step is in the audit log, newest first.
@@ -99,7 +153,12 @@ async fn approved_origin_reaches_the_agent_and_revocation_removes_it() -> anyhow
         .unwrap_or_default();
     assert_eq!(
         actions,
-        ["origin.revoke", "origin.approve", "origin.request", "service.create"],
+        [
+            "origin.revoke",
+            "origin.approve",
+            "origin.request",
+            "service.create"
+        ],
         "audit: {audit}"
     );
     Ok(())

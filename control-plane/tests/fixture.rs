@@ -10,8 +10,12 @@ async fn each_test_database_is_fresh_and_migrated() -> anyhow::Result<()> {
     let a = TestDb::new().await?;
     let b = TestDb::new().await?;
     assert_ne!(a.url, b.url);
-    sqlx::query("INSERT INTO services (name) VALUES ('only-in-a')").execute(a.store.pool()).await?;
-    let in_b: i64 = sqlx::query_scalar("SELECT count(*) FROM services").fetch_one(b.store.pool()).await?;
+    sqlx::query("INSERT INTO services (name) VALUES ('only-in-a')")
+        .execute(a.store.pool())
+        .await?;
+    let in_b: i64 = sqlx::query_scalar("SELECT count(*) FROM services")
+        .fetch_one(b.store.pool())
+        .await?;
     assert_eq!(in_b, 0);
     Ok(())
 }
@@ -30,6 +34,9 @@ async fn private_postgres_starts_and_stops() -> anyhow::Result<()> {
     conn.close().await?;
     let url = pg.url("postgres");
     tokio::task::spawn_blocking(move || pg.stop()).await??;
-    assert!(PgConnection::connect(&url).await.is_err(), "server still answers after stop");
+    assert!(
+        PgConnection::connect(&url).await.is_err(),
+        "server still answers after stop"
+    );
     Ok(())
 }

@@ -1,9 +1,9 @@
 //! The hop to the upstream: where to send a request, and which headers must
 //! not cross a proxy (RFC 9110 §7.6.1).
 
+use http::Request;
 use http::header::{self, HeaderMap, HeaderName};
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
-use http::Request;
 use std::fmt;
 
 /// The upstream is not a usable `http://host[:port][/base]` URL.
@@ -37,18 +37,31 @@ impl Upstream {
     /// Parses `http://host[:port][/base]`. TLS to the upstream is not
     /// supported: a sidecar talks to its neighbour over loopback.
     pub fn parse(given: &str) -> Result<Self, UpstreamError> {
-        let err = |message| UpstreamError { given: given.to_string(), message };
+        let err = |message| UpstreamError {
+            given: given.to_string(),
+            message,
+        };
         let uri: Uri = given.parse().map_err(|_| err("not a URL"))?;
-        let scheme = uri.scheme().cloned().ok_or_else(|| err("missing scheme; use http://host:port"))?;
+        let scheme = uri
+            .scheme()
+            .cloned()
+            .ok_or_else(|| err("missing scheme; use http://host:port"))?;
         if scheme != Scheme::HTTP {
             return Err(err("only http:// upstreams are supported"));
         }
-        let authority = uri.authority().cloned().ok_or_else(|| err("missing host"))?;
+        let authority = uri
+            .authority()
+            .cloned()
+            .ok_or_else(|| err("missing host"))?;
         if uri.query().is_some() {
             return Err(err("an upstream URL cannot carry a query"));
         }
         let base_path = uri.path().trim_end_matches('/').to_string();
-        Ok(Self { scheme, authority, base_path })
+        Ok(Self {
+            scheme,
+            authority,
+            base_path,
+        })
     }
 
     /// Points `req` at the upstream and drops hop-by-hop headers.
@@ -118,16 +131,28 @@ mod tests {
             .body(())
             .expect("request");
         let req = up.rewrite(req).expect("rewrite");
-        assert_eq!(req.uri().to_string(), "http://127.0.0.1:9000/api/v1/items?x=1");
+        assert_eq!(
+            req.uri().to_string(),
+            "http://127.0.0.1:9000/api/v1/items?x=1"
+        );
         assert!(req.headers().get("x-private").is_none());
         assert!(req.headers().get("keep-alive").is_none());
         assert!(req.headers().get("connection").is_none());
-        assert_eq!(req.headers().get("x-kept").map(|v| v.as_bytes()), Some(&b"yes"[..]));
+        assert_eq!(
+            req.headers().get("x-kept").map(|v| v.as_bytes()),
+            Some(&b"yes"[..])
+        );
     }
 
     #[test]
     fn refuses_unusable_upstreams() {
-        for bad in ["", "127.0.0.1:80", "https://a.example", "http://a.example/?q=1", "ftp://x"] {
+        for bad in [
+            "",
+            "127.0.0.1:80",
+            "https://a.example",
+            "http://a.example/?q=1",
+            "ftp://x",
+        ] {
             assert!(Upstream::parse(bad).is_err(), "{bad:?} accepted");
         }
     }

@@ -85,14 +85,22 @@ async fn simulate(
     let origin = HeaderValue::from_str(req.origin.trim())
         .ok()
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| Error::unprocessable("origin must be a non-empty header value such as https://app.example.com"))?;
+        .ok_or_else(|| {
+            Error::unprocessable(
+                "origin must be a non-empty header value such as https://app.example.com",
+            )
+        })?;
     let method_text = req.method.as_deref().unwrap_or("GET").trim().to_string();
-    let method = Method::from_bytes(method_text.as_bytes())
-        .map_err(|_| Error::unprocessable(format!("method {method_text:?} is not an HTTP method token")))?;
+    let method = Method::from_bytes(method_text.as_bytes()).map_err(|_| {
+        Error::unprocessable(format!(
+            "method {method_text:?} is not an HTTP method token"
+        ))
+    })?;
     let mut names = Vec::with_capacity(req.request_headers.len());
     for h in &req.request_headers {
-        let name = HeaderName::from_bytes(h.trim().as_bytes())
-            .map_err(|_| Error::unprocessable(format!("request header {h:?} is not a valid header name")))?;
+        let name = HeaderName::from_bytes(h.trim().as_bytes()).map_err(|_| {
+            Error::unprocessable(format!("request header {h:?} is not a valid header name"))
+        })?;
         names.push(name);
     }
 
@@ -101,27 +109,38 @@ async fn simulate(
         .effective_policy(&req.service)
         .await?
         .ok_or_else(|| Error::NotFound(format!("service {:?} not found", req.service)))?;
-    let policy = Policy::compile(&effective.spec)
-        .map_err(|e| Error::unprocessable(format!("the service's stored policy does not compile: {e}")))?;
+    let policy = Policy::compile(&effective.spec).map_err(|e| {
+        Error::unprocessable(format!("the service's stored policy does not compile: {e}"))
+    })?;
 
     let mut steps = Vec::new();
     let needs_preflight = !SAFELISTED_METHODS.contains(&method.as_str())
-        || names.iter().any(|n| !SAFELISTED_HEADERS.contains(&n.as_str()));
+        || names
+            .iter()
+            .any(|n| !SAFELISTED_HEADERS.contains(&n.as_str()));
     if needs_preflight {
         let mut headers = HeaderMap::new();
         headers.insert(ORIGIN, origin.clone());
         headers.insert(
             ACCESS_CONTROL_REQUEST_METHOD,
-            HeaderValue::from_str(method.as_str()).map_err(|e| Error::unprocessable(e.to_string()))?,
+            HeaderValue::from_str(method.as_str())
+                .map_err(|e| Error::unprocessable(e.to_string()))?,
         );
         if !names.is_empty() {
-            let list = names.iter().map(HeaderName::as_str).collect::<Vec<_>>().join(",");
+            let list = names
+                .iter()
+                .map(HeaderName::as_str)
+                .collect::<Vec<_>>()
+                .join(",");
             headers.insert(
                 ACCESS_CONTROL_REQUEST_HEADERS,
                 HeaderValue::from_str(&list).map_err(|e| Error::unprocessable(e.to_string()))?,
             );
         }
-        let decision = policy.evaluate(&RequestParts { method: &Method::OPTIONS, headers: &headers });
+        let decision = policy.evaluate(&RequestParts {
+            method: &Method::OPTIONS,
+            headers: &headers,
+        });
         let granted = decision.local_response().is_some_and(|s| s.is_success());
         steps.push(step("preflight", &decision));
         if !granted {
@@ -130,7 +149,10 @@ async fn simulate(
     }
     let mut headers = HeaderMap::new();
     headers.insert(ORIGIN, origin);
-    let decision = policy.evaluate(&RequestParts { method: &method, headers: &headers });
+    let decision = policy.evaluate(&RequestParts {
+        method: &method,
+        headers: &headers,
+    });
     steps.push(step("actual", &decision));
     Ok(Json(verdict(effective.service, effective.revision, steps)))
 }
@@ -155,7 +177,9 @@ fn verdict(service: String, revision: i64, steps: Vec<Step>) -> SimulateResponse
     // The last step decides: a refused preflight ends the simulation, and an
     // actual request is readable only if it got Access-Control-Allow-Origin.
     let last = steps.last();
-    let allowed = last.is_some_and(|s| s.headers.contains_key("access-control-allow-origin") && s.status.is_none_or(|c| c < 400));
+    let allowed = last.is_some_and(|s| {
+        s.headers.contains_key("access-control-allow-origin") && s.status.is_none_or(|c| c < 400)
+    });
     SimulateResponse {
         service,
         revision,

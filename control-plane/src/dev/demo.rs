@@ -13,18 +13,25 @@ use serde_json::{Value, json};
 /// It knows nothing about CORS; the agent in front of it does that.
 pub fn upstream_router() -> Router {
     Router::new()
-        .route("/api/hello", get(|| async { Json(json!({"message": "hello from the demo upstream"})) }))
+        .route(
+            "/api/hello",
+            get(|| async { Json(json!({"message": "hello from the demo upstream"})) }),
+        )
         .route(
             "/api/items/{id}",
-            get(|Path(id): Path<String>| async move { Json(json!({"id": id})) })
-                .put(|Path(id): Path<String>, body: String| async move {
+            get(|Path(id): Path<String>| async move { Json(json!({"id": id})) }).put(
+                |Path(id): Path<String>, body: String| async move {
                     Json(json!({"id": id, "updated": true, "bytes": body.len()}))
-                }),
+                },
+            ),
         )
         .route(
             "/api/whoami",
             get(|headers: HeaderMap| async move {
-                let cookie = headers.get("cookie").and_then(|v| v.to_str().ok()).unwrap_or("");
+                let cookie = headers
+                    .get("cookie")
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("");
                 Json(json!({"cookies_seen": !cookie.is_empty()}))
             }),
         )

@@ -118,7 +118,10 @@ impl ControlPlane {
     pub async fn login_as(&self, email: &str, role: Role) -> Result<Client> {
         let pw = "correct horse battery staple";
         let hash = password::hash(pw).map_err(anyhow::Error::msg)?;
-        self.db.store.create_user(email, &hash, role, "test").await?;
+        self.db
+            .store
+            .create_user(email, &hash, role, "test")
+            .await?;
         let http = reqwest::Client::new();
         let reply: Value = http
             .post(self.api("/login"))
@@ -128,8 +131,15 @@ impl ControlPlane {
             .error_for_status()?
             .json()
             .await?;
-        let token = reply["token"].as_str().context("login returned no token")?.to_string();
-        Ok(Client { http, token, base: self.api("") })
+        let token = reply["token"]
+            .as_str()
+            .context("login returned no token")?
+            .to_string();
+        Ok(Client {
+            http,
+            token,
+            base: self.api(""),
+        })
     }
 }
 
@@ -160,7 +170,12 @@ impl Client {
 
     /// GETs JSON; fails unless 2xx.
     pub async fn get(&self, path: &str) -> Result<Value> {
-        let response = self.http.get(format!("{}{path}", self.base)).bearer_auth(&self.token).send().await?;
+        let response = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .send()
+            .await?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
@@ -184,7 +199,9 @@ impl Upstream {
         let stop = Shutdown::new();
         let shutdown = stop.wait();
         tokio::spawn(async move {
-            axum::serve(listener, demo::upstream_router()).with_graceful_shutdown(shutdown).await
+            axum::serve(listener, demo::upstream_router())
+                .with_graceful_shutdown(shutdown)
+                .await
         });
         Ok(Self { url, stop })
     }
@@ -205,7 +222,13 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub async fn start(control_plane: &str, token: &str, service: &str, upstream: &str, cache_dir: PathBuf) -> Result<Self> {
+    pub async fn start(
+        control_plane: &str,
+        token: &str,
+        service: &str,
+        upstream: &str,
+        cache_dir: PathBuf,
+    ) -> Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let admin = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -220,7 +243,12 @@ impl Agent {
         };
         let stop = Shutdown::new();
         let task = tokio::spawn(sidecar::run(config, listener, Some(admin), stop.wait()));
-        Ok(Self { url, admin_url, cache_dir, running: Some((stop, task)) })
+        Ok(Self {
+            url,
+            admin_url,
+            cache_dir,
+            running: Some((stop, task)),
+        })
     }
 
     pub async fn stop(&mut self) -> Result<()> {
@@ -232,7 +260,13 @@ impl Agent {
     }
 
     /// Sends a preflight for `method` + `headers` from `origin`.
-    pub async fn preflight(&self, path: &str, origin: &str, method: &str, headers: &str) -> Result<reqwest::Response> {
+    pub async fn preflight(
+        &self,
+        path: &str,
+        origin: &str,
+        method: &str,
+        headers: &str,
+    ) -> Result<reqwest::Response> {
         let mut req = reqwest::Client::new()
             .request(reqwest::Method::OPTIONS, format!("{}{path}", self.url))
             .header("origin", origin)
@@ -244,18 +278,32 @@ impl Agent {
     }
 
     /// Polls until a preflight answers `status`.
-    pub async fn await_preflight(&self, origin: &str, method: &str, headers: &str, status: u16) -> Result<reqwest::Response> {
-        eventually(&format!("a preflight from {origin} to answer {status}"), || async {
-            self.preflight("/api/items/1", origin, method, headers)
-                .await
-                .ok()
-                .filter(|r| r.status().as_u16() == status)
-        })
+    pub async fn await_preflight(
+        &self,
+        origin: &str,
+        method: &str,
+        headers: &str,
+        status: u16,
+    ) -> Result<reqwest::Response> {
+        eventually(
+            &format!("a preflight from {origin} to answer {status}"),
+            || async {
+                self.preflight("/api/items/1", origin, method, headers)
+                    .await
+                    .ok()
+                    .filter(|r| r.status().as_u16() == status)
+            },
+        )
         .await
     }
 }
 
 /// A response header's value as text ("" when absent).
 pub fn header(response: &reqwest::Response, name: &str) -> String {
-    response.headers().get(name).and_then(|v| v.to_str().ok()).unwrap_or_default().to_string()
+    response
+        .headers()
+        .get(name)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or_default()
+        .to_string()
 }
