@@ -77,6 +77,8 @@ impl ControlPlane {
                 resync_interval: Duration::from_secs(2),
                 ..GrpcConfig::default()
             },
+            single_operator: false,
+            secure_cookies: false,
         };
         let stop = Shutdown::new();
         let task = tokio::spawn(node.run(stop.wait()));
