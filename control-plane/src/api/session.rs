@@ -46,6 +46,7 @@ async fn login(
     let (user, issued) = match auth::login::login(&state.store, &state.keys, &req.email, &req.password, client).await {
         Ok(ok) => ok,
         Err(LoginError::Internal(e)) => return Err(Error::Internal(e)),
+        Err(LoginError::Invalid(m)) => return Err(Error::unprocessable(m)),
         Err(e) => return Err(Error::Unauthorized(e.to_string())),
     };
     Ok(Json(LoginResponse {

@@ -20,6 +20,9 @@ pub enum LoginError {
     /// Unknown email, wrong password or disabled user (not told apart).
     #[error("wrong email or password")]
     Refused,
+    /// The input cannot be an email or password at all.
+    #[error("{0}")]
+    Invalid(String),
     /// Too many recent failures for this account or address.
     #[error("too many failed logins; try again in {} minutes", WINDOW_SECS / 60)]
     Locked,
@@ -51,6 +54,9 @@ pub async fn login(
     password_given: &str,
     client: Option<IpAddr>,
 ) -> Result<(User, IssuedToken), LoginError> {
+    if email.contains('\0') || password_given.contains('\0') {
+        return Err(LoginError::Invalid("email and password must not contain NUL characters".into()));
+    }
     let account = account_key(email);
     let address = client.map(address_key);
     if store.recent_login_failures(&account, WINDOW_SECS).await? >= ACCOUNT_LIMIT {

@@ -133,6 +133,7 @@ async fn submit(State(state): State<AppState>, headers: HeaderMap, request: Requ
             login_page(StatusCode::INTERNAL_SERVER_ERROR, form.email, next, "Signing in failed on our side; try again.".into(), state.secure_cookies)
         }
         Err(e @ LoginError::Locked) => login_page(StatusCode::TOO_MANY_REQUESTS, form.email, next, format!("{e}."), state.secure_cookies),
+        Err(LoginError::Invalid(m)) => login_page(StatusCode::UNPROCESSABLE_ENTITY, form.email, next, format!("{m}."), state.secure_cookies),
         Err(LoginError::Refused) => {
             login_page(StatusCode::UNAUTHORIZED, form.email, next, "Wrong email or password.".into(), state.secure_cookies)
         }
