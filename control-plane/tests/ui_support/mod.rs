@@ -4,9 +4,10 @@
 #![allow(dead_code)]
 
 use anyhow::{Context, Result, bail};
-use corsair_control_plane::api::AppState;
 use corsair_control_plane::auth::{Role, SigningKey, password};
-use corsair_control_plane::server::{self, Shutdown};
+use corsair_control_plane::grpc::GrpcConfig;
+use corsair_control_plane::node::Node;
+use corsair_control_plane::server::Shutdown;
 use corsair_control_plane::store::services::ServiceSettings;
 use corsair_control_plane::testing::TestDb;
 use std::collections::HashMap;
@@ -23,10 +24,12 @@ pub fn email(role: Role) -> String {
     format!("{}@example.com", role.as_str())
 }
 
-/// A control plane (API + UI) on a loopback port.
+/// A control-plane node (API + UI over HTTP, PolicySync over gRPC) on
+/// loopback ports.
 pub struct Server {
     pub db: TestDb,
     pub base: String,
+    pub grpc_url: String,
     pub keys: SigningKey,
     _stop: Shutdown,
 }
@@ -41,12 +44,22 @@ impl Server {
             db.store.create_user(&email(role), &hash, role, "test").await?;
         }
         db.store.create_service("payments-api", "Payments", &ServiceSettings::default(), "test").await?;
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", listener.local_addr()?);
-        let state = AppState::new(db.store.clone(), keys.clone()).with_single_operator(single_operator);
+        let http = TcpListener::bind("127.0.0.1:0").await?;
+        let grpc = TcpListener::bind("127.0.0.1:0").await?;
+        let base = format!("http://{}", http.local_addr()?);
+        let grpc_url = format!("http://{}", grpc.local_addr()?);
+        let node = Node {
+            store: db.store.clone(),
+            keys: keys.clone(),
+            http,
+            grpc,
+            grpc_config: GrpcConfig::default(),
+            single_operator,
+            secure_cookies: false,
+        };
         let stop = Shutdown::new();
-        tokio::spawn(server::serve_http(listener, server::http_app(state), stop.wait()));
-        Ok(Self { db, base, keys, _stop: stop })
+        tokio::spawn(node.run(stop.wait()));
+        Ok(Self { db, base, grpc_url, keys, _stop: stop })
     }
 
     /// A browser-like client, not signed in.
