@@ -115,12 +115,15 @@ async fn forms_without_a_csrf_token_are_refused() -> Result<()> {
     Ok(())
 }
 
+/// A form post: path, fields, expected status, expected text on the page.
+type FormCase<'a> = (&'a str, &'a [(&'a str, &'a str)], u16, &'a str);
+
 #[tokio::test]
 async fn bad_input_on_every_form_shows_a_message_and_changes_nothing() -> Result<()> {
     let server = Server::start(false).await?;
     server.db.store.request_origin("payments-api", "https://dup.example.com", "why", None, "someone").await?;
     let mut approver = server.signed_in(Role::Approver).await?;
-    let cases: [(&str, &[(&str, &str)], u16, &str); 8] = [
+    let cases: [FormCase<'_>; 8] = [
         ("/services/payments-api/origins", &[("pattern", ""), ("reason", "x")], 422, "Enter an origin"),
         ("/services/payments-api/origins", &[("pattern", "not an origin"), ("reason", "x")], 422, "has no scheme"),
         ("/services/payments-api/origins", &[("pattern", "https://*.com"), ("reason", "x")], 422, "public suffix"),
