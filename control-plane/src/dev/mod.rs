@@ -264,6 +264,7 @@ fn print_banner(b: &Banner<'_>) {
         r#"
 Corsair dev is running. Ctrl-C stops everything.
 
+  Admin UI            {http}/   (sign in with the admin login below)
   Control plane API   {http}/api/v1   (OpenAPI: {http}/api/v1/openapi.json)
   Control plane gRPC  {grpc}
   Agent proxy         {agent}   (service {service}; health: {admin}/healthz)
@@ -273,7 +274,8 @@ Corsair dev is running. Ctrl-C stops everything.
   Admin login         {email} / {password}
 
 The demo page's origin has origin request #{id} ({status}). Open the demo page,
-click "Run all" (blocked), then approve the request through the API and click again:
+click "Run all" (blocked), then approve the request in the admin UI (Approvals) or
+through the API, and click again:
 
   TOKEN=$(curl -s {http}/api/v1/login -H 'content-type: application/json' \
     -d '{{"email":"{email}","password":"{password}"}}' | sed 's/.*"token":"\([^"]*\)".*/\1/')
