@@ -110,8 +110,21 @@ async fn logout(c: &Client) -> Result<()> {
     Ok(())
 }
 
+/// Removes the current page's flash, so the next one read is the answer to
+/// the next action, not a leftover.
+async fn clear_flash(c: &Client) -> Result<()> {
+    c.execute("document.querySelectorAll('.flash').forEach(e => e.remove());", vec![]).await?;
+    Ok(())
+}
+
 async fn flash(c: &Client) -> Result<String> {
     Ok(c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(".flash")).await?.text().await?)
+}
+
+async fn submit(c: &Client, css: &str) -> Result<()> {
+    clear_flash(c).await?;
+    c.find(Locator::Css(css)).await?.click().await?;
+    Ok(())
 }
 
 /// Clicks the button labelled `label` in the table row for `origin`.
@@ -122,6 +135,7 @@ async fn row_action(c: &Client, origin: &str, label: &str, note: &str) -> Result
         if button.text().await? == label {
             let input = form.find(Locator::Css("input[name=note]")).await?;
             input.send_keys(note).await?;
+            clear_flash(c).await?;
             button.click().await?;
             return Ok(());
         }
@@ -171,13 +185,13 @@ async fn approval_workflow_in_a_real_browser() -> Result<()> {
         c.goto(&format!("{base}/services/demo-api")).await?;
         fill(&c, "#pattern", &demo_origin).await?;
         fill(&c, "#reason", "the demo page calls demo-api").await?;
-        c.find(Locator::Css("#request-form button[type=submit]")).await?.click().await?;
+        submit(&c, "#request-form button[type=submit]").await?;
         let msg = flash(&c).await?;
         assert!(msg.contains("Requested"), "{msg}");
         // Bad input shows a message beside the field and changes nothing.
         fill(&c, "#pattern", "ftp://nope").await?;
         fill(&c, "#reason", "x").await?;
-        c.find(Locator::Css("#request-form button[type=submit]")).await?.click().await?;
+        submit(&c, "#request-form button[type=submit]").await?;
         let err = c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#pattern-error")).await?.text().await?;
         assert!(!err.is_empty());
         shot(&c, "service-bad-input").await?;
@@ -188,7 +202,7 @@ async fn approval_workflow_in_a_real_browser() -> Result<()> {
         c.goto(&format!("{base}/services/demo-api")).await?;
         fill(&c, "#pattern", "https://own.example.com").await?;
         fill(&c, "#reason", "mine").await?;
-        c.find(Locator::Css("#request-form button[type=submit]")).await?.click().await?;
+        submit(&c, "#request-form button[type=submit]").await?;
         flash(&c).await?;
         c.goto(&format!("{base}/approvals")).await?;
         shot(&c, "approvals").await?;

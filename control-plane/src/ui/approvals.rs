@@ -40,15 +40,20 @@ pub struct PendingRow {
 struct ApprovalsPage {
     page: Layout,
     rows: Vec<PendingRow>,
+    total: usize,
     single_operator: bool,
 }
 
+/// Most requests the queue shows at once (the oldest): a page of thousands
+/// helps nobody decide.
+pub const QUEUE_LIMIT: usize = 200;
+
 async fn queue(ctx: Ctx, State(state): State<AppState>) -> UiResult {
-    let rows = state
-        .store
-        .pending_origins()
-        .await?
+    let pending = state.store.pending_origins().await?;
+    let total = pending.len();
+    let rows = pending
         .into_iter()
+        .take(QUEUE_LIMIT)
         .map(|o| PendingRow {
             own: o.requested_by.eq_ignore_ascii_case(&ctx.user.email),
             id: o.id,
@@ -60,7 +65,7 @@ async fn queue(ctx: Ctx, State(state): State<AppState>) -> UiResult {
             expires: when_opt(&o.expires_at),
         })
         .collect();
-    let page = ApprovalsPage { page: ctx.layout("Approvals", "approvals"), rows, single_operator: state.single_operator };
+    let page = ApprovalsPage { page: ctx.layout("Approvals", "approvals"), rows, total, single_operator: state.single_operator };
     Ok(ctx.render(StatusCode::OK, &page))
 }
 
