@@ -105,7 +105,8 @@ pub fn diff(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
                 .map(|k| format!("{k}: {} → {}", show(b.get(k)), show(a.get(k))))
                 .collect()
         }
-        (None, Some(Value::Object(a))) => a.iter().map(|(k, v)| format!("{k}: {}", show(Some(v)))).collect(),
+        // A creation: its set fields (empty ones say nothing).
+        (None, Some(Value::Object(a))) => a.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| format!("{k}: {}", show(Some(v)))).collect(),
         (Some(Value::Object(b)), None) => b.iter().map(|(k, v)| format!("{k}: {} → ∅", show(Some(v)))).collect(),
         (b, a) => vec![format!("{} → {}", show(b), show(a))],
     }
@@ -203,4 +204,18 @@ async fn csv(ctx: Ctx, State(state): State<AppState>, Query(q): Query<AuditQuery
         out,
     )
         .into_response())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::diff;
+    use serde_json::json;
+
+    #[test]
+    fn diff_lists_changed_fields_only() {
+        let before = json!({"status": "pending", "note": null, "pattern": "https://a.example.com"});
+        let after = json!({"status": "approved", "note": "ok", "pattern": "https://a.example.com"});
+        assert_eq!(diff(Some(&before), Some(&after)), vec!["note: ∅ → ok", "status: pending → approved"]);
+        assert_eq!(diff(None, Some(&json!({"role": "viewer", "x": null}))), vec!["role: viewer"]);
+    }
 }
