@@ -39,7 +39,9 @@ async fn seed(db: &TestDb) -> Result<()> {
           FROM origins o JOIN services s ON s.id = o.service_id;
         "#
     );
-    sqlx::raw_sql(sqlx::AssertSqlSafe(sql)).execute(db.store.pool()).await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
+        .execute(db.store.pool())
+        .await?;
     Ok(())
 }
 
@@ -58,10 +60,17 @@ async fn main() -> Result<()> {
     let db = TestDb::new().await?;
     let started = Instant::now();
     seed(&db).await?;
-    println!("seeded {SERVICES} services, {} origins, {} audit rows in {:?}", SERVICES * ORIGINS_PER_SERVICE, SERVICES * ORIGINS_PER_SERVICE, started.elapsed());
+    println!(
+        "seeded {SERVICES} services, {} origins, {} audit rows in {:?}",
+        SERVICES * ORIGINS_PER_SERVICE,
+        SERVICES * ORIGINS_PER_SERVICE,
+        started.elapsed()
+    );
     let pw = "bench password 123";
     let hash = password::hash(pw).map_err(anyhow::Error::msg)?;
-    db.store.create_user("admin@example.com", &hash, Role::Admin, "bench").await?;
+    db.store
+        .create_user("admin@example.com", &hash, Role::Admin, "bench")
+        .await?;
 
     let http = TcpListener::bind("127.0.0.1:0").await?;
     let grpc = TcpListener::bind("127.0.0.1:0").await?;
@@ -78,7 +87,9 @@ async fn main() -> Result<()> {
     };
     let task = tokio::spawn(node.run(stop.wait()));
 
-    let client = reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?;
+    let client = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()?;
     let login = client.get(format!("{base}/login")).send().await?;
     let login_cookie = login
         .headers()
@@ -89,7 +100,10 @@ async fn main() -> Result<()> {
         .and_then(|c| c.split(';').next())
         .context("no login cookie")?
         .to_owned();
-    let token = login_cookie.split_once('=').map(|(_, v)| v.to_owned()).unwrap_or_default();
+    let token = login_cookie
+        .split_once('=')
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_default();
     let r = client
         .post(format!("{base}/login"))
         .header("cookie", &login_cookie)
@@ -99,7 +113,10 @@ async fn main() -> Result<()> {
         .await?;
     let session = cookie_of(&r).context("login failed")?;
 
-    println!("{:<52} {:>10} {:>10} {:>10}", "page", "median", "worst", "bytes");
+    println!(
+        "{:<52} {:>10} {:>10} {:>10}",
+        "page", "median", "worst", "bytes"
+    );
     for path in [
         "/services",
         "/services?q=svc-04",
@@ -116,7 +133,11 @@ async fn main() -> Result<()> {
         let mut bytes = 0;
         for _ in 0..RUNS {
             let t = Instant::now();
-            let r = client.get(format!("{base}{path}")).header("cookie", &session).send().await?;
+            let r = client
+                .get(format!("{base}{path}"))
+                .header("cookie", &session)
+                .send()
+                .await?;
             let status = r.status();
             let body = r.bytes().await?;
             times.push(t.elapsed());
@@ -125,7 +146,11 @@ async fn main() -> Result<()> {
         }
         times.sort();
         let ms = |d: Duration| format!("{:.1} ms", d.as_secs_f64() * 1000.0);
-        println!("{path:<52} {:>10} {:>10} {bytes:>10}", ms(times[RUNS / 2]), ms(times[RUNS - 1]));
+        println!(
+            "{path:<52} {:>10} {:>10} {bytes:>10}",
+            ms(times[RUNS / 2]),
+            ms(times[RUNS - 1])
+        );
     }
     stop.trigger();
     task.await??;

@@ -10,11 +10,11 @@ mod e2e_support;
 mod ui_support;
 
 use anyhow::{Context, Result, bail};
+use corsair_agent::engine::Mode;
 use corsair_control_plane::auth::{Role, issue_agent_token};
 use corsair_control_plane::dev::demo;
 use corsair_control_plane::server::Shutdown;
 use corsair_control_plane::store::services::ServiceSettings;
-use corsair_agent::engine::Mode;
 use e2e_support::{Agent, Upstream};
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{Value, json};
@@ -37,7 +37,10 @@ fn binary(env: &str, names: &[&str]) -> Result<PathBuf> {
     }
     let path = std::env::var_os("PATH").unwrap_or_default();
     for name in names {
-        if let Some(found) = std::env::split_paths(&path).map(|d| d.join(name)).find(|p| p.is_file()) {
+        if let Some(found) = std::env::split_paths(&path)
+            .map(|d| d.join(name))
+            .find(|p| p.is_file())
+        {
             return Ok(found);
         }
     }
@@ -61,7 +64,11 @@ impl Driver {
             .spawn()?;
         let url = format!("http://127.0.0.1:{port}");
         e2e_support::eventually("chromedriver to answer", || async {
-            reqwest::get(format!("{url}/status")).await.ok().filter(|r| r.status().is_success()).map(|_| ())
+            reqwest::get(format!("{url}/status"))
+                .await
+                .ok()
+                .filter(|r| r.status().is_success())
+                .map(|_| ())
         })
         .await?;
         Ok(Self { _child: child, url })
@@ -78,7 +85,10 @@ impl Driver {
                          "--window-size=1280,900", format!("--user-data-dir={}", profile.display())],
             }),
         );
-        Ok(ClientBuilder::rustls()?.capabilities(caps).connect(&self.url).await?)
+        Ok(ClientBuilder::rustls()?
+            .capabilities(caps)
+            .connect(&self.url)
+            .await?)
     }
 }
 
@@ -89,7 +99,10 @@ async fn shot(c: &Client, name: &str) -> Result<()> {
 }
 
 async fn fill(c: &Client, css: &str, text: &str) -> Result<()> {
-    let e = c.find(Locator::Css(css)).await.with_context(|| format!("no {css}"))?;
+    let e = c
+        .find(Locator::Css(css))
+        .await
+        .with_context(|| format!("no {css}"))?;
     e.clear().await?;
     e.send_keys(text).await?;
     Ok(())
@@ -99,26 +112,44 @@ async fn login(c: &Client, base: &str, role: Role) -> Result<()> {
     c.goto(&format!("{base}/login")).await?;
     fill(c, "input[name=email]", &email(role)).await?;
     fill(c, "input[name=password]", PASSWORD).await?;
-    c.find(Locator::Css("#login-form button[type=submit]")).await?.click().await?;
-    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#logout")).await?;
+    c.find(Locator::Css("#login-form button[type=submit]"))
+        .await?
+        .click()
+        .await?;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#logout"))
+        .await?;
     Ok(())
 }
 
 async fn logout(c: &Client) -> Result<()> {
     c.find(Locator::Css("#logout")).await?.click().await?;
-    c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css("#login-form")).await?;
+    c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css("#login-form"))
+        .await?;
     Ok(())
 }
 
 /// Removes the current page's flash, so the next one read is the answer to
 /// the next action, not a leftover.
 async fn clear_flash(c: &Client) -> Result<()> {
-    c.execute("document.querySelectorAll('.flash').forEach(e => e.remove());", vec![]).await?;
+    c.execute(
+        "document.querySelectorAll('.flash').forEach(e => e.remove());",
+        vec![],
+    )
+    .await?;
     Ok(())
 }
 
 async fn flash(c: &Client) -> Result<String> {
-    Ok(c.wait().at_most(Duration::from_secs(10)).for_element(Locator::Css(".flash")).await?.text().await?)
+    Ok(c.wait()
+        .at_most(Duration::from_secs(10))
+        .for_element(Locator::Css(".flash"))
+        .await?
+        .text()
+        .await?)
 }
 
 async fn submit(c: &Client, css: &str) -> Result<()> {
@@ -129,7 +160,10 @@ async fn submit(c: &Client, css: &str) -> Result<()> {
 
 /// Clicks the button labelled `label` in the table row for `origin`.
 async fn row_action(c: &Client, origin: &str, label: &str, note: &str) -> Result<()> {
-    let row = c.find(Locator::Css(&format!("tr[data-origin=\"{origin}\"]"))).await.with_context(|| format!("no row for {origin}"))?;
+    let row = c
+        .find(Locator::Css(&format!("tr[data-origin=\"{origin}\"]")))
+        .await
+        .with_context(|| format!("no row for {origin}"))?;
     for form in row.find_all(Locator::Css("form")).await? {
         let button = form.find(Locator::Css("button")).await?;
         if button.text().await? == label {
@@ -155,21 +189,44 @@ async fn approval_workflow_in_a_real_browser() -> Result<()> {
         mode: Mode::Enforce,
         ..ServiceSettings::default()
     };
-    server.db.store.create_service("demo-api", "Demo API", &settings, "test").await?;
+    server
+        .db
+        .store
+        .create_service("demo-api", "Demo API", &settings, "test")
+        .await?;
 
     // The agent in front of the demo upstream, and the demo page on its own origin.
     let upstream = Upstream::start().await?;
     let token_id = uuid::Uuid::new_v4();
     let services = vec!["demo-api".to_string()];
     let token = issue_agent_token(&server.keys, token_id, "ui-agent", &services, None)?;
-    server.db.store.create_agent_token(token_id, "ui-agent", &services, None, "test").await?;
+    server
+        .db
+        .store
+        .create_agent_token(token_id, "ui-agent", &services, None, "test")
+        .await?;
     let cache = tempfile::tempdir()?;
-    let agent = Agent::start(&server.grpc_url, &token.token, "demo-api", &upstream.url, cache.path().to_path_buf()).await?;
+    let agent = Agent::start(
+        &server.grpc_url,
+        &token.token,
+        "demo-api",
+        &upstream.url,
+        cache.path().to_path_buf(),
+    )
+    .await?;
     let page_listener = TcpListener::bind("127.0.0.1:0").await?;
     let demo_origin = format!("http://{}", page_listener.local_addr()?);
     let stop = Shutdown::new();
-    let page_router = demo::page_router(demo_origin.clone(), agent.url.clone(), "demo-api".to_string());
-    tokio::spawn(axum::serve(page_listener, page_router).with_graceful_shutdown(stop.wait()).into_future());
+    let page_router = demo::page_router(
+        demo_origin.clone(),
+        agent.url.clone(),
+        "demo-api".to_string(),
+    );
+    tokio::spawn(
+        axum::serve(page_listener, page_router)
+            .with_graceful_shutdown(stop.wait())
+            .into_future(),
+    );
 
     let driver = Driver::start().await?;
     let profile = tempfile::tempdir()?;

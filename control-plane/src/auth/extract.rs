@@ -154,17 +154,27 @@ where
             Ok(CurrentUser {
                 email: claims.sub,
                 role,
-                session: Some(Session { id, expires_at, from_cookie, csrf }),
+                session: Some(Session {
+                    id,
+                    expires_at,
+                    from_cookie,
+                    csrf,
+                }),
             })
         }
         TokenKind::Api if !from_cookie => {
-            let (name, role) = store
-                .active_api_token(id)
-                .await?
-                .ok_or_else(|| Error::Unauthorized("API token revoked, expired or unknown".into()))?;
-            Ok(CurrentUser { email: format!("token:{name}"), role, session: None })
+            let (name, role) = store.active_api_token(id).await?.ok_or_else(|| {
+                Error::Unauthorized("API token revoked, expired or unknown".into())
+            })?;
+            Ok(CurrentUser {
+                email: format!("token:{name}"),
+                role,
+                session: None,
+            })
         }
-        _ => Err(Error::Unauthorized("invalid token: not a user or API token".into())),
+        _ => Err(Error::Unauthorized(
+            "invalid token: not a user or API token".into(),
+        )),
     }
 }
 

@@ -55,7 +55,9 @@ pub async fn login(
     client: Option<IpAddr>,
 ) -> Result<(User, IssuedToken), LoginError> {
     if email.contains('\0') || password_given.contains('\0') {
-        return Err(LoginError::Invalid("email and password must not contain NUL characters".into()));
+        return Err(LoginError::Invalid(
+            "email and password must not contain NUL characters".into(),
+        ));
     }
     let account = account_key(email);
     let address = client.map(address_key);
@@ -85,7 +87,8 @@ pub async fn login(
     match user {
         Some(u) if ok && !u.disabled => {
             store.clear_login_failures(&account).await?;
-            let issued = issue_user_token(keys, &u.email, u.role).map_err(|e| LoginError::Internal(e.into()))?;
+            let issued = issue_user_token(keys, &u.email, u.role)
+                .map_err(|e| LoginError::Internal(e.into()))?;
             Ok((u, issued))
         }
         _ => {

@@ -7,8 +7,8 @@
 //! HMAC of the session id under the signing key, which a page on another
 //! site can neither read nor compute.
 
-use super::extract::{AuthRejection, CurrentUser, wants_html};
 use super::SigningKey;
+use super::extract::{AuthRejection, CurrentUser, wants_html};
 use crate::api::Error;
 use crate::store::Store;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
@@ -38,7 +38,9 @@ pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
 pub fn session_cookie(token: &str, expires_at: DateTime<Utc>, secure: bool) -> String {
     let max_age = (expires_at - Utc::now()).num_seconds().max(0);
     let secure = if secure { "; Secure" } else { "" };
-    format!("{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
+    format!(
+        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
+    )
 }
 
 /// `Set-Cookie` that removes the session cookie.
@@ -54,7 +56,11 @@ pub fn csrf_for(keys: &SigningKey, id: uuid::Uuid) -> String {
 
 /// Constant-time comparison, so the token cannot be guessed byte by byte.
 fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.len() == b.len()
+        && a.bytes()
+            .zip(b.bytes())
+            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
+            == 0
 }
 
 /// A URL-encoded form whose `csrf` field matches the caller's session;
@@ -88,22 +94,36 @@ where
             user,
             path: parts.uri.path().to_owned(),
         };
-        let bytes = axum::body::to_bytes(body, 64 * 1024)
-            .await
-            .map_err(|_| refuse(Error::BadRequest("form too large".into()), Some(user.clone())))?;
-        let given: CsrfOnly = serde_urlencoded_from(&bytes).unwrap_or(CsrfOnly { csrf: String::new() });
+        let bytes = axum::body::to_bytes(body, 64 * 1024).await.map_err(|_| {
+            refuse(
+                Error::BadRequest("form too large".into()),
+                Some(user.clone()),
+            )
+        })?;
+        let given: CsrfOnly = serde_urlencoded_from(&bytes).unwrap_or(CsrfOnly {
+            csrf: String::new(),
+        });
         // API tokens never come from a browser form: they have no CSRF token.
-        let expected = user.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default();
+        let expected = user
+            .session
+            .as_ref()
+            .map(|s| s.csrf.clone())
+            .unwrap_or_default();
         if expected.is_empty() || !same(&given.csrf, &expected) {
             return Err(refuse(
                 Error::Forbidden(
-                    "this form's security token is missing or stale; reload the page and try again".into(),
+                    "this form's security token is missing or stale; reload the page and try again"
+                        .into(),
                 ),
                 Some(user),
             ));
         }
-        let value = serde_urlencoded_from::<T>(&bytes)
-            .map_err(|e| refuse(Error::BadRequest(format!("malformed form: {e}")), Some(user.clone())))?;
+        let value = serde_urlencoded_from::<T>(&bytes).map_err(|e| {
+            refuse(
+                Error::BadRequest(format!("malformed form: {e}")),
+                Some(user.clone()),
+            )
+        })?;
         Ok(CsrfForm(value))
     }
 }

@@ -114,7 +114,12 @@ impl Store {
 
     /// Audit rows matching `filter`, newest first, `limit` rows after
     /// skipping `offset`.
-    pub async fn audit_page(&self, filter: &AuditFilter, offset: i64, limit: i64) -> Result<Vec<AuditEntry>, StoreError> {
+    pub async fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
         let rows = sqlx::query_as!(
             AuditEntry,
             r#"
@@ -143,9 +148,10 @@ impl Store {
 
     /// The distinct actions in the audit log, for the filter's choices.
     pub async fn audit_actions(&self) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query!(r#"SELECT DISTINCT action AS "action!" FROM change_audit ORDER BY 1"#)
-            .fetch_all(&self.pool)
-            .await?;
+        let rows =
+            sqlx::query!(r#"SELECT DISTINCT action AS "action!" FROM change_audit ORDER BY 1"#)
+                .fetch_all(&self.pool)
+                .await?;
         Ok(rows.into_iter().map(|r| r.action).collect())
     }
 
@@ -169,7 +175,10 @@ impl Store {
                 None => problems.push(format!("row {} has no place in the chain", r.id)),
                 Some(seq) => {
                     if seq != expected_seq {
-                        problems.push(format!("row {}: chain position {seq}, expected {expected_seq} (rows missing?)", r.id));
+                        problems.push(format!(
+                            "row {}: chain position {seq}, expected {expected_seq} (rows missing?)",
+                            r.id
+                        ));
                     }
                     expected_seq = seq + 1;
                 }
@@ -178,10 +187,16 @@ impl Store {
                 problems.push(format!("row {}: does not link to the row before it", r.id));
             }
             if r.hash.as_deref() != Some(r.expected.as_str()) {
-                problems.push(format!("row {}: content does not match its hash (altered)", r.id));
+                problems.push(format!(
+                    "row {}: content does not match its hash (altered)",
+                    r.id
+                ));
             }
             prev_hash = r.hash.clone().unwrap_or_default();
         }
-        Ok(ChainReport { rows: rows.len() as i64, problems })
+        Ok(ChainReport {
+            rows: rows.len() as i64,
+            problems,
+        })
     }
 }

@@ -104,7 +104,14 @@ impl Store {
         let target = format!("api_token:{id}");
         audit::append(
             &mut tx,
-            AuditRecord { actor, action: "api_token.create", service: None, target: &target, before: None, after: Some(&after) },
+            AuditRecord {
+                actor,
+                action: "api_token.create",
+                service: None,
+                target: &target,
+                before: None,
+                after: Some(&after),
+            },
         )
         .await?;
         tx.commit().await?;
@@ -156,7 +163,14 @@ impl Store {
         let after = serde_json::json!({ "name": row.name, "revoked": true });
         audit::append(
             &mut tx,
-            AuditRecord { actor, action: "api_token.revoke", service: None, target: &target, before: None, after: Some(&after) },
+            AuditRecord {
+                actor,
+                action: "api_token.revoke",
+                service: None,
+                target: &target,
+                before: None,
+                after: Some(&after),
+            },
         )
         .await?;
         tx.commit().await?;

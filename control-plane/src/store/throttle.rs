@@ -6,7 +6,11 @@ use super::{Store, StoreError};
 
 impl Store {
     /// Failures recorded for `key` in the last `window_secs` seconds.
-    pub async fn recent_login_failures(&self, key: &str, window_secs: i64) -> Result<i64, StoreError> {
+    pub async fn recent_login_failures(
+        &self,
+        key: &str,
+        window_secs: i64,
+    ) -> Result<i64, StoreError> {
         let row = sqlx::query!(
             r#"SELECT count(*) AS "n!" FROM login_failures WHERE key = $1 AND at > now() - make_interval(secs => $2)"#,
             key,
@@ -19,9 +23,12 @@ impl Store {
 
     /// Records one failed login under each of `keys`.
     pub async fn record_login_failure(&self, keys: &[String]) -> Result<(), StoreError> {
-        sqlx::query!("INSERT INTO login_failures (key) SELECT * FROM unnest($1::text[])", keys)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query!(
+            "INSERT INTO login_failures (key) SELECT * FROM unnest($1::text[])",
+            keys
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -34,11 +41,22 @@ impl Store {
     }
 
     /// Writes an `auth.lockout` row to the change audit log.
-    pub async fn audit_lockout(&self, target: &str, detail: serde_json::Value) -> Result<(), StoreError> {
+    pub async fn audit_lockout(
+        &self,
+        target: &str,
+        detail: serde_json::Value,
+    ) -> Result<(), StoreError> {
         let mut conn = self.pool.acquire().await?;
         audit::append(
             &mut conn,
-            AuditRecord { actor: "system", action: "auth.lockout", service: None, target, before: None, after: Some(&detail) },
+            AuditRecord {
+                actor: "system",
+                action: "auth.lockout",
+                service: None,
+                target,
+                before: None,
+                after: Some(&detail),
+            },
         )
         .await
     }

@@ -65,7 +65,12 @@ async fn queue(ctx: Ctx, State(state): State<AppState>) -> UiResult {
             expires: when_opt(&o.expires_at),
         })
         .collect();
-    let page = ApprovalsPage { page: ctx.layout("Approvals", "approvals"), rows, total, single_operator: state.single_operator };
+    let page = ApprovalsPage {
+        page: ctx.layout("Approvals", "approvals"),
+        rows,
+        total,
+        single_operator: state.single_operator,
+    };
     Ok(ctx.render(StatusCode::OK, &page))
 }
 
@@ -78,15 +83,29 @@ pub struct DecisionForm {
     next: String,
 }
 
-async fn run(state: &AppState, actor: &str, id: i64, decision: Decision, form: DecisionForm) -> UiResult {
+async fn run(
+    state: &AppState,
+    actor: &str,
+    id: i64,
+    decision: Decision,
+    form: DecisionForm,
+) -> UiResult {
     let back = local_path(Some(&form.next), "/approvals");
     let note = form.note.trim().to_owned();
     if decision != Decision::Approve && note.is_empty() {
         let verb = decision.verb();
-        return Ok(redirect_with_flash(&back, "error", &format!("Nothing changed: a note is required to {verb} (say why, for the audit log).")));
+        return Ok(redirect_with_flash(
+            &back,
+            "error",
+            &format!("Nothing changed: a note is required to {verb} (say why, for the audit log)."),
+        ));
     }
     if let Err(e) = validate::text("note", &note, false) {
-        return Ok(redirect_with_flash(&back, "error", &format!("Nothing changed: {e}.")));
+        return Ok(redirect_with_flash(
+            &back,
+            "error",
+            &format!("Nothing changed: {e}."),
+        ));
     }
     let note = (!note.is_empty()).then_some(note);
     match decide(state, id, decision, note, actor).await {
@@ -96,10 +115,21 @@ async fn run(state: &AppState, actor: &str, id: i64, decision: Decision, form: D
                 Decision::Reject => "Rejected",
                 Decision::Revoke => "Revoked",
             };
-            Ok(redirect_with_flash(&back, "ok", &format!("{done} {} for {} (#{}).", origin.pattern, origin.service, origin.id)))
+            Ok(redirect_with_flash(
+                &back,
+                "ok",
+                &format!(
+                    "{done} {} for {} (#{}).",
+                    origin.pattern, origin.service, origin.id
+                ),
+            ))
         }
         Err(Error::Internal(e)) => Err(Error::Internal(e).into()),
-        Err(e) => Ok(redirect_with_flash(&back, "error", &format!("Nothing changed: {e}."))),
+        Err(e) => Ok(redirect_with_flash(
+            &back,
+            "error",
+            &format!("Nothing changed: {e}."),
+        )),
     }
 }
 

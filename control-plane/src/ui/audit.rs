@@ -23,7 +23,9 @@ pub const CSV_LIMIT: i64 = 50_000;
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/audit", get(page)).route("/audit.csv", get(csv))
+    Router::new()
+        .route("/audit", get(page))
+        .route("/audit.csv", get(csv))
 }
 
 /// The filter form (a GET form: filtering changes nothing).
@@ -72,7 +74,11 @@ impl AuditQuery {
         let enc = super::encode_query;
         format!(
             "service={}&actor={}&action={}&since={}&until={}&page={page}",
-            enc(&self.service), enc(&self.actor), enc(&self.action), enc(&self.since), enc(&self.until)
+            enc(&self.service),
+            enc(&self.actor),
+            enc(&self.action),
+            enc(&self.since),
+            enc(&self.until)
         )
     }
 }
@@ -106,8 +112,15 @@ pub fn diff(before: Option<&Value>, after: Option<&Value>) -> Vec<String> {
                 .collect()
         }
         // A creation: its set fields (empty ones say nothing).
-        (None, Some(Value::Object(a))) => a.iter().filter(|(_, v)| !v.is_null()).map(|(k, v)| format!("{k}: {}", show(Some(v)))).collect(),
-        (Some(Value::Object(b)), None) => b.iter().map(|(k, v)| format!("{k}: {} → ∅", show(Some(v)))).collect(),
+        (None, Some(Value::Object(a))) => a
+            .iter()
+            .filter(|(_, v)| !v.is_null())
+            .map(|(k, v)| format!("{k}: {}", show(Some(v))))
+            .collect(),
+        (Some(Value::Object(b)), None) => b
+            .iter()
+            .map(|(k, v)| format!("{k}: {} → ∅", show(Some(v))))
+            .collect(),
         (b, a) => vec![format!("{} → {}", show(b), show(a))],
     }
 }
@@ -146,18 +159,34 @@ async fn page(ctx: Ctx, State(state): State<AppState>, Query(q): Query<AuditQuer
     let page_no = q.page.unwrap_or(1).max(1);
     let (rows, more, error, status) = match q.filter() {
         Ok(filter) => {
-            let mut entries = state.store.audit_page(&filter, (page_no - 1) * PAGE_SIZE, PAGE_SIZE + 1).await?;
+            let mut entries = state
+                .store
+                .audit_page(&filter, (page_no - 1) * PAGE_SIZE, PAGE_SIZE + 1)
+                .await?;
             let more = entries.len() as i64 > PAGE_SIZE;
             entries.truncate(PAGE_SIZE as usize);
-            (entries.iter().map(row).collect(), more, String::new(), StatusCode::OK)
+            (
+                entries.iter().map(row).collect(),
+                more,
+                String::new(),
+                StatusCode::OK,
+            )
         }
         Err(e) => (Vec::new(), false, e, StatusCode::UNPROCESSABLE_ENTITY),
     };
     let page = AuditPage {
         page: ctx.layout("Change audit", "audit"),
         actions: state.store.audit_actions().await?,
-        prev: if page_no > 1 { format!("/audit?{}", q.query_string(page_no - 1)) } else { String::new() },
-        next: if more { format!("/audit?{}", q.query_string(page_no + 1)) } else { String::new() },
+        prev: if page_no > 1 {
+            format!("/audit?{}", q.query_string(page_no - 1))
+        } else {
+            String::new()
+        },
+        next: if more {
+            format!("/audit?{}", q.query_string(page_no + 1))
+        } else {
+            String::new()
+        },
         csv: format!("/audit.csv?{}", q.query_string(1)),
         service: q.service,
         actor: q.actor,
@@ -173,7 +202,11 @@ async fn page(ctx: Ctx, State(state): State<AppState>, Query(q): Query<AuditQuer
 
 fn csv_field(text: &str) -> String {
     // Quote everything; neutralise spreadsheet formulas.
-    let t = if text.starts_with(['=', '+', '-', '@']) { format!("'{text}") } else { text.to_owned() };
+    let t = if text.starts_with(['=', '+', '-', '@']) {
+        format!("'{text}")
+    } else {
+        text.to_owned()
+    };
     format!("\"{}\"", t.replace('"', "\"\""))
 }
 
@@ -195,12 +228,24 @@ async fn csv(ctx: Ctx, State(state): State<AppState>, Query(q): Query<AuditQuery
             e.before.as_ref().map(Value::to_string).unwrap_or_default(),
             e.after.as_ref().map(Value::to_string).unwrap_or_default(),
         ];
-        out.push_str(&cols.iter().map(|c| csv_field(c)).collect::<Vec<_>>().join(","));
+        out.push_str(
+            &cols
+                .iter()
+                .map(|c| csv_field(c))
+                .collect::<Vec<_>>()
+                .join(","),
+        );
         out.push('\n');
     }
     let _ = &ctx;
     Ok((
-        [(CONTENT_TYPE, "text/csv; charset=utf-8"), (CONTENT_DISPOSITION, "attachment; filename=\"corsair-audit.csv\"")],
+        [
+            (CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                CONTENT_DISPOSITION,
+                "attachment; filename=\"corsair-audit.csv\"",
+            ),
+        ],
         out,
     )
         .into_response())
@@ -215,7 +260,13 @@ mod tests {
     fn diff_lists_changed_fields_only() {
         let before = json!({"status": "pending", "note": null, "pattern": "https://a.example.com"});
         let after = json!({"status": "approved", "note": "ok", "pattern": "https://a.example.com"});
-        assert_eq!(diff(Some(&before), Some(&after)), vec!["note: ∅ → ok", "status: pending → approved"]);
-        assert_eq!(diff(None, Some(&json!({"role": "viewer", "x": null}))), vec!["role: viewer"]);
+        assert_eq!(
+            diff(Some(&before), Some(&after)),
+            vec!["note: ∅ → ok", "status: pending → approved"]
+        );
+        assert_eq!(
+            diff(None, Some(&json!({"role": "viewer", "x": null}))),
+            vec!["role: viewer"]
+        );
     }
 }

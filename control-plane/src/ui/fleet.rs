@@ -2,8 +2,8 @@
 //! hypothetical request, via the same code as `POST /api/v1/simulate`).
 
 use super::page::{Ctx, Layout, UiResult, when, when_opt};
-use crate::api::simulate::{SimulateRequest, run};
 use crate::api::AppState;
+use crate::api::simulate::{SimulateRequest, run};
 use askama::Template;
 use axum::Router;
 use axum::extract::{Query, State};
@@ -13,7 +13,9 @@ use serde::Deserialize;
 
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
-    Router::new().route("/agents", get(agents)).route("/simulator", get(simulator))
+    Router::new()
+        .route("/agents", get(agents))
+        .route("/simulator", get(simulator))
 }
 
 /// One agent × service line.
@@ -64,7 +66,15 @@ async fn agents(ctx: Ctx, State(state): State<AppState>) -> UiResult {
                         current: cur.map_or_else(|| "(no such service)".into(), |r| r.to_string()),
                         behind: cur.is_some() && applied != cur,
                         nack: st
-                            .and_then(|x| x.last_nack_error.as_ref().map(|e| format!("rev {}: {e} ({})", x.last_nack_revision.unwrap_or_default(), when_opt(&x.last_nack_at))))
+                            .and_then(|x| {
+                                x.last_nack_error.as_ref().map(|e| {
+                                    format!(
+                                        "rev {}: {e} ({})",
+                                        x.last_nack_revision.unwrap_or_default(),
+                                        when_opt(&x.last_nack_at)
+                                    )
+                                })
+                            })
                             .unwrap_or_default(),
                     }
                 })
@@ -76,7 +86,13 @@ async fn agents(ctx: Ctx, State(state): State<AppState>) -> UiResult {
             last_seen: when(&a.last_seen),
         })
         .collect();
-    Ok(ctx.render(StatusCode::OK, &AgentsPage { page: ctx.layout("Agents", "agents"), rows }))
+    Ok(ctx.render(
+        StatusCode::OK,
+        &AgentsPage {
+            page: ctx.layout("Agents", "agents"),
+            rows,
+        },
+    ))
 }
 
 /// The simulator form (GET: simulating changes nothing).
@@ -120,13 +136,23 @@ struct SimulatorPage {
 }
 
 async fn simulator(ctx: Ctx, State(state): State<AppState>, Query(q): Query<SimQuery>) -> UiResult {
-    let services = state.store.list_services().await?.into_iter().map(|s| s.name).collect();
+    let services = state
+        .store
+        .list_services()
+        .await?
+        .into_iter()
+        .map(|s| s.name)
+        .collect();
     let mut page = SimulatorPage {
         page: ctx.layout("Policy simulator", "simulator"),
         services,
         service: q.service.clone(),
         origin: q.origin.clone(),
-        method: if q.method.trim().is_empty() { "GET".into() } else { q.method.clone() },
+        method: if q.method.trim().is_empty() {
+            "GET".into()
+        } else {
+            q.method.clone()
+        },
         headers: q.headers.clone(),
         error: String::new(),
         ran: false,
@@ -142,7 +168,13 @@ async fn simulator(ctx: Ctx, State(state): State<AppState>, Query(q): Query<SimQ
             service: q.service.trim().to_owned(),
             origin: q.origin.trim().to_owned(),
             method: Some(page.method.trim().to_owned()),
-            request_headers: q.headers.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_owned).collect(),
+            request_headers: q
+                .headers
+                .split(',')
+                .map(str::trim)
+                .filter(|h| !h.is_empty())
+                .map(str::to_owned)
+                .collect(),
         };
         match run(&state, &req).await {
             Ok(r) => {
@@ -158,12 +190,20 @@ async fn simulator(ctx: Ctx, State(state): State<AppState>, Query(q): Query<SimQ
                         request: s.request,
                         decision: s.decision,
                         reason: s.reason.unwrap_or_default().to_owned(),
-                        status: s.status.map_or_else(|| "forwarded to the upstream".into(), |c| c.to_string()),
-                        headers: s.headers.into_iter().map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned())).collect(),
+                        status: s
+                            .status
+                            .map_or_else(|| "forwarded to the upstream".into(), |c| c.to_string()),
+                        headers: s
+                            .headers
+                            .into_iter()
+                            .map(|(k, v)| (k, v.as_str().unwrap_or_default().to_owned()))
+                            .collect(),
                     })
                     .collect();
             }
-            Err(crate::api::Error::Internal(e)) => return Err(crate::api::Error::Internal(e).into()),
+            Err(crate::api::Error::Internal(e)) => {
+                return Err(crate::api::Error::Internal(e).into());
+            }
             Err(e) => {
                 status = super::page::status_of(&e);
                 page.error = e.to_string();

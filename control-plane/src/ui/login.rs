@@ -59,11 +59,26 @@ fn anonymous_layout() -> Layout {
     }
 }
 
-fn login_page(status: StatusCode, email: String, next: String, error: String, secure: bool) -> Response {
+fn login_page(
+    status: StatusCode,
+    email: String,
+    next: String,
+    error: String,
+    secure: bool,
+) -> Response {
     let mut bytes = [0u8; 16];
     rand::fill(&mut bytes[..]);
     let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
-    let mut response = render(status, &LoginPage { page: anonymous_layout(), email, next, error, login_csrf: token.clone() });
+    let mut response = render(
+        status,
+        &LoginPage {
+            page: anonymous_layout(),
+            email,
+            next,
+            error,
+            login_csrf: token.clone(),
+        },
+    );
     let secure = if secure { "; Secure" } else { "" };
     if let Ok(v) = http::HeaderValue::from_str(&format!(
         "{LOGIN_CSRF_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600{secure}"
@@ -75,7 +90,13 @@ fn login_page(status: StatusCode, email: String, next: String, error: String, se
 
 async fn show(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
     let next = local_path(q.next.as_deref(), "/services");
-    login_page(StatusCode::OK, String::new(), next, String::new(), state.secure_cookies)
+    login_page(
+        StatusCode::OK,
+        String::new(),
+        next,
+        String::new(),
+        state.secure_cookies,
+    )
 }
 
 /// The login form.
@@ -93,10 +114,20 @@ pub struct LoginForm {
 
 async fn submit(State(state): State<AppState>, headers: HeaderMap, request: Request) -> Response {
     let client = client_ip(request.extensions());
-    let form = match <Form<LoginForm> as axum::extract::FromRequest<AppState>>::from_request(request, &state).await {
+    let form = match <Form<LoginForm> as axum::extract::FromRequest<AppState>>::from_request(
+        request, &state,
+    )
+    .await
+    {
         Ok(Form::<LoginForm>(f)) => f,
         Err(_) => {
-            return login_page(StatusCode::BAD_REQUEST, String::new(), "/services".into(), "The form could not be read; please try again.".into(), state.secure_cookies);
+            return login_page(
+                StatusCode::BAD_REQUEST,
+                String::new(),
+                "/services".into(),
+                "The form could not be read; please try again.".into(),
+                state.secure_cookies,
+            );
         }
     };
     let next = local_path(Some(&form.next), "/services");
@@ -111,9 +142,23 @@ async fn submit(State(state): State<AppState>, headers: HeaderMap, request: Requ
         );
     }
     if form.email.trim().is_empty() || form.password.is_empty() {
-        return login_page(StatusCode::UNPROCESSABLE_ENTITY, form.email, next, "Enter your email and password.".into(), state.secure_cookies);
+        return login_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form.email,
+            next,
+            "Enter your email and password.".into(),
+            state.secure_cookies,
+        );
     }
-    match login(&state.store, &state.keys, &form.email, &form.password, client).await {
+    match login(
+        &state.store,
+        &state.keys,
+        &form.email,
+        &form.password,
+        client,
+    )
+    .await
+    {
         Ok((user, issued)) => {
             tracing::info!(actor = %user.email, "signed in to the UI");
             let expires = issued.expires_at.unwrap_or_else(chrono::Utc::now);
@@ -130,13 +175,35 @@ async fn submit(State(state): State<AppState>, headers: HeaderMap, request: Requ
         }
         Err(LoginError::Internal(e)) => {
             tracing::error!(error = ?e, "login failed");
-            login_page(StatusCode::INTERNAL_SERVER_ERROR, form.email, next, "Signing in failed on our side; try again.".into(), state.secure_cookies)
+            login_page(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                form.email,
+                next,
+                "Signing in failed on our side; try again.".into(),
+                state.secure_cookies,
+            )
         }
-        Err(e @ LoginError::Locked) => login_page(StatusCode::TOO_MANY_REQUESTS, form.email, next, format!("{e}."), state.secure_cookies),
-        Err(LoginError::Invalid(m)) => login_page(StatusCode::UNPROCESSABLE_ENTITY, form.email, next, format!("{m}."), state.secure_cookies),
-        Err(LoginError::Refused) => {
-            login_page(StatusCode::UNAUTHORIZED, form.email, next, "Wrong email or password.".into(), state.secure_cookies)
-        }
+        Err(e @ LoginError::Locked) => login_page(
+            StatusCode::TOO_MANY_REQUESTS,
+            form.email,
+            next,
+            format!("{e}."),
+            state.secure_cookies,
+        ),
+        Err(LoginError::Invalid(m)) => login_page(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            form.email,
+            next,
+            format!("{m}."),
+            state.secure_cookies,
+        ),
+        Err(LoginError::Refused) => login_page(
+            StatusCode::UNAUTHORIZED,
+            form.email,
+            next,
+            "Wrong email or password.".into(),
+            state.secure_cookies,
+        ),
     }
 }
 
@@ -144,12 +211,23 @@ async fn submit(State(state): State<AppState>, headers: HeaderMap, request: Requ
 #[derive(Debug, Deserialize)]
 pub struct Empty {}
 
-async fn logout(State(state): State<AppState>, user: CurrentUser, CsrfForm(Empty {}): CsrfForm<Empty>) -> Response {
+async fn logout(
+    State(state): State<AppState>,
+    user: CurrentUser,
+    CsrfForm(Empty {}): CsrfForm<Empty>,
+) -> Response {
     if let Some(session) = &user.session
-        && let Err(e) = state.store.revoke_session(session.id, session.expires_at).await
+        && let Err(e) = state
+            .store
+            .revoke_session(session.id, session.expires_at)
+            .await
     {
         tracing::error!(error = %e, "revoking a session failed");
-        return redirect_with_flash("/services", "error", "Signing out failed on our side; try again.");
+        return redirect_with_flash(
+            "/services",
+            "error",
+            "Signing out failed on our side; try again.",
+        );
     }
     tracing::info!(actor = %user.email, "signed out of the UI");
     let mut response = Redirect::to("/login").into_response();

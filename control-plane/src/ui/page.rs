@@ -7,9 +7,9 @@ use crate::auth::{CurrentUser, RequireRole, Role, Viewer};
 use askama::Template;
 use axum::extract::FromRequestParts;
 use axum::response::{Html, IntoResponse, Redirect, Response};
+use http::StatusCode;
 use http::header::SET_COOKIE;
 use http::request::Parts;
-use http::StatusCode;
 
 const FLASH_COOKIE: &str = "corsair_flash";
 
@@ -52,7 +52,11 @@ impl Layout {
             nav: "",
             email: user.email.clone(),
             role: user.role.as_str(),
-            csrf: user.session.as_ref().map(|s| s.csrf.clone()).unwrap_or_default(),
+            csrf: user
+                .session
+                .as_ref()
+                .map(|s| s.csrf.clone())
+                .unwrap_or_default(),
             flash,
             can_request: user.role >= Role::Requester,
             can_approve: user.role >= Role::Approver,
@@ -73,9 +77,14 @@ pub struct Ctx {
 impl FromRequestParts<AppState> for Ctx {
     type Rejection = crate::auth::AuthRejection;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let RequireRole { user, .. } = RequireRole::<Viewer>::from_request_parts(parts, state).await?;
-        let flash = crate::auth::session::cookie(&parts.headers, FLASH_COOKIE).and_then(|v| decode_flash(&v));
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let RequireRole { user, .. } =
+            RequireRole::<Viewer>::from_request_parts(parts, state).await?;
+        let flash = crate::auth::session::cookie(&parts.headers, FLASH_COOKIE)
+            .and_then(|v| decode_flash(&v));
         Ok(Ctx { user, flash })
     }
 }
@@ -106,19 +115,28 @@ pub fn render<T: Template>(status: StatusCode, template: &T) -> Response {
         Ok(html) => (status, Html(html)).into_response(),
         Err(e) => {
             tracing::error!(error = %e, "rendering a page failed");
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal error; the cause is in the control plane's log").into_response()
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "internal error; the cause is in the control plane's log",
+            )
+                .into_response()
         }
     }
 }
 
 fn clear_flash(response: &mut Response) {
-    if let Ok(v) = http::HeaderValue::from_str(&format!("{FLASH_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0")) {
+    if let Ok(v) = http::HeaderValue::from_str(&format!(
+        "{FLASH_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
+    )) {
         response.headers_mut().append(SET_COOKIE, v);
     }
 }
 
 fn encode_flash(kind: &str, message: &str) -> String {
-    format!("{kind}:{message}").bytes().map(|b| format!("{b:02x}")).collect()
+    format!("{kind}:{message}")
+        .bytes()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
 
 fn decode_flash(value: &str) -> Option<Flash> {
@@ -127,7 +145,11 @@ fn decode_flash(value: &str) -> Option<Flash> {
     }
     let bytes: Option<Vec<u8>> = (0..value.len())
         .step_by(2)
-        .map(|i| value.get(i..i + 2).and_then(|h| u8::from_str_radix(h, 16).ok()))
+        .map(|i| {
+            value
+                .get(i..i + 2)
+                .and_then(|h| u8::from_str_radix(h, 16).ok())
+        })
         .collect();
     let text = String::from_utf8(bytes?).ok()?;
     let (kind, message) = text.split_once(':')?;
@@ -135,7 +157,10 @@ fn decode_flash(value: &str) -> Option<Flash> {
         "ok" => "ok",
         _ => "error",
     };
-    Some(Flash { kind, message: message.to_owned() })
+    Some(Flash {
+        kind,
+        message: message.to_owned(),
+    })
 }
 
 /// A 303 redirect to `to` that shows `message` there (`ok` or `error`).
@@ -143,7 +168,10 @@ pub fn redirect_with_flash(to: &str, kind: &str, message: &str) -> Response {
     let mut response = Redirect::to(to).into_response();
     // Keep the cookie small: long messages are cut (at a char boundary).
     let short: String = message.chars().take(600).collect();
-    let cookie = format!("{FLASH_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=60", encode_flash(kind, &short));
+    let cookie = format!(
+        "{FLASH_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=60",
+        encode_flash(kind, &short)
+    );
     if let Ok(v) = http::HeaderValue::from_str(&cookie) {
         response.headers_mut().append(SET_COOKIE, v);
     }
@@ -207,7 +235,14 @@ pub fn error_page(user: Option<&CurrentUser>, error: &Error) -> Response {
         },
     };
     page.title = heading.to_owned();
-    render(status, &ErrorPage { page, status: status.as_u16(), message: message_of(error) })
+    render(
+        status,
+        &ErrorPage {
+            page,
+            status: status.as_u16(),
+            message: message_of(error),
+        },
+    )
 }
 
 /// The 403 page.
@@ -232,7 +267,10 @@ impl IntoResponse for UiError {
 
 impl<E: Into<Error>> From<E> for UiError {
     fn from(e: E) -> Self {
-        UiError { error: e.into(), user: None }
+        UiError {
+            error: e.into(),
+            user: None,
+        }
     }
 }
 

@@ -76,7 +76,14 @@ async fn list(ctx: Ctx, State(state): State<AppState>, Query(query): Query<ListQ
             revision: s.revision,
         })
         .collect();
-    Ok(ctx.render(StatusCode::OK, &ServicesPage { page: ctx.layout("Services", "services"), q, rows }))
+    Ok(ctx.render(
+        StatusCode::OK,
+        &ServicesPage {
+            page: ctx.layout("Services", "services"),
+            q,
+            rows,
+        },
+    ))
 }
 
 /// The settings form's values (as typed) and the problems found in them.
@@ -224,12 +231,28 @@ async fn render_detail(
 }
 
 fn ui_err(ctx: &Ctx, error: impl Into<Error>) -> UiError {
-    UiError { error: error.into(), user: Some(ctx.user.clone()) }
+    UiError {
+        error: error.into(),
+        user: Some(ctx.user.clone()),
+    }
 }
 
 async fn detail(ctx: Ctx, State(state): State<AppState>, Path(name): Path<String>) -> UiResult {
-    let service = state.store.get_service(&name).await.map_err(|e| ui_err(&ctx, e))?;
-    render_detail(&ctx, &state, service, None, RequestView::default(), FieldErrors::default(), StatusCode::OK).await
+    let service = state
+        .store
+        .get_service(&name)
+        .await
+        .map_err(|e| ui_err(&ctx, e))?;
+    render_detail(
+        &ctx,
+        &state,
+        service,
+        None,
+        RequestView::default(),
+        FieldErrors::default(),
+        StatusCode::OK,
+    )
+    .await
 }
 
 /// The settings form.
@@ -256,7 +279,11 @@ pub struct SettingsForm {
 }
 
 fn list_field(text: &str) -> Vec<String> {
-    text.split([',', '\n']).map(str::trim).filter(|s| !s.is_empty()).map(str::to_owned).collect()
+    text.split([',', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
 }
 
 /// Puts each engine problem beside the field it concerns.
@@ -265,7 +292,11 @@ fn place(errors: &mut FieldErrors, error: &Error) {
         Error::Unprocessable { details, message } => {
             for d in details {
                 let base = d.field.split('[').next().unwrap_or_default();
-                let text = if d.value.is_empty() { d.message.clone() } else { format!("{:?}: {}", d.value, d.message) };
+                let text = if d.value.is_empty() {
+                    d.message.clone()
+                } else {
+                    format!("{:?}: {}", d.value, d.message)
+                };
                 let slot = match base {
                     "allow_methods" => &mut errors.allow_methods,
                     "allow_headers" => &mut errors.allow_headers,
@@ -295,7 +326,11 @@ async fn save_settings(
     Path(name): Path<String>,
     CsrfForm(form): CsrfForm<SettingsForm>,
 ) -> UiResult {
-    let current = state.store.get_service(&name).await.map_err(|e| ui_err(&ctx, e))?;
+    let current = state
+        .store
+        .get_service(&name)
+        .await
+        .map_err(|e| ui_err(&ctx, e))?;
     let mode = match form.mode.as_str() {
         "enforce" => Some(Mode::Enforce),
         "report_only" => Some(Mode::ReportOnly),
@@ -313,15 +348,32 @@ async fn save_settings(
         allow_insecure_http: form.allow_insecure_http.is_some(),
         errors: FieldErrors::default(),
     };
-    let max_age = form.max_age_secs.trim().parse::<i32>().ok().filter(|v| (0..=86_400).contains(v));
+    let max_age = form
+        .max_age_secs
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|v| (0..=86_400).contains(v));
     if max_age.is_none() {
-        view.errors.max_age_secs = format!("{:?} is not a number of seconds between 0 and 86400", form.max_age_secs.trim());
+        view.errors.max_age_secs = format!(
+            "{:?} is not a number of seconds between 0 and 86400",
+            form.max_age_secs.trim()
+        );
     }
     if mode.is_none() {
         view.errors.other = "Choose a mode: enforce or report only.".into();
     }
     let (Some(max_age), Some(mode)) = (max_age, mode) else {
-        return render_detail(&ctx, &state, current, Some(view), RequestView::default(), FieldErrors::default(), StatusCode::UNPROCESSABLE_ENTITY).await;
+        return render_detail(
+            &ctx,
+            &state,
+            current,
+            Some(view),
+            RequestView::default(),
+            FieldErrors::default(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     };
     let settings = ServiceSettings {
         allow_methods: list_field(&form.allow_methods),
@@ -344,21 +396,43 @@ async fn save_settings(
     match result {
         Ok(service) => {
             tracing::info!(service = %name, actor = %user.email, revision = service.revision, "service settings saved (UI)");
-            Ok(redirect_with_flash(&format!("/services/{name}"), "ok", &format!("Settings saved; agents receive revision {}.", service.revision)))
+            Ok(redirect_with_flash(
+                &format!("/services/{name}"),
+                "ok",
+                &format!(
+                    "Settings saved; agents receive revision {}.",
+                    service.revision
+                ),
+            ))
         }
-        Err(error @ (Error::Unprocessable { .. } | Error::Conflict(_) | Error::InvalidState(_))) => {
+        Err(
+            error @ (Error::Unprocessable { .. } | Error::Conflict(_) | Error::InvalidState(_)),
+        ) => {
             place(&mut view.errors, &error);
             if view.errors.other.is_empty() && !has_field_error(&view.errors) {
                 view.errors.other = error.to_string();
             }
-            render_detail(&ctx, &state, current, Some(view), RequestView::default(), FieldErrors::default(), StatusCode::UNPROCESSABLE_ENTITY).await
+            render_detail(
+                &ctx,
+                &state,
+                current,
+                Some(view),
+                RequestView::default(),
+                FieldErrors::default(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
         }
         Err(e) => Err(ui_err(&ctx, e)),
     }
 }
 
 fn has_field_error(e: &FieldErrors) -> bool {
-    !(e.allow_methods.is_empty() && e.allow_headers.is_empty() && e.expose_headers.is_empty() && e.max_age_secs.is_empty() && e.allow_credentials.is_empty())
+    !(e.allow_methods.is_empty()
+        && e.allow_headers.is_empty()
+        && e.expose_headers.is_empty()
+        && e.max_age_secs.is_empty()
+        && e.allow_credentials.is_empty())
 }
 
 /// The description form.
@@ -375,18 +449,40 @@ async fn save_description(
     Path(name): Path<String>,
     CsrfForm(form): CsrfForm<DescriptionForm>,
 ) -> UiResult {
-    let current = state.store.get_service(&name).await.map_err(|e| ui_err(&ctx, e))?;
+    let current = state
+        .store
+        .get_service(&name)
+        .await
+        .map_err(|e| ui_err(&ctx, e))?;
     if let Err(e) = validate::text("description", &form.description, false) {
-        let errors = FieldErrors { description: e.to_string(), ..FieldErrors::default() };
-        return render_detail(&ctx, &state, current, None, RequestView::default(), errors, StatusCode::UNPROCESSABLE_ENTITY).await;
+        let errors = FieldErrors {
+            description: e.to_string(),
+            ..FieldErrors::default()
+        };
+        return render_detail(
+            &ctx,
+            &state,
+            current,
+            None,
+            RequestView::default(),
+            errors,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     }
     let description = form.description.trim().to_owned();
     state
         .store
-        .update_service_with(&name, &user.email, |current, _| Ok::<_, Error>((description.clone(), current.settings.clone())))
+        .update_service_with(&name, &user.email, |current, _| {
+            Ok::<_, Error>((description.clone(), current.settings.clone()))
+        })
         .await
         .map_err(|e| ui_err(&ctx, e))?;
-    Ok(redirect_with_flash(&format!("/services/{name}"), "ok", "Description saved."))
+    Ok(redirect_with_flash(
+        &format!("/services/{name}"),
+        "ok",
+        "Description saved.",
+    ))
 }
 
 /// The request-an-origin form.
@@ -406,8 +502,16 @@ fn parse_time(text: &str) -> Option<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(t)
         .map(|d| d.with_timezone(&Utc))
         .ok()
-        .or_else(|| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M").ok().map(|n| n.and_utc()))
-        .or_else(|| NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S").ok().map(|n| n.and_utc()))
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M")
+                .ok()
+                .map(|n| n.and_utc())
+        })
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S")
+                .ok()
+                .map(|n| n.and_utc())
+        })
 }
 
 async fn request_origin(
@@ -417,8 +521,16 @@ async fn request_origin(
     Path(name): Path<String>,
     CsrfForm(form): CsrfForm<RequestForm>,
 ) -> UiResult {
-    let service = state.store.get_service(&name).await.map_err(|e| ui_err(&ctx, e))?;
-    let view = RequestView { pattern: form.pattern.clone(), reason: form.reason.clone(), expires_at: form.expires_at.clone() };
+    let service = state
+        .store
+        .get_service(&name)
+        .await
+        .map_err(|e| ui_err(&ctx, e))?;
+    let view = RequestView {
+        pattern: form.pattern.clone(),
+        reason: form.reason.clone(),
+        expires_at: form.expires_at.clone(),
+    };
     let mut errors = FieldErrors::default();
     if form.pattern.trim().is_empty() {
         errors.pattern = "Enter an origin, e.g. https://app.example.com.".into();
@@ -431,7 +543,9 @@ async fn request_origin(
         match parse_time(&form.expires_at) {
             Some(t) if t > Utc::now() => expires_at = Some(t),
             Some(_) => errors.expires_at = "The expiry is in the past.".into(),
-            None => errors.expires_at = "Use a date and time such as 2030-01-31T17:00 (UTC).".into(),
+            None => {
+                errors.expires_at = "Use a date and time such as 2030-01-31T17:00 (UTC).".into()
+            }
         }
     }
     let mut pattern = String::new();
@@ -449,28 +563,67 @@ async fn request_origin(
             Err(e) => place(&mut errors, &e),
         }
     }
-    if !(errors.pattern.is_empty() && errors.reason.is_empty() && errors.expires_at.is_empty() && errors.other.is_empty()) {
-        return render_detail(&ctx, &state, service, None, view, errors, StatusCode::UNPROCESSABLE_ENTITY).await;
+    if !(errors.pattern.is_empty()
+        && errors.reason.is_empty()
+        && errors.expires_at.is_empty()
+        && errors.other.is_empty())
+    {
+        return render_detail(
+            &ctx,
+            &state,
+            service,
+            None,
+            view,
+            errors,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
     }
-    match state.store.request_origin(&name, &pattern, form.reason.trim(), expires_at, &user.email).await {
+    match state
+        .store
+        .request_origin(&name, &pattern, form.reason.trim(), expires_at, &user.email)
+        .await
+    {
         Ok(origin) => {
             tracing::info!(service = %name, origin = %origin.pattern, id = origin.id, actor = %user.email, "origin requested (UI)");
             Ok(redirect_with_flash(
                 &format!("/services/{name}"),
                 "ok",
-                &format!("Requested {} (#{}); an approver will review it.", origin.pattern, origin.id),
+                &format!(
+                    "Requested {} (#{}); an approver will review it.",
+                    origin.pattern, origin.id
+                ),
             ))
         }
         Err(e) => {
             let e: Error = e.into();
             match e {
                 Error::Conflict(_) | Error::InvalidState(_) => {
-                    errors.pattern = format!("{pattern} is already requested or approved for this service.");
-                    render_detail(&ctx, &state, service, None, view, errors, StatusCode::CONFLICT).await
+                    errors.pattern =
+                        format!("{pattern} is already requested or approved for this service.");
+                    render_detail(
+                        &ctx,
+                        &state,
+                        service,
+                        None,
+                        view,
+                        errors,
+                        StatusCode::CONFLICT,
+                    )
+                    .await
                 }
                 Error::Unprocessable { .. } => {
                     place(&mut errors, &e);
-                    render_detail(&ctx, &state, service, None, view, errors, StatusCode::UNPROCESSABLE_ENTITY).await
+                    render_detail(
+                        &ctx,
+                        &state,
+                        service,
+                        None,
+                        view,
+                        errors,
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                    )
+                    .await
                 }
                 other => Err(ui_err(&ctx, other)),
             }

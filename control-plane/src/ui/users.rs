@@ -166,7 +166,11 @@ async fn create(
     CsrfForm(form): CsrfForm<NewUser>,
 ) -> UiResult {
     let email = form.email.trim().to_owned();
-    let mut forms = Forms { new_email: email.clone(), new_role: form.role.clone(), ..Forms::default() };
+    let mut forms = Forms {
+        new_email: email.clone(),
+        new_role: form.role.clone(),
+        ..Forms::default()
+    };
     let role = Role::parse(&form.role);
     forms.user_error = if email.is_empty() || !email.contains('@') || email.len() > 254 {
         "Enter the person's email address.".into()
@@ -184,8 +188,16 @@ async fn create(
     let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
         .await?
         .map_err(|e| Error::Internal(anyhow::anyhow!(e)))?;
-    match state.store.create_user(&email, &hash, role, &user.email).await {
-        Ok(created) => Ok(redirect_with_flash("/users", "ok", &format!("Created {} as {}.", created.email, role.as_str()))),
+    match state
+        .store
+        .create_user(&email, &hash, role, &user.email)
+        .await
+    {
+        Ok(created) => Ok(redirect_with_flash(
+            "/users",
+            "ok",
+            &format!("Created {} as {}.", created.email, role.as_str()),
+        )),
         Err(StoreError::Conflict(m)) => {
             forms.user_error = format!("{m}.");
             render(&ctx, &state, forms, StatusCode::CONFLICT).await
@@ -210,19 +222,51 @@ async fn update(
     CsrfForm(form): CsrfForm<UpdateUser>,
 ) -> UiResult {
     let Some(role) = Role::parse(&form.role) else {
-        return Ok(redirect_with_flash("/users", "error", "Nothing changed: choose a role."));
+        return Ok(redirect_with_flash(
+            "/users",
+            "error",
+            "Nothing changed: choose a role.",
+        ));
     };
     let disabled = form.disabled.is_some();
-    let target = state.store.list_users().await?.into_iter().find(|u| u.id == id);
+    let target = state
+        .store
+        .list_users()
+        .await?
+        .into_iter()
+        .find(|u| u.id == id);
     let Some(target) = target else {
-        return Ok(redirect_with_flash("/users", "error", &format!("Nothing changed: user {id} does not exist.")));
+        return Ok(redirect_with_flash(
+            "/users",
+            "error",
+            &format!("Nothing changed: user {id} does not exist."),
+        ));
     };
     if target.email.eq_ignore_ascii_case(&user.email) && (disabled || role != Role::Admin) {
-        return Ok(redirect_with_flash("/users", "error", "Nothing changed: you cannot demote or disable yourself; ask another admin."));
+        return Ok(redirect_with_flash(
+            "/users",
+            "error",
+            "Nothing changed: you cannot demote or disable yourself; ask another admin.",
+        ));
     }
-    let updated = state.store.update_user(id, Some(role), Some(disabled), &user.email).await?;
-    let status = if updated.disabled { "disabled" } else { "enabled" };
-    Ok(redirect_with_flash("/users", "ok", &format!("{} is now {} ({status}).", updated.email, updated.role.as_str())))
+    let updated = state
+        .store
+        .update_user(id, Some(role), Some(disabled), &user.email)
+        .await?;
+    let status = if updated.disabled {
+        "disabled"
+    } else {
+        "enabled"
+    };
+    Ok(redirect_with_flash(
+        "/users",
+        "ok",
+        &format!(
+            "{} is now {} ({status}).",
+            updated.email,
+            updated.role.as_str()
+        ),
+    ))
 }
 
 /// The new-token form.
@@ -243,13 +287,22 @@ async fn create_token(
     CsrfForm(form): CsrfForm<NewToken>,
 ) -> UiResult {
     let name = form.name.trim().to_owned();
-    let mut forms = Forms { token_name: name.clone(), token_role: form.role.clone(), token_days: form.days.clone(), ..Forms::default() };
+    let mut forms = Forms {
+        token_name: name.clone(),
+        token_role: form.role.clone(),
+        token_days: form.days.clone(),
+        ..Forms::default()
+    };
     let role = Role::parse(&form.role);
     let days = form.days.trim();
     let expires_at = if days.is_empty() {
         Ok(None)
     } else {
-        days.parse::<i64>().ok().filter(|d| (1..=3650).contains(d)).map(|d| Some(Utc::now() + Duration::days(d))).ok_or(())
+        days.parse::<i64>()
+            .ok()
+            .filter(|d| (1..=3650).contains(d))
+            .map(|d| Some(Utc::now() + Duration::days(d)))
+            .ok_or(())
     };
     forms.token_error = if let Err(e) = validate::text("name", &name, true) {
         format!("{e}: name the token after what uses it.")
@@ -262,14 +315,22 @@ async fn create_token(
     } else {
         String::new()
     };
-    let (Some(role), Ok(expires_at), true) = (role, expires_at, forms.token_error.is_empty()) else {
+    let (Some(role), Ok(expires_at), true) = (role, expires_at, forms.token_error.is_empty())
+    else {
         return render(&ctx, &state, forms, StatusCode::UNPROCESSABLE_ENTITY).await;
     };
     let id = Uuid::new_v4();
     let issued = issue_api_token(&state.keys, id, &name, role, expires_at)?;
-    state.store.create_api_token(id, &name, role, expires_at, &user.email).await?;
+    state
+        .store
+        .create_api_token(id, &name, role, expires_at, &user.email)
+        .await?;
     tracing::info!(token_id = %id, name = %name, role = role.as_str(), actor = %user.email, "API token issued (UI)");
-    let forms = Forms { secret: issued.token, secret_name: name, ..Forms::default() };
+    let forms = Forms {
+        secret: issued.token,
+        secret_name: name,
+        ..Forms::default()
+    };
     render(&ctx, &state, forms, StatusCode::CREATED).await
 }
 
@@ -284,13 +345,23 @@ async fn revoke_token(
     CsrfForm(Empty {}): CsrfForm<Empty>,
 ) -> UiResult {
     let Ok(id) = Uuid::parse_str(&id) else {
-        return Ok(redirect_with_flash("/users", "error", "Nothing changed: no such token."));
+        return Ok(redirect_with_flash(
+            "/users",
+            "error",
+            "Nothing changed: no such token.",
+        ));
     };
     match state.store.revoke_api_token(id, &user.email).await {
-        Ok(()) => Ok(redirect_with_flash("/users", "ok", "Token revoked; it no longer works.")),
-        Err(StoreError::NotFound(_) | StoreError::InvalidState(_)) => {
-            Ok(redirect_with_flash("/users", "error", "Nothing changed: the token does not exist or is already revoked."))
-        }
+        Ok(()) => Ok(redirect_with_flash(
+            "/users",
+            "ok",
+            "Token revoked; it no longer works.",
+        )),
+        Err(StoreError::NotFound(_) | StoreError::InvalidState(_)) => Ok(redirect_with_flash(
+            "/users",
+            "error",
+            "Nothing changed: the token does not exist or is already revoked.",
+        )),
         Err(e) => Err(e.into()),
     }
 }

@@ -41,9 +41,18 @@ impl Server {
         let keys = SigningKey::from_bytes(&[9; 32]);
         let hash = password::hash(PASSWORD).map_err(anyhow::Error::msg)?;
         for role in ROLES {
-            db.store.create_user(&email(role), &hash, role, "test").await?;
+            db.store
+                .create_user(&email(role), &hash, role, "test")
+                .await?;
         }
-        db.store.create_service("payments-api", "Payments", &ServiceSettings::default(), "test").await?;
+        db.store
+            .create_service(
+                "payments-api",
+                "Payments",
+                &ServiceSettings::default(),
+                "test",
+            )
+            .await?;
         let http = TcpListener::bind("127.0.0.1:0").await?;
         let grpc = TcpListener::bind("127.0.0.1:0").await?;
         let base = format!("http://{}", http.local_addr()?);
@@ -59,13 +68,21 @@ impl Server {
         };
         let stop = Shutdown::new();
         tokio::spawn(node.run(stop.wait()));
-        Ok(Self { db, base, grpc_url, keys, _stop: stop })
+        Ok(Self {
+            db,
+            base,
+            grpc_url,
+            keys,
+            _stop: stop,
+        })
     }
 
     /// A browser-like client, not signed in.
     pub fn client(&self) -> Result<Browser> {
         Ok(Browser {
-            http: reqwest::Client::builder().redirect(reqwest::redirect::Policy::none()).build()?,
+            http: reqwest::Client::builder()
+                .redirect(reqwest::redirect::Policy::none())
+                .build()?,
             base: self.base.clone(),
             cookies: HashMap::new(),
         })
@@ -108,7 +125,11 @@ pub struct Browser {
 
 impl Browser {
     fn cookie_header(&self) -> String {
-        self.cookies.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join("; ")
+        self.cookies
+            .iter()
+            .map(|(k, v)| format!("{k}={v}"))
+            .collect::<Vec<_>>()
+            .join("; ")
     }
 
     async fn read(&mut self, r: reqwest::Response) -> Result<Page> {
@@ -124,13 +145,27 @@ impl Browser {
             }
         }
         let status = r.status().as_u16();
-        let location = r.headers().get("location").and_then(|v| v.to_str().ok()).unwrap_or_default().to_string();
-        Ok(Page { status, location, body: r.text().await? })
+        let location = r
+            .headers()
+            .get("location")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        Ok(Page {
+            status,
+            location,
+            body: r.text().await?,
+        })
     }
 
     /// GET `path`.
     pub async fn get(&mut self, path: &str) -> Result<Page> {
-        let r = self.http.get(format!("{}{path}", self.base)).header("cookie", self.cookie_header()).send().await?;
+        let r = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .header("cookie", self.cookie_header())
+            .send()
+            .await?;
         self.read(r).await
     }
 
@@ -165,8 +200,19 @@ impl Browser {
     /// Signs in through the login form.
     pub async fn login(&mut self, email: &str, password: &str) -> Result<Page> {
         let form = self.get("/login").await?;
-        let token = form.input("login_csrf").context("no login_csrf on /login")?;
-        self.post_raw("/login", &[("login_csrf", &token), ("next", "/services"), ("email", email), ("password", password)]).await
+        let token = form
+            .input("login_csrf")
+            .context("no login_csrf on /login")?;
+        self.post_raw(
+            "/login",
+            &[
+                ("login_csrf", &token),
+                ("next", "/services"),
+                ("email", email),
+                ("password", password),
+            ],
+        )
+        .await
     }
 
     /// Follows a redirect's flash message: GETs the location.
