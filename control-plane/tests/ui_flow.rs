@@ -329,6 +329,17 @@ async fn bad_input_on_every_form_shows_a_message_and_changes_nothing() -> Result
     assert_eq!(server.db.store.get_service("payments-api").await?, before);
 
     let mut admin = server.signed_in(Role::Admin).await?;
+    for (name, status, message) in [
+        ("Bad Name", 422, "invalid service name"),
+        ("payments-api", 409, "already exists"),
+    ] {
+        let r = admin
+            .post("/services", &[("name", name), ("description", "")])
+            .await?;
+        assert_eq!(r.status, status, "{name}: {}", r.body);
+        assert!(r.body.contains(message), "{name}: {}", r.body);
+    }
+    assert_eq!(server.db.store.list_services().await?.len(), 1);
     let users_before = server.db.store.list_users().await?.len();
     for (fields, message) in [
         (

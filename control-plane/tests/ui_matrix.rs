@@ -104,6 +104,10 @@ async fn call(server: &Server, route: &str) -> Result<Call> {
             format!("/origins/{}/revoke", approved(server).await?),
             &[("note", "gone")],
         ),
+        "ui create service" => form(
+            "/services".into(),
+            &[("name", &format!("new-{}", fresh())), ("description", "x")],
+        ),
         "ui create user" => form(
             "/users".into(),
             &[
@@ -205,7 +209,7 @@ async fn call(server: &Server, route: &str) -> Result<Call> {
     })
 }
 
-const ROUTES: [(&str, Role); 35] = [
+const ROUTES: [(&str, Role); 36] = [
     ("ui services", Role::Viewer),
     ("ui service", Role::Viewer),
     ("ui approvals", Role::Viewer),
@@ -220,6 +224,7 @@ const ROUTES: [(&str, Role); 35] = [
     ("ui approve", Role::Approver),
     ("ui reject", Role::Approver),
     ("ui revoke", Role::Approver),
+    ("ui create service", Role::Admin),
     ("ui create user", Role::Admin),
     ("ui update user", Role::Admin),
     ("ui create token", Role::Admin),

@@ -3,7 +3,7 @@
 
 use super::page::{Ctx, Layout, UiError, UiResult, redirect_with_flash, when, when_opt};
 use crate::api::{AppState, Error, validate};
-use crate::auth::{Approver, CsrfForm, Requester, RequireRole};
+use crate::auth::{Admin, Approver, CsrfForm, Requester, RequireRole};
 use crate::store::origins::Origin;
 use crate::store::services::{Service, ServiceSettings};
 use askama::Template;
@@ -18,7 +18,7 @@ use serde::Deserialize;
 /// The routes of this module.
 pub fn router() -> Router<AppState> {
     Router::new()
-        .route("/services", get(list))
+        .route("/services", get(list).post(create))
         .route("/services/{name}", get(detail))
         .route("/services/{name}/settings", post(save_settings))
         .route("/services/{name}/description", post(save_description))
@@ -44,6 +44,9 @@ struct ServicesPage {
     page: Layout,
     q: String,
     rows: Vec<Row>,
+    new_name: String,
+    new_description: String,
+    create_error: String,
 }
 
 /// Query of `/services`.
@@ -54,10 +57,28 @@ pub struct ListQuery {
 }
 
 async fn list(ctx: Ctx, State(state): State<AppState>, Query(query): Query<ListQuery>) -> UiResult {
-    let q = query.q.trim().to_owned();
+    render_list(
+        &ctx,
+        &state,
+        query.q.trim(),
+        NewService::default(),
+        String::new(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn render_list(
+    ctx: &Ctx,
+    state: &AppState,
+    q: &str,
+    new: NewService,
+    create_error: String,
+    status: StatusCode,
+) -> UiResult {
     let rows = state
         .store
-        .service_summaries(&q)
+        .service_summaries(q)
         .await?
         .into_iter()
         .map(|s| Row {
@@ -76,14 +97,69 @@ async fn list(ctx: Ctx, State(state): State<AppState>, Query(query): Query<ListQ
             revision: s.revision,
         })
         .collect();
-    Ok(ctx.render(
-        StatusCode::OK,
-        &ServicesPage {
-            page: ctx.layout("Services", "services"),
-            q,
-            rows,
+    let page = ServicesPage {
+        page: ctx.layout("Services", "services"),
+        q: q.to_owned(),
+        rows,
+        new_name: new.name,
+        new_description: new.description,
+        create_error,
+    };
+    Ok(ctx.render(status, &page))
+}
+
+/// The new-service form (admin).
+#[derive(Debug, Default, Deserialize)]
+pub struct NewService {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+async fn create(
+    RequireRole { user, .. }: RequireRole<Admin>,
+    ctx: Ctx,
+    State(state): State<AppState>,
+    CsrfForm(form): CsrfForm<NewService>,
+) -> UiResult {
+    let name = form.name.trim().to_owned();
+    let problem = validate::service_name(&name)
+        .and_then(|()| validate::text("description", &form.description, false))
+        .err();
+    if let Some(e) = problem {
+        return render_list(
+            &ctx,
+            &state,
+            "",
+            form,
+            e.to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    let settings = ServiceSettings::default();
+    match state
+        .store
+        .create_service(&name, form.description.trim(), &settings, &user.email)
+        .await
+    {
+        Ok(service) => {
+            tracing::info!(service = %name, actor = %user.email, revision = service.revision, "service created (UI)");
+            Ok(redirect_with_flash(
+                &format!("/services/{name}"),
+                "ok",
+                &format!("Created {name}. Set its policy below, then request origins."),
+            ))
+        }
+        Err(e) => match Error::from(e) {
+            Error::Conflict(_) => {
+                let message = format!("A service named {name} already exists.");
+                render_list(&ctx, &state, "", form, message, StatusCode::CONFLICT).await
+            }
+            other => Err(ui_err(&ctx, other)),
         },
-    ))
+    }
 }
 
 /// The settings form's values (as typed) and the problems found in them.
