@@ -3,6 +3,7 @@
 //! - [`store`]: the Postgres repository (the only module with SQL) and migrations.
 //! - [`auth`]: signing key, user and agent tokens (JWT), passwords (argon2), extractors.
 //! - [`api`]: the JSON REST API under `/api/v1`.
+//! - [`ui`]: the admin web UI (server-rendered pages and forms).
 //! - [`grpc`]: the `PolicySync` tonic service and the LISTEN/NOTIFY fan-out.
 //! - [`node`]: one control-plane node (HTTP + gRPC + jobs) on bound listeners.
 //! - [`server`]: wires HTTP and gRPC onto already-bound listeners with graceful shutdown.
@@ -24,3 +25,4 @@ pub mod server;
 pub mod store;
 #[doc(hidden)]
 pub mod testing;
+pub mod ui;

@@ -45,6 +45,9 @@ enum Command {
     /// Manage agent tokens.
     #[command(subcommand)]
     Token(TokenCommand),
+    /// Check the change audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
     /// Run the whole system locally for a first look: a private PostgreSQL
     /// (unless DATABASE_URL is set), an admin user, a demo service, a demo
     /// upstream behind a real agent, and a demo page on another origin.
@@ -99,6 +102,21 @@ struct ServeArgs {
     /// 0600) with a fresh random key when missing. Every replica must share it.
     #[arg(long, env = "CORSAIR_SIGNING_KEY_FILE")]
     signing_key_file: PathBuf,
+    /// Let a user approve their own origin requests (one-person teams,
+    /// demos). Without it, four eyes are required.
+    #[arg(long, env = "CORSAIR_SINGLE_OPERATOR")]
+    single_operator: bool,
+    /// Mark the UI session cookie `Secure` (set it when users reach the
+    /// control plane over HTTPS, e.g. behind a TLS-terminating proxy).
+    #[arg(long, env = "CORSAIR_SECURE_COOKIES")]
+    secure_cookies: bool,
+}
+
+#[derive(Debug, Subcommand)]
+enum AuditCommand {
+    /// Recompute the audit log's hash chain and report every row that was
+    /// altered, removed or inserted out of band; exits non-zero if any.
+    Verify(DbArgs),
 }
 
 #[derive(Debug, Subcommand)]
@@ -161,6 +179,7 @@ async fn main() -> anyhow::Result<()> {
         }
         Command::User(UserCommand::Add(args)) => user_add(args).await,
         Command::Token(TokenCommand::Issue(args)) => token_issue(args).await,
+        Command::Audit(AuditCommand::Verify(args)) => audit_verify(args).await,
         #[cfg(feature = "dev")]
         Command::Dev(args) => {
             let options = corsair_control_plane::dev::DevOptions {
@@ -214,8 +233,23 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         http,
         grpc,
         grpc_config: GrpcConfig::default(),
+        single_operator: args.single_operator,
+        secure_cookies: args.secure_cookies,
     };
     node.run(server::shutdown_signal()).await
+}
+
+async fn audit_verify(args: DbArgs) -> anyhow::Result<()> {
+    let store = connect(&args).await?;
+    let report = store.verify_audit_chain().await.context("reading the audit log")?;
+    if report.problems.is_empty() {
+        println!("audit log intact: {} rows, hash chain verified", report.rows);
+        return Ok(());
+    }
+    for p in &report.problems {
+        println!("TAMPERED: {p}");
+    }
+    bail!("audit log hash chain broken: {} problem(s) in {} rows", report.problems.len(), report.rows)
 }
 
 async fn user_add(args: UserAddArgs) -> anyhow::Result<()> {

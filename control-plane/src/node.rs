@@ -24,6 +24,10 @@ pub struct Node {
     pub grpc: TcpListener,
     /// gRPC tunables.
     pub grpc_config: GrpcConfig,
+    /// Let a user approve their own requests (`--single-operator`).
+    pub single_operator: bool,
+    /// Mark session cookies `Secure` (`--secure-cookies`).
+    pub secure_cookies: bool,
 }
 
 impl Node {
@@ -31,12 +35,14 @@ impl Node {
     /// in-flight HTTP requests finish and agent streams are closed with
     /// UNAVAILABLE so agents reconnect elsewhere.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let Node { store, keys, http, grpc, grpc_config } = self;
+        let Node { store, keys, http, grpc, grpc_config, single_operator, secure_cookies } = self;
         if let (Ok(h), Ok(g)) = (http.local_addr(), grpc.local_addr()) {
             tracing::info!(http = %h, grpc = %g, "control plane serving");
         }
         let stop = Shutdown::new();
-        let state = AppState::new(store.clone(), keys.clone());
+        let state = AppState::new(store.clone(), keys.clone())
+            .with_single_operator(single_operator)
+            .with_secure_cookies(secure_cookies);
         let expiry = tokio::spawn(server::run_expiry(store.clone(), server::EXPIRY_INTERVAL, stop.wait()));
         let mut http_task = tokio::spawn(server::serve_http(http, server::http_app(state), stop.wait()));
         let mut grpc_task = tokio::spawn(grpc::serve(grpc, store, keys, grpc_config, stop.wait()));

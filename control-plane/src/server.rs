@@ -13,10 +13,24 @@ use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::trace::TraceLayer;
 
-/// The whole HTTP application: the API with request tracing. (The admin UI
-/// will be merged in here.)
+/// The whole HTTP application: the API and the admin UI, with request
+/// tracing. Unknown paths under `/api/` get the API's JSON 404.
 pub fn http_app(state: AppState) -> Router {
-    api::app(state).layer(TraceLayer::new_for_http())
+    api::router()
+        .merge(crate::ui::router())
+        .fallback(not_found)
+        .with_state(state)
+        .layer(TraceLayer::new_for_http())
+}
+
+async fn not_found(uri: http::Uri) -> axum::response::Response {
+    use axum::response::IntoResponse;
+    let error = api::Error::NotFound(format!("no route for {}", uri.path()));
+    if uri.path().starts_with("/api/") {
+        error.into_response()
+    } else {
+        crate::ui::error_page(None, &error)
+    }
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets
@@ -28,7 +42,8 @@ where
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "HTTP API listening");
     }
-    axum::serve(listener, app)
+    // Connect info gives login throttling the client's address.
+    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
         .with_graceful_shutdown(shutdown)
         .await
 }

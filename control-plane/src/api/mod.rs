@@ -43,12 +43,29 @@ pub struct AppState {
     pub store: Store,
     /// Signs and verifies user and agent tokens.
     pub keys: SigningKey,
+    /// Let a user approve their own origin request (`--single-operator`);
+    /// otherwise four eyes are required.
+    pub single_operator: bool,
+    /// Mark the session cookie `Secure` (`--secure-cookies`, for TLS).
+    pub secure_cookies: bool,
 }
 
 impl AppState {
-    /// State from its parts.
+    /// State from its parts: four-eyes approvals, cookies without `Secure`.
     pub fn new(store: Store, keys: SigningKey) -> Self {
-        Self { store, keys }
+        Self { store, keys, single_operator: false, secure_cookies: false }
+    }
+
+    /// Allows (or forbids) approving one's own request.
+    pub fn with_single_operator(mut self, on: bool) -> Self {
+        self.single_operator = on;
+        self
+    }
+
+    /// Marks session cookies `Secure` (or not).
+    pub fn with_secure_cookies(mut self, on: bool) -> Self {
+        self.secure_cookies = on;
+        self
     }
 }
 

@@ -34,6 +34,18 @@ pub struct OriginRequest {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
+/// Four eyes: nobody approves their own request, unless the control plane
+/// runs with `--single-operator`. Shared with the UI.
+pub fn check_four_eyes(state: &AppState, origin: &Origin, actor: &str) -> Result<(), Error> {
+    if !state.single_operator && origin.requested_by.eq_ignore_ascii_case(actor) {
+        return Err(Error::Forbidden(format!(
+            "four-eyes rule: {actor} requested origin {} and cannot also approve it; ask another approver",
+            origin.pattern
+        )));
+    }
+    Ok(())
+}
+
 /// Body of approve/reject/revoke; may be omitted.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -99,7 +111,9 @@ async fn request(
     Ok((StatusCode::CREATED, Json(origin)))
 }
 
-async fn decide(
+/// Applies `decision` to origin `id` as `actor`, with every check the API
+/// makes (four eyes, expiry, the policy as it is now). Shared with the UI.
+pub async fn decide(
     state: &AppState,
     id: i64,
     decision: Decision,
@@ -120,6 +134,7 @@ async fn decide(
                 if decision != Decision::Approve {
                     return Ok(());
                 }
+                check_four_eyes(state, origin, actor)?;
                 if let Some(t) = origin.expires_at
                     && t <= Utc::now()
                 {

@@ -2,7 +2,9 @@
 
 use super::extract::Json;
 use super::{AppState, Error};
-use crate::auth::{Role, issue_user_token, password};
+use crate::auth::login::LoginError;
+use crate::auth::{self, Role};
+use axum::extract::FromRequest;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::post;
@@ -37,27 +39,16 @@ pub struct LoginResponse {
 
 async fn login(
     State(state): State<AppState>,
-    Json(req): Json<LoginRequest>,
+    request: axum::extract::Request,
 ) -> Result<Json<LoginResponse>, Error> {
-    let refused = || Error::Unauthorized("wrong email or password".into());
-    let found = state.store.user_credentials(&req.email).await?;
-    // argon2 takes tens of milliseconds of CPU: keep it off the reactor.
-    let (user, ok) = tokio::task::spawn_blocking(move || match found {
-        Some(c) => {
-            let ok = password::verify(&req.password, &c.password_hash);
-            (Some(c.user), ok)
-        }
-        None => {
-            password::verify_dummy(&req.password);
-            (None, false)
-        }
-    })
-    .await?;
-    let user = match user {
-        Some(u) if ok && !u.disabled => u,
-        _ => return Err(refused()),
+    let client = crate::ui::client_ip(request.extensions());
+    let Json(req) = Json::<LoginRequest>::from_request(request, &state).await?;
+    let (user, issued) = match auth::login::login(&state.store, &state.keys, &req.email, &req.password, client).await {
+        Ok(ok) => ok,
+        Err(LoginError::Internal(e)) => return Err(Error::Internal(e)),
+        Err(LoginError::Invalid(m)) => return Err(Error::unprocessable(m)),
+        Err(e) => return Err(Error::Unauthorized(e.to_string())),
     };
-    let issued = issue_user_token(&state.keys, &user.email, user.role)?;
     Ok(Json(LoginResponse {
         token: issued.token,
         expires_at: issued.expires_at,

@@ -82,6 +82,11 @@ async fn simulate(
     State(state): State<AppState>,
     Json(req): Json<SimulateRequest>,
 ) -> Result<Json<SimulateResponse>, Error> {
+    run(&state, &req).await.map(Json)
+}
+
+/// The simulation itself, shared by this endpoint and the UI's simulator page.
+pub async fn run(state: &AppState, req: &SimulateRequest) -> Result<SimulateResponse, Error> {
     let origin = HeaderValue::from_str(req.origin.trim())
         .ok()
         .filter(|v| !v.is_empty())
@@ -144,7 +149,7 @@ async fn simulate(
         let granted = decision.local_response().is_some_and(|s| s.is_success());
         steps.push(step("preflight", &decision));
         if !granted {
-            return Ok(Json(verdict(effective.service, effective.revision, steps)));
+            return Ok(verdict(effective.service, effective.revision, steps));
         }
     }
     let mut headers = HeaderMap::new();
@@ -154,7 +159,7 @@ async fn simulate(
         headers: &headers,
     });
     steps.push(step("actual", &decision));
-    Ok(Json(verdict(effective.service, effective.revision, steps)))
+    Ok(verdict(effective.service, effective.revision, steps))
 }
 
 fn step(request: &'static str, d: &Decision<'_>) -> Step {

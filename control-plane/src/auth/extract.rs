@@ -1,29 +1,103 @@
 //! Authentication and authorisation as axum extractors, so handlers state
 //! what they need in their signature and never check roles themselves.
+//!
+//! One place for the UI and the REST API: a caller is recognised from
+//! `Authorization: Bearer` (a session or API token) or from the session
+//! cookie, and a refusal is answered in the caller's language — JSON 401/403
+//! under `/api/`, a redirect to `/login` or a 403 page elsewhere.
 
+use super::session::{SESSION_COOKIE, cookie};
 use super::{Role, SigningKey, TokenKind};
 use crate::api::Error;
 use crate::store::Store;
-use axum::extract::{FromRef, FromRequestParts};
+use axum::extract::{FromRef, FromRequestParts, OriginalUri};
+use axum::response::{IntoResponse, Redirect, Response};
+use chrono::{DateTime, Utc};
 use http::header::AUTHORIZATION;
 use http::request::Parts;
 use std::marker::PhantomData;
+use uuid::Uuid;
 
-/// The caller, from a valid user token in `Authorization: Bearer`.
+/// The caller, from a valid session (cookie or bearer) or API token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CurrentUser {
-    /// The user's email: the actor recorded in the audit log.
+    /// The user's email (or `token:<name>` for an API token): the actor
+    /// recorded in the audit log.
     pub email: String,
-    /// The user's role as stored now (not as when the token was issued).
+    /// The role as stored now (not as when the token was issued).
     pub role: Role,
+    /// The session, when the caller presented one (not an API token).
+    pub session: Option<Session>,
 }
 
-/// The bearer token in `parts`, or why there is none.
-fn bearer(parts: &Parts) -> Result<&str, Error> {
-    let value = parts
-        .headers
-        .get(AUTHORIZATION)
-        .ok_or_else(|| Error::Unauthorized("missing Authorization: Bearer token".into()))?
+/// A signed-in session: what logout revokes and CSRF tokens are bound to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The token id (`jti`).
+    pub id: Uuid,
+    /// When the token expires.
+    pub expires_at: DateTime<Utc>,
+    /// Whether it came in the cookie (a browser) rather than a header.
+    pub from_cookie: bool,
+    /// The CSRF token every form of this session must carry.
+    pub csrf: String,
+}
+
+/// Why a request was refused, answered as JSON for the API and as HTML
+/// (redirect to the login page, or a 403 page) for the UI.
+#[derive(Debug)]
+pub struct AuthRejection {
+    /// The API error (401 or 403, or 500 if the database failed).
+    pub error: Error,
+    /// Answer with HTML rather than JSON.
+    pub html: bool,
+    /// For a 403 page: who was refused.
+    pub user: Option<CurrentUser>,
+    /// For the login redirect: where to come back to.
+    pub path: String,
+}
+
+impl IntoResponse for AuthRejection {
+    fn into_response(self) -> Response {
+        if !self.html {
+            return self.error.into_response();
+        }
+        match self.error {
+            Error::Unauthorized(_) => {
+                let next = crate::ui::encode_query(&self.path);
+                Redirect::to(&format!("/login?next={next}")).into_response()
+            }
+            other => crate::ui::error_page(self.user.as_ref(), &other),
+        }
+    }
+}
+
+impl From<AuthRejection> for Error {
+    fn from(r: AuthRejection) -> Self {
+        r.error
+    }
+}
+
+/// The path the client asked for (before any router nesting stripped it).
+fn request_path(parts: &Parts) -> String {
+    parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or_else(|| parts.uri.path().to_owned(), |u| u.0.path().to_owned())
+}
+
+/// Whether refusals for this request are answered as HTML pages.
+pub fn wants_html(parts: &Parts) -> bool {
+    let path = request_path(parts);
+    path != "/api" && !path.starts_with("/api/")
+}
+
+/// The bearer token in `parts`, if any; `Err` if the header is malformed.
+fn bearer(parts: &Parts) -> Result<Option<&str>, Error> {
+    let Some(value) = parts.headers.get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
         .to_str()
         .map_err(|_| Error::Unauthorized("the Authorization header is not valid text".into()))?;
     // The scheme name is case-insensitive (RFC 9110 §11.1).
@@ -31,10 +105,75 @@ fn bearer(parts: &Parts) -> Result<&str, Error> {
         Some((scheme, token))
             if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
         {
-            Ok(token.trim())
+            Ok(Some(token.trim()))
         }
         _ => Err(Error::Unauthorized(
             "expected Authorization: Bearer <token>".into(),
+        )),
+    }
+}
+
+async fn authenticate<S>(parts: &Parts, state: &S) -> Result<CurrentUser, Error>
+where
+    SigningKey: FromRef<S>,
+    Store: FromRef<S>,
+{
+    let (token, from_cookie) = match bearer(parts)? {
+        Some(t) => (t.to_owned(), false),
+        None => match cookie(&parts.headers, SESSION_COOKIE) {
+            Some(t) if !t.is_empty() => (t, true),
+            _ => {
+                return Err(Error::Unauthorized(
+                    "missing Authorization: Bearer token (or session cookie)".into(),
+                ));
+            }
+        },
+    };
+    let claims = SigningKey::from_ref(state)
+        .verify_any(&token)
+        .map_err(|e| Error::Unauthorized(e.to_string()))?;
+    let id = Uuid::parse_str(&claims.jti)
+        .map_err(|_| Error::Unauthorized("invalid token: malformed token id".into()))?;
+    let store = Store::from_ref(state);
+    match claims.kind {
+        TokenKind::User => {
+            // The token proves who the caller is; the database says what they
+            // may do now (a disabled user, a lowered role or a logout takes
+            // effect at once, not when the token expires).
+            let role = store.session_role(&claims.sub, id).await?.ok_or_else(|| {
+                Error::Unauthorized(format!(
+                    "session ended, or user {} does not exist or is disabled",
+                    claims.sub
+                ))
+            })?;
+            let expires_at = claims
+                .exp
+                .and_then(|e| DateTime::from_timestamp(e, 0))
+                .unwrap_or_else(Utc::now);
+            let csrf = super::session::csrf_for(&SigningKey::from_ref(state), id);
+            Ok(CurrentUser {
+                email: claims.sub,
+                role,
+                session: Some(Session {
+                    id,
+                    expires_at,
+                    from_cookie,
+                    csrf,
+                }),
+            })
+        }
+        TokenKind::Api if !from_cookie => {
+            let (name, role) = store.active_api_token(id).await?.ok_or_else(|| {
+                Error::Unauthorized("API token revoked, expired or unknown".into())
+            })?;
+            Ok(CurrentUser {
+                email: format!("token:{name}"),
+                role,
+                session: None,
+            })
+        }
+        _ => Err(Error::Unauthorized(
+            "invalid token: not a user or API token".into(),
         )),
     }
 }
@@ -45,25 +184,25 @@ where
     SigningKey: FromRef<S>,
     Store: FromRef<S>,
 {
-    type Rejection = Error;
+    type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
-        let token = bearer(parts)?;
-        let claims = SigningKey::from_ref(state)
-            .verify(token, TokenKind::User)
-            .map_err(|e| Error::Unauthorized(e.to_string()))?;
-        // The token proves who the caller is; the database says what they
-        // may do now (a disabled user or a lowered role takes effect at once).
-        let role = Store::from_ref(state)
-            .active_user_role(&claims.sub)
-            .await?
-            .ok_or_else(|| {
-                Error::Unauthorized(format!("user {} does not exist or is disabled", claims.sub))
-            })?;
-        Ok(CurrentUser {
-            email: claims.sub,
-            role,
-        })
+        // Several extractors of one request (role, CSRF form) share one lookup.
+        if let Some(user) = parts.extensions.get::<CurrentUser>() {
+            return Ok(user.clone());
+        }
+        match authenticate(parts, state).await {
+            Ok(user) => {
+                parts.extensions.insert(user.clone());
+                Ok(user)
+            }
+            Err(error) => Err(AuthRejection {
+                error,
+                html: wants_html(parts),
+                user: None,
+                path: request_path(parts),
+            }),
+        }
     }
 }
 
@@ -100,7 +239,7 @@ impl MinimumRole for Admin {
 }
 
 /// A [`CurrentUser`] whose role is at least `R`; otherwise 401 (no valid
-/// token) or 403 (role too low).
+/// token) or 403 (role too low), as JSON or HTML (see [`AuthRejection`]).
 #[derive(Debug)]
 pub struct RequireRole<R: MinimumRole> {
     /// The caller.
@@ -115,17 +254,22 @@ where
     Store: FromRef<S>,
     R: MinimumRole,
 {
-    type Rejection = Error;
+    type Rejection = AuthRejection;
 
     async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
         let user = CurrentUser::from_request_parts(parts, state).await?;
         // Roles are ordered: each includes the rights of the ones before it.
         if user.role < R::ROLE {
-            return Err(Error::Forbidden(format!(
-                "this needs the {} role; you are {}",
-                R::ROLE.as_str(),
-                user.role.as_str()
-            )));
+            return Err(AuthRejection {
+                error: Error::Forbidden(format!(
+                    "this needs the {} role; you are {}",
+                    R::ROLE.as_str(),
+                    user.role.as_str()
+                )),
+                html: wants_html(parts),
+                user: Some(user),
+                path: request_path(parts),
+            });
         }
         Ok(RequireRole {
             user,

@@ -19,6 +19,9 @@ pub enum TokenKind {
     User,
     /// An agent presenting itself on the gRPC stream.
     Agent,
+    /// An API token for automation: its `jti` is a row of `api_tokens`,
+    /// which holds its role and whether it still works.
+    Api,
 }
 
 /// The claims Corsair puts in every token.
@@ -73,6 +76,8 @@ pub enum KeyError {
 pub struct SigningKey {
     encoding: EncodingKey,
     decoding: DecodingKey,
+    /// The raw secret, for the HMAC behind CSRF tokens.
+    mac: std::sync::Arc<[u8]>,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -87,7 +92,29 @@ impl SigningKey {
         Self {
             encoding: EncodingKey::from_secret(bytes),
             decoding: DecodingKey::from_secret(bytes),
+            mac: bytes.into(),
         }
+    }
+
+    /// HMAC-SHA256 of `message` under this key, as hex: CSRF tokens bound
+    /// to a session id, which nobody without the key can compute.
+    pub fn mac_hex(&self, message: &str) -> String {
+        use sha2::{Digest, Sha256};
+        const BLOCK: usize = 64;
+        let mut key = [0u8; BLOCK];
+        if self.mac.len() > BLOCK {
+            key[..32].copy_from_slice(&Sha256::digest(&self.mac));
+        } else {
+            key[..self.mac.len()].copy_from_slice(&self.mac);
+        }
+        let pad = |byte: u8| key.iter().map(|k| k ^ byte).collect::<Vec<u8>>();
+        let mut inner = Sha256::new();
+        inner.update(pad(0x36));
+        inner.update(message.as_bytes());
+        let mut outer = Sha256::new();
+        outer.update(pad(0x5c));
+        outer.update(inner.finalize());
+        outer.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 
     /// Loads the hex-encoded key in `path`, creating the file (mode 0600) with
@@ -149,6 +176,15 @@ impl SigningKey {
 
     /// Verifies signature and expiry and that the token is of `kind`.
     pub fn verify(&self, token: &str, kind: TokenKind) -> Result<Claims, KeyError> {
+        let claims = self.verify_any(token)?;
+        if claims.kind != kind {
+            return Err(KeyError::Token(format!("expected a {kind:?} token")));
+        }
+        Ok(claims)
+    }
+
+    /// Verifies signature and expiry, whatever the token's kind.
+    pub fn verify_any(&self, token: &str) -> Result<Claims, KeyError> {
         let mut validation = Validation::new(Algorithm::HS256);
         // `exp` is optional (agent tokens may be long-lived); checked below.
         validation.required_spec_claims.clear();
@@ -157,9 +193,6 @@ impl SigningKey {
         let data = jsonwebtoken::decode::<Claims>(token, &self.decoding, &validation)
             .map_err(|e| KeyError::Token(e.to_string()))?;
         let claims = data.claims;
-        if claims.kind != kind {
-            return Err(KeyError::Token(format!("expected a {kind:?} token")));
-        }
         if let Some(exp) = claims.exp
             && exp <= chrono::Utc::now().timestamp()
         {

@@ -4,17 +4,24 @@
 //! - [`password`]: argon2 password hashing.
 //! - [`tokens`]: issuing user (login) and agent tokens.
 //! - [`extract`]: [`CurrentUser`] and [`RequireRole`], the extractors every
-//!   API handler uses to authenticate and authorise.
+//!   API and UI handler uses to authenticate and authorise.
+//! - [`session`]: the session cookie, CSRF tokens and [`CsrfForm`].
+//! - [`login`]: password check with throttling and lockouts.
 
 pub mod extract;
 pub mod keys;
+pub mod login;
 pub mod password;
+pub mod session;
 pub mod tokens;
 
-pub use extract::{Admin, Approver, CurrentUser, MinimumRole, Requester, RequireRole, Viewer};
+pub use extract::{
+    Admin, Approver, AuthRejection, CurrentUser, MinimumRole, Requester, RequireRole, Session, Viewer,
+};
+pub use session::CsrfForm;
 pub use keys::{Claims, KeyError, SigningKey, TokenKind};
 use serde::{Deserialize, Serialize};
-pub use tokens::{IssuedToken, issue_agent_token, issue_user_token};
+pub use tokens::{IssuedToken, issue_agent_token, issue_api_token, issue_user_token};
 
 /// A user's role. Each role includes the rights of the ones before it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

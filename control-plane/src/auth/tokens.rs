@@ -68,6 +68,31 @@ pub fn issue_agent_token(
     })
 }
 
+/// Signs an API token for automation named `name`; its `jti` is `id`, a row
+/// of `api_tokens` that holds its role and makes it revocable.
+pub fn issue_api_token(
+    key: &SigningKey,
+    id: Uuid,
+    name: &str,
+    role: Role,
+    expires_at: Option<DateTime<Utc>>,
+) -> Result<IssuedToken, KeyError> {
+    let claims = Claims {
+        sub: format!("token:{name}"),
+        kind: TokenKind::Api,
+        role: Some(role),
+        services: Vec::new(),
+        jti: id.to_string(),
+        iat: Utc::now().timestamp(),
+        exp: expires_at.map(|t| t.timestamp()),
+    };
+    Ok(IssuedToken {
+        token: key.sign(&claims)?,
+        id,
+        expires_at,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -119,7 +119,8 @@ async fn run_with_database(
     store.create_agent_token(token_id, "dev-agent", &services, None, ACTOR).await?;
 
     let stop = Shutdown::new();
-    let node = Node { store: store.clone(), keys, http, grpc, grpc_config: GrpcConfig::default() };
+    // One person at a keyboard: let them approve their own requests.
+    let node = Node { store: store.clone(), keys, http, grpc, grpc_config: GrpcConfig::default(), single_operator: true, secure_cookies: false };
     let mut node_task = tokio::spawn(node.run(stop.wait()));
     let upstream_task = tokio::spawn(
         axum::serve(upstream, demo::upstream_router()).with_graceful_shutdown(stop.wait()).into_future(),
@@ -263,6 +264,7 @@ fn print_banner(b: &Banner<'_>) {
         r#"
 Corsair dev is running. Ctrl-C stops everything.
 
+  Admin UI            {http}/   (sign in with the admin login below)
   Control plane API   {http}/api/v1   (OpenAPI: {http}/api/v1/openapi.json)
   Control plane gRPC  {grpc}
   Agent proxy         {agent}   (service {service}; health: {admin}/healthz)
@@ -272,7 +274,8 @@ Corsair dev is running. Ctrl-C stops everything.
   Admin login         {email} / {password}
 
 The demo page's origin has origin request #{id} ({status}). Open the demo page,
-click "Run all" (blocked), then approve the request through the API and click again:
+click "Run all" (blocked), then approve the request in the admin UI (Approvals) or
+through the API, and click again:
 
   TOKEN=$(curl -s {http}/api/v1/login -H 'content-type: application/json' \
     -d '{{"email":"{email}","password":"{password}"}}' | sed 's/.*"token":"\([^"]*\)".*/\1/')

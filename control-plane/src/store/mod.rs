@@ -14,13 +14,19 @@
 //! - [`audit`]: the append-only change audit log.
 //! - [`agent_status`]: the read side of the agents table, for the API.
 //! - [`agents`]: the write side: connected agents, their ACKs/NACKs (gRPC).
+//! - [`sessions`]: session revocation and API tokens for automation.
+//! - [`throttle`]: failed-login counts for throttling.
+//! - [`overview`]: read models for the admin UI (overview, queue, audit pages, chain check).
 
 pub mod agent_status;
 pub mod agents;
 pub mod audit;
 pub mod origins;
+pub mod overview;
 pub mod policy;
 pub mod services;
+pub mod sessions;
+pub mod throttle;
 pub mod tokens;
 pub mod users;
 

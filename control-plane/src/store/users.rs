@@ -124,3 +124,65 @@ impl Store {
             .map(|r| Role::parse(&r.role).unwrap_or(Role::Viewer)))
     }
 }
+
+impl Store {
+    /// Every user, by email.
+    pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
+        let rows = sqlx::query!("SELECT id, email, role, disabled, created_at FROM users ORDER BY lower(email)")
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| User {
+                id: r.id,
+                email: r.email,
+                role: Role::parse(&r.role).unwrap_or(Role::Viewer),
+                disabled: r.disabled,
+                created_at: r.created_at,
+            })
+            .collect())
+    }
+
+    /// Changes user `id`'s role and/or disabled flag, with an audit row.
+    pub async fn update_user(
+        &self,
+        id: i64,
+        role: Option<Role>,
+        disabled: Option<bool>,
+        actor: &str,
+    ) -> Result<User, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let before = sqlx::query!("SELECT email, role, disabled FROM users WHERE id = $1 FOR UPDATE", id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .ok_or_else(|| StoreError::NotFound(format!("user {id}")))?;
+        let row = sqlx::query!(
+            r#"
+            UPDATE users SET role = coalesce($2, role), disabled = coalesce($3, disabled)
+             WHERE id = $1 RETURNING id, email, role, disabled, created_at
+            "#,
+            id,
+            role.map(Role::as_str),
+            disabled
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let user = User {
+            id: row.id,
+            email: row.email,
+            role: Role::parse(&row.role).unwrap_or(Role::Viewer),
+            disabled: row.disabled,
+            created_at: row.created_at,
+        };
+        let target = format!("user:{}", user.email);
+        let before = serde_json::json!({ "email": before.email, "role": before.role, "disabled": before.disabled });
+        let after = serde_json::json!({ "email": user.email, "role": user.role, "disabled": user.disabled });
+        audit::append(
+            &mut tx,
+            AuditRecord { actor, action: "user.update", service: None, target: &target, before: Some(&before), after: Some(&after) },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(user)
+    }
+}

@@ -1,0 +1,202 @@
+//! Read models for the admin UI: the services overview, the approvals
+//! queue, and the change audit log with filters, pages and verification.
+
+use super::audit::AuditEntry;
+use super::origins::Origin;
+use super::{Store, StoreError};
+use chrono::{DateTime, Utc};
+
+/// One line of the services page.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSummary {
+    /// The service.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// `enforce` or `report_only`.
+    pub mode: String,
+    /// Approved origins (expired ones included until the expiry job runs).
+    pub approved: i64,
+    /// Pending requests.
+    pub pending: i64,
+    /// Last change to the service or one of its origins.
+    pub last_change: DateTime<Utc>,
+    /// The current revision.
+    pub revision: i64,
+    /// The lowest revision any agent serving it has applied, if any has.
+    pub agents_min_revision: Option<i64>,
+    /// How many agents report a state for it.
+    pub agents: i64,
+}
+
+/// Filters of the audit page; `None` means any.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    /// Exact service name.
+    pub service: Option<String>,
+    /// Actor (case-insensitive substring).
+    pub actor: Option<String>,
+    /// Exact action, e.g. `origin.approve`.
+    pub action: Option<String>,
+    /// At or after.
+    pub since: Option<DateTime<Utc>>,
+    /// Before.
+    pub until: Option<DateTime<Utc>>,
+}
+
+/// The outcome of `audit verify`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainReport {
+    /// Rows checked.
+    pub rows: i64,
+    /// One line per broken link or altered row.
+    pub problems: Vec<String>,
+}
+
+impl Store {
+    /// Services whose name or description contains `search` (all when
+    /// empty), by name, with counts, last change and agents' revisions.
+    pub async fn service_summaries(&self, search: &str) -> Result<Vec<ServiceSummary>, StoreError> {
+        let rows = sqlx::query!(
+            r#"
+            SELECT s.name, s.description, s.mode, s.revision,
+                   coalesce(o.approved, 0) AS "approved!", coalesce(o.pending, 0) AS "pending!",
+                   greatest(s.updated_at, o.last_request, o.last_decision) AS "last_change!",
+                   a.min_revision AS agents_min_revision, coalesce(a.agents, 0) AS "agents!"
+              FROM services s
+              LEFT JOIN LATERAL (
+                    SELECT count(*) FILTER (WHERE status = 'approved') AS approved,
+                           count(*) FILTER (WHERE status = 'pending') AS pending,
+                           max(requested_at) AS last_request, max(decided_at) AS last_decision
+                      FROM origins WHERE service_id = s.id) o ON true
+              LEFT JOIN LATERAL (
+                    SELECT min(applied_revision) AS min_revision, count(*) AS agents
+                      FROM agent_services WHERE service = s.name) a ON true
+             WHERE $1 = '' OR s.name ILIKE '%' || $1 || '%' OR s.description ILIKE '%' || $1 || '%'
+             ORDER BY s.name
+            "#,
+            search
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ServiceSummary {
+                name: r.name,
+                description: r.description,
+                mode: r.mode,
+                approved: r.approved,
+                pending: r.pending,
+                last_change: r.last_change,
+                revision: r.revision,
+                agents_min_revision: r.agents_min_revision,
+                agents: r.agents,
+            })
+            .collect())
+    }
+
+    /// Every pending request across services, oldest first.
+    pub async fn pending_origins(&self) -> Result<Vec<Origin>, StoreError> {
+        let rows = sqlx::query_as!(
+            Origin,
+            r#"
+            SELECT o.id, s.name AS service, o.pattern, o.status, o.requested_by, o.reason,
+                   o.requested_at, o.decided_by, o.decided_at, o.note, o.expires_at
+              FROM origins o JOIN services s ON s.id = o.service_id
+             WHERE o.status = 'pending'
+             ORDER BY o.requested_at, o.id
+            "#
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    /// Audit rows matching `filter`, newest first, `limit` rows after
+    /// skipping `offset`.
+    pub async fn audit_page(
+        &self,
+        filter: &AuditFilter,
+        offset: i64,
+        limit: i64,
+    ) -> Result<Vec<AuditEntry>, StoreError> {
+        let rows = sqlx::query_as!(
+            AuditEntry,
+            r#"
+            SELECT id, at, actor, action, service, target, before, after
+              FROM change_audit
+             WHERE ($1::text IS NULL OR service = $1)
+               AND ($2::text IS NULL OR actor ILIKE '%' || $2 || '%')
+               AND ($3::text IS NULL OR action = $3)
+               AND ($4::timestamptz IS NULL OR at >= $4)
+               AND ($5::timestamptz IS NULL OR at < $5)
+             ORDER BY id DESC
+             LIMIT $6 OFFSET $7
+            "#,
+            filter.service,
+            filter.actor,
+            filter.action,
+            filter.since,
+            filter.until,
+            limit,
+            offset
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows)
+    }
+
+    /// The distinct actions in the audit log, for the filter's choices.
+    pub async fn audit_actions(&self) -> Result<Vec<String>, StoreError> {
+        let rows =
+            sqlx::query!(r#"SELECT DISTINCT action AS "action!" FROM change_audit ORDER BY 1"#)
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows.into_iter().map(|r| r.action).collect())
+    }
+
+    /// Walks the audit hash chain: every row's hash must match its content
+    /// and the previous row's hash, with no gap in the sequence.
+    pub async fn verify_audit_chain(&self) -> Result<ChainReport, StoreError> {
+        let rows = sqlx::query!(
+            r#"
+            SELECT id, chain_seq, prev_hash, hash,
+                   change_audit_row_hash(prev_hash, id, at, actor, action, service, target, before, after) AS "expected!"
+              FROM change_audit ORDER BY chain_seq NULLS FIRST, id
+            "#
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        let mut problems = Vec::new();
+        let mut prev_hash = String::new();
+        let mut expected_seq = 1_i64;
+        for r in &rows {
+            match r.chain_seq {
+                None => problems.push(format!("row {} has no place in the chain", r.id)),
+                Some(seq) => {
+                    if seq != expected_seq {
+                        problems.push(format!(
+                            "row {}: chain position {seq}, expected {expected_seq} (rows missing?)",
+                            r.id
+                        ));
+                    }
+                    expected_seq = seq + 1;
+                }
+            }
+            if r.prev_hash.as_deref() != Some(prev_hash.as_str()) {
+                problems.push(format!("row {}: does not link to the row before it", r.id));
+            }
+            if r.hash.as_deref() != Some(r.expected.as_str()) {
+                problems.push(format!(
+                    "row {}: content does not match its hash (altered)",
+                    r.id
+                ));
+            }
+            prev_hash = r.hash.clone().unwrap_or_default();
+        }
+        Ok(ChainReport {
+            rows: rows.len() as i64,
+            problems,
+        })
+    }
+}

@@ -1,0 +1,202 @@
+//! Sessions and API tokens: the server-side half of bearer and cookie auth.
+//!
+//! Session JWTs are stateless until logout puts their id on the revocation
+//! list; API tokens are JWTs whose id is a row of `api_tokens`, which holds
+//! their role and whether they still work.
+
+use super::audit::{self, AuditRecord};
+use super::{Store, StoreError};
+use crate::auth::Role;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use uuid::Uuid;
+
+/// An API token as listed (never the secret).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ApiToken {
+    /// The token's id (its `jti`).
+    pub id: Uuid,
+    /// A name for people, e.g. the pipeline that uses it.
+    pub name: String,
+    /// The role it acts with.
+    pub role: Role,
+    /// Who created it.
+    pub created_by: String,
+    /// When.
+    pub created_at: DateTime<Utc>,
+    /// When it stops working, if ever.
+    pub expires_at: Option<DateTime<Utc>>,
+    /// When it was revoked, if it was.
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+impl Store {
+    /// Puts session `jti` on the revocation list until `expires_at`.
+    pub async fn revoke_session(
+        &self,
+        jti: Uuid,
+        expires_at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        sqlx::query!(
+            "INSERT INTO revoked_sessions (jti, expires_at) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            jti,
+            expires_at
+        )
+        .execute(&self.pool)
+        .await?;
+        // Entries past their token's expiry are useless: drop them as we go.
+        sqlx::query!("DELETE FROM revoked_sessions WHERE expires_at < now() - interval '1 hour'")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// The current role of enabled user `email` holding session `jti`, or
+    /// `None` when the user is gone or disabled or the session was revoked.
+    pub async fn session_role(&self, email: &str, jti: Uuid) -> Result<Option<Role>, StoreError> {
+        let row = sqlx::query!(
+            r#"
+            SELECT role FROM users
+             WHERE lower(email) = lower($1) AND NOT disabled
+               AND NOT EXISTS (SELECT 1 FROM revoked_sessions WHERE jti = $2)
+            "#,
+            email,
+            jti
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| Role::parse(&r.role).unwrap_or(Role::Viewer)))
+    }
+
+    /// Records a new API token (the caller signs the JWT with `id` as `jti`).
+    pub async fn create_api_token(
+        &self,
+        id: Uuid,
+        name: &str,
+        role: Role,
+        expires_at: Option<DateTime<Utc>>,
+        actor: &str,
+    ) -> Result<ApiToken, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query!(
+            r#"
+            INSERT INTO api_tokens (id, name, role, created_by, expires_at)
+            VALUES ($1, $2, $3, $4, $5) RETURNING created_at
+            "#,
+            id,
+            name,
+            role.as_str(),
+            actor,
+            expires_at
+        )
+        .fetch_one(&mut *tx)
+        .await?;
+        let token = ApiToken {
+            id,
+            name: name.to_owned(),
+            role,
+            created_by: actor.to_owned(),
+            created_at: row.created_at,
+            expires_at,
+            revoked_at: None,
+        };
+        let after = audit::snapshot(&token);
+        let target = format!("api_token:{id}");
+        audit::append(
+            &mut tx,
+            AuditRecord {
+                actor,
+                action: "api_token.create",
+                service: None,
+                target: &target,
+                before: None,
+                after: Some(&after),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(token)
+    }
+
+    /// Every API token, newest first.
+    pub async fn list_api_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
+        let rows = sqlx::query!(
+            "SELECT id, name, role, created_by, created_at, expires_at, revoked_at FROM api_tokens ORDER BY created_at DESC"
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(rows
+            .into_iter()
+            .map(|r| ApiToken {
+                id: r.id,
+                name: r.name,
+                role: Role::parse(&r.role).unwrap_or(Role::Viewer),
+                created_by: r.created_by,
+                created_at: r.created_at,
+                expires_at: r.expires_at,
+                revoked_at: r.revoked_at,
+            })
+            .collect())
+    }
+
+    /// Revokes API token `id`; revoking twice is an invalid state.
+    pub async fn revoke_api_token(&self, id: Uuid, actor: &str) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let row = sqlx::query!(
+            "UPDATE api_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL RETURNING name",
+            id
+        )
+        .fetch_optional(&mut *tx)
+        .await?;
+        let Some(row) = row else {
+            let exists = sqlx::query!("SELECT id FROM api_tokens WHERE id = $1", id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            return Err(if exists {
+                StoreError::InvalidState(format!("API token {id} is already revoked"))
+            } else {
+                StoreError::NotFound(format!("API token {id}"))
+            });
+        };
+        let target = format!("api_token:{id}");
+        let after = serde_json::json!({ "name": row.name, "revoked": true });
+        audit::append(
+            &mut tx,
+            AuditRecord {
+                actor,
+                action: "api_token.revoke",
+                service: None,
+                target: &target,
+                before: None,
+                after: Some(&after),
+            },
+        )
+        .await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    /// The name and role of API token `id` if it exists, is not revoked and
+    /// has not expired; `Ok(None)` otherwise.
+    pub async fn active_api_token(&self, id: Uuid) -> Result<Option<(String, Role)>, StoreError> {
+        let row = sqlx::query!(
+            r#"
+            SELECT name, role FROM api_tokens
+             WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+            "#,
+            id
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| (r.name, Role::parse(&r.role).unwrap_or(Role::Viewer))))
+    }
+
+    /// Whether `id` names an API token at all (active or not).
+    pub async fn is_api_token(&self, id: Uuid) -> Result<bool, StoreError> {
+        Ok(sqlx::query!("SELECT id FROM api_tokens WHERE id = $1", id)
+            .fetch_optional(&self.pool)
+            .await?
+            .is_some())
+    }
+}

@@ -1,0 +1,161 @@
+//! `/approvals`: every pending request, oldest first; and the approve /
+//! reject / revoke forms (also used from the service page).
+
+use super::local_path;
+use super::page::{Ctx, Layout, UiResult, redirect_with_flash, when, when_opt};
+use crate::api::origins::decide;
+use crate::api::{AppState, Error, validate};
+use crate::auth::{Approver, CsrfForm, RequireRole};
+use crate::store::origins::Decision;
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, State};
+use axum::routing::{get, post};
+use http::StatusCode;
+use serde::Deserialize;
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/approvals", get(queue))
+        .route("/origins/{id}/approve", post(approve))
+        .route("/origins/{id}/reject", post(reject))
+        .route("/origins/{id}/revoke", post(revoke))
+}
+
+/// One pending request, ready to show.
+pub struct PendingRow {
+    id: i64,
+    service: String,
+    pattern: String,
+    requested_by: String,
+    reason: String,
+    requested_at: String,
+    expires: String,
+    own: bool,
+}
+
+#[derive(Template)]
+#[template(path = "approvals.html")]
+struct ApprovalsPage {
+    page: Layout,
+    rows: Vec<PendingRow>,
+    total: usize,
+    single_operator: bool,
+}
+
+/// Most requests the queue shows at once (the oldest): a page of thousands
+/// helps nobody decide.
+pub const QUEUE_LIMIT: usize = 200;
+
+async fn queue(ctx: Ctx, State(state): State<AppState>) -> UiResult {
+    let pending = state.store.pending_origins().await?;
+    let total = pending.len();
+    let rows = pending
+        .into_iter()
+        .take(QUEUE_LIMIT)
+        .map(|o| PendingRow {
+            own: o.requested_by.eq_ignore_ascii_case(&ctx.user.email),
+            id: o.id,
+            service: o.service,
+            pattern: o.pattern,
+            requested_by: o.requested_by,
+            reason: o.reason,
+            requested_at: when(&o.requested_at),
+            expires: when_opt(&o.expires_at),
+        })
+        .collect();
+    let page = ApprovalsPage {
+        page: ctx.layout("Approvals", "approvals"),
+        rows,
+        total,
+        single_operator: state.single_operator,
+    };
+    Ok(ctx.render(StatusCode::OK, &page))
+}
+
+/// The decision forms: a note (required to reject) and where to go back to.
+#[derive(Debug, Deserialize)]
+pub struct DecisionForm {
+    #[serde(default)]
+    note: String,
+    #[serde(default)]
+    next: String,
+}
+
+async fn run(
+    state: &AppState,
+    actor: &str,
+    id: i64,
+    decision: Decision,
+    form: DecisionForm,
+) -> UiResult {
+    let back = local_path(Some(&form.next), "/approvals");
+    let note = form.note.trim().to_owned();
+    if decision != Decision::Approve && note.is_empty() {
+        let verb = decision.verb();
+        return Ok(redirect_with_flash(
+            &back,
+            "error",
+            &format!("Nothing changed: a note is required to {verb} (say why, for the audit log)."),
+        ));
+    }
+    if let Err(e) = validate::text("note", &note, false) {
+        return Ok(redirect_with_flash(
+            &back,
+            "error",
+            &format!("Nothing changed: {e}."),
+        ));
+    }
+    let note = (!note.is_empty()).then_some(note);
+    match decide(state, id, decision, note, actor).await {
+        Ok(crate::api::extract::Json(origin)) => {
+            let done = match decision {
+                Decision::Approve => "Approved",
+                Decision::Reject => "Rejected",
+                Decision::Revoke => "Revoked",
+            };
+            Ok(redirect_with_flash(
+                &back,
+                "ok",
+                &format!(
+                    "{done} {} for {} (#{}).",
+                    origin.pattern, origin.service, origin.id
+                ),
+            ))
+        }
+        Err(Error::Internal(e)) => Err(Error::Internal(e).into()),
+        Err(e) => Ok(redirect_with_flash(
+            &back,
+            "error",
+            &format!("Nothing changed: {e}."),
+        )),
+    }
+}
+
+async fn approve(
+    RequireRole { user, .. }: RequireRole<Approver>,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    CsrfForm(form): CsrfForm<DecisionForm>,
+) -> UiResult {
+    run(&state, &user.email, id, Decision::Approve, form).await
+}
+
+async fn reject(
+    RequireRole { user, .. }: RequireRole<Approver>,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    CsrfForm(form): CsrfForm<DecisionForm>,
+) -> UiResult {
+    run(&state, &user.email, id, Decision::Reject, form).await
+}
+
+async fn revoke(
+    RequireRole { user, .. }: RequireRole<Approver>,
+    State(state): State<AppState>,
+    Path(id): Path<i64>,
+    CsrfForm(form): CsrfForm<DecisionForm>,
+) -> UiResult {
+    run(&state, &user.email, id, Decision::Revoke, form).await
+}

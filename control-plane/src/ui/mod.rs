@@ -1,0 +1,90 @@
+//! The admin web UI: server-rendered pages (askama templates in `web-ui/`),
+//! plain HTML forms that work without JavaScript, and the same extractors as
+//! the REST API for authentication, roles and CSRF.
+//!
+//! - [`page`]: the layout every page shares, flash messages, errors.
+//! - [`login`]: `/login`, `/logout`.
+//! - [`services`]: `/services`, `/services/{name}` and their forms.
+//! - [`approvals`]: `/approvals` and the approve / reject / revoke forms.
+//! - [`audit`]: `/audit` and its CSV export.
+//! - [`fleet`]: `/agents` and `/simulator`.
+//! - [`users`]: `/users`: accounts and API tokens (admin).
+
+pub mod approvals;
+pub mod audit;
+pub mod fleet;
+pub mod login;
+pub mod page;
+pub mod services;
+pub mod users;
+
+pub use page::{error_page, forbidden_page};
+
+use crate::api::AppState;
+use axum::Router;
+use axum::extract::ConnectInfo;
+use axum::response::{IntoResponse, Redirect, Response};
+use axum::routing::get;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use std::net::{IpAddr, SocketAddr};
+
+/// The one stylesheet, embedded so the binary is self-contained.
+const STYLESHEET: &str = include_str!("../../../web-ui/static/app.css");
+/// The little progressive JavaScript (the UI works without it).
+const SCRIPT: &str = include_str!("../../../web-ui/static/app.js");
+
+/// Every UI route.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/", get(|| async { Redirect::to("/services") }))
+        .route(
+            "/static/app.css",
+            get(|| async { asset("text/css; charset=utf-8", STYLESHEET) }),
+        )
+        .route(
+            "/static/app.js",
+            get(|| async { asset("text/javascript; charset=utf-8", SCRIPT) }),
+        )
+        .merge(login::router())
+        .merge(services::router())
+        .merge(approvals::router())
+        .merge(audit::router())
+        .merge(fleet::router())
+        .merge(users::router())
+}
+
+fn asset(content_type: &'static str, body: &'static str) -> Response {
+    (
+        [(CONTENT_TYPE, content_type), (CACHE_CONTROL, "max-age=300")],
+        body,
+    )
+        .into_response()
+}
+
+/// The client's address, when the server was started with connect info.
+pub fn client_ip(extensions: &http::Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
+}
+
+/// Percent-encodes `text` for a query-string value.
+pub fn encode_query(text: &str) -> String {
+    text.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `next` if it is a path on this site, else `fallback`: redirects never
+/// leave the control plane.
+pub fn local_path(next: Option<&str>, fallback: &str) -> String {
+    match next {
+        Some(p) if p.starts_with('/') && !p.starts_with("//") && !p.contains('\\') => p.to_owned(),
+        _ => fallback.to_owned(),
+    }
+}

@@ -1,0 +1,708 @@
+//! `/services` (overview with search) and `/services/{name}` (settings,
+//! origins, request form, effective policy), with their forms.
+
+use super::page::{Ctx, Layout, UiError, UiResult, redirect_with_flash, when, when_opt};
+use crate::api::{AppState, Error, validate};
+use crate::auth::{Admin, Approver, CsrfForm, Requester, RequireRole};
+use crate::store::origins::Origin;
+use crate::store::services::{Service, ServiceSettings};
+use askama::Template;
+use axum::Router;
+use axum::extract::{Path, Query, State};
+use axum::routing::{get, post};
+use chrono::{DateTime, NaiveDateTime, Utc};
+use corsair_agent::engine::Mode;
+use http::StatusCode;
+use serde::Deserialize;
+
+/// The routes of this module.
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/services", get(list).post(create))
+        .route("/services/{name}", get(detail))
+        .route("/services/{name}/settings", post(save_settings))
+        .route("/services/{name}/description", post(save_description))
+        .route("/services/{name}/origins", post(request_origin))
+}
+
+/// One row of the services table, ready to show.
+pub struct Row {
+    name: String,
+    description: String,
+    mode: String,
+    approved: i64,
+    pending: i64,
+    last_change: String,
+    revision: i64,
+    held: String,
+    drift: bool,
+}
+
+#[derive(Template)]
+#[template(path = "services.html")]
+struct ServicesPage {
+    page: Layout,
+    q: String,
+    rows: Vec<Row>,
+    new_name: String,
+    new_description: String,
+    create_error: String,
+}
+
+/// Query of `/services`.
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    q: String,
+}
+
+async fn list(ctx: Ctx, State(state): State<AppState>, Query(query): Query<ListQuery>) -> UiResult {
+    render_list(
+        &ctx,
+        &state,
+        query.q.trim(),
+        NewService::default(),
+        String::new(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+async fn render_list(
+    ctx: &Ctx,
+    state: &AppState,
+    q: &str,
+    new: NewService,
+    create_error: String,
+    status: StatusCode,
+) -> UiResult {
+    let rows = state
+        .store
+        .service_summaries(q)
+        .await?
+        .into_iter()
+        .map(|s| Row {
+            held: match (s.agents, s.agents_min_revision) {
+                (0, _) => "no agent".into(),
+                (_, None) => "none applied".into(),
+                (n, Some(r)) => format!("{r} ({n} agent{})", if n == 1 { "" } else { "s" }),
+            },
+            drift: s.agents > 0 && s.agents_min_revision != Some(s.revision),
+            name: s.name,
+            description: s.description,
+            mode: s.mode,
+            approved: s.approved,
+            pending: s.pending,
+            last_change: when(&s.last_change),
+            revision: s.revision,
+        })
+        .collect();
+    let page = ServicesPage {
+        page: ctx.layout("Services", "services"),
+        q: q.to_owned(),
+        rows,
+        new_name: new.name,
+        new_description: new.description,
+        create_error,
+    };
+    Ok(ctx.render(status, &page))
+}
+
+/// The new-service form (admin).
+#[derive(Debug, Default, Deserialize)]
+pub struct NewService {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    description: String,
+}
+
+async fn create(
+    RequireRole { user, .. }: RequireRole<Admin>,
+    ctx: Ctx,
+    State(state): State<AppState>,
+    CsrfForm(form): CsrfForm<NewService>,
+) -> UiResult {
+    let name = form.name.trim().to_owned();
+    let problem = validate::service_name(&name)
+        .and_then(|()| validate::text("description", &form.description, false))
+        .err();
+    if let Some(e) = problem {
+        return render_list(
+            &ctx,
+            &state,
+            "",
+            form,
+            e.to_string(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    let settings = ServiceSettings::default();
+    match state
+        .store
+        .create_service(&name, form.description.trim(), &settings, &user.email)
+        .await
+    {
+        Ok(service) => {
+            tracing::info!(service = %name, actor = %user.email, revision = service.revision, "service created (UI)");
+            Ok(redirect_with_flash(
+                &format!("/services/{name}"),
+                "ok",
+                &format!("Created {name}. Set its policy below, then request origins."),
+            ))
+        }
+        Err(e) => match Error::from(e) {
+            Error::Conflict(_) => {
+                let message = format!("A service named {name} already exists.");
+                render_list(&ctx, &state, "", form, message, StatusCode::CONFLICT).await
+            }
+            other => Err(ui_err(&ctx, other)),
+        },
+    }
+}
+
+/// The settings form's values (as typed) and the problems found in them.
+#[derive(Debug, Default, Clone)]
+pub struct SettingsView {
+    allow_methods: String,
+    allow_headers: String,
+    expose_headers: String,
+    allow_credentials: bool,
+    max_age_secs: String,
+    allow_private_network: bool,
+    mode: String,
+    strict: bool,
+    allow_insecure_http: bool,
+    errors: FieldErrors,
+}
+
+/// Messages shown beside each field of a form ("" when fine).
+#[derive(Debug, Default, Clone)]
+pub struct FieldErrors {
+    allow_methods: String,
+    allow_headers: String,
+    expose_headers: String,
+    max_age_secs: String,
+    allow_credentials: String,
+    other: String,
+    pattern: String,
+    reason: String,
+    expires_at: String,
+    description: String,
+}
+
+impl SettingsView {
+    fn of(s: &ServiceSettings) -> Self {
+        SettingsView {
+            allow_methods: s.allow_methods.join(", "),
+            allow_headers: s.allow_headers.join(", "),
+            expose_headers: s.expose_headers.join(", "),
+            allow_credentials: s.allow_credentials,
+            max_age_secs: s.max_age_secs.to_string(),
+            allow_private_network: s.allow_private_network,
+            mode: s.settings_mode(),
+            strict: s.strict,
+            allow_insecure_http: s.allow_insecure_http,
+            errors: FieldErrors::default(),
+        }
+    }
+}
+
+trait ModeText {
+    fn settings_mode(&self) -> String;
+}
+
+impl ModeText for ServiceSettings {
+    fn settings_mode(&self) -> String {
+        match self.mode {
+            Mode::Enforce => "enforce".into(),
+            Mode::ReportOnly => "report_only".into(),
+        }
+    }
+}
+
+/// One origin, ready to show.
+pub struct OriginRow {
+    id: i64,
+    pattern: String,
+    status: String,
+    requested_by: String,
+    reason: String,
+    requested_at: String,
+    decided: String,
+    note: String,
+    expires: String,
+}
+
+impl OriginRow {
+    fn of(o: &Origin) -> Self {
+        OriginRow {
+            id: o.id,
+            pattern: o.pattern.clone(),
+            status: o.status.clone(),
+            requested_by: o.requested_by.clone(),
+            reason: o.reason.clone(),
+            requested_at: when(&o.requested_at),
+            decided: match (&o.decided_by, &o.decided_at) {
+                (Some(by), Some(at)) => format!("{by}, {}", when(at)),
+                _ => "—".into(),
+            },
+            note: o.note.clone().unwrap_or_default(),
+            expires: when_opt(&o.expires_at),
+        }
+    }
+}
+
+/// The request-an-origin form's values.
+#[derive(Debug, Default, Clone)]
+pub struct RequestView {
+    pattern: String,
+    reason: String,
+    expires_at: String,
+}
+
+#[derive(Template)]
+#[template(path = "service.html")]
+struct ServicePage {
+    page: Layout,
+    name: String,
+    description: String,
+    revision: i64,
+    settings: SettingsView,
+    request: RequestView,
+    errors: FieldErrors,
+    origins: Vec<OriginRow>,
+    effective: String,
+}
+
+async fn render_detail(
+    ctx: &Ctx,
+    state: &AppState,
+    service: Service,
+    settings: Option<SettingsView>,
+    request: RequestView,
+    errors: FieldErrors,
+    status: StatusCode,
+) -> UiResult {
+    let origins = state.store.list_origins(&service.name).await?;
+    let effective = state
+        .store
+        .effective_policy(&service.name)
+        .await?
+        .map(|p| serde_json::to_string_pretty(&p).unwrap_or_default())
+        .unwrap_or_default();
+    let page = ServicePage {
+        page: ctx.layout(format!("Service {}", service.name), "services"),
+        settings: settings.unwrap_or_else(|| SettingsView::of(&service.settings)),
+        name: service.name,
+        description: service.description,
+        revision: service.revision,
+        request,
+        errors,
+        origins: origins.iter().map(OriginRow::of).collect(),
+        effective,
+    };
+    Ok(ctx.render(status, &page))
+}
+
+fn ui_err(ctx: &Ctx, error: impl Into<Error>) -> UiError {
+    UiError {
+        error: error.into(),
+        user: Some(ctx.user.clone()),
+    }
+}
+
+async fn detail(ctx: Ctx, State(state): State<AppState>, Path(name): Path<String>) -> UiResult {
+    let service = state
+        .store
+        .get_service(&name)
+        .await
+        .map_err(|e| ui_err(&ctx, e))?;
+    render_detail(
+        &ctx,
+        &state,
+        service,
+        None,
+        RequestView::default(),
+        FieldErrors::default(),
+        StatusCode::OK,
+    )
+    .await
+}
+
+/// The settings form.
+#[derive(Debug, Deserialize)]
+pub struct SettingsForm {
+    #[serde(default)]
+    allow_methods: String,
+    #[serde(default)]
+    allow_headers: String,
+    #[serde(default)]
+    expose_headers: String,
+    #[serde(default)]
+    allow_credentials: Option<String>,
+    #[serde(default)]
+    max_age_secs: String,
+    #[serde(default)]
+    allow_private_network: Option<String>,
+    #[serde(default)]
+    mode: String,
+    #[serde(default)]
+    strict: Option<String>,
+    #[serde(default)]
+    allow_insecure_http: Option<String>,
+}
+
+fn list_field(text: &str) -> Vec<String> {
+    text.split([',', '\n'])
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Puts each engine problem beside the field it concerns.
+fn place(errors: &mut FieldErrors, error: &Error) {
+    match error {
+        Error::Unprocessable { details, message } => {
+            for d in details {
+                let base = d.field.split('[').next().unwrap_or_default();
+                let text = if d.value.is_empty() {
+                    d.message.clone()
+                } else {
+                    format!("{:?}: {}", d.value, d.message)
+                };
+                let slot = match base {
+                    "allow_methods" => &mut errors.allow_methods,
+                    "allow_headers" => &mut errors.allow_headers,
+                    "expose_headers" => &mut errors.expose_headers,
+                    "max_age_secs" => &mut errors.max_age_secs,
+                    "allow_credentials" => &mut errors.allow_credentials,
+                    "pattern" => &mut errors.pattern,
+                    _ => &mut errors.other,
+                };
+                if !slot.is_empty() {
+                    slot.push_str("; ");
+                }
+                slot.push_str(&text);
+            }
+            if errors.pattern.is_empty() && errors.other.is_empty() && !has_field_error(errors) {
+                errors.other = message.clone();
+            }
+        }
+        other => errors.other = super::page::message_of(other),
+    }
+}
+
+async fn save_settings(
+    RequireRole { user, .. }: RequireRole<Approver>,
+    ctx: Ctx,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    CsrfForm(form): CsrfForm<SettingsForm>,
+) -> UiResult {
+    let current = state
+        .store
+        .get_service(&name)
+        .await
+        .map_err(|e| ui_err(&ctx, e))?;
+    let mode = match form.mode.as_str() {
+        "enforce" => Some(Mode::Enforce),
+        "report_only" => Some(Mode::ReportOnly),
+        _ => None,
+    };
+    let mut view = SettingsView {
+        allow_methods: form.allow_methods.clone(),
+        allow_headers: form.allow_headers.clone(),
+        expose_headers: form.expose_headers.clone(),
+        allow_credentials: form.allow_credentials.is_some(),
+        max_age_secs: form.max_age_secs.clone(),
+        allow_private_network: form.allow_private_network.is_some(),
+        mode: form.mode.clone(),
+        strict: form.strict.is_some(),
+        allow_insecure_http: form.allow_insecure_http.is_some(),
+        errors: FieldErrors::default(),
+    };
+    let max_age = form
+        .max_age_secs
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .filter(|v| (0..=86_400).contains(v));
+    if max_age.is_none() {
+        view.errors.max_age_secs = format!(
+            "{:?} is not a number of seconds between 0 and 86400",
+            form.max_age_secs.trim()
+        );
+    }
+    if mode.is_none() {
+        view.errors.other = "Choose a mode: enforce or report only.".into();
+    }
+    let (Some(max_age), Some(mode)) = (max_age, mode) else {
+        return render_detail(
+            &ctx,
+            &state,
+            current,
+            Some(view),
+            RequestView::default(),
+            FieldErrors::default(),
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    };
+    let settings = ServiceSettings {
+        allow_methods: list_field(&form.allow_methods),
+        allow_headers: list_field(&form.allow_headers),
+        expose_headers: list_field(&form.expose_headers),
+        allow_credentials: view.allow_credentials,
+        max_age_secs: max_age,
+        allow_private_network: view.allow_private_network,
+        mode,
+        strict: view.strict,
+        allow_insecure_http: view.allow_insecure_http,
+    };
+    let result = state
+        .store
+        .update_service_with(&name, &user.email, |current, approved| {
+            validate::policy(&settings, approved)?;
+            Ok::<_, Error>((current.description.clone(), settings.clone()))
+        })
+        .await;
+    match result {
+        Ok(service) => {
+            tracing::info!(service = %name, actor = %user.email, revision = service.revision, "service settings saved (UI)");
+            Ok(redirect_with_flash(
+                &format!("/services/{name}"),
+                "ok",
+                &format!(
+                    "Settings saved; agents receive revision {}.",
+                    service.revision
+                ),
+            ))
+        }
+        Err(
+            error @ (Error::Unprocessable { .. } | Error::Conflict(_) | Error::InvalidState(_)),
+        ) => {
+            place(&mut view.errors, &error);
+            if view.errors.other.is_empty() && !has_field_error(&view.errors) {
+                view.errors.other = error.to_string();
+            }
+            render_detail(
+                &ctx,
+                &state,
+                current,
+                Some(view),
+                RequestView::default(),
+                FieldErrors::default(),
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(e) => Err(ui_err(&ctx, e)),
+    }
+}
+
+fn has_field_error(e: &FieldErrors) -> bool {
+    !(e.allow_methods.is_empty()
+        && e.allow_headers.is_empty()
+        && e.expose_headers.is_empty()
+        && e.max_age_secs.is_empty()
+        && e.allow_credentials.is_empty())
+}
+
+/// The description form.
+#[derive(Debug, Deserialize)]
+pub struct DescriptionForm {
+    #[serde(default)]
+    description: String,
+}
+
+async fn save_description(
+    RequireRole { user, .. }: RequireRole<Requester>,
+    ctx: Ctx,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    CsrfForm(form): CsrfForm<DescriptionForm>,
+) -> UiResult {
+    let current = state
+        .store
+        .get_service(&name)
+        .await
+        .map_err(|e| ui_err(&ctx, e))?;
+    if let Err(e) = validate::text("description", &form.description, false) {
+        let errors = FieldErrors {
+            description: e.to_string(),
+            ..FieldErrors::default()
+        };
+        return render_detail(
+            &ctx,
+            &state,
+            current,
+            None,
+            RequestView::default(),
+            errors,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    let description = form.description.trim().to_owned();
+    state
+        .store
+        .update_service_with(&name, &user.email, |current, _| {
+            Ok::<_, Error>((description.clone(), current.settings.clone()))
+        })
+        .await
+        .map_err(|e| ui_err(&ctx, e))?;
+    Ok(redirect_with_flash(
+        &format!("/services/{name}"),
+        "ok",
+        "Description saved.",
+    ))
+}
+
+/// The request-an-origin form.
+#[derive(Debug, Deserialize)]
+pub struct RequestForm {
+    #[serde(default)]
+    pattern: String,
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    expires_at: String,
+}
+
+/// Parses a `datetime-local` value (read as UTC) or an RFC 3339 time.
+fn parse_time(text: &str) -> Option<DateTime<Utc>> {
+    let t = text.trim();
+    DateTime::parse_from_rfc3339(t)
+        .map(|d| d.with_timezone(&Utc))
+        .ok()
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M")
+                .ok()
+                .map(|n| n.and_utc())
+        })
+        .or_else(|| {
+            NaiveDateTime::parse_from_str(t, "%Y-%m-%dT%H:%M:%S")
+                .ok()
+                .map(|n| n.and_utc())
+        })
+}
+
+async fn request_origin(
+    RequireRole { user, .. }: RequireRole<Requester>,
+    ctx: Ctx,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    CsrfForm(form): CsrfForm<RequestForm>,
+) -> UiResult {
+    let service = state
+        .store
+        .get_service(&name)
+        .await
+        .map_err(|e| ui_err(&ctx, e))?;
+    let view = RequestView {
+        pattern: form.pattern.clone(),
+        reason: form.reason.clone(),
+        expires_at: form.expires_at.clone(),
+    };
+    let mut errors = FieldErrors::default();
+    if form.pattern.trim().is_empty() {
+        errors.pattern = "Enter an origin, e.g. https://app.example.com.".into();
+    }
+    if let Err(e) = validate::text("reason", &form.reason, true) {
+        errors.reason = format!("{e}: say why this origin needs access.");
+    }
+    let mut expires_at = None;
+    if !form.expires_at.trim().is_empty() {
+        match parse_time(&form.expires_at) {
+            Some(t) if t > Utc::now() => expires_at = Some(t),
+            Some(_) => errors.expires_at = "The expiry is in the past.".into(),
+            None => {
+                errors.expires_at = "Use a date and time such as 2030-01-31T17:00 (UTC).".into()
+            }
+        }
+    }
+    let mut pattern = String::new();
+    if errors.pattern.is_empty() {
+        let approved = state
+            .store
+            .list_origins(&name)
+            .await?
+            .into_iter()
+            .filter(|o| o.status == "approved")
+            .map(|o| o.pattern)
+            .collect();
+        match validate::origin(form.pattern.trim(), &service.settings, approved) {
+            Ok(p) => pattern = p,
+            Err(e) => place(&mut errors, &e),
+        }
+    }
+    if !(errors.pattern.is_empty()
+        && errors.reason.is_empty()
+        && errors.expires_at.is_empty()
+        && errors.other.is_empty())
+    {
+        return render_detail(
+            &ctx,
+            &state,
+            service,
+            None,
+            view,
+            errors,
+            StatusCode::UNPROCESSABLE_ENTITY,
+        )
+        .await;
+    }
+    match state
+        .store
+        .request_origin(&name, &pattern, form.reason.trim(), expires_at, &user.email)
+        .await
+    {
+        Ok(origin) => {
+            tracing::info!(service = %name, origin = %origin.pattern, id = origin.id, actor = %user.email, "origin requested (UI)");
+            Ok(redirect_with_flash(
+                &format!("/services/{name}"),
+                "ok",
+                &format!(
+                    "Requested {} (#{}); an approver will review it.",
+                    origin.pattern, origin.id
+                ),
+            ))
+        }
+        Err(e) => {
+            let e: Error = e.into();
+            match e {
+                Error::Conflict(_) | Error::InvalidState(_) => {
+                    errors.pattern =
+                        format!("{pattern} is already requested or approved for this service.");
+                    render_detail(
+                        &ctx,
+                        &state,
+                        service,
+                        None,
+                        view,
+                        errors,
+                        StatusCode::CONFLICT,
+                    )
+                    .await
+                }
+                Error::Unprocessable { .. } => {
+                    place(&mut errors, &e);
+                    render_detail(
+                        &ctx,
+                        &state,
+                        service,
+                        None,
+                        view,
+                        errors,
+                        StatusCode::UNPROCESSABLE_ENTITY,
+                    )
+                    .await
+                }
+                other => Err(ui_err(&ctx, other)),
+            }
+        }
+    }
+}

@@ -1,0 +1,162 @@
+//! The change audit log: the page (newest first, filters, pages, CSV), the
+//! append-only trigger, and `audit verify` detecting a row altered or
+//! deleted behind the trigger's back.
+
+mod ui_support;
+
+use anyhow::Result;
+use corsair_control_plane::auth::Role;
+use std::process::Command;
+use ui_support::Server;
+
+fn verify(url: &str) -> Result<(bool, String)> {
+    let out = Command::new(env!("CARGO_BIN_EXE_corsair-control-plane"))
+        .args(["audit", "verify", "--database-url", url])
+        .env("RUST_LOG", "error")
+        .output()?;
+    Ok((
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    ))
+}
+
+async fn tamper(server: &Server, sql: &str) -> Result<()> {
+    // Only someone who can disable the trigger (the table owner) can do this.
+    let pool = server.db.store.pool();
+    sqlx::raw_sql("ALTER TABLE change_audit DISABLE TRIGGER change_audit_append_only")
+        .execute(pool)
+        .await?;
+    sqlx::raw_sql(sqlx::AssertSqlSafe(sql.to_string()))
+        .execute(pool)
+        .await?;
+    sqlx::raw_sql("ALTER TABLE change_audit ENABLE TRIGGER change_audit_append_only")
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
+#[tokio::test]
+async fn audit_verify_detects_an_altered_row() -> Result<()> {
+    let server = Server::start(false).await?;
+    for i in 0..3 {
+        server
+            .db
+            .store
+            .request_origin(
+                "payments-api",
+                &format!("https://a{i}.example.com"),
+                "why",
+                None,
+                "requester@example.com",
+            )
+            .await?;
+    }
+    let (ok, out) = verify(&server.db.url)?;
+    assert!(ok, "{out}");
+    assert!(out.contains("hash chain verified"), "{out}");
+
+    // The trigger refuses edits outright.
+    let refused = sqlx::raw_sql("UPDATE change_audit SET actor = 'mallory'")
+        .execute(server.db.store.pool())
+        .await;
+    assert!(refused.is_err());
+
+    let victim = server.db.store.list_audit(None, 10).await?[1].id;
+    tamper(
+        &server,
+        &format!("UPDATE change_audit SET actor = 'mallory' WHERE id = {victim}"),
+    )
+    .await?;
+    let (ok, out) = verify(&server.db.url)?;
+    assert!(!ok, "tampering not detected: {out}");
+    assert!(
+        out.contains(&format!("row {victim}: content does not match its hash")),
+        "{out}"
+    );
+    Ok(())
+}
+
+#[tokio::test]
+async fn audit_verify_detects_a_deleted_row() -> Result<()> {
+    let server = Server::start(false).await?;
+    for i in 0..3 {
+        server
+            .db
+            .store
+            .request_origin(
+                "payments-api",
+                &format!("https://d{i}.example.com"),
+                "why",
+                None,
+                "requester@example.com",
+            )
+            .await?;
+    }
+    let middle = server.db.store.list_audit(None, 10).await?[1].id;
+    tamper(
+        &server,
+        &format!("DELETE FROM change_audit WHERE id = {middle}"),
+    )
+    .await?;
+    let (ok, out) = verify(&server.db.url)?;
+    assert!(!ok, "deletion not detected: {out}");
+    assert!(out.contains("does not link to the row before it"), "{out}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn audit_page_filters_pages_and_exports() -> Result<()> {
+    let server = Server::start(false).await?;
+    for i in 0..60 {
+        server
+            .db
+            .store
+            .request_origin(
+                "payments-api",
+                &format!("https://p{i}.example.com"),
+                "why",
+                None,
+                "requester@example.com",
+            )
+            .await?;
+    }
+    let mut viewer = server.signed_in(Role::Viewer).await?;
+    let page = viewer.get("/audit?action=origin.request").await?;
+    assert_eq!(page.status, 200);
+    // Newest first: p59 before p58; 50 rows per page, then "Older".
+    let a = page
+        .body
+        .find("https://p59.example.com")
+        .expect("newest shown");
+    let b = page
+        .body
+        .find("https://p58.example.com")
+        .expect("next shown");
+    assert!(a < b);
+    assert!(
+        !page.body.contains("https://p5.example.com<"),
+        "page 1 holds 50 rows"
+    );
+    assert!(page.body.contains("rel=\"next\""));
+    let two = viewer.get("/audit?action=origin.request&page=2").await?;
+    assert!(two.body.contains("https://p5.example.com"), "page 2");
+    // Filters: actor and a date range with nothing in it.
+    let none = viewer.get("/audit?actor=nobody").await?;
+    assert!(none.body.contains("No changes match"));
+    let bad = viewer.get("/audit?since=yesterday").await?;
+    assert_eq!(bad.status, 422);
+    assert!(bad.body.contains("is not a date"));
+    // CSV: same selection, every row, a header line.
+    let csv = viewer.get("/audit.csv?action=origin.request").await?;
+    assert_eq!(csv.status, 200);
+    assert_eq!(csv.body.lines().count(), 61, "header + 60 rows");
+    assert!(
+        csv.body
+            .starts_with("id,at,actor,action,service,target,before,after")
+    );
+    Ok(())
+}
