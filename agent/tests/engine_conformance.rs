@@ -264,6 +264,7 @@ fn rows() -> Vec<Row> {
         r("wild: leading hyphen", "wild", "GET", &[("o", "https://-a.example.org")], 200, &[], VF, Some("origin_not_allowed")),
         r("wild: uppercase label", "wild", "GET", &[("o", "https://A.example.org")], 200, &[], VF, Some("origin_not_allowed")),
         r("wild: path smuggled into host", "wild", "GET", &[("o", "https://x/.example.org")], 200, &[], VF, Some("origin_not_allowed")),
+        r("wild: the pattern itself as Origin", "wild", "GET", &[("o", "https://*.example.org")], 200, &[], VF, Some("origin_not_allowed")),
         r("wild: userinfo smuggled", "wild", "GET", &[("o", "https://a:b@c.example.org")], 200, &[], VF, Some("origin_not_allowed")),
         r("wild: barfoo.com vs foo.com + bar.com", "wild", "GET", &[("o", "https://barfoo.com")], 200, &[], VF, Some("origin_not_allowed")),
         r("wild: foobar.com", "wild", "GET", &[("o", "https://foobar.com")], 200, &[], VF, Some("origin_not_allowed")),

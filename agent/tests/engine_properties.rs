@@ -149,7 +149,7 @@ const MUTATIONS: &[Mutation] = &[
 
 /// Labels put in place of a wildcard's `*`: valid and invalid ones.
 const SUBLABELS: &[&str] = &[
-    "a", "b2", "x-y", "app", "", "A", "-a", "a-", "a_b", "a:1", "é",
+    "a", "b2", "x-y", "app", "", "A", "-a", "a-", "a_b", "a:1", "é", "*",
 ];
 
 fn mutate(origin: &str, m: Mutation) -> String {
@@ -339,7 +339,7 @@ fn on_list(list: &[String], headers: &HeaderMap) -> bool {
     };
     list.iter().any(|p| {
         p == "*"
-            || p == o
+            || (p == o && !p.contains('*'))
             || p.split_once('*').is_some_and(|(scheme, suffix)| {
                 o.strip_prefix(scheme)
                     .and_then(|r| r.strip_suffix(suffix))
