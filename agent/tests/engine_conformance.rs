@@ -113,6 +113,10 @@ fn spec(name: &str) -> Option<PolicySpec> {
             expose_headers: s(&["x-request-id"]),
             ..PolicySpec::default()
         },
+        "report_creds" => PolicySpec {
+            mode: Mode::ReportOnly,
+            ..spec("creds")?
+        },
         "any" => PolicySpec {
             origins: s(&["*"]),
             allow_methods: s(&["PUT"]),
@@ -260,6 +264,7 @@ fn rows() -> Vec<Row> {
         r("wild: leading hyphen", "wild", "GET", &[("o", "https://-a.example.org")], 200, &[], VF, Some("origin_not_allowed")),
         r("wild: uppercase label", "wild", "GET", &[("o", "https://A.example.org")], 200, &[], VF, Some("origin_not_allowed")),
         r("wild: path smuggled into host", "wild", "GET", &[("o", "https://x/.example.org")], 200, &[], VF, Some("origin_not_allowed")),
+        r("wild: the pattern itself as Origin", "wild", "GET", &[("o", "https://*.example.org")], 200, &[], VF, Some("origin_not_allowed")),
         r("wild: userinfo smuggled", "wild", "GET", &[("o", "https://a:b@c.example.org")], 200, &[], VF, Some("origin_not_allowed")),
         r("wild: barfoo.com vs foo.com + bar.com", "wild", "GET", &[("o", "https://barfoo.com")], 200, &[], VF, Some("origin_not_allowed")),
         r("wild: foobar.com", "wild", "GET", &[("o", "https://foobar.com")], 200, &[], VF, Some("origin_not_allowed")),
@@ -319,6 +324,13 @@ fn rows() -> Vec<Row> {
         r("report: pf hostile header not echoed", "report", "OPTIONS", &[("o", APP), ("m", "GET"), ("h", commas)], 204, &[("ao", APP), ("ma", "600")], VP, Some("header_not_allowed")),
         r("report: pf private network", "report", "OPTIONS", &[("o", APP), ("m", "GET"), ("pn", "true")], 204, &[("ao", APP), ("ma", "600"), ("apn", "true")], VP, Some("private_network_not_allowed")),
         r("report: pf allowed", "report", "OPTIONS", &[("o", APP), ("m", "PUT"), ("h", "x-custom")], 204, &[("ao", APP), ("am", "PUT"), ("ah", "x-custom"), ("ma", "600")], VP, None),
+        // A literal `*` sent as Origin is no origin: never echoed, even in report-only
+        // (with credentials it would be the one `*` the engine must never send).
+        r("report: GET origin * not echoed", "report", "GET", &[("o", "*")], 200, &[], VF, Some("origin_not_allowed")),
+        r("report: pf origin * refused", "report", "OPTIONS", &[("o", "*"), ("m", "GET")], 403, &[], VP, Some("origin_not_allowed")),
+        r("report_creds: GET disallowed answered as allowed", "report_creds", "GET", &[("o", EVIL)], 200, &[("ao", EVIL), ("ac", "true"), ("eh", "x-request-id")], VF, Some("origin_not_allowed")),
+        r("report_creds: GET origin * not echoed", "report_creds", "GET", &[("o", "*")], 200, &[], VF, Some("origin_not_allowed")),
+        r("report_creds: pf origin * refused", "report_creds", "OPTIONS", &[("o", "*"), ("m", "GET")], 403, &[], VP, Some("origin_not_allowed")),
         // --- strict: disallowed actual requests stop at the gateway
         r("strict: GET disallowed", "strict", "GET", &[("o", EVIL)], 403, &[], VL, Some("origin_not_allowed")),
         r("strict: POST null", "strict", "POST", &[("o", "null")], 403, &[], VL, Some("origin_not_allowed")),

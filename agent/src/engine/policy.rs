@@ -16,6 +16,15 @@ use std::borrow::Cow;
 
 const STAR: HeaderValue = HeaderValue::from_static("*");
 
+/// In report-only mode, the `Origin` to echo "as if allowed" for an origin
+/// that is not on the list — except a literal `*`: no browser sends it, and
+/// echoed it would be an any-origin grant, with credentials a `*` the engine
+/// must never send. Such a request is refused as in enforce mode. Only
+/// called for an unlisted origin, so its cost is off the allowed path.
+fn report_echo<'p>(report_only: bool, sent: &HeaderValue) -> Option<Cow<'p, HeaderValue>> {
+    (report_only && sent.as_bytes().trim_ascii() != b"*").then(|| Cow::Owned(sent.clone()))
+}
+
 /// A compiled, validated policy: cheap to evaluate, immutable.
 #[derive(Debug)]
 pub struct Policy {
@@ -130,15 +139,17 @@ impl Policy {
         let vary = self.actual_vary();
         let (granted, reason) = match allow_origin {
             Some(v) => (v, None),
-            None if !report_only => {
-                return self.decision(
-                    DecisionKind::Blocked,
-                    Some(Reason::OriginNotAllowed),
-                    Grant::default(),
-                    Vary::Origin,
-                );
-            }
-            None => (Cow::Owned(sent.clone()), Some(Reason::OriginNotAllowed)),
+            None => match report_echo(report_only, sent) {
+                Some(echo) => (echo, Some(Reason::OriginNotAllowed)),
+                None => {
+                    return self.decision(
+                        DecisionKind::Blocked,
+                        Some(Reason::OriginNotAllowed),
+                        Grant::default(),
+                        Vary::Origin,
+                    );
+                }
+            },
         };
         let grant = Grant {
             allow_origin: Some(granted),
@@ -179,11 +190,13 @@ impl Policy {
         };
         let origin = match allow_origin {
             Some(v) => v,
-            None if !report_only => return reject(Reason::OriginNotAllowed),
-            None => {
-                reason = Some(Reason::OriginNotAllowed);
-                Cow::Owned(sent.clone())
-            }
+            None => match report_echo(report_only, sent) {
+                Some(echo) => {
+                    reason = Some(Reason::OriginNotAllowed);
+                    echo
+                }
+                None => return reject(Reason::OriginNotAllowed),
+            },
         };
         let allow_methods = match methods::check(acrm, &self.methods) {
             MethodVerdict::Safelisted => None,
