@@ -16,7 +16,10 @@ use tower_http::trace::TraceLayer;
 /// The whole HTTP application: the API with request tracing. (The admin UI
 /// will be merged in here.)
 pub fn http_app(state: AppState) -> Router {
-    api::app(state).layer(TraceLayer::new_for_http())
+    api::app(state)
+        .route("/metrics", axum::routing::get(crate::metrics::handler))
+        .layer(axum::middleware::from_fn(crate::metrics::track_http))
+        .layer(TraceLayer::new_for_http())
 }
 
 /// Serves `app` on `listener` until `shutdown` completes, then lets

@@ -14,10 +14,12 @@
 //! - [`audit`]: the append-only change audit log.
 //! - [`agent_status`]: the read side of the agents table, for the API.
 //! - [`agents`]: the write side: connected agents, their ACKs/NACKs (gRPC).
+//! - [`blocked`]: blocked-request telemetry (ingestion, partitions, queries).
 
 pub mod agent_status;
 pub mod agents;
 pub mod audit;
+pub mod blocked;
 pub mod origins;
 pub mod policy;
 pub mod services;
