@@ -221,10 +221,10 @@ fn flush(
     let dropped = queue.push(batch)?;
     if dropped.batches > 0 {
         metrics.batches_dropped.inc_by(dropped.batches);
-        metrics.events_dropped.inc_by(dropped.events);
+        metrics.events_dropped.inc_by(dropped.lost);
         tracing::warn!(
             batches = dropped.batches,
-            events = dropped.events,
+            events = dropped.lost,
             "telemetry queue full: dropped the oldest batches; their event count is reported with the next batch"
         );
     }

@@ -65,8 +65,11 @@ impl Batch {
 pub struct Dropped {
     /// Batches.
     pub batches: u64,
-    /// Events in them (carried by the new batch).
+    /// Events in them (carried by the new batch), including events those
+    /// batches were themselves carrying for earlier drops.
     pub events: u64,
+    /// Events lost by this push alone (not counted as dropped before).
+    pub lost: u64,
 }
 
 /// The queue.
@@ -145,6 +148,7 @@ impl SpillQueue {
             let _ = fs::remove_file(self.path_of(old.sequence));
             dropped.batches += 1;
             dropped.events += old.events();
+            dropped.lost += old.events() - old.dropped_events;
         }
         batch.dropped_events += dropped.events;
         self.write(&batch)?;
@@ -229,7 +233,7 @@ mod tests {
         q.push(b)?;
         let b = batch(&mut q, 1);
         let dropped = q.push(b)?;
-        assert_eq!(dropped, Dropped { batches: 1, events: 5 });
+        assert_eq!(dropped, Dropped { batches: 1, events: 5, lost: 5 });
         drop(q);
 
         let mut q = SpillQueue::open(dir.path(), 2)?;
