@@ -11,6 +11,9 @@
 //! - `layer` (feature `runtime`): `CorsairLayer`, a tower `Layer` that
 //!   enforces the current policy in any tower/axum/hyper gateway.
 //! - `proxy` (feature `runtime`): the sidecar reverse proxy in front of an upstream.
+//! - `report` (feature `runtime`): blocked-request counting and batched,
+//!   idempotent upload over `corsair.v1.Telemetry`.
+//! - `metrics` (feature `runtime`): the agent's Prometheus metrics.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
@@ -22,7 +25,11 @@ pub mod handle;
 #[cfg(feature = "runtime")]
 pub mod layer;
 #[cfg(feature = "runtime")]
+pub mod metrics;
+#[cfg(feature = "runtime")]
 pub mod proxy;
+#[cfg(feature = "runtime")]
+pub mod report;
 #[cfg(feature = "runtime")]
 pub mod sync;
 

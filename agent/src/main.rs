@@ -4,6 +4,7 @@
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use corsair_agent::proxy::sidecar::{self, SidecarConfig};
+use corsair_agent::report::ReportConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use tracing_subscriber::EnvFilter;
@@ -51,12 +52,23 @@ struct ProxyArgs {
     /// Directory for the last-known-good policy cache and the agent id.
     #[arg(long, env = "CORSAIR_CACHE_DIR")]
     cache_dir: PathBuf,
-    /// Address for the admin endpoints (/healthz, /readyz).
+    /// Address for the admin endpoints (/healthz, /readyz, /metrics).
     #[arg(long, env = "CORSAIR_METRICS")]
     metrics: Option<SocketAddr>,
     /// Name shown in the control plane's agent list (default: the host name).
     #[arg(long, env = "CORSAIR_AGENT_NAME")]
     agent_name: Option<String>,
+    /// Blocked-request telemetry: aggregation and upload interval, in seconds.
+    #[arg(long, env = "CORSAIR_REPORT_INTERVAL", default_value_t = 10.0)]
+    report_interval: f64,
+    /// Distinct (service, origin, method, reason) keys per interval before
+    /// new ones are counted in one `(other)` bucket.
+    #[arg(long, env = "CORSAIR_REPORT_MAX_KEYS", default_value_t = 10_000)]
+    report_max_keys: usize,
+    /// Unacknowledged telemetry batches kept (in memory and in --cache-dir)
+    /// before the oldest are dropped; the dropped count is reported.
+    #[arg(long, env = "CORSAIR_REPORT_QUEUE", default_value_t = 1_000)]
+    report_queue: usize,
 }
 
 #[tokio::main]
@@ -88,7 +100,16 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         cache_dir: args.cache_dir,
         agent_name: args.agent_name.unwrap_or_else(host_name),
     };
-    sidecar::run(config, listener, admin, shutdown_signal()).await
+    if !(args.report_interval.is_finite() && args.report_interval >= 0.05) {
+        anyhow::bail!("--report-interval must be at least 0.05 seconds");
+    }
+    let report = ReportConfig {
+        interval: std::time::Duration::from_secs_f64(args.report_interval),
+        max_keys: args.report_max_keys,
+        max_queue_batches: args.report_queue.max(1),
+        ..ReportConfig::default()
+    };
+    sidecar::run_with_report(config, report, listener, admin, shutdown_signal()).await
 }
 
 fn host_name() -> String {

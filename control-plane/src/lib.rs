@@ -5,6 +5,9 @@
 //! - [`api`]: the JSON REST API under `/api/v1`.
 //! - [`ui`]: the admin web UI (server-rendered pages and forms).
 //! - [`grpc`]: the `PolicySync` tonic service and the LISTEN/NOTIFY fan-out.
+//! - [`telemetry`]: the `Telemetry` tonic service (blocked-request batches) and
+//!   the partition retention job.
+//! - [`metrics`]: Prometheus metrics (`GET /metrics`).
 //! - [`node`]: one control-plane node (HTTP + gRPC + jobs) on bound listeners.
 //! - [`server`]: wires HTTP and gRPC onto already-bound listeners with graceful shutdown.
 //! - [`pg`]: a private PostgreSQL from the machine's binaries (dev, tests).
@@ -19,10 +22,12 @@ pub mod auth;
 #[cfg(feature = "dev")]
 pub mod dev;
 pub mod grpc;
+pub mod metrics;
 pub mod node;
 pub mod pg;
 pub mod server;
 pub mod store;
+pub mod telemetry;
 #[doc(hidden)]
 pub mod testing;
 pub mod ui;

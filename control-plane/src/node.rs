@@ -7,6 +7,8 @@ use crate::auth::SigningKey;
 use crate::grpc::{self, GrpcConfig};
 use crate::server::{self, Shutdown};
 use crate::store::Store;
+use crate::telemetry::{self, RetentionConfig};
+use tracing::Instrument as _;
 use anyhow::{Context, bail};
 use std::future::Future;
 use tokio::net::TcpListener;
@@ -44,6 +46,10 @@ impl Node {
             .with_single_operator(single_operator)
             .with_secure_cookies(secure_cookies);
         let expiry = tokio::spawn(server::run_expiry(store.clone(), server::EXPIRY_INTERVAL, stop.wait()));
+        let retention = tokio::spawn(
+            telemetry::run_retention(store.clone(), RetentionConfig::default(), stop.wait())
+                .instrument(tracing::info_span!("blocked_retention")),
+        );
         let mut http_task = tokio::spawn(server::serve_http(http, server::http_app(state), stop.wait()));
         let mut grpc_task = tokio::spawn(grpc::serve(grpc, store, keys, grpc_config, stop.wait()));
 
@@ -55,12 +61,14 @@ impl Node {
         stop.trigger();
         if let Some((which, result)) = failure {
             let _ = expiry.await;
+            let _ = retention.await;
             result.with_context(|| format!("{which} server task"))??;
             bail!("{which} server stopped unexpectedly");
         }
         http_task.await.context("HTTP server task")?.context("HTTP server")?;
         grpc_task.await.context("gRPC server task")?.context("gRPC server")?;
         expiry.await.context("expiry task")?;
+        retention.await.context("retention task")?;
         tracing::info!("control plane stopped");
         Ok(())
     }

@@ -20,6 +20,8 @@ pub fn http_app(state: AppState) -> Router {
         .merge(crate::ui::router())
         .fallback(not_found)
         .with_state(state)
+        .route("/metrics", axum::routing::get(crate::metrics::handler))
+        .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .layer(TraceLayer::new_for_http())
 }
 

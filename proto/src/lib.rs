@@ -1,7 +1,7 @@
 //! Corsair's wire contract.
 //!
 //! - [`v1`]: package `corsair.v1` — `PolicySync` (agent ⇄ control plane policy
-//!   stream). Generated from `proto/corsair/v1/*.proto` at build time.
+//!   stream) and `Telemetry` (blocked-request batches). Generated from `proto/corsair/v1/*.proto` at build time.
 #![deny(rust_2018_idioms)]
 
 /// Package `corsair.v1`.

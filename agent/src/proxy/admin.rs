@@ -1,5 +1,6 @@
 //! The admin listener: `/healthz` (liveness, with status) and `/readyz`
-//! (ready only once a policy is loaded — without one the agent fails closed).
+//! (ready only once a policy is loaded — without one the agent fails closed)
+//! and `/metrics` (Prometheus text).
 
 use crate::handle::PolicyHandle;
 use bytes::Bytes;
@@ -24,7 +25,12 @@ pub struct AdminState {
     pub handle: PolicyHandle,
     /// Extra status fields.
     pub status: StatusFn,
+    /// Prometheus text for `/metrics` (none: 404).
+    pub metrics: Option<MetricsFn>,
 }
+
+/// Renders the Prometheus text exposition for `/metrics`.
+pub type MetricsFn = Arc<dyn Fn() -> String + Send + Sync>;
 
 impl AdminState {
     fn report(&self) -> (bool, serde_json::Value) {
@@ -41,6 +47,14 @@ impl AdminState {
     }
 
     fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+        if let (&Method::GET, "/metrics", Some(metrics)) = (req.method(), req.uri().path(), &self.metrics) {
+            let mut response = Response::new(Full::new(Bytes::from(metrics())));
+            response.headers_mut().insert(
+                http::header::CONTENT_TYPE,
+                http::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+            );
+            return response;
+        }
         let (status, body) = match (req.method(), req.uri().path()) {
             (&Method::GET, "/healthz") => (StatusCode::OK, self.report().1),
             (&Method::GET, "/readyz") => {
@@ -48,7 +62,7 @@ impl AdminState {
                 let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
                 (status, body)
             }
-            _ => (StatusCode::NOT_FOUND, serde_json::json!({"error": "try /healthz or /readyz"})),
+            _ => (StatusCode::NOT_FOUND, serde_json::json!({"error": "try /healthz, /readyz or /metrics"})),
         };
         let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
         *response.status_mut() = status;

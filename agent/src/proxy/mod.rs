@@ -6,7 +6,7 @@
 //! applied to the upstream's response.
 //!
 //! - [`forward`]: request/response rewriting for the hop to the upstream.
-//! - [`admin`]: `/healthz` and `/readyz` on the admin listener.
+//! - [`admin`]: `/healthz`, `/readyz` and `/metrics` on the admin listener.
 //! - [`sidecar`]: sync client + proxy + admin, run together (binary and `dev`).
 
 pub mod admin;
@@ -15,6 +15,7 @@ pub mod sidecar;
 
 use crate::engine::{Decision, RequestParts};
 use crate::handle::PolicyHandle;
+use crate::report::Reporter;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
@@ -43,6 +44,7 @@ pub struct Proxy {
     handle: PolicyHandle,
     upstream: forward::Upstream,
     client: Client<HttpConnector, Incoming>,
+    reporter: Option<Reporter>,
 }
 
 impl Proxy {
@@ -55,7 +57,13 @@ impl Proxy {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
-        Ok(Self { handle, upstream, client })
+        Ok(Self { handle, upstream, client, reporter: None })
+    }
+
+    /// Counts every decision (metrics) and blocked ones (telemetry) in `reporter`.
+    pub fn with_reporter(mut self, reporter: Reporter) -> Self {
+        self.reporter = Some(reporter);
+        self
     }
 
     /// Handles one request: decide, answer locally or forward, apply headers.
@@ -67,6 +75,9 @@ impl Proxy {
             Some(active) => active.policy.evaluate(&request),
             None => Decision::no_policy(&request),
         };
+        if let Some(reporter) = &self.reporter {
+            reporter.observe(&request, &decision);
+        }
         if let Some(reason) = decision.reason() {
             tracing::debug!(
                 method = %parts.method,

@@ -1,10 +1,12 @@
-//! The whole sidecar: sync client + proxy + admin listener, started together
+//! The whole sidecar: sync client + proxy + telemetry + admin listener, started together
 //! and stopped together. The binary and `corsair-control-plane dev` both run
 //! this.
 
 use super::admin::{self, AdminState};
 use super::{Proxy, serve};
 use crate::handle::PolicyHandle;
+use crate::metrics::AgentMetrics;
+use crate::report::{self, Recorder, ReportConfig, Reporter, UploadTarget};
 use crate::sync::{SyncClient, SyncConfig, SyncStatus};
 use anyhow::Context;
 use std::collections::HashMap;
@@ -34,9 +36,20 @@ pub struct SidecarConfig {
 
 /// Runs the sidecar until `shutdown` completes. The cached policy (if any)
 /// is enforced before the first connection attempt; with none the proxy
-/// fails closed.
+/// fails closed. Blocked-request telemetry uses the default settings.
 pub async fn run(
     config: SidecarConfig,
+    listener: TcpListener,
+    admin_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    run_with_report(config, ReportConfig::default(), listener, admin_listener, shutdown).await
+}
+
+/// Like [`run`], with explicit telemetry settings (interval, queue, keys).
+pub async fn run_with_report(
+    config: SidecarConfig,
+    report: ReportConfig,
     listener: TcpListener,
     admin_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
@@ -53,13 +66,24 @@ pub async fn run(
     let client = SyncClient::new(sync_config, HashMap::from([(config.service.clone(), handle.clone())]))
         .context("starting the policy sync client")?;
     let status = client.status();
+    let metrics = AgentMetrics::new();
+    let recorder = Recorder::new(report.max_keys);
+    let target = UploadTarget {
+        control_plane: config.control_plane.clone(),
+        token: config.token.clone(),
+        agent_id: client.agent_id().to_owned(),
+        service: config.service.clone(),
+        spill_dir: config.cache_dir.join("telemetry"),
+    };
     if handle.load().is_none() {
         tracing::warn!(
             service = %config.service,
             "no cached policy for this service: failing closed (no CORS grants) until the control plane answers"
         );
     }
-    let proxy = Proxy::new(handle.clone(), &config.upstream).context("--upstream")?;
+    let proxy = Proxy::new(handle.clone(), &config.upstream)
+        .context("--upstream")?
+        .with_reporter(Reporter::new(&config.service, recorder.clone(), metrics.clone()));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
@@ -68,12 +92,16 @@ pub async fn run(
             let _ = rx.wait_for(|stop| *stop).await;
         }
     };
+    let report_task = tokio::spawn(
+        report::run(report, target, recorder, metrics.clone(), stopped()).instrument(tracing::info_span!("telemetry")),
+    );
     let sync_task = tokio::spawn(client.run(stopped()).instrument(tracing::info_span!("sync", service = %config.service)));
     let admin_task = admin_listener.map(|l| {
         let state = AdminState {
             service: config.service.clone(),
             handle: handle.clone(),
             status: status_fn(status.clone()),
+            metrics: Some(metrics_fn(metrics.clone(), status.clone())),
         };
         tokio::spawn(admin::serve(l, state, stopped()))
     });
@@ -92,11 +120,20 @@ pub async fn run(
     if let Some(task) = admin_task {
         task.await.context("admin task")?.context("admin listener")?;
     }
+    // After the proxy: the last requests' counts are in the final batch.
+    report_task.await.context("telemetry task")?.context("telemetry")?;
     match sync_task.await.context("sync task")? {
         Ok(()) => Ok(()),
         // A fatal sync error stops syncing, not enforcing; report it on exit.
         Err(e) => Err(e).context("policy sync"),
     }
+}
+
+fn metrics_fn(metrics: AgentMetrics, status: watch::Receiver<SyncStatus>) -> admin::MetricsFn {
+    Arc::new(move || {
+        metrics.observe_sync(&status.borrow());
+        metrics.encode()
+    })
 }
 
 fn status_fn(status: watch::Receiver<SyncStatus>) -> admin::StatusFn {

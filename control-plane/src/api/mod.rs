@@ -8,6 +8,7 @@
 //! - [`origins`]: origin requests and approve/reject/revoke.
 //! - [`agent_tokens`]: issuing, listing and revoking agent tokens.
 //! - [`observe`]: `/agents` and `/audit`.
+//! - [`blocked`]: `/blocked`, the blocked-request log (filters, groups, CSV).
 //! - [`simulate`]: `POST /simulate`, the engine's answer for a hypothetical request.
 //! - [`openapi`]: the OpenAPI document.
 //!
@@ -16,6 +17,7 @@
 //! whole API with `tower::ServiceExt::oneshot` and no socket.
 
 pub mod agent_tokens;
+pub mod blocked;
 pub mod error;
 pub mod extract;
 pub mod observe;
@@ -91,6 +93,7 @@ pub fn router() -> Router<AppState> {
         .merge(agent_tokens::router())
         .merge(observe::router())
         .merge(simulate::router())
+        .merge(blocked::router())
         .merge(openapi::router())
         .method_not_allowed_fallback(method_not_allowed);
     Router::new().nest(PREFIX, api)

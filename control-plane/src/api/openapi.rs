@@ -145,6 +145,20 @@ fn paths() -> Value {
           { "name": "service", "in": "query", "schema": { "type": "string" } },
           { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 } } ])) },
       "/simulate": { "post": with(op("What an agent would answer a browser: preflight and actual request, decided by the agent's engine on the effective policy", "viewer", ("200", ok("the decision", r("SimulateResponse"))), &[("400", "malformed JSON"), ("404", "no such service"), ("422", "invalid origin, method or header name")]), "requestBody", body(r("SimulateRequest"))) },
+      "/blocked": { "get": with(op("Blocked and would-block requests reported by agents: rows newest first, or grouped with totals, first/last seen and agents", "viewer", ("200", ok("a page (`rows` and `next`), or text/csv with the next cursor in X-Next-Cursor", r("BlockedPage"))), &[("400", "malformed query or cursor"), ("422", "limit out of range, since not before until, sort without group_by")]), "parameters", json!([
+          { "name": "service", "in": "query", "schema": { "type": "string" } },
+          { "name": "origin", "in": "query", "schema": { "type": "string" } },
+          { "name": "origin_match", "in": "query", "schema": { "enum": ["exact", "substring"], "default": "exact" } },
+          { "name": "agent", "in": "query", "schema": { "type": "string" } },
+          { "name": "reason", "in": "query", "schema": { "type": "string" }, "description": "e.g. origin_not_allowed; telemetry_dropped counts events agents had to drop" },
+          { "name": "since", "in": "query", "schema": { "type": "string", "format": "date-time" } },
+          { "name": "until", "in": "query", "schema": { "type": "string", "format": "date-time" } },
+          { "name": "group_by", "in": "query", "schema": { "enum": ["origin", "service", "agent", "reason", "minute", "hour", "day"] } },
+          { "name": "sort", "in": "query", "schema": { "enum": ["count", "key"] } },
+          { "name": "order", "in": "query", "schema": { "enum": ["asc", "desc"] } },
+          { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 10000, "default": 100 } },
+          { "name": "after", "in": "query", "schema": { "type": "string" }, "description": "the previous page's next" },
+          { "name": "format", "in": "query", "schema": { "enum": ["json", "csv"], "default": "json" } } ])) },
       "/openapi.json": { "get": { "summary": "This document", "security": [], "responses": { "200": { "description": "OpenAPI 3.1" } } } }
     })
 }
@@ -209,5 +223,15 @@ fn schemas() -> Value {
     m.insert("AuditEntry".into(), json!({ "type": "object", "properties": {
               "id": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "actor": { "type": "string" }, "action": { "type": "string" },
               "service": { "type": ["string", "null"] }, "target": { "type": "string" }, "before": {}, "after": {} } }));
+    m.insert("BlockedPage".into(), json!({ "type": "object", "properties": {
+              "rows": array(json!({ "oneOf": [
+                  { "type": "object", "description": "a row (no group_by)", "properties": {
+                      "id": { "type": "integer" }, "ts": { "type": "string", "format": "date-time" }, "service": { "type": "string" }, "origin": { "type": "string" },
+                      "method": { "type": "string" }, "reason": { "type": "string" }, "would_block": { "type": "boolean" }, "agent_id": { "type": "string" }, "count": { "type": "integer" } } },
+                  { "type": "object", "description": "a group", "properties": {
+                      "key": { "type": "string" }, "count": { "type": "integer" }, "would_block": { "type": "integer" },
+                      "first_seen": { "type": "string", "format": "date-time" }, "last_seen": { "type": "string", "format": "date-time" },
+                      "agents": array(json!({ "type": "string" })) } } ] })),
+              "next": { "type": ["string", "null"] } } }));
     Value::Object(m)
 }

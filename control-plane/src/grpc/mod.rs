@@ -13,7 +13,7 @@
 //! shutdown future completes, then ends open streams with UNAVAILABLE (agents
 //! reconnect, possibly to another replica) and drains them.
 
-mod auth;
+pub(crate) mod auth;
 mod convert;
 pub mod pg;
 pub mod service;
@@ -27,6 +27,8 @@ pub use watch::{PolicyReceiver, PolicyState, PolicyWatcher, WatchError};
 use crate::auth::SigningKey;
 use crate::store::Store;
 use corsair_proto::v1::policy_sync_server::PolicySyncServer;
+use corsair_proto::v1::telemetry_server::TelemetryServer;
+use crate::telemetry::TelemetryService;
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -106,7 +108,7 @@ pub async fn serve_with_watcher<W: PolicyWatcher>(
 ) -> Result<(), GrpcError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (drain_tx, mut drained) = tokio::sync::mpsc::channel::<()>(1);
-    let service = PolicySyncService::new(watcher, store, keys, config.clone(), stop_rx, drain_tx.downgrade());
+    let service = PolicySyncService::new(watcher, store.clone(), keys.clone(), config.clone(), stop_rx, drain_tx.downgrade());
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let stop = &stop_tx;
     let signal = async move {
@@ -118,6 +120,7 @@ pub async fn serve_with_watcher<W: PolicyWatcher>(
         .http2_keepalive_interval(Some(config.keepalive_interval))
         .http2_keepalive_timeout(Some(config.keepalive_timeout))
         .add_service(PolicySyncServer::new(service))
+        .add_service(TelemetryServer::new(TelemetryService::new(store, keys)))
         .serve_with_incoming_shutdown(incoming, signal)
         .await;
     // Streams finish their bookkeeping (disconnect records) before we

@@ -10,7 +10,7 @@ use crate::store::agents::AgentHello;
 use crate::store::Store;
 use corsair_proto::v1::policy_sync_server::PolicySync;
 use corsair_proto::v1::{agent_message, AgentMessage, ControlMessage, Hello};
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, HashMap};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
@@ -119,6 +119,7 @@ impl<W: PolicyWatcher> PolicySync for PolicySyncService<W> {
             token_id: auth.token_id,
             token_exp: auth.claims.exp,
             recheck_every: self.config.token_recheck_interval,
+            pushed_at: HashMap::new(),
             _drain: drain,
         };
         tokio::spawn(stream.run().instrument(span));

@@ -1,6 +1,7 @@
 //! One agent's stream after its Hello: initial snapshots, pushes on change,
 //! ACK/NACK bookkeeping, and the disconnect record when it ends.
 
+use crate::metrics::metrics;
 use super::convert::snapshot_message;
 use super::watch::PolicyReceiver;
 use crate::store::Store;
@@ -59,6 +60,8 @@ pub(crate) struct AgentStream {
     /// Its expiry (seconds since the epoch), if any.
     pub token_exp: Option<i64>,
     pub recheck_every: std::time::Duration,
+    /// When each service's last snapshot was pushed (for the push-to-ACK metric).
+    pub pushed_at: HashMap<String, (i64, std::time::Instant)>,
     /// Held until this stream is fully wound down; the server waits for
     /// every one of these before `serve` returns.
     pub _drain: mpsc::Sender<()>,
@@ -82,7 +85,9 @@ impl AgentStream {
     pub(crate) async fn run(mut self) {
         self.connections.opened(&self.agent_id);
         info!("agent connected");
+        metrics().agents_connected.inc();
         let end = self.serve().await;
+        metrics().agents_connected.dec();
         match &end {
             End::AgentClosed => info!("agent closed its stream"),
             End::AgentGone(why) => info!(reason = %why, "agent stream ended"),
@@ -174,6 +179,8 @@ impl AgentStream {
             _ = self.shutdown.wait_for(|stop| *stop) => return Err(End::Shutdown),
         }
         debug!(service, revision, "snapshot sent");
+        metrics().pushes.inc();
+        self.pushed_at.insert(service.to_owned(), (revision, std::time::Instant::now()));
         self.held.insert(service.to_owned(), revision);
         Ok(())
     }
@@ -198,10 +205,17 @@ impl AgentStream {
         let result = match message.msg {
             Some(agent_message::Msg::Ack(ack)) if self.held.contains_key(&ack.service) => {
                 info!(service = %ack.service, revision = ack.revision, "agent applied policy");
+                metrics().acks.inc();
+                if let Some((revision, at)) = self.pushed_at.remove(&ack.service)
+                    && revision == ack.revision
+                {
+                    metrics().push_to_ack_seconds.observe(at.elapsed().as_secs_f64());
+                }
                 self.store.agent_acked(&self.agent_id, &ack.service, ack.revision).await
             }
             Some(agent_message::Msg::Nack(nack)) if self.held.contains_key(&nack.service) => {
                 warn!(service = %nack.service, revision = nack.revision, error = %nack.error, "agent refused policy");
+                metrics().nacks.inc();
                 self.store
                     .agent_nacked(&self.agent_id, &nack.service, nack.revision, &nack.error)
                     .await

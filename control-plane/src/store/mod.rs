@@ -17,10 +17,12 @@
 //! - [`sessions`]: session revocation and API tokens for automation.
 //! - [`throttle`]: failed-login counts for throttling.
 //! - [`overview`]: read models for the admin UI (overview, queue, audit pages, chain check).
+//! - [`blocked`]: blocked-request telemetry (ingestion, partitions, queries).
 
 pub mod agent_status;
 pub mod agents;
 pub mod audit;
+pub mod blocked;
 pub mod origins;
 pub mod overview;
 pub mod policy;

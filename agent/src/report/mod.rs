@@ -1,0 +1,279 @@
+//! Blocked-request telemetry: count in memory, upload in batches.
+//!
+//! - [`counter`]: [`Recorder`], the sharded per-interval counts (bounded
+//!   cardinality with an `(other)` bucket).
+//! - [`queue`]: [`SpillQueue`], unacknowledged batches in memory and on disk.
+//! - [`upload`]: the `corsair.v1.Telemetry` client.
+//!
+//! [`run`] ties them together: every interval the counts become a batch
+//! (id = agent id + persisted sequence), queued and spilled; the queue is
+//! sent oldest first, each batch until the control plane acknowledges it,
+//! with jittered exponential backoff between failures. At shutdown the last
+//! partial interval is queued too, so a restart loses nothing.
+
+pub mod counter;
+pub mod queue;
+pub mod upload;
+
+pub use counter::{Recorded, Recorder};
+pub use queue::{Batch, Count, SpillQueue};
+
+use crate::engine::{Decision, RequestParts};
+use crate::metrics::{AgentMetrics, ServiceLabel};
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use tokio::time::Instant;
+use tonic::Code;
+
+/// Telemetry settings.
+#[derive(Debug, Clone)]
+pub struct ReportConfig {
+    /// Aggregation (and flush) interval.
+    pub interval: Duration,
+    /// Distinct keys per interval before the `(other)` bucket takes over.
+    pub max_keys: usize,
+    /// Unacknowledged batches kept before the oldest are dropped.
+    pub max_queue_batches: usize,
+    /// First retry delay.
+    pub retry_base: Duration,
+    /// Longest retry delay.
+    pub retry_max: Duration,
+    /// Per-attempt deadline (connect + answer).
+    pub request_timeout: Duration,
+}
+
+impl Default for ReportConfig {
+    fn default() -> Self {
+        Self {
+            interval: Duration::from_secs(10),
+            max_keys: 10_000,
+            max_queue_batches: 1_000,
+            retry_base: Duration::from_millis(500),
+            retry_max: Duration::from_secs(60),
+            request_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The request path's handle: counts one service's blocked decisions.
+#[derive(Debug, Clone)]
+pub struct Reporter {
+    service: Arc<str>,
+    recorder: Recorder,
+    metrics: AgentMetrics,
+}
+
+impl Reporter {
+    /// A handle counting for `service`.
+    pub fn new(service: &str, recorder: Recorder, metrics: AgentMetrics) -> Self {
+        Self { service: service.into(), recorder, metrics }
+    }
+
+    /// Records `decision` for `request`: every decision in the metrics;
+    /// blocked and would-block ones also in the telemetry counts.
+    pub fn observe(&self, request: &RequestParts<'_>, decision: &Decision<'_>) {
+        self.metrics.request(decision.kind(), decision.reason());
+        let Some(reason) = decision.reason() else { return };
+        let origin = request
+            .headers
+            .get(http::header::ORIGIN)
+            .map(|v| String::from_utf8_lossy(v.as_bytes()))
+            .unwrap_or_default();
+        // For a preflight, the method the browser wants to use says more
+        // than OPTIONS.
+        let requested = (request.method == http::Method::OPTIONS)
+            .then(|| request.headers.get(http::header::ACCESS_CONTROL_REQUEST_METHOD))
+            .flatten()
+            .and_then(|v| v.to_str().ok());
+        let method = requested.unwrap_or(request.method.as_str());
+        let recorded = self.recorder.record(&self.service, &origin, method, reason.as_str(), decision.would_block());
+        if recorded == Recorded::Overflow {
+            self.metrics.overflow.inc();
+        }
+        self.metrics.blocked.get_or_create(&ServiceLabel { service: self.service.to_string() }).inc();
+    }
+}
+
+/// Where and as whom to upload.
+#[derive(Debug, Clone)]
+pub struct UploadTarget {
+    /// Control-plane gRPC URL.
+    pub control_plane: String,
+    /// Agent token.
+    pub token: String,
+    /// This agent's id.
+    pub agent_id: String,
+    /// The service dropped-event counts are reported under.
+    pub service: String,
+    /// Spill directory (`<cache dir>/telemetry`).
+    pub spill_dir: PathBuf,
+}
+
+/// Errors that stop telemetry from starting.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The spill directory cannot be used.
+    #[error("telemetry spill directory {path}: {source}")]
+    Spill {
+        /// The directory.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The URL or token cannot be used.
+    #[error(transparent)]
+    Config(#[from] crate::sync::ConfigError),
+}
+
+/// Runs telemetry until `shutdown`: flush every interval, upload with retry.
+pub async fn run(
+    config: ReportConfig,
+    target: UploadTarget,
+    recorder: Recorder,
+    metrics: AgentMetrics,
+    shutdown: impl Future<Output = ()>,
+) -> Result<(), ReportError> {
+    let spill = |source| ReportError::Spill { path: target.spill_dir.clone(), source };
+    let mut queue = SpillQueue::open(&target.spill_dir, config.max_queue_batches).map_err(spill)?;
+    let client = upload::Uploader::new(&target.control_plane, &target.token, config.request_timeout)?;
+    metrics.queue_depth.set(queue_len(&queue));
+    if !queue.is_empty() {
+        tracing::info!(batches = queue.len(), "resending telemetry batches spilled by a previous run");
+    }
+    let mut interval_start = now_ms();
+    let mut next_flush = Instant::now() + config.interval;
+    let mut retry_at = Instant::now();
+    let mut failures: u32 = 0;
+    tokio::pin!(shutdown);
+    loop {
+        if !queue.is_empty() && Instant::now() >= retry_at {
+            match send_queue(&client, &mut queue, &metrics).await {
+                Ok(()) => failures = 0,
+                Err(status) => {
+                    failures = failures.saturating_add(1);
+                    let delay = backoff(&config, failures);
+                    tracing::debug!(code = ?status.code(), error = status.message(), ?delay, "telemetry upload failed; retrying");
+                    retry_at = Instant::now() + delay;
+                }
+            }
+        }
+        let wake = if queue.is_empty() { next_flush } else { next_flush.min(retry_at) };
+        tokio::select! {
+            () = &mut shutdown => break,
+            () = tokio::time::sleep_until(wake) => {}
+        }
+        if Instant::now() >= next_flush {
+            let end = now_ms();
+            flush(&recorder, &mut queue, &target, &metrics, interval_start, end).map_err(spill)?;
+            interval_start = end;
+            next_flush += config.interval;
+        }
+    }
+    // The partial last interval goes to disk; one quick attempt to send.
+    flush(&recorder, &mut queue, &target, &metrics, interval_start, now_ms()).map_err(spill)?;
+    if !queue.is_empty() {
+        let _ = tokio::time::timeout(config.request_timeout.min(Duration::from_secs(2)), send_queue(&client, &mut queue, &metrics)).await;
+    }
+    if !queue.is_empty() {
+        tracing::info!(batches = queue.len(), "telemetry batches kept on disk for the next run");
+    }
+    Ok(())
+}
+
+/// Turns the interval's counts into a queued batch (nothing when empty).
+fn flush(
+    recorder: &Recorder,
+    queue: &mut SpillQueue,
+    target: &UploadTarget,
+    metrics: &AgentMetrics,
+    start_ms: i64,
+    end_ms: i64,
+) -> std::io::Result<()> {
+    let counts = recorder.take();
+    if counts.is_empty() {
+        return Ok(());
+    }
+    let sequence = queue.next_sequence()?;
+    let mut counts: Vec<Count> = counts
+        .into_iter()
+        .map(|(k, count)| Count {
+            service: k.service,
+            origin: k.origin,
+            method: k.method,
+            reason: k.reason,
+            would_block: k.would_block,
+            count,
+        })
+        .collect();
+    counts.sort_by(|a, b| (&a.service, &a.origin, &a.method).cmp(&(&b.service, &b.origin, &b.method)));
+    let batch = Batch {
+        batch_id: format!("{}:{sequence}", target.agent_id),
+        agent_id: target.agent_id.clone(),
+        sequence,
+        start_ms,
+        end_ms,
+        counts,
+        dropped_events: 0,
+        dropped_service: target.service.clone(),
+    };
+    let dropped = queue.push(batch)?;
+    if dropped.batches > 0 {
+        metrics.batches_dropped.inc_by(dropped.batches);
+        metrics.events_dropped.inc_by(dropped.lost);
+        tracing::warn!(
+            batches = dropped.batches,
+            events = dropped.lost,
+            "telemetry queue full: dropped the oldest batches; their event count is reported with the next batch"
+        );
+    }
+    metrics.queue_depth.set(queue_len(queue));
+    Ok(())
+}
+
+/// Sends the queue oldest first until it is empty or a send fails.
+async fn send_queue(client: &upload::Uploader, queue: &mut SpillQueue, metrics: &AgentMetrics) -> Result<(), tonic::Status> {
+    while let Some(batch) = queue.front() {
+        match client.send(batch).await {
+            Ok(_) => {
+                metrics.batches_sent.inc();
+                queue.pop_front();
+            }
+            Err(status) if matches!(status.code(), Code::InvalidArgument | Code::PermissionDenied) => {
+                // Retrying cannot help: drop it, loudly.
+                metrics.batches_dropped.inc();
+                tracing::error!(batch_id = %batch.batch_id, code = ?status.code(), error = status.message(), "telemetry batch refused by the control plane; dropping it");
+                if let Some(b) = queue.pop_front() {
+                    metrics.events_dropped.inc_by(b.events());
+                }
+            }
+            Err(status) => {
+                metrics.batches_retried.inc();
+                metrics.queue_depth.set(queue_len(queue));
+                return Err(status);
+            }
+        }
+        metrics.queue_depth.set(queue_len(queue));
+    }
+    Ok(())
+}
+
+fn backoff(config: &ReportConfig, failures: u32) -> Duration {
+    let exp = config.retry_base.saturating_mul(1u32 << failures.min(16).saturating_sub(1));
+    let capped = exp.min(config.retry_max);
+    // Full jitter on the upper half, so agents restarted together spread out.
+    let half = capped / 2;
+    half + half.mul_f64(rand::random::<f64>())
+}
+
+fn queue_len(queue: &SpillQueue) -> i64 {
+    i64::try_from(queue.len()).unwrap_or(i64::MAX)
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}

@@ -1,0 +1,132 @@
+//! The control plane's Prometheus metrics, served as text on `GET /metrics`.
+//!
+//! One process-wide registry ([`metrics`]): the gRPC services, the telemetry
+//! ingestion and the HTTP middleware record into it without threading a
+//! handle through every constructor.
+
+use axum::extract::Request;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+use std::sync::OnceLock;
+use std::time::Instant;
+
+/// Labels of HTTP request metrics.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct HttpLabels {
+    /// Request method.
+    pub method: String,
+    /// Response status code.
+    pub status: u16,
+}
+
+/// Labels of telemetry batch outcomes.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct BatchLabels {
+    /// `stored`, `duplicate` or `rejected`.
+    pub result: &'static str,
+}
+
+/// Every control-plane metric.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    /// Agents holding a PolicySync stream on this replica.
+    pub agents_connected: Gauge,
+    /// Snapshots pushed to agents.
+    pub pushes: Counter,
+    /// ACKs received.
+    pub acks: Counter,
+    /// NACKs received.
+    pub nacks: Counter,
+    /// Time from pushing a snapshot to its ACK.
+    pub push_to_ack_seconds: Histogram,
+    /// Telemetry batches by outcome.
+    pub telemetry_batches: Family<BatchLabels, Counter>,
+    /// Blocked events stored (dropped-event counts included).
+    pub telemetry_events: Counter,
+    /// HTTP request durations.
+    pub http_request_duration_seconds: Family<HttpLabels, Histogram>,
+}
+
+fn http_histogram() -> Histogram {
+    Histogram::new(exponential_buckets(0.001, 2.0, 14))
+}
+
+impl Metrics {
+    fn new() -> Self {
+        let mut registry = Registry::with_prefix("corsair");
+        let agents_connected = Gauge::default();
+        registry.register("agents_connected", "Agents holding a PolicySync stream on this replica", agents_connected.clone());
+        let pushes = Counter::default();
+        registry.register("policy_pushes", "Policy snapshots pushed to agents", pushes.clone());
+        let acks = Counter::default();
+        registry.register("policy_acks", "Snapshot ACKs received from agents", acks.clone());
+        let nacks = Counter::default();
+        registry.register("policy_nacks", "Snapshot NACKs received from agents", nacks.clone());
+        let push_to_ack_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
+        registry.register("policy_push_to_ack_seconds", "Time from pushing a snapshot to its ACK", push_to_ack_seconds.clone());
+        let telemetry_batches = Family::<BatchLabels, Counter>::default();
+        registry.register("telemetry_batches", "Telemetry batches received, by result", telemetry_batches.clone());
+        let telemetry_events = Counter::default();
+        registry.register("telemetry_events", "Blocked events stored", telemetry_events.clone());
+        let http_request_duration_seconds =
+            Family::<HttpLabels, Histogram>::new_with_constructor(http_histogram as fn() -> Histogram);
+        registry.register(
+            "http_request_duration_seconds",
+            "HTTP request durations",
+            http_request_duration_seconds.clone(),
+        );
+        Self {
+            registry,
+            agents_connected,
+            pushes,
+            acks,
+            nacks,
+            push_to_ack_seconds,
+            telemetry_batches,
+            telemetry_events,
+            http_request_duration_seconds,
+        }
+    }
+
+    /// Everything in the Prometheus text format.
+    pub fn encode(&self) -> String {
+        let mut text = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut text, &self.registry);
+        text
+    }
+}
+
+/// The process-wide metrics.
+pub fn metrics() -> &'static Metrics {
+    static METRICS: OnceLock<Metrics> = OnceLock::new();
+    METRICS.get_or_init(Metrics::new)
+}
+
+/// `GET /metrics`.
+pub async fn handler() -> Response {
+    (
+        [(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        metrics().encode(),
+    )
+        .into_response()
+}
+
+/// Middleware recording every HTTP request's duration.
+pub async fn track_http(request: Request, next: Next) -> Response {
+    let method = request.method().as_str().to_owned();
+    let start = Instant::now();
+    let response = next.run(request).await;
+    metrics()
+        .http_request_duration_seconds
+        .get_or_create(&HttpLabels { method, status: response.status().as_u16() })
+        .observe(start.elapsed().as_secs_f64());
+    response
+}

@@ -1,0 +1,127 @@
+//! The `corsair.v1.Telemetry` tonic service.
+
+use crate::auth::SigningKey;
+use crate::grpc::auth::authenticate;
+use crate::metrics::{BatchLabels, metrics};
+use crate::store::Store;
+use crate::store::blocked::{BlockedCount, IngestBatch, Ingested};
+use chrono::{DateTime, Utc};
+use corsair_proto::v1::telemetry_server::Telemetry;
+use corsair_proto::v1::{ReportAck, ReportBatch};
+use std::collections::BTreeSet;
+use tonic::{Request, Response, Status};
+use tracing::{debug, warn};
+
+const MAX_ID_LEN: usize = 256;
+const MAX_FIELD_LEN: usize = 1024;
+/// Generous: an agent sends at most its key limit plus one overflow bucket
+/// per service and reason.
+const MAX_COUNTS: usize = 50_000;
+
+/// Stores agents' blocked-request batches.
+#[derive(Debug, Clone)]
+pub struct TelemetryService {
+    store: Store,
+    keys: SigningKey,
+}
+
+impl TelemetryService {
+    /// A service verifying agent tokens with `keys` and storing into `store`.
+    pub fn new(store: Store, keys: SigningKey) -> Self {
+        Self { store, keys }
+    }
+}
+
+#[tonic::async_trait]
+impl Telemetry for TelemetryService {
+    async fn report(&self, request: Request<ReportBatch>) -> Result<Response<ReportAck>, Status> {
+        let auth = authenticate(request.metadata(), &self.keys, &self.store).await?;
+        let batch = request.into_inner();
+        let scope: BTreeSet<&str> = auth.claims.services.iter().map(String::as_str).collect();
+        let ingest = match check(&batch, &scope) {
+            Ok(ingest) => ingest,
+            Err(status) => {
+                metrics().telemetry_batches.get_or_create(&BatchLabels { result: "rejected" }).inc();
+                warn!(batch_id = %batch.batch_id, agent_id = %batch.agent_id, reason = status.message(), "telemetry batch refused");
+                return Err(status);
+            }
+        };
+        match self.store.ingest_blocked_batch(&ingest).await {
+            Ok(Ingested::Stored { events }) => {
+                metrics().telemetry_batches.get_or_create(&BatchLabels { result: "stored" }).inc();
+                metrics().telemetry_events.inc_by(u64::try_from(events).unwrap_or(0));
+                debug!(batch_id = %ingest.batch_id, events, "telemetry batch stored");
+                Ok(Response::new(ReportAck { batch_id: batch.batch_id, duplicate: false }))
+            }
+            Ok(Ingested::Duplicate) => {
+                metrics().telemetry_batches.get_or_create(&BatchLabels { result: "duplicate" }).inc();
+                debug!(batch_id = %ingest.batch_id, "telemetry batch seen before");
+                Ok(Response::new(ReportAck { batch_id: batch.batch_id, duplicate: true }))
+            }
+            Err(error) => {
+                tracing::error!(%error, batch_id = %ingest.batch_id, "storing a telemetry batch failed");
+                Err(Status::unavailable("cannot store the batch right now; retry"))
+            }
+        }
+    }
+}
+
+/// Validates a batch against the token's scope and converts it.
+fn check(batch: &ReportBatch, scope: &BTreeSet<&str>) -> Result<IngestBatch, Status> {
+    let bad = |m: String| Err(Status::invalid_argument(m));
+    if batch.batch_id.is_empty() || batch.batch_id.len() > MAX_ID_LEN {
+        return bad(format!("batch_id must be 1..={MAX_ID_LEN} bytes"));
+    }
+    if batch.agent_id.is_empty() || batch.agent_id.len() > MAX_ID_LEN {
+        return bad(format!("agent_id must be 1..={MAX_ID_LEN} bytes"));
+    }
+    if !batch.batch_id.starts_with(&batch.agent_id) {
+        return bad("batch_id must start with the agent_id".into());
+    }
+    if batch.counts.len() > MAX_COUNTS {
+        return bad(format!("at most {MAX_COUNTS} counts per batch"));
+    }
+    let now = Utc::now();
+    // A clock far ahead must not create partitions in the future.
+    let ts = DateTime::<Utc>::from_timestamp_millis(batch.interval_start_unix_ms)
+        .filter(|t| *t <= now)
+        .unwrap_or(now);
+    let mut counts = Vec::with_capacity(batch.counts.len());
+    for c in &batch.counts {
+        if !scope.contains(c.service.as_str()) {
+            return Err(Status::permission_denied(format!("the agent token is not scoped to service {:?}", c.service)));
+        }
+        for (name, value) in [("origin", &c.origin), ("method", &c.method), ("reason", &c.reason)] {
+            if value.len() > MAX_FIELD_LEN {
+                return bad(format!("{name} longer than {MAX_FIELD_LEN} bytes"));
+            }
+        }
+        if c.count == 0 {
+            continue;
+        }
+        let count = i64::try_from(c.count).map_err(|_| Status::invalid_argument("count out of range"))?;
+        counts.push(BlockedCount {
+            service: c.service.clone(),
+            origin: c.origin.clone(),
+            method: c.method.clone(),
+            reason: c.reason.clone(),
+            would_block: c.would_block,
+            count,
+        });
+    }
+    let dropped_events = i64::try_from(batch.dropped_events).map_err(|_| Status::invalid_argument("dropped_events out of range"))?;
+    if dropped_events > 0 && !scope.contains(batch.dropped_service.as_str()) {
+        return Err(Status::permission_denied(format!(
+            "the agent token is not scoped to service {:?}",
+            batch.dropped_service
+        )));
+    }
+    Ok(IngestBatch {
+        batch_id: batch.batch_id.clone(),
+        agent_id: batch.agent_id.clone(),
+        ts,
+        counts,
+        dropped_events,
+        dropped_service: batch.dropped_service.clone(),
+    })
+}
