@@ -9,7 +9,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     println!("cargo:rerun-if-changed=proto");
     tonic_prost_build::configure().compile_protos(
-        &["proto/corsair/v1/policy.proto", "proto/corsair/v1/telemetry.proto"],
+        &[
+            "proto/corsair/v1/policy.proto",
+            "proto/corsair/v1/telemetry.proto",
+        ],
         &["proto"],
     )?;
     Ok(())

@@ -35,4 +35,3 @@ pub mod sync;
 
 #[cfg(feature = "runtime")]
 pub use layer::CorsairLayer;
-

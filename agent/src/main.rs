@@ -14,7 +14,13 @@ use tracing_subscriber::EnvFilter;
 #[command(name = "corsair-agent", version, about)]
 struct Cli {
     /// Log format.
-    #[arg(long, env = "CORSAIR_LOG_FORMAT", value_enum, default_value = "text", global = true)]
+    #[arg(
+        long,
+        env = "CORSAIR_LOG_FORMAT",
+        value_enum,
+        default_value = "text",
+        global = true
+    )]
     log_format: LogFormat,
     #[command(subcommand)]
     command: Command,

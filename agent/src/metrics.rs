@@ -92,29 +92,77 @@ impl AgentMetrics {
                 })
                 .clone()
         });
-        registry.register("requests", "Requests by CORS decision and reason", requests_family);
+        registry.register(
+            "requests",
+            "Requests by CORS decision and reason",
+            requests_family,
+        );
         let preflights = Counter::default();
-        registry.register("preflights", "Preflight requests answered", preflights.clone());
+        registry.register(
+            "preflights",
+            "Preflight requests answered",
+            preflights.clone(),
+        );
         let blocked = Family::<ServiceLabel, Counter>::default();
-        registry.register("blocked", "Blocked and would-block requests by service", blocked.clone());
+        registry.register(
+            "blocked",
+            "Blocked and would-block requests by service",
+            blocked.clone(),
+        );
         let revision = Family::<ServiceLabel, Gauge>::default();
-        registry.register("policy_revision", "Policy revision in force per service", revision.clone());
+        registry.register(
+            "policy_revision",
+            "Policy revision in force per service",
+            revision.clone(),
+        );
         let stream_connected = Gauge::default();
-        registry.register("sync_stream_connected", "1 while the PolicySync stream is open", stream_connected.clone());
+        registry.register(
+            "sync_stream_connected",
+            "1 while the PolicySync stream is open",
+            stream_connected.clone(),
+        );
         let reconnects = Counter::default();
-        registry.register("sync_reconnects", "PolicySync streams reopened", reconnects.clone());
+        registry.register(
+            "sync_reconnects",
+            "PolicySync streams reopened",
+            reconnects.clone(),
+        );
         let batches_sent = Counter::default();
-        registry.register("telemetry_batches_sent", "Telemetry batches acknowledged", batches_sent.clone());
+        registry.register(
+            "telemetry_batches_sent",
+            "Telemetry batches acknowledged",
+            batches_sent.clone(),
+        );
         let batches_retried = Counter::default();
-        registry.register("telemetry_batches_retried", "Telemetry upload attempts that failed and will be retried", batches_retried.clone());
+        registry.register(
+            "telemetry_batches_retried",
+            "Telemetry upload attempts that failed and will be retried",
+            batches_retried.clone(),
+        );
         let batches_dropped = Counter::default();
-        registry.register("telemetry_batches_dropped", "Telemetry batches dropped (queue full)", batches_dropped.clone());
+        registry.register(
+            "telemetry_batches_dropped",
+            "Telemetry batches dropped (queue full)",
+            batches_dropped.clone(),
+        );
         let events_dropped = Counter::default();
-        registry.register("telemetry_events_dropped", "Blocked events in dropped batches", events_dropped.clone());
+        registry.register(
+            "telemetry_events_dropped",
+            "Blocked events in dropped batches",
+            events_dropped.clone(),
+        );
         let overflow = Counter::default();
-        registry.register("telemetry_overflow", "Blocked events counted in the (other) bucket", overflow.clone());
+        registry.register(
+            "telemetry_overflow",
+            "Blocked events counted in the (other) bucket",
+            overflow.clone(),
+        );
         let queue_depth = Gauge::default();
-        registry.register("telemetry_queue_depth", "Telemetry batches waiting for an ACK", queue_depth.clone());
+        registry.register(
+            "telemetry_queue_depth",
+            "Telemetry batches waiting for an ACK",
+            queue_depth.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             requests: Arc::new(requests),
@@ -138,7 +186,10 @@ impl AgentMetrics {
         let k = KINDS.iter().position(|x| *x == kind).unwrap_or(0);
         let r = REASONS.iter().position(|x| *x == reason).unwrap_or(0);
         self.requests[k * REASONS.len() + r].inc();
-        if matches!(kind, DecisionKind::PreflightAllowed | DecisionKind::PreflightRejected) {
+        if matches!(
+            kind,
+            DecisionKind::PreflightAllowed | DecisionKind::PreflightRejected
+        ) {
             self.preflights.inc();
         }
     }
@@ -146,11 +197,16 @@ impl AgentMetrics {
     /// Mirrors the sync client's state into the gauges.
     pub fn observe_sync(&self, status: &SyncStatus) {
         self.stream_connected.set(i64::from(status.connected));
-        let seen = self.reconnects_seen.swap(status.reconnects, Ordering::Relaxed);
-        self.reconnects.inc_by(status.reconnects.saturating_sub(seen));
+        let seen = self
+            .reconnects_seen
+            .swap(status.reconnects, Ordering::Relaxed);
+        self.reconnects
+            .inc_by(status.reconnects.saturating_sub(seen));
         for (service, s) in &status.services {
             self.revision
-                .get_or_create(&ServiceLabel { service: service.clone() })
+                .get_or_create(&ServiceLabel {
+                    service: service.clone(),
+                })
                 .set(s.revision.unwrap_or(0));
         }
     }

@@ -21,11 +21,16 @@ const RUNS: usize = 5;
 
 #[tokio::main]
 async fn main() -> Result<()> {
-    let rows: i64 = std::env::var("CORSAIR_BENCH_ROWS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000_000);
+    let rows: i64 = std::env::var("CORSAIR_BENCH_ROWS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
     let db = TestDb::new().await?;
     let store = &db.store;
     let today = Utc::now().date_naive();
-    store.ensure_blocked_partitions(today - Duration::days(DAYS), today).await?;
+    store
+        .ensure_blocked_partitions(today - Duration::days(DAYS), today)
+        .await?;
 
     // Seed with generate_series, one day per statement (the bench's only
     // SQL outside store/: it fabricates data, it is not product code).
@@ -51,9 +56,16 @@ async fn main() -> Result<()> {
         .await?;
     }
     let seed = started.elapsed();
-    println!("seeded {} rows in {:.1} s ({:.0} rows/s)", per_day * DAYS, seed.as_secs_f64(), (per_day * DAYS) as f64 / seed.as_secs_f64());
+    println!(
+        "seeded {} rows in {:.1} s ({:.0} rows/s)",
+        per_day * DAYS,
+        seed.as_secs_f64(),
+        (per_day * DAYS) as f64 / seed.as_secs_f64()
+    );
     let started = Instant::now();
-    sqlx::query("VACUUM ANALYZE blocked_events").execute(store.pool()).await?;
+    sqlx::query("VACUUM ANALYZE blocked_events")
+        .execute(store.pool())
+        .await?;
     println!("VACUUM ANALYZE in {:.1} s", started.elapsed().as_secs_f64());
 
     let now = Utc::now();
@@ -65,20 +77,44 @@ async fn main() -> Result<()> {
     let queries = [
         (
             "top origins, one service, 24 h",
-            BlockedQuery { filter: service(1), group_by: Some(GroupBy::Origin), sort: None, order: None, after: None, limit: 20 },
+            BlockedQuery {
+                filter: service(1),
+                group_by: Some(GroupBy::Origin),
+                sort: None,
+                order: None,
+                after: None,
+                limit: 20,
+            },
         ),
         (
             "time series (hourly), one service, 7 days",
-            BlockedQuery { filter: service(7), group_by: Some(GroupBy::Hour), sort: None, order: None, after: None, limit: 10_000 },
+            BlockedQuery {
+                filter: service(7),
+                group_by: Some(GroupBy::Hour),
+                sort: None,
+                order: None,
+                after: None,
+                limit: 10_000,
+            },
         ),
         (
             "time series (daily), one service, 30 days",
-            BlockedQuery { filter: service(31), group_by: Some(GroupBy::Day), sort: None, order: None, after: None, limit: 10_000 },
+            BlockedQuery {
+                filter: service(31),
+                group_by: Some(GroupBy::Day),
+                sort: None,
+                order: None,
+                after: None,
+                limit: 10_000,
+            },
         ),
         (
             "top services, all, 24 h",
             BlockedQuery {
-                filter: BlockedFilter { since: Some(now - Duration::days(1)), ..BlockedFilter::default() },
+                filter: BlockedFilter {
+                    since: Some(now - Duration::days(1)),
+                    ..BlockedFilter::default()
+                },
                 group_by: Some(GroupBy::Service),
                 sort: None,
                 order: None,
@@ -103,11 +139,25 @@ async fn main() -> Result<()> {
         ),
         (
             "CSV export page: 10,000 newest rows, one service",
-            BlockedQuery { filter: service(31), group_by: None, sort: None, order: None, after: None, limit: 10_000 },
+            BlockedQuery {
+                filter: service(31),
+                group_by: None,
+                sort: None,
+                order: None,
+                after: None,
+                limit: 10_000,
+            },
         ),
         (
             "raw rows, all services, newest 100",
-            BlockedQuery { filter: BlockedFilter::default(), group_by: None, sort: None, order: None, after: None, limit: 100 },
+            BlockedQuery {
+                filter: BlockedFilter::default(),
+                group_by: None,
+                sort: None,
+                order: None,
+                after: None,
+                limit: 100,
+            },
         ),
     ];
     for (name, query) in &queries {

@@ -241,15 +241,25 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
 
 async fn audit_verify(args: DbArgs) -> anyhow::Result<()> {
     let store = connect(&args).await?;
-    let report = store.verify_audit_chain().await.context("reading the audit log")?;
+    let report = store
+        .verify_audit_chain()
+        .await
+        .context("reading the audit log")?;
     if report.problems.is_empty() {
-        println!("audit log intact: {} rows, hash chain verified", report.rows);
+        println!(
+            "audit log intact: {} rows, hash chain verified",
+            report.rows
+        );
         return Ok(());
     }
     for p in &report.problems {
         println!("TAMPERED: {p}");
     }
-    bail!("audit log hash chain broken: {} problem(s) in {} rows", report.problems.len(), report.rows)
+    bail!(
+        "audit log hash chain broken: {} problem(s) in {} rows",
+        report.problems.len(),
+        report.rows
+    )
 }
 
 async fn user_add(args: UserAddArgs) -> anyhow::Result<()> {

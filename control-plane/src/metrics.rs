@@ -62,21 +62,50 @@ impl Metrics {
     fn new() -> Self {
         let mut registry = Registry::with_prefix("corsair");
         let agents_connected = Gauge::default();
-        registry.register("agents_connected", "Agents holding a PolicySync stream on this replica", agents_connected.clone());
+        registry.register(
+            "agents_connected",
+            "Agents holding a PolicySync stream on this replica",
+            agents_connected.clone(),
+        );
         let pushes = Counter::default();
-        registry.register("policy_pushes", "Policy snapshots pushed to agents", pushes.clone());
+        registry.register(
+            "policy_pushes",
+            "Policy snapshots pushed to agents",
+            pushes.clone(),
+        );
         let acks = Counter::default();
-        registry.register("policy_acks", "Snapshot ACKs received from agents", acks.clone());
+        registry.register(
+            "policy_acks",
+            "Snapshot ACKs received from agents",
+            acks.clone(),
+        );
         let nacks = Counter::default();
-        registry.register("policy_nacks", "Snapshot NACKs received from agents", nacks.clone());
+        registry.register(
+            "policy_nacks",
+            "Snapshot NACKs received from agents",
+            nacks.clone(),
+        );
         let push_to_ack_seconds = Histogram::new(exponential_buckets(0.001, 2.0, 16));
-        registry.register("policy_push_to_ack_seconds", "Time from pushing a snapshot to its ACK", push_to_ack_seconds.clone());
+        registry.register(
+            "policy_push_to_ack_seconds",
+            "Time from pushing a snapshot to its ACK",
+            push_to_ack_seconds.clone(),
+        );
         let telemetry_batches = Family::<BatchLabels, Counter>::default();
-        registry.register("telemetry_batches", "Telemetry batches received, by result", telemetry_batches.clone());
+        registry.register(
+            "telemetry_batches",
+            "Telemetry batches received, by result",
+            telemetry_batches.clone(),
+        );
         let telemetry_events = Counter::default();
-        registry.register("telemetry_events", "Blocked events stored", telemetry_events.clone());
-        let http_request_duration_seconds =
-            Family::<HttpLabels, Histogram>::new_with_constructor(http_histogram as fn() -> Histogram);
+        registry.register(
+            "telemetry_events",
+            "Blocked events stored",
+            telemetry_events.clone(),
+        );
+        let http_request_duration_seconds = Family::<HttpLabels, Histogram>::new_with_constructor(
+            http_histogram as fn() -> Histogram,
+        );
         registry.register(
             "http_request_duration_seconds",
             "HTTP request durations",
@@ -113,7 +142,10 @@ pub fn metrics() -> &'static Metrics {
 /// `GET /metrics`.
 pub async fn handler() -> Response {
     (
-        [(http::header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")],
+        [(
+            http::header::CONTENT_TYPE,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )],
         metrics().encode(),
     )
         .into_response()
@@ -126,7 +158,10 @@ pub async fn track_http(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     metrics()
         .http_request_duration_seconds
-        .get_or_create(&HttpLabels { method, status: response.status().as_u16() })
+        .get_or_create(&HttpLabels {
+            method,
+            status: response.status().as_u16(),
+        })
         .observe(start.elapsed().as_secs_f64());
     response
 }

@@ -8,10 +8,10 @@ use crate::grpc::{self, GrpcConfig};
 use crate::server::{self, Shutdown};
 use crate::store::Store;
 use crate::telemetry::{self, RetentionConfig};
-use tracing::Instrument as _;
 use anyhow::{Context, bail};
 use std::future::Future;
 use tokio::net::TcpListener;
+use tracing::Instrument as _;
 
 /// Everything a node runs on.
 #[derive(Debug)]
@@ -37,7 +37,15 @@ impl Node {
     /// in-flight HTTP requests finish and agent streams are closed with
     /// UNAVAILABLE so agents reconnect elsewhere.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
-        let Node { store, keys, http, grpc, grpc_config, single_operator, secure_cookies } = self;
+        let Node {
+            store,
+            keys,
+            http,
+            grpc,
+            grpc_config,
+            single_operator,
+            secure_cookies,
+        } = self;
         if let (Ok(h), Ok(g)) = (http.local_addr(), grpc.local_addr()) {
             tracing::info!(http = %h, grpc = %g, "control plane serving");
         }
@@ -45,13 +53,22 @@ impl Node {
         let state = AppState::new(store.clone(), keys.clone())
             .with_single_operator(single_operator)
             .with_secure_cookies(secure_cookies);
-        let expiry = tokio::spawn(server::run_expiry(store.clone(), server::EXPIRY_INTERVAL, stop.wait()));
+        let expiry = tokio::spawn(
+            server::run_expiry(store.clone(), server::EXPIRY_INTERVAL, stop.wait())
+                .instrument(tracing::info_span!("expiry")),
+        );
         let retention = tokio::spawn(
             telemetry::run_retention(store.clone(), RetentionConfig::default(), stop.wait())
                 .instrument(tracing::info_span!("blocked_retention")),
         );
-        let mut http_task = tokio::spawn(server::serve_http(http, server::http_app(state), stop.wait()));
-        let mut grpc_task = tokio::spawn(grpc::serve(grpc, store, keys, grpc_config, stop.wait()));
+        let mut http_task = tokio::spawn(
+            server::serve_http(http, server::http_app(state), stop.wait())
+                .instrument(tracing::info_span!("http")),
+        );
+        let mut grpc_task = tokio::spawn(
+            grpc::serve(grpc, store, keys, grpc_config, stop.wait())
+                .instrument(tracing::info_span!("grpc")),
+        );
 
         let failure = tokio::select! {
             () = shutdown => None,
@@ -65,8 +82,14 @@ impl Node {
             result.with_context(|| format!("{which} server task"))??;
             bail!("{which} server stopped unexpectedly");
         }
-        http_task.await.context("HTTP server task")?.context("HTTP server")?;
-        grpc_task.await.context("gRPC server task")?.context("gRPC server")?;
+        http_task
+            .await
+            .context("HTTP server task")?
+            .context("HTTP server")?;
+        grpc_task
+            .await
+            .context("gRPC server task")?
+            .context("gRPC server")?;
         expiry.await.context("expiry task")?;
         retention.await.context("retention task")?;
         tracing::info!("control plane stopped");

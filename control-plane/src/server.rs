@@ -45,9 +45,12 @@ where
         tracing::info!(%addr, "HTTP API listening");
     }
     // Connect info gives login throttling the client's address.
-    axum::serve(listener, app.into_make_service_with_connect_info::<std::net::SocketAddr>())
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }
 
 /// Completes on Ctrl-C or SIGTERM (what Kubernetes sends).

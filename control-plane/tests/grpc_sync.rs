@@ -10,33 +10,57 @@ use std::time::Duration;
 #[tokio::test]
 async fn snapshot_applied_acked_and_changes_pushed() -> TestResult {
     let db = TestDb::new().await?;
-    let rev1 = db.create_service("payments", &["https://app.example.com"]).await?;
+    let rev1 = db
+        .create_service("payments", &["https://app.example.com"])
+        .await?;
     let cp = ControlPlane::start(&db, fast_config()).await?;
     let agent = Agent::fresh(&cp, &db.token(&["payments"]).await?, &["payments"]).await?;
 
     agent.wait_revision("payments", rev1).await;
-    assert_eq!(agent.origins("payments"), vec!["https://app.example.com".to_string()]);
+    assert_eq!(
+        agent.origins("payments"),
+        vec!["https://app.example.com".to_string()]
+    );
     db.wait_applied(&agent.id, "payments", rev1).await;
-    assert!(db.agent_connected(&agent.id).await?, "agent recorded as connected");
+    assert!(
+        db.agent_connected(&agent.id).await?,
+        "agent recorded as connected"
+    );
     let status = agent.status.borrow().clone();
     assert!(status.connected && status.ready(), "{status:?}");
-    assert_eq!(status.services["payments"].source, PolicySource::ControlPlane);
+    assert_eq!(
+        status.services["payments"].source,
+        PolicySource::ControlPlane
+    );
 
     // A change made in the database is pushed without the agent asking.
-    let rev2 = db.approve_origin("payments", "https://admin.example.com").await?;
+    let rev2 = db
+        .approve_origin("payments", "https://admin.example.com")
+        .await?;
     assert!(rev2 > rev1);
     agent.wait_revision("payments", rev2).await;
-    assert!(agent.origins("payments").contains(&"https://admin.example.com".to_string()));
+    assert!(
+        agent
+            .origins("payments")
+            .contains(&"https://admin.example.com".to_string())
+    );
     db.wait_applied(&agent.id, "payments", rev2).await;
 
     // Deleting the service makes the agent fail closed.
-    db.exec("DELETE FROM services WHERE name = 'payments'").await?;
-    eventually("agent fails closed", || async { agent.handle.load().is_none() }).await;
+    db.exec("DELETE FROM services WHERE name = 'payments'")
+        .await?;
+    eventually("agent fails closed", || async {
+        agent.handle.load().is_none()
+    })
+    .await;
     db.wait_applied(&agent.id, "payments", 0).await;
 
     let id = agent.id.clone();
     agent.stop().await;
-    eventually("agent marked disconnected", || async { !db.agent_connected(&id).await.unwrap_or(true) }).await;
+    eventually("agent marked disconnected", || async {
+        !db.agent_connected(&id).await.unwrap_or(true)
+    })
+    .await;
     cp.stop().await?;
     Ok(())
 }
@@ -44,7 +68,9 @@ async fn snapshot_applied_acked_and_changes_pushed() -> TestResult {
 #[tokio::test]
 async fn refused_snapshot_is_nacked_and_old_policy_stays() -> TestResult {
     let db = TestDb::new().await?;
-    let rev1 = db.create_service("orders", &["https://shop.example.com"]).await?;
+    let rev1 = db
+        .create_service("orders", &["https://shop.example.com"])
+        .await?;
     let cp = ControlPlane::start(&db, fast_config()).await?;
     let agent = Agent::fresh(&cp, &db.token(&["orders"]).await?, &["orders"]).await?;
     agent.wait_revision("orders", rev1).await;
@@ -52,13 +78,24 @@ async fn refused_snapshot_is_nacked_and_old_policy_stays() -> TestResult {
     // Written behind the API's back: the engine refuses it.
     let bad = db.approve_origin("orders", "not an origin").await?;
     let error = db.wait_nack(&agent.id, "orders", bad).await;
-    assert!(error.contains("not an origin"), "NACK error names the problem: {error}");
-    assert_eq!(agent.revision("orders"), Some(rev1), "old policy stays in force");
+    assert!(
+        error.contains("not an origin"),
+        "NACK error names the problem: {error}"
+    );
+    assert_eq!(
+        agent.revision("orders"),
+        Some(rev1),
+        "old policy stays in force"
+    );
     let status = agent.status.borrow().clone();
-    assert_eq!(status.services["orders"].last_nack.as_ref().map(|n| n.0), Some(bad));
+    assert_eq!(
+        status.services["orders"].last_nack.as_ref().map(|n| n.0),
+        Some(bad)
+    );
 
     // The next good revision is applied again.
-    db.exec("UPDATE origins SET status = 'revoked' WHERE pattern = 'not an origin'").await?;
+    db.exec("UPDATE origins SET status = 'revoked' WHERE pattern = 'not an origin'")
+        .await?;
     let good = db.bump("orders").await?;
     agent.wait_revision("orders", good).await;
     db.wait_applied(&agent.id, "orders", good).await;
@@ -71,35 +108,73 @@ async fn refused_snapshot_is_nacked_and_old_policy_stays() -> TestResult {
 async fn bad_credentials_get_the_right_codes() -> TestResult {
     use tonic::Code;
     let db = TestDb::new().await?;
-    db.create_service("billing", &["https://app.example.com"]).await?;
+    db.create_service("billing", &["https://app.example.com"])
+        .await?;
     db.create_service("other", &[]).await?;
     let cp = ControlPlane::start(&db, fast_config()).await?;
     let good = db.token(&["billing"]).await?;
 
-    assert_eq!(raw_code(&cp, None, hello(&["billing"], &[])).await, Code::Unauthenticated, "missing");
-    assert_eq!(raw_code(&cp, Some("garbage"), hello(&["billing"], &[])).await, Code::Unauthenticated, "garbage");
+    assert_eq!(
+        raw_code(&cp, None, hello(&["billing"], &[])).await,
+        Code::Unauthenticated,
+        "missing"
+    );
+    assert_eq!(
+        raw_code(&cp, Some("garbage"), hello(&["billing"], &[])).await,
+        Code::Unauthenticated,
+        "garbage"
+    );
     let expired = db.token_expiring(&["billing"], -60).await?;
-    assert_eq!(raw_code(&cp, Some(&expired), hello(&["billing"], &[])).await, Code::Unauthenticated, "expired");
+    assert_eq!(
+        raw_code(&cp, Some(&expired), hello(&["billing"], &[])).await,
+        Code::Unauthenticated,
+        "expired"
+    );
     let foreign = other_key_token(&["billing"])?;
-    assert_eq!(raw_code(&cp, Some(&foreign), hello(&["billing"], &[])).await, Code::Unauthenticated, "wrong key");
+    assert_eq!(
+        raw_code(&cp, Some(&foreign), hello(&["billing"], &[])).await,
+        Code::Unauthenticated,
+        "wrong key"
+    );
     let revoked = db.token(&["billing"]).await?;
     db.revoke_token(&revoked).await?;
-    assert_eq!(raw_code(&cp, Some(&revoked), hello(&["billing"], &[])).await, Code::Unauthenticated, "revoked");
+    assert_eq!(
+        raw_code(&cp, Some(&revoked), hello(&["billing"], &[])).await,
+        Code::Unauthenticated,
+        "revoked"
+    );
     let unlisted = db.unlisted_token(&["billing"])?;
-    assert_eq!(raw_code(&cp, Some(&unlisted), hello(&["billing"], &[])).await, Code::Unauthenticated, "no row");
+    assert_eq!(
+        raw_code(&cp, Some(&unlisted), hello(&["billing"], &[])).await,
+        Code::Unauthenticated,
+        "no row"
+    );
     assert_eq!(
         raw_code(&cp, Some(&good), hello(&["billing", "other"], &[])).await,
         Code::PermissionDenied,
         "unscoped service"
     );
-    assert_eq!(raw_code(&cp, Some(&good), not_hello()).await, Code::InvalidArgument, "no hello first");
-    assert_eq!(raw_code(&cp, Some(&good), hello(&["billing"], &[])).await, Code::Ok, "the good token works");
+    assert_eq!(
+        raw_code(&cp, Some(&good), not_hello()).await,
+        Code::InvalidArgument,
+        "no hello first"
+    );
+    assert_eq!(
+        raw_code(&cp, Some(&good), hello(&["billing"], &[])).await,
+        Code::Ok,
+        "the good token works"
+    );
 
     // The real client keeps going and reports the refusal.
     let dir = tempdir()?;
     let agent = Agent::start(&cp, &revoked, &["billing"], dir.path()).await?;
     eventually("refusal reported", || async {
-        agent.status.borrow().last_error.as_deref().is_some_and(|e| e.contains("Unauthenticated"))
+        agent
+            .status
+            .borrow()
+            .last_error
+            .as_deref()
+            .is_some_and(|e| e.contains("Unauthenticated"))
     })
     .await;
     assert!(!agent.status.borrow().connected);
@@ -111,14 +186,23 @@ async fn bad_credentials_get_the_right_codes() -> TestResult {
 #[tokio::test]
 async fn agent_holding_the_current_revision_gets_only_newer_ones() -> TestResult {
     let db = TestDb::new().await?;
-    let rev1 = db.create_service("quiet", &["https://a.example.com"]).await?;
+    let rev1 = db
+        .create_service("quiet", &["https://a.example.com"])
+        .await?;
     let cp = ControlPlane::start(&db, fast_config()).await?;
     let token = db.token(&["quiet"]).await?;
     let mut stream = raw_stream(&cp, &token, hello(&["quiet"], &[("quiet", rev1)])).await?;
     let rev2 = db.approve_origin("quiet", "https://b.example.com").await?;
     let first = next_snapshot(&mut stream).await?;
-    assert_eq!((first.service.as_str(), first.revision), ("quiet", rev2), "rev1 is not re-sent");
-    assert_eq!(first.origins, vec!["https://a.example.com", "https://b.example.com"]);
+    assert_eq!(
+        (first.service.as_str(), first.revision),
+        ("quiet", rev2),
+        "rev1 is not re-sent"
+    );
+    assert_eq!(
+        first.origins,
+        vec!["https://a.example.com", "https://b.example.com"]
+    );
     drop(stream);
     cp.stop().await?;
     Ok(())
@@ -127,7 +211,9 @@ async fn agent_holding_the_current_revision_gets_only_newer_ones() -> TestResult
 #[tokio::test]
 async fn converges_after_the_listen_connection_is_killed() -> TestResult {
     let db = TestDb::new().await?;
-    let rev1 = db.create_service("search", &["https://a.example.com"]).await?;
+    let rev1 = db
+        .create_service("search", &["https://a.example.com"])
+        .await?;
     // No periodic resync during the test: recovery must come from the reconnect.
     let config = corsair_control_plane::grpc::GrpcConfig {
         resync_interval: Duration::from_secs(3600),
@@ -138,11 +224,19 @@ async fn converges_after_the_listen_connection_is_killed() -> TestResult {
     agent.wait_revision("search", rev1).await;
 
     for round in 0..2 {
-        eventually("listening", || async { db.listeners().await.unwrap_or(0) >= 1 }).await;
+        eventually("listening", || async {
+            db.listeners().await.unwrap_or(0) >= 1
+        })
+        .await;
         let killed = db.kill_listeners().await?;
-        assert!(killed >= 1, "round {round}: a LISTEN connection was terminated");
+        assert!(
+            killed >= 1,
+            "round {round}: a LISTEN connection was terminated"
+        );
         // Possibly while nobody listens: the reconnect must resynchronise.
-        let rev = db.approve_origin("search", &format!("https://r{round}.example.com")).await?;
+        let rev = db
+            .approve_origin("search", &format!("https://r{round}.example.com"))
+            .await?;
         agent.wait_revision("search", rev).await;
     }
     agent.stop().await;
@@ -153,7 +247,9 @@ async fn converges_after_the_listen_connection_is_killed() -> TestResult {
 #[tokio::test]
 async fn agent_reconnects_to_a_restarted_control_plane() -> TestResult {
     let db = TestDb::new().await?;
-    let rev1 = db.create_service("catalog", &["https://a.example.com"]).await?;
+    let rev1 = db
+        .create_service("catalog", &["https://a.example.com"])
+        .await?;
     let cp = ControlPlane::start(&db, fast_config()).await?;
     let addr = cp.addr;
     let agent = Agent::fresh(&cp, &db.token(&["catalog"]).await?, &["catalog"]).await?;
@@ -162,11 +258,16 @@ async fn agent_reconnects_to_a_restarted_control_plane() -> TestResult {
 
     // Stopping drains the stream and records the disconnect.
     cp.stop().await?;
-    eventually("agent sees the control plane gone", || async { !agent.status.borrow().connected }).await;
+    eventually("agent sees the control plane gone", || async {
+        !agent.status.borrow().connected
+    })
+    .await;
     assert!(!db.agent_connected(&agent.id).await?);
     assert_eq!(agent.revision("catalog"), Some(rev1), "still enforcing");
 
-    let rev2 = db.approve_origin("catalog", "https://b.example.com").await?;
+    let rev2 = db
+        .approve_origin("catalog", "https://b.example.com")
+        .await?;
     let cp = ControlPlane::start_on(&db, fast_config(), addr).await?;
     agent.wait_revision("catalog", rev2).await;
     db.wait_applied(&agent.id, "catalog", rev2).await;
@@ -180,7 +281,9 @@ async fn agent_reconnects_to_a_restarted_control_plane() -> TestResult {
 #[tokio::test]
 async fn agent_started_while_the_control_plane_is_down_enforces_its_cache() -> TestResult {
     let db = TestDb::new().await?;
-    let rev1 = db.create_service("profile", &["https://a.example.com"]).await?;
+    let rev1 = db
+        .create_service("profile", &["https://a.example.com"])
+        .await?;
     let cp = ControlPlane::start(&db, fast_config()).await?;
     let token = db.token(&["profile"]).await?;
     let cache = tempdir()?;
@@ -195,15 +298,27 @@ async fn agent_started_while_the_control_plane_is_down_enforces_its_cache() -> T
     // A new agent, same cache dir, nothing listening.
     let agent = Agent::start_at(addr, &token, &["profile"], cache.path())?;
     assert_eq!(agent.id, first_id, "agent id is stable across restarts");
-    assert_eq!(agent.revision("profile"), Some(rev1), "enforcing before any connection");
-    assert_eq!(agent.origins("profile"), vec!["https://a.example.com".to_string()]);
+    assert_eq!(
+        agent.revision("profile"),
+        Some(rev1),
+        "enforcing before any connection"
+    );
+    assert_eq!(
+        agent.origins("profile"),
+        vec!["https://a.example.com".to_string()]
+    );
     let status = agent.status.borrow().clone();
     assert!(status.ready() && !status.connected, "{status:?}");
     assert_eq!(status.services["profile"].source, PolicySource::Cache);
-    eventually("failed attempts counted", || async { agent.status.borrow().reconnects >= 2 }).await;
+    eventually("failed attempts counted", || async {
+        agent.status.borrow().reconnects >= 2
+    })
+    .await;
 
     // The control plane comes back with a change made meanwhile.
-    let rev2 = db.approve_origin("profile", "https://b.example.com").await?;
+    let rev2 = db
+        .approve_origin("profile", "https://b.example.com")
+        .await?;
     let cp = ControlPlane::start_on(&db, fast_config(), addr).await?;
     agent.wait_revision("profile", rev2).await;
     agent.stop().await;
@@ -214,7 +329,9 @@ async fn agent_started_while_the_control_plane_is_down_enforces_its_cache() -> T
 #[tokio::test]
 async fn every_replica_pushes_every_change() -> TestResult {
     let db = TestDb::new().await?;
-    let rev1 = db.create_service("shared", &["https://a.example.com"]).await?;
+    let rev1 = db
+        .create_service("shared", &["https://a.example.com"])
+        .await?;
     let config = corsair_control_plane::grpc::GrpcConfig {
         resync_interval: Duration::from_secs(3600),
         ..fast_config()
@@ -226,7 +343,10 @@ async fn every_replica_pushes_every_change() -> TestResult {
     let a2 = Agent::fresh(&cp2, &token, &["shared"]).await?;
     a1.wait_revision("shared", rev1).await;
     a2.wait_revision("shared", rev1).await;
-    eventually("both replicas listening", || async { db.listeners().await.unwrap_or(0) >= 2 }).await;
+    eventually("both replicas listening", || async {
+        db.listeners().await.unwrap_or(0) >= 2
+    })
+    .await;
 
     let rev2 = db.approve_origin("shared", "https://b.example.com").await?;
     a1.wait_revision("shared", rev2).await;
@@ -241,7 +361,9 @@ async fn every_replica_pushes_every_change() -> TestResult {
 #[tokio::test]
 async fn periodic_resync_catches_a_change_that_was_never_notified() -> TestResult {
     let db = TestDb::new().await?;
-    let rev1 = db.create_service("silent", &["https://a.example.com"]).await?;
+    let rev1 = db
+        .create_service("silent", &["https://a.example.com"])
+        .await?;
     let config = corsair_control_plane::grpc::GrpcConfig {
         resync_interval: Duration::from_millis(300),
         ..fast_config()
@@ -251,7 +373,8 @@ async fn periodic_resync_catches_a_change_that_was_never_notified() -> TestResul
     agent.wait_revision("silent", rev1).await;
 
     // This database is the test's own: silence the NOTIFY trigger.
-    db.exec("ALTER TABLE services DISABLE TRIGGER services_notify").await?;
+    db.exec("ALTER TABLE services DISABLE TRIGGER services_notify")
+        .await?;
     let rev2 = db.approve_origin("silent", "https://b.example.com").await?;
     agent.wait_revision("silent", rev2).await;
     agent.stop().await;
@@ -262,7 +385,9 @@ async fn periodic_resync_catches_a_change_that_was_never_notified() -> TestResul
 #[tokio::test]
 async fn revoking_the_token_cuts_off_a_connected_agent() -> TestResult {
     let db = TestDb::new().await?;
-    let rev1 = db.create_service("cutoff", &["https://a.example.com"]).await?;
+    let rev1 = db
+        .create_service("cutoff", &["https://a.example.com"])
+        .await?;
     let config = corsair_control_plane::grpc::GrpcConfig {
         token_recheck_interval: Duration::from_millis(200),
         ..fast_config()
@@ -276,11 +401,19 @@ async fn revoking_the_token_cuts_off_a_connected_agent() -> TestResult {
     db.revoke_token(&token).await?;
     eventually("agent cut off", || async {
         let status = agent.status.borrow().clone();
-        !status.connected && status.last_error.as_deref().is_some_and(|e| e.contains("Unauthenticated"))
+        !status.connected
+            && status
+                .last_error
+                .as_deref()
+                .is_some_and(|e| e.contains("Unauthenticated"))
     })
     .await;
     assert!(!db.agent_connected(&agent.id).await?);
-    assert_eq!(agent.revision("cutoff"), Some(rev1), "the agent keeps enforcing what it had");
+    assert_eq!(
+        agent.revision("cutoff"),
+        Some(rev1),
+        "the agent keeps enforcing what it had"
+    );
     agent.stop().await;
     cp.stop().await?;
     Ok(())
@@ -291,12 +424,16 @@ async fn a_change_reaches_every_one_of_many_streams() -> TestResult {
     const CHANNELS: usize = 8;
     const STREAMS_PER_CHANNEL: usize = 25;
     let db = TestDb::new().await?;
-    let rev1 = db.create_service("fleet", &["https://a.example.com"]).await?;
+    let rev1 = db
+        .create_service("fleet", &["https://a.example.com"])
+        .await?;
     let cp = ControlPlane::start(&db, fast_config()).await?;
     let token = db.token(&["fleet"]).await?;
     let mut streams = Vec::new();
     for _ in 0..CHANNELS {
-        let channel = tonic::transport::Endpoint::from_shared(cp.url())?.connect().await?;
+        let channel = tonic::transport::Endpoint::from_shared(cp.url())?
+            .connect()
+            .await?;
         for _ in 0..STREAMS_PER_CHANNEL {
             streams.push(raw_stream_on(channel.clone(), &token, hello(&["fleet"], &[])).await?);
         }
@@ -324,13 +461,19 @@ async fn fleet_of_1000_memory_and_propagation() -> TestResult {
     const CHANNELS: usize = 10;
     const PER_CHANNEL: usize = 100;
     let db = TestDb::new().await?;
-    let rev1 = db.create_service("fleet", &["https://a.example.com"]).await?;
+    let rev1 = db
+        .create_service("fleet", &["https://a.example.com"])
+        .await?;
     let cp = ControlPlane::start(&db, fast_config()).await?;
     let token = db.token(&["fleet"]).await?;
     let channels: Vec<_> = {
         let mut v = Vec::new();
         for _ in 0..CHANNELS {
-            v.push(tonic::transport::Endpoint::from_shared(cp.url())?.connect().await?);
+            v.push(
+                tonic::transport::Endpoint::from_shared(cp.url())?
+                    .connect()
+                    .await?,
+            );
         }
         v
     };
@@ -345,7 +488,10 @@ async fn fleet_of_1000_memory_and_propagation() -> TestResult {
     }
     let after = resident_bytes();
     let n = streams.len();
-    println!("{n} streams: {} KiB resident each (client + server)", (after.saturating_sub(before)) / n as u64 / 1024);
+    println!(
+        "{n} streams: {} KiB resident each (client + server)",
+        (after.saturating_sub(before)) / n as u64 / 1024
+    );
 
     let start = std::time::Instant::now();
     let rev2 = db.approve_origin("fleet", "https://b.example.com").await?;
@@ -355,7 +501,12 @@ async fn fleet_of_1000_memory_and_propagation() -> TestResult {
         waits.push(start.elapsed());
     }
     waits.sort();
-    println!("change reached all {n} streams in {:?} (p50 {:?}, p99 {:?})", waits[n - 1], waits[n / 2], waits[n * 99 / 100]);
+    println!(
+        "change reached all {n} streams in {:?} (p50 {:?}, p99 {:?})",
+        waits[n - 1],
+        waits[n / 2],
+        waits[n * 99 / 100]
+    );
     drop(streams);
     cp.stop().await?;
     Ok(())
@@ -364,6 +515,10 @@ async fn fleet_of_1000_memory_and_propagation() -> TestResult {
 fn resident_bytes() -> u64 {
     std::fs::read_to_string("/proc/self/statm")
         .ok()
-        .and_then(|s| s.split_whitespace().nth(1).and_then(|p| p.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.split_whitespace()
+                .nth(1)
+                .and_then(|p| p.parse::<u64>().ok())
+        })
         .map_or(0, |pages| pages * 4096)
 }

@@ -31,7 +31,14 @@ struct Agent {
 }
 
 impl Agent {
-    async fn start(cp: &ControlPlane, token: &str, service: &str, upstream: &str, cache: PathBuf, queue: usize) -> Result<Self> {
+    async fn start(
+        cp: &ControlPlane,
+        token: &str,
+        service: &str,
+        upstream: &str,
+        cache: PathBuf,
+        queue: usize,
+    ) -> Result<Self> {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let admin = TcpListener::bind("127.0.0.1:0").await?;
         let url = format!("http://{}", listener.local_addr()?);
@@ -53,10 +60,22 @@ impl Agent {
             ..ReportConfig::default()
         };
         let stop = Shutdown::new();
-        let task = tokio::spawn(sidecar::run_with_report(config, report, listener, Some(admin), stop.wait()));
-        let agent = Self { url, admin_url, running: Some((stop, task)) };
+        let task = tokio::spawn(sidecar::run_with_report(
+            config,
+            report,
+            listener,
+            Some(admin),
+            stop.wait(),
+        ));
+        let agent = Self {
+            url,
+            admin_url,
+            running: Some((stop, task)),
+        };
         eventually("the agent to hold a policy", || async {
-            let r = reqwest::get(format!("{}/readyz", agent.admin_url)).await.ok()?;
+            let r = reqwest::get(format!("{}/readyz", agent.admin_url))
+                .await
+                .ok()?;
             (r.status() == 200).then_some(())
         })
         .await?;
@@ -76,7 +95,12 @@ impl Agent {
         let http = reqwest::Client::new();
         let mut out = Vec::new();
         for _ in 0..n {
-            out.push(http.get(format!("{}/api/hello", self.url)).header("origin", origin).send().await?);
+            out.push(
+                http.get(format!("{}/api/hello", self.url))
+                    .header("origin", origin)
+                    .send()
+                    .await?,
+            );
         }
         Ok(out)
     }
@@ -86,19 +110,31 @@ impl Agent {
         let http = reqwest::Client::new();
         for _ in 0..n {
             let r = http
-                .request(reqwest::Method::OPTIONS, format!("{}/api/items/1", self.url))
+                .request(
+                    reqwest::Method::OPTIONS,
+                    format!("{}/api/items/1", self.url),
+                )
                 .header("origin", origin)
                 .header("access-control-request-method", "PUT")
                 .send()
                 .await?;
-            anyhow::ensure!(r.status() == 403, "preflight from {origin} answered {}", r.status());
+            anyhow::ensure!(
+                r.status() == 403,
+                "preflight from {origin} answered {}",
+                r.status()
+            );
         }
         Ok(())
     }
 
     /// One value from the agent's `/metrics`.
     async fn metric(&self, name: &str) -> Option<f64> {
-        let text = reqwest::get(format!("{}/metrics", self.admin_url)).await.ok()?.text().await.ok()?;
+        let text = reqwest::get(format!("{}/metrics", self.admin_url))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
         text.lines()
             .find(|l| l.split([' ', '{']).next() == Some(name))
             .and_then(|l| l.rsplit(' ').next())
@@ -107,25 +143,44 @@ impl Agent {
 }
 
 /// `GET /blocked?group_by=<group>&<extra>` as key → (count, would_block).
-async fn grouped(client: &Client, group: &str, extra: &str) -> Result<BTreeMap<String, (i64, i64)>> {
-    let page = client.get(&format!("/blocked?group_by={group}{extra}")).await?;
+async fn grouped(
+    client: &Client,
+    group: &str,
+    extra: &str,
+) -> Result<BTreeMap<String, (i64, i64)>> {
+    let page = client
+        .get(&format!("/blocked?group_by={group}{extra}"))
+        .await?;
     let rows = page["rows"].as_array().context("rows")?;
     Ok(rows
         .iter()
         .map(|r| {
             let key = r["key"].as_str().unwrap_or_default().to_string();
-            (key, (r["count"].as_i64().unwrap_or(-1), r["would_block"].as_i64().unwrap_or(-1)))
+            (
+                key,
+                (
+                    r["count"].as_i64().unwrap_or(-1),
+                    r["would_block"].as_i64().unwrap_or(-1),
+                ),
+            )
         })
         .collect())
 }
 
 /// Waits until the per-origin counts are exactly `expected`.
 async fn await_origins(client: &Client, expected: &[(&str, i64)]) -> Result<()> {
-    let expected: BTreeMap<String, i64> = expected.iter().map(|(o, c)| ((*o).to_string(), *c)).collect();
+    let expected: BTreeMap<String, i64> = expected
+        .iter()
+        .map(|(o, c)| ((*o).to_string(), *c))
+        .collect();
     let last = RefCell::new(BTreeMap::new());
     let result = eventually("exact per-origin counts", || async {
-        let got: BTreeMap<String, i64> =
-            grouped(client, "origin", "").await.ok()?.into_iter().map(|(k, (c, _))| (k, c)).collect();
+        let got: BTreeMap<String, i64> = grouped(client, "origin", "")
+            .await
+            .ok()?
+            .into_iter()
+            .map(|(k, (c, _))| (k, c))
+            .collect();
         *last.borrow_mut() = got.clone();
         (got == expected).then_some(())
     })
@@ -137,7 +192,9 @@ async fn setup(cp: &ControlPlane, service: Value) -> Result<(Client, String)> {
     let admin = cp.login_as("admin@example.com", Role::Admin).await?;
     let name = service["name"].as_str().unwrap_or_default().to_string();
     admin.post("/services", service).await?;
-    let token = admin.post("/agent-tokens", json!({"name": "gw", "services": [name]})).await?;
+    let token = admin
+        .post("/agent-tokens", json!({"name": "gw", "services": [name]}))
+        .await?;
     let token = token["token"].as_str().context("token")?.to_string();
     Ok((admin, token))
 }
@@ -148,17 +205,33 @@ async fn blocked_counts_are_exact_through_outages_and_restarts() -> Result<()> {
     let upstream = Upstream::start().await?;
     let (admin, token) = setup(&cp, json!({"name": "orders", "allow_methods": ["PUT"]})).await?;
     let cache = tempfile::tempdir()?;
-    let mut agent = Agent::start(&cp, &token, "orders", &upstream.url, cache.path().to_path_buf(), 100).await?;
+    let mut agent = Agent::start(
+        &cp,
+        &token,
+        "orders",
+        &upstream.url,
+        cache.path().to_path_buf(),
+        100,
+    )
+    .await?;
 
     // Two origins, actual requests and preflights.
     for r in agent.get(EVIL, 3).await? {
-        assert_eq!(r.status(), 200, "actual requests are forwarded, without grants");
+        assert_eq!(
+            r.status(),
+            200,
+            "actual requests are forwarded, without grants"
+        );
         assert!(r.headers().get("access-control-allow-origin").is_none());
     }
     agent.preflight(OTHER, 2).await?;
     await_origins(&admin, &[(EVIL, 3), (OTHER, 2)]).await?;
     let reasons = grouped(&admin, "reason", "").await?;
-    assert_eq!(reasons.get("origin_not_allowed"), Some(&(5, 0)), "{reasons:?}");
+    assert_eq!(
+        reasons.get("origin_not_allowed"),
+        Some(&(5, 0)),
+        "{reasons:?}"
+    );
 
     // Control plane down while the agent keeps blocking: batches queue up.
     cp.stop().await?;
@@ -182,7 +255,15 @@ async fn blocked_counts_are_exact_through_outages_and_restarts() -> Result<()> {
     agent.get(OTHER, 1).await?; // in the partial last interval: flushed at shutdown
     agent.stop().await?;
     cp.restart().await?;
-    let agent = Agent::start(&cp, &token, "orders", &upstream.url, cache.path().to_path_buf(), 100).await?;
+    let agent = Agent::start(
+        &cp,
+        &token,
+        "orders",
+        &upstream.url,
+        cache.path().to_path_buf(),
+        100,
+    )
+    .await?;
     await_origins(&admin, &[(EVIL, 9), (OTHER, 4)]).await?;
     eventually("the agent's queue to drain", || async {
         (agent.metric("corsair_agent_telemetry_queue_depth").await? == 0.0).then_some(())
@@ -193,9 +274,17 @@ async fn blocked_counts_are_exact_through_outages_and_restarts() -> Result<()> {
 
     // The other views agree.
     let by_agent = grouped(&admin, "agent", "").await?;
-    assert_eq!(by_agent.values().map(|(c, _)| c).sum::<i64>(), 13, "{by_agent:?}");
+    assert_eq!(
+        by_agent.values().map(|(c, _)| c).sum::<i64>(),
+        13,
+        "{by_agent:?}"
+    );
     let by_minute = grouped(&admin, "minute", "").await?;
-    assert_eq!(by_minute.values().map(|(c, _)| c).sum::<i64>(), 13, "{by_minute:?}");
+    assert_eq!(
+        by_minute.values().map(|(c, _)| c).sum::<i64>(),
+        13,
+        "{by_minute:?}"
+    );
     let substring = grouped(&admin, "origin", "&origin=EVIL&origin_match=substring").await?;
     assert_eq!(substring.keys().collect::<Vec<_>>(), vec![EVIL]);
 
@@ -207,14 +296,28 @@ async fn blocked_counts_are_exact_through_outages_and_restarts() -> Result<()> {
         .send()
         .await?;
     assert_eq!(csv.status(), 200);
-    assert!(csv.headers()["content-type"].to_str()?.starts_with("text/csv"));
+    assert!(
+        csv.headers()["content-type"]
+            .to_str()?
+            .starts_with("text/csv")
+    );
     let text = csv.text().await?;
-    let total: i64 = text.lines().skip(1).filter_map(|l| l.rsplit(',').next()?.parse::<i64>().ok()).sum();
+    let total: i64 = text
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.rsplit(',').next()?.parse::<i64>().ok())
+        .sum();
     assert_eq!(total, 13, "{text}");
 
     // Control-plane metrics saw the batches.
-    let metrics = reqwest::get(format!("http://{}/metrics", cp.http_addr)).await?.text().await?;
-    assert!(metrics.contains("corsair_telemetry_batches_total{result=\"stored\"}"), "{metrics}");
+    let metrics = reqwest::get(format!("http://{}/metrics", cp.http_addr))
+        .await?
+        .text()
+        .await?;
+    assert!(
+        metrics.contains("corsair_telemetry_batches_total{result=\"stored\"}"),
+        "{metrics}"
+    );
     Ok(())
 }
 
@@ -224,7 +327,15 @@ async fn queue_overflow_is_reported_as_dropped_events() -> Result<()> {
     let upstream = Upstream::start().await?;
     let (admin, token) = setup(&cp, json!({"name": "orders"})).await?;
     let cache = tempfile::tempdir()?;
-    let agent = Agent::start(&cp, &token, "orders", &upstream.url, cache.path().to_path_buf(), 2).await?;
+    let agent = Agent::start(
+        &cp,
+        &token,
+        "orders",
+        &upstream.url,
+        cache.path().to_path_buf(),
+        2,
+    )
+    .await?;
     cp.stop().await?;
 
     // Five intervals with one blocked request each, into a queue of two.
@@ -232,13 +343,25 @@ async fn queue_overflow_is_reported_as_dropped_events() -> Result<()> {
         agent.get(EVIL, 1).await?;
         eventually("the interval's batch to be queued", || async {
             let depth = agent.metric("corsair_agent_telemetry_queue_depth").await?;
-            let dropped = agent.metric("corsair_agent_telemetry_batches_dropped_total").await?;
+            let dropped = agent
+                .metric("corsair_agent_telemetry_batches_dropped_total")
+                .await?;
             (depth + dropped == f64::from(i)).then_some(())
         })
         .await?;
     }
-    assert_eq!(agent.metric("corsair_agent_telemetry_batches_dropped_total").await, Some(3.0));
-    assert_eq!(agent.metric("corsair_agent_telemetry_events_dropped_total").await, Some(3.0));
+    assert_eq!(
+        agent
+            .metric("corsair_agent_telemetry_batches_dropped_total")
+            .await,
+        Some(3.0)
+    );
+    assert_eq!(
+        agent
+            .metric("corsair_agent_telemetry_events_dropped_total")
+            .await,
+        Some(3.0)
+    );
 
     cp.restart().await?;
     // Two batches got through; the three dropped events are reported, not lost.
@@ -246,7 +369,9 @@ async fn queue_overflow_is_reported_as_dropped_events() -> Result<()> {
     eventually("the dropped events to be visible", || async {
         let got = grouped(&admin, "reason", "&service=orders").await.ok()?;
         *last.borrow_mut() = got.clone();
-        (got.get("telemetry_dropped") == Some(&(3, 0)) && got.get("origin_not_allowed") == Some(&(2, 0))).then_some(())
+        (got.get("telemetry_dropped") == Some(&(3, 0))
+            && got.get("origin_not_allowed") == Some(&(2, 0)))
+        .then_some(())
     })
     .await
     .with_context(|| format!("last seen {:?}", last.borrow()))?;
@@ -259,11 +384,21 @@ async fn report_only_requests_pass_and_are_logged_as_would_block() -> Result<()>
     let upstream = Upstream::start().await?;
     let (admin, token) = setup(&cp, json!({"name": "checkout", "mode": "report_only"})).await?;
     let cache = tempfile::tempdir()?;
-    let agent = Agent::start(&cp, &token, "checkout", &upstream.url, cache.path().to_path_buf(), 100).await?;
+    let agent = Agent::start(
+        &cp,
+        &token,
+        "checkout",
+        &upstream.url,
+        cache.path().to_path_buf(),
+        100,
+    )
+    .await?;
     for r in agent.get(EVIL, 3).await? {
         assert_eq!(r.status(), 200);
         assert_eq!(
-            r.headers().get("access-control-allow-origin").and_then(|v| v.to_str().ok()),
+            r.headers()
+                .get("access-control-allow-origin")
+                .and_then(|v| v.to_str().ok()),
             Some(EVIL),
             "report-only answers as if allowed"
         );
@@ -279,6 +414,10 @@ async fn report_only_requests_pass_and_are_logged_as_would_block() -> Result<()>
     let rows = admin.get("/blocked?service=checkout").await?;
     let rows = rows["rows"].as_array().context("rows")?;
     assert!(!rows.is_empty());
-    assert!(rows.iter().all(|r| r["would_block"] == true && r["origin"] == EVIL), "{rows:?}");
+    assert!(
+        rows.iter()
+            .all(|r| r["would_block"] == true && r["origin"] == EVIL),
+        "{rows:?}"
+    );
     Ok(())
 }

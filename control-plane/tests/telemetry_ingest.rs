@@ -53,23 +53,46 @@ fn by_origin() -> BlockedQuery {
 #[tokio::test]
 async fn a_batch_is_counted_once_however_often_it_is_sent() -> Result<()> {
     let db = TestDb::new().await?;
-    let b = batch("1", vec![count("orders", "https://a.test", 3), count("orders", "https://b.test", 1)]);
-    assert_eq!(db.store.ingest_blocked_batch(&b).await?, Ingested::Stored { events: 4 });
-    assert_eq!(db.store.ingest_blocked_batch(&b).await?, Ingested::Duplicate);
+    let b = batch(
+        "1",
+        vec![
+            count("orders", "https://a.test", 3),
+            count("orders", "https://b.test", 1),
+        ],
+    );
+    assert_eq!(
+        db.store.ingest_blocked_batch(&b).await?,
+        Ingested::Stored { events: 4 }
+    );
+    assert_eq!(
+        db.store.ingest_blocked_batch(&b).await?,
+        Ingested::Duplicate
+    );
     let BlockedPage::Groups(page) = db.store.query_blocked(&by_origin()).await? else {
         anyhow::bail!("expected groups");
     };
     let totals: Vec<(String, i64)> = page.rows.iter().map(|r| (r.key.clone(), r.count)).collect();
-    assert_eq!(totals, vec![("https://a.test".to_string(), 3), ("https://b.test".to_string(), 1)]);
+    assert_eq!(
+        totals,
+        vec![
+            ("https://a.test".to_string(), 3),
+            ("https://b.test".to_string(), 1)
+        ]
+    );
     Ok(())
 }
 
 #[tokio::test]
 async fn groups_page_through_with_keyset_cursors() -> Result<()> {
     let db = TestDb::new().await?;
-    let counts = (1..=7).map(|i| count("orders", &format!("https://o{i}.test"), i % 3 + 1)).collect();
+    let counts = (1..=7)
+        .map(|i| count("orders", &format!("https://o{i}.test"), i % 3 + 1))
+        .collect();
     db.store.ingest_blocked_batch(&batch("1", counts)).await?;
-    let mut query = BlockedQuery { limit: 2, ..by_origin() };
+    let mut query = BlockedQuery {
+        limit: 2,
+        ..by_origin()
+    };
     let mut seen = Vec::new();
     loop {
         let BlockedPage::Groups(page) = db.store.query_blocked(&query).await? else {
@@ -104,7 +127,10 @@ async fn retention_drops_old_partitions_and_creates_ahead() -> Result<()> {
     assert!(dropped >= 1);
     let partitions = db.store.blocked_partitions().await?;
     assert!(!partitions.contains(&old_name), "{partitions:?}");
-    let ahead = format!("blocked_events_{}", (now + Duration::days(3)).format("%Y%m%d"));
+    let ahead = format!(
+        "blocked_events_{}",
+        (now + Duration::days(3)).format("%Y%m%d")
+    );
     assert!(partitions.contains(&ahead), "{partitions:?}");
     Ok(())
 }
@@ -115,7 +141,12 @@ async fn telemetry_requires_an_agent_token_scoped_to_the_reported_services() -> 
     let admin = cp.login_as("admin@example.com", Role::Admin).await?;
     admin.post("/services", json!({"name": "orders"})).await?;
     admin.post("/services", json!({"name": "billing"})).await?;
-    let token = admin.post("/agent-tokens", json!({"name": "gw", "services": ["orders"]})).await?;
+    let token = admin
+        .post(
+            "/agent-tokens",
+            json!({"name": "gw", "services": ["orders"]}),
+        )
+        .await?;
     let token = token["token"].as_str().context("token")?.to_string();
     let mut client = TelemetryClient::connect(cp.grpc_url()).await?;
     let report = |service: &str, token: Option<&str>| {
@@ -143,25 +174,60 @@ async fn telemetry_requires_an_agent_token_scoped_to_the_reported_services() -> 
         }
         request
     };
-    let err = client.report(report("orders", None)).await.err().context("accepted without a token")?;
+    let err = client
+        .report(report("orders", None))
+        .await
+        .err()
+        .context("accepted without a token")?;
     assert_eq!(err.code(), Code::Unauthenticated);
-    let err = client.report(report("billing", Some(&token))).await.err().context("accepted out of scope")?;
+    let err = client
+        .report(report("billing", Some(&token)))
+        .await
+        .err()
+        .context("accepted out of scope")?;
     assert_eq!(err.code(), Code::PermissionDenied);
-    let ack = client.report(report("orders", Some(&token))).await?.into_inner();
+    let ack = client
+        .report(report("orders", Some(&token)))
+        .await?
+        .into_inner();
     assert!(!ack.duplicate);
-    let ack = client.report(report("orders", Some(&token))).await?.into_inner();
-    assert!(ack.duplicate, "a resent batch is acknowledged as a duplicate");
+    let ack = client
+        .report(report("orders", Some(&token)))
+        .await?
+        .into_inner();
+    assert!(
+        ack.duplicate,
+        "a resent batch is acknowledged as a duplicate"
+    );
     let page = admin.get("/blocked?group_by=service").await?;
-    assert_eq!(page["rows"], json!([{
-        "key": "orders", "count": 2, "would_block": 0, "agents": ["agent-x"],
-        "first_seen": page["rows"][0]["first_seen"], "last_seen": page["rows"][0]["last_seen"],
-    }]));
+    assert_eq!(
+        page["rows"],
+        json!([{
+            "key": "orders", "count": 2, "would_block": 0, "agents": ["agent-x"],
+            "first_seen": page["rows"][0]["first_seen"], "last_seen": page["rows"][0]["last_seen"],
+        }])
+    );
     // Bad input is a 4xx, never a 500.
-    let r = admin.http.get(cp.api("/blocked?group_by=color")).bearer_auth(&admin.token).send().await?;
+    let r = admin
+        .http
+        .get(cp.api("/blocked?group_by=color"))
+        .bearer_auth(&admin.token)
+        .send()
+        .await?;
     assert_eq!(r.status(), 400);
-    let r = admin.http.get(cp.api("/blocked?limit=0")).bearer_auth(&admin.token).send().await?;
+    let r = admin
+        .http
+        .get(cp.api("/blocked?limit=0"))
+        .bearer_auth(&admin.token)
+        .send()
+        .await?;
     assert_eq!(r.status(), 422);
-    let r = admin.http.get(cp.api("/blocked?group_by=origin&after=nonsense")).bearer_auth(&admin.token).send().await?;
+    let r = admin
+        .http
+        .get(cp.api("/blocked?group_by=origin&after=nonsense"))
+        .bearer_auth(&admin.token)
+        .send()
+        .await?;
     assert_eq!(r.status(), 400);
     let r = reqwest::get(cp.api("/blocked")).await?;
     assert_eq!(r.status(), 401);

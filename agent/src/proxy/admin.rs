@@ -47,11 +47,15 @@ impl AdminState {
     }
 
     fn respond(&self, req: &Request<Incoming>) -> Response<Full<Bytes>> {
-        if let (&Method::GET, "/metrics", Some(metrics)) = (req.method(), req.uri().path(), &self.metrics) {
+        if let (&Method::GET, "/metrics", Some(metrics)) =
+            (req.method(), req.uri().path(), &self.metrics)
+        {
             let mut response = Response::new(Full::new(Bytes::from(metrics())));
             response.headers_mut().insert(
                 http::header::CONTENT_TYPE,
-                http::HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+                http::HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
             );
             return response;
         }
@@ -59,22 +63,34 @@ impl AdminState {
             (&Method::GET, "/healthz") => (StatusCode::OK, self.report().1),
             (&Method::GET, "/readyz") => {
                 let (ready, body) = self.report();
-                let status = if ready { StatusCode::OK } else { StatusCode::SERVICE_UNAVAILABLE };
+                let status = if ready {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
                 (status, body)
             }
-            _ => (StatusCode::NOT_FOUND, serde_json::json!({"error": "try /healthz, /readyz or /metrics"})),
+            _ => (
+                StatusCode::NOT_FOUND,
+                serde_json::json!({"error": "try /healthz, /readyz or /metrics"}),
+            ),
         };
         let mut response = Response::new(Full::new(Bytes::from(body.to_string())));
         *response.status_mut() = status;
-        response
-            .headers_mut()
-            .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/json"));
+        response.headers_mut().insert(
+            http::header::CONTENT_TYPE,
+            http::HeaderValue::from_static("application/json"),
+        );
         response
     }
 }
 
 /// Serves the admin endpoints until `shutdown` resolves.
-pub async fn serve(listener: TcpListener, state: AdminState, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    state: AdminState,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let state = Arc::new(state);
     tokio::pin!(shutdown);
     loop {

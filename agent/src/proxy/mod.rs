@@ -57,7 +57,12 @@ impl Proxy {
         let client = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
-        Ok(Self { handle, upstream, client, reporter: None })
+        Ok(Self {
+            handle,
+            upstream,
+            client,
+            reporter: None,
+        })
     }
 
     /// Counts every decision (metrics) and blocked ones (telemetry) in `reporter`.
@@ -70,7 +75,10 @@ impl Proxy {
     pub async fn handle(&self, req: Request<Incoming>) -> Response<ProxyBody> {
         let active = self.handle.load();
         let (parts, body) = req.into_parts();
-        let request = RequestParts { method: &parts.method, headers: &parts.headers };
+        let request = RequestParts {
+            method: &parts.method,
+            headers: &parts.headers,
+        };
         let decision = match active.as_deref() {
             Some(active) => active.policy.evaluate(&request),
             None => Decision::no_policy(&request),
@@ -106,7 +114,10 @@ impl Proxy {
             }
             Err(e) => {
                 tracing::warn!(error = %e, upstream = %self.upstream, "upstream request failed");
-                error_response(StatusCode::BAD_GATEWAY, "corsair-agent: the upstream did not answer")
+                error_response(
+                    StatusCode::BAD_GATEWAY,
+                    "corsair-agent: the upstream did not answer",
+                )
             }
         }
     }
@@ -114,7 +125,11 @@ impl Proxy {
 
 /// Serves `proxy` on an already-bound listener until `shutdown` resolves,
 /// then lets open connections finish (up to a drain timeout).
-pub async fn serve(listener: TcpListener, proxy: Proxy, shutdown: impl Future<Output = ()>) -> std::io::Result<()> {
+pub async fn serve(
+    listener: TcpListener,
+    proxy: Proxy,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
     let proxy = Arc::new(proxy);
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
@@ -137,7 +152,9 @@ pub async fn serve(listener: TcpListener, proxy: Proxy, shutdown: impl Future<Ou
             let proxy = Arc::clone(&proxy);
             async move { Ok::<_, Infallible>(proxy.handle(req).await) }
         });
-        let conn = builder.serve_connection(TokioIo::new(stream), service).into_owned();
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(
             async move {
@@ -149,22 +166,30 @@ pub async fn serve(listener: TcpListener, proxy: Proxy, shutdown: impl Future<Ou
         );
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown()).await.is_err() {
+    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+        .await
+        .is_err()
+    {
         tracing::warn!("connections still open after the drain timeout; closing them");
     }
     Ok(())
 }
 
 fn empty() -> ProxyBody {
-    Empty::<Bytes>::new().map_err(|never| match never {}).boxed()
+    Empty::<Bytes>::new()
+        .map_err(|never| match never {})
+        .boxed()
 }
 
 fn error_response(status: StatusCode, message: &str) -> Response<ProxyBody> {
-    let body = Full::new(Bytes::from(format!("{message}\n"))).map_err(|never| match never {}).boxed();
+    let body = Full::new(Bytes::from(format!("{message}\n")))
+        .map_err(|never| match never {})
+        .boxed();
     let mut response = Response::new(body);
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; charset=utf-8"));
+    response.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        http::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     response
 }

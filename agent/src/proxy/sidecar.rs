@@ -43,7 +43,14 @@ pub async fn run(
     admin_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    run_with_report(config, ReportConfig::default(), listener, admin_listener, shutdown).await
+    run_with_report(
+        config,
+        ReportConfig::default(),
+        listener,
+        admin_listener,
+        shutdown,
+    )
+    .await
 }
 
 /// Like [`run`], with explicit telemetry settings (interval, queue, keys).
@@ -63,8 +70,11 @@ pub async fn run_with_report(
         config.cache_dir.clone(),
     );
     sync_config.connect_timeout = std::time::Duration::from_secs(5);
-    let client = SyncClient::new(sync_config, HashMap::from([(config.service.clone(), handle.clone())]))
-        .context("starting the policy sync client")?;
+    let client = SyncClient::new(
+        sync_config,
+        HashMap::from([(config.service.clone(), handle.clone())]),
+    )
+    .context("starting the policy sync client")?;
     let status = client.status();
     let metrics = AgentMetrics::new();
     let recorder = Recorder::new(report.max_keys);
@@ -83,7 +93,11 @@ pub async fn run_with_report(
     }
     let proxy = Proxy::new(handle.clone(), &config.upstream)
         .context("--upstream")?
-        .with_reporter(Reporter::new(&config.service, recorder.clone(), metrics.clone()));
+        .with_reporter(Reporter::new(
+            &config.service,
+            recorder.clone(),
+            metrics.clone(),
+        ));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
@@ -93,9 +107,14 @@ pub async fn run_with_report(
         }
     };
     let report_task = tokio::spawn(
-        report::run(report, target, recorder, metrics.clone(), stopped()).instrument(tracing::info_span!("telemetry")),
+        report::run(report, target, recorder, metrics.clone(), stopped())
+            .instrument(tracing::info_span!("telemetry")),
     );
-    let sync_task = tokio::spawn(client.run(stopped()).instrument(tracing::info_span!("sync", service = %config.service)));
+    let sync_task = tokio::spawn(
+        client
+            .run(stopped())
+            .instrument(tracing::info_span!("sync", service = %config.service)),
+    );
     let admin_task = admin_listener.map(|l| {
         let state = AdminState {
             service: config.service.clone(),
@@ -111,17 +130,23 @@ pub async fn run_with_report(
         service = %config.service,
         "agent proxy serving"
     );
-    let proxy_task = tokio::spawn(serve(listener, proxy, stopped()).instrument(tracing::info_span!("proxy")));
+    let proxy_task =
+        tokio::spawn(serve(listener, proxy, stopped()).instrument(tracing::info_span!("proxy")));
 
     shutdown.await;
     tracing::info!("agent shutting down");
     let _ = stop_tx.send(true);
     proxy_task.await.context("proxy task")?.context("proxy")?;
     if let Some(task) = admin_task {
-        task.await.context("admin task")?.context("admin listener")?;
+        task.await
+            .context("admin task")?
+            .context("admin listener")?;
     }
     // After the proxy: the last requests' counts are in the final batch.
-    report_task.await.context("telemetry task")?.context("telemetry")?;
+    report_task
+        .await
+        .context("telemetry task")?
+        .context("telemetry")?;
     match sync_task.await.context("sync task")? {
         Ok(()) => Ok(()),
         // A fatal sync error stops syncing, not enforcing; report it on exit.

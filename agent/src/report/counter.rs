@@ -76,7 +76,14 @@ impl Recorder {
     }
 
     /// Counts one blocked decision.
-    pub fn record(&self, service: &str, origin: &str, method: &str, reason: &str, would_block: bool) -> Recorded {
+    pub fn record(
+        &self,
+        service: &str,
+        origin: &str,
+        method: &str,
+        reason: &str,
+        would_block: bool,
+    ) -> Recorded {
         let origin = match origin.char_indices().nth(MAX_ORIGIN_LEN) {
             Some((cut, _)) => &origin[..cut],
             None => origin,
@@ -101,9 +108,17 @@ impl Recorder {
         }
         inner.keys.fetch_sub(1, Ordering::Relaxed);
         drop(map);
-        let other = Key { origin: OTHER.to_owned(), method: OTHER.to_owned(), ..key };
+        let other = Key {
+            origin: OTHER.to_owned(),
+            method: OTHER.to_owned(),
+            ..key
+        };
         let shard = &inner.shards[shard_of(inner.hasher.hash_one(&other))];
-        *shard.lock().unwrap_or_else(PoisonError::into_inner).entry(other).or_insert(0) += 1;
+        *shard
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(other)
+            .or_insert(0) += 1;
         Recorded::Overflow
     }
 
@@ -134,11 +149,23 @@ mod tests {
     fn counts_per_key_and_overflows_into_other() {
         let r = Recorder::new(2);
         for _ in 0..3 {
-            assert_eq!(r.record("s", "https://a.test", "GET", "origin_not_allowed", false), Recorded::Counted);
+            assert_eq!(
+                r.record("s", "https://a.test", "GET", "origin_not_allowed", false),
+                Recorded::Counted
+            );
         }
-        assert_eq!(r.record("s", "https://b.test", "GET", "origin_not_allowed", false), Recorded::Counted);
-        assert_eq!(r.record("s", "https://c.test", "GET", "origin_not_allowed", false), Recorded::Overflow);
-        assert_eq!(r.record("s", "https://d.test", "GET", "origin_not_allowed", false), Recorded::Overflow);
+        assert_eq!(
+            r.record("s", "https://b.test", "GET", "origin_not_allowed", false),
+            Recorded::Counted
+        );
+        assert_eq!(
+            r.record("s", "https://c.test", "GET", "origin_not_allowed", false),
+            Recorded::Overflow
+        );
+        assert_eq!(
+            r.record("s", "https://d.test", "GET", "origin_not_allowed", false),
+            Recorded::Overflow
+        );
         let counts = r.take();
         let get = |origin: &str, method: &str| {
             counts
@@ -157,7 +184,10 @@ mod tests {
         assert_eq!(counts.values().sum::<u64>(), 6);
         // A new interval starts empty, with the full key budget.
         assert!(r.take().is_empty());
-        assert_eq!(r.record("s", "https://c.test", "GET", "origin_not_allowed", false), Recorded::Counted);
+        assert_eq!(
+            r.record("s", "https://c.test", "GET", "origin_not_allowed", false),
+            Recorded::Counted
+        );
     }
 
     #[test]
@@ -168,7 +198,13 @@ mod tests {
                 let r = r.clone();
                 s.spawn(move || {
                     for i in 0..10_000 {
-                        r.record("s", &format!("https://{}.test", i % 50), "GET", "origin_not_allowed", t % 2 == 0);
+                        r.record(
+                            "s",
+                            &format!("https://{}.test", i % 50),
+                            "GET",
+                            "origin_not_allowed",
+                            t % 2 == 0,
+                        );
                     }
                 });
             }

@@ -68,14 +68,20 @@ pub struct Reporter {
 impl Reporter {
     /// A handle counting for `service`.
     pub fn new(service: &str, recorder: Recorder, metrics: AgentMetrics) -> Self {
-        Self { service: service.into(), recorder, metrics }
+        Self {
+            service: service.into(),
+            recorder,
+            metrics,
+        }
     }
 
     /// Records `decision` for `request`: every decision in the metrics;
     /// blocked and would-block ones also in the telemetry counts.
     pub fn observe(&self, request: &RequestParts<'_>, decision: &Decision<'_>) {
         self.metrics.request(decision.kind(), decision.reason());
-        let Some(reason) = decision.reason() else { return };
+        let Some(reason) = decision.reason() else {
+            return;
+        };
         let origin = request
             .headers
             .get(http::header::ORIGIN)
@@ -84,15 +90,30 @@ impl Reporter {
         // For a preflight, the method the browser wants to use says more
         // than OPTIONS.
         let requested = (request.method == http::Method::OPTIONS)
-            .then(|| request.headers.get(http::header::ACCESS_CONTROL_REQUEST_METHOD))
+            .then(|| {
+                request
+                    .headers
+                    .get(http::header::ACCESS_CONTROL_REQUEST_METHOD)
+            })
             .flatten()
             .and_then(|v| v.to_str().ok());
         let method = requested.unwrap_or(request.method.as_str());
-        let recorded = self.recorder.record(&self.service, &origin, method, reason.as_str(), decision.would_block());
+        let recorded = self.recorder.record(
+            &self.service,
+            &origin,
+            method,
+            reason.as_str(),
+            decision.would_block(),
+        );
         if recorded == Recorded::Overflow {
             self.metrics.overflow.inc();
         }
-        self.metrics.blocked.get_or_create(&ServiceLabel { service: self.service.to_string() }).inc();
+        self.metrics
+            .blocked
+            .get_or_create(&ServiceLabel {
+                service: self.service.to_string(),
+            })
+            .inc();
     }
 }
 
@@ -135,12 +156,19 @@ pub async fn run(
     metrics: AgentMetrics,
     shutdown: impl Future<Output = ()>,
 ) -> Result<(), ReportError> {
-    let spill = |source| ReportError::Spill { path: target.spill_dir.clone(), source };
+    let spill = |source| ReportError::Spill {
+        path: target.spill_dir.clone(),
+        source,
+    };
     let mut queue = SpillQueue::open(&target.spill_dir, config.max_queue_batches).map_err(spill)?;
-    let client = upload::Uploader::new(&target.control_plane, &target.token, config.request_timeout)?;
+    let client =
+        upload::Uploader::new(&target.control_plane, &target.token, config.request_timeout)?;
     metrics.queue_depth.set(queue_len(&queue));
     if !queue.is_empty() {
-        tracing::info!(batches = queue.len(), "resending telemetry batches spilled by a previous run");
+        tracing::info!(
+            batches = queue.len(),
+            "resending telemetry batches spilled by a previous run"
+        );
     }
     let mut interval_start = now_ms();
     let mut next_flush = Instant::now() + config.interval;
@@ -159,25 +187,52 @@ pub async fn run(
                 }
             }
         }
-        let wake = if queue.is_empty() { next_flush } else { next_flush.min(retry_at) };
+        let wake = if queue.is_empty() {
+            next_flush
+        } else {
+            next_flush.min(retry_at)
+        };
         tokio::select! {
             () = &mut shutdown => break,
             () = tokio::time::sleep_until(wake) => {}
         }
         if Instant::now() >= next_flush {
             let end = now_ms();
-            flush(&recorder, &mut queue, &target, &metrics, interval_start, end).map_err(spill)?;
+            flush(
+                &recorder,
+                &mut queue,
+                &target,
+                &metrics,
+                interval_start,
+                end,
+            )
+            .map_err(spill)?;
             interval_start = end;
             next_flush += config.interval;
         }
     }
     // The partial last interval goes to disk; one quick attempt to send.
-    flush(&recorder, &mut queue, &target, &metrics, interval_start, now_ms()).map_err(spill)?;
+    flush(
+        &recorder,
+        &mut queue,
+        &target,
+        &metrics,
+        interval_start,
+        now_ms(),
+    )
+    .map_err(spill)?;
     if !queue.is_empty() {
-        let _ = tokio::time::timeout(config.request_timeout.min(Duration::from_secs(2)), send_queue(&client, &mut queue, &metrics)).await;
+        let _ = tokio::time::timeout(
+            config.request_timeout.min(Duration::from_secs(2)),
+            send_queue(&client, &mut queue, &metrics),
+        )
+        .await;
     }
     if !queue.is_empty() {
-        tracing::info!(batches = queue.len(), "telemetry batches kept on disk for the next run");
+        tracing::info!(
+            batches = queue.len(),
+            "telemetry batches kept on disk for the next run"
+        );
     }
     Ok(())
 }
@@ -207,7 +262,9 @@ fn flush(
             count,
         })
         .collect();
-    counts.sort_by(|a, b| (&a.service, &a.origin, &a.method).cmp(&(&b.service, &b.origin, &b.method)));
+    counts.sort_by(|a, b| {
+        (&a.service, &a.origin, &a.method).cmp(&(&b.service, &b.origin, &b.method))
+    });
     let batch = Batch {
         batch_id: format!("{}:{sequence}", target.agent_id),
         agent_id: target.agent_id.clone(),
@@ -233,14 +290,23 @@ fn flush(
 }
 
 /// Sends the queue oldest first until it is empty or a send fails.
-async fn send_queue(client: &upload::Uploader, queue: &mut SpillQueue, metrics: &AgentMetrics) -> Result<(), tonic::Status> {
+async fn send_queue(
+    client: &upload::Uploader,
+    queue: &mut SpillQueue,
+    metrics: &AgentMetrics,
+) -> Result<(), tonic::Status> {
     while let Some(batch) = queue.front() {
         match client.send(batch).await {
             Ok(_) => {
                 metrics.batches_sent.inc();
                 queue.pop_front();
             }
-            Err(status) if matches!(status.code(), Code::InvalidArgument | Code::PermissionDenied) => {
+            Err(status)
+                if matches!(
+                    status.code(),
+                    Code::InvalidArgument | Code::PermissionDenied
+                ) =>
+            {
                 // Retrying cannot help: drop it, loudly.
                 metrics.batches_dropped.inc();
                 tracing::error!(batch_id = %batch.batch_id, code = ?status.code(), error = status.message(), "telemetry batch refused by the control plane; dropping it");
@@ -260,7 +326,9 @@ async fn send_queue(client: &upload::Uploader, queue: &mut SpillQueue, metrics: 
 }
 
 fn backoff(config: &ReportConfig, failures: u32) -> Duration {
-    let exp = config.retry_base.saturating_mul(1u32 << failures.min(16).saturating_sub(1));
+    let exp = config
+        .retry_base
+        .saturating_mul(1u32 << failures.min(16).saturating_sub(1));
     let capped = exp.min(config.retry_max);
     // Full jitter on the upper half, so agents restarted together spread out.
     let half = capped / 2;

@@ -96,7 +96,10 @@ impl SpillQueue {
             if !is_batch {
                 continue;
             }
-            match fs::read(&path).map_err(|e| e.to_string()).and_then(|b| serde_json::from_slice::<Batch>(&b).map_err(|e| e.to_string())) {
+            match fs::read(&path)
+                .map_err(|e| e.to_string())
+                .and_then(|b| serde_json::from_slice::<Batch>(&b).map_err(|e| e.to_string()))
+            {
                 Ok(batch) => batches.push(batch),
                 Err(error) => {
                     tracing::warn!(path = %path.display(), %error, "unreadable spilled telemetry batch; removing it");
@@ -105,7 +108,10 @@ impl SpillQueue {
             }
         }
         batches.sort_by_key(|b| b.sequence);
-        let stored = fs::read_to_string(dir.join(SEQ_FILE)).ok().and_then(|s| s.trim().parse::<u64>().ok()).unwrap_or(0);
+        let stored = fs::read_to_string(dir.join(SEQ_FILE))
+            .ok()
+            .and_then(|s| s.trim().parse::<u64>().ok())
+            .unwrap_or(0);
         let after_spilled = batches.last().map_or(0, |b| b.sequence + 1);
         let mut queue = Self {
             dir: dir.to_owned(),
@@ -134,7 +140,10 @@ impl SpillQueue {
     /// Allocates the next sequence number (persisted before it is used).
     pub fn next_sequence(&mut self) -> io::Result<u64> {
         let sequence = self.next_sequence;
-        write_atomic(&self.dir.join(SEQ_FILE), format!("{}\n", sequence + 1).as_bytes())?;
+        write_atomic(
+            &self.dir.join(SEQ_FILE),
+            format!("{}\n", sequence + 1).as_bytes(),
+        )?;
         self.next_sequence += 1;
         Ok(sequence)
     }
@@ -144,7 +153,9 @@ impl SpillQueue {
     pub fn push(&mut self, mut batch: Batch) -> io::Result<Dropped> {
         let mut dropped = Dropped::default();
         while self.batches.len() >= self.max_batches {
-            let Some(old) = self.batches.pop_front() else { break };
+            let Some(old) = self.batches.pop_front() else {
+                break;
+            };
             let _ = fs::remove_file(self.path_of(old.sequence));
             dropped.batches += 1;
             dropped.events += old.events();
@@ -233,7 +244,14 @@ mod tests {
         q.push(b)?;
         let b = batch(&mut q, 1);
         let dropped = q.push(b)?;
-        assert_eq!(dropped, Dropped { batches: 1, events: 5, lost: 5 });
+        assert_eq!(
+            dropped,
+            Dropped {
+                batches: 1,
+                events: 5,
+                lost: 5
+            }
+        );
         drop(q);
 
         let mut q = SpillQueue::open(dir.path(), 2)?;

@@ -20,24 +20,39 @@ pub struct Uploader {
 impl Uploader {
     /// A client for `url` (not connected until the first send).
     pub fn new(url: &str, token: &str, timeout: Duration) -> Result<Self, ConfigError> {
-        let bad = |e: tonic::transport::Error| ConfigError::Url { url: url.to_owned(), message: e.to_string() };
+        let bad = |e: tonic::transport::Error| ConfigError::Url {
+            url: url.to_owned(),
+            message: e.to_string(),
+        };
         let mut endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(bad)?
             .connect_timeout(timeout)
             .timeout(timeout)
             .tcp_nodelay(true);
         if endpoint.uri().scheme_str() == Some("https") {
-            endpoint = endpoint.tls_config(ClientTlsConfig::new().with_native_roots()).map_err(bad)?;
+            endpoint = endpoint
+                .tls_config(ClientTlsConfig::new().with_native_roots())
+                .map_err(bad)?;
         }
-        let authorization = format!("Bearer {}", token.trim()).parse().map_err(|_| ConfigError::Token)?;
-        Ok(Self { channel: endpoint.connect_lazy(), authorization })
+        let authorization = format!("Bearer {}", token.trim())
+            .parse()
+            .map_err(|_| ConfigError::Token)?;
+        Ok(Self {
+            channel: endpoint.connect_lazy(),
+            authorization,
+        })
     }
 
     /// Sends one batch; `Ok` once the control plane acknowledged it.
     pub async fn send(&self, batch: &Batch) -> Result<ReportAck, Status> {
         let mut request = Request::new(to_proto(batch));
-        request.metadata_mut().insert("authorization", self.authorization.clone());
-        let ack = TelemetryClient::new(self.channel.clone()).report(request).await?.into_inner();
+        request
+            .metadata_mut()
+            .insert("authorization", self.authorization.clone());
+        let ack = TelemetryClient::new(self.channel.clone())
+            .report(request)
+            .await?
+            .into_inner();
         if ack.batch_id != batch.batch_id {
             return Err(Status::internal("the acknowledgement names another batch"));
         }

@@ -40,7 +40,9 @@ pub enum CacheError {
 pub fn snapshot_path(dir: &Path, service: &str) -> PathBuf {
     let slug = !service.is_empty()
         && service.len() <= 100
-        && service.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+        && service
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
     let name = if slug {
         format!("policy-{service}.snapshot")
     } else {
@@ -70,8 +72,14 @@ pub fn read_snapshot(dir: &Path, service: &str) -> Result<Option<Snapshot>, Cach
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
         Err(source) => return Err(CacheError::Io { path, source }),
     };
-    let corrupt = |message: &str| CacheError::Corrupt { path: path.clone(), message: message.to_owned() };
-    let newline = bytes.iter().position(|&b| b == b'\n').ok_or_else(|| corrupt("no header line"))?;
+    let corrupt = |message: &str| CacheError::Corrupt {
+        path: path.clone(),
+        message: message.to_owned(),
+    };
+    let newline = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or_else(|| corrupt("no header line"))?;
     let (header, json) = (&bytes[..newline], &bytes[newline + 1..]);
     let expected = std::str::from_utf8(header)
         .ok()
@@ -102,15 +110,22 @@ pub fn agent_id(dir: &Path) -> Result<String, CacheError> {
         Err(source) => return Err(CacheError::Io { path, source }),
     }
     let id = uuid::Uuid::new_v4().to_string();
-    write_atomic(&path, format!("{id}\n").as_bytes()).map_err(|source| CacheError::Io { path, source })?;
+    write_atomic(&path, format!("{id}\n").as_bytes())
+        .map_err(|source| CacheError::Io { path, source })?;
     Ok(id)
 }
 
 fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
     let dir = path.parent().unwrap_or(Path::new("."));
     fs::create_dir_all(dir)?;
-    let file_name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = dir.join(format!(".{file_name}.tmp-{}", uuid::Uuid::new_v4().simple()));
+    let file_name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(
+        ".{file_name}.tmp-{}",
+        uuid::Uuid::new_v4().simple()
+    ));
     let result = (|| {
         let mut file = fs::File::create(&tmp)?;
         file.write_all(contents)?;
@@ -130,10 +145,12 @@ fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
 
 fn hex(bytes: &[u8]) -> String {
     use std::fmt::Write as _;
-    bytes.iter().fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
-        let _ = write!(s, "{b:02x}");
-        s
-    })
+    bytes
+        .iter()
+        .fold(String::with_capacity(bytes.len() * 2), |mut s, b| {
+            let _ = write!(s, "{b:02x}");
+            s
+        })
 }
 
 #[cfg(test)]

@@ -3,7 +3,7 @@
 
 use super::snapshot::{MalformedSnapshot, Snapshot};
 use corsair_proto::v1::policy_sync_client::PolicySyncClient;
-use corsair_proto::v1::{agent_message, control_message, Ack, AgentMessage, Hello, Nack};
+use corsair_proto::v1::{Ack, AgentMessage, Hello, Nack, agent_message, control_message};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
@@ -35,8 +35,15 @@ pub enum ConfigError {
 }
 
 impl Connector {
-    pub(crate) fn new(url: &str, token: &str, connect_timeout: Duration) -> Result<Self, ConfigError> {
-        let bad = |e: tonic::transport::Error| ConfigError::Url { url: url.to_owned(), message: e.to_string() };
+    pub(crate) fn new(
+        url: &str,
+        token: &str,
+        connect_timeout: Duration,
+    ) -> Result<Self, ConfigError> {
+        let bad = |e: tonic::transport::Error| ConfigError::Url {
+            url: url.to_owned(),
+            message: e.to_string(),
+        };
         let mut endpoint = Endpoint::from_shared(url.to_owned())
             .map_err(bad)?
             .connect_timeout(connect_timeout)
@@ -45,10 +52,17 @@ impl Connector {
             .keep_alive_timeout(Duration::from_secs(10))
             .keep_alive_while_idle(true);
         if endpoint.uri().scheme_str() == Some("https") {
-            endpoint = endpoint.tls_config(ClientTlsConfig::new().with_native_roots()).map_err(bad)?;
+            endpoint = endpoint
+                .tls_config(ClientTlsConfig::new().with_native_roots())
+                .map_err(bad)?;
         }
-        let authorization = format!("Bearer {}", token.trim()).parse().map_err(|_| ConfigError::Token)?;
-        Ok(Self { endpoint, authorization })
+        let authorization = format!("Bearer {}", token.trim())
+            .parse()
+            .map_err(|_| ConfigError::Token)?;
+        Ok(Self {
+            endpoint,
+            authorization,
+        })
     }
 
     /// Connects and opens the stream; returns once the control plane
@@ -60,13 +74,22 @@ impl Connector {
             .await
             .map_err(|e| Status::unavailable(format!("cannot connect: {}", error_chain(&e))))?;
         let (tx, rx) = mpsc::channel(8);
-        tx.send(AgentMessage { msg: Some(agent_message::Msg::Hello(hello)) })
-            .await
-            .map_err(|_| Status::internal("outbound channel closed"))?;
+        tx.send(AgentMessage {
+            msg: Some(agent_message::Msg::Hello(hello)),
+        })
+        .await
+        .map_err(|_| Status::internal("outbound channel closed"))?;
         let mut request = Request::new(ReceiverStream::new(rx));
-        request.metadata_mut().insert("authorization", self.authorization.clone());
+        request
+            .metadata_mut()
+            .insert("authorization", self.authorization.clone());
         let response = PolicySyncClient::new(channel).sync(request).await?;
-        Ok((Snapshots { inbound: response.into_inner() }, Replies { tx }))
+        Ok((
+            Snapshots {
+                inbound: response.into_inner(),
+            },
+            Replies { tx },
+        ))
     }
 }
 
@@ -79,7 +102,9 @@ pub(crate) struct Snapshots {
 impl Snapshots {
     /// The next snapshot (or why it could not be converted); `Ok(None)` when
     /// the control plane ended the stream cleanly.
-    pub(crate) async fn next(&mut self) -> Result<Option<Result<Snapshot, MalformedSnapshot>>, Status> {
+    pub(crate) async fn next(
+        &mut self,
+    ) -> Result<Option<Result<Snapshot, MalformedSnapshot>>, Status> {
         loop {
             match self.inbound.message().await? {
                 None => return Ok(None),
@@ -103,12 +128,26 @@ pub(crate) struct Replies {
 
 impl Replies {
     pub(crate) async fn ack(&self, service: &str, revision: i64) -> Result<(), Status> {
-        self.send(agent_message::Msg::Ack(Ack { service: service.to_owned(), revision })).await
+        self.send(agent_message::Msg::Ack(Ack {
+            service: service.to_owned(),
+            revision,
+        }))
+        .await
     }
 
-    pub(crate) async fn nack(&self, service: &str, revision: i64, error: &str) -> Result<(), Status> {
+    pub(crate) async fn nack(
+        &self,
+        service: &str,
+        revision: i64,
+        error: &str,
+    ) -> Result<(), Status> {
         let error = error.to_owned();
-        self.send(agent_message::Msg::Nack(Nack { service: service.to_owned(), revision, error })).await
+        self.send(agent_message::Msg::Nack(Nack {
+            service: service.to_owned(),
+            revision,
+            error,
+        }))
+        .await
     }
 
     async fn send(&self, msg: agent_message::Msg) -> Result<(), Status> {

@@ -37,7 +37,7 @@ pub use status::{PolicySource, ServiceStatus, SyncStatus};
 use crate::handle::PolicyHandle;
 use corsair_proto::v1::Hello;
 use publish::Publisher;
-use recovery::{classify, Backoff, Recovery};
+use recovery::{Backoff, Recovery, classify};
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -45,7 +45,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 use tonic::Status;
-use tracing::{error, info, info_span, warn, Instrument};
+use tracing::{Instrument, error, info, info_span, warn};
 
 /// What the sync client needs to know.
 #[derive(Debug, Clone)]
@@ -133,23 +133,35 @@ impl SyncClient {
     /// Checks the config, loads the agent id and applies every usable
     /// cached policy to `handles` (keyed by service name; one per
     /// `config.services`), so the agent enforces before it ever connects.
-    pub fn new(config: SyncConfig, handles: HashMap<String, PolicyHandle>) -> Result<Self, SyncError> {
+    pub fn new(
+        config: SyncConfig,
+        handles: HashMap<String, PolicyHandle>,
+    ) -> Result<Self, SyncError> {
         if config.services.is_empty() {
             return Err(SyncError::Services("no services configured".into()));
         }
         let mut ours = HashMap::new();
         for service in &config.services {
-            let handle = handles
-                .get(service)
-                .ok_or_else(|| SyncError::Services(format!("no policy handle for service {service:?}")))?;
+            let handle = handles.get(service).ok_or_else(|| {
+                SyncError::Services(format!("no policy handle for service {service:?}"))
+            })?;
             ours.insert(service.clone(), handle.clone());
         }
-        let connector = client::Connector::new(&config.control_plane_url, &config.token, config.connect_timeout)?;
+        let connector = client::Connector::new(
+            &config.control_plane_url,
+            &config.token,
+            config.connect_timeout,
+        )?;
         let agent_id = cache::agent_id(&config.cache_dir)?;
         let publisher = Publisher::new(ours, config.cache_dir.clone());
         let loaded = publisher.load_cache();
         info!(%agent_id, cached = ?loaded, "sync client ready");
-        Ok(Self { config, agent_id, connector, publisher })
+        Ok(Self {
+            config,
+            agent_id,
+            connector,
+            publisher,
+        })
     }
 
     /// The status, for readiness and health endpoints.
@@ -253,8 +265,11 @@ impl SyncClient {
             let reply = match snapshot {
                 Err(malformed) => {
                     let error = malformed.to_string();
-                    self.publisher.refused(&malformed.service, malformed.revision, &error);
-                    replies.nack(&malformed.service, malformed.revision, &error).await
+                    self.publisher
+                        .refused(&malformed.service, malformed.revision, &error);
+                    replies
+                        .nack(&malformed.service, malformed.revision, &error)
+                        .await
                 }
                 Ok(snapshot) => match self.publisher.apply(&snapshot, PolicySource::ControlPlane) {
                     Ok(()) => {
@@ -263,8 +278,11 @@ impl SyncClient {
                         replies.ack(&service, revision).await
                     }
                     Err(error) => {
-                        self.publisher.refused(&snapshot.service, snapshot.revision, &error);
-                        replies.nack(&snapshot.service, snapshot.revision, &error).await
+                        self.publisher
+                            .refused(&snapshot.service, snapshot.revision, &error);
+                        replies
+                            .nack(&snapshot.service, snapshot.revision, &error)
+                            .await
                     }
                 },
             };
@@ -287,7 +305,10 @@ pub async fn run(
 /// Applies every usable cached policy in `cache_dir` to `handles` (without
 /// syncing) and returns the revisions loaded. [`SyncClient::new`] does this
 /// itself; use this only to enforce the cache without a control plane.
-pub fn load_cache(cache_dir: &Path, handles: &HashMap<String, PolicyHandle>) -> HashMap<String, i64> {
+pub fn load_cache(
+    cache_dir: &Path,
+    handles: &HashMap<String, PolicyHandle>,
+) -> HashMap<String, i64> {
     let publisher = Publisher::new(handles.clone(), cache_dir.to_path_buf());
     publisher.load_cache()
 }

@@ -23,10 +23,17 @@ pub(crate) struct Publisher {
 impl Publisher {
     pub(crate) fn new(handles: HashMap<String, PolicyHandle>, cache_dir: PathBuf) -> Self {
         let status = SyncStatus {
-            services: handles.keys().map(|s| (s.clone(), Default::default())).collect(),
+            services: handles
+                .keys()
+                .map(|s| (s.clone(), Default::default()))
+                .collect(),
             ..SyncStatus::default()
         };
-        Self { handles, cache_dir, status: watch::Sender::new(status) }
+        Self {
+            handles,
+            cache_dir,
+            status: watch::Sender::new(status),
+        }
     }
 
     pub(crate) fn status(&self) -> &watch::Sender<SyncStatus> {
@@ -80,7 +87,10 @@ impl Publisher {
     }
 
     pub(crate) fn refused(&self, service: &str, revision: i64, error: &str) {
-        warn!(service, revision, error, "snapshot refused; keeping the previous policy");
+        warn!(
+            service,
+            revision, error, "snapshot refused; keeping the previous policy"
+        );
         self.status.send_modify(|status| {
             if let Some(s) = status.services.get_mut(service) {
                 s.last_nack = Some((revision, error.to_owned()));
@@ -93,7 +103,8 @@ impl Publisher {
     pub(crate) async fn persist(&self, snapshot: Snapshot) {
         let dir = self.cache_dir.clone();
         let service = snapshot.service.clone();
-        let result = tokio::task::spawn_blocking(move || cache::write_snapshot(&dir, &snapshot)).await;
+        let result =
+            tokio::task::spawn_blocking(move || cache::write_snapshot(&dir, &snapshot)).await;
         match result {
             Ok(Ok(())) => {}
             Ok(Err(error)) => warn!(%service, %error, "cannot write the last-known-good cache"),
@@ -112,7 +123,9 @@ impl Publisher {
                     Ok(()) => {
                         loaded.insert(service.clone(), snapshot.revision);
                     }
-                    Err(error) => warn!(%service, %error, "cached policy does not compile; ignored"),
+                    Err(error) => {
+                        warn!(%service, %error, "cached policy does not compile; ignored")
+                    }
                 },
                 Err(error) => warn!(%service, %error, "cached policy unusable; ignored"),
             }

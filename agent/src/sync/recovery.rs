@@ -38,7 +38,11 @@ pub struct Backoff {
 impl Backoff {
     /// A backoff starting at `base`, never above `max`.
     pub fn new(base: Duration, max: Duration) -> Self {
-        Self { base, max: max.max(base), attempt: 0 }
+        Self {
+            base,
+            max: max.max(base),
+            attempt: 0,
+        }
     }
 
     /// The next delay (jittered) and advances the schedule.
@@ -82,7 +86,11 @@ mod tests {
         for _ in 0..8 {
             let ceiling = b.ceiling();
             let d = b.next_delay();
-            assert!(d >= ceiling / 2 && d <= ceiling, "{d:?} outside [{:?}, {ceiling:?}]", ceiling / 2);
+            assert!(
+                d >= ceiling / 2 && d <= ceiling,
+                "{d:?} outside [{:?}, {ceiling:?}]",
+                ceiling / 2
+            );
             ceilings.push(ceiling.as_millis());
         }
         assert_eq!(ceilings, [100, 200, 400, 800, 1600, 2000, 2000, 2000]);
@@ -109,10 +117,16 @@ mod tests {
         }
         // Ceilings 1+2+4+8+8+8 = 31 s; each wait is in [ceiling/2, ceiling].
         let waited = start.elapsed();
-        assert!(waited >= Duration::from_millis(15_500) && waited <= Duration::from_secs(31), "{waited:?}");
+        assert!(
+            waited >= Duration::from_millis(15_500) && waited <= Duration::from_secs(31),
+            "{waited:?}"
+        );
         b.reset();
         let start = tokio::time::Instant::now();
         tokio::time::sleep(b.next_delay()).await;
-        assert!(start.elapsed() <= Duration::from_secs(1), "reset starts over");
+        assert!(
+            start.elapsed() <= Duration::from_secs(1),
+            "reset starts over"
+        );
     }
 }

@@ -45,7 +45,11 @@ impl TryFrom<pb::PolicySnapshot> for Snapshot {
             return Err(bad("negative revision".into()));
         }
         if s.absent {
-            return Ok(Snapshot { service: s.service, revision: s.revision, spec: None });
+            return Ok(Snapshot {
+                service: s.service,
+                revision: s.revision,
+                spec: None,
+            });
         }
         let mode = match pb::Mode::try_from(s.mode) {
             Ok(pb::Mode::Enforce) => Mode::Enforce,
@@ -91,12 +95,22 @@ mod tests {
         let spec = snap.spec.expect("present");
         assert_eq!((spec.max_age_secs, spec.mode), (600, Mode::ReportOnly));
 
-        let absent = pb::PolicySnapshot { absent: true, revision: 0, ..wire.clone() };
+        let absent = pb::PolicySnapshot {
+            absent: true,
+            revision: 0,
+            ..wire.clone()
+        };
         assert_eq!(Snapshot::try_from(absent).map(|s| s.spec), Ok(None));
 
-        let bad = pb::PolicySnapshot { mode: 0, ..wire.clone() };
+        let bad = pb::PolicySnapshot {
+            mode: 0,
+            ..wire.clone()
+        };
         assert!(Snapshot::try_from(bad).is_err());
-        let nameless = pb::PolicySnapshot { service: String::new(), ..wire };
+        let nameless = pb::PolicySnapshot {
+            service: String::new(),
+            ..wire
+        };
         assert!(Snapshot::try_from(nameless).is_err());
     }
 }

@@ -4,7 +4,9 @@
 use super::extract::{Json, Query};
 use super::{AppState, Error};
 use crate::auth::{RequireRole, Viewer};
-use crate::store::blocked::{BlockedFilter, BlockedPage, BlockedQuery, GroupBy, MAX_LIMIT, Order, QueryError, SortBy};
+use crate::store::blocked::{
+    BlockedFilter, BlockedPage, BlockedQuery, GroupBy, MAX_LIMIT, Order, QueryError, SortBy,
+};
 use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
@@ -83,7 +85,9 @@ async fn blocked(
 ) -> Result<Response, Error> {
     let limit = p.limit.unwrap_or(DEFAULT_LIMIT);
     if !(1..=MAX_LIMIT).contains(&limit) {
-        return Err(Error::unprocessable(format!("limit must be between 1 and {MAX_LIMIT}")));
+        return Err(Error::unprocessable(format!(
+            "limit must be between 1 and {MAX_LIMIT}"
+        )));
     }
     if let (Some(since), Some(until)) = (p.since, p.until)
         && since >= until
@@ -91,7 +95,9 @@ async fn blocked(
         return Err(Error::unprocessable("since must be before until"));
     }
     if p.group_by.is_none() && (p.sort.is_some() || p.order.is_some()) {
-        return Err(Error::unprocessable("sort and order apply to grouped results (group_by); rows are newest first"));
+        return Err(Error::unprocessable(
+            "sort and order apply to grouped results (group_by); rows are newest first",
+        ));
     }
     let query = BlockedQuery {
         filter: BlockedFilter {
@@ -109,10 +115,14 @@ async fn blocked(
         after: p.after,
         limit,
     };
-    let page = state.store.query_blocked(&query).await.map_err(|e| match e {
-        QueryError::Cursor(c) => Error::BadRequest(c.to_string()),
-        QueryError::Store(s) => Error::from(s),
-    })?;
+    let page = state
+        .store
+        .query_blocked(&query)
+        .await
+        .map_err(|e| match e {
+            QueryError::Cursor(c) => Error::BadRequest(c.to_string()),
+            QueryError::Store(s) => Error::from(s),
+        })?;
     Ok(match p.format {
         Format::Json => Json(page).into_response(),
         Format::Csv => csv_response(&page),
@@ -155,7 +165,11 @@ fn csv_response(page: &BlockedPage) -> Response {
             p.next.clone()
         }
     };
-    let mut response = ([(http::header::CONTENT_TYPE, "text/csv; charset=utf-8")], out).into_response();
+    let mut response = (
+        [(http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+        out,
+    )
+        .into_response();
     if let Some(value) = next.and_then(|n| http::HeaderValue::from_str(&n).ok()) {
         response.headers_mut().insert("x-next-cursor", value);
     }
@@ -170,7 +184,11 @@ fn push_record(out: &mut String, fields: &[String]) {
         if i > 0 {
             out.push(',');
         }
-        let field = if field.starts_with(['=', '+', '-', '@']) { format!("'{field}") } else { field.clone() };
+        let field = if field.starts_with(['=', '+', '-', '@']) {
+            format!("'{field}")
+        } else {
+            field.clone()
+        };
         if field.contains([',', '"', '\n', '\r']) {
             out.push('"');
             out.push_str(&field.replace('"', "\"\""));
@@ -189,7 +207,15 @@ mod tests {
     #[test]
     fn csv_quotes_and_defuses_formulas() {
         let mut out = String::new();
-        push_record(&mut out, &["a,b".into(), "say \"hi\"".into(), "=cmd()".into(), "plain".into()]);
+        push_record(
+            &mut out,
+            &[
+                "a,b".into(),
+                "say \"hi\"".into(),
+                "=cmd()".into(),
+                "plain".into(),
+            ],
+        );
         assert_eq!(out, "\"a,b\",\"say \"\"hi\"\"\",'=cmd(),plain\n");
     }
 }

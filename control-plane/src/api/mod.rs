@@ -55,7 +55,12 @@ pub struct AppState {
 impl AppState {
     /// State from its parts: four-eyes approvals, cookies without `Secure`.
     pub fn new(store: Store, keys: SigningKey) -> Self {
-        Self { store, keys, single_operator: false, secure_cookies: false }
+        Self {
+            store,
+            keys,
+            single_operator: false,
+            secure_cookies: false,
+        }
     }
 
     /// Allows (or forbids) approving one's own request.

@@ -4,8 +4,8 @@ use super::extract::Json;
 use super::{AppState, Error};
 use crate::auth::login::LoginError;
 use crate::auth::{self, Role};
-use axum::extract::FromRequest;
 use axum::Router;
+use axum::extract::FromRequest;
 use axum::extract::State;
 use axum::routing::post;
 use chrono::{DateTime, Utc};
@@ -43,7 +43,15 @@ async fn login(
 ) -> Result<Json<LoginResponse>, Error> {
     let client = crate::ui::client_ip(request.extensions());
     let Json(req) = Json::<LoginRequest>::from_request(request, &state).await?;
-    let (user, issued) = match auth::login::login(&state.store, &state.keys, &req.email, &req.password, client).await {
+    let (user, issued) = match auth::login::login(
+        &state.store,
+        &state.keys,
+        &req.email,
+        &req.password,
+        client,
+    )
+    .await
+    {
         Ok(ok) => ok,
         Err(LoginError::Internal(e)) => return Err(Error::Internal(e)),
         Err(LoginError::Invalid(m)) => return Err(Error::unprocessable(m)),

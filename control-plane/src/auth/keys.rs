@@ -114,14 +114,21 @@ impl SigningKey {
         let mut outer = Sha256::new();
         outer.update(pad(0x5c));
         outer.update(inner.finalize());
-        outer.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        outer
+            .finalize()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect()
     }
 
     /// Loads the hex-encoded key in `path`, creating the file (mode 0600) with
     /// a fresh random key when it does not exist.
     pub fn load_or_create(path: &Path) -> Result<Self, KeyError> {
         let shown = path.display().to_string();
-        let io = |source| KeyError::Io { path: shown.clone(), source };
+        let io = |source| KeyError::Io {
+            path: shown.clone(),
+            source,
+        };
         match std::fs::read_to_string(path) {
             Ok(text) => Self::from_hex(text.trim()).map_err(|message| KeyError::Invalid {
                 path: shown.clone(),
@@ -146,7 +153,9 @@ impl SigningKey {
                         Ok(Self::from_bytes(&bytes))
                     }
                     // Another replica created it first: use theirs.
-                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Self::load_or_create(path),
+                    Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                        Self::load_or_create(path)
+                    }
                     Err(e) => Err(io(e)),
                 }
             }
@@ -163,7 +172,10 @@ impl SigningKey {
             .filter_map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
             .collect();
         if bytes.len() < MIN_KEY_LEN {
-            return Err(format!("key is {} bytes, need at least {MIN_KEY_LEN}", bytes.len()));
+            return Err(format!(
+                "key is {} bytes, need at least {MIN_KEY_LEN}",
+                bytes.len()
+            ));
         }
         Ok(Self::from_bytes(&bytes))
     }

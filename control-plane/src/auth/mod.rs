@@ -16,11 +16,12 @@ pub mod session;
 pub mod tokens;
 
 pub use extract::{
-    Admin, Approver, AuthRejection, CurrentUser, MinimumRole, Requester, RequireRole, Session, Viewer,
+    Admin, Approver, AuthRejection, CurrentUser, MinimumRole, Requester, RequireRole, Session,
+    Viewer,
 };
-pub use session::CsrfForm;
 pub use keys::{Claims, KeyError, SigningKey, TokenKind};
 use serde::{Deserialize, Serialize};
+pub use session::CsrfForm;
 pub use tokens::{IssuedToken, issue_agent_token, issue_api_token, issue_user_token};
 
 /// A user's role. Each role includes the rights of the ones before it.

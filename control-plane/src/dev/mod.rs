@@ -52,7 +52,10 @@ pub struct DevOptions {
 }
 
 /// Runs the whole demo system until `shutdown` completes.
-pub async fn run(options: DevOptions, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+pub async fn run(
+    options: DevOptions,
+    shutdown: impl Future<Output = ()> + Send,
+) -> anyhow::Result<()> {
     std::fs::create_dir_all(&options.state_dir)
         .with_context(|| format!("creating --state-dir {}", options.state_dir.display()))?;
     let state_dir = options.state_dir.canonicalize()?;
@@ -70,7 +73,14 @@ pub async fn run(options: DevOptions, shutdown: impl Future<Output = ()> + Send)
             (url, Some(pg))
         }
     };
-    let result = run_with_database(&options, &state_dir, &database_url, private_pg.is_some(), shutdown).await;
+    let result = run_with_database(
+        &options,
+        &state_dir,
+        &database_url,
+        private_pg.is_some(),
+        shutdown,
+    )
+    .await;
     if let Some(pg) = private_pg.as_mut() {
         let stopped = tokio::task::block_in_place(|| pg.stop());
         if let Err(e) = stopped {
@@ -87,7 +97,9 @@ async fn run_with_database(
     private: bool,
     shutdown: impl Future<Output = ()> + Send,
 ) -> anyhow::Result<()> {
-    let store = Store::connect(database_url).await.context("connecting to the database")?;
+    let store = Store::connect(database_url)
+        .await
+        .context("connecting to the database")?;
     store.migrate().await.context("applying migrations")?;
     let keys = SigningKey::load_or_create(&state_dir.join("signing.key"))?;
     let admin_password = ensure_admin(&store, state_dir).await?;
@@ -116,17 +128,37 @@ async fn run_with_database(
     let token_id = uuid::Uuid::new_v4();
     let services = vec![DEMO_SERVICE.to_string()];
     let token = issue_agent_token(&keys, token_id, "dev-agent", &services, None)?;
-    store.create_agent_token(token_id, "dev-agent", &services, None, ACTOR).await?;
+    store
+        .create_agent_token(token_id, "dev-agent", &services, None, ACTOR)
+        .await?;
 
     let stop = Shutdown::new();
     // One person at a keyboard: let them approve their own requests.
-    let node = Node { store: store.clone(), keys, http, grpc, grpc_config: GrpcConfig::default(), single_operator: true, secure_cookies: false };
+    let node = Node {
+        store: store.clone(),
+        keys,
+        http,
+        grpc,
+        grpc_config: GrpcConfig::default(),
+        single_operator: true,
+        secure_cookies: false,
+    };
     let mut node_task = tokio::spawn(node.run(stop.wait()));
     let upstream_task = tokio::spawn(
-        axum::serve(upstream, demo::upstream_router()).with_graceful_shutdown(stop.wait()).into_future(),
+        axum::serve(upstream, demo::upstream_router())
+            .with_graceful_shutdown(stop.wait())
+            .into_future(),
     );
-    let page = demo::page_router(demo_origin.clone(), agent_url.clone(), DEMO_SERVICE.to_string());
-    let demo_task = tokio::spawn(axum::serve(demo, page).with_graceful_shutdown(stop.wait()).into_future());
+    let page = demo::page_router(
+        demo_origin.clone(),
+        agent_url.clone(),
+        DEMO_SERVICE.to_string(),
+    );
+    let demo_task = tokio::spawn(
+        axum::serve(demo, page)
+            .with_graceful_shutdown(stop.wait())
+            .into_future(),
+    );
     let sidecar_config = SidecarConfig {
         control_plane: grpc_url.clone(),
         token: token.token,
@@ -135,10 +167,22 @@ async fn run_with_database(
         cache_dir: state_dir.join("agent-cache"),
         agent_name: "dev-agent".to_string(),
     };
-    let agent_task = tokio::spawn(sidecar::run(sidecar_config, agent, Some(agent_admin), stop.wait()));
+    let agent_task = tokio::spawn(sidecar::run(
+        sidecar_config,
+        agent,
+        Some(agent_admin),
+        stop.wait(),
+    ));
 
     print_banner(&Banner {
-        database: if private { format!("{database_url} (private, data in {})", state_dir.join("postgres").display()) } else { database_url.to_string() },
+        database: if private {
+            format!(
+                "{database_url} (private, data in {})",
+                state_dir.join("postgres").display()
+            )
+        } else {
+            database_url.to_string()
+        },
         http_url: &http_url,
         grpc_url: &grpc_url,
         agent_url: &agent_url,
@@ -166,14 +210,19 @@ async fn run_with_database(
 }
 
 async fn ensure_database(admin_url: &str, name: &str) -> anyhow::Result<()> {
-    let mut conn = PgConnection::connect(admin_url).await.context("connecting to the private PostgreSQL")?;
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(name)
-        .fetch_one(&mut conn)
-        .await?;
+    let mut conn = PgConnection::connect(admin_url)
+        .await
+        .context("connecting to the private PostgreSQL")?;
+    let exists: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(name)
+            .fetch_one(&mut conn)
+            .await?;
     if !exists {
         // `name` is our constant, not input.
-        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}"))).execute(&mut conn).await?;
+        sqlx::raw_sql(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await?;
     }
     Ok(())
 }
@@ -190,9 +239,14 @@ async fn ensure_admin(store: &Store, state_dir: &Path) -> anyhow::Result<String>
     let password: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
     let hash = {
         let password = password.clone();
-        tokio::task::spawn_blocking(move || password::hash(&password)).await?.map_err(anyhow::Error::msg)?
+        tokio::task::spawn_blocking(move || password::hash(&password))
+            .await?
+            .map_err(anyhow::Error::msg)?
     };
-    match store.create_user(ADMIN_EMAIL, &hash, Role::Admin, ACTOR).await {
+    match store
+        .create_user(ADMIN_EMAIL, &hash, Role::Admin, ACTOR)
+        .await
+    {
         Ok(_) => {}
         Err(StoreError::Conflict(_)) => anyhow::bail!(
             "{ADMIN_EMAIL} exists but its password file {} is gone; remove the state dir to start afresh",
@@ -225,7 +279,12 @@ async fn ensure_demo_service(store: &Store) -> anyhow::Result<()> {
         allow_insecure_http: false,
     };
     store
-        .create_service(DEMO_SERVICE, "Demo API behind the dev agent", &settings, ACTOR)
+        .create_service(
+            DEMO_SERVICE,
+            "Demo API behind the dev agent",
+            &settings,
+            ACTOR,
+        )
         .await?;
     Ok(())
 }
@@ -242,7 +301,13 @@ async fn ensure_pending_request(store: &Store, origin: &str) -> anyhow::Result<(
         return Ok((o.id, o.status));
     }
     let o = store
-        .request_origin(DEMO_SERVICE, origin, "the dev demo page calls demo-api", None, ACTOR)
+        .request_origin(
+            DEMO_SERVICE,
+            origin,
+            "the dev demo page calls demo-api",
+            None,
+            ACTOR,
+        )
         .await?;
     Ok((o.id, o.status))
 }

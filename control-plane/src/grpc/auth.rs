@@ -2,8 +2,8 @@
 
 use crate::auth::{Claims, SigningKey, TokenKind};
 use crate::store::Store;
-use tonic::metadata::MetadataMap;
 use tonic::Status;
+use tonic::metadata::MetadataMap;
 use uuid::Uuid;
 
 /// An authenticated agent token.
@@ -21,13 +21,16 @@ pub(crate) async fn authenticate(
     keys: &SigningKey,
     store: &Store,
 ) -> Result<AgentAuth, Status> {
-    let header = metadata
-        .get("authorization")
-        .ok_or_else(|| Status::unauthenticated("missing authorization metadata (Bearer agent token)"))?;
+    let header = metadata.get("authorization").ok_or_else(|| {
+        Status::unauthenticated("missing authorization metadata (Bearer agent token)")
+    })?;
     let token = header
         .to_str()
         .ok()
-        .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| Status::unauthenticated("authorization must be `Bearer <agent token>`"))?;
@@ -41,7 +44,9 @@ pub(crate) async fn authenticate(
         Ok(false) => Err(Status::unauthenticated("agent token revoked or unknown")),
         Err(error) => {
             tracing::error!(%error, "cannot check agent token");
-            Err(Status::unavailable("cannot check the agent token right now"))
+            Err(Status::unavailable(
+                "cannot check the agent token right now",
+            ))
         }
     }
 }

@@ -2,7 +2,7 @@
 
 use super::watch::PolicyState;
 use corsair_agent::engine::Mode;
-use corsair_proto::v1::{control_message, ControlMessage, PolicySnapshot};
+use corsair_proto::v1::{ControlMessage, PolicySnapshot, control_message};
 
 /// The snapshot message for `service` in `state`.
 pub(crate) fn snapshot_message(service: &str, state: &PolicyState) -> ControlMessage {
@@ -36,5 +36,7 @@ pub(crate) fn snapshot_message(service: &str, state: &PolicyState) -> ControlMes
             }
         }
     };
-    ControlMessage { msg: Some(control_message::Msg::Snapshot(snapshot)) }
+    ControlMessage {
+        msg: Some(control_message::Msg::Snapshot(snapshot)),
+    }
 }

@@ -26,9 +26,9 @@ pub use watch::{PolicyReceiver, PolicyState, PolicyWatcher, WatchError};
 
 use crate::auth::SigningKey;
 use crate::store::Store;
+use crate::telemetry::TelemetryService;
 use corsair_proto::v1::policy_sync_server::PolicySyncServer;
 use corsair_proto::v1::telemetry_server::TelemetryServer;
-use crate::telemetry::TelemetryService;
 use std::future::Future;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -108,7 +108,14 @@ pub async fn serve_with_watcher<W: PolicyWatcher>(
 ) -> Result<(), GrpcError> {
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (drain_tx, mut drained) = tokio::sync::mpsc::channel::<()>(1);
-    let service = PolicySyncService::new(watcher, store.clone(), keys.clone(), config.clone(), stop_rx, drain_tx.downgrade());
+    let service = PolicySyncService::new(
+        watcher,
+        store.clone(),
+        keys.clone(),
+        config.clone(),
+        stop_rx,
+        drain_tx.downgrade(),
+    );
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let stop = &stop_tx;
     let signal = async move {

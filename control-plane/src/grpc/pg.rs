@@ -8,7 +8,7 @@
 //! database, so a missed notification can never leave an agent stale for good.
 
 use super::watch::{PolicyReceiver, PolicyState, PolicyWatcher, WatchError};
-use crate::store::{Store, StoreError, POLICY_CHANNEL};
+use crate::store::{POLICY_CHANNEL, Store, StoreError};
 use sqlx::postgres::PgListener;
 use std::collections::HashMap;
 use std::future::Future;
@@ -42,7 +42,10 @@ impl PgPolicyWatcher {
     /// A watcher reading from `store`. Nothing is watched until asked.
     pub fn new(store: Store) -> Self {
         Self {
-            inner: Arc::new(Inner { store, slots: Mutex::new(HashMap::new()) }),
+            inner: Arc::new(Inner {
+                store,
+                slots: Mutex::new(HashMap::new()),
+            }),
         }
     }
 
@@ -122,7 +125,11 @@ impl PgPolicyWatcher {
     /// reloads those that differ; forgets services nobody watches any more.
     pub async fn resync(&self) {
         let slots: Vec<Arc<Slot>> = {
-            let mut map = self.inner.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut map = self
+                .inner
+                .slots
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             map.retain(|_, slot| slot.tx.receiver_count() > 0);
             map.values().cloned().collect()
         };
@@ -150,7 +157,11 @@ impl PgPolicyWatcher {
     }
 
     fn slot(&self, service: &str) -> Option<Arc<Slot>> {
-        let map = self.inner.slots.lock().unwrap_or_else(PoisonError::into_inner);
+        let map = self
+            .inner
+            .slots
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         map.get(service).cloned()
     }
 
@@ -190,7 +201,11 @@ impl PolicyWatcher for PgPolicyWatcher {
         // unwatched in between) and before loading (so a change published
         // after this point reaches the receiver).
         let (slot, rx) = {
-            let mut map = self.inner.slots.lock().unwrap_or_else(PoisonError::into_inner);
+            let mut map = self
+                .inner
+                .slots
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
             let slot = Arc::clone(map.entry(service.to_owned()).or_insert_with(|| {
                 Arc::new(Slot {
                     service: service.to_owned(),

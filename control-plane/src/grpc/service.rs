@@ -1,20 +1,20 @@
 //! The `PolicySync` tonic service: authenticates a stream, checks its Hello,
 //! records the agent and hands the stream to its own task ([`super::stream`]).
 
+use super::GrpcConfig;
 use super::auth::authenticate;
 use super::stream::{AgentStream, Connections};
 use super::watch::PolicyWatcher;
-use super::GrpcConfig;
 use crate::auth::SigningKey;
-use crate::store::agents::AgentHello;
 use crate::store::Store;
+use crate::store::agents::AgentHello;
 use corsair_proto::v1::policy_sync_server::PolicySync;
-use corsair_proto::v1::{agent_message, AgentMessage, ControlMessage, Hello};
+use corsair_proto::v1::{AgentMessage, ControlMessage, Hello, agent_message};
 use std::collections::{BTreeSet, HashMap};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
-use tracing::{info_span, warn, Instrument};
+use tracing::{Instrument, info_span, warn};
 
 const MAX_ID_LEN: usize = 128;
 const MAX_NAME_LEN: usize = 256;
@@ -48,7 +48,15 @@ impl<W: PolicyWatcher> PolicySyncService<W> {
         shutdown: watch::Receiver<bool>,
         drain: mpsc::WeakSender<()>,
     ) -> Self {
-        Self { watcher, store, keys, config, shutdown, connections: Connections::default(), drain }
+        Self {
+            watcher,
+            store,
+            keys,
+            config,
+            shutdown,
+            connections: Connections::default(),
+            drain,
+        }
     }
 }
 
@@ -67,13 +75,21 @@ impl<W: PolicyWatcher> PolicySync for PolicySyncService<W> {
             .ok_or_else(|| Status::unavailable("control plane shutting down"))?;
         let auth = authenticate(request.metadata(), &self.keys, &self.store)
             .await
-            .inspect_err(|status| warn!(?peer, reason = status.message(), "agent stream refused"))?;
+            .inspect_err(|status| {
+                warn!(?peer, reason = status.message(), "agent stream refused")
+            })?;
         let mut inbound = request.into_inner();
         let hello = match tokio::time::timeout(self.config.hello_timeout, inbound.message()).await {
             Err(_) => return Err(Status::deadline_exceeded("no Hello received in time")),
             Ok(Err(status)) => return Err(status),
-            Ok(Ok(Some(AgentMessage { msg: Some(agent_message::Msg::Hello(hello)) }))) => hello,
-            Ok(Ok(_)) => return Err(Status::invalid_argument("the first message must be a Hello")),
+            Ok(Ok(Some(AgentMessage {
+                msg: Some(agent_message::Msg::Hello(hello)),
+            }))) => hello,
+            Ok(Ok(_)) => {
+                return Err(Status::invalid_argument(
+                    "the first message must be a Hello",
+                ));
+            }
         };
         let services = check_hello(&hello, &auth.claims.services)
             .inspect_err(|status| warn!(?peer, agent_id = %hello.agent_id, reason = status.message(), "agent stream refused"))?;
@@ -131,13 +147,19 @@ impl<W: PolicyWatcher> PolicySync for PolicySyncService<W> {
 /// deduplicated and sorted.
 fn check_hello(hello: &Hello, allowed: &[String]) -> Result<Vec<String>, Status> {
     if hello.agent_id.is_empty() || hello.agent_id.len() > MAX_ID_LEN {
-        return Err(Status::invalid_argument(format!("agent_id must be 1 to {MAX_ID_LEN} bytes")));
+        return Err(Status::invalid_argument(format!(
+            "agent_id must be 1 to {MAX_ID_LEN} bytes"
+        )));
     }
     if hello.agent_name.len() > MAX_NAME_LEN {
-        return Err(Status::invalid_argument(format!("agent_name must be at most {MAX_NAME_LEN} bytes")));
+        return Err(Status::invalid_argument(format!(
+            "agent_name must be at most {MAX_NAME_LEN} bytes"
+        )));
     }
     if hello.services.is_empty() || hello.services.len() > MAX_SERVICES {
-        return Err(Status::invalid_argument(format!("name 1 to {MAX_SERVICES} services")));
+        return Err(Status::invalid_argument(format!(
+            "name 1 to {MAX_SERVICES} services"
+        )));
     }
     let services: BTreeSet<&String> = hello.services.iter().collect();
     let denied: Vec<&str> = services
@@ -171,11 +193,25 @@ mod tests {
     #[test]
     fn hello_checks() {
         let allowed = vec!["a".to_string(), "b".to_string()];
-        assert_eq!(check_hello(&hello(&["b", "a", "b"]), &allowed).ok(), Some(vec!["a".into(), "b".into()]));
-        assert_eq!(check_hello(&hello(&["a", "c"]), &allowed).unwrap_err().code(), tonic::Code::PermissionDenied);
-        assert_eq!(check_hello(&hello(&[]), &allowed).unwrap_err().code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            check_hello(&hello(&["b", "a", "b"]), &allowed).ok(),
+            Some(vec!["a".into(), "b".into()])
+        );
+        assert_eq!(
+            check_hello(&hello(&["a", "c"]), &allowed)
+                .unwrap_err()
+                .code(),
+            tonic::Code::PermissionDenied
+        );
+        assert_eq!(
+            check_hello(&hello(&[]), &allowed).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
         let mut h = hello(&["a"]);
         h.agent_id.clear();
-        assert_eq!(check_hello(&h, &allowed).unwrap_err().code(), tonic::Code::InvalidArgument);
+        assert_eq!(
+            check_hello(&h, &allowed).unwrap_err().code(),
+            tonic::Code::InvalidArgument
+        );
     }
 }

@@ -1,11 +1,11 @@
 //! One agent's stream after its Hello: initial snapshots, pushes on change,
 //! ACK/NACK bookkeeping, and the disconnect record when it ends.
 
-use crate::metrics::metrics;
 use super::convert::snapshot_message;
 use super::watch::PolicyReceiver;
+use crate::metrics::metrics;
 use crate::store::Store;
-use corsair_proto::v1::{agent_message, AgentMessage, ControlMessage};
+use corsair_proto::v1::{AgentMessage, ControlMessage, agent_message};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::{mpsc, watch};
@@ -92,7 +92,9 @@ impl AgentStream {
             End::AgentClosed => info!("agent closed its stream"),
             End::AgentGone(why) => info!(reason = %why, "agent stream ended"),
             End::Shutdown => info!("closing agent stream: control plane shutting down"),
-            End::TokenInvalid(why) => warn!(reason = why, "closing agent stream: token no longer valid"),
+            End::TokenInvalid(why) => {
+                warn!(reason = why, "closing agent stream: token no longer valid")
+            }
         }
         // Recorded before the final status goes out, so an agent that
         // reconnects at once (maybe to another replica) is not marked
@@ -103,7 +105,9 @@ impl AgentStream {
             warn!(%error, "cannot record agent disconnect");
         }
         let last = match end {
-            End::Shutdown => Some(Status::unavailable("control plane shutting down; reconnect")),
+            End::Shutdown => Some(Status::unavailable(
+                "control plane shutting down; reconnect",
+            )),
             End::TokenInvalid(why) => Some(Status::unauthenticated(why)),
             End::AgentClosed | End::AgentGone(_) => None,
         };
@@ -115,7 +119,8 @@ impl AgentStream {
     async fn serve(&mut self) -> End {
         let watches = std::mem::take(&mut self.watches);
         // Only subscribed services count; the Hello may list others.
-        self.held.retain(|service, _| watches.iter().any(|(s, _)| s == service));
+        self.held
+            .retain(|service, _| watches.iter().any(|(s, _)| s == service));
         let mut changes = StreamMap::with_capacity(watches.len());
         for (service, rx) in watches {
             let current = rx.borrow().clone();
@@ -180,7 +185,8 @@ impl AgentStream {
         }
         debug!(service, revision, "snapshot sent");
         metrics().pushes.inc();
-        self.pushed_at.insert(service.to_owned(), (revision, std::time::Instant::now()));
+        self.pushed_at
+            .insert(service.to_owned(), (revision, std::time::Instant::now()));
         self.held.insert(service.to_owned(), revision);
         Ok(())
     }
@@ -188,7 +194,10 @@ impl AgentStream {
     /// Why the stream's token is no longer good, if it is not. A database
     /// error is not a reason to cut an agent off.
     async fn token_invalid(&self) -> Option<&'static str> {
-        if self.token_exp.is_some_and(|exp| exp <= chrono::Utc::now().timestamp()) {
+        if self
+            .token_exp
+            .is_some_and(|exp| exp <= chrono::Utc::now().timestamp())
+        {
             return Some("agent token has expired");
         }
         match self.store.agent_token_active(self.token_id).await {
@@ -209,9 +218,13 @@ impl AgentStream {
                 if let Some((revision, at)) = self.pushed_at.remove(&ack.service)
                     && revision == ack.revision
                 {
-                    metrics().push_to_ack_seconds.observe(at.elapsed().as_secs_f64());
+                    metrics()
+                        .push_to_ack_seconds
+                        .observe(at.elapsed().as_secs_f64());
                 }
-                self.store.agent_acked(&self.agent_id, &ack.service, ack.revision).await
+                self.store
+                    .agent_acked(&self.agent_id, &ack.service, ack.revision)
+                    .await
             }
             Some(agent_message::Msg::Nack(nack)) if self.held.contains_key(&nack.service) => {
                 warn!(service = %nack.service, revision = nack.revision, error = %nack.error, "agent refused policy");

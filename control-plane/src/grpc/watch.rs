@@ -2,8 +2,8 @@
 //! from the outside world, kept behind a small trait so the stream logic does
 //! not depend on Postgres.
 
-use crate::store::policy::EffectivePolicy;
 use crate::store::StoreError;
+use crate::store::policy::EffectivePolicy;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::sync::watch;
@@ -44,5 +44,8 @@ pub enum WatchError {
 pub trait PolicyWatcher: Clone + Send + Sync + 'static {
     /// A receiver whose current value is the service's policy (already
     /// loaded) and which is updated whenever its revision changes.
-    fn watch(&self, service: &str) -> impl Future<Output = Result<PolicyReceiver, WatchError>> + Send;
+    fn watch(
+        &self,
+        service: &str,
+    ) -> impl Future<Output = Result<PolicyReceiver, WatchError>> + Send;
 }

@@ -53,7 +53,12 @@ impl Store {
     }
 
     /// Records that an agent applied `revision` of `service`.
-    pub async fn agent_acked(&self, agent_id: &str, service: &str, revision: i64) -> Result<(), StoreError> {
+    pub async fn agent_acked(
+        &self,
+        agent_id: &str,
+        service: &str,
+        revision: i64,
+    ) -> Result<(), StoreError> {
         sqlx::query!(
             r#"WITH seen AS (UPDATE agents SET last_seen = now() WHERE id = $1)
                INSERT INTO agent_services (agent_id, service, applied_revision, applied_at)
@@ -96,9 +101,12 @@ impl Store {
 
     /// Bumps an agent's `last_seen`.
     pub async fn agent_seen(&self, agent_id: &str) -> Result<(), StoreError> {
-        sqlx::query!("UPDATE agents SET last_seen = now() WHERE id = $1", agent_id)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query!(
+            "UPDATE agents SET last_seen = now() WHERE id = $1",
+            agent_id
+        )
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
@@ -115,7 +123,10 @@ impl Store {
 
     /// The current revision of each named service that exists. Lives here
     /// rather than in `policy` because only the PolicySync resync uses it.
-    pub async fn service_revisions(&self, services: &[String]) -> Result<HashMap<String, i64>, StoreError> {
+    pub async fn service_revisions(
+        &self,
+        services: &[String],
+    ) -> Result<HashMap<String, i64>, StoreError> {
         let rows = sqlx::query!(
             "SELECT name, revision FROM services WHERE name = ANY($1)",
             services

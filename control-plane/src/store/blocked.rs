@@ -68,7 +68,9 @@ impl Store {
     /// not at all. Creates the day's partition when it is missing.
     pub async fn ingest_blocked_batch(&self, batch: &IngestBatch) -> Result<Ingested, StoreError> {
         match self.ingest_once(batch).await {
-            Err(StoreError::Database(sqlx::Error::Database(db))) if db.code().as_deref() == Some(NO_PARTITION) => {
+            Err(StoreError::Database(sqlx::Error::Database(db)))
+                if db.code().as_deref() == Some(NO_PARTITION) =>
+            {
                 let day = batch.ts.date_naive();
                 self.ensure_blocked_partitions(day, day).await?;
                 self.ingest_once(batch).await
@@ -144,7 +146,11 @@ impl Store {
     }
 
     /// Creates the missing daily partitions for `first..=last` (UTC days).
-    pub async fn ensure_blocked_partitions(&self, first: NaiveDate, last: NaiveDate) -> Result<i32, StoreError> {
+    pub async fn ensure_blocked_partitions(
+        &self,
+        first: NaiveDate,
+        last: NaiveDate,
+    ) -> Result<i32, StoreError> {
         let created = sqlx::query_scalar!(
             r#"SELECT blocked_events_ensure_partitions($1, $2) AS "created!""#,
             first,
@@ -184,13 +190,19 @@ impl Store {
         )
         .fetch_one(&mut *tx)
         .await?;
-        let dropped = sqlx::query_scalar!(r#"SELECT blocked_events_drop_before($1) AS "dropped!""#, cutoff)
-            .fetch_one(&mut *tx)
-            .await?;
+        let dropped = sqlx::query_scalar!(
+            r#"SELECT blocked_events_drop_before($1) AS "dropped!""#,
+            cutoff
+        )
+        .fetch_one(&mut *tx)
+        .await?;
         let horizon = now - Duration::days(retention_days);
-        sqlx::query!("DELETE FROM telemetry_batches WHERE received_at < $1", horizon)
-            .execute(&mut *tx)
-            .await?;
+        sqlx::query!(
+            "DELETE FROM telemetry_batches WHERE received_at < $1",
+            horizon
+        )
+        .execute(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(Some((created, dropped)))
     }
@@ -212,7 +224,10 @@ impl Store {
 }
 
 pub mod query;
-pub use query::{BlockedFilter, BlockedPage, BlockedQuery, BlockedRow, GroupBy, GroupedRow, Order, QueryError, SortBy};
+pub use query::{
+    BlockedFilter, BlockedPage, BlockedQuery, BlockedRow, GroupBy, GroupedRow, Order, QueryError,
+    SortBy,
+};
 
 /// A page of results plus the cursor for the next one.
 #[derive(Debug, Clone, Serialize)]

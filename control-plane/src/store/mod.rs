@@ -32,8 +32,8 @@ pub mod throttle;
 pub mod tokens;
 pub mod users;
 
-use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::PgPool;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use std::str::FromStr;
 use std::time::Duration;
 
@@ -72,7 +72,8 @@ pub struct Store {
 impl Store {
     /// Connects a pool to `database_url`.
     pub async fn connect(database_url: &str) -> Result<Self, StoreError> {
-        let options = PgConnectOptions::from_str(database_url)?.application_name("corsair-control-plane");
+        let options =
+            PgConnectOptions::from_str(database_url)?.application_name("corsair-control-plane");
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(10))

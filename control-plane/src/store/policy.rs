@@ -20,7 +20,10 @@ impl Store {
     ///
     /// Reads the settings, the revision and the origins in one statement so the
     /// revision always describes exactly the returned origins.
-    pub async fn effective_policy(&self, service: &str) -> Result<Option<EffectivePolicy>, StoreError> {
+    pub async fn effective_policy(
+        &self,
+        service: &str,
+    ) -> Result<Option<EffectivePolicy>, StoreError> {
         let row = sqlx::query!(
             r#"
             SELECT s.name, s.revision, s.allow_methods, s.allow_headers, s.expose_headers,

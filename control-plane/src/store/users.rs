@@ -128,9 +128,11 @@ impl Store {
 impl Store {
     /// Every user, by email.
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
-        let rows = sqlx::query!("SELECT id, email, role, disabled, created_at FROM users ORDER BY lower(email)")
-            .fetch_all(&self.pool)
-            .await?;
+        let rows = sqlx::query!(
+            "SELECT id, email, role, disabled, created_at FROM users ORDER BY lower(email)"
+        )
+        .fetch_all(&self.pool)
+        .await?;
         Ok(rows
             .into_iter()
             .map(|r| User {
@@ -152,10 +154,13 @@ impl Store {
         actor: &str,
     ) -> Result<User, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let before = sqlx::query!("SELECT email, role, disabled FROM users WHERE id = $1 FOR UPDATE", id)
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("user {id}")))?;
+        let before = sqlx::query!(
+            "SELECT email, role, disabled FROM users WHERE id = $1 FOR UPDATE",
+            id
+        )
+        .fetch_optional(&mut *tx)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("user {id}")))?;
         let row = sqlx::query!(
             r#"
             UPDATE users SET role = coalesce($2, role), disabled = coalesce($3, disabled)
@@ -179,7 +184,14 @@ impl Store {
         let after = serde_json::json!({ "email": user.email, "role": user.role, "disabled": user.disabled });
         audit::append(
             &mut tx,
-            AuditRecord { actor, action: "user.update", service: None, target: &target, before: Some(&before), after: Some(&after) },
+            AuditRecord {
+                actor,
+                action: "user.update",
+                service: None,
+                target: &target,
+                before: Some(&before),
+                after: Some(&after),
+            },
         )
         .await?;
         tx.commit().await?;

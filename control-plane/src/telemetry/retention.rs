@@ -19,7 +19,11 @@ pub struct RetentionConfig {
 
 impl Default for RetentionConfig {
     fn default() -> Self {
-        Self { retention_days: 30, ahead_days: 3, interval: Duration::from_secs(3600) }
+        Self {
+            retention_days: 30,
+            ahead_days: 3,
+            interval: Duration::from_secs(3600),
+        }
     }
 }
 

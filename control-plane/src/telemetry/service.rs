@@ -41,26 +41,47 @@ impl Telemetry for TelemetryService {
         let ingest = match check(&batch, &scope) {
             Ok(ingest) => ingest,
             Err(status) => {
-                metrics().telemetry_batches.get_or_create(&BatchLabels { result: "rejected" }).inc();
+                metrics()
+                    .telemetry_batches
+                    .get_or_create(&BatchLabels { result: "rejected" })
+                    .inc();
                 warn!(batch_id = %batch.batch_id, agent_id = %batch.agent_id, reason = status.message(), "telemetry batch refused");
                 return Err(status);
             }
         };
         match self.store.ingest_blocked_batch(&ingest).await {
             Ok(Ingested::Stored { events }) => {
-                metrics().telemetry_batches.get_or_create(&BatchLabels { result: "stored" }).inc();
-                metrics().telemetry_events.inc_by(u64::try_from(events).unwrap_or(0));
+                metrics()
+                    .telemetry_batches
+                    .get_or_create(&BatchLabels { result: "stored" })
+                    .inc();
+                metrics()
+                    .telemetry_events
+                    .inc_by(u64::try_from(events).unwrap_or(0));
                 debug!(batch_id = %ingest.batch_id, events, "telemetry batch stored");
-                Ok(Response::new(ReportAck { batch_id: batch.batch_id, duplicate: false }))
+                Ok(Response::new(ReportAck {
+                    batch_id: batch.batch_id,
+                    duplicate: false,
+                }))
             }
             Ok(Ingested::Duplicate) => {
-                metrics().telemetry_batches.get_or_create(&BatchLabels { result: "duplicate" }).inc();
+                metrics()
+                    .telemetry_batches
+                    .get_or_create(&BatchLabels {
+                        result: "duplicate",
+                    })
+                    .inc();
                 debug!(batch_id = %ingest.batch_id, "telemetry batch seen before");
-                Ok(Response::new(ReportAck { batch_id: batch.batch_id, duplicate: true }))
+                Ok(Response::new(ReportAck {
+                    batch_id: batch.batch_id,
+                    duplicate: true,
+                }))
             }
             Err(error) => {
                 tracing::error!(%error, batch_id = %ingest.batch_id, "storing a telemetry batch failed");
-                Err(Status::unavailable("cannot store the batch right now; retry"))
+                Err(Status::unavailable(
+                    "cannot store the batch right now; retry",
+                ))
             }
         }
     }
@@ -89,9 +110,16 @@ fn check(batch: &ReportBatch, scope: &BTreeSet<&str>) -> Result<IngestBatch, Sta
     let mut counts = Vec::with_capacity(batch.counts.len());
     for c in &batch.counts {
         if !scope.contains(c.service.as_str()) {
-            return Err(Status::permission_denied(format!("the agent token is not scoped to service {:?}", c.service)));
+            return Err(Status::permission_denied(format!(
+                "the agent token is not scoped to service {:?}",
+                c.service
+            )));
         }
-        for (name, value) in [("origin", &c.origin), ("method", &c.method), ("reason", &c.reason)] {
+        for (name, value) in [
+            ("origin", &c.origin),
+            ("method", &c.method),
+            ("reason", &c.reason),
+        ] {
             if value.len() > MAX_FIELD_LEN {
                 return bad(format!("{name} longer than {MAX_FIELD_LEN} bytes"));
             }
@@ -99,7 +127,8 @@ fn check(batch: &ReportBatch, scope: &BTreeSet<&str>) -> Result<IngestBatch, Sta
         if c.count == 0 {
             continue;
         }
-        let count = i64::try_from(c.count).map_err(|_| Status::invalid_argument("count out of range"))?;
+        let count =
+            i64::try_from(c.count).map_err(|_| Status::invalid_argument("count out of range"))?;
         counts.push(BlockedCount {
             service: c.service.clone(),
             origin: c.origin.clone(),
@@ -109,7 +138,8 @@ fn check(batch: &ReportBatch, scope: &BTreeSet<&str>) -> Result<IngestBatch, Sta
             count,
         });
     }
-    let dropped_events = i64::try_from(batch.dropped_events).map_err(|_| Status::invalid_argument("dropped_events out of range"))?;
+    let dropped_events = i64::try_from(batch.dropped_events)
+        .map_err(|_| Status::invalid_argument("dropped_events out of range"))?;
     if dropped_events > 0 && !scope.contains(batch.dropped_service.as_str()) {
         return Err(Status::permission_denied(format!(
             "the agent token is not scoped to service {:?}",

@@ -8,7 +8,7 @@ use corsair_control_plane::auth::{Claims, SigningKey, TokenKind};
 use corsair_control_plane::grpc::{self, GrpcConfig};
 use corsair_control_plane::store::Store;
 use corsair_proto::v1::policy_sync_client::PolicySyncClient;
-use corsair_proto::v1::{agent_message, control_message, Ack, AgentMessage, Hello, PolicySnapshot};
+use corsair_proto::v1::{Ack, AgentMessage, Hello, PolicySnapshot, agent_message, control_message};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -29,7 +29,10 @@ pub fn tempdir() -> std::io::Result<tempfile::TempDir> {
 }
 
 pub fn fast_config() -> GrpcConfig {
-    GrpcConfig { resync_interval: Duration::from_secs(2), ..GrpcConfig::default() }
+    GrpcConfig {
+        resync_interval: Duration::from_secs(2),
+        ..GrpcConfig::default()
+    }
 }
 
 /// Polls `check` until it is true, or panics after [`DEADLINE`].
@@ -40,7 +43,10 @@ where
 {
     let deadline = tokio::time::Instant::now() + DEADLINE;
     while !check().await {
-        assert!(tokio::time::Instant::now() < deadline, "timed out waiting for: {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for: {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -60,7 +66,11 @@ pub struct TestDb {
 impl TestDb {
     pub async fn new() -> Result<Self, AnyError> {
         let db = corsair_control_plane::testing::TestDb::new().await?;
-        Ok(Self { store: db.store.clone(), url: db.url.clone(), _db: db })
+        Ok(Self {
+            store: db.store.clone(),
+            url: db.url.clone(),
+            _db: db,
+        })
     }
 
     pub async fn exec(&self, sql: &'static str) -> Result<(), AnyError> {
@@ -124,7 +134,12 @@ impl TestDb {
         Ok(key().sign(&claims(services, None))?)
     }
 
-    async fn issue(&self, services: &[&str], exp_in: Option<i64>, listed: bool) -> Result<String, AnyError> {
+    async fn issue(
+        &self,
+        services: &[&str],
+        exp_in: Option<i64>,
+        listed: bool,
+    ) -> Result<String, AnyError> {
         let claims = claims(services, exp_in);
         if listed {
             let id = uuid::Uuid::parse_str(&claims.jti)?;
@@ -155,7 +170,11 @@ impl TestDb {
         Ok(row.is_some_and(|r| r.0))
     }
 
-    async fn agent_service(&self, agent_id: &str, service: &str) -> Option<(Option<i64>, Option<i64>, Option<String>)> {
+    async fn agent_service(
+        &self,
+        agent_id: &str,
+        service: &str,
+    ) -> Option<(Option<i64>, Option<i64>, Option<String>)> {
         sqlx::query_as(
             "SELECT applied_revision, last_nack_revision, last_nack_error
                FROM agent_services WHERE agent_id = $1 AND service = $2",
@@ -171,7 +190,9 @@ impl TestDb {
     /// Waits until `agent_services` records the ACK of `revision`.
     pub async fn wait_applied(&self, agent_id: &str, service: &str, revision: i64) {
         eventually(&format!("ACK of {service}@{revision} recorded"), || async {
-            self.agent_service(agent_id, service).await.is_some_and(|r| r.0 == Some(revision))
+            self.agent_service(agent_id, service)
+                .await
+                .is_some_and(|r| r.0 == Some(revision))
         })
         .await;
     }
@@ -185,7 +206,10 @@ impl TestDb {
             {
                 return error;
             }
-            assert!(tokio::time::Instant::now() < deadline, "timed out waiting for NACK of {service}@{revision}");
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "timed out waiting for NACK of {service}@{revision}"
+            );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
@@ -228,7 +252,10 @@ fn claims(services: &[&str], exp_in: Option<i64>) -> Claims {
 
 /// A token signed by some other key.
 pub fn other_key_token(services: &[&str]) -> Result<String, AnyError> {
-    Ok(SigningKey::from_bytes(b"some-other-key-0123456789abcdef-xyz").sign(&claims(services, None))?)
+    Ok(
+        SigningKey::from_bytes(b"some-other-key-0123456789abcdef-xyz")
+            .sign(&claims(services, None))?,
+    )
 }
 
 /// The gRPC server on a real socket.
@@ -243,13 +270,23 @@ impl ControlPlane {
         Self::start_on(db, config, "127.0.0.1:0".parse()?).await
     }
 
-    pub async fn start_on(db: &TestDb, config: GrpcConfig, addr: SocketAddr) -> Result<Self, AnyError> {
+    pub async fn start_on(
+        db: &TestDb,
+        config: GrpcConfig,
+        addr: SocketAddr,
+    ) -> Result<Self, AnyError> {
         let listener = TcpListener::bind(addr).await?;
         let addr = listener.local_addr()?;
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(grpc::serve(listener, db.store.clone(), key(), config, async {
-            let _ = stopped.await;
-        }));
+        let task = tokio::spawn(grpc::serve(
+            listener,
+            db.store.clone(),
+            key(),
+            config,
+            async {
+                let _ = stopped.await;
+            },
+        ));
         Ok(Self { addr, stop, task })
     }
 
@@ -277,45 +314,96 @@ pub struct Agent {
 }
 
 impl Agent {
-    pub async fn start(cp: &ControlPlane, token: &str, services: &[&str], cache: &Path) -> Result<Self, AnyError> {
+    pub async fn start(
+        cp: &ControlPlane,
+        token: &str,
+        services: &[&str],
+        cache: &Path,
+    ) -> Result<Self, AnyError> {
         Self::start_at(cp.addr, token, services, cache)
     }
 
     /// An agent with a cache dir of its own (removed when it is dropped).
-    pub async fn fresh(cp: &ControlPlane, token: &str, services: &[&str]) -> Result<Self, AnyError> {
+    pub async fn fresh(
+        cp: &ControlPlane,
+        token: &str,
+        services: &[&str],
+    ) -> Result<Self, AnyError> {
         let dir = tempdir()?;
         let mut agent = Self::start_at(cp.addr, token, services, dir.path())?;
         agent._cache = Some(dir);
         Ok(agent)
     }
 
-    pub fn start_at(addr: SocketAddr, token: &str, services: &[&str], cache: &Path) -> Result<Self, AnyError> {
-        let mut config = SyncConfig::new(format!("http://{addr}"), token, "test-agent", services.iter().copied(), cache);
+    pub fn start_at(
+        addr: SocketAddr,
+        token: &str,
+        services: &[&str],
+        cache: &Path,
+    ) -> Result<Self, AnyError> {
+        let mut config = SyncConfig::new(
+            format!("http://{addr}"),
+            token,
+            "test-agent",
+            services.iter().copied(),
+            cache,
+        );
         config.retry_base = Duration::from_millis(50);
         config.retry_max = Duration::from_millis(500);
         config.refused_base = Duration::from_millis(200);
         config.refused_max = Duration::from_secs(1);
         let service = services[0].to_string();
         let handle = PolicyHandle::new();
-        let handles = services.iter().map(|s| (s.to_string(), if *s == service { handle.clone() } else { PolicyHandle::new() })).collect();
+        let handles = services
+            .iter()
+            .map(|s| {
+                (
+                    s.to_string(),
+                    if *s == service {
+                        handle.clone()
+                    } else {
+                        PolicyHandle::new()
+                    },
+                )
+            })
+            .collect();
         let client = SyncClient::new(config, handles)?;
         let id = client.agent_id().to_string();
         let status = client.status();
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            let _ = client.run(async { let _ = stopped.await; }).await;
+            let _ = client
+                .run(async {
+                    let _ = stopped.await;
+                })
+                .await;
         });
-        Ok(Self { id, handle, status, service, stop, task, _cache: None })
+        Ok(Self {
+            id,
+            handle,
+            status,
+            service,
+            stop,
+            task,
+            _cache: None,
+        })
     }
 
     pub fn revision(&self, service: &str) -> Option<i64> {
         assert_eq!(service, self.service);
-        self.status.borrow().services.get(service).and_then(|s| s.revision)
+        self.status
+            .borrow()
+            .services
+            .get(service)
+            .and_then(|s| s.revision)
     }
 
     pub fn origins(&self, service: &str) -> Vec<String> {
         assert_eq!(service, self.service);
-        self.handle.load().map(|p| p.policy.spec().origins.clone()).unwrap_or_default()
+        self.handle
+            .load()
+            .map(|p| p.policy.spec().origins.clone())
+            .unwrap_or_default()
     }
 
     pub async fn wait_revision(&self, service: &str, revision: i64) {
@@ -345,7 +433,12 @@ pub fn hello(services: &[&str], held: &[(&str, i64)]) -> AgentMessage {
 }
 
 pub fn not_hello() -> AgentMessage {
-    AgentMessage { msg: Some(agent_message::Msg::Ack(Ack { service: "x".into(), revision: 1 })) }
+    AgentMessage {
+        msg: Some(agent_message::Msg::Ack(Ack {
+            service: "x".into(),
+            revision: 1,
+        })),
+    }
 }
 
 /// Opens a raw stream with `first` as the first message (the stream stays
@@ -354,7 +447,13 @@ pub async fn raw_stream(
     cp: &ControlPlane,
     token: &str,
     first: AgentMessage,
-) -> Result<(Streaming<corsair_proto::v1::ControlMessage>, tokio::sync::mpsc::Sender<AgentMessage>), tonic::Status> {
+) -> Result<
+    (
+        Streaming<corsair_proto::v1::ControlMessage>,
+        tokio::sync::mpsc::Sender<AgentMessage>,
+    ),
+    tonic::Status,
+> {
     raw_open(cp, Some(token), first).await
 }
 
@@ -367,9 +466,16 @@ pub async fn raw_stream_on(
     raw_open_on(PolicySyncClient::new(channel), Some(token), first).await
 }
 
-pub type RawStream = (Streaming<corsair_proto::v1::ControlMessage>, tokio::sync::mpsc::Sender<AgentMessage>);
+pub type RawStream = (
+    Streaming<corsair_proto::v1::ControlMessage>,
+    tokio::sync::mpsc::Sender<AgentMessage>,
+);
 
-async fn raw_open(cp: &ControlPlane, token: Option<&str>, first: AgentMessage) -> Result<RawStream, tonic::Status> {
+async fn raw_open(
+    cp: &ControlPlane,
+    token: Option<&str>,
+    first: AgentMessage,
+) -> Result<RawStream, tonic::Status> {
     let client = PolicySyncClient::connect(cp.url())
         .await
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
@@ -385,7 +491,9 @@ async fn raw_open_on(
     let _ = tx.send(first).await;
     let mut request = tonic::Request::new(tokio_stream::wrappers::ReceiverStream::new(rx));
     if let Some(token) = token {
-        let value = format!("Bearer {token}").parse().map_err(|_| tonic::Status::internal("bad token"))?;
+        let value = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| tonic::Status::internal("bad token"))?;
         request.metadata_mut().insert("authorization", value);
     }
     let response = client.sync(request).await?;
@@ -402,9 +510,14 @@ pub async fn raw_code(cp: &ControlPlane, token: Option<&str>, first: AgentMessag
 
 /// The next snapshot on a raw stream, within [`DEADLINE`].
 pub async fn next_snapshot(
-    stream: &mut (Streaming<corsair_proto::v1::ControlMessage>, tokio::sync::mpsc::Sender<AgentMessage>),
+    stream: &mut (
+        Streaming<corsair_proto::v1::ControlMessage>,
+        tokio::sync::mpsc::Sender<AgentMessage>,
+    ),
 ) -> Result<PolicySnapshot, AnyError> {
-    let message = tokio::time::timeout(DEADLINE, stream.0.message()).await??.ok_or("stream ended")?;
+    let message = tokio::time::timeout(DEADLINE, stream.0.message())
+        .await??
+        .ok_or("stream ended")?;
     match message.msg {
         Some(control_message::Msg::Snapshot(s)) => Ok(s),
         None => Err("empty message".into()),

@@ -56,9 +56,15 @@ impl GroupBy {
             GroupBy::Agent => "agent_id",
             GroupBy::Reason => "reason",
             // Text keys that sort like the times they name.
-            GroupBy::Minute => "to_char(date_trunc('minute', ts AT TIME ZONE 'UTC'), 'YYYY-MM-DD\"T\"HH24:MI:00\"Z\"')",
-            GroupBy::Hour => "to_char(date_trunc('hour', ts AT TIME ZONE 'UTC'), 'YYYY-MM-DD\"T\"HH24:00:00\"Z\"')",
-            GroupBy::Day => "to_char(date_trunc('day', ts AT TIME ZONE 'UTC'), 'YYYY-MM-DD\"T\"00:00:00\"Z\"')",
+            GroupBy::Minute => {
+                "to_char(date_trunc('minute', ts AT TIME ZONE 'UTC'), 'YYYY-MM-DD\"T\"HH24:MI:00\"Z\"')"
+            }
+            GroupBy::Hour => {
+                "to_char(date_trunc('hour', ts AT TIME ZONE 'UTC'), 'YYYY-MM-DD\"T\"HH24:00:00\"Z\"')"
+            }
+            GroupBy::Day => {
+                "to_char(date_trunc('day', ts AT TIME ZONE 'UTC'), 'YYYY-MM-DD\"T\"00:00:00\"Z\"')"
+            }
         }
     }
 
@@ -150,8 +156,12 @@ fn push_filter(qb: &mut QueryBuilder<Postgres>, filter: &BlockedFilter) {
     }
     if let Some(origin) = &filter.origin {
         if filter.origin_substring {
-            let escaped = origin.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_");
-            qb.push(" AND origin ILIKE ").push_bind(format!("%{escaped}%"));
+            let escaped = origin
+                .replace('\\', "\\\\")
+                .replace('%', "\\%")
+                .replace('_', "\\_");
+            qb.push(" AND origin ILIKE ")
+                .push_bind(format!("%{escaped}%"));
         } else {
             qb.push(" AND origin = ").push_bind(origin.clone());
         }
@@ -182,13 +192,21 @@ fn rows_query(
     ));
     push_filter(&mut qb, filter);
     if let Some(after) = after {
-        let (micros, id) = after.split_once(':').ok_or(CursorError("expected <micros>:<id>"))?;
+        let (micros, id) = after
+            .split_once(':')
+            .ok_or(CursorError("expected <micros>:<id>"))?;
         let micros: i64 = micros.parse().map_err(|_| CursorError("bad timestamp"))?;
         let id: i64 = id.parse().map_err(|_| CursorError("bad id"))?;
-        let ts = DateTime::<Utc>::from_timestamp_micros(micros).ok_or(CursorError("timestamp out of range"))?;
-        qb.push(" AND (ts, id) < (").push_bind(ts).push(", ").push_bind(id).push(")");
+        let ts = DateTime::<Utc>::from_timestamp_micros(micros)
+            .ok_or(CursorError("timestamp out of range"))?;
+        qb.push(" AND (ts, id) < (")
+            .push_bind(ts)
+            .push(", ")
+            .push_bind(id)
+            .push(")");
     }
-    qb.push(" ORDER BY ts DESC, id DESC LIMIT ").push_bind(limit + 1);
+    qb.push(" ORDER BY ts DESC, id DESC LIMIT ")
+        .push_bind(limit + 1);
     Ok(qb)
 }
 
@@ -218,7 +236,9 @@ fn groups_query(
     if let Some(after) = after {
         match sort {
             SortBy::Count => {
-                let (count, last_key) = after.split_once(':').ok_or(CursorError("expected <count>:<key>"))?;
+                let (count, last_key) = after
+                    .split_once(':')
+                    .ok_or(CursorError("expected <count>:<key>"))?;
                 let count: i64 = count.parse().map_err(|_| CursorError("bad count"))?;
                 qb.push(format!(" HAVING (sum(count) {cmp} "))
                     .push_bind(count)
@@ -229,7 +249,8 @@ fn groups_query(
                     .push("))");
             }
             SortBy::Key => {
-                qb.push(format!(" HAVING {key} {cmp} ")).push_bind(after.to_owned());
+                qb.push(format!(" HAVING {key} {cmp} "))
+                    .push_bind(after.to_owned());
             }
         }
     }
@@ -260,7 +281,11 @@ pub struct BlockedQuery {
 
 impl BlockedQuery {
     fn sort_and_order(&self, group: GroupBy) -> (SortBy, Order) {
-        let sort = self.sort.unwrap_or(if group.is_time() { SortBy::Key } else { SortBy::Count });
+        let sort = self.sort.unwrap_or(if group.is_time() {
+            SortBy::Key
+        } else {
+            SortBy::Count
+        });
         let order = self.order.unwrap_or(match sort {
             SortBy::Key => Order::Asc,
             SortBy::Count => Order::Desc,
@@ -274,7 +299,15 @@ impl BlockedQuery {
             None => rows_query(prefix, &self.filter, self.after.as_deref(), limit),
             Some(group) => {
                 let (sort, order) = self.sort_and_order(group);
-                groups_query(prefix, &self.filter, group, sort, order, self.after.as_deref(), limit)
+                groups_query(
+                    prefix,
+                    &self.filter,
+                    group,
+                    sort,
+                    order,
+                    self.after.as_deref(),
+                    limit,
+                )
             }
         }
     }
@@ -307,9 +340,13 @@ impl Store {
                 let mut rows: Vec<BlockedRow> = qb.build_query_as().fetch_all(&self.pool).await?;
                 let next = (rows.len() > limit).then(|| {
                     rows.truncate(limit);
-                    rows.last().map(|r| format!("{}:{}", r.ts.timestamp_micros(), r.id))
+                    rows.last()
+                        .map(|r| format!("{}:{}", r.ts.timestamp_micros(), r.id))
                 });
-                Ok(BlockedPage::Rows(Page { rows, next: next.flatten() }))
+                Ok(BlockedPage::Rows(Page {
+                    rows,
+                    next: next.flatten(),
+                }))
             }
             Some(group) => {
                 let (sort, _) = query.sort_and_order(group);
@@ -321,7 +358,10 @@ impl Store {
                         SortBy::Key => r.key.clone(),
                     })
                 });
-                Ok(BlockedPage::Groups(Page { rows, next: next.flatten() }))
+                Ok(BlockedPage::Groups(Page {
+                    rows,
+                    next: next.flatten(),
+                }))
             }
         }
     }
