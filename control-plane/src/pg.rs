@@ -133,6 +133,10 @@ impl PrivatePostgres {
             return Ok(());
         }
         self.stopped = true;
+        // Already stopped from outside (the watchdog, an operator): done.
+        if !self.data_dir.join("postmaster.pid").exists() {
+            return Ok(());
+        }
         self.run(
             "pg_ctl",
             &[
@@ -148,11 +152,13 @@ impl PrivatePostgres {
 
     /// A shell command that stops this server once process `pid` has exited:
     /// a safety net for servers owned by a process that may never run its
-    /// destructors (statics in test binaries).
+    /// destructors (statics in test binaries). It polls `/proc/PID` rather
+    /// than `kill -0`: the watchdog runs as the server's user, which may not
+    /// signal our (root) process, and `kill -0` would then read as "exited".
     pub fn stop_when_process_exits(&self, pid: u32) -> Result<()> {
         let pg_ctl = self.bin_dir.join("pg_ctl");
         let script = format!(
-            "while kill -0 {pid} 2>/dev/null; do sleep 1; done; '{}' -D '{}' -m immediate stop >/dev/null 2>&1",
+            "while [ -e /proc/{pid} ]; do sleep 1; done; '{}' -D '{}' -m immediate stop >/dev/null 2>&1",
             pg_ctl.display(),
             self.data_dir.display()
         );

@@ -40,3 +40,37 @@ async fn private_postgres_starts_and_stops() -> anyhow::Result<()> {
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn watchdog_stops_the_server_when_its_owner_exits() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let mut pg = tokio::task::spawn_blocking({
+        let path = dir.path().join("pg");
+        move || PrivatePostgres::start(&path)
+    })
+    .await??;
+    let mut owner = tokio::process::Command::new("sleep")
+        .arg("600")
+        .kill_on_drop(true)
+        .spawn()?;
+    let owner_pid = owner.id().ok_or_else(|| anyhow::anyhow!("owner exited"))?;
+    pg.stop_when_process_exits(owner_pid)?;
+    let url = pg.url("postgres");
+    // While the owner lives, the server answers (the watchdog must not
+    // mistake an owner it may not signal for a dead one).
+    let mut conn = PgConnection::connect(&url).await?;
+    let one: i32 = sqlx::query_scalar("SELECT 1").fetch_one(&mut conn).await?;
+    assert_eq!(one, 1);
+    conn.close().await?;
+    owner.kill().await?;
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+    while PgConnection::connect(&url).await.is_ok() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "server still up after its owner exited"
+        );
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    tokio::task::spawn_blocking(move || pg.stop()).await??;
+    Ok(())
+}
