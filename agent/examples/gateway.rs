@@ -7,7 +7,9 @@
 //! ```
 //!
 //! In a real gateway the sync client stores each new policy into the same
-//! `PolicyHandle`; here the policy comes from the command line once.
+//! `PolicyHandle`, and `corsair_agent::report::run` uploads the reporter's
+//! counts to the control plane; here the policy comes from the command line
+//! once and the blocked counts are printed every ten seconds.
 
 use axum::extract::Request;
 use axum::routing::get;
@@ -15,6 +17,8 @@ use axum::{Router, ServiceExt};
 use corsair_agent::CorsairLayer;
 use corsair_agent::engine::{Policy, PolicySpec};
 use corsair_agent::handle::{ActivePolicy, PolicyHandle};
+use corsair_agent::metrics::AgentMetrics;
+use corsair_agent::report::{Recorder, Reporter};
 use std::sync::Arc;
 use tower::Layer;
 
@@ -46,7 +50,23 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // Wrap the whole router rather than `Router::layer`: CORS is decided
     // before routing, so preflights to any path (even unknown ones) are
     // answered by the policy, not by the router's 404/405 handling.
-    let app = CorsairLayer::new(handle).layer(routes);
+    let recorder = Recorder::new(10_000);
+    let reporter = Reporter::new("example", recorder.clone(), AgentMetrics::new());
+    let app = CorsairLayer::new(handle)
+        .with_reporter(reporter)
+        .layer(routes);
+    tokio::spawn(async move {
+        let mut every = tokio::time::interval(std::time::Duration::from_secs(10));
+        loop {
+            every.tick().await;
+            for (key, count) in recorder.take() {
+                println!(
+                    "blocked {count}x: {} {} ({})",
+                    key.origin, key.method, key.reason
+                );
+            }
+        }
+    });
     let listener = tokio::net::TcpListener::bind(&listen).await?;
     println!("gateway listening on http://{}", listener.local_addr()?);
     axum::serve(listener, ServiceExt::<Request>::into_make_service(app)).await?;

@@ -4,10 +4,13 @@
 //! A thin adapter: per request it reads the current policy from a
 //! [`PolicyHandle`] (lock-free), asks the engine, answers preflights and
 //! strict-mode blocks itself, and writes the decision's headers into the
-//! inner service's response.
+//! inner service's response. With a [`Reporter`] it counts decisions the
+//! same way the sidecar proxy does, so an embedded agent reports what it
+//! blocked (run [`crate::report::run`] beside it to upload the counts).
 
 use crate::engine::{Decision, RequestParts};
 use crate::handle::PolicyHandle;
+use crate::report::Reporter;
 use futures_util::future::BoxFuture;
 use http::{Request, Response};
 use std::task::{Context, Poll};
@@ -20,13 +23,24 @@ use tower::{Layer, Service};
 #[derive(Debug, Clone)]
 pub struct CorsairLayer {
     handle: PolicyHandle,
+    reporter: Option<Reporter>,
 }
 
 impl CorsairLayer {
     /// A layer reading its policy from `handle`; swaps made through any clone
     /// of the handle take effect on the next request.
     pub fn new(handle: PolicyHandle) -> Self {
-        CorsairLayer { handle }
+        CorsairLayer {
+            handle,
+            reporter: None,
+        }
+    }
+
+    /// Counts every decision (metrics) and blocked or would-block ones
+    /// (telemetry) in `reporter`.
+    pub fn with_reporter(mut self, reporter: Reporter) -> Self {
+        self.reporter = Some(reporter);
+        self
     }
 }
 
@@ -37,6 +51,7 @@ impl<S> Layer<S> for CorsairLayer {
         Corsair {
             inner,
             handle: self.handle.clone(),
+            reporter: self.reporter.clone(),
         }
     }
 }
@@ -46,6 +61,7 @@ impl<S> Layer<S> for CorsairLayer {
 pub struct Corsair<S> {
     inner: S,
     handle: PolicyHandle,
+    reporter: Option<Reporter>,
 }
 
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Corsair<S>
@@ -71,12 +87,16 @@ where
             method: req.method(),
             headers: req.headers(),
         };
-        // The response future outlives this borrow of the policy, so the
-        // decision takes its header values along (shared bytes, no copies).
-        let decision = match &active {
-            Some(a) => a.policy.evaluate(&parts).into_owned(),
+        let decision = match active.as_deref() {
+            Some(a) => a.policy.evaluate(&parts),
             None => Decision::no_policy(&parts),
         };
+        if let Some(reporter) = &self.reporter {
+            reporter.observe(&parts, &decision);
+        }
+        // The response future outlives this borrow of the policy, so the
+        // decision takes its header values along (shared bytes, no copies).
+        let decision = decision.into_owned();
         if let Some(reason) = decision.reason() {
             tracing::debug!(
                 reason = reason.as_str(),

@@ -84,6 +84,7 @@ async fn main() -> Result<()> {
         grpc_config: GrpcConfig::default(),
         single_operator: false,
         secure_cookies: false,
+        retention: Default::default(),
     };
     let task = tokio::spawn(node.run(stop.wait()));
 

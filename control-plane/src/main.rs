@@ -8,6 +8,7 @@ use corsair_control_plane::grpc::GrpcConfig;
 use corsair_control_plane::node::Node;
 use corsair_control_plane::server;
 use corsair_control_plane::store::Store;
+use corsair_control_plane::telemetry::RetentionConfig;
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -110,6 +111,11 @@ struct ServeArgs {
     /// control plane over HTTPS, e.g. behind a TLS-terminating proxy).
     #[arg(long, env = "CORSAIR_SECURE_COOKIES")]
     secure_cookies: bool,
+    /// Days of blocked-request telemetry kept: daily partitions wholly
+    /// older than this are dropped, with the batch ids of that age.
+    #[arg(long, env = "CORSAIR_BLOCKED_RETENTION_DAYS", default_value_t = 30,
+          value_parser = clap::value_parser!(i64).range(1..=3650))]
+    blocked_retention_days: i64,
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,6 +241,10 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         grpc_config: GrpcConfig::default(),
         single_operator: args.single_operator,
         secure_cookies: args.secure_cookies,
+        retention: RetentionConfig {
+            retention_days: args.blocked_retention_days,
+            ..RetentionConfig::default()
+        },
     };
     node.run(server::shutdown_signal()).await
 }

@@ -30,6 +30,8 @@ pub struct Node {
     pub single_operator: bool,
     /// Mark session cookies `Secure` (`--secure-cookies`).
     pub secure_cookies: bool,
+    /// Blocked-request telemetry retention (`--blocked-retention-days`).
+    pub retention: RetentionConfig,
 }
 
 impl Node {
@@ -45,6 +47,7 @@ impl Node {
             grpc_config,
             single_operator,
             secure_cookies,
+            retention,
         } = self;
         if let (Ok(h), Ok(g)) = (http.local_addr(), grpc.local_addr()) {
             tracing::info!(http = %h, grpc = %g, "control plane serving");
@@ -58,7 +61,7 @@ impl Node {
                 .instrument(tracing::info_span!("expiry")),
         );
         let retention = tokio::spawn(
-            telemetry::run_retention(store.clone(), RetentionConfig::default(), stop.wait())
+            telemetry::run_retention(store.clone(), retention, stop.wait())
                 .instrument(tracing::info_span!("blocked_retention")),
         );
         let mut http_task = tokio::spawn(

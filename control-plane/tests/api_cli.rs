@@ -152,6 +152,23 @@ async fn migrate_user_add_token_issue_and_serve() {
         assert_eq!(mode & 0o777, 0o600);
     }
 
+    // A blocked-events partition older than the retention `serve` is given:
+    // its first maintenance round (at start-up) must drop it.
+    let today = chrono::Utc::now().date_naive();
+    let old_day = today - chrono::Duration::days(5);
+    store
+        .ensure_blocked_partitions(old_day, old_day)
+        .await
+        .expect("old partition");
+    let old_partition = format!("blocked_events_{}", old_day.format("%Y%m%d"));
+    assert!(
+        store
+            .blocked_partitions()
+            .await
+            .expect("partitions")
+            .contains(&old_partition)
+    );
+
     // serve answers the API and stops cleanly on SIGTERM.
     let port = free_port();
     let grpc = free_port();
@@ -166,6 +183,8 @@ async fn migrate_user_add_token_issue_and_serve() {
             &format!("127.0.0.1:{grpc}"),
             "--signing-key-file",
             key_path,
+            "--blocked-retention-days",
+            "2",
         ])
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -194,6 +213,24 @@ async fn migrate_user_add_token_issue_and_serve() {
     // Tokens from `serve` verify with the same key file `token issue` used.
     key.verify(body["token"].as_str().expect("token"), TokenKind::User)
         .expect("user token");
+
+    // --blocked-retention-days reached the retention job.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let partitions = store.blocked_partitions().await.expect("partitions");
+        if !partitions.contains(&old_partition) {
+            assert!(
+                partitions.iter().any(|p| p.ends_with(&today.format("%Y%m%d").to_string())),
+                "today's partition is kept: {partitions:?}"
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "serve --blocked-retention-days 2 never dropped {old_partition}: {partitions:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 
     let status = Command::new("kill")
         .args(["-TERM", &child.id().to_string()])

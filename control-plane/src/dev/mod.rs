@@ -142,6 +142,7 @@ async fn run_with_database(
         grpc_config: GrpcConfig::default(),
         single_operator: true,
         secure_cookies: false,
+        retention: Default::default(),
     };
     let mut node_task = tokio::spawn(node.run(stop.wait()));
     let upstream_task = tokio::spawn(

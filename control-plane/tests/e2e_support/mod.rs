@@ -81,6 +81,7 @@ impl ControlPlane {
             // requests and approves.
             single_operator: true,
             secure_cookies: false,
+            retention: Default::default(),
         };
         let stop = Shutdown::new();
         let task = tokio::spawn(node.run(stop.wait()));

@@ -65,6 +65,7 @@ impl Server {
             grpc_config: GrpcConfig::default(),
             single_operator,
             secure_cookies: false,
+            retention: Default::default(),
         };
         let stop = Shutdown::new();
         tokio::spawn(node.run(stop.wait()));
