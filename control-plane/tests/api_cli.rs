@@ -220,7 +220,9 @@ async fn migrate_user_add_token_issue_and_serve() {
         let partitions = store.blocked_partitions().await.expect("partitions");
         if !partitions.contains(&old_partition) {
             assert!(
-                partitions.iter().any(|p| p.ends_with(&today.format("%Y%m%d").to_string())),
+                partitions
+                    .iter()
+                    .any(|p| p.ends_with(&today.format("%Y%m%d").to_string())),
                 "today's partition is kept: {partitions:?}"
             );
             break;

@@ -111,6 +111,14 @@ async fn approved_origin_reaches_the_agent_and_revocation_removes_it() -> anyhow
     );
     let body: serde_json::Value = actual.json().await?;
     assert_eq!(body["message"], "hello from the demo upstream");
+    // The upstream learns who the client was.
+    let whoami: serde_json::Value = reqwest::Client::new()
+        .get(format!("{}/api/whoami", agent.url))
+        .send()
+        .await?
+        .json()
+        .await?;
+    assert_eq!(whoami["forwarded_for"], "127.0.0.1", "{whoami}");
 
     // Another origin gets nothing, before and after.
     let other = agent

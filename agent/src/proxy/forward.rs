@@ -1,10 +1,12 @@
 //! The hop to the upstream: where to send a request, and which headers must
 //! not cross a proxy (RFC 9110 §7.6.1).
 
+use http::HeaderValue;
 use http::Request;
 use http::header::{self, HeaderMap, HeaderName};
 use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use std::fmt;
+use std::net::IpAddr;
 
 /// The upstream is not a usable `http://host[:port][/base]` URL.
 #[derive(Debug, thiserror::Error)]
@@ -87,6 +89,40 @@ impl Upstream {
     }
 }
 
+/// Tells the upstream who the client was, as reverse proxies do: the
+/// client's address is appended to `X-Forwarded-For` (after any addresses
+/// earlier proxies put there), and `X-Forwarded-Proto` / `X-Forwarded-Host`
+/// are set from this hop unless an earlier proxy already set them.
+pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr) {
+    const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+    const PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    const HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+    let prior: Vec<&str> = headers
+        .get_all(&XFF)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .collect();
+    let chain = if prior.is_empty() {
+        client.to_string()
+    } else {
+        format!("{}, {client}", prior.join(", "))
+    };
+    // Every part is visible ASCII (checked by to_str) or an IP address.
+    if let Ok(value) = HeaderValue::from_str(&chain) {
+        headers.insert(XFF, value);
+    }
+    if !headers.contains_key(&PROTO) {
+        headers.insert(PROTO, HeaderValue::from_static("http"));
+    }
+    if !headers.contains_key(&HOST) {
+        if let Some(host) = headers.get(header::HOST).cloned() {
+            headers.insert(HOST, host);
+        }
+    }
+}
+
 /// Removes connection-specific headers, including those the `Connection`
 /// header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -142,6 +178,31 @@ mod tests {
             req.headers().get("x-kept").map(|v| v.as_bytes()),
             Some(&b"yes"[..])
         );
+    }
+
+    #[test]
+    fn names_the_client_in_forwarded_headers() {
+        let client: IpAddr = "192.0.2.7".parse().expect("ip");
+        let mut fresh = HeaderMap::new();
+        fresh.insert(header::HOST, HeaderValue::from_static("api.example.com"));
+        add_forwarded(&mut fresh, client);
+        assert_eq!(fresh["x-forwarded-for"], "192.0.2.7");
+        assert_eq!(fresh["x-forwarded-proto"], "http");
+        assert_eq!(fresh["x-forwarded-host"], "api.example.com");
+
+        // Behind another proxy: append to its chain (both header lines),
+        // keep what it said about proto and host.
+        let mut behind = HeaderMap::new();
+        behind.append("x-forwarded-for", HeaderValue::from_static("203.0.113.1"));
+        behind.append("x-forwarded-for", HeaderValue::from_static(" 10.0.0.1 "));
+        behind.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+        behind.insert("x-forwarded-host", HeaderValue::from_static("edge.example"));
+        behind.insert(header::HOST, HeaderValue::from_static("internal:8080"));
+        add_forwarded(&mut behind, "::1".parse().expect("ip"));
+        assert_eq!(behind.get_all("x-forwarded-for").iter().count(), 1);
+        assert_eq!(behind["x-forwarded-for"], "203.0.113.1, 10.0.0.1, ::1");
+        assert_eq!(behind["x-forwarded-proto"], "https");
+        assert_eq!(behind["x-forwarded-host"], "edge.example");
     }
 
     #[test]

@@ -27,6 +27,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::net::TcpListener;
@@ -71,8 +72,9 @@ impl Proxy {
         self
     }
 
-    /// Handles one request: decide, answer locally or forward, apply headers.
-    pub async fn handle(&self, req: Request<Incoming>) -> Response<ProxyBody> {
+    /// Handles one request from `client`: decide, answer locally or forward
+    /// (with `X-Forwarded-*` headers naming the client), apply headers.
+    pub async fn handle(&self, req: Request<Incoming>, client: IpAddr) -> Response<ProxyBody> {
         let active = self.handle.load();
         let (parts, body) = req.into_parts();
         let request = RequestParts {
@@ -102,7 +104,10 @@ impl Proxy {
             return response;
         }
         let upstream_req = match self.upstream.rewrite(Request::from_parts(parts, body)) {
-            Ok(r) => r,
+            Ok(mut r) => {
+                forward::add_forwarded(r.headers_mut(), client);
+                r
+            }
             Err(e) => return error_response(StatusCode::BAD_REQUEST, &e.to_string()),
         };
         match self.client.request(upstream_req).await {
@@ -150,7 +155,7 @@ pub async fn serve(
         let proxy = Arc::clone(&proxy);
         let service = hyper::service::service_fn(move |req| {
             let proxy = Arc::clone(&proxy);
-            async move { Ok::<_, Infallible>(proxy.handle(req).await) }
+            async move { Ok::<_, Infallible>(proxy.handle(req, peer.ip()).await) }
         });
         let conn = builder
             .serve_connection(TokioIo::new(stream), service)

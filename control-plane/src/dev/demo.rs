@@ -9,7 +9,8 @@ use axum::routing::get;
 use axum::{Json, Router};
 use serde_json::{Value, json};
 
-/// The demo API: `GET /api/hello`, `PUT /api/items/{id}`, `GET /api/whoami`.
+/// The demo API: `GET /api/hello`, `PUT /api/items/{id}`, `GET /api/whoami`
+/// (whether cookies arrived, and who the agent said the client was).
 /// It knows nothing about CORS; the agent in front of it does that.
 pub fn upstream_router() -> Router {
     Router::new()
@@ -32,7 +33,8 @@ pub fn upstream_router() -> Router {
                     .get("cookie")
                     .and_then(|v| v.to_str().ok())
                     .unwrap_or("");
-                Json(json!({"cookies_seen": !cookie.is_empty()}))
+                let forwarded_for = headers.get("x-forwarded-for").and_then(|v| v.to_str().ok());
+                Json(json!({"cookies_seen": !cookie.is_empty(), "forwarded_for": forwarded_for}))
             }),
         )
 }
