@@ -116,10 +116,10 @@ pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr) {
     if !headers.contains_key(&PROTO) {
         headers.insert(PROTO, HeaderValue::from_static("http"));
     }
-    if !headers.contains_key(&HOST) {
-        if let Some(host) = headers.get(header::HOST).cloned() {
-            headers.insert(HOST, host);
-        }
+    if !headers.contains_key(&HOST)
+        && let Some(host) = headers.get(header::HOST).cloned()
+    {
+        headers.insert(HOST, host);
     }
 }
 
