@@ -522,3 +522,56 @@ fn resident_bytes() -> u64 {
         })
         .map_or(0, |pages| pages * 4096)
 }
+
+/// A quiet stream keeps its agent "connected" through the heartbeat, and an
+/// agent not heard from for longer than `AGENT_STALE_AFTER` reads as
+/// disconnected even with `connected = true` left behind (a replica that
+/// died without recording its disconnects).
+#[tokio::test]
+async fn quiet_streams_heartbeat_and_stale_agents_read_as_disconnected() -> TestResult {
+    let db = TestDb::new().await?;
+    let rev1 = db
+        .create_service("beat", &["https://a.example.com"])
+        .await?;
+    let config = corsair_control_plane::grpc::GrpcConfig {
+        token_recheck_interval: Duration::from_millis(200),
+        ..fast_config()
+    };
+    let cp = ControlPlane::start(&db, config).await?;
+    let token = db.token(&["beat"]).await?;
+    let agent = Agent::fresh(&cp, &token, &["beat"]).await?;
+    agent.wait_revision("beat", rev1).await;
+    db.wait_applied(&agent.id, "beat", rev1).await;
+
+    let connected = |id: String| {
+        let store = db.store.clone();
+        async move {
+            store
+                .list_agent_status()
+                .await
+                .expect("agent status")
+                .into_iter()
+                .find(|a| a.id == id)
+                .map(|a| a.connected)
+        }
+    };
+    assert_eq!(connected(agent.id.clone()).await, Some(true));
+    // Last heard of an hour ago, still flagged connected: stale.
+    sqlx::query("UPDATE agents SET last_seen = now() - interval '1 hour' WHERE id = $1")
+        .bind(&agent.id)
+        .execute(db.store.pool())
+        .await?;
+    assert!(
+        db.agent_connected(&agent.id).await?,
+        "the flag is still set"
+    );
+    assert_eq!(connected(agent.id.clone()).await, Some(false));
+    // The stream is quiet (nothing changes), but its heartbeat revives it.
+    eventually("heartbeat bumps last_seen", || async {
+        connected(agent.id.clone()).await == Some(true)
+    })
+    .await;
+    agent.stop().await;
+    cp.stop().await?;
+    Ok(())
+}

@@ -47,7 +47,10 @@ pub struct GrpcConfig {
     /// How long a keepalive ping may go unanswered before the connection is closed.
     pub keepalive_timeout: Duration,
     /// How often an open stream re-checks its token (revoked or expired
-    /// tokens end the stream with UNAUTHENTICATED).
+    /// tokens end the stream with UNAUTHENTICATED) and bumps the agent's
+    /// `last_seen`. Keep it well under
+    /// [`AGENT_STALE_AFTER`](crate::store::agents::AGENT_STALE_AFTER), or
+    /// quiet agents read as disconnected.
     pub token_recheck_interval: Duration,
 }
 

@@ -161,6 +161,12 @@ impl AgentStream {
                     if let Some(why) = self.token_invalid().await {
                         return End::TokenInvalid(why);
                     }
+                    // The heartbeat: a quiet stream is still a live agent,
+                    // and a replica that died without recording disconnects
+                    // stops bumping, so its agents read as gone.
+                    if let Err(error) = self.store.agent_seen(&self.agent_id).await {
+                        warn!(%error, "cannot record agent heartbeat");
+                    }
                 }
             }
         }

@@ -16,7 +16,8 @@ pub struct AgentStatus {
     pub services: Vec<String>,
     /// Its version.
     pub version: String,
-    /// Whether it holds a stream right now.
+    /// Whether it holds a stream right now: marked connected and heard
+    /// from within [`AGENT_STALE_AFTER`](super::agents::AGENT_STALE_AFTER).
     pub connected: bool,
     /// First contact.
     pub first_seen: DateTime<Utc>,
@@ -48,9 +49,12 @@ impl Store {
     pub async fn list_agent_status(&self) -> Result<Vec<AgentStatus>, StoreError> {
         let agents = sqlx::query!(
             r#"
-            SELECT id, name, services, version, connected, first_seen, last_seen
+            SELECT id, name, services, version,
+                   connected AND last_seen > now() - make_interval(secs => $1) AS "connected!",
+                   first_seen, last_seen
               FROM agents ORDER BY last_seen DESC, id
-            "#
+            "#,
+            super::agents::AGENT_STALE_AFTER.as_secs_f64()
         )
         .fetch_all(&self.pool)
         .await?;

@@ -21,6 +21,13 @@ pub struct AgentHello<'a> {
     pub version: &'a str,
 }
 
+/// An agent whose stream has not bumped `last_seen` for this long counts as
+/// disconnected, whatever its `connected` flag says: streams bump it every
+/// token re-check (60 s by default), so this is three missed beats. It is
+/// what clears the agents of a replica that died without recording their
+/// disconnects.
+pub const AGENT_STALE_AFTER: std::time::Duration = std::time::Duration::from_secs(180);
+
 impl Store {
     /// Records a connecting agent: upserts its row (connected, last seen now)
     /// and forgets per-service rows of services it no longer serves.

@@ -23,9 +23,10 @@ pub struct ServiceSummary {
     pub last_change: DateTime<Utc>,
     /// The current revision.
     pub revision: i64,
-    /// The lowest revision any agent serving it has applied, if any has.
+    /// The lowest revision any connected agent serving it has applied, if
+    /// any has (agents gone for good must not show as drift forever).
     pub agents_min_revision: Option<i64>,
-    /// How many agents report a state for it.
+    /// How many connected agents report a state for it.
     pub agents: i64,
 }
 
@@ -70,12 +71,15 @@ impl Store {
                            max(requested_at) AS last_request, max(decided_at) AS last_decision
                       FROM origins WHERE service_id = s.id) o ON true
               LEFT JOIN LATERAL (
-                    SELECT min(applied_revision) AS min_revision, count(*) AS agents
-                      FROM agent_services WHERE service = s.name) a ON true
+                    SELECT min(x.applied_revision) AS min_revision, count(*) AS agents
+                      FROM agent_services x JOIN agents g ON g.id = x.agent_id
+                     WHERE x.service = s.name AND g.connected
+                       AND g.last_seen > now() - make_interval(secs => $2)) a ON true
              WHERE $1 = '' OR s.name ILIKE '%' || $1 || '%' OR s.description ILIKE '%' || $1 || '%'
              ORDER BY s.name
             "#,
-            search
+            search,
+            super::agents::AGENT_STALE_AFTER.as_secs_f64()
         )
         .fetch_all(&self.pool)
         .await?;
