@@ -6,12 +6,14 @@
 //! applied to the upstream's response.
 //!
 //! - [`forward`]: request/response rewriting for the hop to the upstream.
+//! - [`upgrade`]: WebSocket (and other HTTP/1.1 upgrade) tunnelling.
 //! - [`admin`]: `/healthz`, `/readyz` and `/metrics` on the admin listener.
 //! - [`sidecar`]: sync client + proxy + admin, run together (binary and `dev`).
 
 pub mod admin;
 pub mod forward;
 pub mod sidecar;
+pub mod upgrade;
 
 use crate::engine::{Decision, RequestParts};
 use crate::handle::PolicyHandle;
@@ -74,7 +76,9 @@ impl Proxy {
 
     /// Handles one request from `client`: decide, answer locally or forward
     /// (with `X-Forwarded-*` headers naming the client), apply headers.
-    pub async fn handle(&self, req: Request<Incoming>, client: IpAddr) -> Response<ProxyBody> {
+    pub async fn handle(&self, mut req: Request<Incoming>, client: IpAddr) -> Response<ProxyBody> {
+        let upgrade = upgrade::requested(&req);
+        let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let active = self.handle.load();
         let (parts, body) = req.into_parts();
         let request = RequestParts {
@@ -106,12 +110,30 @@ impl Proxy {
         let upstream_req = match self.upstream.rewrite(Request::from_parts(parts, body)) {
             Ok(mut r) => {
                 forward::add_forwarded(r.headers_mut(), client);
+                if let Some(upgrade) = upgrade {
+                    upgrade::restore(r.headers_mut(), upgrade);
+                }
                 r
             }
             Err(e) => return error_response(StatusCode::BAD_REQUEST, &e.to_string()),
         };
         match self.client.request(upstream_req).await {
-            Ok(response) => {
+            Ok(mut response) => {
+                if response.status() == StatusCode::SWITCHING_PROTOCOLS {
+                    let Some(client_upgrade) = client_upgrade else {
+                        tracing::warn!(upstream = %self.upstream, "upstream switched protocols unasked");
+                        return error_response(
+                            StatusCode::BAD_GATEWAY,
+                            "corsair-agent: the upstream switched protocols without being asked",
+                        );
+                    };
+                    upgrade::splice(client_upgrade, hyper::upgrade::on(&mut response));
+                    // The 101 keeps its Connection/Upgrade headers: they
+                    // are what the client asked for.
+                    let (mut parts, _) = response.into_parts();
+                    decision.apply(&mut parts.headers);
+                    return Response::from_parts(parts, empty());
+                }
                 let (mut parts, body) = response.into_parts();
                 forward::strip_hop_by_hop(&mut parts.headers);
                 decision.apply(&mut parts.headers);
@@ -158,7 +180,7 @@ pub async fn serve(
             async move { Ok::<_, Infallible>(proxy.handle(req, peer.ip()).await) }
         });
         let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(

@@ -1,0 +1,63 @@
+//! Protocol upgrades (WebSocket and the like) through the proxy.
+//!
+//! An HTTP/1.1 request with `Connection: upgrade` keeps its `Upgrade` header
+//! on the way to the upstream (everything else hop-by-hop is still
+//! stripped). When the upstream answers `101 Switching Protocols`, the
+//! client's and the upstream's connections are handed over by hyper and
+//! spliced byte for byte until either side closes. Any other answer is
+//! relayed as a normal response.
+
+use http::header::{self, HeaderMap, HeaderValue};
+use http::{Request, Version};
+use hyper::upgrade::OnUpgrade;
+use hyper_util::rt::TokioIo;
+use tracing::Instrument;
+
+/// The `Upgrade` header of `req` when it asks for a protocol upgrade: an
+/// HTTP/1.1 request whose `Connection` header lists `upgrade`.
+pub fn requested<B>(req: &Request<B>) -> Option<HeaderValue> {
+    if req.version() != Version::HTTP_11 {
+        return None;
+    }
+    let asks = req
+        .headers()
+        .get_all(header::CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|token| token.trim().eq_ignore_ascii_case("upgrade"));
+    if !asks {
+        return None;
+    }
+    req.headers().get(header::UPGRADE).cloned()
+}
+
+/// Puts the upgrade request's own hop-by-hop headers back after the
+/// general strip, so the upstream sees the same request for an upgrade.
+pub fn restore(headers: &mut HeaderMap, upgrade: HeaderValue) {
+    headers.insert(header::CONNECTION, HeaderValue::from_static("upgrade"));
+    headers.insert(header::UPGRADE, upgrade);
+}
+
+/// Splices the two upgraded connections once both are handed over; runs in
+/// its own task, outliving the request that set it up.
+pub fn splice(client: OnUpgrade, upstream: OnUpgrade) {
+    tokio::spawn(
+        async move {
+            let (client, upstream) = match tokio::try_join!(client, upstream) {
+                Ok(both) => both,
+                Err(e) => {
+                    tracing::debug!(error = %e, "protocol upgrade did not complete");
+                    return;
+                }
+            };
+            let mut client = TokioIo::new(client);
+            let mut upstream = TokioIo::new(upstream);
+            match tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
+                Ok((up, down)) => tracing::debug!(up, down, "upgraded connection closed"),
+                Err(e) => tracing::debug!(error = %e, "upgraded connection ended with error"),
+            }
+        }
+        .instrument(tracing::debug_span!("upgraded")),
+    );
+}

@@ -1,0 +1,135 @@
+//! WebSocket-style protocol upgrades through the sidecar proxy, over real
+//! sockets: the upgrade request reaches the upstream with its `Upgrade`
+//! header, the 101 comes back with the policy's CORS headers, and bytes
+//! then flow both ways through the spliced connections.
+
+use corsair_agent::engine::{Policy, PolicySpec};
+use corsair_agent::handle::{ActivePolicy, PolicyHandle};
+use corsair_agent::proxy::{Proxy, serve};
+use http::{Request, Response, StatusCode};
+use http_body_util::Empty;
+use hyper::body::{Bytes, Incoming};
+use hyper_util::rt::TokioIo;
+use std::convert::Infallible;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const ORIGIN: &str = "https://app.example.com";
+
+/// An upstream that accepts `Upgrade: echo` and then echoes every byte;
+/// any other request gets 426.
+async fn echo_upstream() -> std::io::Result<String> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = hyper::service::service_fn(|mut req: Request<Incoming>| async move {
+                let mut res = Response::new(Empty::<Bytes>::new());
+                if req.headers().get("upgrade").map(|v| v.as_bytes()) != Some(b"echo") {
+                    *res.status_mut() = StatusCode::UPGRADE_REQUIRED;
+                    return Ok::<_, Infallible>(res);
+                }
+                let on_upgrade = hyper::upgrade::on(&mut req);
+                tokio::spawn(async move {
+                    if let Ok(upgraded) = on_upgrade.await {
+                        let mut io = TokioIo::new(upgraded);
+                        let mut buf = [0u8; 64];
+                        while let Ok(n) = io.read(&mut buf).await {
+                            if n == 0 || io.write_all(&buf[..n]).await.is_err() {
+                                break;
+                            }
+                        }
+                    }
+                });
+                *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
+                res.headers_mut()
+                    .insert("connection", http::HeaderValue::from_static("upgrade"));
+                res.headers_mut()
+                    .insert("upgrade", http::HeaderValue::from_static("echo"));
+                Ok(res)
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .with_upgrades(),
+            );
+        }
+    });
+    Ok(url)
+}
+
+/// Reads an HTTP/1.1 response head (up to the blank line), lowercased.
+async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).await? == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    Ok(String::from_utf8_lossy(&head).to_ascii_lowercase())
+}
+
+#[tokio::test]
+async fn upgrades_are_tunnelled_with_cors_headers() -> Result<(), Box<dyn std::error::Error>> {
+    let upstream = echo_upstream().await?;
+    let spec = PolicySpec {
+        origins: vec![ORIGIN.into()],
+        ..PolicySpec::default()
+    };
+    let handle = PolicyHandle::new();
+    handle.store(Some(Arc::new(ActivePolicy {
+        service: "ws".into(),
+        revision: 1,
+        policy: Policy::compile(&spec)?,
+    })));
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, Proxy::new(handle, &upstream)?, async {
+        let _ = stopped.await;
+    }));
+
+    let mut client = TcpStream::connect(addr).await?;
+    client
+        .write_all(
+            format!(
+                "GET /socket HTTP/1.1\r\nHost: {addr}\r\nOrigin: {ORIGIN}\r\n\
+                 Connection: keep-alive, Upgrade\r\nUpgrade: echo\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await?;
+    let head = tokio::time::timeout(Duration::from_secs(10), read_head(&mut client)).await??;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+    assert!(head.contains("\r\nupgrade: echo\r\n"), "{head}");
+    assert!(
+        head.contains(&format!("\r\naccess-control-allow-origin: {ORIGIN}\r\n")),
+        "{head}"
+    );
+    for message in [&b"ping"[..], b"a longer second message"] {
+        client.write_all(message).await?;
+        let mut echoed = vec![0u8; message.len()];
+        tokio::time::timeout(Duration::from_secs(10), client.read_exact(&mut echoed)).await??;
+        assert_eq!(echoed, message);
+    }
+
+    // A plain request on a fresh connection is still an ordinary exchange
+    // (no Upgrade reaches the upstream, which answers 426).
+    let mut plain = TcpStream::connect(addr).await?;
+    plain
+        .write_all(
+            format!("GET /socket HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .await?;
+    let head = tokio::time::timeout(Duration::from_secs(10), read_head(&mut plain)).await??;
+    assert!(head.starts_with("http/1.1 426"), "{head}");
+
+    drop(client);
+    let _ = stop.send(());
+    tokio::time::timeout(Duration::from_secs(15), server).await???;
+    Ok(())
+}
