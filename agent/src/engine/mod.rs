@@ -4,7 +4,6 @@
 //! - `origin`: origin patterns (parse, canonical form, allowlist matching).
 //! - `methods`, `request_headers`, `expose_headers`, `max_age`: one policy
 //!   field each — validation and the precomputed header it produces.
-//! - `fast_hash`: the hasher of the exact-origin map (and why it is safe).
 //! - `token`: the RFC 9110 token grammar shared by methods and header names.
 //! - `vary`: merging our `Vary` into the response's.
 //! - `decision`: [`Decision`], what to answer and how to write it.
@@ -20,7 +19,6 @@ pub mod spec;
 
 mod decision;
 mod expose_headers;
-mod fast_hash;
 mod max_age;
 mod methods;
 mod origin;

@@ -6,9 +6,9 @@
 //! serialises, and an operator who wrote something else should see what they
 //! meant instead of having us guess. The message always says what to write.
 
-use super::fast_hash::BuildFastHasher;
 use super::{PolicySpec, Problem};
 use http::HeaderValue;
+use rustc_hash::FxBuildHasher;
 use std::collections::HashMap;
 use std::net::{Ipv4Addr, Ipv6Addr};
 
@@ -332,12 +332,20 @@ pub(crate) enum OriginMatch<'p> {
 /// allocation-free lookup; wildcards in a hash map keyed by their `.base[:port]`
 /// suffix, so matching costs one lookup per dot in the origin whatever the
 /// number of patterns.
+///
+/// Both maps hash with FxHash rather than the std SipHash: hashing the
+/// origin is a third of an exact-origin decision, and HashDoS does not apply.
+/// Only the policy (trusted, from the control plane) inserts keys; a request
+/// can only look one up, and a lookup's probe length is fixed by how the
+/// trusted keys filled the table, whatever the attacker's key hashes to.
+/// Over-long origins are refused before hashing, so a lookup is also bounded
+/// in bytes.
 #[derive(Debug, Default)]
 pub(crate) struct OriginSet {
     any: bool,
-    exact: HashMap<Box<str>, HeaderValue, BuildFastHasher>,
+    exact: HashMap<Box<str>, HeaderValue, FxBuildHasher>,
     /// `.base[:port]` → schemes allowed under it ([`HTTP`] | [`HTTPS`]).
-    wildcards: HashMap<Box<str>, u8, BuildFastHasher>,
+    wildcards: HashMap<Box<str>, u8, FxBuildHasher>,
 }
 
 impl OriginSet {

@@ -152,3 +152,20 @@ fn over_long_origins_never_match_an_exact_entry() {
     assert!(!hit(&s, &long));
     assert!(hit(&set(&["*"]), &long), "any origin stays any origin");
 }
+
+/// The exact-origin map's hasher spreads look-alike origins over buckets
+/// (hashbrown picks the bucket from the low bits).
+#[test]
+fn similar_origins_spread_over_buckets() {
+    use std::hash::BuildHasher;
+    let build = rustc_hash::FxBuildHasher;
+    // The low 14 bits pick the bucket in a 16k-slot table.
+    let buckets: std::collections::HashSet<u64> = (0..10_000)
+        .map(|i| build.hash_one(format!("https://app{i}.example.com")) & 0x3fff)
+        .collect();
+    assert!(
+        buckets.len() > 7_000,
+        "only {} distinct buckets",
+        buckets.len()
+    );
+}
