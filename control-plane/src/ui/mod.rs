@@ -7,11 +7,15 @@
 //! - [`services`]: `/services`, `/services/{name}` and their forms.
 //! - [`approvals`]: `/approvals` and the approve / reject / revoke forms.
 //! - [`audit`]: `/audit` and its CSV export.
+//! - [`blocked`]: `/blocked` (blocked requests: filters, chart, top origins)
+//!   and the last-24h summary on service pages; [`chart`] draws its SVG.
 //! - [`fleet`]: `/agents` and `/simulator`.
 //! - [`users`]: `/users`: accounts and API tokens (admin).
 
 pub mod approvals;
 pub mod audit;
+pub mod blocked;
+pub mod chart;
 pub mod fleet;
 pub mod login;
 pub mod page;
@@ -49,6 +53,7 @@ pub fn router() -> Router<AppState> {
         .merge(services::router())
         .merge(approvals::router())
         .merge(audit::router())
+        .merge(blocked::router())
         .merge(fleet::router())
         .merge(users::router())
 }
