@@ -50,7 +50,7 @@ fn bars_are_stacked_proportional_and_inside_the_plot() {
         Bucket::Hour,
         t(0, 0),
         t(4, 0),
-        &[(t(1, 0), 10, 0), (t(3, 0), 5, 5)],
+        &[(t(1, 0), 10, 0), (t(3, 0), 10, 5)],
     );
     let chart = layout(Bucket::Hour, &points);
     assert_eq!(chart.buckets, 4);
