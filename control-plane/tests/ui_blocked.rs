@@ -122,15 +122,24 @@ async fn filters_chart_counts_and_actions() -> Result<()> {
     let page = viewer.get("/blocked").await?;
     assert_eq!(page.status, 200, "{}", page.body);
     assert!(page.body.contains("<h1>Blocked requests</h1>"));
-    assert!(page.body.contains("href=\"/blocked\" aria-current=\"page\""));
+    assert!(
+        page.body
+            .contains("href=\"/blocked\" aria-current=\"page\"")
+    );
     // Default: last 24 h, every service, hour buckets; old.test is outside.
-    assert_eq!(row(&page, "https://evil.test").and_then(count_in), Some(107));
+    assert_eq!(
+        row(&page, "https://evil.test").and_then(count_in),
+        Some(107)
+    );
     assert_eq!(row(&page, "https://other.test").and_then(count_in), Some(3));
     assert!(row(&page, "https://old.test").is_none());
     assert!(page.body.contains("per hour"));
     assert_eq!(bar_sum(&page.body, "data-blocked"), 110);
     assert_eq!(bar_sum(&page.body, "data-would-block"), 3);
-    assert!(page.body.contains("<desc id=\"chart-desc\">110 blocked and 3 would-block"));
+    assert!(
+        page.body
+            .contains("<desc id=\"chart-desc\">110 blocked and 3 would-block")
+    );
     // A viewer gets no request action and no note about it.
     assert!(!page.body.contains("Request approval"));
     assert!(!page.body.contains("action-note"));
@@ -150,10 +159,19 @@ async fn filters_chart_counts_and_actions() -> Result<()> {
     assert_eq!(bar_sum(&page.body, "data-blocked"), 7);
     // The CSV links carry the same filters, absolute times, and work.
     let csv = href_before(&page.body, "\" id=\"csv-origins\"").context("csv link")?;
-    assert!(csv.starts_with("/api/v1/blocked?service=payments-api&origin=EVIL&origin_match=substring&since="), "{csv}");
+    assert!(
+        csv.starts_with(
+            "/api/v1/blocked?service=payments-api&origin=EVIL&origin_match=substring&since="
+        ),
+        "{csv}"
+    );
     let export = viewer.get(&csv).await?;
     assert_eq!(export.status, 200, "{}", export.body);
-    assert!(export.body.contains("\nhttps://evil.test,7,0,"), "{}", export.body);
+    assert!(
+        export.body.contains("\nhttps://evil.test,7,0,"),
+        "{}",
+        export.body
+    );
 
     // Requester with a service chosen: the action for real origins only.
     let mut requester = server.signed_in(Role::Requester).await?;
@@ -177,7 +195,10 @@ async fn filters_chart_counts_and_actions() -> Result<()> {
         .await?;
     let page = requester.get("/blocked?service=payments-api").await?;
     let evil = row(&page, "https://evil.test").context("evil row")?;
-    assert!(evil.contains("badge pending") && !evil.contains("request-approval"), "{evil}");
+    assert!(
+        evil.contains("badge pending") && !evil.contains("request-approval"),
+        "{evil}"
+    );
     Ok(())
 }
 
@@ -187,18 +208,30 @@ async fn bad_input_is_a_400_page_never_a_500() -> Result<()> {
     let mut viewer = server.signed_in(Role::Viewer).await?;
     for (query, message) in [
         ("since=yesterday", "is not a date and time"),
-        ("range=custom&since=2026-11-22T12:00&until=2026-11-22T11:00", "From must be before To"),
-        ("since=2020-01-01T00:00&until=2026-01-01T00:00", "at most 366 days"),
+        (
+            "range=custom&since=2026-11-22T12:00&until=2026-11-22T11:00",
+            "From must be before To",
+        ),
+        (
+            "since=2020-01-01T00:00&until=2026-01-01T00:00",
+            "at most 366 days",
+        ),
         ("range=forever", "Choose a range"),
         ("origin=a%00b", "must not contain NUL"),
         ("origin_match=regex", "exact or substring"),
         ("after=garbage", "The page link is broken"),
-        ("since=%3Cscript%3E", "&#34;&#60;script&#62;&#34; is not a date"),
+        (
+            "since=%3Cscript%3E",
+            "&#34;&#60;script&#62;&#34; is not a date",
+        ),
     ] {
         let page = viewer.get(&format!("/blocked?{query}")).await?;
         assert_eq!(page.status, 400, "{query}: {}", page.body);
         assert!(page.body.contains(message), "{query}: {}", page.body);
-        assert!(page.body.contains("id=\"blocked-filter\""), "the form stays");
+        assert!(
+            page.body.contains("id=\"blocked-filter\""),
+            "the form stays"
+        );
         assert!(!page.body.contains("<script>"), "{query}");
     }
     Ok(())
@@ -211,20 +244,44 @@ async fn top_origins_page_with_the_keyset_cursor() -> Result<()> {
     let counts: Vec<(&str, &str, &str, bool, i64)> = origins
         .iter()
         .enumerate()
-        .map(|(i, o)| ("payments-api", o.as_str(), "origin_not_allowed", false, 100 - i as i64))
+        .map(|(i, o)| {
+            (
+                "payments-api",
+                o.as_str(),
+                "origin_not_allowed",
+                false,
+                100 - i as i64,
+            )
+        })
         .collect();
-    seed_blocked(&server.db.store, "a:1", "a", Utc::now() - Duration::minutes(5), &counts).await?;
+    seed_blocked(
+        &server.db.store,
+        "a:1",
+        "a",
+        Utc::now() - Duration::minutes(5),
+        &counts,
+    )
+    .await?;
     let mut viewer = server.signed_in(Role::Viewer).await?;
     let first = viewer.get("/blocked?service=payments-api").await?;
-    assert_eq!(row(&first, "https://o00.test").and_then(count_in), Some(100));
+    assert_eq!(
+        row(&first, "https://o00.test").and_then(count_in),
+        Some(100)
+    );
     assert_eq!(row(&first, "https://o24.test").and_then(count_in), Some(76));
     assert!(row(&first, "https://o25.test").is_none());
     let next = href_before(&first.body, "\" rel=\"next\"").context("next link")?;
     let second = viewer.get(&next).await?;
     assert_eq!(second.status, 200, "{}", second.body);
     assert!(row(&second, "https://o24.test").is_none());
-    assert_eq!(row(&second, "https://o25.test").and_then(count_in), Some(75));
-    assert_eq!(row(&second, "https://o29.test").and_then(count_in), Some(71));
+    assert_eq!(
+        row(&second, "https://o25.test").and_then(count_in),
+        Some(75)
+    );
+    assert_eq!(
+        row(&second, "https://o29.test").and_then(count_in),
+        Some(71)
+    );
     assert!(!second.body.contains("id=\"next-page\""));
     assert!(second.body.contains("rel=\"first\""));
     Ok(())
@@ -235,21 +292,42 @@ async fn service_page_summary_and_escaped_capped_prefill() -> Result<()> {
     let server = seeded().await?;
     let mut requester = server.signed_in(Role::Requester).await?;
     let page = requester.get("/services/payments-api").await?;
-    assert!(page.body.contains("<strong class=\"blocked-total\">13</strong>"), "{}", page.body);
-    assert!(page.body.contains("<strong class=\"would-total\">3</strong>"));
-    assert!(page.body.contains("<li><code>https://evil.test</code>: 7</li>"));
-    assert!(page.body.contains("href=\"/blocked?service=payments-api&#38;range=24h\""));
+    assert!(
+        page.body
+            .contains("<strong class=\"blocked-total\">13</strong>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body
+            .contains("<strong class=\"would-total\">3</strong>")
+    );
+    assert!(
+        page.body
+            .contains("<li><code>https://evil.test</code>: 7</li>")
+    );
+    assert!(
+        page.body
+            .contains("href=\"/blocked?service=payments-api&#38;range=24h\"")
+    );
 
     // Hostile pre-fill is escaped; a long one is cut.
     let page = requester
         .get("/services/payments-api?request_origin=%22%3E%3Cscript%3Ealert(1)%3C/script%3E&request_reason=%3Cb%3Ex")
         .await?;
     assert!(!page.body.contains("<script>alert(1)"));
-    assert!(page.body.contains("value=\"&#34;&#62;&#60;script&#62;alert(1)&#60;/script&#62;\""), "{}", page.body);
+    assert!(
+        page.body
+            .contains("value=\"&#34;&#62;&#60;script&#62;alert(1)&#60;/script&#62;\""),
+        "{}",
+        page.body
+    );
     assert!(page.body.contains("value=\"&#60;b&#62;x\""));
     let long = "a".repeat(2000);
     let page = requester
-        .get(&format!("/services/payments-api?request_origin={long}&request_reason={long}"))
+        .get(&format!(
+            "/services/payments-api?request_origin={long}&request_reason={long}"
+        ))
         .await?;
     assert_eq!(page.input("pattern").map(|v| v.len()), Some(300));
     assert_eq!(page.input("reason").map(|v| v.len()), Some(500));
@@ -268,7 +346,10 @@ async fn service_page_summary_and_escaped_capped_prefill() -> Result<()> {
     assert!(reason.starts_with("Blocked 3 times between "), "{reason}");
     let reason = unescape(&reason);
     let r = requester
-        .post("/services/payments-api/origins", &[("pattern", &pattern), ("reason", &reason)])
+        .post(
+            "/services/payments-api/origins",
+            &[("pattern", &pattern), ("reason", &reason)],
+        )
         .await?;
     assert_eq!(r.status, 303, "{}", r.body);
     let origin = server
@@ -280,7 +361,11 @@ async fn service_page_summary_and_escaped_capped_prefill() -> Result<()> {
         .find(|o| o.pattern == "https://other.test")
         .context("requested")?;
     assert_eq!(origin.status, "pending");
-    assert!(origin.reason.contains("(seen by agent-a)"), "{}", origin.reason);
+    assert!(
+        origin.reason.contains("(seen by agent-a)"),
+        "{}",
+        origin.reason
+    );
     Ok(())
 }
 
@@ -350,7 +435,9 @@ async fn fetch_from_page(c: &Client, url: &str, n: usize) -> Result<Vec<String>>
 /// The count cell of `origin`'s row on the current page, if the row is there.
 async fn shown_count(c: &Client, origin: &str) -> Option<i64> {
     let cell = c
-        .find(Locator::Css(&format!("tr[data-origin=\"{origin}\"] td.count")))
+        .find(Locator::Css(&format!(
+            "tr[data-origin=\"{origin}\"] td.count"
+        )))
         .await
         .ok()?;
     cell.text().await.ok()?.trim().parse().ok()
@@ -385,8 +472,14 @@ async fn blocked_page_in_a_real_browser_leads_to_a_pending_request() -> Result<(
     let stop = Shutdown::new();
     let upstream = Upstream::start().await?;
     let cache = tempfile::tempdir()?;
-    let (agent_url, agent_task) =
-        start_agent(&server, "shop-api", &upstream.url, cache.path().into(), &stop).await?;
+    let (agent_url, agent_task) = start_agent(
+        &server,
+        "shop-api",
+        &upstream.url,
+        cache.path().into(),
+        &stop,
+    )
+    .await?;
 
     // One page server, reached as two origins: 127.0.0.1 and localhost.
     let pages = TcpListener::bind("127.0.0.1:0").await?;
@@ -394,7 +487,9 @@ async fn blocked_page_in_a_real_browser_leads_to_a_pending_request() -> Result<(
     let page_router = axum::Router::new().route(
         "/",
         axum::routing::get(|| async {
-            axum::response::Html("<!doctype html><title>a page on another origin</title><p>calls shop-api")
+            axum::response::Html(
+                "<!doctype html><title>a page on another origin</title><p>calls shop-api",
+            )
         }),
     );
     tokio::spawn(
@@ -420,7 +515,8 @@ async fn blocked_page_in_a_real_browser_leads_to_a_pending_request() -> Result<(
         // Poll the page itself until the agent's batches have arrived.
         let deadline = tokio::time::Instant::now() + StdDuration::from_secs(30);
         loop {
-            c.goto(&format!("{base}/blocked?service=shop-api&range=1h")).await?;
+            c.goto(&format!("{base}/blocked?service=shop-api&range=1h"))
+                .await?;
             if shown_count(&c, &loud).await == Some(4) && shown_count(&c, &quiet).await == Some(2) {
                 break;
             }
@@ -436,14 +532,32 @@ async fn blocked_page_in_a_real_browser_leads_to_a_pending_request() -> Result<(
 
         // The filter form: origins containing "localhost", last 24 h.
         c.goto(&format!("{base}/blocked")).await?;
-        c.find(Locator::Css("select[name=service] option[value=shop-api]")).await?.click().await?;
+        c.find(Locator::Css("select[name=service] option[value=shop-api]"))
+            .await?
+            .click()
+            .await?;
         fill(&c, "input[name=origin]", "localhost").await?;
-        c.find(Locator::Css("select[name=origin_match] option[value=substring]")).await?.click().await?;
-        c.find(Locator::Css("select[name=range] option[value='24h']")).await?.click().await?;
-        c.find(Locator::Css("#blocked-filter button[type=submit]")).await?.click().await?;
+        c.find(Locator::Css(
+            "select[name=origin_match] option[value=substring]",
+        ))
+        .await?
+        .click()
+        .await?;
+        c.find(Locator::Css("select[name=range] option[value='24h']"))
+            .await?
+            .click()
+            .await?;
+        c.find(Locator::Css("#blocked-filter button[type=submit]"))
+            .await?
+            .click()
+            .await?;
         wait_for(&c, &format!("tr[data-origin=\"{quiet}\"]")).await?;
         let url = c.current_url().await?;
-        assert!(url.as_str().contains("origin=localhost&origin_match=substring"), "{url}");
+        assert!(
+            url.as_str()
+                .contains("origin=localhost&origin_match=substring"),
+            "{url}"
+        );
         assert_eq!(shown_count(&c, &quiet).await, Some(2));
         assert_eq!(shown_count(&c, &loud).await, None, "filtered out");
         assert_eq!(chart_total(&c).await?, 2);
@@ -451,13 +565,31 @@ async fn blocked_page_in_a_real_browser_leads_to_a_pending_request() -> Result<(
 
         // Request approval for the louder origin, through the pre-filled form.
         c.goto(&format!("{base}/blocked?service=shop-api")).await?;
-        wait_for(&c, &format!("tr[data-origin=\"{loud}\"] a.request-approval")).await?.click().await?;
-        let pattern = wait_for(&c, "#request-form #pattern").await?.prop("value").await?.unwrap_or_default();
-        let reason = c.find(Locator::Css("#request-form #reason")).await?.prop("value").await?.unwrap_or_default();
+        wait_for(
+            &c,
+            &format!("tr[data-origin=\"{loud}\"] a.request-approval"),
+        )
+        .await?
+        .click()
+        .await?;
+        let pattern = wait_for(&c, "#request-form #pattern")
+            .await?
+            .prop("value")
+            .await?
+            .unwrap_or_default();
+        let reason = c
+            .find(Locator::Css("#request-form #reason"))
+            .await?
+            .prop("value")
+            .await?
+            .unwrap_or_default();
         assert_eq!(pattern, loud);
         assert!(reason.starts_with("Blocked 4 times between "), "{reason}");
         shot(&c, "blocked-prefilled-request").await?;
-        c.find(Locator::Css("#request-form button[type=submit]")).await?.click().await?;
+        c.find(Locator::Css("#request-form button[type=submit]"))
+            .await?
+            .click()
+            .await?;
         let flash = wait_for(&c, ".flash").await?.text().await?;
         assert!(flash.contains("Requested"), "{flash}");
 

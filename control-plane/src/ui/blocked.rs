@@ -184,7 +184,11 @@ fn request_link(
     Some((canonical, link))
 }
 
-async fn page(ctx: Ctx, State(state): State<AppState>, Query(form): Query<BlockedForm>) -> UiResult {
+async fn page(
+    ctx: Ctx,
+    State(state): State<AppState>,
+    Query(form): Query<BlockedForm>,
+) -> UiResult {
     let ui_err = |error: Error| UiError {
         error,
         user: Some(ctx.user.clone()),
@@ -196,10 +200,17 @@ async fn page(ctx: Ctx, State(state): State<AppState>, Query(form): Query<Blocke
         .into_iter()
         .map(|s| s.name)
         .collect();
-    let services = choices(names.iter().map(|n| (n.as_str(), n.as_str())), &form.service);
+    let services = choices(
+        names.iter().map(|n| (n.as_str(), n.as_str())),
+        &form.service,
+    );
     let reasons = choices(REASONS.iter().map(|r| (*r, *r)), &form.reason);
     let custom = form.is_custom();
-    let range = if custom { "custom" } else { form.range.as_str() };
+    let range = if custom {
+        "custom"
+    } else {
+        form.range.as_str()
+    };
     let range = if range.is_empty() { "24h" } else { range };
     let presets = choices(
         PRESETS
@@ -241,11 +252,19 @@ async fn page(ctx: Ctx, State(state): State<AppState>, Query(form): Query<Blocke
         view.until_input = local_input(resolved.until);
     }
     let after = (!view.form.after.is_empty()).then(|| view.form.after.clone());
-    let top = match grouped(&state.store, &resolved.filter, GroupBy::Origin, PAGE_SIZE, after).await
+    let top = match grouped(
+        &state.store,
+        &resolved.filter,
+        GroupBy::Origin,
+        PAGE_SIZE,
+        after,
+    )
+    .await
     {
         Ok(top) => top,
         Err(Error::BadRequest(message)) => {
-            view.error = format!("The page link is broken ({message}); start again from the first page.");
+            view.error =
+                format!("The page link is broken ({message}); start again from the first page.");
             view.first_page = resolved.page_link(None);
             return Ok(ctx.render(StatusCode::BAD_REQUEST, &view));
         }
@@ -287,7 +306,9 @@ async fn fill_view(
     } else {
         resolved.page_link(None)
     };
-    view.next = next.map(|n| resolved.page_link(Some(&n))).unwrap_or_default();
+    view.next = next
+        .map(|n| resolved.page_link(Some(&n)))
+        .unwrap_or_default();
     // The action needs a service to request for, and a role that may request.
     let service = match &resolved.filter.service {
         Some(name) if view.page.can_request => match store.get_service(name).await {

@@ -7,8 +7,9 @@
 //! - [`services`]: `/services`, `/services/{name}` and their forms.
 //! - [`approvals`]: `/approvals` and the approve / reject / revoke forms.
 //! - [`audit`]: `/audit` and its CSV export.
-//! - [`blocked`]: `/blocked` (blocked requests: filters, chart, top origins)
-//!   and the last-24h summary on service pages; [`chart`] draws its SVG.
+//! - [`blocked`]: `/blocked`, blocked requests with filters, a chart and the
+//!   top origins, and the last-24h summary on service pages; [`chart`] lays
+//!   out its SVG.
 //! - [`fleet`]: `/agents` and `/simulator`.
 //! - [`users`]: `/users`: accounts and API tokens (admin).
 

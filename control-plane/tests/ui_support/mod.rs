@@ -242,14 +242,16 @@ pub async fn seed_blocked(
         ts,
         counts: counts
             .iter()
-            .map(|(service, origin, reason, would_block, count)| BlockedCount {
-                service: service.to_string(),
-                origin: origin.to_string(),
-                method: "GET".to_string(),
-                reason: reason.to_string(),
-                would_block: *would_block,
-                count: *count,
-            })
+            .map(
+                |(service, origin, reason, would_block, count)| BlockedCount {
+                    service: service.to_string(),
+                    origin: origin.to_string(),
+                    method: "GET".to_string(),
+                    reason: reason.to_string(),
+                    would_block: *would_block,
+                    count: *count,
+                },
+            )
             .collect(),
         dropped_events: 0,
         dropped_service: String::new(),

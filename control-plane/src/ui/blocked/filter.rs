@@ -95,7 +95,8 @@ impl BlockedForm {
     /// Whether the range comes from the from/to fields.
     pub fn is_custom(&self) -> bool {
         self.range == "custom"
-            || (self.range.is_empty() && !(self.since.trim().is_empty() && self.until.trim().is_empty()))
+            || (self.range.is_empty()
+                && !(self.since.trim().is_empty() && self.until.trim().is_empty()))
     }
 
     /// Checks the form against `now`; the error is a message for the page.
@@ -194,7 +195,11 @@ impl Resolved {
         push(&mut q, "since", &rfc(self.since));
         push(&mut q, "until", &rfc(self.until));
         push(&mut q, "group_by", group_by.unwrap_or_default());
-        push(&mut q, "limit", &crate::store::blocked::MAX_LIMIT.to_string());
+        push(
+            &mut q,
+            "limit",
+            &crate::store::blocked::MAX_LIMIT.to_string(),
+        );
         push(&mut q, "format", "csv");
         format!("/api/v1/blocked?{}", q.join("&"))
     }

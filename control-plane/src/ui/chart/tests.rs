@@ -10,13 +10,22 @@ fn t(h: u32, m: u32) -> DateTime<Utc> {
 #[test]
 fn bucket_follows_the_range() {
     let since = t(10, 0);
-    assert_eq!(Bucket::for_range(since, since + Duration::hours(2)), Bucket::Minute);
+    assert_eq!(
+        Bucket::for_range(since, since + Duration::hours(2)),
+        Bucket::Minute
+    );
     assert_eq!(
         Bucket::for_range(since, since + Duration::hours(2) + Duration::seconds(1)),
         Bucket::Hour
     );
-    assert_eq!(Bucket::for_range(since, since + Duration::days(7)), Bucket::Hour);
-    assert_eq!(Bucket::for_range(since, since + Duration::days(8)), Bucket::Day);
+    assert_eq!(
+        Bucket::for_range(since, since + Duration::days(7)),
+        Bucket::Hour
+    );
+    assert_eq!(
+        Bucket::for_range(since, since + Duration::days(8)),
+        Bucket::Day
+    );
     assert_eq!(Bucket::Day.group_by(), GroupBy::Day);
 }
 
@@ -28,9 +37,18 @@ fn fill_zero_fills_gaps_and_splits_would_block() {
     let points = fill(Bucket::Minute, since, t(10, 5), &rows);
     let got: Vec<(u32, i64, i64)> = points
         .iter()
-        .map(|p| (p.start.format("%M").to_string().parse().unwrap_or(99), p.blocked, p.would_block))
+        .map(|p| {
+            (
+                p.start.format("%M").to_string().parse().unwrap_or(99),
+                p.blocked,
+                p.would_block,
+            )
+        })
         .collect();
-    assert_eq!(got, vec![(0, 0, 0), (1, 3, 2), (2, 0, 0), (3, 1, 0), (4, 0, 0)]);
+    assert_eq!(
+        got,
+        vec![(0, 0, 0), (1, 3, 2), (2, 0, 0), (3, 1, 0), (4, 0, 0)]
+    );
 }
 
 #[test]
@@ -75,8 +93,16 @@ fn bars_are_stacked_proportional_and_inside_the_plot() {
     assert!(b.x > a.x);
     assert_eq!(a.title, "2026-11-22 01:00 UTC: 10 blocked, 0 would-block");
     assert_eq!(chart.rows[1], ("2026-11-22 03:00 UTC".to_owned(), 5, 5));
-    assert!(chart.summary.starts_with("15 blocked and 5 would-block"), "{}", chart.summary);
-    assert!(chart.summary.contains("busiest hour began 2026-11-22 01:00 UTC with 10"));
+    assert!(
+        chart.summary.starts_with("15 blocked and 5 would-block"),
+        "{}",
+        chart.summary
+    );
+    assert!(
+        chart
+            .summary
+            .contains("busiest hour began 2026-11-22 01:00 UTC with 10")
+    );
 }
 
 #[test]
@@ -88,7 +114,11 @@ fn empty_range_has_axes_and_says_so() {
     assert_eq!(chart.y_ticks.len(), 2, "0 and 1");
     assert!(chart.x_ticks.len() <= X_LABELS && chart.x_ticks.len() >= 2);
     assert_eq!(chart.x_ticks[0].label, "10:00");
-    assert!(chart.summary.starts_with("No blocked requests between"), "{}", chart.summary);
+    assert!(
+        chart.summary.starts_with("No blocked requests between"),
+        "{}",
+        chart.summary
+    );
 }
 
 #[test]

@@ -24,9 +24,12 @@ fn default_is_the_last_24_hours() {
 fn presets_and_custom_ranges() {
     let r = form(&[("range", "7d")]).resolve(now()).expect("valid");
     assert_eq!(r.until - r.since, Duration::days(7));
-    let r = form(&[("since", "2026-11-22T10:00"), ("until", "2026-11-22T11:30:15")])
-        .resolve(now())
-        .expect("valid");
+    let r = form(&[
+        ("since", "2026-11-22T10:00"),
+        ("until", "2026-11-22T11:30:15"),
+    ])
+    .resolve(now())
+    .expect("valid");
     assert_eq!(r.since.to_rfc3339(), "2026-11-22T10:00:00+00:00");
     assert_eq!(r.until.to_rfc3339(), "2026-11-22T11:30:15+00:00");
     // A preset wins over stale dates left in the form.
@@ -44,10 +47,19 @@ fn presets_and_custom_ranges() {
 #[test]
 fn bad_input_is_a_message() {
     let cases: [(&[(&str, &str)], &str); 6] = [
-        (&[("since", "yesterday")], "From: \"yesterday\" is not a date"),
+        (
+            &[("since", "yesterday")],
+            "From: \"yesterday\" is not a date",
+        ),
         (&[("until", "2026-13-01T00:00")], "To: "),
-        (&[("since", "2026-11-22T12:00"), ("until", "2026-11-22T11:00")], "From must be before To"),
-        (&[("since", "2020-01-01T00:00"), ("until", "2026-01-01T00:00")], "at most 366 days"),
+        (
+            &[("since", "2026-11-22T12:00"), ("until", "2026-11-22T11:00")],
+            "From must be before To",
+        ),
+        (
+            &[("since", "2020-01-01T00:00"), ("until", "2026-01-01T00:00")],
+            "at most 366 days",
+        ),
         (&[("range", "forever")], "Choose a range"),
         (&[("origin", "a\0b")], "origin must not contain NUL"),
     ];
@@ -55,7 +67,9 @@ fn bad_input_is_a_message() {
         let err = form(pairs).resolve(now()).expect_err("invalid");
         assert!(err.contains(want), "{pairs:?}: {err}");
     }
-    let err = form(&[("origin_match", "regex")]).resolve(now()).expect_err("invalid");
+    let err = form(&[("origin_match", "regex")])
+        .resolve(now())
+        .expect_err("invalid");
     assert!(err.contains("exact or substring"), "{err}");
 }
 
