@@ -44,12 +44,14 @@ impl Driver {
     /// Starts chromedriver and waits until it answers.
     pub async fn start() -> Result<Self> {
         let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
-        let child = Command::new(binary("CORSAIR_CHROMEDRIVER", &["chromedriver"])?)
+        let path = binary("CORSAIR_CHROMEDRIVER", &["chromedriver"])?;
+        let child = Command::new(&path)
             .arg(format!("--port={port}"))
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .kill_on_drop(true)
-            .spawn()?;
+            .spawn()
+            .with_context(|| format!("starting {} (install chromium-driver)", path.display()))?;
         let url = format!("http://127.0.0.1:{port}");
         let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
         loop {
