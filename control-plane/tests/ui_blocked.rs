@@ -22,56 +22,16 @@ use corsair_control_plane::auth::{Role, issue_agent_token};
 use corsair_control_plane::server::Shutdown;
 use corsair_control_plane::store::services::ServiceSettings;
 use e2e_support::{Upstream, eventually};
-use fantoccini::{Client, Locator};
+use fantoccini::Locator;
 use serde_json::{Value, json};
 use std::time::Duration as StdDuration;
 use tokio::net::TcpListener;
+use ui_support::blocked::{
+    bar_sum, chart_total, count_in, fetch_from_page, href_before, row, seed_blocked, shown_count,
+    unescape,
+};
 use ui_support::browser::{Driver, fill, login, shot, wait_for};
-use ui_support::{PASSWORD, Page, Server, email, seed_blocked};
-
-/// The `<tr data-origin=…>` row of `origin` in the top-origins table.
-fn row<'a>(page: &'a Page, origin: &str) -> Option<&'a str> {
-    let at = page.body.find(&format!("<tr data-origin=\"{origin}\">"))?;
-    let rest = &page.body[at..];
-    Some(&rest[..rest.find("</tr>")?])
-}
-
-fn count_in(row: &str) -> Option<i64> {
-    let marker = "<td class=\"count\">";
-    let at = row.find(marker)? + marker.len();
-    row[at..].split('<').next()?.parse().ok()
-}
-
-/// Undoes askama's HTML escaping of an attribute value.
-fn unescape(text: &str) -> String {
-    text.replace("&#34;", "\"")
-        .replace("&#39;", "'")
-        .replace("&#60;", "<")
-        .replace("&#62;", ">")
-        .replace("&#38;", "&")
-}
-
-/// The `href` of the link whose attributes follow it with `after`.
-fn href_before(body: &str, after: &str) -> Option<String> {
-    let before = body.split(after).next()?;
-    (before.len() < body.len())
-        .then(|| before.rsplit("href=\"").next())
-        .flatten()
-        .and_then(|h| h.split('"').next())
-        .map(unescape)
-}
-
-/// Sum of one `data-…` attribute over the chart's bars.
-fn bar_sum(body: &str, attr: &str) -> i64 {
-    let marker = format!("{attr}=\"");
-    body.split("<g class=\"bar\" ")
-        .skip(1)
-        .filter_map(|bar| {
-            let at = bar.find(&marker)? + marker.len();
-            bar[at..].split('"').next()?.parse::<i64>().ok()
-        })
-        .sum()
-}
+use ui_support::{PASSWORD, Server, email};
 
 async fn seeded() -> Result<Server> {
     let server = Server::start(false).await?;
@@ -416,48 +376,6 @@ async fn start_agent(
     })
     .await?;
     Ok((url, task))
-}
-
-/// `n` cross-origin `fetch()` calls from the current page to `url`; each
-/// answer is "ok" or "blocked" (the browser refused to expose the response).
-async fn fetch_from_page(c: &Client, url: &str, n: usize) -> Result<Vec<String>> {
-    let out = c
-        .execute(
-            "const [url, n] = arguments;
-             return Promise.all(Array.from({length: n}, () =>
-               fetch(url).then(() => 'ok', () => 'blocked')));",
-            vec![json!(url), json!(n)],
-        )
-        .await?;
-    Ok(serde_json::from_value(out)?)
-}
-
-/// The count cell of `origin`'s row on the current page, if the row is there.
-async fn shown_count(c: &Client, origin: &str) -> Option<i64> {
-    let cell = c
-        .find(Locator::Css(&format!(
-            "tr[data-origin=\"{origin}\"] td.count"
-        )))
-        .await
-        .ok()?;
-    cell.text().await.ok()?.trim().parse().ok()
-}
-
-/// Sums `data-blocked` over the chart's bars and checks one is drawn.
-async fn chart_total(c: &Client) -> Result<i64> {
-    let mut total = 0;
-    let bars = c.find_all(Locator::Css("#blocked-chart svg g.bar")).await?;
-    for bar in &bars {
-        total += bar
-            .attr("data-blocked")
-            .await?
-            .context("data-blocked")?
-            .parse::<i64>()?;
-        let rect = bar.find(Locator::Css("rect.blocked")).await?;
-        let h: f64 = rect.attr("height").await?.context("height")?.parse()?;
-        anyhow::ensure!(h > 0.0, "a bar of height {h}");
-    }
-    Ok(total)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

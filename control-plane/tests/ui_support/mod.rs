@@ -3,6 +3,7 @@
 //! cookie-keeping HTTP client that fills in forms like a browser does.
 #![allow(dead_code)]
 
+pub mod blocked;
 pub mod browser;
 
 use anyhow::{Context, Result, bail};
@@ -224,38 +225,4 @@ impl Browser {
         }
         self.get(&page.location.clone()).await
     }
-}
-
-/// Stores one telemetry batch through the store's real ingestion path:
-/// `counts` are (service, origin, reason, would_block, count), all at `ts`.
-pub async fn seed_blocked(
-    store: &corsair_control_plane::store::Store,
-    batch_id: &str,
-    agent: &str,
-    ts: chrono::DateTime<chrono::Utc>,
-    counts: &[(&str, &str, &str, bool, i64)],
-) -> Result<()> {
-    use corsair_control_plane::store::blocked::{BlockedCount, IngestBatch};
-    let batch = IngestBatch {
-        batch_id: batch_id.to_string(),
-        agent_id: agent.to_string(),
-        ts,
-        counts: counts
-            .iter()
-            .map(
-                |(service, origin, reason, would_block, count)| BlockedCount {
-                    service: service.to_string(),
-                    origin: origin.to_string(),
-                    method: "GET".to_string(),
-                    reason: reason.to_string(),
-                    would_block: *would_block,
-                    count: *count,
-                },
-            )
-            .collect(),
-        dropped_events: 0,
-        dropped_service: String::new(),
-    };
-    store.ingest_blocked_batch(&batch).await?;
-    Ok(())
 }
