@@ -1,6 +1,6 @@
 //! How long the admin UI's pages take with a realistic amount of data: 500
 //! services, 20,000 origins (a quarter of them pending) and 20,000 audit
-//! rows. Seeds a fresh database, serves a real node on loopback, signs in
+//! rows, plus a week of blocked-request batches. Seeds a fresh database, serves a real node on loopback, signs in
 //! through the login form and prints per-page timings (median and worst of
 //! several requests, measured on loopback: server-side work dominates).
 //! Prints, never asserts: run with `cargo bench -p corsair-control-plane --bench ui_render`.
@@ -17,6 +17,7 @@ use tokio::net::TcpListener;
 const SERVICES: i64 = 500;
 const ORIGINS_PER_SERVICE: i64 = 40;
 const RUNS: usize = 15;
+const BLOCKED_HOURS: i64 = 24 * 7;
 
 async fn seed(db: &TestDb) -> Result<()> {
     // Bulk seeding straight in SQL: going through the API would take minutes.
@@ -42,6 +43,37 @@ async fn seed(db: &TestDb) -> Result<()> {
     sqlx::raw_sql(sqlx::AssertSqlSafe(sql))
         .execute(db.store.pool())
         .await?;
+    seed_blocked(db).await
+}
+
+/// A week of hourly agent batches for the Blocked page: 10 services × 20
+/// origins per hour, through the store's real ingestion path.
+async fn seed_blocked(db: &TestDb) -> Result<()> {
+    use corsair_control_plane::store::blocked::{BlockedCount, IngestBatch};
+    let now = chrono::Utc::now();
+    for hour in 0..BLOCKED_HOURS {
+        let counts = (245..255)
+            .flat_map(|s| {
+                (0..20).map(move |o| BlockedCount {
+                    service: format!("svc-{s:04}"),
+                    origin: format!("https://blocked{o}.example.net"),
+                    method: "GET".into(),
+                    reason: "origin_not_allowed".into(),
+                    would_block: o % 5 == 0,
+                    count: 1 + (hour + o) % 7,
+                })
+            })
+            .collect();
+        let batch = IngestBatch {
+            batch_id: format!("bench:{hour}"),
+            agent_id: "bench-agent".into(),
+            ts: now - chrono::Duration::hours(hour),
+            counts,
+            dropped_events: 0,
+            dropped_service: String::new(),
+        };
+        db.store.ingest_blocked_batch(&batch).await?;
+    }
     Ok(())
 }
 
@@ -129,6 +161,10 @@ async fn main() -> Result<()> {
         "/agents",
         "/simulator?service=svc-0250&origin=https%3A%2F%2Fapp1.svc-0250.example.com&method=PUT",
         "/users",
+        "/blocked",
+        "/blocked?service=svc-0250",
+        "/blocked?service=svc-0250&range=7d",
+        "/blocked?origin=blocked1&origin_match=substring&range=30d",
     ] {
         let mut times = Vec::with_capacity(RUNS);
         let mut bytes = 0;

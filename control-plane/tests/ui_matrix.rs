@@ -69,6 +69,9 @@ async fn call(server: &Server, route: &str) -> Result<Call> {
         "ui audit" => Call::Get("/audit?action=origin.request".into()),
         "ui audit csv" => Call::Get("/audit.csv".into()),
         "ui agents" => Call::Get("/agents".into()),
+        "ui blocked" => Call::Get(
+            "/blocked?service=payments-api&origin=example&origin_match=substring&range=7d".into(),
+        ),
         "ui simulator" => Call::Get(
             "/simulator?service=payments-api&origin=https%3A%2F%2Fa.example.com&method=PUT".into(),
         ),
@@ -209,13 +212,14 @@ async fn call(server: &Server, route: &str) -> Result<Call> {
     })
 }
 
-const ROUTES: [(&str, Role); 36] = [
+const ROUTES: [(&str, Role); 37] = [
     ("ui services", Role::Viewer),
     ("ui service", Role::Viewer),
     ("ui approvals", Role::Viewer),
     ("ui audit", Role::Viewer),
     ("ui audit csv", Role::Viewer),
     ("ui agents", Role::Viewer),
+    ("ui blocked", Role::Viewer),
     ("ui simulator", Role::Viewer),
     ("ui users", Role::Admin),
     ("ui request origin", Role::Requester),

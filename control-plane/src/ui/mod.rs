@@ -7,11 +7,16 @@
 //! - [`services`]: `/services`, `/services/{name}` and their forms.
 //! - [`approvals`]: `/approvals` and the approve / reject / revoke forms.
 //! - [`audit`]: `/audit` and its CSV export.
+//! - [`blocked`]: `/blocked`, blocked requests with filters, a chart and the
+//!   top origins, and the last-24h summary on service pages; [`chart`] lays
+//!   out its SVG.
 //! - [`fleet`]: `/agents` and `/simulator`.
 //! - [`users`]: `/users`: accounts and API tokens (admin).
 
 pub mod approvals;
 pub mod audit;
+pub mod blocked;
+pub mod chart;
 pub mod fleet;
 pub mod login;
 pub mod page;
@@ -49,6 +54,7 @@ pub fn router() -> Router<AppState> {
         .merge(services::router())
         .merge(approvals::router())
         .merge(audit::router())
+        .merge(blocked::router())
         .merge(fleet::router())
         .merge(users::router())
 }

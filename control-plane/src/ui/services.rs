@@ -274,6 +274,7 @@ struct ServicePage {
     errors: FieldErrors,
     origins: Vec<OriginRow>,
     effective: String,
+    blocked: super::blocked::ServiceSummary,
 }
 
 async fn render_detail(
@@ -292,6 +293,7 @@ async fn render_detail(
         .await?
         .map(|p| serde_json::to_string_pretty(&p).unwrap_or_default())
         .unwrap_or_default();
+    let blocked = super::blocked::service_summary(&state.store, &service.name).await?;
     let page = ServicePage {
         page: ctx.layout(format!("Service {}", service.name), "services"),
         settings: settings.unwrap_or_else(|| SettingsView::of(&service.settings)),
@@ -302,6 +304,7 @@ async fn render_detail(
         errors,
         origins: origins.iter().map(OriginRow::of).collect(),
         effective,
+        blocked,
     };
     Ok(ctx.render(status, &page))
 }
@@ -313,18 +316,39 @@ fn ui_err(ctx: &Ctx, error: impl Into<Error>) -> UiError {
     }
 }
 
-async fn detail(ctx: Ctx, State(state): State<AppState>, Path(name): Path<String>) -> UiResult {
+/// Query of `/services/{name}`: a pre-fill of the request form (the
+/// Blocked requests page links here), cut to a sane length.
+#[derive(Debug, Default, Deserialize)]
+pub struct DetailQuery {
+    #[serde(default)]
+    request_origin: String,
+    #[serde(default)]
+    request_reason: String,
+}
+
+async fn detail(
+    ctx: Ctx,
+    State(state): State<AppState>,
+    Path(name): Path<String>,
+    Query(q): Query<DetailQuery>,
+) -> UiResult {
     let service = state
         .store
         .get_service(&name)
         .await
         .map_err(|e| ui_err(&ctx, e))?;
+    let cap = |text: &str, max: usize| text.trim().chars().take(max).collect::<String>();
+    let request = RequestView {
+        pattern: cap(&q.request_origin, super::blocked::PREFILL_ORIGIN_MAX),
+        reason: cap(&q.request_reason, super::blocked::PREFILL_REASON_MAX),
+        expires_at: String::new(),
+    };
     render_detail(
         &ctx,
         &state,
         service,
         None,
-        RequestView::default(),
+        request,
         FieldErrors::default(),
         StatusCode::OK,
     )

@@ -3,6 +3,9 @@
 //! cookie-keeping HTTP client that fills in forms like a browser does.
 #![allow(dead_code)]
 
+pub mod blocked;
+pub mod browser;
+
 use anyhow::{Context, Result, bail};
 use corsair_control_plane::auth::{Role, SigningKey, password};
 use corsair_control_plane::grpc::GrpcConfig;
