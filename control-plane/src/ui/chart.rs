@@ -4,7 +4,7 @@
 //! turns them into SVG, so every label is escaped there.
 
 use crate::store::blocked::GroupBy;
-use chrono::{DateTime, Duration, DurationRound, Utc};
+use chrono::{DateTime, Datelike, Duration, DurationRound, Timelike, Utc, Weekday};
 
 /// SVG width in user units.
 pub const WIDTH: f64 = 720.0;
@@ -72,6 +72,30 @@ impl Bucket {
     /// The start of the bucket holding `t` (the store truncates in UTC too).
     pub fn start_of(self, t: DateTime<Utc>) -> DateTime<Utc> {
         t.duration_trunc(self.step()).unwrap_or(t)
+    }
+
+    /// Label strides, in buckets, that land on round clock times.
+    fn strides(self) -> &'static [i64] {
+        match self {
+            Bucket::Minute => &[1, 2, 5, 10, 15, 30, 60],
+            Bucket::Hour => &[1, 2, 3, 6, 12, 24, 48, 72],
+            Bucket::Day => &[1, 2, 7, 14, 28],
+        }
+    }
+
+    /// Whether a tick `stride` buckets apart falls on `t` (round minutes,
+    /// hours of the day, midnights, or Mondays for weekly day ticks).
+    fn on_stride(self, t: DateTime<Utc>, stride: i64) -> bool {
+        let minute_of_day = i64::from(t.hour() * 60 + t.minute());
+        match self {
+            Bucket::Minute => minute_of_day % stride == 0,
+            Bucket::Hour if stride <= 24 => i64::from(t.hour()) % stride == 0,
+            Bucket::Hour => t.hour() == 0 && i64::from(t.ordinal0()) % (stride / 24) == 0,
+            Bucket::Day if stride % 7 == 0 => {
+                t.weekday() == Weekday::Mon && i64::from(t.iso_week().week()) % (stride / 7) == 0
+            }
+            Bucket::Day => i64::from(t.ordinal0()) % stride == 0,
+        }
     }
 
     fn axis_label(self, t: DateTime<Utc>) -> String {
@@ -250,11 +274,19 @@ pub fn layout(bucket: Bucket, points: &[Point]) -> Chart {
             label: (k * step).to_string(),
         })
         .collect();
-    let every = points.len().div_ceil(X_LABELS).max(1);
+    // The smallest round stride that keeps the labels apart; ticks sit on
+    // round times (19:10, 19:20 …), not wherever the range happens to start.
+    let wanted = i64::try_from(points.len().div_ceil(X_LABELS)).unwrap_or(i64::MAX);
+    let stride = bucket
+        .strides()
+        .iter()
+        .copied()
+        .find(|s| *s >= wanted)
+        .unwrap_or(wanted);
     let x_ticks = points
         .iter()
         .enumerate()
-        .step_by(every)
+        .filter(|(_, p)| bucket.on_stride(p.start, stride))
         .map(|(i, p)| Tick {
             at: round1(left + (i as f64 + 0.5) * slot),
             label: bucket.axis_label(p.start),

@@ -130,5 +130,37 @@ fn day_buckets_over_a_month() {
     assert_eq!(points[0].start, t(0, 0));
     let chart = layout(Bucket::Day, &points);
     assert!(chart.x_ticks.len() <= X_LABELS);
-    assert_eq!(chart.x_ticks[0].label, "2026-11-22");
+    // Weekly ticks, on Mondays (2026-11-22 is a Sunday).
+    let labels: Vec<&str> = chart.x_ticks.iter().map(|t| t.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        [
+            "2026-11-23",
+            "2026-11-30",
+            "2026-12-07",
+            "2026-12-14",
+            "2026-12-21"
+        ]
+    );
+}
+
+#[test]
+fn time_ticks_fall_on_round_clock_times() {
+    // An hour starting at an odd minute: ticks every 10 minutes, on the tens.
+    let points = fill(Bucket::Minute, t(19, 4), t(20, 4), &[]);
+    let chart = layout(Bucket::Minute, &points);
+    let labels: Vec<&str> = chart.x_ticks.iter().map(|t| t.label.as_str()).collect();
+    assert_eq!(
+        labels,
+        ["19:10", "19:20", "19:30", "19:40", "19:50", "20:00"]
+    );
+    // A week of hours: one tick a day, at midnight.
+    let points = fill(Bucket::Hour, t(13, 37), t(13, 37) + Duration::days(7), &[]);
+    let chart = layout(Bucket::Hour, &points);
+    assert!(
+        chart.x_ticks.len() <= X_LABELS + 1,
+        "{:?}",
+        chart.x_ticks.len()
+    );
+    assert!(chart.x_ticks.iter().all(|t| t.label.ends_with(" 00:00")));
 }
