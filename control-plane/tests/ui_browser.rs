@@ -16,111 +16,19 @@ use corsair_control_plane::dev::demo;
 use corsair_control_plane::server::Shutdown;
 use corsair_control_plane::store::services::ServiceSettings;
 use e2e_support::{Agent, Upstream};
-use fantoccini::{Client, ClientBuilder, Locator};
+use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
-use std::path::PathBuf;
-use std::process::Stdio;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::process::{Child, Command};
+use ui_support::browser::{self, Driver, fill};
 use ui_support::{PASSWORD, Server, email};
 
-fn artifacts() -> Result<PathBuf> {
-    let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-artifacts");
-    std::fs::create_dir_all(&dir)?;
-    Ok(dir)
-}
-
-fn binary(env: &str, names: &[&str]) -> Result<PathBuf> {
-    if let Ok(p) = std::env::var(env) {
-        return Ok(PathBuf::from(p));
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for name in names {
-        if let Some(found) = std::env::split_paths(&path)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-        {
-            return Ok(found);
-        }
-    }
-    bail!("none of {names:?} found: apt-get install -y chromium chromium-driver, or set {env}")
-}
-
-/// chromedriver on a free loopback port; killed on drop.
-struct Driver {
-    _child: Child,
-    url: String,
-}
-
-impl Driver {
-    async fn start() -> Result<Self> {
-        let port = TcpListener::bind("127.0.0.1:0").await?.local_addr()?.port();
-        let child = Command::new(binary("CORSAIR_CHROMEDRIVER", &["chromedriver"])?)
-            .arg(format!("--port={port}"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .kill_on_drop(true)
-            .spawn()?;
-        let url = format!("http://127.0.0.1:{port}");
-        e2e_support::eventually("chromedriver to answer", || async {
-            reqwest::get(format!("{url}/status"))
-                .await
-                .ok()
-                .filter(|r| r.status().is_success())
-                .map(|_| ())
-        })
-        .await?;
-        Ok(Self { _child: child, url })
-    }
-
-    async fn session(&self, profile: &std::path::Path) -> Result<Client> {
-        let mut caps = serde_json::Map::new();
-        caps.insert(
-            "goog:chromeOptions".into(),
-            json!({
-                "binary": binary("CORSAIR_CHROMIUM", &["chromium", "chromium-browser", "google-chrome"])?,
-                "args": ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                         "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                         "--window-size=1280,900", format!("--user-data-dir={}", profile.display())],
-            }),
-        );
-        Ok(ClientBuilder::rustls()?
-            .capabilities(caps)
-            .connect(&self.url)
-            .await?)
-    }
-}
-
 async fn shot(c: &Client, name: &str) -> Result<()> {
-    let png = c.screenshot().await?;
-    std::fs::write(artifacts()?.join(format!("ui-{name}.png")), png)?;
-    Ok(())
-}
-
-async fn fill(c: &Client, css: &str, text: &str) -> Result<()> {
-    let e = c
-        .find(Locator::Css(css))
-        .await
-        .with_context(|| format!("no {css}"))?;
-    e.clear().await?;
-    e.send_keys(text).await?;
-    Ok(())
+    browser::shot(c, &format!("ui-{name}")).await
 }
 
 async fn login(c: &Client, base: &str, role: Role) -> Result<()> {
-    c.goto(&format!("{base}/login")).await?;
-    fill(c, "input[name=email]", &email(role)).await?;
-    fill(c, "input[name=password]", PASSWORD).await?;
-    c.find(Locator::Css("#login-form button[type=submit]"))
-        .await?
-        .click()
-        .await?;
-    c.wait()
-        .at_most(Duration::from_secs(10))
-        .for_element(Locator::Css("#logout"))
-        .await?;
-    Ok(())
+    browser::login(c, base, &email(role), PASSWORD).await
 }
 
 async fn logout(c: &Client) -> Result<()> {
