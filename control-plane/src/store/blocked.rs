@@ -223,7 +223,9 @@ impl Store {
     }
 }
 
+pub mod grouped;
 pub mod query;
+pub use grouped::Source;
 pub use query::{
     BlockedFilter, BlockedPage, BlockedQuery, BlockedRow, GroupBy, GroupedRow, Order, QueryError,
     SortBy,
