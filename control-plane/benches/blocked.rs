@@ -88,15 +88,16 @@ async fn main() -> Result<()> {
         (per_day * DAYS) as f64 / seed.as_secs_f64()
     );
     let started = Instant::now();
-    for table in ["blocked_events", "blocked_hourly", "blocked_daily"] {
-        sqlx::query(&format!("VACUUM ANALYZE {table}"))
-            .execute(store.pool())
-            .await?;
-        let (count,): (i64,) = sqlx::query_as(&format!("SELECT count(*) FROM {table}"))
-            .fetch_one(store.pool())
-            .await?;
-        println!("{table}: {count} rows");
-    }
+    sqlx::query("VACUUM ANALYZE blocked_events, blocked_hourly, blocked_daily")
+        .execute(store.pool())
+        .await?;
+    let (raw, hourly, daily): (i64, i64, i64) = sqlx::query_as(
+        "SELECT (SELECT count(*) FROM blocked_events), (SELECT count(*) FROM blocked_hourly), \
+                (SELECT count(*) FROM blocked_daily)",
+    )
+    .fetch_one(store.pool())
+    .await?;
+    println!("rows: {raw} raw, {hourly} hourly rollup, {daily} daily rollup");
     println!("VACUUM ANALYZE in {:.1} s", started.elapsed().as_secs_f64());
 
     let now = Utc::now();
@@ -124,16 +125,46 @@ async fn main() -> Result<()> {
         Duration::days(30),
     );
     let queries = [
-        ("top origins, one service, 24 h", q(service(d1), Some(GroupBy::Origin), 20)),
-        ("top origins, one service, 7 days", q(service(d7), Some(GroupBy::Origin), 20)),
-        ("top origins, one service, 30 days", q(service(d30), Some(GroupBy::Origin), 20)),
-        ("time series (minute), one service, 2 h", q(service(h2), Some(GroupBy::Minute), 10_000)),
-        ("time series (hourly), one service, 7 days", q(service(d7), Some(GroupBy::Hour), 10_000)),
-        ("time series (daily), one service, 30 days", q(service(d30), Some(GroupBy::Day), 10_000)),
-        ("top services, all, 24 h", q(all(d1), Some(GroupBy::Service), 20)),
-        ("top services, all, 7 days", q(all(d7), Some(GroupBy::Service), 20)),
-        ("top origins, all services, 24 h", q(all(d1), Some(GroupBy::Origin), 20)),
-        ("top origins, all services, 7 days", q(all(d7), Some(GroupBy::Origin), 20)),
+        (
+            "top origins, one service, 24 h",
+            q(service(d1), Some(GroupBy::Origin), 20),
+        ),
+        (
+            "top origins, one service, 7 days",
+            q(service(d7), Some(GroupBy::Origin), 20),
+        ),
+        (
+            "top origins, one service, 30 days",
+            q(service(d30), Some(GroupBy::Origin), 20),
+        ),
+        (
+            "time series (minute), one service, 2 h",
+            q(service(h2), Some(GroupBy::Minute), 10_000),
+        ),
+        (
+            "time series (hourly), one service, 7 days",
+            q(service(d7), Some(GroupBy::Hour), 10_000),
+        ),
+        (
+            "time series (daily), one service, 30 days",
+            q(service(d30), Some(GroupBy::Day), 10_000),
+        ),
+        (
+            "top services, all, 24 h",
+            q(all(d1), Some(GroupBy::Service), 20),
+        ),
+        (
+            "top services, all, 7 days",
+            q(all(d7), Some(GroupBy::Service), 20),
+        ),
+        (
+            "top origins, all services, 24 h",
+            q(all(d1), Some(GroupBy::Origin), 20),
+        ),
+        (
+            "top origins, all services, 7 days",
+            q(all(d7), Some(GroupBy::Origin), 20),
+        ),
         (
             "one origin, all services, 7 days, by day",
             q(
@@ -145,8 +176,14 @@ async fn main() -> Result<()> {
                 10_000,
             ),
         ),
-        ("CSV export page: 10,000 newest rows, one service", q(service(d30), None, 10_000)),
-        ("raw rows, all services, newest 100", q(BlockedFilter::default(), None, 100)),
+        (
+            "CSV export page: 10,000 newest rows, one service",
+            q(service(d30), None, 10_000),
+        ),
+        (
+            "raw rows, all services, newest 100",
+            q(BlockedFilter::default(), None, 100),
+        ),
     ];
     let compare_raw = std::env::var_os("CORSAIR_BENCH_NO_RAW").is_none();
     for (name, query) in &queries {
@@ -155,7 +192,9 @@ async fn main() -> Result<()> {
             BlockedPage::Rows(p) => p.rows.len(),
             BlockedPage::Groups(p) => p.rows.len(),
         };
-        println!("{name}: median {median:.1} ms, min {min:.1} ms, max {max:.1} ms ({returned} rows)");
+        println!(
+            "{name}: median {median:.1} ms, min {min:.1} ms, max {max:.1} ms ({returned} rows)"
+        );
         // The raw-table answer beside it: the peer the rollup is measured
         // against, and a check that both say the same.
         if compare_raw && query.group_by.is_some() {

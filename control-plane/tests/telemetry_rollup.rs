@@ -38,7 +38,12 @@ fn batch(agent: &str, seq: u32, ts: DateTime<Utc>, counts: Vec<BlockedCount>) ->
 async fn seed(store: &Store) -> Result<DateTime<Utc>> {
     let start = (Utc::now() - Duration::days(3)).duration_trunc(Duration::hours(1))?;
     let services = ["orders", "billing", "search"];
-    let origins = ["https://a.test", "https://b.test", "https://c.example", "http://localhost:3000"];
+    let origins = [
+        "https://a.test",
+        "https://b.test",
+        "https://c.example",
+        "http://localhost:3000",
+    ];
     let reasons = ["origin_not_allowed", "method_not_allowed"];
     let mut seq = 0;
     // Every 97 minutes for 3 days: buckets start mid-hour, mid-day.
@@ -62,7 +67,10 @@ async fn seed(store: &Store) -> Result<DateTime<Utc>> {
                 })
                 .collect();
             let b = batch(agent, seq, ts, counts);
-            assert!(matches!(store.ingest_blocked_batch(&b).await?, Ingested::Stored { .. }));
+            assert!(matches!(
+                store.ingest_blocked_batch(&b).await?,
+                Ingested::Stored { .. }
+            ));
             if seq % 5 == 0 {
                 assert_eq!(store.ingest_blocked_batch(&b).await?, Ingested::Duplicate);
             }
@@ -72,7 +80,11 @@ async fn seed(store: &Store) -> Result<DateTime<Utc>> {
 }
 
 /// Every page of `query` from `source`, following the cursors.
-async fn all_pages(store: &Store, query: &BlockedQuery, source: Source) -> Result<serde_json::Value> {
+async fn all_pages(
+    store: &Store,
+    query: &BlockedQuery,
+    source: Source,
+) -> Result<serde_json::Value> {
     let mut query = query.clone();
     let mut pages = Vec::new();
     loop {
@@ -95,23 +107,57 @@ fn filters(start: DateTime<Utc>) -> Vec<BlockedFilter> {
     vec![
         base.clone(),
         // Ragged at both ends, spanning whole days.
-        BlockedFilter { since: t(17), until: t(2 * 24 * 60 + 41), ..base.clone() },
+        BlockedFilter {
+            since: t(17),
+            until: t(2 * 24 * 60 + 41),
+            ..base.clone()
+        },
         // Aligned to hours; open-ended.
-        BlockedFilter { since: t(5 * 60), ..base.clone() },
-        BlockedFilter { until: t(30 * 60 + 3), ..base.clone() },
+        BlockedFilter {
+            since: t(5 * 60),
+            ..base.clone()
+        },
+        BlockedFilter {
+            until: t(30 * 60 + 3),
+            ..base.clone()
+        },
         // Within one hour, and across one boundary with no whole hour.
-        BlockedFilter { since: t(61), until: t(110), ..base.clone() },
-        BlockedFilter { since: t(100), until: t(150), ..base.clone() },
-        BlockedFilter { service: Some("orders".into()), since: t(33), ..base.clone() },
-        BlockedFilter { origin: Some("https://b.test".into()), until: t(50 * 60 + 7), ..base.clone() },
+        BlockedFilter {
+            since: t(61),
+            until: t(110),
+            ..base.clone()
+        },
+        BlockedFilter {
+            since: t(100),
+            until: t(150),
+            ..base.clone()
+        },
+        BlockedFilter {
+            service: Some("orders".into()),
+            since: t(33),
+            ..base.clone()
+        },
+        BlockedFilter {
+            origin: Some("https://b.test".into()),
+            until: t(50 * 60 + 7),
+            ..base.clone()
+        },
         BlockedFilter {
             origin: Some("EXAMPLE".into()),
             origin_substring: true,
             since: t(13 * 60 + 59),
             ..base.clone()
         },
-        BlockedFilter { agent: Some("gw-2".into()), since: t(7), until: t(3 * 24 * 60), ..base.clone() },
-        BlockedFilter { reason: Some("telemetry_dropped".into()), ..base.clone() },
+        BlockedFilter {
+            agent: Some("gw-2".into()),
+            since: t(7),
+            until: t(3 * 24 * 60),
+            ..base.clone()
+        },
+        BlockedFilter {
+            reason: Some("telemetry_dropped".into()),
+            ..base.clone()
+        },
         BlockedFilter {
             service: Some("billing".into()),
             reason: Some("method_not_allowed".into()),
@@ -169,9 +215,16 @@ async fn rollup_answers_equal_raw_answers() -> Result<()> {
         anyhow::bail!("expected groups");
     };
     assert_eq!(page.rows.len(), 3, "{:?}", page.rows);
-    assert!(page.rows.iter().all(|r| r.agents.len() == 3 && r.count > 100));
+    assert!(
+        page.rows
+            .iter()
+            .all(|r| r.agents.len() == 3 && r.count > 100)
+    );
     assert!(page.rows.iter().any(|r| r.would_block > 0));
-    let ragged = BlockedQuery { filter: filters(start)[1].clone(), ..whole };
+    let ragged = BlockedQuery {
+        filter: filters(start)[1].clone(),
+        ..whole
+    };
     let plan = db.store.explain_blocked(&ragged).await?.join("\n");
     for table in ["blocked_daily_", "blocked_hourly_", "blocked_events_"] {
         assert!(plan.contains(table), "{table} missing from\n{plan}");
@@ -185,13 +238,30 @@ async fn retention_drops_rollup_partitions_with_the_raw_ones() -> Result<()> {
     let now = Utc::now();
     let old_ts = now - Duration::days(40);
     for (seq, ts) in [(1, old_ts), (2, now - Duration::hours(2))] {
-        let b = batch("gw-1", seq, ts, vec![count("orders", "https://a.test", "origin_not_allowed", false, 4)]);
+        let b = batch(
+            "gw-1",
+            seq,
+            ts,
+            vec![count(
+                "orders",
+                "https://a.test",
+                "origin_not_allowed",
+                false,
+                4,
+            )],
+        );
         db.store.ingest_blocked_batch(&b).await?;
     }
     let day = old_ts.format("%Y%m%d").to_string();
     let rollups = db.store.blocked_rollup_partitions().await?;
-    assert!(rollups.contains(&format!("blocked_hourly_{day}")), "{rollups:?}");
-    assert!(rollups.contains(&format!("blocked_daily_{day}")), "{rollups:?}");
+    assert!(
+        rollups.contains(&format!("blocked_hourly_{day}")),
+        "{rollups:?}"
+    );
+    assert!(
+        rollups.contains(&format!("blocked_daily_{day}")),
+        "{rollups:?}"
+    );
 
     db.store
         .maintain_blocked_partitions(now, 3, 30)
@@ -200,8 +270,14 @@ async fn retention_drops_rollup_partitions_with_the_raw_ones() -> Result<()> {
     let rollups = db.store.blocked_rollup_partitions().await?;
     assert!(!rollups.iter().any(|p| p.ends_with(&day)), "{rollups:?}");
     let ahead = (now + Duration::days(3)).format("%Y%m%d").to_string();
-    assert!(rollups.contains(&format!("blocked_hourly_{ahead}")), "{rollups:?}");
-    assert!(rollups.contains(&format!("blocked_daily_{ahead}")), "{rollups:?}");
+    assert!(
+        rollups.contains(&format!("blocked_hourly_{ahead}")),
+        "{rollups:?}"
+    );
+    assert!(
+        rollups.contains(&format!("blocked_daily_{ahead}")),
+        "{rollups:?}"
+    );
 
     // Only the recent batch is left, in both answers.
     let query = BlockedQuery {
@@ -233,24 +309,59 @@ async fn rollup_path_reads_indexes_not_populated_partitions() -> Result<()> {
             let counts = (0..4000)
                 .map(|i| {
                     let origin = format!("https://o{}.test", i / 200);
-                    count(&format!("svc-{}", i % 200), &origin, "origin_not_allowed", false, 1)
+                    count(
+                        &format!("svc-{}", i % 200),
+                        &origin,
+                        "origin_not_allowed",
+                        false,
+                        1,
+                    )
                 })
                 .collect();
             let ts = today - Duration::days(day) + Duration::hours(hour) + Duration::minutes(7);
-            db.store.ingest_blocked_batch(&batch("gw-1", seq, ts, counts)).await?;
+            db.store
+                .ingest_blocked_batch(&batch("gw-1", seq, ts, counts))
+                .await?;
         }
     }
     db.store.analyze_blocked().await?;
     let since = today - Duration::days(4) + Duration::minutes(30);
     let shapes = [
-        (BlockedFilter { service: Some("svc-42".into()), ..BlockedFilter::default() }, GroupBy::Origin),
-        (BlockedFilter { service: Some("svc-42".into()), ..BlockedFilter::default() }, GroupBy::Day),
-        (BlockedFilter { service: Some("svc-42".into()), ..BlockedFilter::default() }, GroupBy::Hour),
-        (BlockedFilter { origin: Some("https://o7.test".into()), ..BlockedFilter::default() }, GroupBy::Service),
+        (
+            BlockedFilter {
+                service: Some("svc-42".into()),
+                ..BlockedFilter::default()
+            },
+            GroupBy::Origin,
+        ),
+        (
+            BlockedFilter {
+                service: Some("svc-42".into()),
+                ..BlockedFilter::default()
+            },
+            GroupBy::Day,
+        ),
+        (
+            BlockedFilter {
+                service: Some("svc-42".into()),
+                ..BlockedFilter::default()
+            },
+            GroupBy::Hour,
+        ),
+        (
+            BlockedFilter {
+                origin: Some("https://o7.test".into()),
+                ..BlockedFilter::default()
+            },
+            GroupBy::Service,
+        ),
     ];
     for (filter, group) in shapes {
         let query = BlockedQuery {
-            filter: BlockedFilter { since: Some(since), ..filter },
+            filter: BlockedFilter {
+                since: Some(since),
+                ..filter
+            },
             group_by: Some(group),
             sort: None,
             order: None,
@@ -259,11 +370,17 @@ async fn rollup_path_reads_indexes_not_populated_partitions() -> Result<()> {
         };
         let plan = db.store.explain_blocked(&query).await?;
         let text = plan.join("\n");
-        assert!(text.contains("blocked_hourly_") || text.contains("blocked_daily_"), "{text}");
+        assert!(
+            text.contains("blocked_hourly_") || text.contains("blocked_daily_"),
+            "{text}"
+        );
         assert!(text.contains("Index"), "{text}");
         for line in &plan {
             let populated = days.iter().any(|d| line.contains(d.as_str()));
-            assert!(!(line.contains("Seq Scan") && populated), "{group:?}: {line}\n{text}");
+            assert!(
+                !(line.contains("Seq Scan") && populated),
+                "{group:?}: {line}\n{text}"
+            );
         }
     }
     Ok(())
