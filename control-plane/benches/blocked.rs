@@ -213,7 +213,11 @@ async fn main() -> Result<()> {
     // Ingest through the real path (idempotency row + COPY, the rollup
     // trigger, one transaction per batch), batches of 1,000 rows as a busy
     // agent sends: first one sender, then four at once (several agents).
-    for senders in [1usize, 4] {
+    // "new keys": every row of every batch is a (service, origin) the hour
+    // has not seen, so each one inserts rollup rows (the worst case);
+    // "recurring keys": each batch repeats the same 1,000 keys, as an agent
+    // does while the same origins keep being refused (rollup rows updated).
+    for (senders, recurring) in [(1usize, false), (4, false), (1, true)] {
         let batches_each = 200 / senders;
         let per_batch = 1_000usize;
         let started = Instant::now();
@@ -225,7 +229,11 @@ async fn main() -> Result<()> {
                     let counts: Vec<BlockedCount> = (0..per_batch)
                         .map(|i| BlockedCount {
                             service: format!("svc-{}", i % SERVICES as usize),
-                            origin: format!("https://n{}.example.com", (b * per_batch + i) % 9973),
+                            origin: if recurring {
+                                format!("https://r{i}.example.com")
+                            } else {
+                                format!("https://n{}.example.com", (b * per_batch + i) % 9973)
+                            },
                             method: "GET".into(),
                             reason: "origin_not_allowed".into(),
                             would_block: false,
@@ -236,8 +244,8 @@ async fn main() -> Result<()> {
                         .collect();
                     store
                         .ingest_blocked_batch(&IngestBatch {
-                            batch_id: format!("bench-{senders}-{s}:{b}"),
-                            agent_id: format!("bench-{senders}-{s}"),
+                            batch_id: format!("bench-{senders}-{recurring}-{s}:{b}"),
+                            agent_id: format!("bench-{senders}-{recurring}-{s}"),
                             ts: Utc::now(),
                             counts,
                             dropped_events: 0,
@@ -258,7 +266,8 @@ async fn main() -> Result<()> {
             .sum::<usize>()
             * senders;
         println!(
-            "ingest, {senders} sender(s): {} batches x {per_batch} rows in {:.2} s = {:.0} rows/s, {:.0} events/s ({events} events)",
+            "ingest, {senders} sender(s), {}: {} batches x {per_batch} rows in {:.2} s = {:.0} rows/s, {:.0} events/s ({events} events)",
+            if recurring { "recurring keys" } else { "new keys" },
             senders * batches_each,
             took.as_secs_f64(),
             rows as f64 / took.as_secs_f64(),
