@@ -267,7 +267,11 @@ async fn main() -> Result<()> {
             * senders;
         println!(
             "ingest, {senders} sender(s), {}: {} batches x {per_batch} rows in {:.2} s = {:.0} rows/s, {:.0} events/s ({events} events)",
-            if recurring { "recurring keys" } else { "new keys" },
+            if recurring {
+                "recurring keys"
+            } else {
+                "new keys"
+            },
             senders * batches_each,
             took.as_secs_f64(),
             rows as f64 / took.as_secs_f64(),
