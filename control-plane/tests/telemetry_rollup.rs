@@ -61,7 +61,7 @@ async fn seed(store: &Store) -> Result<DateTime<Utc>> {
                         services[k % 3],
                         origins[(k / 3) % 4],
                         reasons[k % 2],
-                        k % 5 == 0,
+                        k.is_multiple_of(5),
                         1 + (k as i64 * 7 + step) % 9,
                     )
                 })
