@@ -1,5 +1,5 @@
 //! Blocked-request telemetry: idempotent batch ingestion into the daily
-//! partitions of `blocked_events` ([`ingest`], which also feeds the hourly
+//! partitions of `blocked_events` (`ingest`, which also feeds the hourly
 //! and daily rollups through migration 0004's trigger), partition
 //! maintenance for the three tables (create ahead, drop past the retention)
 //! and the query behind `GET /api/v1/blocked` ([`query`], [`grouped`]).
