@@ -83,6 +83,46 @@ async fn a_batch_is_counted_once_however_often_it_is_sent() -> Result<()> {
 }
 
 #[tokio::test]
+async fn copy_stores_text_with_tabs_newlines_and_backslashes_verbatim() -> Result<()> {
+    let db = TestDb::new().await?;
+    let awkward = "https://a\tb\\c\nd\re\\N.test";
+    let mut c = count("orders", awkward, 2);
+    c.method = "G\\ET\t".into();
+    let mut b = batch("esc", vec![c, count("orders", "\\N", 1)]);
+    b.agent_id = "agent-1\\x".into();
+    b.batch_id = "agent-1\\x:esc".into();
+    db.store.ingest_blocked_batch(&b).await?;
+    let query = BlockedQuery {
+        group_by: None,
+        ..by_origin()
+    };
+    let BlockedPage::Rows(page) = db.store.query_blocked(&query).await? else {
+        anyhow::bail!("expected rows");
+    };
+    let mut stored: Vec<(String, String, String, i64)> = page
+        .rows
+        .iter()
+        .map(|r| {
+            (
+                r.origin.clone(),
+                r.method.clone(),
+                r.agent_id.clone(),
+                r.count,
+            )
+        })
+        .collect();
+    stored.sort();
+    assert_eq!(
+        stored,
+        vec![
+            ("\\N".into(), "GET".into(), "agent-1\\x".into(), 1),
+            (awkward.into(), "G\\ET\t".into(), "agent-1\\x".into(), 2),
+        ]
+    );
+    Ok(())
+}
+
+#[tokio::test]
 async fn groups_page_through_with_keyset_cursors() -> Result<()> {
     let db = TestDb::new().await?;
     let counts = (1..=7)
@@ -180,6 +220,14 @@ async fn telemetry_requires_an_agent_token_scoped_to_the_reported_services() -> 
         .err()
         .context("accepted without a token")?;
     assert_eq!(err.code(), Code::Unauthenticated);
+    let mut nul = report("orders", Some(&token));
+    nul.get_mut().counts[0].origin = "https://a\0.test".into();
+    let err = client
+        .report(nul)
+        .await
+        .err()
+        .context("accepted a NUL byte")?;
+    assert_eq!(err.code(), Code::InvalidArgument, "{err:?}");
     let err = client
         .report(report("billing", Some(&token)))
         .await

@@ -1,6 +1,8 @@
 //! Blocked-request telemetry: idempotent batch ingestion into the daily
-//! partitions of `blocked_events`, partition maintenance (create ahead, drop
-//! past the retention) and the query behind `GET /api/v1/blocked`.
+//! partitions of `blocked_events` (`ingest`, which also feeds the hourly
+//! and daily rollups through migration 0004's trigger), partition
+//! maintenance for the three tables (create ahead, drop past the retention)
+//! and the query behind `GET /api/v1/blocked` ([`query`], [`grouped`]).
 
 use super::{Store, StoreError};
 use chrono::{DateTime, Duration, NaiveDate, Utc};
@@ -59,92 +61,7 @@ pub enum Ingested {
     Duplicate,
 }
 
-/// SQLSTATE Postgres uses for "no partition of relation found for row".
-const NO_PARTITION: &str = "23514";
-
 impl Store {
-    /// Stores `batch` once: the batch id and its rows in one transaction,
-    /// so a retried batch is either wholly stored already (→ `Duplicate`) or
-    /// not at all. Creates the day's partition when it is missing.
-    pub async fn ingest_blocked_batch(&self, batch: &IngestBatch) -> Result<Ingested, StoreError> {
-        match self.ingest_once(batch).await {
-            Err(StoreError::Database(sqlx::Error::Database(db)))
-                if db.code().as_deref() == Some(NO_PARTITION) =>
-            {
-                let day = batch.ts.date_naive();
-                self.ensure_blocked_partitions(day, day).await?;
-                self.ingest_once(batch).await
-            }
-            other => other,
-        }
-    }
-
-    async fn ingest_once(&self, batch: &IngestBatch) -> Result<Ingested, StoreError> {
-        let mut services = Vec::with_capacity(batch.counts.len() + 1);
-        let mut origins = Vec::with_capacity(batch.counts.len() + 1);
-        let mut methods = Vec::with_capacity(batch.counts.len() + 1);
-        let mut reasons = Vec::with_capacity(batch.counts.len() + 1);
-        let mut would_block = Vec::with_capacity(batch.counts.len() + 1);
-        let mut counts = Vec::with_capacity(batch.counts.len() + 1);
-        for c in &batch.counts {
-            services.push(c.service.clone());
-            origins.push(c.origin.clone());
-            methods.push(c.method.clone());
-            reasons.push(c.reason.clone());
-            would_block.push(c.would_block);
-            counts.push(c.count);
-        }
-        if batch.dropped_events > 0 {
-            services.push(batch.dropped_service.clone());
-            origins.push(DROPPED_ORIGIN.to_owned());
-            methods.push(String::new());
-            reasons.push(DROPPED_REASON.to_owned());
-            would_block.push(false);
-            counts.push(batch.dropped_events);
-        }
-        let events: i64 = counts.iter().sum();
-
-        let mut tx = self.pool.begin().await?;
-        let fresh = sqlx::query_scalar!(
-            r#"
-            INSERT INTO telemetry_batches (batch_id, agent_id, events, dropped_events)
-            VALUES ($1, $2, $3, $4)
-            ON CONFLICT (batch_id) DO NOTHING
-            RETURNING batch_id
-            "#,
-            batch.batch_id,
-            batch.agent_id,
-            events,
-            batch.dropped_events,
-        )
-        .fetch_optional(&mut *tx)
-        .await?;
-        if fresh.is_none() {
-            return Ok(Ingested::Duplicate);
-        }
-        if !counts.is_empty() {
-            sqlx::query!(
-                r#"
-                INSERT INTO blocked_events (ts, agent_id, service, origin, method, reason, would_block, count)
-                SELECT $1, $2, *
-                  FROM UNNEST($3::text[], $4::text[], $5::text[], $6::text[], $7::bool[], $8::int8[])
-                "#,
-                batch.ts,
-                batch.agent_id,
-                &services,
-                &origins,
-                &methods,
-                &reasons,
-                &would_block,
-                &counts,
-            )
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(Ingested::Stored { events })
-    }
-
     /// Creates the missing daily partitions for `first..=last` (UTC days).
     pub async fn ensure_blocked_partitions(
         &self,
@@ -221,9 +138,39 @@ impl Store {
         .await?;
         Ok(names)
     }
+
+    /// The names of the rollups' partitions (`blocked_hourly_*`,
+    /// `blocked_daily_*`), sorted by name.
+    pub async fn blocked_rollup_partitions(&self) -> Result<Vec<String>, StoreError> {
+        let names = sqlx::query_scalar!(
+            r#"
+            SELECT c.relname::text AS "name!"
+              FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+             WHERE i.inhparent IN ('blocked_hourly'::regclass, 'blocked_daily'::regclass)
+             ORDER BY 1
+            "#
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(names)
+    }
+
+    /// Refreshes the planner statistics of the raw table and the rollups
+    /// (autovacuum does this in time; tests and benches need it at once).
+    pub async fn analyze_blocked(&self) -> Result<(), StoreError> {
+        // A utility statement without parameters or result: nothing for
+        // `query!` to check, and it cannot be described.
+        sqlx::raw_sql("ANALYZE blocked_events, blocked_hourly, blocked_daily")
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
 }
 
+pub mod grouped;
+mod ingest;
 pub mod query;
+pub use grouped::Source;
 pub use query::{
     BlockedFilter, BlockedPage, BlockedQuery, BlockedRow, GroupBy, GroupedRow, Order, QueryError,
     SortBy,

@@ -96,6 +96,9 @@ fn check(batch: &ReportBatch, scope: &BTreeSet<&str>) -> Result<IngestBatch, Sta
     if batch.agent_id.is_empty() || batch.agent_id.len() > MAX_ID_LEN {
         return bad(format!("agent_id must be 1..={MAX_ID_LEN} bytes"));
     }
+    if batch.agent_id.contains('\0') || batch.batch_id.contains('\0') {
+        return bad("batch_id and agent_id must not contain NUL bytes".into());
+    }
     if !batch.batch_id.starts_with(&batch.agent_id) {
         return bad("batch_id must start with the agent_id".into());
     }
@@ -122,6 +125,11 @@ fn check(batch: &ReportBatch, scope: &BTreeSet<&str>) -> Result<IngestBatch, Sta
         ] {
             if value.len() > MAX_FIELD_LEN {
                 return bad(format!("{name} longer than {MAX_FIELD_LEN} bytes"));
+            }
+            // Postgres text cannot hold NUL: storing it would fail the whole
+            // batch on every retry, so refuse it here with a reason.
+            if value.contains('\0') {
+                return bad(format!("{name} contains a NUL byte"));
             }
         }
         if c.count == 0 {

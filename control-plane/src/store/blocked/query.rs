@@ -2,6 +2,7 @@
 //! pagination, built with `QueryBuilder` (every value is a bind parameter;
 //! only fixed SQL fragments chosen from enums are pushed as text).
 
+use super::grouped::{Source, groups_query};
 use super::{MAX_LIMIT, Page};
 use crate::store::{Store, StoreError};
 use chrono::{DateTime, Utc};
@@ -49,22 +50,21 @@ pub enum GroupBy {
 }
 
 impl GroupBy {
-    fn key_sql(self) -> &'static str {
+    /// The key's SQL over the time column `time` (`ts` in raw rows, `hour`
+    /// in the rollup); `time` is one of those two fixed names, never input.
+    pub(crate) fn key_sql(self, time: &str) -> String {
+        // Text keys that sort like the times they name.
+        let bucket = |unit: &str, format: &str| {
+            format!("to_char(date_trunc('{unit}', {time} AT TIME ZONE 'UTC'), '{format}')")
+        };
         match self {
-            GroupBy::Origin => "origin",
-            GroupBy::Service => "service",
-            GroupBy::Agent => "agent_id",
-            GroupBy::Reason => "reason",
-            // Text keys that sort like the times they name.
-            GroupBy::Minute => {
-                "to_char(date_trunc('minute', ts AT TIME ZONE 'UTC'), 'YYYY-MM-DD\"T\"HH24:MI:00\"Z\"')"
-            }
-            GroupBy::Hour => {
-                "to_char(date_trunc('hour', ts AT TIME ZONE 'UTC'), 'YYYY-MM-DD\"T\"HH24:00:00\"Z\"')"
-            }
-            GroupBy::Day => {
-                "to_char(date_trunc('day', ts AT TIME ZONE 'UTC'), 'YYYY-MM-DD\"T\"00:00:00\"Z\"')"
-            }
+            GroupBy::Origin => "origin".into(),
+            GroupBy::Service => "service".into(),
+            GroupBy::Agent => "agent_id".into(),
+            GroupBy::Reason => "reason".into(),
+            GroupBy::Minute => bucket("minute", "YYYY-MM-DD\"T\"HH24:MI:00\"Z\""),
+            GroupBy::Hour => bucket("hour", "YYYY-MM-DD\"T\"HH24:00:00\"Z\""),
+            GroupBy::Day => bucket("day", "YYYY-MM-DD\"T\"00:00:00\"Z\""),
         }
     }
 
@@ -149,7 +149,15 @@ pub enum BlockedPage {
 #[error("invalid cursor `after`: {0}")]
 pub struct CursorError(pub &'static str);
 
-fn push_filter(qb: &mut QueryBuilder<Postgres>, filter: &BlockedFilter) {
+/// `WHERE` for `filter`'s columns, with the time column `time` bounded by
+/// `[since, until)` (the filter's own bounds, or one part of them).
+pub(crate) fn push_filter(
+    qb: &mut QueryBuilder<Postgres>,
+    filter: &BlockedFilter,
+    time: &str,
+    since: Option<DateTime<Utc>>,
+    until: Option<DateTime<Utc>>,
+) {
     qb.push(" WHERE true");
     if let Some(service) = &filter.service {
         qb.push(" AND service = ").push_bind(service.clone());
@@ -172,11 +180,11 @@ fn push_filter(qb: &mut QueryBuilder<Postgres>, filter: &BlockedFilter) {
     if let Some(reason) = &filter.reason {
         qb.push(" AND reason = ").push_bind(reason.clone());
     }
-    if let Some(since) = filter.since {
-        qb.push(" AND ts >= ").push_bind(since);
+    if let Some(since) = since {
+        qb.push(format!(" AND {time} >= ")).push_bind(since);
     }
-    if let Some(until) = filter.until {
-        qb.push(" AND ts < ").push_bind(until);
+    if let Some(until) = until {
+        qb.push(format!(" AND {time} < ")).push_bind(until);
     }
 }
 
@@ -190,7 +198,7 @@ fn rows_query(
     let mut qb = QueryBuilder::new(format!(
         "{prefix}SELECT id, ts, service, origin, method, reason, would_block, agent_id, count FROM blocked_events"
     ));
-    push_filter(&mut qb, filter);
+    push_filter(&mut qb, filter, "ts", filter.since, filter.until);
     if let Some(after) = after {
         let (micros, id) = after
             .split_once(':')
@@ -207,58 +215,6 @@ fn rows_query(
     }
     qb.push(" ORDER BY ts DESC, id DESC LIMIT ")
         .push_bind(limit + 1);
-    Ok(qb)
-}
-
-/// Grouped rows; `after` is `"<count>:<key>"` (sort by count) or the key.
-fn groups_query(
-    prefix: &str,
-    filter: &BlockedFilter,
-    group: GroupBy,
-    sort: SortBy,
-    order: Order,
-    after: Option<&str>,
-    limit: i64,
-) -> Result<QueryBuilder<Postgres>, CursorError> {
-    let key = group.key_sql();
-    let mut qb = QueryBuilder::new(format!(
-        "{prefix}SELECT {key} AS key, sum(count)::int8 AS count, \
-         coalesce(sum(count) FILTER (WHERE would_block), 0)::int8 AS would_block, \
-         min(ts) AS first_seen, max(ts) AS last_seen, \
-         array_agg(DISTINCT agent_id ORDER BY agent_id) AS agents FROM blocked_events"
-    ));
-    push_filter(&mut qb, filter);
-    qb.push(" GROUP BY 1");
-    let (cmp, dir) = match order {
-        Order::Asc => (">", "ASC"),
-        Order::Desc => ("<", "DESC"),
-    };
-    if let Some(after) = after {
-        match sort {
-            SortBy::Count => {
-                let (count, last_key) = after
-                    .split_once(':')
-                    .ok_or(CursorError("expected <count>:<key>"))?;
-                let count: i64 = count.parse().map_err(|_| CursorError("bad count"))?;
-                qb.push(format!(" HAVING (sum(count) {cmp} "))
-                    .push_bind(count)
-                    .push(" OR (sum(count) = ")
-                    .push_bind(count)
-                    .push(format!(" AND {key} > "))
-                    .push_bind(last_key.to_owned())
-                    .push("))");
-            }
-            SortBy::Key => {
-                qb.push(format!(" HAVING {key} {cmp} "))
-                    .push_bind(after.to_owned());
-            }
-        }
-    }
-    match sort {
-        SortBy::Count => qb.push(format!(" ORDER BY 2 {dir}, 1 ASC")),
-        SortBy::Key => qb.push(format!(" ORDER BY 1 {dir}")),
-    };
-    qb.push(" LIMIT ").push_bind(limit + 1);
     Ok(qb)
 }
 
@@ -293,22 +249,19 @@ impl BlockedQuery {
         (sort, order)
     }
 
-    fn build(&self, prefix: &str) -> Result<QueryBuilder<Postgres>, CursorError> {
+    fn build(&self, prefix: &str, source: Source) -> Result<QueryBuilder<Postgres>, CursorError> {
         let limit = self.limit.clamp(1, MAX_LIMIT);
         match self.group_by {
             None => rows_query(prefix, &self.filter, self.after.as_deref(), limit),
-            Some(group) => {
-                let (sort, order) = self.sort_and_order(group);
-                groups_query(
-                    prefix,
-                    &self.filter,
-                    group,
-                    sort,
-                    order,
-                    self.after.as_deref(),
-                    limit,
-                )
-            }
+            Some(group) => groups_query(
+                prefix,
+                &self.filter,
+                group,
+                self.sort_and_order(group),
+                source,
+                self.after.as_deref(),
+                limit,
+            ),
         }
     }
 }
@@ -332,9 +285,20 @@ impl From<sqlx::Error> for QueryError {
 
 impl Store {
     /// Runs `query`, returning one page and the cursor of the next.
+    /// Grouped queries read the hourly rollup where it answers exactly.
     pub async fn query_blocked(&self, query: &BlockedQuery) -> Result<BlockedPage, QueryError> {
+        self.query_blocked_from(query, Source::Auto).await
+    }
+
+    /// [`Store::query_blocked`] reading grouped results from `source`
+    /// (`Source::Raw` gives the reference answer the rollup must equal).
+    pub async fn query_blocked_from(
+        &self,
+        query: &BlockedQuery,
+        source: Source,
+    ) -> Result<BlockedPage, QueryError> {
         let limit = usize::try_from(query.limit.clamp(1, MAX_LIMIT)).unwrap_or(100);
-        let mut qb = query.build("")?;
+        let mut qb = query.build("", source)?;
         match query.group_by {
             None => {
                 let mut rows: Vec<BlockedRow> = qb.build_query_as().fetch_all(&self.pool).await?;
@@ -369,7 +333,16 @@ impl Store {
     /// `EXPLAIN` of the SQL `query` runs, one plan line per element (for
     /// tests and the bench note).
     pub async fn explain_blocked(&self, query: &BlockedQuery) -> Result<Vec<String>, QueryError> {
-        let mut qb = query.build("EXPLAIN ")?;
+        self.explain_blocked_from(query, Source::Auto).await
+    }
+
+    /// `EXPLAIN` of [`Store::query_blocked_from`]'s SQL.
+    pub async fn explain_blocked_from(
+        &self,
+        query: &BlockedQuery,
+        source: Source,
+    ) -> Result<Vec<String>, QueryError> {
+        let mut qb = query.build("EXPLAIN ", source)?;
         let lines: Vec<(String,)> = qb.build_query_as().fetch_all(&self.pool).await?;
         Ok(lines.into_iter().map(|(line,)| line).collect())
     }
