@@ -112,7 +112,8 @@ struct ServeArgs {
     #[arg(long, env = "CORSAIR_SECURE_COOKIES")]
     secure_cookies: bool,
     /// Days of blocked-request telemetry kept: daily partitions wholly
-    /// older than this are dropped, with the batch ids of that age.
+    /// older than this are dropped (raw events and their hourly and daily
+    /// rollups), with the batch ids of that age.
     #[arg(long, env = "CORSAIR_BLOCKED_RETENTION_DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(i64).range(1..=3650))]
     blocked_retention_days: i64,
