@@ -143,10 +143,27 @@ async fn filters_chart_counts_and_actions() -> Result<()> {
         let r = row(&page, odd).with_context(|| format!("{odd} row"))?;
         assert!(!r.contains("request-approval"), "{odd}: {r}");
     }
-    // Without a service the page says why there is no action.
+    // Without a service filter: the services column, and one action per
+    // service that refused the origin, each into that service's form.
     let page = requester.get("/blocked").await?;
-    assert!(!page.body.contains("request-approval"));
-    assert!(page.body.contains("Choose a service to request approval"));
+    let evil = row(&page, "https://evil.test").context("evil row")?;
+    assert!(evil.contains("orders-api, payments-api"), "{evil}");
+    for service in ["orders-api", "payments-api"] {
+        assert!(
+            evil.contains(&format!("href=\"/services/{service}?request_origin=https%3A//evil.test&#38;request_reason=Blocked%20107%20times")),
+            "{service}: {evil}"
+        );
+        assert!(
+            evil.contains(&format!("Request approval for this origin on {service}")),
+            "{evil}"
+        );
+    }
+    let other = row(&page, "https://other.test").context("other row")?;
+    assert!(
+        other.contains("on payments-api") && !other.contains("orders-api"),
+        "{other}"
+    );
+    assert!(!page.body.contains("action-note"));
     // An origin already pending shows its status instead.
     server
         .db
@@ -159,6 +176,18 @@ async fn filters_chart_counts_and_actions() -> Result<()> {
         evil.contains("badge pending") && !evil.contains("request-approval"),
         "{evil}"
     );
+    // Unfiltered, the status is per service: pending on one, a link on the other.
+    let page = requester.get("/blocked").await?;
+    let evil = row(&page, "https://evil.test").context("evil row")?;
+    assert!(
+        evil.contains("payments-api: <span class=\"badge pending\">"),
+        "{evil}"
+    );
+    assert!(
+        evil.contains("Request approval for this origin on orders-api"),
+        "{evil}"
+    );
+    assert!(!evil.contains("on payments-api"), "{evil}");
     Ok(())
 }
 

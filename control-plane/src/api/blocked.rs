@@ -150,7 +150,7 @@ fn csv_response(page: &BlockedPage) -> Response {
             p.next.clone()
         }
         BlockedPage::Groups(p) => {
-            out.push_str("key,count,would_block,first_seen,last_seen,agents\n");
+            out.push_str("key,count,would_block,first_seen,last_seen,agents,services\n");
             for r in &p.rows {
                 let fields = [
                     r.key.clone(),
@@ -159,6 +159,7 @@ fn csv_response(page: &BlockedPage) -> Response {
                     r.first_seen.to_rfc3339(),
                     r.last_seen.to_rfc3339(),
                     r.agents.join(" "),
+                    r.services.join(" "),
                 ];
                 push_record(&mut out, &fields);
             }

@@ -231,7 +231,7 @@ fn schemas() -> Value {
                   { "type": "object", "description": "a group", "properties": {
                       "key": { "type": "string" }, "count": { "type": "integer" }, "would_block": { "type": "integer" },
                       "first_seen": { "type": "string", "format": "date-time" }, "last_seen": { "type": "string", "format": "date-time" },
-                      "agents": array(json!({ "type": "string" })) } } ] })),
+                      "agents": array(json!({ "type": "string" })), "services": array(json!({ "type": "string" })) } } ] })),
               "next": { "type": ["string", "null"] } } }));
     Value::Object(m)
 }

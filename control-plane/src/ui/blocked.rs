@@ -13,6 +13,7 @@ use crate::store::blocked::{
     BlockedFilter, BlockedPage, BlockedQuery, DROPPED_REASON, GroupBy, GroupedRow, MAX_LIMIT,
     Order, QueryError, SortBy,
 };
+use crate::store::services::Service;
 use askama::Template;
 use axum::Router;
 use axum::extract::{Query, State};
@@ -125,11 +126,25 @@ pub struct OriginRow {
     first_seen: String,
     last_seen: String,
     agents: String,
+    /// The services that refused it.
+    services: String,
+    /// Per refusing service: a request link or the origin's status there.
+    actions: Vec<Action>,
+}
+
+/// What a requester can do about one origin on one service.
+pub struct Action {
+    /// The service ("" when the page is filtered to it: no need to repeat).
+    service: String,
     /// Link to the pre-filled request form ("" when not offered).
     request: String,
     /// The origin's status on the service when it is already there.
     status: String,
 }
+
+/// Most services a row offers actions for (and distinct services a page
+/// loads settings for): beyond that, filter by service.
+const MAX_ACTION_SERVICES: usize = 5;
 
 #[derive(Template)]
 #[template(path = "blocked.html")]
@@ -309,48 +324,69 @@ async fn fill_view(
     view.next = next
         .map(|n| resolved.page_link(Some(&n)))
         .unwrap_or_default();
-    // The action needs a service to request for, and a role that may request.
-    let service = match &resolved.filter.service {
-        Some(name) if view.page.can_request => match store.get_service(name).await {
-            Ok(s) => Some(s),
-            Err(_) => {
-                view.action_note = format!("There is no service named {name}.");
-                None
+    // Actions need a role that may request, and the services to request
+    // for: the filtered one, or those that refused each origin.
+    let mut services: HashMap<String, Service> = HashMap::new();
+    let mut statuses: HashMap<(String, String), String> = HashMap::new();
+    if view.page.can_request {
+        let wanted: Vec<String> = match &resolved.filter.service {
+            Some(name) => vec![name.clone()],
+            None => {
+                let mut names: Vec<String> = Vec::new();
+                for name in top
+                    .iter()
+                    .flat_map(|g| g.services.iter().take(MAX_ACTION_SERVICES))
+                {
+                    if !names.contains(name) && names.len() < 4 * MAX_ACTION_SERVICES {
+                        names.push(name.clone());
+                    }
+                }
+                names
             }
-        },
-        Some(_) => None,
-        None => {
-            if view.page.can_request {
-                view.action_note =
-                    "Choose a service to request approval for one of these origins.".into();
+        };
+        for name in wanted {
+            // A service deleted since it refused the origin has no form.
+            let Ok(service) = store.get_service(&name).await else {
+                if resolved.filter.service.is_some() {
+                    view.action_note = format!("There is no service named {name}.");
+                }
+                continue;
+            };
+            for o in store.list_origins(&name).await? {
+                statuses.insert((name.clone(), o.pattern), o.status);
             }
-            None
+            services.insert(name, service);
         }
-    };
-    let statuses: HashMap<String, String> = match &service {
-        Some(s) => store
-            .list_origins(&s.name)
-            .await?
-            .into_iter()
-            .map(|o| (o.pattern, o.status))
-            .collect(),
-        None => HashMap::new(),
-    };
+    }
+    let filtered = resolved.filter.service.is_some();
     view.rows = top
         .iter()
         .map(|g| {
-            let link = service
-                .as_ref()
-                .and_then(|s| request_link(&s.name, &s.settings, g));
-            let (request, status) = match link {
-                Some((canonical, link)) => match statuses.get(&canonical) {
-                    Some(status) if status == "pending" || status == "approved" => {
-                        (String::new(), status.clone())
-                    }
-                    _ => (link, String::new()),
-                },
-                None => (String::new(), String::new()),
-            };
+            let actions = g
+                .services
+                .iter()
+                .take(MAX_ACTION_SERVICES)
+                .filter_map(|name| services.get(name))
+                .filter_map(|s| {
+                    let (canonical, link) = request_link(&s.name, &s.settings, g)?;
+                    let status = statuses
+                        .get(&(s.name.clone(), canonical))
+                        .filter(|st| *st == "pending" || *st == "approved");
+                    Some(Action {
+                        service: if filtered {
+                            String::new()
+                        } else {
+                            s.name.clone()
+                        },
+                        request: if status.is_some() {
+                            String::new()
+                        } else {
+                            link
+                        },
+                        status: status.cloned().unwrap_or_default(),
+                    })
+                })
+                .collect();
             OriginRow {
                 origin: g.key.clone(),
                 count: g.count,
@@ -358,8 +394,8 @@ async fn fill_view(
                 first_seen: when(&g.first_seen),
                 last_seen: when(&g.last_seen),
                 agents: g.agents.join(", "),
-                request,
-                status,
+                services: g.services.join(", "),
+                actions,
             }
         })
         .collect();

@@ -6,9 +6,9 @@
 //! offers except `minute` can be answered from them for whole UTC buckets.
 //! A range is split into whole days from the daily rollup, whole hours on
 //! either side from the hourly one, and ragged edges (less than an hour
-//! each) from raw rows. Each part is aggregated per (key,
-//! agent) and the parts are merged, so counts, first/last seen and the agent
-//! lists equal what the raw table alone would give.
+//! each) from raw rows. Each part is aggregated per (key, agent, service)
+//! and the parts are merged, so counts, first/last seen and the agent and
+//! service lists equal what the raw table alone would give.
 
 use super::query::{BlockedFilter, CursorError, GroupBy, Order, SortBy, push_filter};
 use chrono::{DateTime, Utc};
@@ -141,31 +141,31 @@ pub(crate) fn split(filter: &BlockedFilter, group: GroupBy, source: Source) -> V
     parts
 }
 
-/// One part's partial aggregate per (key, agent).
+/// One part's partial aggregate per (key, agent, service).
 fn push_part(qb: &mut QueryBuilder<Postgres>, filter: &BlockedFilter, group: GroupBy, part: Part) {
     let (table, time) = match part.table {
         Table::Raw => {
             qb.push(format!(
-                "SELECT {} AS key, agent_id, sum(count)::int8 AS count, \
+                "SELECT {} AS key, agent_id, service, sum(count)::int8 AS count, \
                  coalesce(sum(count) FILTER (WHERE would_block), 0)::int8 AS would_block, \
                  min(ts) AS first_seen, max(ts) AS last_seen FROM blocked_events",
                 group.key_sql("ts")
             ));
             push_filter(qb, filter, "ts", part.since, part.until);
-            qb.push(" GROUP BY 1, 2");
+            qb.push(" GROUP BY 1, 2, 3");
             return;
         }
         Table::Hourly => ("blocked_hourly", "hour"),
         Table::Daily => ("blocked_daily", "day"),
     };
     qb.push(format!(
-        "SELECT {} AS key, agent_id, sum(count)::int8 AS count, \
+        "SELECT {} AS key, agent_id, service, sum(count)::int8 AS count, \
          sum(would_block)::int8 AS would_block, \
          min(first_seen) AS first_seen, max(last_seen) AS last_seen FROM {table}",
         group.key_sql(time)
     ));
     push_filter(qb, filter, time, part.since, part.until);
-    qb.push(" GROUP BY 1, 2");
+    qb.push(" GROUP BY 1, 2, 3");
 }
 
 /// Grouped rows; `after` is `"<count>:<key>"` (sort by count) or the key.
@@ -181,7 +181,8 @@ pub(crate) fn groups_query(
     let mut qb = QueryBuilder::new(format!(
         "{prefix}SELECT key, sum(count)::int8 AS count, sum(would_block)::int8 AS would_block, \
          min(first_seen) AS first_seen, max(last_seen) AS last_seen, \
-         array_agg(DISTINCT agent_id ORDER BY agent_id) AS agents FROM ("
+         array_agg(DISTINCT agent_id ORDER BY agent_id) AS agents, \
+         array_agg(DISTINCT service ORDER BY service) AS services FROM ("
     ));
     for (i, part) in split(filter, group, source).into_iter().enumerate() {
         if i > 0 {

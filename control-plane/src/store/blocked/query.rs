@@ -132,6 +132,9 @@ pub struct GroupedRow {
     pub last_seen: DateTime<Utc>,
     /// The agents that reported it.
     pub agents: Vec<String>,
+    /// The services that refused it (one origin may be refused by several;
+    /// the UI offers an approval request per service).
+    pub services: Vec<String>,
 }
 
 /// A page of either shape.
