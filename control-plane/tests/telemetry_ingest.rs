@@ -251,7 +251,7 @@ async fn telemetry_requires_an_agent_token_scoped_to_the_reported_services() -> 
     assert_eq!(
         page["rows"],
         json!([{
-            "key": "orders", "count": 2, "would_block": 0, "agents": ["agent-x"],
+            "key": "orders", "count": 2, "would_block": 0, "agents": ["agent-x"], "services": ["orders"],
             "first_seen": page["rows"][0]["first_seen"], "last_seen": page["rows"][0]["last_seen"],
         }])
     );
