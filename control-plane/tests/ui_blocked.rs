@@ -477,8 +477,21 @@ async fn blocked_page_in_a_real_browser_leads_to_a_pending_request() -> Result<(
         assert!(desc.is_empty() || desc.starts_with("6 blocked"), "{desc}");
         shot(&c, "blocked-page").await?;
 
-        // The filter form: origins containing "localhost", last 24 h.
+        // Every service (the default): the services column and a request
+        // action naming the service.
         c.goto(&format!("{base}/blocked")).await?;
+        let action = wait_for(
+            &c,
+            &format!("tr[data-origin=\"{loud}\"] a.request-approval"),
+        )
+        .await?;
+        assert_eq!(
+            action.text().await?,
+            "Request approval for this origin on shop-api"
+        );
+        shot(&c, "blocked-all-services").await?;
+
+        // The filter form: origins containing "localhost", last 24 h.
         c.find(Locator::Css("select[name=service] option[value=shop-api]"))
             .await?
             .click()
