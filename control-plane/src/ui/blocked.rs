@@ -6,7 +6,7 @@
 pub mod filter;
 
 use super::chart::{self, Bucket, Chart};
-use super::page::{Ctx, Layout, UiError, UiResult, when};
+use super::page::{Ctx, Layout, UiResult, when};
 use crate::api::{AppState, Error, validate};
 use crate::store::Store;
 use crate::store::blocked::{
@@ -204,10 +204,6 @@ async fn page(
     State(state): State<AppState>,
     Query(form): Query<BlockedForm>,
 ) -> UiResult {
-    let ui_err = |error: Error| UiError {
-        error,
-        user: Some(ctx.user.clone()),
-    };
     let names: Vec<String> = state
         .store
         .list_services()
@@ -283,11 +279,11 @@ async fn page(
             view.first_page = resolved.page_link(None);
             return Ok(ctx.render(StatusCode::BAD_REQUEST, &view));
         }
-        Err(e) => return Err(ui_err(e)),
+        Err(e) => return Err(ctx.error(e)),
     };
     fill_view(&mut view, &state.store, &resolved, top)
         .await
-        .map_err(ui_err)?;
+        .map_err(|e| ctx.error(e))?;
     Ok(ctx.render(StatusCode::OK, &view))
 }
 

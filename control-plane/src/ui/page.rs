@@ -90,6 +90,14 @@ impl FromRequestParts<AppState> for Ctx {
 }
 
 impl Ctx {
+    /// `error` as an error page that keeps this user's navigation.
+    pub fn error(&self, error: impl Into<Error>) -> UiError {
+        UiError {
+            error: error.into(),
+            user: Some(self.user.clone()),
+        }
+    }
+
     /// The layout for a page titled `title` under navigation entry `nav`.
     pub fn layout(&self, title: impl Into<String>, nav: &'static str) -> Layout {
         let mut layout = Layout::for_user(&self.user, self.flash.clone());

@@ -12,7 +12,6 @@ use askama::Template;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::routing::{get, post};
-use detail::ui_err;
 use http::StatusCode;
 use serde::Deserialize;
 
@@ -161,7 +160,7 @@ async fn create(
                 let message = format!("A service named {name} already exists.");
                 render_list(&ctx, &state, "", form, message, StatusCode::CONFLICT).await
             }
-            other => Err(ui_err(&ctx, other)),
+            other => Err(ctx.error(other)),
         },
     }
 }

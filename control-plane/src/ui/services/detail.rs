@@ -2,10 +2,10 @@
 //! request form, effective policy, last-24h blocked summary) and the views
 //! the forms in [`super::forms`] re-render it with.
 
-use crate::api::{AppState, Error};
+use crate::api::AppState;
 use crate::store::origins::Origin;
 use crate::store::services::{Service, ServiceSettings};
-use crate::ui::page::{Ctx, Layout, UiError, UiResult, when, when_opt};
+use crate::ui::page::{Ctx, Layout, UiResult, when, when_opt};
 use askama::Template;
 use axum::extract::{Path, Query, State};
 use corsair_agent::engine::Mode;
@@ -159,13 +159,6 @@ pub(super) async fn render_detail(
     Ok(ctx.render(status, &page))
 }
 
-pub(super) fn ui_err(ctx: &Ctx, error: impl Into<Error>) -> UiError {
-    UiError {
-        error: error.into(),
-        user: Some(ctx.user.clone()),
-    }
-}
-
 /// Query of `/services/{name}`: a pre-fill of the request form (the
 /// Blocked requests page links here), cut to a sane length.
 #[derive(Debug, Default, Deserialize)]
@@ -186,7 +179,7 @@ pub(super) async fn detail(
         .store
         .get_service(&name)
         .await
-        .map_err(|e| ui_err(&ctx, e))?;
+        .map_err(|e| ctx.error(e))?;
     let cap = |text: &str, max: usize| text.trim().chars().take(max).collect::<String>();
     let request = RequestView {
         pattern: cap(&q.request_origin, crate::ui::blocked::PREFILL_ORIGIN_MAX),

@@ -2,7 +2,7 @@
 //! (requester), and requesting an origin (requester). Bad input re-renders
 //! the page with the message beside its field and changes nothing.
 
-use super::detail::{FieldErrors, RequestView, SettingsView, render_detail, ui_err};
+use super::detail::{FieldErrors, RequestView, SettingsView, render_detail};
 use crate::api::{AppState, Error, validate};
 use crate::auth::{Approver, CsrfForm, Requester, RequireRole};
 use crate::store::services::ServiceSettings;
@@ -88,7 +88,7 @@ pub(super) async fn save_settings(
         .store
         .get_service(&name)
         .await
-        .map_err(|e| ui_err(&ctx, e))?;
+        .map_err(|e| ctx.error(e))?;
     let mode = match form.mode.as_str() {
         "enforce" => Some(Mode::Enforce),
         "report_only" => Some(Mode::ReportOnly),
@@ -181,7 +181,7 @@ pub(super) async fn save_settings(
             )
             .await
         }
-        Err(e) => Err(ui_err(&ctx, e)),
+        Err(e) => Err(ctx.error(e)),
     }
 }
 
@@ -211,7 +211,7 @@ pub(super) async fn save_description(
         .store
         .get_service(&name)
         .await
-        .map_err(|e| ui_err(&ctx, e))?;
+        .map_err(|e| ctx.error(e))?;
     if let Err(e) = validate::text("description", &form.description, false) {
         let errors = FieldErrors {
             description: e.to_string(),
@@ -235,7 +235,7 @@ pub(super) async fn save_description(
             Ok::<_, Error>((description.clone(), current.settings.clone()))
         })
         .await
-        .map_err(|e| ui_err(&ctx, e))?;
+        .map_err(|e| ctx.error(e))?;
     Ok(redirect_with_flash(
         &format!("/services/{name}"),
         "ok",
@@ -283,7 +283,7 @@ pub(super) async fn request_origin(
         .store
         .get_service(&name)
         .await
-        .map_err(|e| ui_err(&ctx, e))?;
+        .map_err(|e| ctx.error(e))?;
     let view = RequestView {
         pattern: form.pattern.clone(),
         reason: form.reason.clone(),
@@ -383,7 +383,7 @@ pub(super) async fn request_origin(
                     )
                     .await
                 }
-                other => Err(ui_err(&ctx, other)),
+                other => Err(ctx.error(other)),
             }
         }
     }
