@@ -162,6 +162,10 @@ impl Proxy {
             }
             Ok(Err(e)) => {
                 let failure = upstream::classify(&e);
+                if !failure.is_upstream() {
+                    tracing::debug!(error = %upstream::chain(&e), "request body failed");
+                    return failure.respond(&decision);
+                }
                 tracing::warn!(
                     error = %upstream::chain(&e),
                     upstream = %self.upstream,
