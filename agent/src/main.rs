@@ -3,6 +3,7 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use corsair_agent::control_plane::ControlPlaneArgs;
 use corsair_agent::proxy::sidecar::{self, SidecarConfig};
 use corsair_agent::report::ReportConfig;
 use std::net::SocketAddr;
@@ -40,12 +41,8 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct ProxyArgs {
-    /// Control-plane gRPC URL, e.g. http://corsair:50051.
-    #[arg(long, env = "CORSAIR_CONTROL_PLANE")]
-    control_plane: String,
-    /// Agent token issued by the control plane (`token issue` or POST /api/v1/agent-tokens).
-    #[arg(long, env = "CORSAIR_TOKEN", hide_env_values = true)]
-    token: String,
+    #[command(flatten)]
+    control_plane: ControlPlaneArgs,
     /// The service whose policy this agent enforces.
     #[arg(long, env = "CORSAIR_SERVICE")]
     service: String,
@@ -99,8 +96,7 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         None => None,
     };
     let config = SidecarConfig {
-        control_plane: args.control_plane,
-        token: args.token,
+        control_plane: args.control_plane.into(),
         service: args.service,
         upstream: args.upstream,
         cache_dir: args.cache_dir,

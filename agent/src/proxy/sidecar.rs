@@ -4,6 +4,7 @@
 
 use super::admin::{self, AdminState};
 use super::{Proxy, serve};
+use crate::control_plane::ControlPlaneConfig;
 use crate::handle::PolicyHandle;
 use crate::metrics::AgentMetrics;
 use crate::report::{self, Recorder, ReportConfig, Reporter, UploadTarget};
@@ -20,10 +21,9 @@ use tracing::Instrument;
 /// What the sidecar needs besides its listeners.
 #[derive(Debug, Clone)]
 pub struct SidecarConfig {
-    /// Control-plane gRPC URL.
-    pub control_plane: String,
-    /// Agent token.
-    pub token: String,
+    /// Where the control plane is and how to authenticate (shared by the
+    /// policy stream and telemetry).
+    pub control_plane: ControlPlaneConfig,
     /// The service this agent enforces.
     pub service: String,
     /// Where requests are forwarded.
@@ -62,9 +62,8 @@ pub async fn run_with_report(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let handle = PolicyHandle::new();
-    let mut sync_config = SyncConfig::new(
+    let mut sync_config = SyncConfig::for_control_plane(
         config.control_plane.clone(),
-        config.token.clone(),
         config.agent_name.clone(),
         [config.service.clone()],
         config.cache_dir.clone(),
@@ -80,7 +79,6 @@ pub async fn run_with_report(
     let recorder = Recorder::new(report.max_keys);
     let target = UploadTarget {
         control_plane: config.control_plane.clone(),
-        token: config.token.clone(),
         agent_id: client.agent_id().to_owned(),
         service: config.service.clone(),
         spill_dir: config.cache_dir.join("telemetry"),
