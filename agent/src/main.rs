@@ -180,7 +180,11 @@ async fn authz(args: AuthzArgs) -> anyhow::Result<()> {
         cache_dir: args.cache_dir,
         agent_name: args.agent_name.unwrap_or_else(host_name),
     };
-    let report = report_config(args.report_interval, args.report_max_keys, args.report_queue)?;
+    let report = report_config(
+        args.report_interval,
+        args.report_max_keys,
+        args.report_queue,
+    )?;
     authz::run(config, report, listener, admin, shutdown_signal()).await
 }
 

@@ -185,7 +185,10 @@ mod tests {
             header(&granted, "access-control-allow-origin"),
             Some("https://app.example.com")
         );
-        assert_eq!(header(&granted, "access-control-allow-methods"), Some("PUT"));
+        assert_eq!(
+            header(&granted, "access-control-allow-methods"),
+            Some("PUT")
+        );
         assert_eq!(granted.headers().get_all("vary").iter().count(), 1);
 
         let refused = ask(
