@@ -110,15 +110,11 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         cache_dir: args.cache_dir,
         agent_name: args.agent_name.unwrap_or_else(host_name),
     };
-    if !(args.report_interval.is_finite() && args.report_interval >= 0.05) {
-        anyhow::bail!("--report-interval must be at least 0.05 seconds");
-    }
-    let report = ReportConfig {
-        interval: std::time::Duration::from_secs_f64(args.report_interval),
-        max_keys: args.report_max_keys,
-        max_queue_batches: args.report_queue.max(1),
-        ..ReportConfig::default()
-    };
+    let report = report_config(
+        args.report_interval,
+        args.report_max_keys,
+        args.report_queue,
+    )?;
     sidecar::run_with_report(config, report, listener, admin, shutdown_signal()).await
 }
 
