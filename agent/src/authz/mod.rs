@@ -15,6 +15,8 @@ pub mod answer;
 
 pub use answer::Authz;
 
+use crate::control_plane::ControlPlaneConfig;
+use crate::proxy::ProxyOptions;
 use crate::proxy::sidecar::{self, SidecarConfig};
 use crate::report::ReportConfig;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -27,23 +29,22 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 
-/// How long open gateway connections may take to finish after shutdown.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// What the authz agent needs besides its listeners (the sidecar's
 /// settings without an upstream: the gateway forwards, not the agent).
 #[derive(Debug, Clone)]
 pub struct AuthzConfig {
-    /// Control-plane gRPC URL, e.g. `http://corsair:50051`.
-    pub control_plane: String,
-    /// Agent token issued by the control plane.
-    pub token: String,
+    /// Where the control plane is and how to authenticate (policy stream
+    /// and telemetry).
+    pub control_plane: ControlPlaneConfig,
     /// The service whose policy the endpoint enforces.
     pub service: String,
     /// Last-known-good policy cache, agent id and telemetry spill directory.
     pub cache_dir: PathBuf,
     /// Name shown in the control plane's agent list.
     pub agent_name: String,
+    /// How long in-flight decision requests may take to finish after
+    /// shutdown is asked for (`/readyz` answers 503 meanwhile).
+    pub drain_timeout: Duration,
 }
 
 /// Runs the authz agent until `shutdown` completes: the cached policy (if
@@ -59,12 +60,16 @@ pub async fn run(
 ) -> anyhow::Result<()> {
     let agent = SidecarConfig {
         control_plane: config.control_plane,
-        token: config.token,
         service: config.service.clone(),
         upstream: String::new(),
         cache_dir: config.cache_dir,
         agent_name: config.agent_name,
+        proxy: ProxyOptions {
+            drain_timeout: config.drain_timeout,
+            ..ProxyOptions::default()
+        },
     };
+    let drain_timeout = config.drain_timeout;
     let front = move |handle, reporter, stopped: sidecar::Stopped| {
         tracing::info!(
             listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -72,17 +77,18 @@ pub async fn run(
             "agent authz endpoint serving"
         );
         let authz = Authz::new(handle).with_reporter(reporter);
-        Ok(serve(listener, authz, stopped).instrument(tracing::info_span!("authz")))
+        Ok(serve(listener, authz, drain_timeout, stopped).instrument(tracing::info_span!("authz")))
     };
     sidecar::run_front(agent, report, admin_listener, shutdown, front).await
 }
 
 /// Serves `authz` (HTTP/1.1 and HTTP/2, keep-alive) on an already-bound
 /// listener until `shutdown` resolves, then lets open connections finish
-/// (up to a drain timeout).
+/// for up to `drain_timeout` before closing them.
 pub async fn serve(
     listener: TcpListener,
     authz: Authz,
+    drain_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let authz = Arc::new(authz);
@@ -121,7 +127,7 @@ pub async fn serve(
         );
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    if tokio::time::timeout(drain_timeout, graceful.shutdown())
         .await
         .is_err()
     {
