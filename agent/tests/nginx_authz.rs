@@ -20,7 +20,8 @@
 //!
 //! One row cannot survive HTTP/1.1 parsing unchanged (see
 //! [`WIRE_NORMALISED`]); it is checked against the answer the wire gives.
-//! A second test checks that nginx fails closed when the agent is down.
+//! Two more tests: nginx fails closed when the agent is down, and nginx's
+//! own error answers (a dead upstream's 502) carry the decision.
 //!
 //! Needs nginx (`apt-get install -y nginx`; `.ci/run` installs it). Without
 //! it the test fails, because a skipped test that passes hides a broken
@@ -618,5 +619,60 @@ async fn nginx_fails_closed_when_the_agent_is_down() -> TestResult {
         assert!(answer.cors.is_empty(), "{name}: {answer:?}");
     }
     assert!(nginx.process.stop().await?, "nginx did not exit cleanly");
+    Ok(())
+}
+
+/// nginx's own error answers carry the decision too (`add_header ...
+/// always`), as the sidecar's own answers do: a dead upstream gives the
+/// allowed origin a readable 502, not a CORS failure.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nginx_own_errors_carry_the_decision() -> TestResult {
+    if std::env::var_os("CORSAIR_SKIP_NGINX_TESTS").is_some() {
+        eprintln!("CORSAIR_SKIP_NGINX_TESTS is set: skipping the nginx test");
+        return Ok(());
+    }
+    if !Path::new(NGINX).exists() {
+        return Err(format!("{NGINX} not found: apt-get install -y nginx").into());
+    }
+    // Counts nothing: nginx never reaches it.
+    let unused = upstream().await?;
+    let mut agent = start_agent("authz", &["authz".into()], spec("basic").as_ref()).await?;
+    let dead: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
+    let mut nginx = start_nginx(agent.listen, dead).await?;
+    let rows = rows();
+    let find = |name: &str| {
+        rows.iter()
+            .find(|r| r.name == name && r.policy == "basic")
+            .ok_or("row missing")
+    };
+    let allowed = send(nginx.addr, find("GET allowed")?, &unused).await?;
+    assert_eq!(allowed.status, 502, "{allowed:?}");
+    assert_eq!(
+        allowed.cors,
+        [
+            (
+                "access-control-allow-origin".to_owned(),
+                conformance::APP.to_owned()
+            ),
+            (
+                "access-control-expose-headers".to_owned(),
+                "x-request-id".to_owned()
+            ),
+        ],
+        "{allowed:?}"
+    );
+    assert_eq!(allowed.vary, "Origin");
+    let refused = send(nginx.addr, find("GET disallowed origin")?, &unused).await?;
+    assert_eq!(refused.status, 502, "{refused:?}");
+    assert!(refused.cors.is_empty(), "{refused:?}");
+    assert_eq!(refused.vary, "Origin");
+    // A preflight never needs the upstream.
+    let preflight = send(nginx.addr, find("pf put + header")?, &unused).await?;
+    assert_eq!(preflight.status, 204, "{preflight:?}");
+    assert!(nginx.process.stop().await?, "nginx did not exit cleanly");
+    assert!(
+        agent.process.stop().await?,
+        "the agent did not exit cleanly"
+    );
     Ok(())
 }
