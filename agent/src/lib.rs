@@ -6,11 +6,15 @@
 //!   for validation and simulation, so the two can never disagree.
 //! - `handle` (feature `runtime`): `PolicyHandle`, the atomically swapped
 //!   current policy that the request path reads lock-free.
+//! - `control_plane` (feature `runtime`): the one gRPC client setup shared by
+//!   `sync` and `report` — URL, token (inline or re-read from a file), TLS.
 //! - `sync` (feature `runtime`): the `PolicySync` gRPC client — hello,
 //!   snapshots, ACK/NACK, reconnect with jittered backoff, last-known-good cache.
 //! - `layer` (feature `runtime`): `CorsairLayer`, a tower `Layer` that
 //!   enforces the current policy in any tower/axum/hyper gateway.
 //! - `proxy` (feature `runtime`): the sidecar reverse proxy in front of an upstream.
+//! - `authz` (feature `runtime`): the decision endpoint for nginx
+//!   `auth_request` (authz mode: the gateway forwards, the agent decides).
 //! - `report` (feature `runtime`): blocked-request counting and batched,
 //!   idempotent upload over `corsair.v1.Telemetry`.
 //! - `metrics` (feature `runtime`): the agent's Prometheus metrics.
@@ -20,6 +24,10 @@
 
 pub mod engine;
 
+#[cfg(feature = "runtime")]
+pub mod authz;
+#[cfg(feature = "runtime")]
+pub mod control_plane;
 #[cfg(feature = "runtime")]
 pub mod handle;
 #[cfg(feature = "runtime")]

@@ -4,6 +4,7 @@
 
 use super::admin::{self, AdminState};
 use super::{Proxy, ProxyOptions, serve};
+use crate::control_plane::ControlPlaneConfig;
 use crate::handle::PolicyHandle;
 use crate::metrics::AgentMetrics;
 use crate::report::{self, Recorder, ReportConfig, Reporter, UploadTarget};
@@ -21,10 +22,9 @@ use tracing::Instrument;
 /// What the sidecar needs besides its listeners.
 #[derive(Debug, Clone)]
 pub struct SidecarConfig {
-    /// Control-plane gRPC URL.
-    pub control_plane: String,
-    /// Agent token.
-    pub token: String,
+    /// Where the control plane is and how to authenticate (shared by the
+    /// policy stream and telemetry).
+    pub control_plane: ControlPlaneConfig,
     /// The service this agent enforces.
     pub service: String,
     /// Where requests are forwarded.
@@ -64,10 +64,45 @@ pub async fn run_with_report(
     admin_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let (upstream, service) = (config.upstream.clone(), config.service.clone());
+    let options = config.proxy.clone();
+    let front = move |handle: PolicyHandle, reporter: Reporter, stopped: Stopped| {
+        let proxy = Proxy::with_options(handle, &upstream, options)
+            .context("--upstream")?
+            .with_reporter(reporter);
+        tracing::info!(
+            listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            upstream = %upstream,
+            service = %service,
+            "agent proxy serving"
+        );
+        Ok(serve(listener, proxy, stopped).instrument(tracing::info_span!("proxy")))
+    };
+    run_front(config, report, admin_listener, shutdown, front).await
+}
+
+/// Completes once the agent is asked to stop (handed to the front server).
+pub(crate) type Stopped = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// The part every agent mode shares: sync client, telemetry and admin
+/// listener around one front server, which `front` builds from the policy
+/// handle and the reporter (the sidecar proxy, or the authz endpoint).
+/// `config.upstream` and `config.proxy` (but its drain timeout, logged) are
+/// only read by `front`.
+pub(crate) async fn run_front<F, S>(
+    config: SidecarConfig,
+    report: ReportConfig,
+    admin_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    front: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(PolicyHandle, Reporter, Stopped) -> anyhow::Result<S>,
+    S: Future<Output = std::io::Result<()>> + Send + 'static,
+{
     let handle = PolicyHandle::new();
-    let mut sync_config = SyncConfig::new(
+    let mut sync_config = SyncConfig::for_control_plane(
         config.control_plane.clone(),
-        config.token.clone(),
         config.agent_name.clone(),
         [config.service.clone()],
         config.cache_dir.clone(),
@@ -83,7 +118,6 @@ pub async fn run_with_report(
     let recorder = Recorder::new(report.max_keys);
     let target = UploadTarget {
         control_plane: config.control_plane.clone(),
-        token: config.token.clone(),
         agent_id: client.agent_id().to_owned(),
         service: config.service.clone(),
         spill_dir: config.cache_dir.join("telemetry"),
@@ -94,13 +128,6 @@ pub async fn run_with_report(
             "no cached policy for this service: failing closed (no CORS grants) until the control plane answers"
         );
     }
-    let proxy = Proxy::with_options(handle.clone(), &config.upstream, config.proxy.clone())
-        .context("--upstream")?
-        .with_reporter(Reporter::new(
-            &config.service,
-            recorder.clone(),
-            metrics.clone(),
-        ));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
@@ -109,6 +136,8 @@ pub async fn run_with_report(
             let _ = rx.wait_for(|stop| *stop).await;
         }
     };
+    let reporter = Reporter::new(&config.service, recorder.clone(), metrics.clone());
+    let front = front(handle.clone(), reporter, Box::pin(stopped()))?;
     let report_task = tokio::spawn(
         report::run(report, target, recorder, metrics.clone(), stopped())
             .instrument(tracing::info_span!("telemetry")),
@@ -134,14 +163,7 @@ pub async fn run_with_report(
             let _ = stop.wait_for(|stop| *stop).await;
         }))
     });
-    tracing::info!(
-        listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-        upstream = %config.upstream,
-        service = %config.service,
-        "agent proxy serving"
-    );
-    let proxy_task =
-        tokio::spawn(serve(listener, proxy, stopped()).instrument(tracing::info_span!("proxy")));
+    let proxy_task = tokio::spawn(front);
 
     shutdown.await;
     tracing::info!(

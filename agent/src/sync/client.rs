@@ -2,77 +2,63 @@
 //! snapshots; send ACK/NACKs back. No policy logic, no retry logic here.
 
 use super::snapshot::{MalformedSnapshot, Snapshot};
+use crate::control_plane::{ConfigError, ControlPlane, ControlPlaneConfig, tls_hint};
 use corsair_proto::v1::policy_sync_client::PolicySyncClient;
 use corsair_proto::v1::{Ack, AgentMessage, Hello, Nack, agent_message, control_message};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::metadata::MetadataValue;
-use tonic::transport::{ClientTlsConfig, Endpoint};
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::{Request, Status, Streaming};
 
 /// Where and how to connect.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Connector {
-    endpoint: Endpoint,
-    authorization: MetadataValue<tonic::metadata::Ascii>,
-}
-
-/// Why the connection settings are unusable (a configuration error).
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The control-plane URL does not parse, or TLS cannot be set up.
-    #[error("control plane URL {url:?}: {message}")]
-    Url {
-        /// The URL as given.
-        url: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// The token cannot be sent as a header.
-    #[error("agent token contains characters not allowed in a header")]
-    Token,
+    control_plane: ControlPlane,
+    /// The token the last [`Connector::open`] sent, to notice a rotation.
+    last_token: std::sync::Mutex<Option<MetadataValue<Ascii>>>,
 }
 
 impl Connector {
     pub(crate) fn new(
-        url: &str,
-        token: &str,
+        config: ControlPlaneConfig,
         connect_timeout: Duration,
     ) -> Result<Self, ConfigError> {
-        let bad = |e: tonic::transport::Error| ConfigError::Url {
-            url: url.to_owned(),
-            message: e.to_string(),
-        };
-        let mut endpoint = Endpoint::from_shared(url.to_owned())
-            .map_err(bad)?
-            .connect_timeout(connect_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .keep_alive_while_idle(true);
-        if endpoint.uri().scheme_str() == Some("https") {
-            endpoint = endpoint
-                .tls_config(ClientTlsConfig::new().with_native_roots())
-                .map_err(bad)?;
-        }
-        let authorization = format!("Bearer {}", token.trim())
-            .parse()
-            .map_err(|_| ConfigError::Token)?;
         Ok(Self {
-            endpoint,
-            authorization,
+            control_plane: ControlPlane::new(config, connect_timeout)?,
+            last_token: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Whether the token source now holds a different token from the one
+    /// the last stream was opened with (a rotated `--token-file`).
+    pub(crate) fn token_changed(&self) -> bool {
+        let Ok(now) = self.control_plane.authorization() else {
+            return false;
+        };
+        match self.last_token.lock() {
+            Ok(last) => last.as_ref().is_some_and(|last| *last != now),
+            Err(_) => false,
+        }
     }
 
     /// Connects and opens the stream; returns once the control plane
     /// accepted it (authentication and Hello checks passed).
     pub(crate) async fn open(&self, hello: Hello) -> Result<(Snapshots, Replies), Status> {
-        let channel = self
-            .endpoint
-            .connect()
-            .await
-            .map_err(|e| Status::unavailable(format!("cannot connect: {}", error_chain(&e))))?;
+        // Files are read again for every stream: a rotated token, CA or
+        // client certificate is used without a restart.
+        let (endpoint, _) = self.control_plane.endpoint()?;
+        let endpoint = endpoint
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true);
+        let authorization = self.control_plane.authorization()?;
+        if let Ok(mut last) = self.last_token.lock() {
+            *last = Some(authorization.clone());
+        }
+        let channel = endpoint.connect().await.map_err(|e| {
+            Status::unavailable(with_hint(format!("cannot connect: {}", error_chain(&e))))
+        })?;
         let (tx, rx) = mpsc::channel(8);
         tx.send(AgentMessage {
             msg: Some(agent_message::Msg::Hello(hello)),
@@ -82,8 +68,12 @@ impl Connector {
         let mut request = Request::new(ReceiverStream::new(rx));
         request
             .metadata_mut()
-            .insert("authorization", self.authorization.clone());
-        let response = PolicySyncClient::new(channel).sync(request).await?;
+            .insert("authorization", authorization);
+        let https = endpoint_is_https(&self.control_plane);
+        let response = PolicySyncClient::new(channel)
+            .sync(request)
+            .await
+            .map_err(|status| closed_during_setup(explain(status), https))?;
         Ok((
             Snapshots {
                 inbound: response.into_inner(),
@@ -106,7 +96,7 @@ impl Snapshots {
         &mut self,
     ) -> Result<Option<Result<Snapshot, MalformedSnapshot>>, Status> {
         loop {
-            match self.inbound.message().await? {
+            match self.inbound.message().await.map_err(explain)? {
                 None => return Ok(None),
                 Some(message) => match message.msg {
                     Some(control_message::Msg::Snapshot(snapshot)) => {
@@ -158,7 +148,54 @@ impl Replies {
     }
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
+/// A transport failure after connecting comes back as a bare "transport
+/// error" or "operation was canceled" (e.g. the control plane refused our
+/// client certificate, which TLS 1.3 reports only after the handshake):
+/// append its causes, which say what happened.
+pub(crate) fn explain(status: Status) -> Status {
+    use std::error::Error as _;
+    let Some(source) = status.source() else {
+        return status;
+    };
+    let detail = error_chain(source);
+    if status.message().contains(&detail) {
+        return status;
+    }
+    Status::new(
+        status.code(),
+        with_hint(format!("{}: {detail}", status.message())),
+    )
+}
+
+fn endpoint_is_https(control_plane: &ControlPlane) -> bool {
+    control_plane.config().url.starts_with("https://")
+}
+
+/// A TLS connection closed before the stream opened, with no reason given
+/// (the alert saying why can be lost): most likely the control plane
+/// refused the client certificate (mTLS). Say so, carefully.
+fn closed_during_setup(status: Status, https: bool) -> Status {
+    if https && status.message().ends_with("connection closed") {
+        let message = format!(
+            "{} (the control plane closed the TLS connection before the stream opened: \
+             if it requires client certificates, it refused this agent's client certificate \
+             or got none; its log says which)",
+            status.message()
+        );
+        return Status::new(status.code(), message);
+    }
+    status
+}
+
+/// `text`, followed by what to do about it when it is a TLS failure.
+fn with_hint(text: String) -> String {
+    match tls_hint(&text) {
+        Some(hint) => format!("{text} ({hint})"),
+        None => text,
+    }
+}
+
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {
