@@ -127,7 +127,7 @@ RUST_LOG=warn "$cp_bin" serve --database-url "$db_url" --http "127.0.0.1:$cp_htt
     --grpc "127.0.0.1:$cp_grpc" --signing-key-file "$work/signing.key" --single-operator \
     >"$work/cp.log" 2>&1 &
 pids+=($!)
-wait_http "http://127.0.0.1:$cp_http/healthz"
+wait_http "http://127.0.0.1:$cp_http/api/v1/openapi.json"
 
 # seed SERVICE N: the service with N approved origins, over REST; prints an agent token.
 seed() {
@@ -191,7 +191,7 @@ up_port="$(free_port)"
 EOF
 } >"$work/upstream.conf"
 taskset -c 1 nginx -e "$work/upstream/error.log" -c "$work/upstream.conf" 2>>"$work/upstream/stderr" &
-pids+=($!)
+up_pid=$!; pids+=("$up_pid")
 
 # The gateway: the same answers as the agent's policy. Preflights from a
 # listed origin get 204 with the policy's methods, headers and max-age; from
@@ -265,14 +265,33 @@ wrk.headers["Access-Control-Request-Method"] = "PUT"
 wrk.headers["Access-Control-Request-Headers"] = "content-type,x-custom"
 EOF
 
-# cell NAME URL ORIGIN KIND: one wrk run; appends "name kind req/s p99" to results.
+# cpu_ns PID: CPU time (ns) used so far by PID, its threads and its child
+# processes (nginx's worker), from /proc/*/task/*/schedstat.
+cpu_ns() {
+    local pid total=0 t
+    for pid in "$1" $(pgrep -P "$1" || true); do
+        for t in /proc/"$pid"/task/*/schedstat; do
+            [ -r "$t" ] && total=$((total + $(cut -d' ' -f1 "$t" 2>/dev/null || echo 0)))
+        done
+    done
+    echo "$total"
+}
+
+# cell NAME URL ORIGIN KIND N PID: one wrk run; appends
+# "origins kind name req/s p99 cpu-us-per-request" to the results. The CPU
+# time is the gateway's own (PID and its children): steadier under load
+# than req/s, which shares the machine with everything else.
 results="$work/results.txt"
 : >"$results"
 cell() {
-    local name="$1" url="$2" origin="$3" kind="$4" n="$5" script=() out rps p99
+    local name="$1" url="$2" origin="$3" kind="$4" n="$5" pid="$6" script=() out rps p99 cpu0 cpu1 reqs cpu
     [ "$kind" = preflight ] && script=(-s "$work/preflight.lua")
+    cpu0="$(cpu_ns "$pid")"
     out="$(taskset -c 0 wrk -t1 -c32 -d"${duration}s" --latency "${script[@]}" \
         -H "Origin: $origin" "$url" 2>&1)" || die "wrk failed against $url: $out"
+    cpu1="$(cpu_ns "$pid")"
+    reqs="$(awk '/requests in/ {print $1}' <<<"$out")"
+    cpu="$(awk -v a="$cpu0" -v b="$cpu1" -v r="${reqs:-0}" 'BEGIN { if (r > 0) printf "%.2f", (b - a) / 1000 / r; else print "-" }')"
     echo "$out" >"$work/wrk-$name-$kind-$n.txt"
     if grep -q "Non-2xx" <<<"$out"; then
         die "$name answered non-2xx during the $kind cell ($n origins): $(grep Non-2xx <<<"$out")"
@@ -280,8 +299,8 @@ cell() {
     rps="$(awk '/^Requests\/sec:/ {print $2}' <<<"$out")"
     p99="$(awk '$1 == "99%" {print $2}' <<<"$out")"
     [ -n "$rps" ] || die "no result from wrk against $url: $out"
-    printf '%s %s %s %s %s\n' "$n" "$kind" "$name" "$rps" "$p99" >>"$results"
-    printf '  %-9s %-6s %6s origins: %12s req/s  p99 %s\n' "$kind" "$name" "$n" "$rps" "$p99"
+    printf '%s %s %s %s %s %s\n' "$n" "$kind" "$name" "$rps" "$p99" "$cpu" >>"$results"
+    printf '  %-9s %-6s %6s origins: %12s req/s  p99 %-8s %6s CPU us/request\n' "$kind" "$name" "$n" "$rps" "$p99" "$cpu"
 }
 
 # check NAME URL ORIGIN: the gateway grants the allowed origin on both kinds.
@@ -331,9 +350,9 @@ for n in $origin_counts; do
 
     echo "## $n origin(s); request Origin: $origin; load $(cut -d' ' -f1-3 /proc/loadavg)"
     for kind in actual preflight; do
-        cell direct "http://127.0.0.1:$up_port/" "$origin" "$kind" "$n"
-        cell nginx "http://127.0.0.1:$ng_port/" "$origin" "$kind" "$n"
-        cell agent "http://127.0.0.1:$ag_port/" "$origin" "$kind" "$n"
+        cell direct "http://127.0.0.1:$up_port/" "$origin" "$kind" "$n" "$up_pid"
+        cell nginx "http://127.0.0.1:$ng_port/" "$origin" "$kind" "$n" "$ng_pid"
+        cell agent "http://127.0.0.1:$ag_port/" "$origin" "$kind" "$n" "$ag_pid"
     done
     kill "$ng_pid" "$ag_pid" 2>/dev/null || true
     wait "$ng_pid" "$ag_pid" 2>/dev/null || true
@@ -341,11 +360,11 @@ done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo
-echo "| origins | requests | direct req/s (p99) | nginx req/s (p99) | agent req/s (p99) | agent / nginx |"
-echo "|---:|---|---:|---:|---:|---:|"
-awk '{ key = $1 " " $2; rps[key, $3] = $4; p99[key, $3] = $5; if (!(key in seen)) { seen[key] = 1; order[++k] = key } }
-     END { for (i = 1; i <= k; i++) { split(order[i], f, " ");
-         printf "| %s | %s | %.0f (%s) | %.0f (%s) | %.0f (%s) | %.2fx |\n", f[1], f[2],
-             rps[order[i], "direct"], p99[order[i], "direct"], rps[order[i], "nginx"], p99[order[i], "nginx"],
-             rps[order[i], "agent"], p99[order[i], "agent"], rps[order[i], "agent"] / rps[order[i], "nginx"] } }' "$results"
+echo "| origins | requests | direct req/s (p99) | nginx req/s (p99) | agent req/s (p99) | agent / nginx | CPU us/request nginx / agent |"
+echo "|---:|---|---:|---:|---:|---:|---:|"
+awk '{ key = $1 " " $2; rps[key, $3] = $4; p99[key, $3] = $5; cpu[key, $3] = $6; if (!(key in seen)) { seen[key] = 1; order[++k] = key } }
+     END { for (i = 1; i <= k; i++) { o = order[i]; split(o, f, " ");
+         printf "| %s | %s | %.0f (%s) | %.0f (%s) | %.0f (%s) | %.2fx | %s / %s |\n", f[1], f[2],
+             rps[o, "direct"], p99[o, "direct"], rps[o, "nginx"], p99[o, "nginx"],
+             rps[o, "agent"], p99[o, "agent"], rps[o, "agent"] / rps[o, "nginx"], cpu[o, "nginx"], cpu[o, "agent"] } }' "$results"
 [ -z "$smoke" ] || echo "smoke run: cells too short to compare; use the full run for figures"

@@ -9,6 +9,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use tracing_subscriber::EnvFilter;
 
+// mimalloc: the proxy allocates per request (hyper's buffers, header maps);
+// glibc malloc was a visible share of its profile (BENCHMARKS.md, "Proxy").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Corsair agent.
 #[derive(Debug, Parser)]
 #[command(name = "corsair-agent", version, about)]

@@ -169,29 +169,42 @@ pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     if !headers.keys().any(is_hop_by_hop) {
         return;
     }
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
+    // Names `Connection` lists besides the fixed set below (rare: the usual
+    // tokens are `keep-alive`, `close` and `upgrade`, so no allocation).
+    let mut named: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(header::CONNECTION) {
+        let Ok(value) = value.to_str() else { continue };
+        for token in value.split(',').map(str::trim) {
+            // `close` names no header; the fixed names go below anyway
+            // (and `keep-alive`, the usual token, is not worth a HeaderName).
+            if token.is_empty()
+                || ["close", "keep-alive", "upgrade", "te", "trailer"]
+                    .iter()
+                    .any(|t| token.eq_ignore_ascii_case(t))
+            {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(token.as_bytes())
+                && !is_hop_by_hop(&name)
+            {
+                named.push(name);
+            }
+        }
+    }
     for name in named {
         headers.remove(name);
     }
-    for name in [
-        header::CONNECTION,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
+    // Remove only the fixed names that are there: a scan, not nine hashes.
+    let mut present: [Option<HeaderName>; 9] = std::array::from_fn(|_| None);
+    for (slot, name) in present
+        .iter_mut()
+        .zip(headers.keys().filter(|n| is_hop_by_hop(n)))
+    {
+        *slot = Some(name.clone());
+    }
+    for name in present.into_iter().flatten() {
         headers.remove(name);
     }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
 }
 
 /// A header that never crosses a proxy, or `Connection` (which may name
