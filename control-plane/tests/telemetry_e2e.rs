@@ -50,6 +50,7 @@ impl Agent {
             upstream: upstream.to_string(),
             cache_dir: cache,
             agent_name: "telemetry-agent".to_string(),
+            proxy: Default::default(),
         };
         let report = ReportConfig {
             interval: INTERVAL,

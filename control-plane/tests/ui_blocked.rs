@@ -385,6 +385,7 @@ async fn start_agent(
         upstream: upstream.to_string(),
         cache_dir: cache,
         agent_name: "blocked-ui-agent".to_string(),
+        proxy: Default::default(),
     };
     let report = ReportConfig {
         interval: StdDuration::from_millis(200),

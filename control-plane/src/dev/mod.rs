@@ -167,6 +167,7 @@ async fn run_with_database(
         upstream: upstream_url,
         cache_dir: state_dir.join("agent-cache"),
         agent_name: "dev-agent".to_string(),
+        proxy: Default::default(),
     };
     let agent_task = tokio::spawn(sidecar::run(
         sidecar_config,

@@ -245,6 +245,7 @@ impl Agent {
             upstream: upstream.to_string(),
             cache_dir: cache_dir.clone(),
             agent_name: "e2e-agent".to_string(),
+            proxy: Default::default(),
         };
         let stop = Shutdown::new();
         let task = tokio::spawn(sidecar::run(config, listener, Some(admin), stop.wait()));
