@@ -175,9 +175,9 @@ fn the_layer_adds_no_allocation_of_its_own() {
     // The upstream's response is made before counting, as a real one
     // arrives already built.
     let inner = tower::service_fn(|_req: Request<()>| {
-        std::future::ready(Ok::<_, std::convert::Infallible>(RESPONSE.with(|r| {
-            r.borrow_mut().take().expect("a response was prepared")
-        })))
+        std::future::ready(Ok::<_, std::convert::Infallible>(
+            RESPONSE.with(|r| r.borrow_mut().take().expect("a response was prepared")),
+        ))
     });
     thread_local! {
         static RESPONSE: std::cell::RefCell<Option<Response<()>>> = const { std::cell::RefCell::new(None) };
@@ -194,7 +194,13 @@ fn the_layer_adds_no_allocation_of_its_own() {
         *req.headers_mut() = headers(pairs);
         req
     };
-    let cases: [(&str, Method, &[(&'static str, &'static str)], usize); 3] = [
+    type Case = (
+        &'static str,
+        Method,
+        &'static [(&'static str, &'static str)],
+        usize,
+    );
+    let cases: [Case; 3] = [
         (
             "allowed",
             Method::GET,
@@ -227,9 +233,7 @@ fn the_layer_adds_no_allocation_of_its_own() {
         let req = request(method, pairs);
         let mut out = None;
         let n = allocations(|| out = layer.call(req).now_or_never());
-        let res = out
-            .expect("the layer answers at once")
-            .expect("infallible");
+        let res = out.expect("the layer answers at once").expect("infallible");
         assert!(
             res.headers().contains_key("vary"),
             "{name}: the layer wrote its headers"

@@ -13,7 +13,9 @@ use std::process::Command;
 #[test]
 fn the_bench_script_runs_every_cell_and_prints_the_table() {
     let agent = Path::new(env!("CARGO_BIN_EXE_corsair-agent"));
-    let bin_dir = agent.parent().expect("the agent binary lives in a directory");
+    let bin_dir = agent
+        .parent()
+        .expect("the agent binary lives in a directory");
     assert!(
         bin_dir.join("corsair-control-plane").exists(),
         "no corsair-control-plane beside {}: build it with `cargo build -p corsair-control-plane` \
@@ -48,8 +50,15 @@ fn the_bench_script_runs_every_cell_and_prints_the_table() {
                 .take(3)
                 .filter_map(|cell| cell.split_whitespace().next()?.parse().ok())
                 .collect();
-            assert_eq!(rates.len(), 3, "row {row:?} lacks direct, nginx and agent rates");
-            assert!(rates.iter().all(|r| *r > 0.0), "a cell served nothing: {row}");
+            assert_eq!(
+                rates.len(),
+                3,
+                "row {row:?} lacks direct, nginx and agent rates"
+            );
+            assert!(
+                rates.iter().all(|r| *r > 0.0),
+                "a cell served nothing: {row}"
+            );
         }
     }
     assert!(stdout.contains("machine: "), "the machine is not stated");
