@@ -184,7 +184,8 @@ impl Proxy {
 }
 
 /// Serves `proxy` on an already-bound listener until `shutdown` resolves,
-/// then lets open connections finish (up to a drain timeout).
+/// then lets open connections finish, for up to the proxy's
+/// [`ProxyOptions::drain_timeout`].
 pub async fn serve(
     listener: TcpListener,
     proxy: Proxy,
