@@ -36,6 +36,15 @@ impl PolicyHandle {
         self.inner.load_full()
     }
 
+    /// Runs `f` on the current policy without taking a reference count:
+    /// the request path's read (an `arc-swap` guard, no atomic
+    /// read-modify-write on the shared `Arc`). Keep `f` short; it must not
+    /// block or await.
+    pub fn with_current<R>(&self, f: impl FnOnce(Option<&ActivePolicy>) -> R) -> R {
+        let guard = self.inner.load();
+        f(guard.as_deref())
+    }
+
     /// Replaces the current policy atomically.
     pub fn store(&self, policy: Option<Arc<ActivePolicy>>) {
         self.inner.store(policy);

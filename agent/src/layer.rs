@@ -7,13 +7,19 @@
 //! inner service's response. With a [`Reporter`] it counts decisions the
 //! same way the sidecar proxy does, so an embedded agent reports what it
 //! blocked (run [`crate::report::run`] beside it to upload the counts).
+//!
+//! The fixed cost per request is kept small: the policy is read through a
+//! guard (no reference count), local answers are built while the policy is
+//! borrowed (no copies of its header values), and the response future is a
+//! plain enum rather than a boxed future (no allocation of its own).
 
 use crate::engine::{Decision, RequestParts};
 use crate::handle::PolicyHandle;
 use crate::report::Reporter;
-use futures_util::future::BoxFuture;
 use http::{Request, Response};
-use std::task::{Context, Poll};
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 use tower::{Layer, Service};
 
 /// A tower `Layer` enforcing the policy currently held by a [`PolicyHandle`].
@@ -67,55 +73,110 @@ pub struct Corsair<S> {
 impl<S, ReqBody, ResBody> Service<Request<ReqBody>> for Corsair<S>
 where
     S: Service<Request<ReqBody>, Response = Response<ResBody>>,
-    S::Future: Send + 'static,
-    S::Error: Send + 'static,
     // Local answers (preflights, strict blocks) need an empty body of the
     // inner service's type, as with tower-http's CorsLayer.
-    ResBody: Default + Send + 'static,
+    ResBody: Default,
 {
     type Response = Response<ResBody>;
     type Error = S::Error;
-    type Future = BoxFuture<'static, Result<Response<ResBody>, S::Error>>;
+    type Future = ResponseFuture<S::Future, ResBody>;
 
     fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
         self.inner.poll_ready(cx)
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let active = self.handle.load();
-        let parts = RequestParts {
-            method: req.method(),
-            headers: req.headers(),
+        let reporter = self.reporter.as_ref();
+        let outcome = self.handle.with_current(|active| {
+            let parts = RequestParts {
+                method: req.method(),
+                headers: req.headers(),
+            };
+            let decision = match active {
+                Some(a) => a.policy.evaluate(&parts),
+                None => Decision::no_policy(&parts),
+            };
+            if let Some(reporter) = reporter {
+                reporter.observe(&parts, &decision);
+            }
+            if let Some(reason) = decision.reason() {
+                tracing::debug!(
+                    reason = reason.as_str(),
+                    would_block = decision.would_block(),
+                    service = active.map_or("", |a| a.service.as_str()),
+                    "CORS request refused by policy"
+                );
+            }
+            match decision.local_response() {
+                // Answered here, while the policy is borrowed: its header
+                // values are cloned once, straight into the response.
+                Some(status) => {
+                    let mut res = Response::new(ResBody::default());
+                    *res.status_mut() = status;
+                    decision.apply(res.headers_mut());
+                    Outcome::Local(res)
+                }
+                // The response future outlives the borrow, so the decision
+                // takes its header values along (shared bytes, no copies).
+                None => Outcome::Forward(decision.into_owned()),
+            }
+        });
+        let state = match outcome {
+            Outcome::Local(res) => State::Local { res: Some(res) },
+            Outcome::Forward(decision) => State::Inner {
+                future: self.inner.call(req),
+                decision,
+            },
         };
-        let decision = match active.as_deref() {
-            Some(a) => a.policy.evaluate(&parts),
-            None => Decision::no_policy(&parts),
-        };
-        if let Some(reporter) = &self.reporter {
-            reporter.observe(&parts, &decision);
+        ResponseFuture { state }
+    }
+}
+
+enum Outcome<B> {
+    Local(Response<B>),
+    Forward(Decision<'static>),
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Corsair`]: a local answer, or the inner
+    /// service's response with the decision's headers written into it.
+    pub struct ResponseFuture<F, B> {
+        #[pin]
+        state: State<F, B>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F, B> {
+        Local { res: Option<Response<B>> },
+        Inner { #[pin] future: F, decision: Decision<'static> },
+    }
+}
+
+impl<F, B, E> Future for ResponseFuture<F, B>
+where
+    F: Future<Output = Result<Response<B>, E>>,
+{
+    type Output = Result<Response<B>, E>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        match self.project().state.project() {
+            StateProj::Local { res } => match res.take() {
+                Some(res) => Poll::Ready(Ok(res)),
+                None => panic!("corsair ResponseFuture polled after completion"),
+            },
+            StateProj::Inner { future, decision } => {
+                let mut res = ready!(future.poll(cx))?;
+                decision.apply(res.headers_mut());
+                Poll::Ready(Ok(res))
+            }
         }
-        // The response future outlives this borrow of the policy, so the
-        // decision takes its header values along (shared bytes, no copies).
-        let decision = decision.into_owned();
-        if let Some(reason) = decision.reason() {
-            tracing::debug!(
-                reason = reason.as_str(),
-                would_block = decision.would_block(),
-                service = active.as_ref().map_or("", |a| a.service.as_str()),
-                "CORS request refused by policy"
-            );
-        }
-        if let Some(status) = decision.local_response() {
-            let mut res = Response::new(ResBody::default());
-            *res.status_mut() = status;
-            decision.apply(res.headers_mut());
-            return Box::pin(std::future::ready(Ok(res)));
-        }
-        let fut = self.inner.call(req);
-        Box::pin(async move {
-            let mut res = fut.await?;
-            decision.apply(res.headers_mut());
-            Ok(res)
-        })
+    }
+}
+
+impl<F, B> std::fmt::Debug for ResponseFuture<F, B> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResponseFuture").finish_non_exhaustive()
     }
 }

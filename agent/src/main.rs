@@ -11,6 +11,11 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use tracing_subscriber::EnvFilter;
 
+// mimalloc: the proxy allocates per request (hyper's buffers, header maps);
+// glibc malloc was a visible share of its profile (BENCHMARKS.md, "Proxy").
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// Corsair agent.
 #[derive(Debug, Parser)]
 #[command(name = "corsair-agent", version, about)]
@@ -24,6 +29,13 @@ struct Cli {
         global = true
     )]
     log_format: LogFormat,
+    /// Threads serving requests. 1 runs everything on one thread (a
+    /// current-thread runtime: no cross-thread wake-ups, the fastest choice
+    /// on one CPU). Default: the CPUs this process may run on (its affinity
+    /// mask and cgroup quota), so `taskset -c 1` means 1.
+    #[arg(long, env = "CORSAIR_WORKER_THREADS", global = true,
+          value_parser = clap::value_parser!(u16).range(1..=1024))]
+    worker_threads: Option<u16>,
     #[command(subcommand)]
     command: Command,
 }
@@ -98,14 +110,36 @@ struct ProxyArgs {
     drain_timeout: f64,
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
+fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
-    match cli.command {
-        Command::Proxy(args) => proxy(args).await,
-        Command::Authz(args) => authz(args).await,
-    }
+    let runtime = runtime(cli.worker_threads)?;
+    runtime.block_on(async {
+        match cli.command {
+            Command::Proxy(args) => proxy(args).await,
+            Command::Authz(args) => authz(args).await,
+        }
+    })
+}
+
+/// The tokio runtime for `--worker-threads`: current-thread for 1, else a
+/// multi-thread runtime with that many workers.
+fn runtime(worker_threads: Option<u16>) -> anyhow::Result<tokio::runtime::Runtime> {
+    let threads = worker_threads.map_or_else(
+        || std::thread::available_parallelism().map_or(1, usize::from),
+        usize::from,
+    );
+    let mut builder = if threads == 1 {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(threads);
+        b
+    };
+    builder
+        .enable_all()
+        .build()
+        .context("starting the async runtime")
 }
 
 async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {

@@ -1,5 +1,8 @@
 //! `evaluate` performs no heap allocation: allowed and disallowed actual
 //! requests, preflights (exact and wildcard origins), and hostile headers.
+//! The tower layer around it adds none of its own: a forwarded request
+//! costs only what the inner service allocates, a local answer only its
+//! header map.
 //!
 //! A counting global allocator counts allocations made by this thread while
 //! a flag is set. Request headers are built before counting starts, the way
@@ -136,5 +139,106 @@ fn evaluate_never_allocates() {
             drop(d);
         });
         assert_eq!(n, 0, "{name}: {n} allocations");
+    }
+}
+
+/// The layer's own fixed path: no boxed future, no policy reference count,
+/// no copies of header values. Forwarded requests allocate nothing beyond
+/// the inner service (whose response has room for the CORS headers); a
+/// preflight answered locally allocates only its header map (indices and
+/// entries).
+#[test]
+fn the_layer_adds_no_allocation_of_its_own() {
+    use corsair_agent::CorsairLayer;
+    use corsair_agent::handle::{ActivePolicy, PolicyHandle};
+    use futures_util::FutureExt;
+    use http::{Request, Response};
+    use std::sync::Arc;
+    use tower::{Layer, Service};
+
+    let handle = PolicyHandle::new();
+    handle.store(Some(Arc::new(ActivePolicy {
+        service: "alloc".into(),
+        revision: 1,
+        policy: Policy::compile(&PolicySpec {
+            origins: (0..1_000)
+                .map(|i| format!("https://app{i}.example.com"))
+                .collect(),
+            allow_methods: vec!["PUT".into()],
+            allow_headers: vec!["content-type".into(), "x-custom".into()],
+            expose_headers: vec!["x-request-id".into()],
+            max_age_secs: 600,
+            ..PolicySpec::default()
+        })
+        .expect("policy compiles"),
+    })));
+    // The upstream's response is made before counting, as a real one
+    // arrives already built.
+    let inner = tower::service_fn(|_req: Request<()>| {
+        std::future::ready(Ok::<_, std::convert::Infallible>(
+            RESPONSE.with(|r| r.borrow_mut().take().expect("a response was prepared")),
+        ))
+    });
+    thread_local! {
+        static RESPONSE: std::cell::RefCell<Option<Response<()>>> = const { std::cell::RefCell::new(None) };
+    }
+    let prepare = || {
+        let mut res = Response::new(());
+        res.headers_mut().reserve(8);
+        RESPONSE.with(|r| *r.borrow_mut() = Some(res));
+    };
+    let mut layer = CorsairLayer::new(handle).layer(inner);
+    let request = |method: Method, pairs: &[(&'static str, &'static str)]| {
+        let mut req = Request::new(());
+        *req.method_mut() = method;
+        *req.headers_mut() = headers(pairs);
+        req
+    };
+    type Case = (
+        &'static str,
+        Method,
+        &'static [(&'static str, &'static str)],
+        usize,
+    );
+    let cases: [Case; 3] = [
+        (
+            "allowed",
+            Method::GET,
+            &[("origin", "https://app999.example.com")],
+            0,
+        ),
+        (
+            "disallowed",
+            Method::GET,
+            &[("origin", "https://evil.example.net")],
+            0,
+        ),
+        (
+            "preflight",
+            Method::OPTIONS,
+            &[
+                ("origin", "https://app999.example.com"),
+                ("access-control-request-method", "PUT"),
+                ("access-control-request-headers", "content-type,x-custom"),
+            ],
+            2,
+        ),
+    ];
+    for (name, method, pairs, expected) in cases {
+        // Once outside the count: the policy's shared header values are
+        // promoted to reference-counted bytes on their first clone.
+        prepare();
+        drop(layer.call(request(method.clone(), pairs)).now_or_never());
+        prepare();
+        let req = request(method, pairs);
+        let mut out = None;
+        let n = allocations(|| out = layer.call(req).now_or_never());
+        let res = out.expect("the layer answers at once").expect("infallible");
+        assert!(
+            res.headers().contains_key("vary"),
+            "{name}: the layer wrote its headers"
+        );
+        assert_eq!(n, expected, "{name}: {n} allocations");
+        RESPONSE.with(|r| r.borrow_mut().take());
     }
 }

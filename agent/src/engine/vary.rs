@@ -43,6 +43,12 @@ impl Vary {
         if ours.is_empty() {
             return;
         }
+        // The usual case (every local answer, most upstream responses): no
+        // `Vary` yet, so ours is the whole line; nothing to scan or split.
+        if !headers.contains_key(VARY) {
+            headers.append(VARY, HeaderValue::from_static(ours));
+            return;
+        }
         let present = |name: &str| {
             headers.get_all(VARY).iter().any(|v| {
                 v.as_bytes()

@@ -78,19 +78,22 @@ impl Upstream {
         if req.method() == http::Method::CONNECT {
             return Err(RewriteError("CONNECT tunnels are not forwarded".into()));
         }
-        let path_and_query = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
-        let path_and_query: PathAndQuery = if self.base_path.is_empty() {
-            path_and_query.parse()
-        } else {
-            format!("{}{}", self.base_path, path_and_query).parse()
-        }
-        .map_err(|e: http::uri::InvalidUri| RewriteError(e.to_string()))?;
-        *req.uri_mut() = Uri::builder()
-            .scheme(self.scheme.clone())
-            .authority(self.authority.clone())
-            .path_and_query(path_and_query)
-            .build()
-            .map_err(|e| RewriteError(e.to_string()))?;
+        let path_and_query = match (req.uri().path_and_query(), self.base_path.is_empty()) {
+            // The common case shares the request's bytes: no parse, no copy.
+            (Some(pq), true) => pq.clone(),
+            (None, true) => PathAndQuery::from_static("/"),
+            (pq, false) => {
+                let pq = pq.map_or("/", PathAndQuery::as_str);
+                format!("{}{}", self.base_path, pq)
+                    .parse()
+                    .map_err(|e: http::uri::InvalidUri| RewriteError(e.to_string()))?
+            }
+        };
+        let mut uri = http::uri::Parts::default();
+        uri.scheme = Some(self.scheme.clone());
+        uri.authority = Some(self.authority.clone());
+        uri.path_and_query = Some(path_and_query);
+        *req.uri_mut() = Uri::from_parts(uri).map_err(|e| RewriteError(e.to_string()))?;
         strip_hop_by_hop(req.headers_mut());
         // The legacy client speaks HTTP/1.1 to the upstream whatever the
         // client spoke to us.
@@ -107,6 +110,28 @@ pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr) {
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     const PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
     const HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+    // Room for the three headers below in one growth of the map, not three.
+    headers.reserve(3);
+    if !headers.contains_key(&XFF) {
+        // The usual case: no proxy before us. The client's address,
+        // formatted once per thread and address, is shared, not copied.
+        headers.insert(XFF, client_value(client));
+    } else {
+        append_to_chain(headers, client);
+    }
+    if !headers.contains_key(&PROTO) {
+        headers.insert(PROTO, HeaderValue::from_static("http"));
+    }
+    if !headers.contains_key(&HOST)
+        && let Some(host) = headers.get(header::HOST).cloned()
+    {
+        headers.insert(HOST, host);
+    }
+}
+
+/// `X-Forwarded-For` with earlier proxies' addresses first, then `client`.
+fn append_to_chain(headers: &mut HeaderMap, client: IpAddr) {
+    const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     let prior: Vec<&str> = headers
         .get_all(&XFF)
         .iter()
@@ -123,42 +148,87 @@ pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr) {
     if let Ok(value) = HeaderValue::from_str(&chain) {
         headers.insert(XFF, value);
     }
-    if !headers.contains_key(&PROTO) {
-        headers.insert(PROTO, HeaderValue::from_static("http"));
+}
+
+/// `client` as a header value. A connection's requests all come from one
+/// address (and behind a local gateway, every connection's), so the last
+/// formatted value is kept per thread and cloned (a reference count, no
+/// copy) while the address repeats.
+fn client_value(client: IpAddr) -> HeaderValue {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(IpAddr, HeaderValue)>> =
+            const { std::cell::RefCell::new(None) };
     }
-    if !headers.contains_key(&HOST)
-        && let Some(host) = headers.get(header::HOST).cloned()
-    {
-        headers.insert(HOST, host);
-    }
+    LAST.with_borrow_mut(|last| match last {
+        Some((ip, value)) if *ip == client => value.clone(),
+        _ => {
+            // An IP address is always a valid header value.
+            let value = HeaderValue::from_maybe_shared(bytes::Bytes::from(client.to_string()))
+                .unwrap_or_else(|_| HeaderValue::from_static("unknown"));
+            *last = Some((client, value.clone()));
+            value
+        }
+    })
 }
 
 /// Removes connection-specific headers, including those the `Connection`
 /// header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
-        .get_all(header::CONNECTION)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|name| HeaderName::from_bytes(name.trim().as_bytes()).ok())
-        .collect();
+    // One pass over the names instead of nine hashed removals: most
+    // requests and responses carry none of these.
+    if !headers.keys().any(is_hop_by_hop) {
+        return;
+    }
+    // Names `Connection` lists besides the fixed set below (rare: the usual
+    // tokens are `keep-alive`, `close` and `upgrade`, so no allocation).
+    let mut named: Vec<HeaderName> = Vec::new();
+    for value in headers.get_all(header::CONNECTION) {
+        let Ok(value) = value.to_str() else { continue };
+        for token in value.split(',').map(str::trim) {
+            // `close` names no header; the fixed names go below anyway
+            // (and `keep-alive`, the usual token, is not worth a HeaderName).
+            if token.is_empty()
+                || ["close", "keep-alive", "upgrade", "te", "trailer"]
+                    .iter()
+                    .any(|t| token.eq_ignore_ascii_case(t))
+            {
+                continue;
+            }
+            if let Ok(name) = HeaderName::from_bytes(token.as_bytes())
+                && !is_hop_by_hop(&name)
+            {
+                named.push(name);
+            }
+        }
+    }
     for name in named {
         headers.remove(name);
     }
-    for name in [
-        header::CONNECTION,
-        header::PROXY_AUTHENTICATE,
-        header::PROXY_AUTHORIZATION,
-        header::TE,
-        header::TRAILER,
-        header::TRANSFER_ENCODING,
-        header::UPGRADE,
-    ] {
+    // Remove only the fixed names that are there: a scan, not nine hashes.
+    let mut present: [Option<HeaderName>; 9] = std::array::from_fn(|_| None);
+    for (slot, name) in present
+        .iter_mut()
+        .zip(headers.keys().filter(|n| is_hop_by_hop(n)))
+    {
+        *slot = Some(name.clone());
+    }
+    for name in present.into_iter().flatten() {
         headers.remove(name);
     }
-    headers.remove("keep-alive");
-    headers.remove("proxy-connection");
+}
+
+/// A header that never crosses a proxy, or `Connection` (which may name
+/// more of them).
+fn is_hop_by_hop(name: &HeaderName) -> bool {
+    name == header::CONNECTION
+        || name == header::PROXY_AUTHENTICATE
+        || name == header::PROXY_AUTHORIZATION
+        || name == header::TE
+        || name == header::TRAILER
+        || name == header::TRANSFER_ENCODING
+        || name == header::UPGRADE
+        || name.as_str() == "keep-alive"
+        || name.as_str() == "proxy-connection"
 }
 
 #[cfg(test)]
