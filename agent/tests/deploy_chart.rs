@@ -106,7 +106,10 @@ fn renders_match_the_golden_files() {
 #[test]
 fn renders_are_reproducible_and_no_template_generates_anything() {
     let hits = forbidden_calls(&chart(CHART));
-    assert!(hits.is_empty(), "templates calling forbidden functions: {hits:?}");
+    assert!(
+        hits.is_empty(),
+        "templates calling forbidden functions: {hits:?}"
+    );
     for values in values_files(&chart(CHART)) {
         assert!(
             render(&values, "1.33.0") == render(&values, "1.33.0"),
@@ -133,7 +136,10 @@ fn proxy_mode_reads_the_token_from_a_file_and_gates_on_readyz() {
         "Service/corsair-corsair-agent",
         "PodDisruptionBudget/corsair-corsair-agent",
     ] {
-        assert!(names.contains(expected), "{expected} missing from {names:?}");
+        assert!(
+            names.contains(expected),
+            "{expected} missing from {names:?}"
+        );
     }
     let c = agent_container(&docs);
     let args: Vec<&str> = c["args"]
@@ -143,7 +149,10 @@ fn proxy_mode_reads_the_token_from_a_file_and_gates_on_readyz() {
         .filter_map(Value::as_str)
         .collect();
     assert_eq!(args[0], "proxy");
-    assert!(args.contains(&"--token-file=/etc/corsair/token/token"), "{args:?}");
+    assert!(
+        args.contains(&"--token-file=/etc/corsair/token/token"),
+        "{args:?}"
+    );
     assert!(
         !args.iter().any(|a| a.starts_with("--token=")),
         "a token on the command line shows in ps: {args:?}"
@@ -158,8 +167,16 @@ fn proxy_mode_reads_the_token_from_a_file_and_gates_on_readyz() {
     let pod = &deployment["spec"]["template"];
     assert_eq!(pod["metadata"]["annotations"]["prometheus.io/port"], "9090");
     let volumes = pod["spec"]["volumes"].as_array().expect("volumes");
-    assert!(volumes.iter().any(|v| v["name"] == "corsair-cache" && v["emptyDir"].is_object()));
-    assert!(volumes.iter().any(|v| v["secret"]["secretName"] == "corsair-agent-token"));
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v["name"] == "corsair-cache" && v["emptyDir"].is_object())
+    );
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v["secret"]["secretName"] == "corsair-agent-token")
+    );
 
     // Kubernetes 1.29 has no preStop sleep action by default: none rendered.
     let c = agent_container(&documents(&render(&None, "1.29.0")));
@@ -171,14 +188,20 @@ fn sidecar_templates_render_the_native_and_the_classic_form() {
     let dir = tempfile::tempdir().expect("tempdir");
     let renders = gateway_renders(dir.path(), "1.33.0");
     let native = documents(&renders[0].1);
-    let deployment = native.iter().find(|d| d["kind"] == "Deployment").expect("Deployment");
+    let deployment = native
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("Deployment");
     let pod = &deployment["spec"]["template"]["spec"];
     assert_eq!(pod["initContainers"][0]["name"], "corsair-agent");
     assert_eq!(pod["initContainers"][0]["restartPolicy"], "Always");
     assert_eq!(pod["containers"].as_array().map(Vec::len), Some(1));
 
     let classic = documents(&renders[1].1);
-    let deployment = classic.iter().find(|d| d["kind"] == "Deployment").expect("Deployment");
+    let deployment = classic
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("Deployment");
     let pod = &deployment["spec"]["template"]["spec"];
     assert!(pod["initContainers"].is_null());
     assert_eq!(pod["containers"][1]["name"], "corsair-agent");
@@ -199,10 +222,18 @@ fn the_values_schema_refuses_bad_values() {
         ("replicaCount: \"two\"\n", "replicaCount"),
         ("controlPlane: corsair:50051\n", "controlPlane"),
         ("ports: {http: 0, admin: 9090}\n", "http"),
-        ("token: {secretName: \"\", secretKey: token}\n", "secretName"),
+        (
+            "token: {secretName: \"\", secretKey: token}\n",
+            "secretName",
+        ),
     ] {
-        let err = template(&chart(CHART), &values_file(dir.path(), values), "1.33.0", &[])
-            .expect_err(values);
+        let err = template(
+            &chart(CHART),
+            &values_file(dir.path(), values),
+            "1.33.0",
+            &[],
+        )
+        .expect_err(values);
         assert!(
             err.contains("schema") && err.contains(field),
             "{values:?} refused for another reason: {err}"
@@ -230,5 +261,8 @@ fn every_rendered_flag_is_accepted_by_the_binary() {
         }
     }
     // Every values file but the chart's own sidecar mode runs an agent.
-    assert!(checked >= renders.len() - 1, "too few agent containers checked: {checked}");
+    assert!(
+        checked >= renders.len() - 1,
+        "too few agent containers checked: {checked}"
+    );
 }

@@ -67,11 +67,18 @@ fn renders_match_the_golden_files() {
 #[test]
 fn renders_are_reproducible_and_no_template_generates_anything() {
     let hits = forbidden_calls(&chart(CHART));
-    assert!(hits.is_empty(), "templates calling forbidden functions: {hits:?}");
+    assert!(
+        hits.is_empty(),
+        "templates calling forbidden functions: {hits:?}"
+    );
     for values in values_files(&chart(CHART)) {
         let first = render(&values, "1.33.0", &GOLDEN_FLAGS);
         let second = render(&values, "1.33.0", &GOLDEN_FLAGS);
-        assert!(first == second, "two renders of {} differ", values_name(&values));
+        assert!(
+            first == second,
+            "two renders of {} differ",
+            values_name(&values)
+        );
     }
 }
 
@@ -85,7 +92,10 @@ fn default_values_render_the_documented_secrets_and_probes() {
         "PodDisruptionBudget/corsair-corsair-control-plane",
         "Job/corsair-corsair-control-plane-migrate-1",
     ] {
-        assert!(names.contains(expected), "{expected} missing from {names:?}");
+        assert!(
+            names.contains(expected),
+            "{expected} missing from {names:?}"
+        );
     }
     assert!(
         !names.iter().any(|n| n.starts_with("Secret/")),
@@ -97,8 +107,14 @@ fn default_values_render_the_documented_secrets_and_probes() {
         .expect("Deployment");
     let pod = &deployment["spec"]["template"]["spec"];
     assert_eq!(pod["securityContext"]["runAsUser"], 65532);
-    assert_eq!(pod["securityContext"]["seccompProfile"]["type"], "RuntimeDefault");
-    assert_eq!(pod["topologySpreadConstraints"].as_array().map(Vec::len), Some(2));
+    assert_eq!(
+        pod["securityContext"]["seccompProfile"]["type"],
+        "RuntimeDefault"
+    );
+    assert_eq!(
+        pod["topologySpreadConstraints"].as_array().map(Vec::len),
+        Some(2)
+    );
     let c = &pod["containers"][0];
     assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
     assert_eq!(c["securityContext"]["capabilities"]["drop"][0], "ALL");
@@ -108,7 +124,10 @@ fn default_values_render_the_documented_secrets_and_probes() {
         c["env"][0]["valueFrom"]["secretKeyRef"]["name"], "corsair-database",
         "the documented database Secret"
     );
-    assert_eq!(pod["volumes"][0]["secret"]["secretName"], "corsair-signing-key");
+    assert_eq!(
+        pod["volumes"][0]["secret"]["secretName"],
+        "corsair-signing-key"
+    );
 }
 
 #[test]
@@ -159,8 +178,13 @@ fn the_values_schema_refuses_bad_values() {
         ("config: {logFormat: yaml}\n", "logFormat"),
         ("database: {url: \"mysql://x\"}\n", "url"),
     ] {
-        let err = template(&chart(CHART), &values_file(dir.path(), values), "1.33.0", &[])
-            .expect_err(values);
+        let err = template(
+            &chart(CHART),
+            &values_file(dir.path(), values),
+            "1.33.0",
+            &[],
+        )
+        .expect_err(values);
         assert!(
             err.contains("schema") && err.contains(field),
             "{values:?} refused for another reason: {err}"
@@ -187,7 +211,10 @@ fn every_rendered_flag_is_accepted_by_the_binary() {
             checked += 1;
         }
     }
-    assert!(checked >= 2 * all.len() - 1, "too few containers checked: {checked}");
+    assert!(
+        checked >= 2 * all.len() - 1,
+        "too few containers checked: {checked}"
+    );
 }
 
 #[test]
@@ -199,7 +226,10 @@ fn alerts_and_dashboard_name_only_metrics_the_binaries_expose() {
     );
     let manifests = render(&values, "1.33.0", &[]);
     let used = metric_names_in_exprs(&manifests);
-    assert!(used.len() >= 10, "too few metrics found in the rules and dashboard: {used:?}");
+    assert!(
+        used.len() >= 10,
+        "too few metrics found in the rules and dashboard: {used:?}"
+    );
     // What `GET /metrics` serves: the control plane's registry, and an agent's.
     let mut exposed = exposed_sample_names(&corsair_control_plane::metrics::metrics().encode());
     exposed.extend(exposed_sample_names(

@@ -24,7 +24,10 @@ use tower::ServiceExt as _;
 
 /// GETs `path` from the whole HTTP app (no socket); status and JSON body.
 async fn get(store: &Store, path: &str) -> (StatusCode, Value) {
-    let app = http_app(AppState::new(store.clone(), SigningKey::from_bytes(&[1; 32])));
+    let app = http_app(AppState::new(
+        store.clone(),
+        SigningKey::from_bytes(&[1; 32]),
+    ));
     let response = app
         .oneshot(Request::get(path).body(Body::empty()).expect("request"))
         .await
@@ -160,7 +163,11 @@ async fn concurrent_migrations_on_a_fresh_database_all_succeed() {
     let schema = db.store.schema_status().await.expect("status");
     assert!(schema.is_current(), "{schema:?}");
     assert_eq!(
-        count(&db.store, "SELECT count(*) FROM _sqlx_migrations WHERE success").await,
+        count(
+            &db.store,
+            "SELECT count(*) FROM _sqlx_migrations WHERE success"
+        )
+        .await,
         schema.expected,
         "each migration applied exactly once"
     );
@@ -192,7 +199,10 @@ async fn bootstrap_creates_the_admin_once_and_audits_it() {
         .await
         .expect("read")
         .expect("the admin exists");
-    assert!(password::verify("first admin password", &creds.password_hash));
+    assert!(password::verify(
+        "first admin password",
+        &creds.password_hash
+    ));
 
     // Again, with another password: nothing changes.
     let other = password_file(dir.path(), "pw2", "a different password");

@@ -136,9 +136,12 @@ pub fn template(
     extra: &[&str],
 ) -> Result<String, String> {
     let mut cmd = Command::new(helm());
-    cmd.args(["template", RELEASE])
-        .arg(chart)
-        .args(["--namespace", RELEASE, "--kube-version", kube]);
+    cmd.args(["template", RELEASE]).arg(chart).args([
+        "--namespace",
+        RELEASE,
+        "--kube-version",
+        kube,
+    ]);
     if let Some(v) = values {
         cmd.arg("-f").arg(v);
     }
