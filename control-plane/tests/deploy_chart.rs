@@ -234,21 +234,27 @@ fn alerts_and_dashboard_name_only_metrics_the_binaries_expose() {
     // agent's. A labelled family is listed only once it has a child, so give
     // each one a sample first (names come from the registries either way).
     use corsair_control_plane::metrics::{BatchLabels, HttpLabels, metrics};
-    metrics()
-        .telemetry_batches
-        .get_or_create(&BatchLabels { result: "stored" });
-    metrics()
-        .http_request_duration_seconds
-        .get_or_create(&HttpLabels {
-            method: "GET".into(),
-            status: 200,
-        });
+    drop(
+        metrics()
+            .telemetry_batches
+            .get_or_create(&BatchLabels { result: "stored" }),
+    );
+    drop(
+        metrics()
+            .http_request_duration_seconds
+            .get_or_create(&HttpLabels {
+                method: "GET".into(),
+                status: 200,
+            }),
+    );
     let agent = corsair_agent::metrics::AgentMetrics::new();
-    agent
-        .blocked
-        .get_or_create(&corsair_agent::metrics::ServiceLabel {
-            service: "svc".into(),
-        });
+    drop(
+        agent
+            .blocked
+            .get_or_create(&corsair_agent::metrics::ServiceLabel {
+                service: "svc".into(),
+            }),
+    );
     let mut exposed = exposed_sample_names(&metrics().encode());
     exposed.extend(exposed_sample_names(&agent.encode()));
     let unknown: Vec<_> = used.difference(&exposed).collect();
