@@ -6,6 +6,8 @@
 //!   for validation and simulation, so the two can never disagree.
 //! - `handle` (feature `runtime`): `PolicyHandle`, the atomically swapped
 //!   current policy that the request path reads lock-free.
+//! - `control_plane` (feature `runtime`): the one gRPC client setup shared by
+//!   `sync` and `report` — URL, token (inline or re-read from a file), TLS.
 //! - `sync` (feature `runtime`): the `PolicySync` gRPC client — hello,
 //!   snapshots, ACK/NACK, reconnect with jittered backoff, last-known-good cache.
 //! - `layer` (feature `runtime`): `CorsairLayer`, a tower `Layer` that
@@ -20,6 +22,8 @@
 
 pub mod engine;
 
+#[cfg(feature = "runtime")]
+pub mod control_plane;
 #[cfg(feature = "runtime")]
 pub mod handle;
 #[cfg(feature = "runtime")]

@@ -3,6 +3,8 @@
 
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
+use corsair_agent::control_plane::ControlPlaneArgs;
+use corsair_agent::proxy::ProxyOptions;
 use corsair_agent::proxy::sidecar::{self, SidecarConfig};
 use corsair_agent::report::ReportConfig;
 use std::net::SocketAddr;
@@ -40,12 +42,8 @@ enum Command {
 
 #[derive(Debug, clap::Args)]
 struct ProxyArgs {
-    /// Control-plane gRPC URL, e.g. http://corsair:50051.
-    #[arg(long, env = "CORSAIR_CONTROL_PLANE")]
-    control_plane: String,
-    /// Agent token issued by the control plane (`token issue` or POST /api/v1/agent-tokens).
-    #[arg(long, env = "CORSAIR_TOKEN", hide_env_values = true)]
-    token: String,
+    #[command(flatten)]
+    control_plane: ControlPlaneArgs,
     /// The service whose policy this agent enforces.
     #[arg(long, env = "CORSAIR_SERVICE")]
     service: String,
@@ -75,6 +73,26 @@ struct ProxyArgs {
     /// before the oldest are dropped; the dropped count is reported.
     #[arg(long, env = "CORSAIR_REPORT_QUEUE", default_value_t = 1_000)]
     report_queue: usize,
+    // dataplane: upstream timeouts, TLS roots, drain.
+    /// Seconds to wait for the TCP connection to the upstream; then 504.
+    #[arg(long, env = "CORSAIR_UPSTREAM_CONNECT_TIMEOUT", default_value_t = 5.0)]
+    upstream_connect_timeout: f64,
+    /// Seconds from sending a request (body included) until the upstream's
+    /// response headers arrive; then 504. The response body is not limited.
+    #[arg(long, env = "CORSAIR_UPSTREAM_TIMEOUT", default_value_t = 60.0)]
+    upstream_timeout: f64,
+    /// Seconds to wait for the next piece of a client's request body; then
+    /// 408 to the client and the upstream's connection is closed.
+    #[arg(long, env = "CORSAIR_REQUEST_BODY_TIMEOUT", default_value_t = 60.0)]
+    request_body_timeout: f64,
+    /// PEM file of extra CA certificates trusted for an https:// --upstream,
+    /// on top of the system's roots.
+    #[arg(long, env = "CORSAIR_UPSTREAM_CA_FILE")]
+    upstream_ca_file: Option<PathBuf>,
+    /// Seconds in-flight requests may take to finish after SIGTERM or
+    /// Ctrl-C (/readyz answers 503 meanwhile); then connections are closed.
+    #[arg(long, env = "CORSAIR_DRAIN_TIMEOUT", default_value_t = 10.0)]
+    drain_timeout: f64,
 }
 
 #[tokio::main]
@@ -99,12 +117,18 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         None => None,
     };
     let config = SidecarConfig {
-        control_plane: args.control_plane,
-        token: args.token,
+        control_plane: args.control_plane.into(),
         service: args.service,
         upstream: args.upstream,
         cache_dir: args.cache_dir,
         agent_name: args.agent_name.unwrap_or_else(host_name),
+        proxy: ProxyOptions {
+            connect_timeout: seconds("--upstream-connect-timeout", args.upstream_connect_timeout)?,
+            upstream_timeout: seconds("--upstream-timeout", args.upstream_timeout)?,
+            request_body_timeout: seconds("--request-body-timeout", args.request_body_timeout)?,
+            upstream_ca_file: args.upstream_ca_file,
+            drain_timeout: seconds("--drain-timeout", args.drain_timeout)?,
+        },
     };
     if !(args.report_interval.is_finite() && args.report_interval >= 0.05) {
         anyhow::bail!("--report-interval must be at least 0.05 seconds");
@@ -116,6 +140,14 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
         ..ReportConfig::default()
     };
     sidecar::run_with_report(config, report, listener, admin, shutdown_signal()).await
+}
+
+/// A duration flag: finite, at least a millisecond, at most a day.
+fn seconds(flag: &str, value: f64) -> anyhow::Result<std::time::Duration> {
+    if !(value.is_finite() && (0.001..=86_400.0).contains(&value)) {
+        anyhow::bail!("{flag} must be between 0.001 and 86400 seconds, got {value}");
+    }
+    Ok(std::time::Duration::from_secs_f64(value))
 }
 
 fn host_name() -> String {

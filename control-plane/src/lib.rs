@@ -11,6 +11,7 @@
 //! - [`health`]: probes, `GET /healthz` (alive) and `GET /readyz` (database and schema).
 //! - [`node`]: one control-plane node (HTTP + gRPC + jobs) on bound listeners.
 //! - [`server`]: wires HTTP and gRPC onto already-bound listeners with graceful shutdown.
+//! - [`tls`]: TLS on both listeners (`serve --tls-*`), certificates reloaded while serving.
 //! - [`pg`]: a private PostgreSQL from the machine's binaries (dev, tests).
 //! - `testing`: a fresh database per test.
 //! - [`dev`]: `corsair-control-plane dev` — private Postgres, demo upstream, agent, demo page.
@@ -32,4 +33,5 @@ pub mod store;
 pub mod telemetry;
 #[doc(hidden)]
 pub mod testing;
+pub mod tls;
 pub mod ui;

@@ -6,10 +6,11 @@ use corsair_control_plane::api::agent_tokens::check_token_request;
 use corsair_control_plane::auth::bootstrap::{BootstrapOutcome, bootstrap_admin};
 use corsair_control_plane::auth::{Role, SigningKey, issue_agent_token, password};
 use corsair_control_plane::grpc::GrpcConfig;
-use corsair_control_plane::node::Node;
+use corsair_control_plane::node::{Node, NodeTls};
 use corsair_control_plane::server;
 use corsair_control_plane::store::Store;
 use corsair_control_plane::telemetry::RetentionConfig;
+use corsair_control_plane::tls::{ServerTls, TlsFiles};
 use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -140,6 +141,52 @@ struct ServeArgs {
         requires = "bootstrap_admin_email"
     )]
     bootstrap_admin_password_file: Option<PathBuf>,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// `serve`'s TLS flags: both listeners over TLS, certificates re-read on change.
+#[derive(Debug, Args)]
+struct TlsArgs {
+    /// PEM certificate chain (leaf first) for both listeners, HTTP and gRPC;
+    /// with --tls-key-file turns TLS on. Re-read when it changes (e.g.
+    /// renewed by cert-manager): new connections get the new certificate,
+    /// open agent streams keep theirs.
+    #[arg(long, env = "CORSAIR_TLS_CERT_FILE", requires = "tls_key_file")]
+    tls_cert_file: Option<PathBuf>,
+    /// PEM private key of --tls-cert-file (PKCS#8, PKCS#1 or SEC1).
+    #[arg(long, env = "CORSAIR_TLS_KEY_FILE", requires = "tls_cert_file")]
+    tls_key_file: Option<PathBuf>,
+    /// PEM CA bundle: agents must present a client certificate signed by
+    /// one of these CAs on the gRPC listener (mTLS). Re-read on change like
+    /// the certificate. The HTTP listener never asks for client certificates.
+    #[arg(long, env = "CORSAIR_TLS_CLIENT_CA_FILE", requires = "tls_cert_file")]
+    tls_client_ca_file: Option<PathBuf>,
+    /// How often the TLS files are checked for changes, in seconds.
+    #[arg(long, env = "CORSAIR_TLS_RELOAD_INTERVAL", default_value_t = 5.0)]
+    tls_reload_interval: f64,
+}
+
+impl TlsArgs {
+    /// The loaded TLS settings, or `None` without `--tls-cert-file`.
+    fn load(&self) -> anyhow::Result<Option<NodeTls>> {
+        let (Some(cert), Some(key)) = (&self.tls_cert_file, &self.tls_key_file) else {
+            return Ok(None);
+        };
+        if !(self.tls_reload_interval.is_finite() && self.tls_reload_interval >= 0.1) {
+            bail!("--tls-reload-interval must be at least 0.1 seconds");
+        }
+        let files = TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: self.tls_client_ca_file.clone(),
+        };
+        let config = ServerTls::load(files).context("loading the --tls-* files")?;
+        Ok(Some(NodeTls {
+            config,
+            reload_interval: std::time::Duration::from_secs_f64(self.tls_reload_interval),
+        }))
+    }
 }
 
 #[derive(Debug, Subcommand)]
@@ -246,6 +293,8 @@ async fn connect(args: &DbArgs) -> anyhow::Result<Store> {
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // Before the database: a bad certificate path is the likelier mistake.
+    let tls = args.tls.load()?;
     let store = connect(&args.db).await?;
     if args.skip_migrations {
         tracing::info!("--skip-migrations: not applying migrations");
@@ -284,13 +333,14 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         grpc,
         grpc_config: GrpcConfig::default(),
         single_operator: args.single_operator,
-        secure_cookies: args.secure_cookies,
+        // Browsers reach a TLS control plane over HTTPS: cookies can be Secure.
+        secure_cookies: args.secure_cookies || tls.is_some(),
         retention: RetentionConfig {
             retention_days: args.blocked_retention_days,
             ..RetentionConfig::default()
         },
     };
-    node.run(server::shutdown_signal()).await
+    node.run_with_tls(tls, server::shutdown_signal()).await
 }
 
 async fn audit_verify(args: DbArgs) -> anyhow::Result<()> {

@@ -8,6 +8,7 @@ use crate::grpc::{self, GrpcConfig};
 use crate::server::{self, Shutdown};
 use crate::store::Store;
 use crate::telemetry::{self, RetentionConfig};
+use crate::tls::{Listener, ServerTls, Side};
 use anyhow::{Context, bail};
 use std::future::Future;
 use tokio::net::TcpListener;
@@ -34,11 +35,32 @@ pub struct Node {
     pub retention: RetentionConfig,
 }
 
+/// TLS for both of a node's listeners.
+#[derive(Debug, Clone)]
+pub struct NodeTls {
+    /// Certificates (and client CA), loaded.
+    pub config: ServerTls,
+    /// How often the files are re-read (`--tls-reload-interval`).
+    pub reload_interval: std::time::Duration,
+}
+
 impl Node {
     /// Runs until `shutdown` completes (or a server fails), then drains:
     /// in-flight HTTP requests finish and agent streams are closed with
     /// UNAVAILABLE so agents reconnect elsewhere.
     pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> anyhow::Result<()> {
+        self.run_with_tls(None, shutdown).await
+    }
+
+    /// Like [`Node::run`], serving both listeners over TLS when `tls` is
+    /// given (`serve --tls-*`): its files are re-read every
+    /// `tls.interval`, and a renewed certificate is used by new handshakes
+    /// while open connections keep theirs.
+    pub async fn run_with_tls(
+        self,
+        tls: Option<NodeTls>,
+        shutdown: impl Future<Output = ()> + Send,
+    ) -> anyhow::Result<()> {
         let Node {
             store,
             keys,
@@ -50,9 +72,19 @@ impl Node {
             retention,
         } = self;
         if let (Ok(h), Ok(g)) = (http.local_addr(), grpc.local_addr()) {
-            tracing::info!(http = %h, grpc = %g, "control plane serving");
+            tracing::info!(http = %h, grpc = %g, tls = tls.is_some(), "control plane serving");
         }
         let stop = Shutdown::new();
+        let server_tls = tls.as_ref().map(|t| &t.config);
+        let http = Listener::new(http, server_tls, Side::Http);
+        let grpc = Listener::new(grpc, server_tls, Side::Grpc);
+        let reload = tls.map(|t| {
+            tokio::spawn(
+                t.config
+                    .watch(t.reload_interval, stop.wait())
+                    .instrument(tracing::info_span!("tls_reload")),
+            )
+        });
         let state = AppState::new(store.clone(), keys.clone())
             .with_single_operator(single_operator)
             .with_secure_cookies(secure_cookies);
@@ -82,6 +114,9 @@ impl Node {
         if let Some((which, result)) = failure {
             let _ = expiry.await;
             let _ = retention.await;
+            if let Some(reload) = reload {
+                let _ = reload.await;
+            }
             result.with_context(|| format!("{which} server task"))??;
             bail!("{which} server stopped unexpectedly");
         }
@@ -95,6 +130,9 @@ impl Node {
             .context("gRPC server")?;
         expiry.await.context("expiry task")?;
         retention.await.context("retention task")?;
+        if let Some(reload) = reload {
+            reload.await.context("TLS reload task")?;
+        }
         tracing::info!("control plane stopped");
         Ok(())
     }

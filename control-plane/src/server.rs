@@ -6,10 +6,11 @@
 
 use crate::api::{self, AppState};
 use crate::store::Store;
+use crate::tls::Listener;
 use axum::Router;
+use axum::serve::ListenerExt as _;
 use std::future::Future;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tower_http::trace::TraceLayer;
 
@@ -36,22 +37,33 @@ async fn not_found(uri: http::Uri) -> axum::response::Response {
     }
 }
 
-/// Serves `app` on `listener` until `shutdown` completes, then lets
-/// in-flight requests finish.
-pub async fn serve_http<F>(listener: TcpListener, app: Router, shutdown: F) -> std::io::Result<()>
+/// Serves `app` on `listener` (plain or TLS) until `shutdown` completes,
+/// then lets in-flight requests finish.
+pub async fn serve_http<F>(
+    listener: impl Into<Listener>,
+    app: Router,
+    shutdown: F,
+) -> std::io::Result<()>
 where
     F: Future<Output = ()> + Send + 'static,
 {
+    let listener = listener.into();
     if let Ok(addr) = listener.local_addr() {
-        tracing::info!(%addr, "HTTP API listening");
+        let tls = matches!(listener, Listener::Tls(_));
+        tracing::info!(%addr, tls, "HTTP API listening");
     }
     // Connect info gives login throttling the client's address.
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<std::net::SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
+    match listener {
+        Listener::Plain(tcp) => axum::serve(tcp, app).with_graceful_shutdown(shutdown).await,
+        // `tap_io` is what lets axum hand out the peer `SocketAddr` as
+        // connect info for a listener of our own.
+        Listener::Tls(tls) => {
+            axum::serve(tls.tap_io(|_| ()), app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }
 
 /// Completes on Ctrl-C or SIGTERM (what Kubernetes sends).

@@ -6,6 +6,7 @@
 mod e2e_support;
 
 use anyhow::{Context, Result};
+use corsair_agent::control_plane::ControlPlaneConfig;
 use corsair_agent::proxy::sidecar::{self, SidecarConfig};
 use corsair_agent::report::ReportConfig;
 use corsair_control_plane::auth::Role;
@@ -44,12 +45,12 @@ impl Agent {
         let url = format!("http://{}", listener.local_addr()?);
         let admin_url = format!("http://{}", admin.local_addr()?);
         let config = SidecarConfig {
-            control_plane: cp.grpc_url(),
-            token: token.to_string(),
+            control_plane: ControlPlaneConfig::new(cp.grpc_url(), token),
             service: service.to_string(),
             upstream: upstream.to_string(),
             cache_dir: cache,
             agent_name: "telemetry-agent".to_string(),
+            proxy: Default::default(),
         };
         let report = ReportConfig {
             interval: INTERVAL,

@@ -16,6 +16,7 @@ mod ui_support;
 
 use anyhow::{Context, Result, bail};
 use chrono::{Duration, Utc};
+use corsair_agent::control_plane::ControlPlaneConfig;
 use corsair_agent::proxy::sidecar::{self, SidecarConfig};
 use corsair_agent::report::ReportConfig;
 use corsair_control_plane::auth::{Role, issue_agent_token};
@@ -379,12 +380,12 @@ async fn start_agent(
     let url = format!("http://{}", listener.local_addr()?);
     let admin_url = format!("http://{}", admin.local_addr()?);
     let config = SidecarConfig {
-        control_plane: server.grpc_url.clone(),
-        token: token.token,
+        control_plane: ControlPlaneConfig::new(server.grpc_url.clone(), token.token),
         service: service.to_string(),
         upstream: upstream.to_string(),
         cache_dir: cache,
         agent_name: "blocked-ui-agent".to_string(),
+        proxy: Default::default(),
     };
     let report = ReportConfig {
         interval: StdDuration::from_millis(200),

@@ -1,6 +1,6 @@
 //! The admin listener: `/healthz` (liveness, with status) and `/readyz`
-//! (ready only once a policy is loaded — without one the agent fails closed)
-//! and `/metrics` (Prometheus text).
+//! (ready only once a policy is loaded — without one the agent fails closed
+//! — and not while draining at shutdown) and `/metrics` (Prometheus text).
 
 use crate::handle::PolicyHandle;
 use bytes::Bytes;
@@ -11,6 +11,7 @@ use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::TcpListener;
 
 /// Extra status fields (e.g. the sync stream's state) for `/healthz`.
@@ -27,6 +28,9 @@ pub struct AdminState {
     pub status: StatusFn,
     /// Prometheus text for `/metrics` (none: 404).
     pub metrics: Option<MetricsFn>,
+    /// Set once shutdown has begun: `/readyz` answers 503 from then on, so
+    /// load balancers stop sending while in-flight requests finish.
+    pub draining: Arc<AtomicBool>,
 }
 
 /// Renders the Prometheus text exposition for `/metrics`.
@@ -35,10 +39,12 @@ pub type MetricsFn = Arc<dyn Fn() -> String + Send + Sync>;
 impl AdminState {
     fn report(&self) -> (bool, serde_json::Value) {
         let active = self.handle.load();
-        let ready = active.is_some();
+        let draining = self.draining.load(Ordering::Relaxed);
+        let ready = active.is_some() && !draining;
         let body = serde_json::json!({
             "service": self.service,
             "ready": ready,
+            "draining": draining,
             "revision": active.as_ref().map(|a| a.revision),
             "enforcing": if ready { "policy" } else { "no policy: failing closed (no CORS grants)" },
             "sync": (self.status)(),

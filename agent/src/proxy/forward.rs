@@ -8,7 +8,7 @@ use http::uri::{Authority, PathAndQuery, Scheme, Uri};
 use std::fmt;
 use std::net::IpAddr;
 
-/// The upstream is not a usable `http://host[:port][/base]` URL.
+/// The upstream is not a usable `http[s]://host[:port][/base]` URL.
 #[derive(Debug, thiserror::Error)]
 #[error("upstream {given:?}: {message}")]
 pub struct UpstreamError {
@@ -36,8 +36,8 @@ impl fmt::Display for Upstream {
 }
 
 impl Upstream {
-    /// Parses `http://host[:port][/base]`. TLS to the upstream is not
-    /// supported: a sidecar talks to its neighbour over loopback.
+    /// Parses `http[s]://host[:port][/base]`. A sidecar talks plain HTTP to
+    /// its neighbour over loopback; `https://` is for upstreams elsewhere.
     pub fn parse(given: &str) -> Result<Self, UpstreamError> {
         let err = |message| UpstreamError {
             given: given.to_string(),
@@ -48,8 +48,8 @@ impl Upstream {
             .scheme()
             .cloned()
             .ok_or_else(|| err("missing scheme; use http://host:port"))?;
-        if scheme != Scheme::HTTP {
-            return Err(err("only http:// upstreams are supported"));
+        if scheme != Scheme::HTTP && scheme != Scheme::HTTPS {
+            return Err(err("only http:// and https:// upstreams are supported"));
         }
         let authority = uri
             .authority()
@@ -66,8 +66,18 @@ impl Upstream {
         })
     }
 
-    /// Points `req` at the upstream and drops hop-by-hop headers.
+    /// Whether the upstream is reached over TLS.
+    pub fn is_https(&self) -> bool {
+        self.scheme == Scheme::HTTPS
+    }
+
+    /// Points `req` at the upstream and drops hop-by-hop headers. `CONNECT`
+    /// is refused: it asks a forward proxy for a tunnel, which a reverse
+    /// proxy in front of one upstream is not.
     pub fn rewrite<B>(&self, mut req: Request<B>) -> Result<Request<B>, RewriteError> {
+        if req.method() == http::Method::CONNECT {
+            return Err(RewriteError("CONNECT tunnels are not forwarded".into()));
+        }
         let path_and_query = req.uri().path_and_query().map_or("/", PathAndQuery::as_str);
         let path_and_query: PathAndQuery = if self.base_path.is_empty() {
             path_and_query.parse()
@@ -207,10 +217,15 @@ mod tests {
 
     #[test]
     fn refuses_unusable_upstreams() {
+        assert!(
+            Upstream::parse("https://a.example:8443/api")
+                .expect("https upstream")
+                .is_https()
+        );
         for bad in [
             "",
             "127.0.0.1:80",
-            "https://a.example",
+            "https://a.example/?q=1",
             "http://a.example/?q=1",
             "ftp://x",
         ] {

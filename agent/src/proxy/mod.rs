@@ -5,65 +5,87 @@
 //! upstream; everything else is forwarded and the engine's headers are
 //! applied to the upstream's response.
 //!
+//! - [`answer`]: every answer the agent makes itself, with the CORS decision.
 //! - [`forward`]: request/response rewriting for the hop to the upstream.
+//! - [`upstream`]: the client to the upstream (TLS, timeouts, failures).
+//! - [`body`]: the request body's idle timeout.
 //! - [`upgrade`]: WebSocket (and other HTTP/1.1 upgrade) tunnelling.
 //! - [`admin`]: `/healthz`, `/readyz` and `/metrics` on the admin listener.
 //! - [`sidecar`]: sync client + proxy + admin, run together (binary and `dev`).
 
 pub mod admin;
+pub mod answer;
+pub mod body;
 pub mod forward;
 pub mod sidecar;
 pub mod upgrade;
+pub mod upstream;
 
 use crate::engine::{Decision, RequestParts};
 use crate::handle::PolicyHandle;
 use crate::report::Reporter;
+use answer::Failure;
 use bytes::Bytes;
 use http::{Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Empty, Full};
+use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
-use hyper_util::client::legacy::Client;
-use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
 use tokio::net::TcpListener;
 use tracing::Instrument;
+pub use upstream::ProxyOptions;
 
 /// The body type the proxy answers with.
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
 
-/// How long open connections may take to finish after shutdown is asked for.
-const DRAIN_TIMEOUT: Duration = Duration::from_secs(10);
+/// The proxy could not be set up from its configuration.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// `--upstream` is not a usable URL.
+    #[error(transparent)]
+    Upstream(#[from] forward::UpstreamError),
+    /// The upstream client (TLS roots, CA file) could not be built.
+    #[error(transparent)]
+    Client(#[from] upstream::ClientError),
+}
 
 /// One proxy: a policy handle and where to forward.
 #[derive(Debug, Clone)]
 pub struct Proxy {
     handle: PolicyHandle,
     upstream: forward::Upstream,
-    client: Client<HttpConnector, Incoming>,
+    client: upstream::UpstreamClient,
+    options: ProxyOptions,
     reporter: Option<Reporter>,
 }
 
 impl Proxy {
     /// A proxy that enforces `handle`'s policy in front of `upstream`
-    /// (`http://host:port`, optionally with a base path).
-    pub fn new(handle: PolicyHandle, upstream: &str) -> Result<Self, forward::UpstreamError> {
+    /// (`http[s]://host:port`, optionally with a base path), with the
+    /// default timeouts and the system's CA roots.
+    pub fn new(handle: PolicyHandle, upstream: &str) -> Result<Self, ConfigError> {
+        Self::with_options(handle, upstream, ProxyOptions::default())
+    }
+
+    /// Like [`Self::new`] with explicit timeouts and extra CA roots. Fails
+    /// when the upstream URL is unusable or the CA file unreadable.
+    pub fn with_options(
+        handle: PolicyHandle,
+        upstream: &str,
+        options: ProxyOptions,
+    ) -> Result<Self, ConfigError> {
         let upstream = forward::Upstream::parse(upstream)?;
-        let mut connector = HttpConnector::new();
-        connector.set_nodelay(true);
-        let client = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
-            .build(connector);
+        let client = upstream::client(&options, upstream.is_https())?;
         Ok(Self {
             handle,
             upstream,
             client,
+            options,
             reporter: None,
         })
     }
@@ -102,11 +124,9 @@ impl Proxy {
             );
         }
         if let Some(status) = decision.local_response() {
-            let mut response = Response::new(empty());
-            *response.status_mut() = status;
-            decision.apply(response.headers_mut());
-            return response;
+            return answer::respond(&decision, status, empty());
         }
+        let body = body::TimedBody::new(body, self.options.request_body_timeout);
         let upstream_req = match self.upstream.rewrite(Request::from_parts(parts, body)) {
             Ok(mut r) => {
                 forward::add_forwarded(r.headers_mut(), client);
@@ -115,17 +135,18 @@ impl Proxy {
                 }
                 r
             }
-            Err(e) => return error_response(StatusCode::BAD_REQUEST, &e.to_string()),
+            Err(e) => {
+                tracing::debug!(error = %e, "request not forwarded");
+                return Failure::from(e).respond(&decision);
+            }
         };
-        match self.client.request(upstream_req).await {
-            Ok(mut response) => {
+        let exchange = self.client.request(upstream_req);
+        match tokio::time::timeout(self.options.upstream_timeout, exchange).await {
+            Ok(Ok(mut response)) => {
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                     let Some(client_upgrade) = client_upgrade else {
                         tracing::warn!(upstream = %self.upstream, "upstream switched protocols unasked");
-                        return error_response(
-                            StatusCode::BAD_GATEWAY,
-                            "corsair-agent: the upstream switched protocols without being asked",
-                        );
+                        return Failure::UnaskedUpgrade.respond(&decision);
                     };
                     upgrade::splice(client_upgrade, hyper::upgrade::on(&mut response));
                     // The 101 keeps its Connection/Upgrade headers: they
@@ -139,12 +160,24 @@ impl Proxy {
                 decision.apply(&mut parts.headers);
                 Response::from_parts(parts, body.boxed())
             }
-            Err(e) => {
-                tracing::warn!(error = %e, upstream = %self.upstream, "upstream request failed");
-                error_response(
-                    StatusCode::BAD_GATEWAY,
-                    "corsair-agent: the upstream did not answer",
-                )
+            Ok(Err(e)) => {
+                let failure = upstream::classify(&e);
+                tracing::warn!(
+                    error = %upstream::chain(&e),
+                    upstream = %self.upstream,
+                    status = failure.status().as_u16(),
+                    "upstream request failed{}",
+                    upstream::tls_hint(&e).map(|h| format!(": {h}")).unwrap_or_default()
+                );
+                failure.respond(&decision)
+            }
+            Err(_elapsed) => {
+                tracing::warn!(
+                    upstream = %self.upstream,
+                    timeout = ?self.options.upstream_timeout,
+                    "no response headers from the upstream within --upstream-timeout"
+                );
+                Failure::UpstreamTimeout.respond(&decision)
             }
         }
     }
@@ -157,6 +190,7 @@ pub async fn serve(
     proxy: Proxy,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let drain_timeout = proxy.options.drain_timeout;
     let proxy = Arc::new(proxy);
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
@@ -193,7 +227,7 @@ pub async fn serve(
         );
     }
     drop(listener);
-    if tokio::time::timeout(DRAIN_TIMEOUT, graceful.shutdown())
+    if tokio::time::timeout(drain_timeout, graceful.shutdown())
         .await
         .is_err()
     {
@@ -206,17 +240,4 @@ fn empty() -> ProxyBody {
     Empty::<Bytes>::new()
         .map_err(|never| match never {})
         .boxed()
-}
-
-fn error_response(status: StatusCode, message: &str) -> Response<ProxyBody> {
-    let body = Full::new(Bytes::from(format!("{message}\n")))
-        .map_err(|never| match never {})
-        .boxed();
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    response
 }

@@ -3,7 +3,8 @@
 //! this.
 
 use super::admin::{self, AdminState};
-use super::{Proxy, serve};
+use super::{Proxy, ProxyOptions, serve};
+use crate::control_plane::ControlPlaneConfig;
 use crate::handle::PolicyHandle;
 use crate::metrics::AgentMetrics;
 use crate::report::{self, Recorder, ReportConfig, Reporter, UploadTarget};
@@ -13,6 +14,7 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tracing::Instrument;
@@ -20,10 +22,9 @@ use tracing::Instrument;
 /// What the sidecar needs besides its listeners.
 #[derive(Debug, Clone)]
 pub struct SidecarConfig {
-    /// Control-plane gRPC URL.
-    pub control_plane: String,
-    /// Agent token.
-    pub token: String,
+    /// Where the control plane is and how to authenticate (shared by the
+    /// policy stream and telemetry).
+    pub control_plane: ControlPlaneConfig,
     /// The service this agent enforces.
     pub service: String,
     /// Where requests are forwarded.
@@ -32,6 +33,8 @@ pub struct SidecarConfig {
     pub cache_dir: PathBuf,
     /// Name shown in the control plane's agent list.
     pub agent_name: String,
+    /// Upstream timeouts, extra CA roots and the drain timeout.
+    pub proxy: ProxyOptions,
 }
 
 /// Runs the sidecar until `shutdown` completes. The cached policy (if any)
@@ -62,9 +65,8 @@ pub async fn run_with_report(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
     let handle = PolicyHandle::new();
-    let mut sync_config = SyncConfig::new(
+    let mut sync_config = SyncConfig::for_control_plane(
         config.control_plane.clone(),
-        config.token.clone(),
         config.agent_name.clone(),
         [config.service.clone()],
         config.cache_dir.clone(),
@@ -80,7 +82,6 @@ pub async fn run_with_report(
     let recorder = Recorder::new(report.max_keys);
     let target = UploadTarget {
         control_plane: config.control_plane.clone(),
-        token: config.token.clone(),
         agent_id: client.agent_id().to_owned(),
         service: config.service.clone(),
         spill_dir: config.cache_dir.join("telemetry"),
@@ -91,7 +92,7 @@ pub async fn run_with_report(
             "no cached policy for this service: failing closed (no CORS grants) until the control plane answers"
         );
     }
-    let proxy = Proxy::new(handle.clone(), &config.upstream)
+    let proxy = Proxy::with_options(handle.clone(), &config.upstream, config.proxy.clone())
         .context("--upstream")?
         .with_reporter(Reporter::new(
             &config.service,
@@ -115,14 +116,21 @@ pub async fn run_with_report(
             .run(stopped())
             .instrument(tracing::info_span!("sync", service = %config.service)),
     );
+    // The admin listener stops last, so `/readyz` says 503 while draining.
+    let draining = Arc::new(AtomicBool::new(false));
+    let (admin_stop_tx, admin_stop_rx) = watch::channel(false);
     let admin_task = admin_listener.map(|l| {
         let state = AdminState {
             service: config.service.clone(),
             handle: handle.clone(),
             status: status_fn(status.clone()),
             metrics: Some(metrics_fn(metrics.clone(), status.clone())),
+            draining: Arc::clone(&draining),
         };
-        tokio::spawn(admin::serve(l, state, stopped()))
+        let mut stop = admin_stop_rx;
+        tokio::spawn(admin::serve(l, state, async move {
+            let _ = stop.wait_for(|stop| *stop).await;
+        }))
     });
     tracing::info!(
         listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -134,9 +142,14 @@ pub async fn run_with_report(
         tokio::spawn(serve(listener, proxy, stopped()).instrument(tracing::info_span!("proxy")));
 
     shutdown.await;
-    tracing::info!("agent shutting down");
+    tracing::info!(
+        drain_timeout = ?config.proxy.drain_timeout,
+        "agent shutting down: not ready, draining in-flight requests"
+    );
+    draining.store(true, Ordering::Relaxed);
     let _ = stop_tx.send(true);
     proxy_task.await.context("proxy task")?.context("proxy")?;
+    let _ = admin_stop_tx.send(true);
     if let Some(task) = admin_task {
         task.await
             .context("admin task")?

@@ -120,10 +120,8 @@ impl Reporter {
 /// Where and as whom to upload.
 #[derive(Debug, Clone)]
 pub struct UploadTarget {
-    /// Control-plane gRPC URL.
-    pub control_plane: String,
-    /// Agent token.
-    pub token: String,
+    /// Where the control plane is and how to authenticate.
+    pub control_plane: crate::control_plane::ControlPlaneConfig,
     /// This agent's id.
     pub agent_id: String,
     /// The service dropped-event counts are reported under.
@@ -161,8 +159,7 @@ pub async fn run(
         source,
     };
     let mut queue = SpillQueue::open(&target.spill_dir, config.max_queue_batches).map_err(spill)?;
-    let client =
-        upload::Uploader::new(&target.control_plane, &target.token, config.request_timeout)?;
+    let client = upload::Uploader::new(target.control_plane.clone(), config.request_timeout)?;
     metrics.queue_depth.set(queue_len(&queue));
     if !queue.is_empty() {
         tracing::info!(

@@ -1,57 +1,67 @@
-//! The `corsair.v1.Telemetry` client: one lazily connected channel, the
-//! agent token on every call, a deadline per attempt.
+//! The `corsair.v1.Telemetry` client: one lazily connected channel (rebuilt
+//! when the TLS files change), the agent token read afresh for every batch,
+//! a deadline per attempt.
 
 use super::queue::Batch;
-use crate::sync::ConfigError;
+use crate::control_plane::{ConfigError, ControlPlane, ControlPlaneConfig, TlsMaterial};
 use corsair_proto::v1::telemetry_client::TelemetryClient;
 use corsair_proto::v1::{BlockedCount, ReportAck, ReportBatch};
+use std::sync::Mutex;
 use std::time::Duration;
-use tonic::metadata::{Ascii, MetadataValue};
-use tonic::transport::{Channel, ClientTlsConfig, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Request, Status};
 
 /// Sends batches.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Uploader {
-    channel: Channel,
-    authorization: MetadataValue<Ascii>,
+    control_plane: ControlPlane,
+    timeout: Duration,
+    channel: Mutex<(Channel, TlsMaterial)>,
 }
 
 impl Uploader {
-    /// A client for `url` (not connected until the first send).
-    pub fn new(url: &str, token: &str, timeout: Duration) -> Result<Self, ConfigError> {
-        let bad = |e: tonic::transport::Error| ConfigError::Url {
-            url: url.to_owned(),
-            message: e.to_string(),
-        };
-        let mut endpoint = Endpoint::from_shared(url.to_owned())
-            .map_err(bad)?
-            .connect_timeout(timeout)
-            .timeout(timeout)
-            .tcp_nodelay(true);
-        if endpoint.uri().scheme_str() == Some("https") {
-            endpoint = endpoint
-                .tls_config(ClientTlsConfig::new().with_native_roots())
-                .map_err(bad)?;
-        }
-        let authorization = format!("Bearer {}", token.trim())
-            .parse()
-            .map_err(|_| ConfigError::Token)?;
+    /// A client for `config` (not connected until the first send); each
+    /// attempt, connect included, gets `timeout`.
+    pub fn new(config: ControlPlaneConfig, timeout: Duration) -> Result<Self, ConfigError> {
+        let control_plane = ControlPlane::new(config, timeout)?;
+        let channel = Self::lazy(&control_plane, timeout)?;
         Ok(Self {
-            channel: endpoint.connect_lazy(),
-            authorization,
+            control_plane,
+            timeout,
+            channel: Mutex::new(channel),
         })
+    }
+
+    fn lazy(
+        control_plane: &ControlPlane,
+        timeout: Duration,
+    ) -> Result<(Channel, TlsMaterial), ConfigError> {
+        let (endpoint, material) = control_plane.endpoint()?;
+        Ok((endpoint.timeout(timeout).connect_lazy(), material))
+    }
+
+    /// The channel for the TLS files as they are now: the same one while
+    /// they are unchanged, so batches reuse one connection.
+    fn channel(&self) -> Result<Channel, ConfigError> {
+        let (fresh, material) = Self::lazy(&self.control_plane, self.timeout)?;
+        let Ok(mut current) = self.channel.lock() else {
+            return Ok(fresh);
+        };
+        if current.1 != material {
+            tracing::info!("control-plane TLS files changed; reconnecting telemetry");
+            *current = (fresh, material);
+        }
+        Ok(current.0.clone())
     }
 
     /// Sends one batch; `Ok` once the control plane acknowledged it.
     pub async fn send(&self, batch: &Batch) -> Result<ReportAck, Status> {
         let mut request = Request::new(to_proto(batch));
-        request
-            .metadata_mut()
-            .insert("authorization", self.authorization.clone());
-        let ack = TelemetryClient::new(self.channel.clone())
+        self.control_plane.authorize(&mut request)?;
+        let ack = TelemetryClient::new(self.channel()?)
             .report(request)
-            .await?
+            .await
+            .map_err(crate::sync::explain)?
             .into_inner();
         if ack.batch_id != batch.batch_id {
             return Err(Status::internal("the acknowledgement names another batch"));

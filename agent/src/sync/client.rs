@@ -2,74 +2,61 @@
 //! snapshots; send ACK/NACKs back. No policy logic, no retry logic here.
 
 use super::snapshot::{MalformedSnapshot, Snapshot};
+use crate::control_plane::{ConfigError, ControlPlane, ControlPlaneConfig};
 use corsair_proto::v1::policy_sync_client::PolicySyncClient;
 use corsair_proto::v1::{Ack, AgentMessage, Hello, Nack, agent_message, control_message};
 use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::ReceiverStream;
-use tonic::metadata::MetadataValue;
-use tonic::transport::{ClientTlsConfig, Endpoint};
+use tonic::metadata::{Ascii, MetadataValue};
 use tonic::{Request, Status, Streaming};
 
 /// Where and how to connect.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub(crate) struct Connector {
-    endpoint: Endpoint,
-    authorization: MetadataValue<tonic::metadata::Ascii>,
-}
-
-/// Why the connection settings are unusable (a configuration error).
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The control-plane URL does not parse, or TLS cannot be set up.
-    #[error("control plane URL {url:?}: {message}")]
-    Url {
-        /// The URL as given.
-        url: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// The token cannot be sent as a header.
-    #[error("agent token contains characters not allowed in a header")]
-    Token,
+    control_plane: ControlPlane,
+    /// The token the last [`Connector::open`] sent, to notice a rotation.
+    last_token: std::sync::Mutex<Option<MetadataValue<Ascii>>>,
 }
 
 impl Connector {
     pub(crate) fn new(
-        url: &str,
-        token: &str,
+        config: ControlPlaneConfig,
         connect_timeout: Duration,
     ) -> Result<Self, ConfigError> {
-        let bad = |e: tonic::transport::Error| ConfigError::Url {
-            url: url.to_owned(),
-            message: e.to_string(),
-        };
-        let mut endpoint = Endpoint::from_shared(url.to_owned())
-            .map_err(bad)?
-            .connect_timeout(connect_timeout)
-            .tcp_nodelay(true)
-            .http2_keep_alive_interval(Duration::from_secs(30))
-            .keep_alive_timeout(Duration::from_secs(10))
-            .keep_alive_while_idle(true);
-        if endpoint.uri().scheme_str() == Some("https") {
-            endpoint = endpoint
-                .tls_config(ClientTlsConfig::new().with_native_roots())
-                .map_err(bad)?;
-        }
-        let authorization = format!("Bearer {}", token.trim())
-            .parse()
-            .map_err(|_| ConfigError::Token)?;
         Ok(Self {
-            endpoint,
-            authorization,
+            control_plane: ControlPlane::new(config, connect_timeout)?,
+            last_token: std::sync::Mutex::new(None),
         })
+    }
+
+    /// Whether the token source now holds a different token from the one
+    /// the last stream was opened with (a rotated `--token-file`).
+    pub(crate) fn token_changed(&self) -> bool {
+        let Ok(now) = self.control_plane.authorization() else {
+            return false;
+        };
+        match self.last_token.lock() {
+            Ok(last) => last.as_ref().is_some_and(|last| *last != now),
+            Err(_) => false,
+        }
     }
 
     /// Connects and opens the stream; returns once the control plane
     /// accepted it (authentication and Hello checks passed).
     pub(crate) async fn open(&self, hello: Hello) -> Result<(Snapshots, Replies), Status> {
-        let channel = self
-            .endpoint
+        // Files are read again for every stream: a rotated token, CA or
+        // client certificate is used without a restart.
+        let (endpoint, _) = self.control_plane.endpoint()?;
+        let endpoint = endpoint
+            .http2_keep_alive_interval(Duration::from_secs(30))
+            .keep_alive_timeout(Duration::from_secs(10))
+            .keep_alive_while_idle(true);
+        let authorization = self.control_plane.authorization()?;
+        if let Ok(mut last) = self.last_token.lock() {
+            *last = Some(authorization.clone());
+        }
+        let channel = endpoint
             .connect()
             .await
             .map_err(|e| Status::unavailable(format!("cannot connect: {}", error_chain(&e))))?;
@@ -82,8 +69,11 @@ impl Connector {
         let mut request = Request::new(ReceiverStream::new(rx));
         request
             .metadata_mut()
-            .insert("authorization", self.authorization.clone());
-        let response = PolicySyncClient::new(channel).sync(request).await?;
+            .insert("authorization", authorization);
+        let response = PolicySyncClient::new(channel)
+            .sync(request)
+            .await
+            .map_err(explain)?;
         Ok((
             Snapshots {
                 inbound: response.into_inner(),
@@ -106,7 +96,7 @@ impl Snapshots {
         &mut self,
     ) -> Result<Option<Result<Snapshot, MalformedSnapshot>>, Status> {
         loop {
-            match self.inbound.message().await? {
+            match self.inbound.message().await.map_err(explain)? {
                 None => return Ok(None),
                 Some(message) => match message.msg {
                     Some(control_message::Msg::Snapshot(snapshot)) => {
@@ -158,7 +148,28 @@ impl Replies {
     }
 }
 
-fn error_chain(error: &dyn std::error::Error) -> String {
+/// A transport failure after connecting (e.g. the control plane refused
+/// our client certificate, which TLS 1.3 reports only after the handshake)
+/// comes back as a bare "transport error": add its causes.
+pub(crate) fn explain(status: Status) -> Status {
+    use std::error::Error as _;
+    match status.source() {
+        Some(source)
+            if status.code() == tonic::Code::Unknown
+                || status.code() == tonic::Code::Unavailable =>
+        {
+            let detail = error_chain(source);
+            if status.message().contains(&detail) {
+                status
+            } else {
+                Status::new(status.code(), format!("{}: {detail}", status.message()))
+            }
+        }
+        _ => status,
+    }
+}
+
+pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
     while let Some(cause) = source {

@@ -30,10 +30,12 @@ pub mod recovery;
 pub mod snapshot;
 pub mod status;
 
-pub use client::ConfigError;
+pub use crate::control_plane::ConfigError;
+pub(crate) use client::explain;
 pub use snapshot::Snapshot;
 pub use status::{PolicySource, ServiceStatus, SyncStatus};
 
+use crate::control_plane::ControlPlaneConfig;
 use crate::handle::PolicyHandle;
 use corsair_proto::v1::Hello;
 use publish::Publisher;
@@ -47,14 +49,15 @@ use tokio::time::Instant;
 use tonic::Status;
 use tracing::{Instrument, error, info, info_span, warn};
 
+/// How often a refused agent looks at its token file for a rotated token.
+const TOKEN_POLL: Duration = Duration::from_secs(1);
+
 /// What the sync client needs to know.
 #[derive(Debug, Clone)]
 pub struct SyncConfig {
-    /// Control plane gRPC URL, e.g. `http://cp:50051` (`https://` uses TLS
-    /// with the system's roots).
-    pub control_plane_url: String,
-    /// Agent token (JWT issued by the control plane).
-    pub token: String,
+    /// Where the control plane is and how to authenticate (URL, token or
+    /// token file, TLS files).
+    pub control_plane: ControlPlaneConfig,
     /// Human-readable agent name (host or pod name).
     pub agent_name: String,
     /// Services this agent enforces (each needs a handle).
@@ -77,7 +80,8 @@ pub struct SyncConfig {
 
 impl SyncConfig {
     /// A config with default timings (retry 250 ms doubling to 30 s; after an
-    /// auth refusal 30 s doubling to 5 min; healthy after 10 s).
+    /// auth refusal 30 s doubling to 5 min, cut short when a token file
+    /// changes; healthy after 10 s), an inline token and default TLS.
     pub fn new(
         control_plane_url: impl Into<String>,
         token: impl Into<String>,
@@ -85,9 +89,24 @@ impl SyncConfig {
         services: impl IntoIterator<Item = impl Into<String>>,
         cache_dir: impl Into<PathBuf>,
     ) -> Self {
+        Self::for_control_plane(
+            ControlPlaneConfig::new(control_plane_url, token),
+            agent_name,
+            services,
+            cache_dir,
+        )
+    }
+
+    /// Like [`SyncConfig::new`], with full connection settings (token
+    /// file, TLS files).
+    pub fn for_control_plane(
+        control_plane: ControlPlaneConfig,
+        agent_name: impl Into<String>,
+        services: impl IntoIterator<Item = impl Into<String>>,
+        cache_dir: impl Into<PathBuf>,
+    ) -> Self {
         Self {
-            control_plane_url: control_plane_url.into(),
-            token: token.into(),
+            control_plane,
             agent_name: agent_name.into(),
             services: services.into_iter().map(Into::into).collect(),
             cache_dir: cache_dir.into(),
@@ -147,11 +166,8 @@ impl SyncClient {
             })?;
             ours.insert(service.clone(), handle.clone());
         }
-        let connector = client::Connector::new(
-            &config.control_plane_url,
-            &config.token,
-            config.connect_timeout,
-        )?;
+        let connector =
+            client::Connector::new(config.control_plane.clone(), config.connect_timeout)?;
         let agent_id = cache::agent_id(&config.cache_dir)?;
         let publisher = Publisher::new(ours, config.cache_dir.clone());
         let loaded = publisher.load_cache();
@@ -178,7 +194,7 @@ impl SyncClient {
     /// after auth refusals) until `shutdown` completes. Returns `Err` only on
     /// a [`Recovery::Fatal`] status; the handles keep their policies.
     pub async fn run(self, shutdown: impl Future<Output = ()>) -> Result<(), SyncError> {
-        let span = info_span!("policy_sync", agent_id = %self.agent_id, url = %self.config.control_plane_url);
+        let span = info_span!("policy_sync", agent_id = %self.agent_id, url = %self.config.control_plane.url);
         self.run_inner(shutdown).instrument(span).await
     }
 
@@ -230,12 +246,33 @@ impl SyncClient {
                     return Err(SyncError::Fatal(failure));
                 }
             };
+            let refused_now = classify(failure.code()) == Recovery::Refused;
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
+                // A refused token that an operator rotates in its file is
+                // tried at once, not after the slow refusal backoff.
+                () = self.token_rotated(), if refused_now => {
+                    info!("agent token file changed; reconnecting now");
+                    refused.reset();
+                }
                 () = &mut shutdown => {
                     info!("policy sync stopped");
                     return Ok(());
                 }
+            }
+        }
+    }
+
+    /// Completes once the token file holds a token other than the one last
+    /// sent (never, for an inline token).
+    async fn token_rotated(&self) {
+        if self.config.control_plane.token.file().is_none() {
+            return std::future::pending().await;
+        }
+        loop {
+            tokio::time::sleep(TOKEN_POLL).await;
+            if self.connector.token_changed() {
+                return;
             }
         }
     }

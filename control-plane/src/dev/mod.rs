@@ -18,6 +18,7 @@ use crate::server::Shutdown;
 use crate::store::services::ServiceSettings;
 use crate::store::{Store, StoreError};
 use anyhow::Context;
+use corsair_agent::control_plane::ControlPlaneConfig;
 use corsair_agent::engine::Mode;
 use corsair_agent::proxy::sidecar::{self, SidecarConfig};
 use sqlx::{Connection, PgConnection};
@@ -161,12 +162,12 @@ async fn run_with_database(
             .into_future(),
     );
     let sidecar_config = SidecarConfig {
-        control_plane: grpc_url.clone(),
-        token: token.token,
+        control_plane: ControlPlaneConfig::new(grpc_url.clone(), token.token),
         service: DEMO_SERVICE.to_string(),
         upstream: upstream_url,
         cache_dir: state_dir.join("agent-cache"),
         agent_name: "dev-agent".to_string(),
+        proxy: Default::default(),
     };
     let agent_task = tokio::spawn(sidecar::run(
         sidecar_config,

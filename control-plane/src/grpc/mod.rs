@@ -27,11 +27,11 @@ pub use watch::{PolicyReceiver, PolicyState, PolicyWatcher, WatchError};
 use crate::auth::SigningKey;
 use crate::store::Store;
 use crate::telemetry::TelemetryService;
+use crate::tls::Listener;
 use corsair_proto::v1::policy_sync_server::PolicySyncServer;
 use corsair_proto::v1::telemetry_server::TelemetryServer;
 use std::future::Future;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tonic::transport::server::TcpIncoming;
 
 /// Tunables of the gRPC server.
@@ -74,11 +74,11 @@ pub enum GrpcError {
     Transport(#[from] tonic::transport::Error),
 }
 
-/// Serves `PolicySync` on `listener` until `shutdown` completes, with a
+/// Serves `PolicySync` on `listener` (plain or TLS) until `shutdown` completes, with a
 /// [`PgPolicyWatcher`] on `store` (started here, stopped on return). Open
 /// streams are ended with UNAVAILABLE and drained before this returns.
 pub async fn serve(
-    listener: TcpListener,
+    listener: impl Into<Listener>,
     store: Store,
     keys: SigningKey,
     config: GrpcConfig,
@@ -102,7 +102,7 @@ pub async fn serve(
 
 /// Like [`serve`], with any [`PolicyWatcher`] (the caller keeps it current).
 pub async fn serve_with_watcher<W: PolicyWatcher>(
-    listener: TcpListener,
+    listener: impl Into<Listener>,
     watcher: W,
     store: Store,
     keys: SigningKey,
@@ -119,20 +119,28 @@ pub async fn serve_with_watcher<W: PolicyWatcher>(
         stop_rx,
         drain_tx.downgrade(),
     );
-    let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     let stop = &stop_tx;
     let signal = async move {
         shutdown.await;
         tracing::info!("gRPC server shutting down; draining agent streams");
         let _ = stop.send(true);
     };
-    let result = tonic::transport::Server::builder()
+    let router = tonic::transport::Server::builder()
         .http2_keepalive_interval(Some(config.keepalive_interval))
         .http2_keepalive_timeout(Some(config.keepalive_timeout))
         .add_service(PolicySyncServer::new(service))
-        .add_service(TelemetryServer::new(TelemetryService::new(store, keys)))
-        .serve_with_incoming_shutdown(incoming, signal)
-        .await;
+        .add_service(TelemetryServer::new(TelemetryService::new(store, keys)));
+    let result = match listener.into() {
+        Listener::Plain(tcp) => {
+            let incoming = TcpIncoming::from(tcp).with_nodelay(Some(true));
+            router.serve_with_incoming_shutdown(incoming, signal).await
+        }
+        Listener::Tls(tls) => {
+            router
+                .serve_with_incoming_shutdown(tls.into_stream(), signal)
+                .await
+        }
+    };
     // Streams finish their bookkeeping (disconnect records) before we
     // return, also when the server failed rather than being shut down.
     let _ = stop_tx.send(true);

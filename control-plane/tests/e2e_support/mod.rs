@@ -5,6 +5,7 @@
 #![allow(dead_code)]
 
 use anyhow::{Context, Result, bail};
+use corsair_agent::control_plane::ControlPlaneConfig;
 use corsair_agent::proxy::sidecar::{self, SidecarConfig};
 use corsair_control_plane::auth::{Role, SigningKey, password};
 use corsair_control_plane::dev::demo;
@@ -239,12 +240,12 @@ impl Agent {
         let url = format!("http://{}", listener.local_addr()?);
         let admin_url = format!("http://{}", admin.local_addr()?);
         let config = SidecarConfig {
-            control_plane: control_plane.to_string(),
-            token: token.to_string(),
+            control_plane: ControlPlaneConfig::new(control_plane, token),
             service: service.to_string(),
             upstream: upstream.to_string(),
             cache_dir: cache_dir.clone(),
             agent_name: "e2e-agent".to_string(),
+            proxy: Default::default(),
         };
         let stop = Shutdown::new();
         let task = tokio::spawn(sidecar::run(config, listener, Some(admin), stop.wait()));

@@ -51,8 +51,16 @@ where
     }
 }
 
+const KEY: &[u8] = b"grpc-tests-signing-key-0123456789abcdef";
+
 fn key() -> SigningKey {
-    SigningKey::from_bytes(b"grpc-tests-signing-key-0123456789abcdef")
+    SigningKey::from_bytes(KEY)
+}
+
+/// The tests' signing key as a `--signing-key-file` holds it (hex), for a
+/// `serve` process that must accept [`TestDb::token`]s.
+pub fn signing_key_hex() -> String {
+    KEY.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// A fresh, migrated database of its own (the shared fixture, dropped at

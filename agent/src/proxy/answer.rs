@@ -1,0 +1,84 @@
+//! Every answer the agent makes by itself, in one place.
+//!
+//! A browser reads no response without the CORS decision on it: a 502 or
+//! 504 without `Access-Control-Allow-Origin` shows up as a CORS failure, so
+//! a page could not tell "service down" from "origin refused". So every
+//! local answer — the policy's own (preflights, strict-mode blocks), and the
+//! proxy's failures (400, 408, 502, 504) — goes through [`respond`], which
+//! writes the same decision an upstream answer would get: the allowed-origin
+//! headers (origin, credentials, exposed headers) and `Vary`.
+//!
+//! [`respond`] is generic over the body so the tower layer can answer with
+//! its inner service's body type.
+
+use super::ProxyBody;
+use super::forward::RewriteError;
+use crate::engine::Decision;
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+
+/// Answers with `status` and `body`, carrying `decision`'s CORS headers.
+/// The one constructor of every response the agent makes itself.
+pub fn respond<B>(decision: &Decision<'_>, status: StatusCode, body: B) -> Response<B> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    decision.apply(response.headers_mut());
+    response
+}
+
+/// Why a request that was to be forwarded got an answer from the agent
+/// instead of the upstream.
+#[derive(Debug, thiserror::Error)]
+pub enum Failure {
+    /// The request cannot be mapped onto the upstream (e.g. `CONNECT`).
+    #[error("{0}")]
+    Unforwardable(#[from] RewriteError),
+    /// Connecting, the TLS handshake or the exchange with the upstream failed.
+    #[error("corsair-agent: the upstream did not answer")]
+    Unreachable,
+    /// The upstream answered `101 Switching Protocols` to a request that did
+    /// not ask for an upgrade.
+    #[error("corsair-agent: the upstream switched protocols without being asked")]
+    UnaskedUpgrade,
+    /// No TCP connection to the upstream within `--upstream-connect-timeout`.
+    #[error("corsair-agent: timed out connecting to the upstream")]
+    ConnectTimeout,
+    /// No response headers from the upstream within `--upstream-timeout`.
+    #[error("corsair-agent: the upstream did not answer in time")]
+    UpstreamTimeout,
+    /// The client sent no part of its request body for
+    /// `--request-body-timeout`; the upstream's connection was dropped.
+    #[error("corsair-agent: the request body stopped arriving")]
+    RequestBodyTimeout,
+}
+
+impl Failure {
+    /// The status the client sees.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Failure::Unforwardable(_) => StatusCode::BAD_REQUEST,
+            Failure::Unreachable | Failure::UnaskedUpgrade => StatusCode::BAD_GATEWAY,
+            Failure::ConnectTimeout | Failure::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
+            Failure::RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
+        }
+    }
+
+    /// The failure as a short `text/plain` answer (the message above) with
+    /// `decision`'s CORS headers; not cacheable, as it says nothing lasting
+    /// about the resource.
+    pub fn respond(&self, decision: &Decision<'_>) -> Response<ProxyBody> {
+        let body = Full::new(Bytes::from(format!("{self}\n")))
+            .map_err(|never| match never {})
+            .boxed();
+        let mut response = respond(decision, self.status(), body);
+        let headers = response.headers_mut();
+        headers.insert(
+            CONTENT_TYPE,
+            HeaderValue::from_static("text/plain; charset=utf-8"),
+        );
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        response
+    }
+}

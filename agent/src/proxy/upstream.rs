@@ -1,0 +1,194 @@
+//! The client side of the proxy: how it connects to the upstream (plain
+//! HTTP, or TLS verified against the system roots plus an optional CA
+//! file), how long it waits, and what a failed exchange means for the
+//! client.
+
+use super::answer::Failure;
+use super::body::{BodyTimeout, TimedBody};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::rt::TokioExecutor;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use std::error::Error as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// The HTTP client the proxy forwards with.
+pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, TimedBody>;
+
+/// How the proxy talks to its upstream and how long it waits. Every
+/// duration is a whole wait, not a retry budget: the proxy never retries.
+#[derive(Debug, Clone)]
+pub struct ProxyOptions {
+    /// Longest wait for the TCP connection to the upstream (504 after it).
+    pub connect_timeout: Duration,
+    /// Longest wait from sending a request (including its body) until the
+    /// upstream's response headers arrive (504 after it). The response body
+    /// is then streamed without a limit.
+    pub upstream_timeout: Duration,
+    /// Longest wait for the next piece of a client's request body (408 after
+    /// it, and the upstream's connection is dropped).
+    pub request_body_timeout: Duration,
+    /// PEM file of extra CA certificates trusted for `https://` upstreams,
+    /// on top of the system's roots.
+    pub upstream_ca_file: Option<PathBuf>,
+    /// After shutdown is asked for: how long in-flight requests may take to
+    /// finish before their connections are closed.
+    pub drain_timeout: Duration,
+}
+
+impl Default for ProxyOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            upstream_timeout: Duration::from_secs(60),
+            request_body_timeout: Duration::from_secs(60),
+            upstream_ca_file: None,
+            drain_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// The upstream client could not be set up.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The CA file could not be read or holds no usable certificate.
+    #[error("--upstream-ca-file {path}: {message}")]
+    CaFile {
+        /// The file given.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// An `https://` upstream but no trusted root at all (no system roots
+    /// found and no CA file).
+    #[error(
+        "an https:// upstream needs trusted roots: none found on this system; give --upstream-ca-file"
+    )]
+    NoRoots,
+    /// rustls refused the TLS configuration.
+    #[error("TLS configuration: {0}")]
+    Tls(#[from] rustls::Error),
+}
+
+/// Builds the client. TLS roots (system store and `ca_file`) are loaded only
+/// when `https` is set: a loopback sidecar with an `http://` upstream
+/// never reads the system store.
+pub fn client(options: &ProxyOptions, https: bool) -> Result<UpstreamClient, ClientError> {
+    let mut roots = rustls::RootCertStore::empty();
+    if https {
+        let native = rustls_native_certs::load_native_certs();
+        for e in &native.errors {
+            tracing::warn!(error = %e, "reading the system's CA certificates");
+        }
+        let (added, ignored) = roots.add_parsable_certificates(native.certs);
+        tracing::debug!(added, ignored, "system CA certificates for the upstream");
+    }
+    if let Some(path) = &options.upstream_ca_file {
+        let added = add_ca_file(&mut roots, path)?;
+        tracing::info!(path = %path.display(), added, "trusting extra CA certificates for the upstream");
+    }
+    if https && roots.is_empty() {
+        return Err(ClientError::NoRoots);
+    }
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    http.enforce_http(false);
+    http.set_connect_timeout(Some(options.connect_timeout));
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
+    Ok(Client::builder(TokioExecutor::new())
+        .pool_idle_timeout(Duration::from_secs(30))
+        .build(connector))
+}
+
+fn add_ca_file(roots: &mut rustls::RootCertStore, path: &Path) -> Result<usize, ClientError> {
+    let err = |message: String| ClientError::CaFile {
+        path: path.to_path_buf(),
+        message,
+    };
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| err(e.to_string()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| err(e.to_string()))?;
+    if certs.is_empty() {
+        return Err(err("no PEM certificate in the file".into()));
+    }
+    let mut added = 0;
+    for cert in certs {
+        roots
+            .add(cert)
+            .map_err(|e| err(format!("not a usable CA certificate: {e}")))?;
+        added += 1;
+    }
+    Ok(added)
+}
+
+/// What a failed exchange with the upstream means for the client: a
+/// timed-out connect (504), a stalled request body (408), anything else
+/// (refused, reset, TLS) 502.
+pub fn classify(error: &hyper_util::client::legacy::Error) -> Failure {
+    let mut source = error.source();
+    while let Some(e) = source {
+        if e.is::<BodyTimeout>() {
+            return Failure::RequestBodyTimeout;
+        }
+        if error.is_connect()
+            && e.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
+        {
+            return Failure::ConnectTimeout;
+        }
+        source = e.source();
+    }
+    Failure::Unreachable
+}
+
+/// A hint for the log when `error` is the upstream's certificate failing
+/// verification (unknown issuer, wrong name, expired): the usual fix is
+/// `--upstream-ca-file`, or a certificate that names the upstream's host.
+pub fn tls_hint(error: &hyper_util::client::legacy::Error) -> Option<&'static str> {
+    let mut source = error.source();
+    while let Some(e) = source {
+        // io::Error::source() skips the error it wraps, and hyper-rustls
+        // wraps tokio-rustls's io::Error in another: look inside each.
+        let mut inner = e;
+        while let Some(wrapped) = inner
+            .downcast_ref::<std::io::Error>()
+            .and_then(|io| io.get_ref())
+        {
+            inner = wrapped;
+        }
+        if let Some(rustls::Error::InvalidCertificate(_)) = inner.downcast_ref::<rustls::Error>() {
+            return Some(
+                "the upstream's TLS certificate is not trusted: trust its CA with --upstream-ca-file, or check that it names the upstream's host",
+            );
+        }
+        source = e.source();
+    }
+    None
+}
+
+/// `error` with all its causes, `: `-separated, for the log: the client
+/// error's own text ("client error (Connect)") says nothing on its own.
+pub fn chain(error: &dyn std::error::Error) -> String {
+    let mut text = error.to_string();
+    let mut source = error.source();
+    while let Some(e) = source {
+        text.push_str(": ");
+        text.push_str(&e.to_string());
+        source = e.source();
+    }
+    text
+}

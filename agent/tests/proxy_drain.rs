@@ -1,0 +1,144 @@
+//! Graceful drain with the real `corsair-agent` binary: SIGTERM while a
+//! slow request is in flight turns `/readyz` to 503 and stops accepting
+//! new connections; the in-flight request still completes, then the
+//! process exits 0.
+
+mod proxy_support;
+
+use corsair_agent::engine::PolicySpec;
+use corsair_agent::sync::{Snapshot, cache};
+use proxy_support::{AnyError, Head, STEP, eventually, read_head, refused_port};
+use std::net::SocketAddr;
+use std::process::Stdio;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot};
+
+const APP: &str = "https://app.example.com";
+
+/// An upstream that reports each request head it reads, then answers only
+/// when told to.
+async fn slow_upstream() -> Result<(String, mpsc::Receiver<oneshot::Sender<()>>), AnyError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    let (arrived, arrivals) = mpsc::channel(4);
+    tokio::spawn(async move {
+        while let Ok((mut stream, _)) = listener.accept().await {
+            let arrived = arrived.clone();
+            tokio::spawn(async move {
+                if read_head(&mut stream).await.is_err() {
+                    return;
+                }
+                let (release, released) = oneshot::channel();
+                if arrived.send(release).await.is_err() {
+                    return;
+                }
+                let _ = released.await;
+                let _ = stream
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 5\r\n\r\nslow\n")
+                    .await;
+                let mut sink = [0u8; 64];
+                while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+            });
+        }
+    });
+    Ok((url, arrivals))
+}
+
+/// A free loopback port for the binary to bind (it takes addresses, not
+/// listeners).
+async fn free_port() -> Result<SocketAddr, AnyError> {
+    refused_port().await
+}
+
+/// `GET /readyz` status, or `None` when the admin listener does not answer.
+async fn readyz(admin: SocketAddr) -> Option<u16> {
+    let mut stream = TcpStream::connect(admin).await.ok()?;
+    stream
+        .write_all(b"GET /readyz HTTP/1.1\r\nhost: admin\r\nconnection: close\r\n\r\n")
+        .await
+        .ok()?;
+    let raw = read_head(&mut stream).await.ok()?;
+    Head::parse(&raw).ok().map(|h| h.status)
+}
+
+#[tokio::test]
+async fn sigterm_drains_in_flight_requests_then_exits() -> Result<(), AnyError> {
+    let (upstream, mut arrivals) = slow_upstream().await?;
+    let cache_dir = tempfile::tempdir()?;
+    // A cached policy: the agent is ready without a control plane.
+    cache::write_snapshot(
+        cache_dir.path(),
+        &Snapshot {
+            service: "api".into(),
+            revision: 1,
+            spec: Some(PolicySpec {
+                origins: vec![APP.into()],
+                ..PolicySpec::default()
+            }),
+        },
+    )?;
+    let (listen, admin) = (free_port().await?, free_port().await?);
+    let control_plane = format!("http://{}", refused_port().await?);
+    let mut agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_corsair-agent"))
+        .args(["proxy", "--token", "t", "--service", "api"])
+        .args(["--control-plane", &control_plane, "--upstream", &upstream])
+        .args(["--listen", &listen.to_string()])
+        .args(["--metrics", &admin.to_string()])
+        .arg("--cache-dir")
+        .arg(cache_dir.path())
+        .args(["--drain-timeout", "60", "--upstream-timeout", "60"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()?;
+    let pid = agent.id().ok_or("the agent exited at once")?;
+
+    eventually("the agent to be ready", || async {
+        (readyz(admin).await == Some(200)).then_some(())
+    })
+    .await?;
+
+    // A request is in flight: the upstream has it and holds its answer.
+    let mut client = TcpStream::connect(listen).await?;
+    client
+        .write_all(
+            format!("GET /slow HTTP/1.1\r\nhost: api.test\r\norigin: {APP}\r\n\r\n").as_bytes(),
+        )
+        .await?;
+    let release = tokio::time::timeout(STEP, arrivals.recv())
+        .await?
+        .ok_or("the upstream never saw the request")?;
+
+    let killed = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()?;
+    assert!(killed.success());
+
+    // Draining: not ready, no new connections, the process still running.
+    eventually("/readyz to answer 503", || async {
+        (readyz(admin).await == Some(503)).then_some(())
+    })
+    .await?;
+    eventually("the proxy listener to close", || async {
+        TcpStream::connect(listen).await.is_err().then_some(())
+    })
+    .await?;
+    assert!(
+        agent.try_wait()?.is_none(),
+        "exited with a request in flight"
+    );
+
+    // The in-flight request completes normally, with its CORS headers.
+    release.send(()).map_err(|()| "upstream task gone")?;
+    let head = Head::parse(&tokio::time::timeout(STEP, read_head(&mut client)).await??)?;
+    assert_eq!(head.status, 200, "{head:?}");
+    assert_eq!(head.get("access-control-allow-origin"), Some(APP));
+    let mut body = [0u8; 5];
+    tokio::time::timeout(STEP, client.read_exact(&mut body)).await??;
+    assert_eq!(&body, b"slow\n");
+
+    let status = tokio::time::timeout(STEP, agent.wait()).await??;
+    assert!(status.success(), "agent exited with {status}");
+    Ok(())
+}

@@ -1,0 +1,266 @@
+//! Shared pieces of the proxy tests: real upstream sockets that misbehave
+//! in the ways a gateway must survive, a raw HTTP/1.1 client that shows the
+//! exact response head, and `eventually` (poll with a deadline).
+
+#![allow(dead_code)] // each test binary uses its own subset
+
+use corsair_agent::engine::{Policy, PolicySpec};
+use corsair_agent::handle::{ActivePolicy, PolicyHandle};
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpSocket, TcpStream};
+
+/// Test errors.
+pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The longest any single step may take before the test fails (generous:
+/// the machine is shared; nothing waits this long when things work).
+pub const STEP: Duration = Duration::from_secs(20);
+
+/// Polls `check` every 20 ms until it yields `Some`, failing after [`STEP`].
+pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> Result<T, AnyError>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + STEP;
+    loop {
+        if let Some(value) = check().await {
+            return Ok(value);
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(format!("timed out waiting for {what}").into());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// A handle holding `spec`, compiled.
+pub fn handle_with(spec: &PolicySpec) -> Result<PolicyHandle, AnyError> {
+    let handle = PolicyHandle::new();
+    handle.store(Some(Arc::new(ActivePolicy {
+        service: "api".into(),
+        revision: 1,
+        policy: Policy::compile(spec)?,
+    })));
+    Ok(handle)
+}
+
+/// A loopback port nothing listens on (bound, then closed): connecting is
+/// refused at once.
+pub async fn refused_port() -> Result<SocketAddr, AnyError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    Ok(listener.local_addr()?)
+}
+
+/// A loopback listener whose accept queue is full and that never accepts:
+/// the kernel drops further SYNs, so a connect hangs. Keep the value alive
+/// for as long as the hang is wanted.
+pub struct NeverAccepts {
+    /// Where it listens.
+    pub addr: SocketAddr,
+    _listener: TcpListener,
+    _queued: Vec<TcpStream>,
+}
+
+impl NeverAccepts {
+    /// Binds with a backlog of 1 and connects until a connect no longer
+    /// completes (the queue holds backlog + 1 on Linux).
+    pub async fn start() -> Result<Self, AnyError> {
+        let socket = TcpSocket::new_v4()?;
+        socket.bind("127.0.0.1:0".parse()?)?;
+        let listener = socket.listen(1)?;
+        let addr = listener.local_addr()?;
+        let mut queued = Vec::new();
+        for _ in 0..64 {
+            // A loopback handshake completes in the kernel, without this
+            // process; a connect still pending after a second was dropped.
+            match tokio::time::timeout(Duration::from_secs(1), TcpStream::connect(addr)).await {
+                Ok(stream) => queued.push(stream?),
+                Err(_pending) => {
+                    return Ok(Self {
+                        addr,
+                        _listener: listener,
+                        _queued: queued,
+                    });
+                }
+            }
+        }
+        Err("the accept queue never filled up".into())
+    }
+}
+
+/// How a [`TestUpstream`] treats each connection it accepts.
+#[derive(Debug, Clone, Copy)]
+pub enum Behaviour {
+    /// Reads the request head and answers `200` with `Access-Control-*`
+    /// headers of its own (which the proxy must replace).
+    Ok,
+    /// Accepts and never answers (never reads, either).
+    Silent,
+    /// Reads the request head and answers `101 Switching Protocols`.
+    SwitchesProtocols,
+    /// Reads everything it is sent and notes when the proxy closes the
+    /// connection (see [`TestUpstream::closed`]).
+    ReadsUntilClosed,
+}
+
+/// A real upstream on loopback that counts the connections it accepted.
+pub struct TestUpstream {
+    /// `http://127.0.0.1:port`.
+    pub url: String,
+    accepted: Arc<AtomicUsize>,
+    closed: Arc<AtomicUsize>,
+}
+
+impl TestUpstream {
+    /// Starts one on a fresh port.
+    pub async fn start(behaviour: Behaviour) -> Result<Self, AnyError> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let accepted = Arc::new(AtomicUsize::new(0));
+        let closed = Arc::new(AtomicUsize::new(0));
+        let (a, c) = (Arc::clone(&accepted), Arc::clone(&closed));
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut stream, _)) = listener.accept().await {
+                a.fetch_add(1, Ordering::SeqCst);
+                match behaviour {
+                    Behaviour::Silent => held.push(stream),
+                    Behaviour::Ok | Behaviour::SwitchesProtocols => {
+                        tokio::spawn(async move {
+                            if read_head(&mut stream).await.is_err() {
+                                return;
+                            }
+                            let answer: &[u8] = if matches!(behaviour, Behaviour::Ok) {
+                                b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\
+                                  access-control-allow-origin: *\r\n\r\nok\n"
+                            } else {
+                                b"HTTP/1.1 101 Switching Protocols\r\n\
+                                  connection: upgrade\r\nupgrade: surprise\r\n\r\n"
+                            };
+                            let _ = stream.write_all(answer).await;
+                            // Hold the connection until the proxy drops it.
+                            let mut sink = [0u8; 256];
+                            while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+                        });
+                    }
+                    Behaviour::ReadsUntilClosed => {
+                        let c = Arc::clone(&c);
+                        tokio::spawn(async move {
+                            let mut sink = [0u8; 256];
+                            while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+                            c.fetch_add(1, Ordering::SeqCst);
+                        });
+                    }
+                }
+            }
+        });
+        Ok(Self {
+            url,
+            accepted,
+            closed,
+        })
+    }
+
+    /// Connections accepted so far.
+    pub fn accepted(&self) -> usize {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    /// Connections the proxy closed so far ([`Behaviour::ReadsUntilClosed`]).
+    pub fn closed(&self) -> usize {
+        self.closed.load(Ordering::SeqCst)
+    }
+}
+
+/// Reads an HTTP/1.x head up to the blank line.
+pub async fn read_head(stream: &mut TcpStream) -> Result<String, AnyError> {
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        if stream.read(&mut byte).await? == 0 {
+            return Err(format!(
+                "connection closed after {:?}",
+                String::from_utf8_lossy(&head)
+            )
+            .into());
+        }
+        head.push(byte[0]);
+    }
+    Ok(String::from_utf8(head)?)
+}
+
+/// A response as it came over the wire: status and every header line
+/// (names lowercased, values as sent, in order), and the body when read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Head {
+    /// The status code.
+    pub status: u16,
+    /// `(name, value)` per header line.
+    pub headers: Vec<(String, String)>,
+    /// The body ([`exchange`] reads it to the end; empty otherwise).
+    pub body: String,
+}
+
+impl Head {
+    /// Parses a head read by [`read_head`].
+    pub fn parse(raw: &str) -> Result<Self, AnyError> {
+        let mut lines = raw.split("\r\n").filter(|l| !l.is_empty());
+        let status_line = lines.next().ok_or("empty response")?;
+        let status = status_line
+            .split(' ')
+            .nth(1)
+            .ok_or("no status code")?
+            .parse()?;
+        let headers = lines
+            .map(|line| {
+                let (name, value) = line.split_once(':').ok_or("header line without ':'")?;
+                Ok((name.to_ascii_lowercase(), value.trim().to_string()))
+            })
+            .collect::<Result<_, AnyError>>()?;
+        Ok(Self {
+            status,
+            headers,
+            body: String::new(),
+        })
+    }
+
+    /// The header lines except `date` (the only one that changes per run),
+    /// sorted by name.
+    pub fn stable_headers(&self) -> Vec<(String, String)> {
+        let mut h: Vec<_> = self
+            .headers
+            .iter()
+            .filter(|(n, _)| n != "date")
+            .cloned()
+            .collect();
+        h.sort();
+        h
+    }
+
+    /// The value of header `name`, if present.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
+    }
+}
+
+/// Sends `request` (raw bytes, with `connection: close`) to `addr` and
+/// returns the response, body read until the server closes.
+pub async fn exchange(addr: SocketAddr, request: &[u8]) -> Result<Head, AnyError> {
+    let mut stream = TcpStream::connect(addr).await?;
+    stream.write_all(request).await?;
+    let raw = tokio::time::timeout(STEP, read_head(&mut stream)).await??;
+    let mut head = Head::parse(&raw)?;
+    let mut body = Vec::new();
+    tokio::time::timeout(STEP, stream.read_to_end(&mut body)).await??;
+    head.body = String::from_utf8(body)?;
+    Ok(head)
+}

@@ -1,0 +1,210 @@
+//! `https://` upstreams over real sockets: a local TLS server with a
+//! certificate from a CA the test generates. Trusted through
+//! `--upstream-ca-file`, the exchange goes through with the policy's CORS
+//! headers; a certificate from another CA gives a 502 that still carries
+//! the CORS decision, and a log line that says what to fix.
+
+mod proxy_support;
+
+use bytes::Bytes;
+use corsair_agent::engine::PolicySpec;
+use corsair_agent::proxy::{Proxy, ProxyOptions, serve};
+use http::{Request, Response};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper_util::rt::TokioIo;
+use proxy_support::{AnyError, exchange, handle_with};
+use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use tokio::net::TcpListener;
+
+const APP: &str = "https://app.example.com";
+
+/// A test CA: its PEM and the ability to sign a server certificate.
+struct Ca {
+    issuer: CertifiedIssuer<'static, KeyPair>,
+}
+
+impl Ca {
+    fn new(name: &str) -> Result<Self, AnyError> {
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, name);
+        Ok(Self {
+            issuer: CertifiedIssuer::self_signed(params, KeyPair::generate()?)?,
+        })
+    }
+
+    /// A certificate for 127.0.0.1 signed by this CA, and its key.
+    fn server_cert(&self) -> Result<(CertificateDer<'static>, PrivateKeyDer<'static>), AnyError> {
+        let key = KeyPair::generate()?;
+        let cert = CertificateParams::new(vec!["127.0.0.1".to_string()])?
+            .signed_by(&key, &*self.issuer)?;
+        let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key.serialize_der()));
+        Ok((cert.der().clone(), key))
+    }
+}
+
+/// A TLS upstream on loopback answering every request `200 secure` (with an
+/// `Access-Control-Allow-Origin: *` of its own, which the proxy replaces).
+async fn tls_upstream(ca: &Ca) -> Result<SocketAddr, AnyError> {
+    let (cert, key) = ca.server_cert()?;
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_single_cert(vec![cert], key)?;
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let Ok(tls) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let service = hyper::service::service_fn(|_req: Request<Incoming>| async {
+                    let mut res = Response::new(Full::new(Bytes::from_static(b"secure")));
+                    res.headers_mut().insert(
+                        "access-control-allow-origin",
+                        http::HeaderValue::from_static("*"),
+                    );
+                    Ok::<_, Infallible>(res)
+                });
+                let _ = hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(tls), service)
+                    .await;
+            });
+        }
+    });
+    Ok(addr)
+}
+
+/// Starts a proxy to `upstream` trusting `ca_file`; stops when the sender drops.
+async fn proxy_to(
+    upstream: &str,
+    ca_file: &std::path::Path,
+) -> Result<(SocketAddr, tokio::sync::oneshot::Sender<()>), AnyError> {
+    let handle = handle_with(&PolicySpec {
+        origins: vec![APP.into()],
+        ..PolicySpec::default()
+    })?;
+    let proxy = Proxy::with_options(
+        handle,
+        upstream,
+        ProxyOptions {
+            upstream_ca_file: Some(ca_file.to_path_buf()),
+            ..ProxyOptions::default()
+        },
+    )?;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve(listener, proxy, async {
+        let _ = stopped.await;
+    }));
+    Ok((addr, stop))
+}
+
+fn get(path: &str) -> Vec<u8> {
+    format!("GET {path} HTTP/1.1\r\nhost: api.test\r\norigin: {APP}\r\nconnection: close\r\n\r\n")
+        .into_bytes()
+}
+
+/// Everything the proxy logs, for the one test that reads its log.
+#[derive(Clone, Default)]
+struct Log(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut log) = self.0.lock() {
+            log.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Log {
+    fn text(&self) -> String {
+        self.0
+            .lock()
+            .map(|l| String::from_utf8_lossy(&l).into_owned())
+            .unwrap_or_default()
+    }
+}
+
+// current_thread (the default): every task runs on this thread, so the
+// thread-local log subscriber below sees the proxy's log lines.
+#[tokio::test]
+async fn https_upstreams_are_verified_against_the_ca_file() -> Result<(), AnyError> {
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let trusted = Ca::new("corsair test CA")?;
+    let stranger = Ca::new("some other CA")?;
+    let dir = tempfile::tempdir()?;
+    let ca_file = dir.path().join("upstream-ca.pem");
+    std::fs::write(&ca_file, trusted.issuer.pem())?;
+
+    // Trusted: the request goes through, with the policy's CORS headers.
+    let good = tls_upstream(&trusted).await?;
+    let (addr, _stop) = proxy_to(&format!("https://{good}/api"), &ca_file).await?;
+    let head = exchange(addr, &get("/items")).await?;
+    assert_eq!(head.status, 200, "{head:?}\n{}", log.text());
+    assert_eq!(head.get("access-control-allow-origin"), Some(APP));
+    assert_eq!(head.get("content-length"), Some("6"));
+
+    // Not trusted: 502 with the same CORS decision, and a log line naming
+    // the cause and the fix.
+    let bad = tls_upstream(&stranger).await?;
+    let (addr, _stop2) = proxy_to(&format!("https://{bad}"), &ca_file).await?;
+    let head = exchange(addr, &get("/items")).await?;
+    assert_eq!(head.status, 502, "{head:?}");
+    assert_eq!(head.get("access-control-allow-origin"), Some(APP));
+    assert_eq!(head.get("vary"), Some("Origin"));
+    let text = log.text();
+    let line = text
+        .lines()
+        .find(|l| l.contains("upstream request failed"))
+        .ok_or_else(|| format!("no failure logged:\n{text}"))?;
+    assert!(line.contains("WARN"), "{line}");
+    assert!(
+        line.contains("invalid peer certificate: UnknownIssuer"),
+        "{line}"
+    );
+    assert!(line.contains("--upstream-ca-file"), "{line}");
+    assert!(line.contains(&format!("https://{bad}")), "{line}");
+    Ok(())
+}
+
+#[tokio::test]
+async fn an_unusable_ca_file_is_a_clear_startup_error() -> Result<(), AnyError> {
+    let dir = tempfile::tempdir()?;
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "not a certificate\n")?;
+    let missing = dir.path().join("missing.pem");
+    for (file, says) in [(&empty, "no PEM certificate"), (&missing, "missing.pem")] {
+        let err = proxy_to("https://127.0.0.1:1", file)
+            .await
+            .err()
+            .ok_or("an unusable CA file was accepted")?;
+        let text = err.to_string();
+        assert!(text.contains("--upstream-ca-file"), "{text}");
+        assert!(text.contains(says), "{text}");
+    }
+    Ok(())
+}
