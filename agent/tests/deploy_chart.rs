@@ -110,6 +110,8 @@ fn renders_are_reproducible_and_no_template_generates_anything() {
         hits.is_empty(),
         "templates calling forbidden functions: {hits:?}"
     );
+    let problems = schema_problems(&chart(CHART));
+    assert!(problems.is_empty(), "values.schema.json: {problems:?}");
     for values in values_files(&chart(CHART)) {
         assert!(
             render(&values, "1.33.0") == render(&values, "1.33.0"),

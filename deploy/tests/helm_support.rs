@@ -296,6 +296,39 @@ pub fn forbidden_calls(chart: &Path) -> Vec<String> {
     hits
 }
 
+/// Problems with `values.schema.json`: it must be JSON and self-contained
+/// (recent helm refuses a remote `$ref`).
+pub fn schema_problems(chart: &Path) -> Vec<String> {
+    let path = chart.join("values.schema.json");
+    let text = std::fs::read_to_string(&path).expect("values.schema.json");
+    let schema: Value = match serde_json::from_str(&text) {
+        Ok(v) => v,
+        Err(e) => return vec![format!("{}: {e}", path.display())],
+    };
+    fn refs(v: &Value, out: &mut Vec<String>) {
+        match v {
+            Value::Object(map) => {
+                for (k, v) in map {
+                    match (k.as_str(), v.as_str()) {
+                        ("$ref", Some(r)) if !r.starts_with('#') => {
+                            out.push(format!("remote $ref {r}"));
+                        }
+                        _ => refs(v, out),
+                    }
+                }
+            }
+            Value::Array(items) => items.iter().for_each(|v| refs(v, out)),
+            _ => {}
+        }
+    }
+    let mut problems = Vec::new();
+    refs(&schema, &mut problems);
+    if schema["additionalProperties"] != Value::Bool(false) {
+        problems.push("top level allows unknown keys (additionalProperties)".to_owned());
+    }
+    problems
+}
+
 /// Metric names (`corsair_…`) in the `expr` lines of `text`: alert rules
 /// and dashboard panel queries.
 pub fn metric_names_in_exprs(text: &str) -> BTreeSet<String> {
