@@ -44,7 +44,7 @@ build() { # build BINARY PORTS...
     {
         echo "FROM scratch"
         echo "COPY rootfs/ /"
-        echo "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt"
+        echo "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt PATH=/usr/local/bin"
         echo "USER 65532:65532"
         echo "EXPOSE $*"
         echo "ENTRYPOINT [\"/usr/local/bin/$name\"]"
