@@ -284,23 +284,27 @@ async fn bootstrap_refuses_bad_input_with_a_clear_error() {
 #[tokio::test]
 async fn concurrent_bootstraps_create_exactly_one_admin() {
     let db = TestDb::new().await.expect("test database");
-    let dir = tempfile::tempdir().expect("tempdir");
-    let file = password_file(dir.path(), "pw", "first admin password");
+    // One pool per "replica"; each has its session open before the race so
+    // that all of them reach the check-then-insert together.
     let mut stores = Vec::new();
-    for _ in 0..8 {
-        stores.push(Store::connect(&db.url).await.expect("connect"));
+    for _ in 0..12 {
+        let store = Store::connect(&db.url).await.expect("connect");
+        assert!(!store.has_users().await.expect("warm up"));
+        stores.push(store);
     }
+    // Hashed once up front: the race is the transaction, not argon2.
+    let hash = password::hash("first admin password").expect("hash");
     // Different emails, so a missing lock would show as two admins rather
     // than hide behind the unique email constraint.
     let outcomes = futures_util::future::join_all(stores.iter().enumerate().map(|(i, s)| {
-        let file = file.clone();
-        async move { bootstrap_admin(s, &format!("admin{i}@example.com"), &file).await }
+        let hash = hash.clone();
+        async move {
+            s.create_first_admin(&format!("admin{i}@example.com"), &hash, BOOTSTRAP_ACTOR)
+                .await
+        }
     }))
     .await;
-    let created = outcomes
-        .iter()
-        .filter(|o| matches!(o, Ok(BootstrapOutcome::Created(_))))
-        .count();
+    let created = outcomes.iter().filter(|o| matches!(o, Ok(Some(_)))).count();
     assert_eq!(created, 1, "{outcomes:?}");
     assert!(outcomes.iter().all(Result::is_ok), "{outcomes:?}");
     assert_eq!(count(&db.store, "SELECT count(*) FROM users").await, 1);
@@ -312,6 +316,23 @@ async fn concurrent_bootstraps_create_exactly_one_admin() {
         .await,
         1
     );
+
+    // And through the start-up path, with its early "users exist" exit.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let file = password_file(dir.path(), "pw", "another password");
+    let outcomes = futures_util::future::join_all(
+        stores
+            .iter()
+            .map(|s| bootstrap_admin(s, "late@example.com", &file)),
+    )
+    .await;
+    assert!(
+        outcomes
+            .iter()
+            .all(|o| matches!(o, Ok(BootstrapOutcome::UsersExist))),
+        "{outcomes:?}"
+    );
+    assert_eq!(count(&db.store, "SELECT count(*) FROM users").await, 1);
 }
 
 /// `serve` as the real binary on free ports; killed on drop.
