@@ -227,6 +227,28 @@ fn alerts_and_dashboard_name_only_metrics_the_binaries_expose() {
         "prometheusRule: {enabled: true}\ngrafanaDashboard: {enabled: true}\n",
     );
     let manifests = render(&values, "1.33.0", &[]);
+    // kubernetes-validate has no schema for these: check their shape here.
+    let docs = documents(&manifests);
+    let rule = docs
+        .iter()
+        .find(|d| d["kind"] == "PrometheusRule")
+        .expect("PrometheusRule");
+    let mut alerts = 0;
+    for group in rule["spec"]["groups"].as_array().expect("groups") {
+        for r in group["rules"].as_array().expect("rules") {
+            assert!(r["alert"].is_string() && r["expr"].is_string(), "{r}");
+            alerts += 1;
+        }
+    }
+    assert!(alerts >= 6, "{alerts} alerts");
+    let dashboard = docs
+        .iter()
+        .find(|d| d["kind"] == "ConfigMap")
+        .and_then(|d| d["data"]["corsair.json"].as_str())
+        .expect("dashboard ConfigMap");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(dashboard).expect("the dashboard is JSON");
+    assert!(dashboard["panels"].as_array().is_some_and(|p| p.len() >= 8));
     let used = metric_names_in_exprs(&manifests);
     assert!(
         used.len() >= 10,
