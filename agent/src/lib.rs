@@ -13,6 +13,8 @@
 //! - `layer` (feature `runtime`): `CorsairLayer`, a tower `Layer` that
 //!   enforces the current policy in any tower/axum/hyper gateway.
 //! - `proxy` (feature `runtime`): the sidecar reverse proxy in front of an upstream.
+//! - `authz` (feature `runtime`): the decision endpoint for nginx
+//!   `auth_request` (authz mode: the gateway forwards, the agent decides).
 //! - `report` (feature `runtime`): blocked-request counting and batched,
 //!   idempotent upload over `corsair.v1.Telemetry`.
 //! - `metrics` (feature `runtime`): the agent's Prometheus metrics.
@@ -22,6 +24,8 @@
 
 pub mod engine;
 
+#[cfg(feature = "runtime")]
+pub mod authz;
 #[cfg(feature = "runtime")]
 pub mod control_plane;
 #[cfg(feature = "runtime")]

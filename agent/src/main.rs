@@ -38,6 +38,9 @@ enum LogFormat {
 enum Command {
     /// Run as a sidecar reverse proxy in front of an upstream.
     Proxy(ProxyArgs),
+    /// Answer nginx `auth_request` subrequests (and preflights) with the
+    /// policy's decision; nginx forwards. See deploy/nginx/README.md.
+    Authz(AuthzArgs),
 }
 
 #[derive(Debug, clap::Args)]
@@ -101,6 +104,7 @@ async fn main() -> anyhow::Result<()> {
     init_tracing(cli.log_format);
     match cli.command {
         Command::Proxy(args) => proxy(args).await,
+        Command::Authz(args) => authz(args).await,
     }
 }
 
@@ -130,15 +134,11 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
             drain_timeout: seconds("--drain-timeout", args.drain_timeout)?,
         },
     };
-    if !(args.report_interval.is_finite() && args.report_interval >= 0.05) {
-        anyhow::bail!("--report-interval must be at least 0.05 seconds");
-    }
-    let report = ReportConfig {
-        interval: std::time::Duration::from_secs_f64(args.report_interval),
-        max_keys: args.report_max_keys,
-        max_queue_batches: args.report_queue.max(1),
-        ..ReportConfig::default()
-    };
+    let report = report_config(
+        args.report_interval,
+        args.report_max_keys,
+        args.report_queue,
+    )?;
     sidecar::run_with_report(config, report, listener, admin, shutdown_signal()).await
 }
 
@@ -149,6 +149,86 @@ fn seconds(flag: &str, value: f64) -> anyhow::Result<std::time::Duration> {
     }
     Ok(std::time::Duration::from_secs_f64(value))
 }
+
+// --- authz mode (nginx auth_request): the proxy's flags minus --upstream.
+#[derive(Debug, clap::Args)]
+struct AuthzArgs {
+    #[command(flatten)]
+    control_plane: ControlPlaneArgs,
+    /// The service whose policy this agent enforces.
+    #[arg(long, env = "CORSAIR_SERVICE")]
+    service: String,
+    /// Address to answer the gateway's decision requests (GET /authz) on;
+    /// keep it on loopback or a private network: only the gateway calls it.
+    #[arg(long, env = "CORSAIR_LISTEN")]
+    listen: SocketAddr,
+    /// Directory for the last-known-good policy cache and the agent id.
+    #[arg(long, env = "CORSAIR_CACHE_DIR")]
+    cache_dir: PathBuf,
+    /// Address for the admin endpoints (/healthz, /readyz, /metrics).
+    #[arg(long, env = "CORSAIR_METRICS")]
+    metrics: Option<SocketAddr>,
+    /// Name shown in the control plane's agent list (default: the host name).
+    #[arg(long, env = "CORSAIR_AGENT_NAME")]
+    agent_name: Option<String>,
+    /// Blocked-request telemetry: aggregation and upload interval, in seconds.
+    #[arg(long, env = "CORSAIR_REPORT_INTERVAL", default_value_t = 10.0)]
+    report_interval: f64,
+    /// Distinct (service, origin, method, reason) keys per interval before
+    /// new ones are counted in one `(other)` bucket.
+    #[arg(long, env = "CORSAIR_REPORT_MAX_KEYS", default_value_t = 10_000)]
+    report_max_keys: usize,
+    /// Unacknowledged telemetry batches kept (in memory and in --cache-dir)
+    /// before the oldest are dropped; the dropped count is reported.
+    #[arg(long, env = "CORSAIR_REPORT_QUEUE", default_value_t = 1_000)]
+    report_queue: usize,
+    /// Seconds in-flight decision requests may take to finish after
+    /// SIGTERM or Ctrl-C (/readyz answers 503 meanwhile).
+    #[arg(long, env = "CORSAIR_DRAIN_TIMEOUT", default_value_t = 10.0)]
+    drain_timeout: f64,
+}
+
+async fn authz(args: AuthzArgs) -> anyhow::Result<()> {
+    use corsair_agent::authz::{self, AuthzConfig};
+    let listener = tokio::net::TcpListener::bind(args.listen)
+        .await
+        .with_context(|| format!("binding --listen {}", args.listen))?;
+    let admin = match args.metrics {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("binding --metrics {addr}"))?,
+        ),
+        None => None,
+    };
+    let config = AuthzConfig {
+        control_plane: args.control_plane.into(),
+        service: args.service,
+        cache_dir: args.cache_dir,
+        agent_name: args.agent_name.unwrap_or_else(host_name),
+        drain_timeout: seconds("--drain-timeout", args.drain_timeout)?,
+    };
+    let report = report_config(
+        args.report_interval,
+        args.report_max_keys,
+        args.report_queue,
+    )?;
+    authz::run(config, report, listener, admin, shutdown_signal()).await
+}
+
+/// The telemetry settings from the `--report-*` flags.
+fn report_config(interval: f64, max_keys: usize, queue: usize) -> anyhow::Result<ReportConfig> {
+    if !(interval.is_finite() && interval >= 0.05) {
+        anyhow::bail!("--report-interval must be at least 0.05 seconds");
+    }
+    Ok(ReportConfig {
+        interval: std::time::Duration::from_secs_f64(interval),
+        max_keys,
+        max_queue_batches: queue.max(1),
+        ..ReportConfig::default()
+    })
+}
+// --- end authz mode
 
 fn host_name() -> String {
     std::env::var("HOSTNAME")

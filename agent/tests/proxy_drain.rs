@@ -62,58 +62,93 @@ async fn readyz(admin: SocketAddr) -> Option<u16> {
     Head::parse(&raw).ok().map(|h| h.status)
 }
 
+/// The real binary with a cached policy (so it is ready without a control
+/// plane: the one it is given refuses connections), listening on `listen`
+/// and `admin`.
+struct Agent {
+    child: tokio::process::Child,
+    listen: SocketAddr,
+    admin: SocketAddr,
+    _cache_dir: tempfile::TempDir,
+}
+
+impl Agent {
+    async fn start(upstream: &str, drain_timeout: &str) -> Result<Self, AnyError> {
+        let cache_dir = tempfile::tempdir()?;
+        cache::write_snapshot(
+            cache_dir.path(),
+            &Snapshot {
+                service: "api".into(),
+                revision: 1,
+                spec: Some(PolicySpec {
+                    origins: vec![APP.into()],
+                    ..PolicySpec::default()
+                }),
+            },
+        )?;
+        let (listen, admin) = (free_port().await?, free_port().await?);
+        let control_plane = format!("http://{}", refused_port().await?);
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_corsair-agent"))
+            .args(["proxy", "--token", "t", "--service", "api"])
+            .args(["--control-plane", &control_plane, "--upstream", upstream])
+            .args(["--listen", &listen.to_string()])
+            .args(["--metrics", &admin.to_string()])
+            .arg("--cache-dir")
+            .arg(cache_dir.path())
+            .args(["--drain-timeout", drain_timeout, "--upstream-timeout", "60"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        eventually("the agent to be ready", || async {
+            (readyz(admin).await == Some(200)).then_some(())
+        })
+        .await?;
+        Ok(Self {
+            child,
+            listen,
+            admin,
+            _cache_dir: cache_dir,
+        })
+    }
+
+    /// Sends a request that the slow upstream will hold; returns the
+    /// client connection and the upstream's release.
+    async fn in_flight(
+        &self,
+        arrivals: &mut mpsc::Receiver<oneshot::Sender<()>>,
+    ) -> Result<(TcpStream, oneshot::Sender<()>), AnyError> {
+        let mut client = TcpStream::connect(self.listen).await?;
+        client
+            .write_all(
+                format!("GET /slow HTTP/1.1\r\nhost: api.test\r\norigin: {APP}\r\n\r\n").as_bytes(),
+            )
+            .await?;
+        let release = tokio::time::timeout(STEP, arrivals.recv())
+            .await?
+            .ok_or("the upstream never saw the request")?;
+        Ok((client, release))
+    }
+
+    fn sigterm(&self) -> Result<(), AnyError> {
+        let pid = self.child.id().ok_or("the agent already exited")?;
+        let killed = std::process::Command::new("kill")
+            .args(["-TERM", &pid.to_string()])
+            .status()?;
+        assert!(killed.success());
+        Ok(())
+    }
+}
+
 #[tokio::test]
 async fn sigterm_drains_in_flight_requests_then_exits() -> Result<(), AnyError> {
     let (upstream, mut arrivals) = slow_upstream().await?;
-    let cache_dir = tempfile::tempdir()?;
-    // A cached policy: the agent is ready without a control plane.
-    cache::write_snapshot(
-        cache_dir.path(),
-        &Snapshot {
-            service: "api".into(),
-            revision: 1,
-            spec: Some(PolicySpec {
-                origins: vec![APP.into()],
-                ..PolicySpec::default()
-            }),
-        },
-    )?;
-    let (listen, admin) = (free_port().await?, free_port().await?);
-    let control_plane = format!("http://{}", refused_port().await?);
-    let mut agent = tokio::process::Command::new(env!("CARGO_BIN_EXE_corsair-agent"))
-        .args(["proxy", "--token", "t", "--service", "api"])
-        .args(["--control-plane", &control_plane, "--upstream", &upstream])
-        .args(["--listen", &listen.to_string()])
-        .args(["--metrics", &admin.to_string()])
-        .arg("--cache-dir")
-        .arg(cache_dir.path())
-        .args(["--drain-timeout", "60", "--upstream-timeout", "60"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .kill_on_drop(true)
-        .spawn()?;
-    let pid = agent.id().ok_or("the agent exited at once")?;
-
-    eventually("the agent to be ready", || async {
-        (readyz(admin).await == Some(200)).then_some(())
-    })
-    .await?;
+    let mut agent = Agent::start(&upstream, "60").await?;
+    let (admin, listen) = (agent.admin, agent.listen);
 
     // A request is in flight: the upstream has it and holds its answer.
-    let mut client = TcpStream::connect(listen).await?;
-    client
-        .write_all(
-            format!("GET /slow HTTP/1.1\r\nhost: api.test\r\norigin: {APP}\r\n\r\n").as_bytes(),
-        )
-        .await?;
-    let release = tokio::time::timeout(STEP, arrivals.recv())
-        .await?
-        .ok_or("the upstream never saw the request")?;
-
-    let killed = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status()?;
-    assert!(killed.success());
+    let (mut client, release) = agent.in_flight(&mut arrivals).await?;
+    agent.sigterm()?;
 
     // Draining: not ready, no new connections, the process still running.
     eventually("/readyz to answer 503", || async {
@@ -125,7 +160,7 @@ async fn sigterm_drains_in_flight_requests_then_exits() -> Result<(), AnyError> 
     })
     .await?;
     assert!(
-        agent.try_wait()?.is_none(),
+        agent.child.try_wait()?.is_none(),
         "exited with a request in flight"
     );
 
@@ -138,7 +173,26 @@ async fn sigterm_drains_in_flight_requests_then_exits() -> Result<(), AnyError> 
     tokio::time::timeout(STEP, client.read_exact(&mut body)).await??;
     assert_eq!(&body, b"slow\n");
 
-    let status = tokio::time::timeout(STEP, agent.wait()).await??;
+    let status = tokio::time::timeout(STEP, agent.child.wait()).await??;
     assert!(status.success(), "agent exited with {status}");
+    Ok(())
+}
+
+/// A request still running when `--drain-timeout` ends does not hold the
+/// process: its connection is closed and the agent exits 0.
+#[tokio::test]
+async fn the_drain_timeout_bounds_the_wait() -> Result<(), AnyError> {
+    let (upstream, mut arrivals) = slow_upstream().await?;
+    let mut agent = Agent::start(&upstream, "0.5").await?;
+    let (mut client, _never_released) = agent.in_flight(&mut arrivals).await?;
+    agent.sigterm()?;
+    let status = tokio::time::timeout(STEP, agent.child.wait()).await??;
+    assert!(status.success(), "agent exited with {status}");
+    // The client's connection ends without an answer.
+    let mut rest = Vec::new();
+    tokio::time::timeout(STEP, client.read_to_end(&mut rest))
+        .await?
+        .ok();
+    assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
     Ok(())
 }

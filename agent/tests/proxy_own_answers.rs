@@ -267,12 +267,13 @@ fn spec(policy: Pol) -> Option<PolicySpec> {
     }
 }
 
-/// Short timeouts: the hanging rows end in well under a second. The
-/// connect and response timeouts differ so a row shows which one fired.
+/// Short timeouts, so the hanging rows end in seconds, yet long enough that
+/// a loopback connect on a busy machine never hits them. The answers' texts
+/// differ, so a row shows which timeout fired.
 fn options() -> ProxyOptions {
     ProxyOptions {
-        connect_timeout: Duration::from_millis(300),
-        upstream_timeout: Duration::from_millis(600),
+        connect_timeout: Duration::from_secs(1),
+        upstream_timeout: Duration::from_secs(2),
         request_body_timeout: Duration::from_millis(300),
         ..ProxyOptions::default()
     }
@@ -396,6 +397,43 @@ async fn a_stalled_request_body_gets_408_and_frees_the_upstream() -> Result<(), 
         assert_eq!(head.get(name), Some(value), "{name} in {head:?}");
     }
     assert_eq!(upstream.accepted(), 1);
+    eventually("the upstream connection to be closed", || async {
+        (upstream.closed() == 1).then_some(())
+    })
+    .await?;
+    Ok(())
+}
+
+/// A client that closes its side before sending the body it announced gets
+/// a 400 with the CORS decision (if it still reads), and the upstream's
+/// connection is closed.
+#[tokio::test]
+async fn a_broken_off_request_body_gets_400_and_frees_the_upstream() -> Result<(), AnyError> {
+    let upstream = TestUpstream::start(Behaviour::ReadsUntilClosed).await?;
+    let handle = handle_with(&spec(Pol::Credentialed).ok_or("policy")?)?;
+    let options = ProxyOptions {
+        // Neither timeout can fire here.
+        upstream_timeout: STEP * 2,
+        request_body_timeout: STEP * 2,
+        ..options()
+    };
+    let (addr, _stop) = start_proxy(handle, &upstream.url, options).await?;
+    let mut client = TcpStream::connect(addr).await?;
+    client
+        .write_all(
+            format!(
+                "POST /upload HTTP/1.1\r\nhost: api.test\r\norigin: {APP}\r\n\
+                 content-length: 100\r\n\r\nfirst ten."
+            )
+            .as_bytes(),
+        )
+        .await?;
+    client.shutdown().await?;
+    let head = Head::parse(&tokio::time::timeout(STEP, read_head(&mut client)).await??)?;
+    assert_eq!(head.status, 400, "{head:?}");
+    for (name, value) in GRANT {
+        assert_eq!(head.get(name), Some(value), "{name} in {head:?}");
+    }
     eventually("the upstream connection to be closed", || async {
         (upstream.closed() == 1).then_some(())
     })

@@ -64,7 +64,7 @@ async fn agent_syncs_over_tls_and_rest_answers_over_https() -> TestResult {
 async fn mtls_accepts_only_agents_with_a_certificate_from_the_client_ca() -> TestResult {
     let ca = Ca::new("corsair server CA")?;
     let agents_ca = Ca::new("corsair agents CA")?;
-    let cp = ControlPlane::start(ServeTls {
+    let mut cp = ControlPlane::start(ServeTls {
         server: &ca.server()?,
         client_ca: Some(&agents_ca),
     })
@@ -99,8 +99,7 @@ async fn mtls_accepts_only_agents_with_a_certificate_from_the_client_ca() -> Tes
         .await?;
     assert_eq!(status["connected"], false, "{status}");
     assert!(
-        last_error(&status).contains("certificaterequired")
-            || last_error(&status).contains("certificate required"),
+        last_error(&status).contains("client certificate"),
         "the agent should say a client certificate is required: {status}"
     );
     cp.process.wait_log("peer sent no certificates").await?;
@@ -131,14 +130,10 @@ async fn mtls_accepts_only_agents_with_a_certificate_from_the_client_ca() -> Tes
         let status = agent
             .wait_status(
                 &format!("the agent with a {what} certificate refused"),
-                |s| !last_error(s).is_empty(),
+                |s| last_error(s).contains("client certificate"),
             )
             .await?;
         assert_eq!(status["connected"], false, "{what}: {status}");
-        assert!(
-            last_error(&status).contains("certificate"),
-            "{what}: the agent should blame the certificate: {status}"
-        );
         assert!(
             agent
                 .sync_status()
@@ -173,7 +168,7 @@ async fn wrong_ca_and_expired_server_certificate_are_refused() -> TestResult {
     let ca = Ca::new("corsair test CA")?;
     let other_ca = Ca::new("not the control plane's CA")?;
 
-    let cp = ControlPlane::start(ServeTls {
+    let mut cp = ControlPlane::start(ServeTls {
         server: &ca.server()?,
         client_ca: None,
     })
@@ -198,7 +193,7 @@ async fn wrong_ca_and_expired_server_certificate_are_refused() -> TestResult {
         .await?;
     cp.process.wait_log("TLS handshake failed").await?;
 
-    let expired_cp = ControlPlane::start(ServeTls {
+    let mut expired_cp = ControlPlane::start(ServeTls {
         server: &ca.expired_server()?,
         client_ca: None,
     })

@@ -243,4 +243,7 @@ impl ControlPlane {
     }
 }
 
-pub use tls::TlsMaterial;
+pub use tls::{TlsMaterial, hint as tls_hint};
+
+#[cfg(test)]
+mod tests;

@@ -83,3 +83,50 @@ impl TlsMaterial {
         config
     }
 }
+
+/// A sentence an operator can act on for a TLS failure described by
+/// `error` (an error chain), when it is one.
+pub fn hint(error: &str) -> Option<&'static str> {
+    const HINTS: &[(&str, &str)] = &[
+        (
+            "alert: CertificateRequired",
+            "the control plane requires a client certificate: set --client-cert-file and --client-key-file",
+        ),
+        (
+            "alert: CertificateExpired",
+            "the control plane refused this agent's client certificate: it has expired",
+        ),
+        (
+            "alert: UnknownCA",
+            "the control plane refused this agent's client certificate: not signed by its client CA",
+        ),
+        (
+            "alert: BadCertificate",
+            "the control plane refused this agent's client certificate",
+        ),
+        (
+            "alert: CertificateUnknown",
+            "the control plane refused this agent's client certificate",
+        ),
+        (
+            "UnknownIssuer",
+            "the control plane's certificate is not signed by a CA this agent trusts (check --ca-file)",
+        ),
+        (
+            "certificate expired",
+            "the control plane's certificate has expired (or this host's clock is wrong)",
+        ),
+        (
+            "Expired",
+            "the control plane's certificate has expired (or this host's clock is wrong)",
+        ),
+        (
+            "NotValidForName",
+            "the control plane's certificate does not name the host in --control-plane",
+        ),
+    ];
+    HINTS
+        .iter()
+        .find(|(needle, _)| error.contains(needle))
+        .map(|(_, hint)| *hint)
+}

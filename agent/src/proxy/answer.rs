@@ -52,17 +52,33 @@ pub enum Failure {
     /// `--request-body-timeout`; the upstream's connection was dropped.
     #[error("corsair-agent: the request body stopped arriving")]
     RequestBodyTimeout,
+    /// The client's request body broke off (the client closed its side
+    /// before sending all it announced); the upstream's connection was
+    /// dropped.
+    #[error("corsair-agent: the request body ended early")]
+    RequestBodyIncomplete,
 }
 
 impl Failure {
     /// The status the client sees.
     pub fn status(&self) -> StatusCode {
         match self {
-            Failure::Unforwardable(_) => StatusCode::BAD_REQUEST,
+            Failure::Unforwardable(_) | Failure::RequestBodyIncomplete => StatusCode::BAD_REQUEST,
             Failure::Unreachable | Failure::UnaskedUpgrade => StatusCode::BAD_GATEWAY,
             Failure::ConnectTimeout | Failure::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Failure::RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
         }
+    }
+
+    /// Whether the upstream is to blame (logged as a warning) rather than the
+    /// client (logged at debug level: nothing for an operator to fix).
+    pub fn is_upstream(&self) -> bool {
+        !matches!(
+            self,
+            Failure::Unforwardable(_)
+                | Failure::RequestBodyTimeout
+                | Failure::RequestBodyIncomplete
+        )
     }
 
     /// The failure as a short `text/plain` answer (the message above) with

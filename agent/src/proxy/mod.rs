@@ -162,6 +162,10 @@ impl Proxy {
             }
             Ok(Err(e)) => {
                 let failure = upstream::classify(&e);
+                if !failure.is_upstream() {
+                    tracing::debug!(error = %upstream::chain(&e), "request body failed");
+                    return failure.respond(&decision);
+                }
                 tracing::warn!(
                     error = %upstream::chain(&e),
                     upstream = %self.upstream,
@@ -184,7 +188,8 @@ impl Proxy {
 }
 
 /// Serves `proxy` on an already-bound listener until `shutdown` resolves,
-/// then lets open connections finish (up to a drain timeout).
+/// then lets open connections finish, for up to the proxy's
+/// [`ProxyOptions::drain_timeout`].
 pub async fn serve(
     listener: TcpListener,
     proxy: Proxy,

@@ -64,6 +64,42 @@ pub async fn run_with_report(
     admin_listener: Option<TcpListener>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let (upstream, service) = (config.upstream.clone(), config.service.clone());
+    let options = config.proxy.clone();
+    let front = move |handle: PolicyHandle, reporter: Reporter, stopped: Stopped| {
+        let proxy = Proxy::with_options(handle, &upstream, options)
+            .context("--upstream")?
+            .with_reporter(reporter);
+        tracing::info!(
+            listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            upstream = %upstream,
+            service = %service,
+            "agent proxy serving"
+        );
+        Ok(serve(listener, proxy, stopped).instrument(tracing::info_span!("proxy")))
+    };
+    run_front(config, report, admin_listener, shutdown, front).await
+}
+
+/// Completes once the agent is asked to stop (handed to the front server).
+pub(crate) type Stopped = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
+
+/// The part every agent mode shares: sync client, telemetry and admin
+/// listener around one front server, which `front` builds from the policy
+/// handle and the reporter (the sidecar proxy, or the authz endpoint).
+/// `config.upstream` and `config.proxy` (but its drain timeout, logged) are
+/// only read by `front`.
+pub(crate) async fn run_front<F, S>(
+    config: SidecarConfig,
+    report: ReportConfig,
+    admin_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+    front: F,
+) -> anyhow::Result<()>
+where
+    F: FnOnce(PolicyHandle, Reporter, Stopped) -> anyhow::Result<S>,
+    S: Future<Output = std::io::Result<()>> + Send + 'static,
+{
     let handle = PolicyHandle::new();
     let mut sync_config = SyncConfig::for_control_plane(
         config.control_plane.clone(),
@@ -92,13 +128,6 @@ pub async fn run_with_report(
             "no cached policy for this service: failing closed (no CORS grants) until the control plane answers"
         );
     }
-    let proxy = Proxy::with_options(handle.clone(), &config.upstream, config.proxy.clone())
-        .context("--upstream")?
-        .with_reporter(Reporter::new(
-            &config.service,
-            recorder.clone(),
-            metrics.clone(),
-        ));
 
     let (stop_tx, stop_rx) = watch::channel(false);
     let stopped = move || {
@@ -107,6 +136,8 @@ pub async fn run_with_report(
             let _ = rx.wait_for(|stop| *stop).await;
         }
     };
+    let reporter = Reporter::new(&config.service, recorder.clone(), metrics.clone());
+    let front = front(handle.clone(), reporter, Box::pin(stopped()))?;
     let report_task = tokio::spawn(
         report::run(report, target, recorder, metrics.clone(), stopped())
             .instrument(tracing::info_span!("telemetry")),
@@ -132,14 +163,7 @@ pub async fn run_with_report(
             let _ = stop.wait_for(|stop| *stop).await;
         }))
     });
-    tracing::info!(
-        listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
-        upstream = %config.upstream,
-        service = %config.service,
-        "agent proxy serving"
-    );
-    let proxy_task =
-        tokio::spawn(serve(listener, proxy, stopped()).instrument(tracing::info_span!("proxy")));
+    let proxy_task = tokio::spawn(front);
 
     shutdown.await;
     tracing::info!(

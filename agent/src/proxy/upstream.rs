@@ -136,13 +136,22 @@ fn add_ca_file(roots: &mut rustls::RootCertStore, path: &Path) -> Result<usize, 
 }
 
 /// What a failed exchange with the upstream means for the client: a
-/// timed-out connect (504), a stalled request body (408), anything else
-/// (refused, reset, TLS) 502.
+/// timed-out connect (504), a stalled request body (408), a request body the
+/// client broke off (400), anything else (refused, reset, TLS) 502.
 pub fn classify(error: &hyper_util::client::legacy::Error) -> Failure {
+    let mut client_body = false;
     let mut source = error.source();
     while let Some(e) = source {
         if e.is::<BodyTimeout>() {
             return Failure::RequestBodyTimeout;
+        }
+        // Our request body is the client's: a "user body" error caused by
+        // hyper reading the client's connection.
+        if let Some(h) = e.downcast_ref::<hyper::Error>()
+            && h.is_user()
+            && h.source().is_some_and(|cause| cause.is::<hyper::Error>())
+        {
+            client_body = true;
         }
         if error.is_connect()
             && e.downcast_ref::<std::io::Error>()
@@ -152,7 +161,11 @@ pub fn classify(error: &hyper_util::client::legacy::Error) -> Failure {
         }
         source = e.source();
     }
-    Failure::Unreachable
+    if client_body {
+        Failure::RequestBodyIncomplete
+    } else {
+        Failure::Unreachable
+    }
 }
 
 /// A hint for the log when `error` is the upstream's certificate failing

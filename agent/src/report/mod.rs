@@ -20,6 +20,7 @@ pub use queue::{Batch, Count, SpillQueue};
 
 use crate::engine::{Decision, RequestParts};
 use crate::metrics::{AgentMetrics, ServiceLabel};
+use crate::sync::recovery::Backoff;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -170,15 +171,15 @@ pub async fn run(
     let mut interval_start = now_ms();
     let mut next_flush = Instant::now() + config.interval;
     let mut retry_at = Instant::now();
-    let mut failures: u32 = 0;
+    // The one jittered backoff the sync client uses too.
+    let mut retry = Backoff::new(config.retry_base, config.retry_max);
     tokio::pin!(shutdown);
     loop {
         if !queue.is_empty() && Instant::now() >= retry_at {
             match send_queue(&client, &mut queue, &metrics).await {
-                Ok(()) => failures = 0,
+                Ok(()) => retry.reset(),
                 Err(status) => {
-                    failures = failures.saturating_add(1);
-                    let delay = backoff(&config, failures);
+                    let delay = retry.next_delay();
                     tracing::debug!(code = ?status.code(), error = status.message(), ?delay, "telemetry upload failed; retrying");
                     retry_at = Instant::now() + delay;
                 }
@@ -320,16 +321,6 @@ async fn send_queue(
         metrics.queue_depth.set(queue_len(queue));
     }
     Ok(())
-}
-
-fn backoff(config: &ReportConfig, failures: u32) -> Duration {
-    let exp = config
-        .retry_base
-        .saturating_mul(1u32 << failures.min(16).saturating_sub(1));
-    let capped = exp.min(config.retry_max);
-    // Full jitter on the upper half, so agents restarted together spread out.
-    let half = capped / 2;
-    half + half.mul_f64(rand::random::<f64>())
 }
 
 fn queue_len(queue: &SpillQueue) -> i64 {

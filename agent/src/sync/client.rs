@@ -2,7 +2,7 @@
 //! snapshots; send ACK/NACKs back. No policy logic, no retry logic here.
 
 use super::snapshot::{MalformedSnapshot, Snapshot};
-use crate::control_plane::{ConfigError, ControlPlane, ControlPlaneConfig};
+use crate::control_plane::{ConfigError, ControlPlane, ControlPlaneConfig, tls_hint};
 use corsair_proto::v1::policy_sync_client::PolicySyncClient;
 use corsair_proto::v1::{Ack, AgentMessage, Hello, Nack, agent_message, control_message};
 use std::time::Duration;
@@ -56,10 +56,9 @@ impl Connector {
         if let Ok(mut last) = self.last_token.lock() {
             *last = Some(authorization.clone());
         }
-        let channel = endpoint
-            .connect()
-            .await
-            .map_err(|e| Status::unavailable(format!("cannot connect: {}", error_chain(&e))))?;
+        let channel = endpoint.connect().await.map_err(|e| {
+            Status::unavailable(with_hint(format!("cannot connect: {}", error_chain(&e))))
+        })?;
         let (tx, rx) = mpsc::channel(8);
         tx.send(AgentMessage {
             msg: Some(agent_message::Msg::Hello(hello)),
@@ -70,10 +69,11 @@ impl Connector {
         request
             .metadata_mut()
             .insert("authorization", authorization);
+        let https = endpoint_is_https(&self.control_plane);
         let response = PolicySyncClient::new(channel)
             .sync(request)
             .await
-            .map_err(explain)?;
+            .map_err(|status| closed_during_setup(explain(status), https))?;
         Ok((
             Snapshots {
                 inbound: response.into_inner(),
@@ -148,24 +148,50 @@ impl Replies {
     }
 }
 
-/// A transport failure after connecting (e.g. the control plane refused
-/// our client certificate, which TLS 1.3 reports only after the handshake)
-/// comes back as a bare "transport error": add its causes.
+/// A transport failure after connecting comes back as a bare "transport
+/// error" or "operation was canceled" (e.g. the control plane refused our
+/// client certificate, which TLS 1.3 reports only after the handshake):
+/// append its causes, which say what happened.
 pub(crate) fn explain(status: Status) -> Status {
     use std::error::Error as _;
-    match status.source() {
-        Some(source)
-            if status.code() == tonic::Code::Unknown
-                || status.code() == tonic::Code::Unavailable =>
-        {
-            let detail = error_chain(source);
-            if status.message().contains(&detail) {
-                status
-            } else {
-                Status::new(status.code(), format!("{}: {detail}", status.message()))
-            }
-        }
-        _ => status,
+    let Some(source) = status.source() else {
+        return status;
+    };
+    let detail = error_chain(source);
+    if status.message().contains(&detail) {
+        return status;
+    }
+    Status::new(
+        status.code(),
+        with_hint(format!("{}: {detail}", status.message())),
+    )
+}
+
+fn endpoint_is_https(control_plane: &ControlPlane) -> bool {
+    control_plane.config().url.starts_with("https://")
+}
+
+/// A TLS connection closed before the stream opened, with no reason given
+/// (the alert saying why can be lost): most likely the control plane
+/// refused the client certificate (mTLS). Say so, carefully.
+fn closed_during_setup(status: Status, https: bool) -> Status {
+    if https && status.message().ends_with("connection closed") {
+        let message = format!(
+            "{} (the control plane closed the TLS connection before the stream opened: \
+             if it requires client certificates, it refused this agent's client certificate \
+             or got none; its log says which)",
+            status.message()
+        );
+        return Status::new(status.code(), message);
+    }
+    status
+}
+
+/// `text`, followed by what to do about it when it is a TLS failure.
+fn with_hint(text: String) -> String {
+    match tls_hint(&text) {
+        Some(hint) => format!("{text} ({hint})"),
+        None => text,
     }
 }
 

@@ -15,6 +15,9 @@ use tracing::Instrument as _;
 /// How long a client may take to finish its TLS handshake.
 pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// How long a refused connection is drained before it is dropped.
+const LINGER: Duration = Duration::from_secs(1);
+
 /// Handshaken connections waiting for the server to take them.
 const READY_QUEUE: usize = 64;
 
@@ -131,12 +134,18 @@ async fn accept_loop(
         let ready = ready.clone();
         tokio::spawn(
             async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let handshake = acceptor.accept(tcp).into_fallible();
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake).await {
                     Ok(Ok(stream)) => {
                         let _ = ready.send((stream, peer)).await;
                     }
-                    Ok(Err(error)) => {
+                    // A TCP probe or port scan: connected, said nothing.
+                    Ok(Err((error, _))) if error.kind() == std::io::ErrorKind::UnexpectedEof => {
+                        tracing::debug!(%peer, %error, "connection closed before the TLS handshake");
+                    }
+                    Ok(Err((error, tcp))) => {
                         tracing::warn!(%peer, %error, "TLS handshake failed; connection refused");
+                        linger(tcp).await;
                     }
                     Err(_) => {
                         tracing::warn!(%peer, timeout = ?HANDSHAKE_TIMEOUT, "TLS handshake timed out");
@@ -146,4 +155,19 @@ async fn accept_loop(
             .in_current_span(),
         );
     }
+}
+
+/// Closes a refused connection gently: rustls has written its alert (why
+/// the handshake failed); a plain close with the client's unread data still
+/// queued would send a reset that can destroy the alert before the client
+/// reads it, leaving it only "connection closed". So: FIN, then discard
+/// what the client still sends, for a moment.
+async fn linger(mut tcp: TcpStream) {
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+    let _ = tcp.shutdown().await;
+    let mut sink = [0u8; 1024];
+    let _ = tokio::time::timeout(LINGER, async {
+        while matches!(tcp.read(&mut sink).await, Ok(n) if n > 0) {}
+    })
+    .await;
 }

@@ -23,8 +23,9 @@ use tokio::process::{Child, Command};
 
 pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
-/// How long any wait may take.
-pub const DEADLINE: Duration = Duration::from_secs(30);
+/// How long any wait may take. Generous: these tests run two processes
+/// each, next to a `cargo build` of the agent on a busy machine.
+pub const DEADLINE: Duration = Duration::from_secs(60);
 
 /// A certificate authority.
 pub struct Ca {

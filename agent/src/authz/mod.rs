@@ -1,0 +1,137 @@
+//! Authz mode: a decision endpoint for gateways that call out before
+//! forwarding — nginx `auth_request` (deploy/nginx/) — instead of the
+//! agent proxying the traffic itself.
+//!
+//! The same engine decision as the sidecar, the same metrics and
+//! blocked-request telemetry; only the answer's shape differs:
+//!
+//! - [`answer`]: [`Authz`], one gateway request → one decision, in the
+//!   `auth_request` dialect (200 = forward with these headers, 403 = answer
+//!   the client with `X-Corsair-Status` and these headers).
+//! - [`serve`] / [`run`]: the listener, and the whole agent (sync client,
+//!   telemetry, admin listener) around it.
+
+pub mod answer;
+
+pub use answer::Authz;
+
+use crate::control_plane::ControlPlaneConfig;
+use crate::proxy::ProxyOptions;
+use crate::proxy::sidecar::{self, SidecarConfig};
+use crate::report::ReportConfig;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::graceful::GracefulShutdown;
+use std::convert::Infallible;
+use std::future::Future;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tracing::Instrument;
+
+/// What the authz agent needs besides its listeners (the sidecar's
+/// settings without an upstream: the gateway forwards, not the agent).
+#[derive(Debug, Clone)]
+pub struct AuthzConfig {
+    /// Where the control plane is and how to authenticate (policy stream
+    /// and telemetry).
+    pub control_plane: ControlPlaneConfig,
+    /// The service whose policy the endpoint enforces.
+    pub service: String,
+    /// Last-known-good policy cache, agent id and telemetry spill directory.
+    pub cache_dir: PathBuf,
+    /// Name shown in the control plane's agent list.
+    pub agent_name: String,
+    /// How long in-flight decision requests may take to finish after
+    /// shutdown is asked for (`/readyz` answers 503 meanwhile).
+    pub drain_timeout: Duration,
+}
+
+/// Runs the authz agent until `shutdown` completes: the cached policy (if
+/// any) is enforced at once, the sync client keeps it current, refusals are
+/// counted and uploaded, `/healthz`, `/readyz` and `/metrics` are served on
+/// `admin_listener`, and gateway requests are answered on `listener`.
+pub async fn run(
+    config: AuthzConfig,
+    report: ReportConfig,
+    listener: TcpListener,
+    admin_listener: Option<TcpListener>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> anyhow::Result<()> {
+    let agent = SidecarConfig {
+        control_plane: config.control_plane,
+        service: config.service.clone(),
+        upstream: String::new(),
+        cache_dir: config.cache_dir,
+        agent_name: config.agent_name,
+        proxy: ProxyOptions {
+            drain_timeout: config.drain_timeout,
+            ..ProxyOptions::default()
+        },
+    };
+    let drain_timeout = config.drain_timeout;
+    let front = move |handle, reporter, stopped: sidecar::Stopped| {
+        tracing::info!(
+            listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
+            service = %config.service,
+            "agent authz endpoint serving"
+        );
+        let authz = Authz::new(handle).with_reporter(reporter);
+        Ok(serve(listener, authz, drain_timeout, stopped).instrument(tracing::info_span!("authz")))
+    };
+    sidecar::run_front(agent, report, admin_listener, shutdown, front).await
+}
+
+/// Serves `authz` (HTTP/1.1 and HTTP/2, keep-alive) on an already-bound
+/// listener until `shutdown` resolves, then lets open connections finish
+/// for up to `drain_timeout` before closing them.
+pub async fn serve(
+    listener: TcpListener,
+    authz: Authz,
+    drain_timeout: Duration,
+    shutdown: impl Future<Output = ()>,
+) -> std::io::Result<()> {
+    let authz = Arc::new(authz);
+    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let graceful = GracefulShutdown::new();
+    tokio::pin!(shutdown);
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(conn) => conn,
+                Err(e) => {
+                    // Out of file descriptors and similar: keep serving.
+                    tracing::warn!(error = %e, "accept failed");
+                    continue;
+                }
+            },
+            () = &mut shutdown => break,
+        };
+        let _ = stream.set_nodelay(true);
+        let authz = Arc::clone(&authz);
+        let service = hyper::service::service_fn(move |req| {
+            let response = authz.answer(&req);
+            async move { Ok::<_, Infallible>(response) }
+        });
+        let conn = builder
+            .serve_connection(TokioIo::new(stream), service)
+            .into_owned();
+        let conn = graceful.watch(conn);
+        tokio::spawn(
+            async move {
+                if let Err(e) = conn.await {
+                    tracing::debug!(error = %e, "connection closed with error");
+                }
+            }
+            .instrument(tracing::debug_span!("conn", %peer)),
+        );
+    }
+    drop(listener);
+    if tokio::time::timeout(drain_timeout, graceful.shutdown())
+        .await
+        .is_err()
+    {
+        tracing::warn!("connections still open after the drain timeout; closing them");
+    }
+    Ok(())
+}
