@@ -8,6 +8,7 @@
 //! - [`telemetry`]: the `Telemetry` tonic service (blocked-request batches) and
 //!   the partition retention job.
 //! - [`metrics`]: Prometheus metrics (`GET /metrics`).
+//! - [`health`]: probes, `GET /healthz` (alive) and `GET /readyz` (database and schema).
 //! - [`node`]: one control-plane node (HTTP + gRPC + jobs) on bound listeners.
 //! - [`server`]: wires HTTP and gRPC onto already-bound listeners with graceful shutdown.
 //! - [`tls`]: TLS on both listeners (`serve --tls-*`), certificates reloaded while serving.
@@ -23,6 +24,7 @@ pub mod auth;
 #[cfg(feature = "dev")]
 pub mod dev;
 pub mod grpc;
+pub mod health;
 pub mod metrics;
 pub mod node;
 pub mod pg;

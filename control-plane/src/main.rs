@@ -3,6 +3,7 @@
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use corsair_control_plane::api::agent_tokens::check_token_request;
+use corsair_control_plane::auth::bootstrap::{BootstrapOutcome, bootstrap_admin};
 use corsair_control_plane::auth::{Role, SigningKey, issue_agent_token, password};
 use corsair_control_plane::grpc::GrpcConfig;
 use corsair_control_plane::node::{Node, NodeTls};
@@ -37,7 +38,8 @@ enum LogFormat {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Migrate the database, then serve the HTTP API and the gRPC policy stream.
+    /// Migrate the database (unless --skip-migrations), then serve the HTTP
+    /// API and the gRPC policy stream.
     Serve(ServeArgs),
     /// Apply pending database migrations and exit.
     Migrate(DbArgs),
@@ -118,6 +120,27 @@ struct ServeArgs {
     #[arg(long, env = "CORSAIR_BLOCKED_RETENTION_DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(i64).range(1..=3650))]
     blocked_retention_days: i64,
+    /// Do not apply migrations at start-up (when a `migrate` Job owns them,
+    /// or the serving database user may not change the schema). `/readyz`
+    /// answers 503 until the schema is current.
+    #[arg(long, env = "CORSAIR_SKIP_MIGRATIONS")]
+    skip_migrations: bool,
+    /// Email of an admin to create at start-up if, and only if, no user
+    /// exists yet (audited as `bootstrap`; never changes an existing user).
+    #[arg(
+        long,
+        env = "CORSAIR_BOOTSTRAP_ADMIN_EMAIL",
+        requires = "bootstrap_admin_password_file"
+    )]
+    bootstrap_admin_email: Option<String>,
+    /// File whose first line is that admin's password (e.g. a mounted
+    /// Secret); read only when the admin is about to be created.
+    #[arg(
+        long,
+        env = "CORSAIR_BOOTSTRAP_ADMIN_PASSWORD_FILE",
+        requires = "bootstrap_admin_email"
+    )]
+    bootstrap_admin_password_file: Option<PathBuf>,
     #[command(flatten)]
     tls: TlsArgs,
 }
@@ -273,7 +296,27 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Before the database: a bad certificate path is the likelier mistake.
     let tls = args.tls.load()?;
     let store = connect(&args.db).await?;
-    store.migrate().await.context("applying migrations")?;
+    if args.skip_migrations {
+        tracing::info!("--skip-migrations: not applying migrations");
+    } else {
+        store.migrate().await.context("applying migrations")?;
+    }
+    if let (Some(email), Some(file)) = (
+        &args.bootstrap_admin_email,
+        &args.bootstrap_admin_password_file,
+    ) {
+        match bootstrap_admin(&store, email, file)
+            .await
+            .context("bootstrap admin")?
+        {
+            BootstrapOutcome::Created(user) => {
+                tracing::info!(email = %user.email, "bootstrap admin created")
+            }
+            BootstrapOutcome::UsersExist => {
+                tracing::info!("users exist: bootstrap admin not needed")
+            }
+        }
+    }
     let keys = SigningKey::load_or_create(&args.signing_key_file)?;
     let http = TcpListener::bind(args.http)
         .await

@@ -14,11 +14,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tower_http::trace::TraceLayer;
 
-/// The whole HTTP application: the API and the admin UI, with request
-/// tracing. Unknown paths under `/api/` get the API's JSON 404.
+/// The whole HTTP application: the API, the admin UI and the probes, with
+/// request tracing. Unknown paths under `/api/` get the API's JSON 404.
 pub fn http_app(state: AppState) -> Router {
     api::router()
         .merge(crate::ui::router())
+        .merge(crate::health::router())
         .fallback(not_found)
         .with_state(state)
         .route("/metrics", axum::routing::get(crate::metrics::handler))

@@ -7,7 +7,9 @@
 //!   API and UI handler uses to authenticate and authorise.
 //! - [`session`]: the session cookie, CSRF tokens and [`CsrfForm`].
 //! - [`login`]: password check with throttling and lockouts.
+//! - [`bootstrap`]: the first admin from a Secret, only while no user exists.
 
+pub mod bootstrap;
 pub mod extract;
 pub mod keys;
 pub mod login;

@@ -7,6 +7,8 @@
 //! delivered at commit.
 //!
 //! - [`policy`]: the effective policy agents receive.
+//! - [`schema`]: migrations (applied under an advisory lock) and the schema's status.
+//! - [`bootstrap`]: the first admin, created only while no user exists.
 //! - [`services`]: services and their policy settings.
 //! - [`origins`]: origin requests and their life cycle.
 //! - [`users`]: users and their password hashes.
@@ -23,9 +25,11 @@ pub mod agent_status;
 pub mod agents;
 pub mod audit;
 pub mod blocked;
+pub mod bootstrap;
 pub mod origins;
 pub mod overview;
 pub mod policy;
+pub mod schema;
 pub mod services;
 pub mod sessions;
 pub mod throttle;
@@ -90,13 +94,6 @@ impl Store {
     /// The underlying pool (for LISTEN connections and tests).
     pub fn pool(&self) -> &PgPool {
         &self.pool
-    }
-
-    /// Applies the migrations embedded from `migrations/`. Safe to run from
-    /// several replicas at once (sqlx takes an advisory lock).
-    pub async fn migrate(&self) -> Result<(), StoreError> {
-        sqlx::migrate!("../migrations").run(&self.pool).await?;
-        Ok(())
     }
 }
 

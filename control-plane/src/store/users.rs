@@ -5,6 +5,7 @@ use super::{Store, StoreError, unique_violation};
 use crate::auth::Role;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use sqlx::PgConnection;
 
 /// A user, without the password hash.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -41,40 +42,7 @@ impl Store {
         actor: &str,
     ) -> Result<User, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let row = sqlx::query!(
-            r#"
-            INSERT INTO users (email, password_hash, role) VALUES ($1, $2, $3)
-            RETURNING id, email, disabled, created_at
-            "#,
-            email,
-            password_hash,
-            role.as_str(),
-        )
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(|e| unique_violation(e, || format!("user {email:?} already exists")))?;
-        let user = User {
-            id: row.id,
-            email: row.email,
-            role,
-            disabled: row.disabled,
-            created_at: row.created_at,
-        };
-        let target = format!("user:{email}");
-        // The hash stays out of the audit log.
-        let after = serde_json::json!({ "email": email, "role": role });
-        audit::append(
-            &mut tx,
-            AuditRecord {
-                actor,
-                action: "user.create",
-                service: None,
-                target: &target,
-                before: None,
-                after: Some(&after),
-            },
-        )
-        .await?;
+        let user = insert_user(&mut tx, email, password_hash, role, actor).await?;
         tx.commit().await?;
         Ok(user)
     }
@@ -197,4 +165,50 @@ impl Store {
         tx.commit().await?;
         Ok(user)
     }
+}
+
+/// Inserts a user and its `user.create` audit row on `conn` (the caller's
+/// transaction, so both commit or neither does).
+pub(crate) async fn insert_user(
+    conn: &mut PgConnection,
+    email: &str,
+    password_hash: &str,
+    role: Role,
+    actor: &str,
+) -> Result<User, StoreError> {
+    let row = sqlx::query!(
+        r#"
+            INSERT INTO users (email, password_hash, role) VALUES ($1, $2, $3)
+            RETURNING id, email, disabled, created_at
+            "#,
+        email,
+        password_hash,
+        role.as_str(),
+    )
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| unique_violation(e, || format!("user {email:?} already exists")))?;
+    let user = User {
+        id: row.id,
+        email: row.email,
+        role,
+        disabled: row.disabled,
+        created_at: row.created_at,
+    };
+    let target = format!("user:{email}");
+    // The hash stays out of the audit log.
+    let after = serde_json::json!({ "email": email, "role": role });
+    audit::append(
+        conn,
+        AuditRecord {
+            actor,
+            action: "user.create",
+            service: None,
+            target: &target,
+            before: None,
+            after: Some(&after),
+        },
+    )
+    .await?;
+    Ok(user)
 }

@@ -1,0 +1,270 @@
+//! The agent Helm chart (`deploy/helm/corsair-agent`) and the example
+//! gateway chart that includes its sidecar templates
+//! (`deploy/helm/examples/gateway-with-sidecar`), offline: `helm lint
+//! --strict` and `kubernetes-validate --strict` (1.29, 1.33) over the
+//! default values, `values-ha.yaml` and every example; golden renders;
+//! reproducible renders with no generating template function; the values
+//! schema refusing bad values (an unknown mode); every rendered flag accepted
+//! by the real `corsair-agent` binary.
+//!
+//! Golden files: `UPDATE_GOLDEN=1 cargo test -p corsair-agent --test
+//! deploy_chart`, then review the diff.
+
+#[path = "../../deploy/tests/helm_support.rs"]
+mod helm_support;
+
+use helm_support::*;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+
+const CHART: &str = "corsair-agent";
+
+fn render(values: &Option<PathBuf>, kube: &str) -> String {
+    template(&chart(CHART), values, kube, &[])
+        .unwrap_or_else(|e| panic!("render {}: {e}", values_name(values)))
+}
+
+fn values_file(dir: &Path, text: &str) -> Option<PathBuf> {
+    let path = dir.join("values.yaml");
+    std::fs::write(&path, text).expect("values file");
+    Some(path)
+}
+
+/// The example gateway chart with this agent chart copied in as its
+/// dependency (what `helm dependency build` would do), in `dir`.
+fn gateway_chart(dir: &Path) -> PathBuf {
+    fn copy(from: &Path, to: &Path) {
+        std::fs::create_dir_all(to).expect("mkdir");
+        for entry in std::fs::read_dir(from).expect("read_dir") {
+            let entry = entry.expect("entry");
+            let target = to.join(entry.file_name());
+            if entry.file_type().expect("type").is_dir() {
+                copy(&entry.path(), &target);
+            } else {
+                std::fs::copy(entry.path(), &target).expect("copy");
+            }
+        }
+    }
+    let gateway = dir.join("gateway-with-sidecar");
+    copy(&chart("examples/gateway-with-sidecar"), &gateway);
+    copy(&chart(CHART), &gateway.join("charts/corsair-agent"));
+    gateway
+}
+
+/// Renders of the gateway chart: (name, manifests) for the native and the
+/// classic sidecar form.
+fn gateway_renders(dir: &Path, kube: &str) -> Vec<(String, String)> {
+    let gateway = gateway_chart(dir);
+    [("native", "true"), ("classic", "false")]
+        .into_iter()
+        .map(|(name, native)| {
+            let set = format!("nativeSidecar={native}");
+            let manifests = template(&gateway, &None, kube, &["--set", &set])
+                .unwrap_or_else(|e| panic!("render the gateway ({name}): {e}"));
+            (format!("gateway-sidecar-{name}"), manifests)
+        })
+        .collect()
+}
+
+#[test]
+fn lints_strict_with_every_values_file() {
+    for values in values_files(&chart(CHART)) {
+        lint(&chart(CHART), &values)
+            .unwrap_or_else(|e| panic!("lint with {}: {e}", values_name(&values)));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    lint(&gateway_chart(dir.path()), &None).expect("lint the gateway example");
+}
+
+#[test]
+fn renders_validate_for_kubernetes_1_29_and_1_33() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for kube in KUBE_VERSIONS {
+        for values in values_files(&chart(CHART)) {
+            validate(&render(&values, kube), kube)
+                .unwrap_or_else(|e| panic!("{} on {kube}: {e}", values_name(&values)));
+        }
+        for (name, manifests) in gateway_renders(dir.path(), kube) {
+            validate(&manifests, kube).unwrap_or_else(|e| panic!("{name} on {kube}: {e}"));
+        }
+    }
+}
+
+#[test]
+fn renders_match_the_golden_files() {
+    let golden = chart(CHART).join("golden");
+    for values in values_files(&chart(CHART)) {
+        let path = golden.join(format!("{}.yaml", values_name(&values)));
+        check_golden(&path, &render(&values, "1.33.0"));
+    }
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (name, manifests) in gateway_renders(dir.path(), "1.33.0") {
+        check_golden(&golden.join(format!("{name}.yaml")), &manifests);
+    }
+}
+
+#[test]
+fn renders_are_reproducible_and_no_template_generates_anything() {
+    let hits = forbidden_calls(&chart(CHART));
+    assert!(
+        hits.is_empty(),
+        "templates calling forbidden functions: {hits:?}"
+    );
+    let problems = schema_problems(&chart(CHART));
+    assert!(problems.is_empty(), "values.schema.json: {problems:?}");
+    for values in values_files(&chart(CHART)) {
+        assert!(
+            render(&values, "1.33.0") == render(&values, "1.33.0"),
+            "two renders of {} differ",
+            values_name(&values)
+        );
+    }
+}
+
+fn agent_container(docs: &[Value]) -> Value {
+    containers(docs)
+        .into_iter()
+        .find(|(_, c)| c["name"] == "corsair-agent")
+        .map(|(_, c)| c)
+        .expect("an agent container")
+}
+
+#[test]
+fn proxy_mode_reads_the_token_from_a_file_and_gates_on_readyz() {
+    let docs = documents(&render(&None, "1.33.0"));
+    let names = kinds(&docs);
+    for expected in [
+        "Deployment/corsair-corsair-agent",
+        "Service/corsair-corsair-agent",
+        "PodDisruptionBudget/corsair-corsair-agent",
+    ] {
+        assert!(
+            names.contains(expected),
+            "{expected} missing from {names:?}"
+        );
+    }
+    let c = agent_container(&docs);
+    let args: Vec<&str> = c["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(args[0], "proxy");
+    assert!(
+        args.contains(&"--token-file=/etc/corsair/token/token"),
+        "{args:?}"
+    );
+    assert!(
+        !args.iter().any(|a| a.starts_with("--token=")),
+        "a token on the command line shows in ps: {args:?}"
+    );
+    assert_eq!(c["readinessProbe"]["httpGet"]["path"], "/readyz");
+    assert_eq!(c["lifecycle"]["preStop"]["sleep"]["seconds"], 5);
+    assert_eq!(c["securityContext"]["readOnlyRootFilesystem"], true);
+    let deployment = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("Deployment");
+    let pod = &deployment["spec"]["template"];
+    assert_eq!(pod["metadata"]["annotations"]["prometheus.io/port"], "9090");
+    let volumes = pod["spec"]["volumes"].as_array().expect("volumes");
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v["name"] == "corsair-cache" && v["emptyDir"].is_object())
+    );
+    assert!(
+        volumes
+            .iter()
+            .any(|v| v["secret"]["secretName"] == "corsair-agent-token")
+    );
+
+    // Kubernetes 1.29 has no preStop sleep action by default: none rendered.
+    let c = agent_container(&documents(&render(&None, "1.29.0")));
+    assert!(c["lifecycle"].is_null(), "{}", c["lifecycle"]);
+}
+
+#[test]
+fn sidecar_templates_render_the_native_and_the_classic_form() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let renders = gateway_renders(dir.path(), "1.33.0");
+    let native = documents(&renders[0].1);
+    let deployment = native
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert_eq!(pod["initContainers"][0]["name"], "corsair-agent");
+    assert_eq!(pod["initContainers"][0]["restartPolicy"], "Always");
+    assert_eq!(pod["containers"].as_array().map(Vec::len), Some(1));
+
+    let classic = documents(&renders[1].1);
+    let deployment = classic
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("Deployment");
+    let pod = &deployment["spec"]["template"]["spec"];
+    assert!(pod["initContainers"].is_null());
+    assert_eq!(pod["containers"][1]["name"], "corsair-agent");
+    assert!(pod["containers"][1]["restartPolicy"].is_null());
+    // Sidecar mode of the agent chart itself: no workload of its own.
+    assert!(
+        !kinds(&classic).iter().any(|k| k.contains("corsair-agent")),
+        "{:?}",
+        kinds(&classic)
+    );
+}
+
+#[test]
+fn the_values_schema_refuses_bad_values() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    for (values, field) in [
+        ("mode: gateway\n", "mode"),
+        ("replicaCount: \"two\"\n", "replicaCount"),
+        ("controlPlane: corsair:50051\n", "controlPlane"),
+        ("ports: {http: 0, admin: 9090}\n", "http"),
+        (
+            "token: {secretName: \"\", secretKey: token}\n",
+            "secretName",
+        ),
+    ] {
+        let err = template(
+            &chart(CHART),
+            &values_file(dir.path(), values),
+            "1.33.0",
+            &[],
+        )
+        .expect_err(values);
+        assert!(
+            err.contains("schema") && err.contains(field),
+            "{values:?} refused for another reason: {err}"
+        );
+    }
+}
+
+#[test]
+fn every_rendered_flag_is_accepted_by_the_binary() {
+    let binary = Path::new(env!("CARGO_BIN_EXE_corsair-agent"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut renders: Vec<(String, String)> = values_files(&chart(CHART))
+        .iter()
+        .map(|v| (values_name(v), render(v, "1.33.0")))
+        .collect();
+    renders.extend(gateway_renders(dir.path(), "1.33.0"));
+    let mut checked = 0;
+    for (name, manifests) in &renders {
+        for (at, container) in containers(&documents(manifests)) {
+            if container["name"] != "corsair-agent" {
+                continue;
+            }
+            check_accepted(binary, &container).unwrap_or_else(|e| panic!("{at} in {name}: {e}"));
+            checked += 1;
+        }
+    }
+    // Every values file but the chart's own sidecar mode runs an agent.
+    assert!(
+        checked >= renders.len() - 1,
+        "too few agent containers checked: {checked}"
+    );
+}
