@@ -8,8 +8,8 @@
 //! - [`answer`]: every answer the agent makes itself, with the CORS decision.
 //! - [`forward`]: request/response rewriting for the hop to the upstream.
 //! - [`upstream`]: the client to the upstream (TLS, timeouts, failures).
-//! - [`body`]: the request body's idle timeout.
-//! - [`upgrade`]: WebSocket (and other HTTP/1.1 upgrade) tunnelling.
+//! - [`body`]: the request body's idle timeout, and whose turn it is.
+//! - [`upgrade`]: WebSocket tunnelling (other upgrades are not tunnelled).
 //! - [`admin`]: `/healthz`, `/readyz` and `/metrics` on the admin listener.
 //! - [`sidecar`]: sync client + proxy + admin, run together (binary and `dev`).
 

@@ -1,8 +1,9 @@
-//! Protocol upgrades (WebSocket and the like) through the proxy.
+//! WebSocket upgrades through the proxy.
 //!
 //! An HTTP/1.1 request with `Connection: upgrade` and `Upgrade: websocket`
 //! keeps them on the way to the upstream (everything else hop-by-hop is
-//! still stripped); any other upgrade is forwarded as a plain request. When the upstream answers `101 Switching Protocols`, the
+//! still stripped); any other upgrade (`h2c`, …) is forwarded as a plain
+//! request. When the upstream answers `101 Switching Protocols`, the
 //! client's and the upstream's connections are handed over by hyper and
 //! spliced byte for byte until either side closes. Any other answer is
 //! relayed as a normal response.
