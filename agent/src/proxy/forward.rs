@@ -243,7 +243,12 @@ mod tests {
         };
         // Untrusted: everything from this hop.
         let mut untrusted = forged();
-        add_forwarded(&mut untrusted, "::1".parse().expect("ip"), host.clone(), false);
+        add_forwarded(
+            &mut untrusted,
+            "::1".parse().expect("ip"),
+            host.clone(),
+            false,
+        );
         assert_eq!(untrusted.get_all("x-forwarded-for").iter().count(), 1);
         assert_eq!(untrusted["x-forwarded-for"], "::1");
         assert_eq!(untrusted["x-forwarded-proto"], "http");
