@@ -65,7 +65,8 @@ struct ProxyArgs {
     /// Address to accept client traffic on.
     #[arg(long, env = "CORSAIR_LISTEN")]
     listen: SocketAddr,
-    /// Where to forward requests: http://host:port[/base-path].
+    /// Where to forward requests: http://host:port[/base-path] or
+    /// https://host:port[/base-path].
     #[arg(long, env = "CORSAIR_UPSTREAM")]
     upstream: String,
     /// Directory for the last-known-good policy cache and the agent id.
@@ -92,8 +93,10 @@ struct ProxyArgs {
     /// Seconds to wait for the TCP connection to the upstream; then 504.
     #[arg(long, env = "CORSAIR_UPSTREAM_CONNECT_TIMEOUT", default_value_t = 5.0)]
     upstream_connect_timeout: f64,
-    /// Seconds from sending a request (body included) until the upstream's
-    /// response headers arrive; then 504. The response body is not limited.
+    /// Seconds to wait for the upstream's response headers once the request
+    /// body is all sent (and, during an upload, for the upstream to take the
+    /// next piece); then 504. Waiting for the client's body does not count
+    /// (see --request-body-timeout); the response body is not limited.
     #[arg(long, env = "CORSAIR_UPSTREAM_TIMEOUT", default_value_t = 60.0)]
     upstream_timeout: f64,
     /// Seconds to wait for the next piece of a client's request body; then
@@ -108,6 +111,17 @@ struct ProxyArgs {
     /// Ctrl-C (/readyz answers 503 meanwhile); then connections are closed.
     #[arg(long, env = "CORSAIR_DRAIN_TIMEOUT", default_value_t = 10.0)]
     drain_timeout: f64,
+    // dpfix: drain delay, forwarded-header trust.
+    /// Seconds to keep accepting new connections after SIGTERM or Ctrl-C
+    /// while /readyz already answers 503 (so endpoints update first); then
+    /// the listener closes and --drain-timeout starts. 0: close at once.
+    #[arg(long, env = "CORSAIR_DRAIN_DELAY", default_value_t = 0.0)]
+    drain_delay: f64,
+    /// Trust the client's X-Forwarded-Proto/-Host and append to its
+    /// X-Forwarded-For (only when a trusted proxy is the only way in).
+    /// Without it all three are set from what this hop saw.
+    #[arg(long, env = "CORSAIR_TRUST_FORWARDED_HEADERS")]
+    trust_forwarded_headers: bool,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -166,6 +180,8 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
             request_body_timeout: seconds("--request-body-timeout", args.request_body_timeout)?,
             upstream_ca_file: args.upstream_ca_file,
             drain_timeout: seconds("--drain-timeout", args.drain_timeout)?,
+            drain_delay: delay_seconds("--drain-delay", args.drain_delay)?,
+            trust_forwarded_headers: args.trust_forwarded_headers,
         },
     };
     let report = report_config(
@@ -182,6 +198,14 @@ fn seconds(flag: &str, value: f64) -> anyhow::Result<std::time::Duration> {
         anyhow::bail!("{flag} must be between 0.001 and 86400 seconds, got {value}");
     }
     Ok(std::time::Duration::from_secs_f64(value))
+}
+
+/// A delay flag: like [`seconds`], but zero (no delay) is allowed.
+fn delay_seconds(flag: &str, value: f64) -> anyhow::Result<std::time::Duration> {
+    if value == 0.0 {
+        return Ok(std::time::Duration::ZERO);
+    }
+    seconds(flag, value)
 }
 
 // --- authz mode (nginx auth_request): the proxy's flags minus --upstream.
@@ -220,6 +244,10 @@ struct AuthzArgs {
     /// SIGTERM or Ctrl-C (/readyz answers 503 meanwhile).
     #[arg(long, env = "CORSAIR_DRAIN_TIMEOUT", default_value_t = 10.0)]
     drain_timeout: f64,
+    /// Seconds to keep accepting decision requests after SIGTERM or Ctrl-C
+    /// while /readyz already answers 503; then as --drain-timeout. 0: none.
+    #[arg(long, env = "CORSAIR_DRAIN_DELAY", default_value_t = 0.0)]
+    drain_delay: f64,
 }
 
 async fn authz(args: AuthzArgs) -> anyhow::Result<()> {
@@ -241,6 +269,7 @@ async fn authz(args: AuthzArgs) -> anyhow::Result<()> {
         cache_dir: args.cache_dir,
         agent_name: args.agent_name.unwrap_or_else(host_name),
         drain_timeout: seconds("--drain-timeout", args.drain_timeout)?,
+        drain_delay: delay_seconds("--drain-delay", args.drain_delay)?,
     };
     let report = report_config(
         args.report_interval,

@@ -1,7 +1,8 @@
 //! Graceful drain with the real `corsair-agent` binary: SIGTERM while a
 //! slow request is in flight turns `/readyz` to 503 and stops accepting
 //! new connections; the in-flight request still completes, then the
-//! process exits 0.
+//! process exits 0. With `--drain-delay`, new connections are still served
+//! for that long while `/readyz` already says 503.
 
 mod proxy_support;
 
@@ -74,6 +75,15 @@ struct Agent {
 
 impl Agent {
     async fn start(upstream: &str, drain_timeout: &str) -> Result<Self, AnyError> {
+        Self::start_with(upstream, drain_timeout, &[]).await
+    }
+
+    /// Like [`Self::start`], with `extra` flags.
+    async fn start_with(
+        upstream: &str,
+        drain_timeout: &str,
+        extra: &[&str],
+    ) -> Result<Self, AnyError> {
         let cache_dir = tempfile::tempdir()?;
         cache::write_snapshot(
             cache_dir.path(),
@@ -96,6 +106,7 @@ impl Agent {
             .arg("--cache-dir")
             .arg(cache_dir.path())
             .args(["--drain-timeout", drain_timeout, "--upstream-timeout", "60"])
+            .args(extra)
             .stdout(Stdio::null())
             .stderr(Stdio::inherit())
             .kill_on_drop(true)
@@ -194,5 +205,39 @@ async fn the_drain_timeout_bounds_the_wait() -> Result<(), AnyError> {
         .await?
         .ok();
     assert!(rest.is_empty(), "{:?}", String::from_utf8_lossy(&rest));
+    Ok(())
+}
+
+/// `--drain-delay`: after SIGTERM `/readyz` answers 503 at once while new
+/// connections are still accepted and served (load balancers catch up);
+/// then the listener closes and the process exits.
+#[tokio::test]
+async fn the_drain_delay_keeps_serving_while_not_ready() -> Result<(), AnyError> {
+    let (upstream, mut arrivals) = slow_upstream().await?;
+    // Long enough for one readyz poll and one request on a busy machine,
+    // shorter than STEP so the close is still awaited below.
+    let mut agent = Agent::start_with(&upstream, "60", &["--drain-delay", "5"]).await?;
+    let (admin, listen) = (agent.admin, agent.listen);
+    agent.sigterm()?;
+    eventually("/readyz to answer 503", || async {
+        (readyz(admin).await == Some(503)).then_some(())
+    })
+    .await?;
+
+    // Not ready, yet a new connection is accepted and its request served.
+    let (mut client, release) = agent.in_flight(&mut arrivals).await?;
+    release.send(()).map_err(|()| "upstream task gone")?;
+    let head = Head::parse(&tokio::time::timeout(STEP, read_head(&mut client)).await??)?;
+    assert_eq!(head.status, 200, "{head:?}");
+    assert_eq!(head.get("access-control-allow-origin"), Some(APP));
+    drop(client);
+
+    // After the delay the listener closes and the process exits 0.
+    eventually("the proxy listener to close", || async {
+        TcpStream::connect(listen).await.is_err().then_some(())
+    })
+    .await?;
+    let status = tokio::time::timeout(STEP, agent.child.wait()).await??;
+    assert!(status.success(), "agent exited with {status}");
     Ok(())
 }

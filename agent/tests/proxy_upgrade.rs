@@ -1,7 +1,8 @@
-//! WebSocket-style protocol upgrades through the sidecar proxy, over real
-//! sockets: the upgrade request reaches the upstream with its `Upgrade`
-//! header, the 101 comes back with the policy's CORS headers, and bytes
-//! then flow both ways through the spliced connections.
+//! WebSocket upgrades through the sidecar proxy, over real sockets: the
+//! upgrade request reaches the upstream with its `Upgrade` header, the 101
+//! comes back with the policy's CORS headers, and bytes then flow both ways
+//! through the spliced connections. Other upgrades (`h2c`) go on as plain
+//! requests.
 
 use corsair_agent::engine::{Policy, PolicySpec};
 use corsair_agent::handle::{ActivePolicy, PolicyHandle};
@@ -18,8 +19,8 @@ use tokio::net::{TcpListener, TcpStream};
 
 const ORIGIN: &str = "https://app.example.com";
 
-/// An upstream that accepts `Upgrade: echo` and then echoes every byte;
-/// any other request gets 426.
+/// An upstream that accepts any `Upgrade` (answering 101 with the same
+/// value) and then echoes every byte; a request without one gets 426.
 async fn echo_upstream() -> std::io::Result<String> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let url = format!("http://{}", listener.local_addr()?);
@@ -27,10 +28,10 @@ async fn echo_upstream() -> std::io::Result<String> {
         while let Ok((stream, _)) = listener.accept().await {
             let service = hyper::service::service_fn(|mut req: Request<Incoming>| async move {
                 let mut res = Response::new(Empty::<Bytes>::new());
-                if req.headers().get("upgrade").map(|v| v.as_bytes()) != Some(b"echo") {
+                let Some(protocol) = req.headers().get("upgrade").cloned() else {
                     *res.status_mut() = StatusCode::UPGRADE_REQUIRED;
                     return Ok::<_, Infallible>(res);
-                }
+                };
                 let on_upgrade = hyper::upgrade::on(&mut req);
                 tokio::spawn(async move {
                     if let Ok(upgraded) = on_upgrade.await {
@@ -46,8 +47,7 @@ async fn echo_upstream() -> std::io::Result<String> {
                 *res.status_mut() = StatusCode::SWITCHING_PROTOCOLS;
                 res.headers_mut()
                     .insert("connection", http::HeaderValue::from_static("upgrade"));
-                res.headers_mut()
-                    .insert("upgrade", http::HeaderValue::from_static("echo"));
+                res.headers_mut().insert("upgrade", protocol);
                 Ok(res)
             });
             tokio::spawn(
@@ -98,14 +98,14 @@ async fn upgrades_are_tunnelled_with_cors_headers() -> Result<(), Box<dyn std::e
         .write_all(
             format!(
                 "GET /socket HTTP/1.1\r\nHost: {addr}\r\nOrigin: {ORIGIN}\r\n\
-                 Connection: keep-alive, Upgrade\r\nUpgrade: echo\r\n\r\n"
+                 Connection: keep-alive, Upgrade\r\nUpgrade: WebSocket\r\n\r\n"
             )
             .as_bytes(),
         )
         .await?;
     let head = tokio::time::timeout(Duration::from_secs(10), read_head(&mut client)).await??;
     assert!(head.starts_with("http/1.1 101"), "{head}");
-    assert!(head.contains("\r\nupgrade: echo\r\n"), "{head}");
+    assert!(head.contains("\r\nupgrade: websocket\r\n"), "{head}");
     assert!(
         head.contains(&format!("\r\naccess-control-allow-origin: {ORIGIN}\r\n")),
         "{head}"
@@ -127,6 +127,27 @@ async fn upgrades_are_tunnelled_with_cors_headers() -> Result<(), Box<dyn std::e
         .await?;
     let head = tokio::time::timeout(Duration::from_secs(10), read_head(&mut plain)).await??;
     assert!(head.starts_with("http/1.1 426"), "{head}");
+
+    // An h2c upgrade is not tunnelled: the upstream (which would switch to
+    // anything it is offered) gets a plain request and answers 426, with
+    // the CORS headers of a normal response.
+    let mut h2c = TcpStream::connect(addr).await?;
+    h2c.write_all(
+        format!(
+            "GET /socket HTTP/1.1\r\nHost: {addr}\r\nOrigin: {ORIGIN}\r\n\
+             Connection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\
+             HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA\r\n\r\n"
+        )
+        .as_bytes(),
+    )
+    .await?;
+    let head = tokio::time::timeout(Duration::from_secs(10), read_head(&mut h2c)).await??;
+    assert!(head.starts_with("http/1.1 426"), "{head}");
+    assert!(!head.contains("\r\nupgrade:"), "{head}");
+    assert!(
+        head.contains(&format!("\r\naccess-control-allow-origin: {ORIGIN}\r\n")),
+        "{head}"
+    );
 
     drop(client);
     let _ = stop.send(());

@@ -45,6 +45,9 @@ pub struct AuthzConfig {
     /// How long in-flight decision requests may take to finish after
     /// shutdown is asked for (`/readyz` answers 503 meanwhile).
     pub drain_timeout: Duration,
+    /// After shutdown is asked for: how long decision requests are still
+    /// accepted (`/readyz` already 503) before the listener closes.
+    pub drain_delay: Duration,
 }
 
 /// Runs the authz agent until `shutdown` completes: the cached policy (if
@@ -66,6 +69,7 @@ pub async fn run(
         agent_name: config.agent_name,
         proxy: ProxyOptions {
             drain_timeout: config.drain_timeout,
+            drain_delay: config.drain_delay,
             ..ProxyOptions::default()
         },
     };

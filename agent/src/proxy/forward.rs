@@ -102,34 +102,62 @@ impl Upstream {
     }
 }
 
-/// Tells the upstream who the client was, as reverse proxies do: the
-/// client's address is appended to `X-Forwarded-For` (after any addresses
-/// earlier proxies put there), and `X-Forwarded-Proto` / `X-Forwarded-Host`
-/// are set from this hop unless an earlier proxy already set them.
-pub fn add_forwarded(headers: &mut HeaderMap, client: IpAddr) {
-    const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
-    const PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
-    const HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
-    // Room for the three headers below in one growth of the map, not three.
-    headers.reserve(3);
-    if !headers.contains_key(&XFF) {
-        // The usual case: no proxy before us. The client's address,
-        // formatted once per thread and address, is shared, not copied.
-        headers.insert(XFF, client_value(client));
-    } else {
-        append_to_chain(headers, client);
-    }
-    if !headers.contains_key(&PROTO) {
-        headers.insert(PROTO, HeaderValue::from_static("http"));
-    }
-    if !headers.contains_key(&HOST)
-        && let Some(host) = headers.get(header::HOST).cloned()
-    {
-        headers.insert(HOST, host);
+/// The host the client asked for: the request URI's authority when it has
+/// one (an absolute-form HTTP/1.1 request, where it wins over `Host` per
+/// RFC 9112 §3.2.2, or HTTP/2's `:authority`), else the `Host` header.
+/// Read before [`Upstream::rewrite`] points the URI at the upstream.
+pub fn client_host(parts: &http::request::Parts) -> Option<HeaderValue> {
+    match parts.uri.authority() {
+        Some(authority) => HeaderValue::from_str(authority.as_str()).ok(),
+        None => parts.headers.get(header::HOST).cloned(),
     }
 }
 
-/// `X-Forwarded-For` with earlier proxies' addresses first, then `client`.
+/// Tells the upstream who the client was, as reverse proxies do. `host` (from
+/// [`client_host`]) is forwarded as `Host`, so HTTP/2 and absolute-form
+/// requests reach the upstream like origin-form HTTP/1.1 ones.
+///
+/// Untrusted (`trust` off, the default): `X-Forwarded-For` is the client's
+/// address only and `X-Forwarded-Proto` / `X-Forwarded-Host` are what this
+/// hop saw, whatever the client sent (a client could otherwise forge the
+/// host an application puts in its links). Trusted (a proxy this agent
+/// trusts is the client): the client's address is appended to its
+/// `X-Forwarded-For`, and its `X-Forwarded-Proto` / `X-Forwarded-Host` are
+/// kept, set from this hop only when absent.
+pub fn add_forwarded(
+    headers: &mut HeaderMap,
+    client: IpAddr,
+    host: Option<HeaderValue>,
+    trust: bool,
+) {
+    const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
+    const PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
+    const HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+    // Room for the headers below in one growth of the map.
+    headers.reserve(3);
+    match &host {
+        Some(host) => headers.insert(header::HOST, host.clone()),
+        None => headers.remove(header::HOST),
+    };
+    if trust && headers.contains_key(&XFF) {
+        append_to_chain(headers, client);
+    } else {
+        // The usual case: no trusted proxy before us. The client's address,
+        // formatted once per thread and address, is shared, not copied.
+        headers.insert(XFF, client_value(client));
+    }
+    if !(trust && headers.contains_key(&PROTO)) {
+        headers.insert(PROTO, HeaderValue::from_static("http"));
+    }
+    if !(trust && headers.contains_key(&HOST)) {
+        match host {
+            Some(host) => headers.insert(HOST, host),
+            None => headers.remove(HOST),
+        };
+    }
+}
+
+/// `X-Forwarded-For` with earlier (trusted) proxies' addresses first, then `client`.
 fn append_to_chain(headers: &mut HeaderMap, client: IpAddr) {
     const XFF: HeaderName = HeaderName::from_static("x-forwarded-for");
     let prior: Vec<&str> = headers
@@ -263,26 +291,44 @@ mod tests {
     #[test]
     fn names_the_client_in_forwarded_headers() {
         let client: IpAddr = "192.0.2.7".parse().expect("ip");
+        let host = Some(HeaderValue::from_static("api.example.com"));
         let mut fresh = HeaderMap::new();
-        fresh.insert(header::HOST, HeaderValue::from_static("api.example.com"));
-        add_forwarded(&mut fresh, client);
+        add_forwarded(&mut fresh, client, host.clone(), false);
+        assert_eq!(fresh["host"], "api.example.com");
         assert_eq!(fresh["x-forwarded-for"], "192.0.2.7");
         assert_eq!(fresh["x-forwarded-proto"], "http");
         assert_eq!(fresh["x-forwarded-host"], "api.example.com");
 
-        // Behind another proxy: append to its chain (both header lines),
+        let forged = || {
+            let mut h = HeaderMap::new();
+            h.append("x-forwarded-for", HeaderValue::from_static("203.0.113.1"));
+            h.append("x-forwarded-for", HeaderValue::from_static(" 10.0.0.1 "));
+            h.insert("x-forwarded-proto", HeaderValue::from_static("https"));
+            h.insert("x-forwarded-host", HeaderValue::from_static("edge.example"));
+            h
+        };
+        // Untrusted: everything from this hop.
+        let mut untrusted = forged();
+        add_forwarded(
+            &mut untrusted,
+            "::1".parse().expect("ip"),
+            host.clone(),
+            false,
+        );
+        assert_eq!(untrusted.get_all("x-forwarded-for").iter().count(), 1);
+        assert_eq!(untrusted["x-forwarded-for"], "::1");
+        assert_eq!(untrusted["x-forwarded-proto"], "http");
+        assert_eq!(untrusted["x-forwarded-host"], "api.example.com");
+
+        // Behind a trusted proxy: append to its chain (both header lines),
         // keep what it said about proto and host.
-        let mut behind = HeaderMap::new();
-        behind.append("x-forwarded-for", HeaderValue::from_static("203.0.113.1"));
-        behind.append("x-forwarded-for", HeaderValue::from_static(" 10.0.0.1 "));
-        behind.insert("x-forwarded-proto", HeaderValue::from_static("https"));
-        behind.insert("x-forwarded-host", HeaderValue::from_static("edge.example"));
-        behind.insert(header::HOST, HeaderValue::from_static("internal:8080"));
-        add_forwarded(&mut behind, "::1".parse().expect("ip"));
+        let mut behind = forged();
+        add_forwarded(&mut behind, "::1".parse().expect("ip"), host, true);
         assert_eq!(behind.get_all("x-forwarded-for").iter().count(), 1);
         assert_eq!(behind["x-forwarded-for"], "203.0.113.1, 10.0.0.1, ::1");
         assert_eq!(behind["x-forwarded-proto"], "https");
         assert_eq!(behind["x-forwarded-host"], "edge.example");
+        assert_eq!(behind["host"], "api.example.com");
     }
 
     #[test]

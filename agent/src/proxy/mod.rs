@@ -8,8 +8,8 @@
 //! - [`answer`]: every answer the agent makes itself, with the CORS decision.
 //! - [`forward`]: request/response rewriting for the hop to the upstream.
 //! - [`upstream`]: the client to the upstream (TLS, timeouts, failures).
-//! - [`body`]: the request body's idle timeout.
-//! - [`upgrade`]: WebSocket (and other HTTP/1.1 upgrade) tunnelling.
+//! - [`body`]: the request body's idle timeout, and whose turn it is.
+//! - [`upgrade`]: WebSocket tunnelling (other upgrades are not tunnelled).
 //! - [`admin`]: `/healthz`, `/readyz` and `/metrics` on the admin listener.
 //! - [`sidecar`]: sync client + proxy + admin, run together (binary and `dev`).
 
@@ -126,10 +126,16 @@ impl Proxy {
         if let Some(status) = decision.local_response() {
             return answer::respond(&decision, status, empty());
         }
-        let body = body::TimedBody::new(body, self.options.request_body_timeout);
+        let (body, turn) = body::TimedBody::new(body, self.options.request_body_timeout);
+        let host = forward::client_host(&parts);
         let upstream_req = match self.upstream.rewrite(Request::from_parts(parts, body)) {
             Ok(mut r) => {
-                forward::add_forwarded(r.headers_mut(), client);
+                forward::add_forwarded(
+                    r.headers_mut(),
+                    client,
+                    host,
+                    self.options.trust_forwarded_headers,
+                );
                 if let Some(upgrade) = upgrade {
                     upgrade::restore(r.headers_mut(), upgrade);
                 }
@@ -141,8 +147,8 @@ impl Proxy {
             }
         };
         let exchange = self.client.request(upstream_req);
-        match tokio::time::timeout(self.options.upstream_timeout, exchange).await {
-            Ok(Ok(mut response)) => {
+        match upstream::within_timeout(exchange, turn, self.options.upstream_timeout).await {
+            Some(Ok(mut response)) => {
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                     let Some(client_upgrade) = client_upgrade else {
                         tracing::warn!(upstream = %self.upstream, "upstream switched protocols unasked");
@@ -160,7 +166,7 @@ impl Proxy {
                 decision.apply(&mut parts.headers);
                 Response::from_parts(parts, body.boxed())
             }
-            Ok(Err(e)) => {
+            Some(Err(e)) => {
                 let failure = upstream::classify(&e);
                 if !failure.is_upstream() {
                     tracing::debug!(error = %upstream::chain(&e), "request body failed");
@@ -175,11 +181,11 @@ impl Proxy {
                 );
                 failure.respond(&decision)
             }
-            Err(_elapsed) => {
+            None => {
                 tracing::warn!(
                     upstream = %self.upstream,
                     timeout = ?self.options.upstream_timeout,
-                    "no response headers from the upstream within --upstream-timeout"
+                    "the upstream did not answer (or take the request body) within --upstream-timeout"
                 );
                 Failure::UpstreamTimeout.respond(&decision)
             }

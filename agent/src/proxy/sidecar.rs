@@ -33,7 +33,7 @@ pub struct SidecarConfig {
     pub cache_dir: PathBuf,
     /// Name shown in the control plane's agent list.
     pub agent_name: String,
-    /// Upstream timeouts, extra CA roots and the drain timeout.
+    /// Upstream timeouts, extra CA roots, the drain delay and timeout.
     pub proxy: ProxyOptions,
 }
 
@@ -87,8 +87,9 @@ pub(crate) type Stopped = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'st
 /// The part every agent mode shares: sync client, telemetry and admin
 /// listener around one front server, which `front` builds from the policy
 /// handle and the reporter (the sidecar proxy, or the authz endpoint).
-/// `config.upstream` and `config.proxy` (but its drain timeout, logged) are
-/// only read by `front`.
+/// `config.upstream` and `config.proxy` (but its drain delay, waited for
+/// here between `/readyz` turning 503 and the front server being told to
+/// stop, and its drain timeout, logged) are only read by `front`.
 pub(crate) async fn run_front<F, S>(
     config: SidecarConfig,
     report: ReportConfig,
@@ -167,10 +168,13 @@ where
 
     shutdown.await;
     tracing::info!(
+        drain_delay = ?config.proxy.drain_delay,
         drain_timeout = ?config.proxy.drain_timeout,
         "agent shutting down: not ready, draining in-flight requests"
     );
     draining.store(true, Ordering::Relaxed);
+    // --drain-delay: still accepting while load balancers see the 503.
+    tokio::time::sleep(config.proxy.drain_delay).await;
     let _ = stop_tx.send(true);
     proxy_task.await.context("proxy task")?.context("proxy")?;
     let _ = admin_stop_tx.send(true);

@@ -1,8 +1,9 @@
-//! Protocol upgrades (WebSocket and the like) through the proxy.
+//! WebSocket upgrades through the proxy.
 //!
-//! An HTTP/1.1 request with `Connection: upgrade` keeps its `Upgrade` header
-//! on the way to the upstream (everything else hop-by-hop is still
-//! stripped). When the upstream answers `101 Switching Protocols`, the
+//! An HTTP/1.1 request with `Connection: upgrade` and `Upgrade: websocket`
+//! keeps them on the way to the upstream (everything else hop-by-hop is
+//! still stripped); any other upgrade (`h2c`, …) is forwarded as a plain
+//! request. When the upstream answers `101 Switching Protocols`, the
 //! client's and the upstream's connections are handed over by hyper and
 //! spliced byte for byte until either side closes. Any other answer is
 //! relayed as a normal response.
@@ -13,8 +14,12 @@ use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
 use tracing::Instrument;
 
-/// The `Upgrade` header of `req` when it asks for a protocol upgrade: an
-/// HTTP/1.1 request whose `Connection` header lists `upgrade`.
+/// `Upgrade: websocket` when `req` asks for a WebSocket upgrade: an HTTP/1.1
+/// request whose `Connection` header lists `upgrade` and whose `Upgrade`
+/// header lists `websocket` (tokens compared case-insensitively). Other
+/// upgrades (`h2c`, anything else) are not tunnelled: the request goes on
+/// as a plain one, its `Connection`/`Upgrade` stripped, so nothing reaches
+/// the client past the CORS headers applied to a normal response.
 pub fn requested<B>(req: &Request<B>) -> Option<HeaderValue> {
     if req.version() != Version::HTTP_11 {
         return None;
@@ -29,7 +34,18 @@ pub fn requested<B>(req: &Request<B>) -> Option<HeaderValue> {
     if !asks {
         return None;
     }
-    req.headers().get(header::UPGRADE).cloned()
+    let websocket = req
+        .headers()
+        .get_all(header::UPGRADE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        // A protocol token may carry a version: `websocket/13`.
+        .any(|token| {
+            let name = token.trim().split('/').next().unwrap_or_default();
+            name.eq_ignore_ascii_case("websocket")
+        });
+    websocket.then(|| HeaderValue::from_static("websocket"))
 }
 
 /// Puts the upgrade request's own hop-by-hop headers back after the

@@ -4,7 +4,7 @@
 //! client.
 
 use super::answer::Failure;
-use super::body::{BodyTimeout, TimedBody};
+use super::body::{BodyTimeout, TimedBody, Turn};
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -12,9 +12,12 @@ use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use std::error::Error as _;
+use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::watch;
+use tokio::time::Instant;
 
 /// The HTTP client the proxy forwards with.
 pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, TimedBody>;
@@ -25,9 +28,12 @@ pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, TimedBody>;
 pub struct ProxyOptions {
     /// Longest wait for the TCP connection to the upstream (504 after it).
     pub connect_timeout: Duration,
-    /// Longest wait from sending a request (including its body) until the
-    /// upstream's response headers arrive (504 after it). The response body
-    /// is then streamed without a limit.
+    /// Longest wait for the upstream: for its response headers once the
+    /// request body is all sent (at once for a request without a body), and
+    /// while an upload is under way, for the upstream to take the next piece
+    /// (504 after it). Time spent waiting for the client's body does not
+    /// count (that is `request_body_timeout`). The response body is then
+    /// streamed without a limit.
     pub upstream_timeout: Duration,
     /// Longest wait for the next piece of a client's request body (408 after
     /// it, and the upstream's connection is dropped).
@@ -38,6 +44,14 @@ pub struct ProxyOptions {
     /// After shutdown is asked for: how long in-flight requests may take to
     /// finish before their connections are closed.
     pub drain_timeout: Duration,
+    /// After shutdown is asked for and before the listener closes: how long
+    /// new connections are still accepted (while `/readyz` already answers
+    /// 503), so load balancers stop sending first. Zero closes at once.
+    pub drain_delay: Duration,
+    /// Keep the client's `X-Forwarded-Proto` / `X-Forwarded-Host` and
+    /// append to its `X-Forwarded-For` (a trusted proxy sits in front).
+    /// Off: all three are set from what this hop saw.
+    pub trust_forwarded_headers: bool,
 }
 
 impl Default for ProxyOptions {
@@ -48,6 +62,8 @@ impl Default for ProxyOptions {
             request_body_timeout: Duration::from_secs(60),
             upstream_ca_file: None,
             drain_timeout: Duration::from_secs(10),
+            drain_delay: Duration::ZERO,
+            trust_forwarded_headers: false,
         }
     }
 }
@@ -133,6 +149,43 @@ fn add_ca_file(roots: &mut rustls::RootCertStore, path: &Path) -> Result<usize, 
         added += 1;
     }
     Ok(added)
+}
+
+/// Runs `exchange` under `--upstream-timeout` (`timeout`), counting only the
+/// time the upstream holds things up as `turn` (from [`TimedBody::new`])
+/// reports it: each piece of body the upstream takes restarts the wait, the
+/// wait pauses while the client owes the next piece, and restarts once more
+/// when the body is all sent. `None` when the timeout ran out.
+pub async fn within_timeout<F: Future>(
+    exchange: F,
+    turn: Option<watch::Receiver<Turn>>,
+    timeout: Duration,
+) -> Option<F::Output> {
+    let Some(mut turn) = turn else {
+        return tokio::time::timeout(timeout, exchange).await.ok();
+    };
+    tokio::pin!(exchange);
+    let sleep = tokio::time::sleep(timeout);
+    tokio::pin!(sleep);
+    let mut running = *turn.borrow_and_update() != Turn::Client;
+    let mut watching = true;
+    loop {
+        tokio::select! {
+            out = &mut exchange => return Some(out),
+            changed = turn.changed(), if watching => {
+                let now = match changed {
+                    Ok(()) => *turn.borrow_and_update(),
+                    Err(_) => Turn::Done,
+                };
+                watching = now != Turn::Done;
+                running = now != Turn::Client;
+                if running {
+                    sleep.as_mut().reset(Instant::now() + timeout);
+                }
+            }
+            () = &mut sleep, if running => return None,
+        }
+    }
 }
 
 /// What a failed exchange with the upstream means for the client: a

@@ -1,0 +1,293 @@
+//! What crosses the hop to the upstream, and whose fault a slow exchange is,
+//! over real sockets: `X-Forwarded-*` set from this hop unless the client is
+//! trusted; the client's host forwarded for HTTP/2 (h2c prior knowledge) and
+//! absolute-form requests; `--upstream-timeout` not counting the time a
+//! client takes to upload, so a stalled body always gets 408.
+
+mod proxy_support;
+
+use bytes::Bytes;
+use corsair_agent::engine::PolicySpec;
+use corsair_agent::proxy::{Proxy, ProxyOptions, serve};
+use http::{Request, Response};
+use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use proxy_support::{
+    AnyError, Behaviour, Head, STEP, TestUpstream, eventually, exchange, handle_with, read_head,
+};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+
+const APP: &str = "https://app.example.com";
+
+/// An upstream that reads each request's whole body and answers 200 with
+/// one `name: value` line per request header, then `body-bytes: N`.
+async fn echo_upstream() -> Result<String, AnyError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let url = format!("http://{}", listener.local_addr()?);
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let service = hyper::service::service_fn(|req: Request<Incoming>| async move {
+                let mut text = String::new();
+                for (name, value) in req.headers() {
+                    text.push_str(&format!(
+                        "{name}: {}\n",
+                        String::from_utf8_lossy(value.as_bytes())
+                    ));
+                }
+                let body = match req.into_body().collect().await {
+                    Ok(body) => body.to_bytes(),
+                    Err(_) => Bytes::new(),
+                };
+                text.push_str(&format!("body-bytes: {}\n", body.len()));
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from(text))))
+            });
+            tokio::spawn(
+                hyper::server::conn::http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service),
+            );
+        }
+    });
+    Ok(url)
+}
+
+/// The echoed header lines: every value of `name`, in order.
+fn echoed<'a>(body: &'a str, name: &str) -> Vec<&'a str> {
+    body.lines()
+        .filter_map(|line| line.split_once(": "))
+        .filter(|(n, _)| *n == name)
+        .map(|(_, v)| v)
+        .collect()
+}
+
+fn options() -> ProxyOptions {
+    ProxyOptions {
+        connect_timeout: Duration::from_secs(1),
+        ..ProxyOptions::default()
+    }
+}
+
+/// Serves a proxy allowing [`APP`] in front of `upstream` until the
+/// returned sender drops.
+async fn start_proxy(
+    upstream: &str,
+    options: ProxyOptions,
+) -> Result<(SocketAddr, tokio::sync::oneshot::Sender<()>), AnyError> {
+    let handle = handle_with(&PolicySpec {
+        origins: vec![APP.into()],
+        ..PolicySpec::default()
+    })?;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let proxy = Proxy::with_options(handle, upstream, options)?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(serve(listener, proxy, async {
+        let _ = stopped.await;
+    }));
+    Ok((addr, stop))
+}
+
+const FORGED: &str = "GET /echo HTTP/1.1\r\nhost: api.test\r\n\
+    x-forwarded-for: 203.0.113.9\r\nx-forwarded-proto: https\r\n\
+    x-forwarded-host: evil.example\r\nconnection: close\r\n\r\n";
+
+/// By default a client's `X-Forwarded-*` are replaced with what this hop
+/// saw: the host it asked for, plain http, its own address only.
+#[tokio::test]
+async fn forged_forwarded_headers_are_overwritten_by_default() -> Result<(), AnyError> {
+    let upstream = echo_upstream().await?;
+    let (addr, _stop) = start_proxy(&upstream, options()).await?;
+    let head = exchange(addr, FORGED.as_bytes()).await?;
+    assert_eq!(head.status, 200, "{head:?}");
+    assert_eq!(echoed(&head.body, "host"), ["api.test"], "{}", head.body);
+    assert_eq!(echoed(&head.body, "x-forwarded-host"), ["api.test"]);
+    assert_eq!(echoed(&head.body, "x-forwarded-proto"), ["http"]);
+    assert_eq!(echoed(&head.body, "x-forwarded-for"), ["127.0.0.1"]);
+    Ok(())
+}
+
+/// With `trust_forwarded_headers` (a trusted proxy in front), the incoming
+/// values are kept and the client is appended to `X-Forwarded-For`.
+#[tokio::test]
+async fn trusted_forwarded_headers_are_kept_and_appended_to() -> Result<(), AnyError> {
+    let upstream = echo_upstream().await?;
+    let options = ProxyOptions {
+        trust_forwarded_headers: true,
+        ..options()
+    };
+    let (addr, _stop) = start_proxy(&upstream, options).await?;
+    let head = exchange(addr, FORGED.as_bytes()).await?;
+    assert_eq!(head.status, 200, "{head:?}");
+    assert_eq!(echoed(&head.body, "host"), ["api.test"], "{}", head.body);
+    assert_eq!(echoed(&head.body, "x-forwarded-host"), ["evil.example"]);
+    assert_eq!(echoed(&head.body, "x-forwarded-proto"), ["https"]);
+    assert_eq!(
+        echoed(&head.body, "x-forwarded-for"),
+        ["203.0.113.9, 127.0.0.1"]
+    );
+    Ok(())
+}
+
+/// An HTTP/2 client (h2c prior knowledge) names its host in `:authority`
+/// only: the upstream still gets it as `Host` and `X-Forwarded-Host`.
+#[tokio::test]
+async fn an_h2c_clients_authority_reaches_the_upstream_as_host() -> Result<(), AnyError> {
+    let upstream = echo_upstream().await?;
+    let (addr, _stop) = start_proxy(&upstream, options()).await?;
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    let req = Request::get("http://h2.example:8443/echo")
+        .header("origin", APP)
+        .body(Empty::<Bytes>::new())?;
+    let res = tokio::time::timeout(STEP, sender.send_request(req)).await??;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["access-control-allow-origin"], APP);
+    let body = tokio::time::timeout(STEP, res.into_body().collect())
+        .await??
+        .to_bytes();
+    let body = String::from_utf8(body.to_vec())?;
+    assert_eq!(echoed(&body, "host"), ["h2.example:8443"], "{body}");
+    assert_eq!(echoed(&body, "x-forwarded-host"), ["h2.example:8443"]);
+    Ok(())
+}
+
+/// An absolute-form HTTP/1.1 request: the URI's authority wins over `Host`
+/// (RFC 9112 §3.2.2).
+#[tokio::test]
+async fn an_absolute_form_requests_authority_wins_over_host() -> Result<(), AnyError> {
+    let upstream = echo_upstream().await?;
+    let (addr, _stop) = start_proxy(&upstream, options()).await?;
+    let head = exchange(
+        addr,
+        b"GET http://abs.example/echo HTTP/1.1\r\nhost: other.example\r\nconnection: close\r\n\r\n",
+    )
+    .await?;
+    assert_eq!(head.status, 200, "{head:?}");
+    assert_eq!(echoed(&head.body, "host"), ["abs.example"], "{}", head.body);
+    assert_eq!(echoed(&head.body, "x-forwarded-host"), ["abs.example"]);
+    Ok(())
+}
+
+/// A slow but steady upload that takes longer than `--upstream-timeout` is
+/// the client's time, not the upstream's: it succeeds.
+#[tokio::test]
+async fn a_steady_upload_longer_than_the_upstream_timeout_succeeds() -> Result<(), AnyError> {
+    let upstream = echo_upstream().await?;
+    let options = ProxyOptions {
+        upstream_timeout: Duration::from_millis(200),
+        request_body_timeout: STEP,
+        ..options()
+    };
+    let (addr, _stop) = start_proxy(&upstream, options).await?;
+    let mut client = TcpStream::connect(addr).await?;
+    client
+        .write_all(
+            format!(
+                "POST /upload HTTP/1.1\r\nhost: api.test\r\norigin: {APP}\r\n\
+                 content-length: 10\r\nconnection: close\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await?;
+    // The upload's pace (not synchronisation): ten bytes over a second,
+    // five times the upstream timeout.
+    for _ in 0..10 {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        client.write_all(b"x").await?;
+    }
+    let head = Head::parse(&tokio::time::timeout(STEP, read_head(&mut client)).await??)?;
+    assert_eq!(head.status, 200, "{head:?}");
+    assert_eq!(head.get("access-control-allow-origin"), Some(APP));
+    let mut body = String::new();
+    tokio::time::timeout(STEP, client.read_to_string(&mut body)).await??;
+    assert_eq!(echoed(&body, "body-bytes"), ["10"], "{body}");
+    Ok(())
+}
+
+/// With equal timeouts, a client that stops sending its body always gets
+/// 408 (the upstream was waiting on the client, not the other way round).
+#[tokio::test]
+async fn a_stalled_body_gets_408_even_with_equal_timeouts() -> Result<(), AnyError> {
+    let upstream = TestUpstream::start(Behaviour::ReadsUntilClosed).await?;
+    let options = ProxyOptions {
+        upstream_timeout: Duration::from_millis(150),
+        request_body_timeout: Duration::from_millis(150),
+        ..options()
+    };
+    let (addr, _stop) = start_proxy(&upstream.url, options).await?;
+    for attempt in 1..=8 {
+        let mut client = TcpStream::connect(addr).await?;
+        client
+            .write_all(
+                format!(
+                    "POST /upload HTTP/1.1\r\nhost: api.test\r\norigin: {APP}\r\n\
+                     content-length: 100\r\n\r\nfirst ten."
+                )
+                .as_bytes(),
+            )
+            .await?;
+        let head = Head::parse(&tokio::time::timeout(STEP, read_head(&mut client)).await??)?;
+        assert_eq!(head.status, 408, "attempt {attempt}: {head:?}");
+        assert_eq!(head.get("access-control-allow-origin"), Some(APP));
+        eventually("the upstream connection to be closed", || async {
+            (upstream.closed() == attempt).then_some(())
+        })
+        .await?;
+    }
+    Ok(())
+}
+
+/// An upstream that does not take the request body is the upstream's
+/// fault: 504 after `--upstream-timeout`, not a hang (the client keeps
+/// sending, so the body timeout never fires).
+#[tokio::test]
+async fn an_upstream_that_never_reads_the_body_gets_504() -> Result<(), AnyError> {
+    let upstream = TestUpstream::start(Behaviour::Silent).await?;
+    let options = ProxyOptions {
+        upstream_timeout: Duration::from_millis(300),
+        request_body_timeout: STEP,
+        ..options()
+    };
+    let (addr, _stop) = start_proxy(&upstream.url, options).await?;
+    let stream = TcpStream::connect(addr).await?;
+    let (mut read, mut write) = stream.into_split();
+    // Far more than the socket buffers between here and the upstream hold.
+    const SIZE: usize = 256 << 20;
+    write
+        .write_all(
+            format!(
+                "POST /upload HTTP/1.1\r\nhost: api.test\r\norigin: {APP}\r\n\
+                 content-length: {SIZE}\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await?;
+    let uploader = tokio::spawn(async move {
+        let chunk = vec![b'x'; 64 << 10];
+        for _ in 0..SIZE / chunk.len() {
+            if write.write_all(&chunk).await.is_err() {
+                break;
+            }
+        }
+    });
+    let mut head = Vec::new();
+    let mut byte = [0u8; 1];
+    while !head.ends_with(b"\r\n\r\n") {
+        let n = tokio::time::timeout(STEP, read.read(&mut byte)).await??;
+        if n == 0 {
+            break;
+        }
+        head.push(byte[0]);
+    }
+    let head = Head::parse(&String::from_utf8(head)?)?;
+    assert_eq!(head.status, 504, "{head:?}");
+    assert_eq!(head.get("access-control-allow-origin"), Some(APP));
+    uploader.abort();
+    Ok(())
+}
