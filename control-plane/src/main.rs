@@ -15,6 +15,7 @@ use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use tokio::net::TcpListener;
+use tracing::Instrument as _;
 
 /// Corsair control plane: the CORS policy store, approval workflow, REST API
 /// and the policy stream agents subscribe to.
@@ -292,6 +293,25 @@ async fn connect(args: &DbArgs) -> anyhow::Result<Store> {
         .context("connecting to the database")
 }
 
+/// How often a deferred bootstrap admin checks whether the schema is current.
+const BOOTSTRAP_SCHEMA_POLL: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Creates the bootstrap admin when no user exists (see `bootstrap_admin`).
+async fn bootstrap(store: &Store, email: &str, file: &std::path::Path) -> anyhow::Result<()> {
+    match bootstrap_admin(store, email, file)
+        .await
+        .context("bootstrap admin")?
+    {
+        BootstrapOutcome::Created(user) => {
+            tracing::info!(email = %user.email, "bootstrap admin created")
+        }
+        BootstrapOutcome::UsersExist => {
+            tracing::info!("users exist: bootstrap admin not needed")
+        }
+    }
+    Ok(())
+}
+
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Before the database: a bad certificate path is the likelier mistake.
     let tls = args.tls.load()?;
@@ -302,19 +322,36 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         store.migrate().await.context("applying migrations")?;
     }
     if let (Some(email), Some(file)) = (
-        &args.bootstrap_admin_email,
-        &args.bootstrap_admin_password_file,
+        args.bootstrap_admin_email.clone(),
+        args.bootstrap_admin_password_file.clone(),
     ) {
-        match bootstrap_admin(&store, email, file)
+        let schema_current = store
+            .schema_status()
             .await
-            .context("bootstrap admin")?
-        {
-            BootstrapOutcome::Created(user) => {
-                tracing::info!(email = %user.email, "bootstrap admin created")
-            }
-            BootstrapOutcome::UsersExist => {
-                tracing::info!("users exist: bootstrap admin not needed")
-            }
+            .is_ok_and(|schema| schema.is_current());
+        if schema_current {
+            bootstrap(&store, &email, &file).await?;
+        } else {
+            // --skip-migrations before the migration Job has finished: serve
+            // (unready) and create the admin once the schema is there, rather
+            // than crash-looping until it is.
+            tracing::info!("schema not current yet: the bootstrap admin waits for it");
+            let store = store.clone();
+            tokio::spawn(
+                async move {
+                    while !store
+                        .schema_status()
+                        .await
+                        .is_ok_and(|schema| schema.is_current())
+                    {
+                        tokio::time::sleep(BOOTSTRAP_SCHEMA_POLL).await;
+                    }
+                    if let Err(e) = bootstrap(&store, &email, &file).await {
+                        tracing::error!(error = format!("{e:#}"), "bootstrap admin not created");
+                    }
+                }
+                .instrument(tracing::info_span!("bootstrap_admin")),
+            );
         }
     }
     let keys = SigningKey::load_or_create(&args.signing_key_file)?;

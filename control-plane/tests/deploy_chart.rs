@@ -226,7 +226,8 @@ fn alerts_and_dashboard_name_only_metrics_the_binaries_expose() {
         dir.path(),
         "prometheusRule: {enabled: true}\ngrafanaDashboard: {enabled: true}\n",
     );
-    let manifests = render(&values, "1.33.0", &[]);
+    // The rule renders only where the Prometheus Operator's API is served.
+    let manifests = render(&values, "1.33.0", &GOLDEN_FLAGS);
     // kubernetes-validate has no schema for these: check their shape here.
     let docs = documents(&manifests);
     let rule = docs

@@ -452,7 +452,22 @@ async fn serve_skip_migrations_is_unready_until_migrate_runs() {
     let dir = tempfile::tempdir().expect("tempdir");
     let key = dir.path().join("signing.key");
     std::fs::write(&key, "cd".repeat(32)).expect("key");
-    let replica = serve(&db.url, &key, &["--skip-migrations"]);
+    // With a bootstrap admin too: it must wait for the schema (the Job),
+    // not crash the replica.
+    let password = dir.path().join("password");
+    std::fs::write(&password, "correct horse battery\n").expect("password");
+    let password_arg = password.to_string_lossy().into_owned();
+    let replica = serve(
+        &db.url,
+        &key,
+        &[
+            "--skip-migrations",
+            "--bootstrap-admin-email",
+            "first@example.com",
+            "--bootstrap-admin-password-file",
+            &password_arg,
+        ],
+    );
     let healthz = format!("{}/healthz", replica.http);
     let readyz = format!("{}/readyz", replica.http);
     eventually("serve to answer /healthz", || async {
@@ -482,6 +497,16 @@ async fn serve_skip_migrations_is_unready_until_migrate_runs() {
     })
     .await
     .expect("ready");
+    eventually("the deferred bootstrap admin", || async {
+        db.store
+            .has_users()
+            .await
+            .ok()
+            .filter(|has| *has)
+            .map(|_| ())
+    })
+    .await
+    .expect("bootstrap admin created once the schema is current");
 }
 
 #[test]
