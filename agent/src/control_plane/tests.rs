@@ -139,6 +139,10 @@ fn tls_failures_come_with_what_to_do() {
     let hint = |e: &str| tls::hint(e).unwrap_or_default();
     assert!(hint("received fatal alert: CertificateRequired").contains("--client-cert-file"));
     assert!(hint("invalid peer certificate: UnknownIssuer").contains("--ca-file"));
+    assert!(
+        hint("h2 protocol error: http2 error: connection error detected: frame with invalid size")
+            .contains("https://")
+    );
     assert!(hint("received fatal alert: UnknownCA").contains("client CA"));
     assert!(tls::hint("connection refused").is_none());
 }

@@ -121,6 +121,12 @@ pub fn hint(error: &str) -> Option<&'static str> {
             "the control plane's certificate has expired (or this host's clock is wrong)",
         ),
         (
+            // A plain-text HTTP/2 client reading a TLS server's first bytes
+            // as a frame header.
+            "frame with invalid size",
+            "the control plane answered with something other than plain HTTP/2: if it serves TLS, use an https:// --control-plane URL",
+        ),
+        (
             "NotValidForName",
             "the control plane's certificate does not name the host in --control-plane",
         ),
