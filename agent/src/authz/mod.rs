@@ -19,8 +19,6 @@ use crate::control_plane::ControlPlaneConfig;
 use crate::proxy::ProxyOptions;
 use crate::proxy::sidecar::{self, SidecarConfig};
 use crate::report::ReportConfig;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
 use std::path::PathBuf;
@@ -96,46 +94,12 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let authz = Arc::new(authz);
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    let graceful = GracefulShutdown::new();
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Out of file descriptors and similar: keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
-        let _ = stream.set_nodelay(true);
+    crate::proxy::serve_connections(listener, drain_timeout, shutdown, move |_peer| {
         let authz = Arc::clone(&authz);
-        let service = hyper::service::service_fn(move |req| {
+        hyper::service::service_fn(move |req| {
             let response = authz.answer(&req);
             async move { Ok::<_, Infallible>(response) }
-        });
-        let conn = builder
-            .serve_connection(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = graceful.watch(conn);
-        tokio::spawn(
-            async move {
-                if let Err(e) = conn.await {
-                    tracing::debug!(error = %e, "connection closed with error");
-                }
-            }
-            .instrument(tracing::debug_span!("conn", %peer)),
-        );
-    }
-    drop(listener);
-    if tokio::time::timeout(drain_timeout, graceful.shutdown())
-        .await
-        .is_err()
-    {
-        tracing::warn!("connections still open after the drain timeout; closing them");
-    }
-    Ok(())
+        })
+    })
+    .await
 }

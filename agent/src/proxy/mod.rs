@@ -203,6 +203,35 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let drain_timeout = proxy.options.drain_timeout;
     let proxy = Arc::new(proxy);
+    serve_connections(listener, drain_timeout, shutdown, move |peer| {
+        let proxy = Arc::clone(&proxy);
+        hyper::service::service_fn(move |req| {
+            let proxy = Arc::clone(&proxy);
+            async move { Ok::<_, Infallible>(proxy.handle(req, peer.ip()).await) }
+        })
+    })
+    .await
+}
+
+/// The accept loop every front (sidecar proxy, authz endpoint) runs: HTTP/1.1
+/// and HTTP/2 on an already-bound listener, one `service_for(peer)` per
+/// connection, until `shutdown` resolves; then the listener closes and open
+/// connections get up to `drain_timeout` to finish before they are closed.
+pub async fn serve_connections<S, B>(
+    listener: TcpListener,
+    drain_timeout: std::time::Duration,
+    shutdown: impl Future<Output = ()>,
+    service_for: impl Fn(std::net::SocketAddr) -> S,
+) -> std::io::Result<()>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
     let graceful = GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -219,13 +248,8 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
-        let proxy = Arc::clone(&proxy);
-        let service = hyper::service::service_fn(move |req| {
-            let proxy = Arc::clone(&proxy);
-            async move { Ok::<_, Infallible>(proxy.handle(req, peer.ip()).await) }
-        });
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
+            .serve_connection_with_upgrades(TokioIo::new(stream), service_for(peer))
             .into_owned();
         let conn = graceful.watch(conn);
         tokio::spawn(
