@@ -7,15 +7,22 @@
 //!   `--token-file`, `--ca-file`, `--client-cert-file`, `--client-key-file`).
 //! - [`args`]: those flags as a clap struct a binary flattens in.
 //! - `tls`: reads the PEM files into tonic's `ClientTlsConfig`.
+//! - [`backoff`]: [`Backoff`], the one jittered exponential retry schedule.
+//! - [`status`]: [`classify`], what a `tonic::Status` code means (transient,
+//!   unauthenticated, forbidden, invalid, unsupported), and [`explain`].
 //!
 //! Files are read again at every use, so rotated Secrets need no restart:
 //! the token when a stream opens and for every telemetry batch; the CA and
 //! client certificate whenever a new connection is made.
 
 pub mod args;
+pub mod backoff;
+pub mod status;
 mod tls;
 
 pub use args::ControlPlaneArgs;
+pub use backoff::Backoff;
+pub use status::{FailureKind, classify, explain};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

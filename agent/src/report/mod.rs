@@ -8,8 +8,11 @@
 //! [`run`] ties them together: every interval the counts become a batch
 //! (id = agent id + persisted sequence), queued and spilled; the queue is
 //! sent oldest first, each batch until the control plane acknowledges it,
-//! with jittered exponential backoff between failures. At shutdown the last
-//! partial interval is queued too, so a restart loses nothing.
+//! with jittered exponential backoff between failures (the schedule and the
+//! status classification are [`crate::control_plane`]'s, shared with the
+//! policy stream).
+//! At shutdown the last partial interval is queued too, so a restart
+//! loses nothing.
 
 pub mod counter;
 pub mod queue;
@@ -18,15 +21,14 @@ pub mod upload;
 pub use counter::{Recorded, Recorder};
 pub use queue::{Batch, Count, SpillQueue};
 
+use crate::control_plane::{Backoff, FailureKind, classify};
 use crate::engine::{Decision, RequestParts};
 use crate::metrics::{AgentMetrics, ServiceLabel};
-use crate::sync::recovery::Backoff;
 use std::future::Future;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use tokio::time::Instant;
-use tonic::Code;
 
 /// Telemetry settings.
 #[derive(Debug, Clone)]
@@ -301,11 +303,13 @@ async fn send_queue(
             }
             Err(status)
                 if matches!(
-                    status.code(),
-                    Code::InvalidArgument | Code::PermissionDenied
+                    classify(status.code()),
+                    FailureKind::Invalid | FailureKind::Forbidden
                 ) =>
             {
-                // Retrying cannot help: drop it, loudly.
+                // This batch is refused for what it is (malformed, or outside
+                // the token's scope): resending it cannot help and would hold
+                // up every batch behind it. Drop it, loudly.
                 metrics.batches_dropped.inc();
                 tracing::error!(batch_id = %batch.batch_id, code = ?status.code(), error = status.message(), "telemetry batch refused by the control plane; dropping it");
                 if let Some(b) = queue.pop_front() {

@@ -61,7 +61,7 @@ impl Uploader {
         let ack = TelemetryClient::new(self.channel()?)
             .report(request)
             .await
-            .map_err(crate::sync::explain)?
+            .map_err(crate::control_plane::explain)?
             .into_inner();
         if ack.batch_id != batch.batch_id {
             return Err(Status::internal("the acknowledgement names another batch"));

@@ -2,7 +2,8 @@
 //! snapshots; send ACK/NACKs back. No policy logic, no retry logic here.
 
 use super::snapshot::{MalformedSnapshot, Snapshot};
-use crate::control_plane::{ConfigError, ControlPlane, ControlPlaneConfig, tls_hint};
+use crate::control_plane::status::{error_chain, explain, with_hint};
+use crate::control_plane::{ConfigError, ControlPlane, ControlPlaneConfig};
 use corsair_proto::v1::policy_sync_client::PolicySyncClient;
 use corsair_proto::v1::{Ack, AgentMessage, Hello, Nack, agent_message, control_message};
 use std::time::Duration;
@@ -148,25 +149,6 @@ impl Replies {
     }
 }
 
-/// A transport failure after connecting comes back as a bare "transport
-/// error" or "operation was canceled" (e.g. the control plane refused our
-/// client certificate, which TLS 1.3 reports only after the handshake):
-/// append its causes, which say what happened.
-pub(crate) fn explain(status: Status) -> Status {
-    use std::error::Error as _;
-    let Some(source) = status.source() else {
-        return status;
-    };
-    let detail = error_chain(source);
-    if status.message().contains(&detail) {
-        return status;
-    }
-    Status::new(
-        status.code(),
-        with_hint(format!("{}: {detail}", status.message())),
-    )
-}
-
 fn endpoint_is_https(control_plane: &ControlPlane) -> bool {
     control_plane.config().url.starts_with("https://")
 }
@@ -185,23 +167,4 @@ fn closed_during_setup(status: Status, https: bool) -> Status {
         return Status::new(status.code(), message);
     }
     status
-}
-
-/// `text`, followed by what to do about it when it is a TLS failure.
-fn with_hint(text: String) -> String {
-    match tls_hint(&text) {
-        Some(hint) => format!("{text} ({hint})"),
-        None => text,
-    }
-}
-
-pub(crate) fn error_chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
 }

@@ -4,8 +4,9 @@
 //!   [`Snapshot`]s, sends ACK/NACKs.
 //! - `publish`: compiles a snapshot and swaps it into the handle (or NACKs and
 //!   keeps the old policy), writes the last-known-good cache, keeps [`SyncStatus`].
-//! - [`recovery`]: maps a `tonic::Code` to retry / refused / fatal, and the
-//!   jittered exponential [`Backoff`](recovery::Backoff).
+//! - [`recovery`]: what each kind of failure means for the stream: retry /
+//!   refused / fatal (the kinds and the jittered backoff are the ones
+//!   [`crate::control_plane`] gives every control-plane call).
 //! - [`cache`]: the last-known-good cache files and the stable agent id.
 //! - [`snapshot`], [`status`]: domain types.
 //!
@@ -31,15 +32,15 @@ pub mod snapshot;
 pub mod status;
 
 pub use crate::control_plane::ConfigError;
-pub(crate) use client::explain;
 pub use snapshot::Snapshot;
 pub use status::{PolicySource, ServiceStatus, SyncStatus};
 
+use crate::control_plane::Backoff;
 use crate::control_plane::ControlPlaneConfig;
 use crate::handle::PolicyHandle;
 use corsair_proto::v1::Hello;
 use publish::Publisher;
-use recovery::{Backoff, Recovery, classify};
+use recovery::{Recovery, recovery};
 use std::collections::HashMap;
 use std::future::Future;
 use std::path::{Path, PathBuf};
@@ -226,7 +227,7 @@ impl SyncClient {
                 retry.reset();
                 refused.reset();
             }
-            let delay = match classify(failure.code()) {
+            let delay = match recovery(failure.code()) {
                 Recovery::Retry => {
                     let delay = retry.next_delay();
                     warn!(code = ?failure.code(), message = failure.message(), ?delay, "policy stream down; reconnecting");
@@ -246,7 +247,7 @@ impl SyncClient {
                     return Err(SyncError::Fatal(failure));
                 }
             };
-            let refused_now = classify(failure.code()) == Recovery::Refused;
+            let refused_now = recovery(failure.code()) == Recovery::Refused;
             tokio::select! {
                 () = tokio::time::sleep(delay) => {}
                 // A refused token that an operator rotates in its file is
