@@ -2,9 +2,10 @@
 //! any tower/axum/hyper gateway.
 //!
 //! A thin adapter: per request it reads the current policy from a
-//! [`PolicyHandle`] (lock-free), asks the engine, answers preflights and
-//! strict-mode blocks itself, and writes the decision's headers into the
-//! inner service's response. With a [`Reporter`] it counts decisions the
+//! [`PolicyHandle`] (lock-free), decides and answers preflights and
+//! strict-mode blocks itself through [`crate::enforce`] (the path the
+//! sidecar proxy and the authz endpoint take too), and writes the
+//! decision's headers into the inner service's response. With a [`Reporter`] it counts decisions the
 //! same way the sidecar proxy does, so an embedded agent reports what it
 //! blocked (run [`crate::report::run`] beside it to upload the counts).
 //!
@@ -13,6 +14,7 @@
 //! borrowed (no copies of its header values), and the response future is a
 //! plain enum rather than a boxed future (no allocation of its own).
 
+use crate::enforce;
 use crate::engine::{Decision, RequestParts};
 use crate::handle::PolicyHandle;
 use crate::report::Reporter;
@@ -92,30 +94,11 @@ where
                 method: req.method(),
                 headers: req.headers(),
             };
-            let decision = match active {
-                Some(a) => a.policy.evaluate(&parts),
-                None => Decision::no_policy(&parts),
-            };
-            if let Some(reporter) = reporter {
-                reporter.observe(&parts, &decision);
-            }
-            if let Some(reason) = decision.reason() {
-                tracing::debug!(
-                    reason = reason.as_str(),
-                    would_block = decision.would_block(),
-                    service = active.map_or("", |a| a.service.as_str()),
-                    "CORS request refused by policy"
-                );
-            }
-            match decision.local_response() {
-                // Answered here, while the policy is borrowed: its header
-                // values are cloned once, straight into the response.
-                Some(status) => {
-                    let mut res = Response::new(ResBody::default());
-                    *res.status_mut() = status;
-                    decision.apply(res.headers_mut());
-                    Outcome::Local(res)
-                }
+            let decision = enforce::decide(active, &parts, reporter);
+            // A local answer is built while the policy is borrowed: its
+            // header values are cloned once, straight into the response.
+            match enforce::local_answer(&decision, ResBody::default) {
+                Some(res) => Outcome::Local(res),
                 // The response future outlives the borrow, so the decision
                 // takes its header values along (shared bytes, no copies).
                 None => Outcome::Forward(decision.into_owned()),

@@ -10,6 +10,9 @@
 //!   `sync` and `report` — URL, token (inline or re-read from a file), TLS.
 //! - `sync` (feature `runtime`): the `PolicySync` gRPC client — hello,
 //!   snapshots, ACK/NACK, reconnect with jittered backoff, last-known-good cache.
+//! - `enforce` (feature `runtime`): the one path from a request to the
+//!   agent's CORS answer — decide, count, log, answer locally — shared by
+//!   `layer`, `proxy` and `authz`.
 //! - `layer` (feature `runtime`): `CorsairLayer`, a tower `Layer` that
 //!   enforces the current policy in any tower/axum/hyper gateway.
 //! - `proxy` (feature `runtime`): the sidecar reverse proxy in front of an upstream.
@@ -28,6 +31,8 @@ pub mod engine;
 pub mod authz;
 #[cfg(feature = "runtime")]
 pub mod control_plane;
+#[cfg(feature = "runtime")]
+pub mod enforce;
 #[cfg(feature = "runtime")]
 pub mod handle;
 #[cfg(feature = "runtime")]

@@ -9,6 +9,8 @@ use corsair_agent::proxy::sidecar::{self, SidecarConfig};
 use corsair_agent::report::ReportConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
+use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 // mimalloc: the proxy allocates per request (hyper's buffers, header maps);
@@ -55,21 +57,22 @@ enum Command {
     Authz(AuthzArgs),
 }
 
+/// The flags every mode shares: the control plane, the service, the
+/// listeners, the cache, telemetry and drain.
 #[derive(Debug, clap::Args)]
-struct ProxyArgs {
+struct AgentArgs {
     #[command(flatten)]
     control_plane: ControlPlaneArgs,
     /// The service whose policy this agent enforces.
     #[arg(long, env = "CORSAIR_SERVICE")]
     service: String,
-    /// Address to accept client traffic on.
+    /// Address to accept requests on: client traffic (proxy), or the
+    /// gateway's decision requests, GET /authz (authz; keep it on loopback
+    /// or a private network: only the gateway calls it).
     #[arg(long, env = "CORSAIR_LISTEN")]
     listen: SocketAddr,
-    /// Where to forward requests: http://host:port[/base-path] or
-    /// https://host:port[/base-path].
-    #[arg(long, env = "CORSAIR_UPSTREAM")]
-    upstream: String,
-    /// Directory for the last-known-good policy cache and the agent id.
+    /// Directory for the last-known-good policy cache, the agent id and
+    /// unsent telemetry batches.
     #[arg(long, env = "CORSAIR_CACHE_DIR")]
     cache_dir: PathBuf,
     /// Address for the admin endpoints (/healthz, /readyz, /metrics).
@@ -89,7 +92,70 @@ struct ProxyArgs {
     /// before the oldest are dropped; the dropped count is reported.
     #[arg(long, env = "CORSAIR_REPORT_QUEUE", default_value_t = 1_000)]
     report_queue: usize,
-    // dataplane: upstream timeouts, TLS roots, drain.
+    /// Seconds in-flight requests may take to finish after SIGTERM or
+    /// Ctrl-C (/readyz answers 503 meanwhile); then connections are closed.
+    #[arg(long, env = "CORSAIR_DRAIN_TIMEOUT", default_value_t = 10.0)]
+    drain_timeout: f64,
+    /// Seconds to keep accepting new connections after SIGTERM or Ctrl-C
+    /// while /readyz already answers 503 (so endpoints update first); then
+    /// the listener closes and --drain-timeout starts. 0: close at once.
+    #[arg(long, env = "CORSAIR_DRAIN_DELAY", default_value_t = 0.0)]
+    drain_delay: f64,
+}
+
+impl AgentArgs {
+    /// Binds --listen and --metrics.
+    async fn bind(&self) -> anyhow::Result<(TcpListener, Option<TcpListener>)> {
+        let listener = TcpListener::bind(self.listen)
+            .await
+            .with_context(|| format!("binding --listen {}", self.listen))?;
+        let admin = match self.metrics {
+            Some(addr) => Some(
+                TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("binding --metrics {addr}"))?,
+            ),
+            None => None,
+        };
+        Ok((listener, admin))
+    }
+
+    /// The telemetry settings from the `--report-*` flags.
+    fn report(&self) -> anyhow::Result<ReportConfig> {
+        let interval = self.report_interval;
+        if !(interval.is_finite() && interval >= 0.05) {
+            anyhow::bail!("--report-interval must be at least 0.05 seconds");
+        }
+        Ok(ReportConfig {
+            interval: Duration::from_secs_f64(interval),
+            max_keys: self.report_max_keys,
+            max_queue_batches: self.report_queue.max(1),
+            ..ReportConfig::default()
+        })
+    }
+
+    /// `--drain-timeout` and `--drain-delay`.
+    fn drain(&self) -> anyhow::Result<(Duration, Duration)> {
+        Ok((
+            seconds("--drain-timeout", self.drain_timeout)?,
+            delay_seconds("--drain-delay", self.drain_delay)?,
+        ))
+    }
+
+    fn agent_name(&self) -> String {
+        self.agent_name.clone().unwrap_or_else(host_name)
+    }
+}
+
+/// `proxy`: the shared flags plus where and how to forward.
+#[derive(Debug, clap::Args)]
+struct ProxyArgs {
+    #[command(flatten)]
+    agent: AgentArgs,
+    /// Where to forward requests: http://host:port[/base-path] or
+    /// https://host:port[/base-path].
+    #[arg(long, env = "CORSAIR_UPSTREAM")]
+    upstream: String,
     /// Seconds to wait for the TCP connection to the upstream; then 504.
     #[arg(long, env = "CORSAIR_UPSTREAM_CONNECT_TIMEOUT", default_value_t = 5.0)]
     upstream_connect_timeout: f64,
@@ -107,21 +173,18 @@ struct ProxyArgs {
     /// on top of the system's roots.
     #[arg(long, env = "CORSAIR_UPSTREAM_CA_FILE")]
     upstream_ca_file: Option<PathBuf>,
-    /// Seconds in-flight requests may take to finish after SIGTERM or
-    /// Ctrl-C (/readyz answers 503 meanwhile); then connections are closed.
-    #[arg(long, env = "CORSAIR_DRAIN_TIMEOUT", default_value_t = 10.0)]
-    drain_timeout: f64,
-    // dpfix: drain delay, forwarded-header trust.
-    /// Seconds to keep accepting new connections after SIGTERM or Ctrl-C
-    /// while /readyz already answers 503 (so endpoints update first); then
-    /// the listener closes and --drain-timeout starts. 0: close at once.
-    #[arg(long, env = "CORSAIR_DRAIN_DELAY", default_value_t = 0.0)]
-    drain_delay: f64,
     /// Trust the client's X-Forwarded-Proto/-Host and append to its
     /// X-Forwarded-For (only when a trusted proxy is the only way in).
     /// Without it all three are set from what this hop saw.
     #[arg(long, env = "CORSAIR_TRUST_FORWARDED_HEADERS")]
     trust_forwarded_headers: bool,
+}
+
+/// `authz` (nginx auth_request): the shared flags alone; the gateway forwards.
+#[derive(Debug, clap::Args)]
+struct AuthzArgs {
+    #[command(flatten)]
+    agent: AgentArgs,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -157,141 +220,59 @@ fn runtime(worker_threads: Option<u16>) -> anyhow::Result<tokio::runtime::Runtim
 }
 
 async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding --listen {}", args.listen))?;
-    let admin = match args.metrics {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding --metrics {addr}"))?,
-        ),
-        None => None,
-    };
+    let (listener, admin) = args.agent.bind().await?;
+    let report = args.agent.report()?;
+    let (drain_timeout, drain_delay) = args.agent.drain()?;
     let config = SidecarConfig {
-        control_plane: args.control_plane.into(),
-        service: args.service,
+        agent_name: args.agent.agent_name(),
+        control_plane: args.agent.control_plane.into(),
+        service: args.agent.service,
         upstream: args.upstream,
-        cache_dir: args.cache_dir,
-        agent_name: args.agent_name.unwrap_or_else(host_name),
+        cache_dir: args.agent.cache_dir,
         proxy: ProxyOptions {
             connect_timeout: seconds("--upstream-connect-timeout", args.upstream_connect_timeout)?,
             upstream_timeout: seconds("--upstream-timeout", args.upstream_timeout)?,
             request_body_timeout: seconds("--request-body-timeout", args.request_body_timeout)?,
             upstream_ca_file: args.upstream_ca_file,
-            drain_timeout: seconds("--drain-timeout", args.drain_timeout)?,
-            drain_delay: delay_seconds("--drain-delay", args.drain_delay)?,
+            drain_timeout,
+            drain_delay,
             trust_forwarded_headers: args.trust_forwarded_headers,
         },
     };
-    let report = report_config(
-        args.report_interval,
-        args.report_max_keys,
-        args.report_queue,
-    )?;
     sidecar::run_with_report(config, report, listener, admin, shutdown_signal()).await
 }
 
-/// A duration flag: finite, at least a millisecond, at most a day.
-fn seconds(flag: &str, value: f64) -> anyhow::Result<std::time::Duration> {
-    if !(value.is_finite() && (0.001..=86_400.0).contains(&value)) {
-        anyhow::bail!("{flag} must be between 0.001 and 86400 seconds, got {value}");
-    }
-    Ok(std::time::Duration::from_secs_f64(value))
-}
-
-/// A delay flag: like [`seconds`], but zero (no delay) is allowed.
-fn delay_seconds(flag: &str, value: f64) -> anyhow::Result<std::time::Duration> {
-    if value == 0.0 {
-        return Ok(std::time::Duration::ZERO);
-    }
-    seconds(flag, value)
-}
-
-// --- authz mode (nginx auth_request): the proxy's flags minus --upstream.
-#[derive(Debug, clap::Args)]
-struct AuthzArgs {
-    #[command(flatten)]
-    control_plane: ControlPlaneArgs,
-    /// The service whose policy this agent enforces.
-    #[arg(long, env = "CORSAIR_SERVICE")]
-    service: String,
-    /// Address to answer the gateway's decision requests (GET /authz) on;
-    /// keep it on loopback or a private network: only the gateway calls it.
-    #[arg(long, env = "CORSAIR_LISTEN")]
-    listen: SocketAddr,
-    /// Directory for the last-known-good policy cache and the agent id.
-    #[arg(long, env = "CORSAIR_CACHE_DIR")]
-    cache_dir: PathBuf,
-    /// Address for the admin endpoints (/healthz, /readyz, /metrics).
-    #[arg(long, env = "CORSAIR_METRICS")]
-    metrics: Option<SocketAddr>,
-    /// Name shown in the control plane's agent list (default: the host name).
-    #[arg(long, env = "CORSAIR_AGENT_NAME")]
-    agent_name: Option<String>,
-    /// Blocked-request telemetry: aggregation and upload interval, in seconds.
-    #[arg(long, env = "CORSAIR_REPORT_INTERVAL", default_value_t = 10.0)]
-    report_interval: f64,
-    /// Distinct (service, origin, method, reason) keys per interval before
-    /// new ones are counted in one `(other)` bucket.
-    #[arg(long, env = "CORSAIR_REPORT_MAX_KEYS", default_value_t = 10_000)]
-    report_max_keys: usize,
-    /// Unacknowledged telemetry batches kept (in memory and in --cache-dir)
-    /// before the oldest are dropped; the dropped count is reported.
-    #[arg(long, env = "CORSAIR_REPORT_QUEUE", default_value_t = 1_000)]
-    report_queue: usize,
-    /// Seconds in-flight decision requests may take to finish after
-    /// SIGTERM or Ctrl-C (/readyz answers 503 meanwhile).
-    #[arg(long, env = "CORSAIR_DRAIN_TIMEOUT", default_value_t = 10.0)]
-    drain_timeout: f64,
-    /// Seconds to keep accepting decision requests after SIGTERM or Ctrl-C
-    /// while /readyz already answers 503; then as --drain-timeout. 0: none.
-    #[arg(long, env = "CORSAIR_DRAIN_DELAY", default_value_t = 0.0)]
-    drain_delay: f64,
-}
-
-async fn authz(args: AuthzArgs) -> anyhow::Result<()> {
+async fn authz(AuthzArgs { agent }: AuthzArgs) -> anyhow::Result<()> {
     use corsair_agent::authz::{self, AuthzConfig};
-    let listener = tokio::net::TcpListener::bind(args.listen)
-        .await
-        .with_context(|| format!("binding --listen {}", args.listen))?;
-    let admin = match args.metrics {
-        Some(addr) => Some(
-            tokio::net::TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("binding --metrics {addr}"))?,
-        ),
-        None => None,
-    };
+    let (listener, admin) = agent.bind().await?;
+    let report = agent.report()?;
+    let (drain_timeout, drain_delay) = agent.drain()?;
     let config = AuthzConfig {
-        control_plane: args.control_plane.into(),
-        service: args.service,
-        cache_dir: args.cache_dir,
-        agent_name: args.agent_name.unwrap_or_else(host_name),
-        drain_timeout: seconds("--drain-timeout", args.drain_timeout)?,
-        drain_delay: delay_seconds("--drain-delay", args.drain_delay)?,
+        agent_name: agent.agent_name(),
+        control_plane: agent.control_plane.into(),
+        service: agent.service,
+        cache_dir: agent.cache_dir,
+        drain_timeout,
+        drain_delay,
     };
-    let report = report_config(
-        args.report_interval,
-        args.report_max_keys,
-        args.report_queue,
-    )?;
     authz::run(config, report, listener, admin, shutdown_signal()).await
 }
 
-/// The telemetry settings from the `--report-*` flags.
-fn report_config(interval: f64, max_keys: usize, queue: usize) -> anyhow::Result<ReportConfig> {
-    if !(interval.is_finite() && interval >= 0.05) {
-        anyhow::bail!("--report-interval must be at least 0.05 seconds");
+/// A duration flag: finite, at least a millisecond, at most a day.
+fn seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    if !(value.is_finite() && (0.001..=86_400.0).contains(&value)) {
+        anyhow::bail!("{flag} must be between 0.001 and 86400 seconds, got {value}");
     }
-    Ok(ReportConfig {
-        interval: std::time::Duration::from_secs_f64(interval),
-        max_keys,
-        max_queue_batches: queue.max(1),
-        ..ReportConfig::default()
-    })
+    Ok(Duration::from_secs_f64(value))
 }
-// --- end authz mode
+
+/// A delay flag: like [`seconds`], but zero (no delay) is allowed.
+fn delay_seconds(flag: &str, value: f64) -> anyhow::Result<Duration> {
+    if value == 0.0 {
+        return Ok(Duration::ZERO);
+    }
+    seconds(flag, value)
+}
 
 fn host_name() -> String {
     std::env::var("HOSTNAME")

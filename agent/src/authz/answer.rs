@@ -16,7 +16,8 @@
 //! first line of a repeated header). `X-Corsair-Decision` and
 //! `X-Corsair-Reason` name the decision for the gateway's access log.
 
-use crate::engine::{Decision, RequestParts};
+use crate::enforce;
+use crate::engine::RequestParts;
 use crate::handle::PolicyHandle;
 use crate::report::Reporter;
 use bytes::Bytes;
@@ -89,25 +90,10 @@ impl Authz {
             headers: req.headers(),
         };
         let active = self.handle.load();
-        let decision = match active.as_deref() {
-            Some(active) => active.policy.evaluate(&request),
-            None => Decision::no_policy(&request),
-        };
-        if let Some(reporter) = &self.reporter {
-            reporter.observe(&request, &decision);
-        }
-        if let Some(reason) = decision.reason() {
-            tracing::debug!(
-                method = %method,
-                reason = reason.as_str(),
-                would_block = decision.would_block(),
-                "CORS request not granted"
-            );
-        }
-        let mut response = Response::new(Full::new(Bytes::new()));
-        let headers = response.headers_mut();
+        let decision = enforce::decide(active.as_deref(), &request, self.reporter.as_ref());
         // On an empty map `apply` writes each header (Vary included) as one line.
-        decision.apply(headers);
+        let mut response = enforce::respond(&decision, StatusCode::OK, Full::new(Bytes::new()));
+        let headers = response.headers_mut();
         headers.insert(
             X_CORSAIR_DECISION,
             HeaderValue::from_static(decision.kind().as_str()),

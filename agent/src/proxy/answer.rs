@@ -1,15 +1,13 @@
-//! Every answer the agent makes by itself, in one place.
+//! The proxy's failures as answers: why a request that was to be forwarded
+//! got an answer from the agent instead (400, 408, 502, 504).
 //!
 //! A browser reads no response without the CORS decision on it: a 502 or
 //! 504 without `Access-Control-Allow-Origin` shows up as a CORS failure, so
-//! a page could not tell "service down" from "origin refused". So every
-//! local answer — the policy's own (preflights, strict-mode blocks), and the
-//! proxy's failures (400, 408, 502, 504) — goes through [`respond`], which
-//! writes the same decision an upstream answer would get: the allowed-origin
-//! headers (origin, credentials, exposed headers) and `Vary`.
-//!
-//! [`respond`] is generic over the body so the tower layer can answer with
-//! its inner service's body type.
+//! a page could not tell "service down" from "origin refused". So each
+//! failure is answered through [`crate::enforce::respond`], the constructor
+//! of every answer the agent makes itself (the policy's own, preflights and
+//! strict-mode blocks, too), which writes the same decision an upstream
+//! answer would get: the allowed-origin headers and `Vary`.
 
 use super::ProxyBody;
 use super::forward::RewriteError;
@@ -18,15 +16,6 @@ use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
-
-/// Answers with `status` and `body`, carrying `decision`'s CORS headers.
-/// The one constructor of every response the agent makes itself.
-pub fn respond<B>(decision: &Decision<'_>, status: StatusCode, body: B) -> Response<B> {
-    let mut response = Response::new(body);
-    *response.status_mut() = status;
-    decision.apply(response.headers_mut());
-    response
-}
 
 /// Why a request that was to be forwarded got an answer from the agent
 /// instead of the upstream.
@@ -88,7 +77,7 @@ impl Failure {
         let body = Full::new(Bytes::from(format!("{self}\n")))
             .map_err(|never| match never {})
             .boxed();
-        let mut response = respond(decision, self.status(), body);
+        let mut response = crate::enforce::respond(decision, self.status(), body);
         let headers = response.headers_mut();
         headers.insert(
             CONTENT_TYPE,

@@ -21,7 +21,8 @@ pub mod sidecar;
 pub mod upgrade;
 pub mod upstream;
 
-use crate::engine::{Decision, RequestParts};
+use crate::enforce;
+use crate::engine::RequestParts;
 use crate::handle::PolicyHandle;
 use crate::report::Reporter;
 use answer::Failure;
@@ -107,24 +108,9 @@ impl Proxy {
             method: &parts.method,
             headers: &parts.headers,
         };
-        let decision = match active.as_deref() {
-            Some(active) => active.policy.evaluate(&request),
-            None => Decision::no_policy(&request),
-        };
-        if let Some(reporter) = &self.reporter {
-            reporter.observe(&request, &decision);
-        }
-        if let Some(reason) = decision.reason() {
-            tracing::debug!(
-                method = %parts.method,
-                path = parts.uri.path(),
-                reason = reason.as_str(),
-                would_block = decision.would_block(),
-                "CORS request not granted"
-            );
-        }
-        if let Some(status) = decision.local_response() {
-            return answer::respond(&decision, status, empty());
+        let decision = enforce::decide(active.as_deref(), &request, self.reporter.as_ref());
+        if let Some(response) = enforce::local_answer(&decision, empty) {
+            return response;
         }
         let (body, turn) = body::TimedBody::new(body, self.options.request_body_timeout);
         let host = forward::client_host(&parts);

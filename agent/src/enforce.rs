@@ -1,0 +1,67 @@
+//! The one path from a request to the agent's CORS answer, shared by every
+//! front: the tower layer ([`crate::layer`]), the sidecar proxy
+//! ([`crate::proxy`]) and the nginx decision endpoint ([`crate::authz`]).
+//!
+//! - [`decide`]: the current policy's decision (fail closed without one),
+//!   counted in metrics and telemetry, a refusal logged at debug level.
+//! - [`local_answer`]: the answer the agent makes without calling the
+//!   upstream (a preflight's 204 or 403, a strict-mode or fail-closed 403).
+//! - [`respond`]: the one constructor of every response the agent makes
+//!   itself, the proxy's failures (400, 408, 502, 504) included: each
+//!   carries the same CORS decision as an upstream answer would.
+//!
+//! An upstream's response gets the decision through the engine's own
+//! [`Decision::apply`].
+
+use crate::engine::{Decision, RequestParts};
+use crate::handle::ActivePolicy;
+use crate::report::Reporter;
+use http::{Response, StatusCode};
+
+/// Decides `request` with `active`'s policy, or fails closed
+/// ([`Decision::no_policy`]) when there is none; counts the decision in
+/// `reporter` (every decision in the metrics, refused ones in the
+/// telemetry) and logs a refusal at debug level. Borrows the policy's
+/// header values; allocates nothing of its own.
+pub fn decide<'p>(
+    active: Option<&'p ActivePolicy>,
+    request: &RequestParts<'_>,
+    reporter: Option<&Reporter>,
+) -> Decision<'p> {
+    let decision = match active {
+        Some(active) => active.policy.evaluate(request),
+        None => Decision::no_policy(request),
+    };
+    if let Some(reporter) = reporter {
+        reporter.observe(request, &decision);
+    }
+    if let Some(reason) = decision.reason() {
+        tracing::debug!(
+            service = active.map_or("", |a| a.service.as_str()),
+            method = %request.method,
+            reason = reason.as_str(),
+            would_block = decision.would_block(),
+            "CORS request not granted"
+        );
+    }
+    decision
+}
+
+/// The agent's own answer to a request it must not forward (preflights,
+/// strict-mode and fail-closed blocks) with `body()` as the (empty) body;
+/// `None` when the request goes on to the upstream.
+pub fn local_answer<B>(decision: &Decision<'_>, body: impl FnOnce() -> B) -> Option<Response<B>> {
+    let status = decision.local_response()?;
+    Some(respond(decision, status, body()))
+}
+
+/// Answers with `status` and `body`, carrying `decision`'s CORS headers
+/// (allowed origin, credentials, exposed headers, `Vary`): a browser reads
+/// no response without them, so a 502 without them would look like a CORS
+/// refusal. Generic over the body so each front answers with its own type.
+pub fn respond<B>(decision: &Decision<'_>, status: StatusCode, body: B) -> Response<B> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    decision.apply(response.headers_mut());
+    response
+}
