@@ -21,6 +21,8 @@
 //! - `report` (feature `runtime`): blocked-request counting and batched,
 //!   idempotent upload over `corsair.v1.Telemetry`.
 //! - `metrics` (feature `runtime`): the agent's Prometheus metrics.
+//! - `durable` (feature `runtime`): the one atomic write with fsync (file
+//!   and directory) behind the policy cache and the telemetry spool.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
@@ -31,6 +33,8 @@ pub mod engine;
 pub mod authz;
 #[cfg(feature = "runtime")]
 pub mod control_plane;
+#[cfg(feature = "runtime")]
+pub mod durable;
 #[cfg(feature = "runtime")]
 pub mod enforce;
 #[cfg(feature = "runtime")]

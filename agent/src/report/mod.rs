@@ -11,8 +11,20 @@
 //! with jittered exponential backoff between failures (the schedule and the
 //! status classification are [`crate::control_plane`]'s, shared with the
 //! policy stream).
-//! At shutdown the last partial interval is queued too, so a restart
-//! loses nothing.
+//!
+//! # What a stop or a crash loses
+//!
+//! - A clean stop (SIGTERM, Ctrl-C) loses nothing: the partial last
+//!   interval is queued and spilled too, and sent after the restart.
+//! - A crash (SIGKILL, OOM kill, power loss) loses the counts of the
+//!   interval in progress, and nothing before it: **at most one
+//!   `--report-interval` of events** (default 10 s), plus those counted
+//!   while that interval's batch was being written (the fsyncs of one small
+//!   file). Every batch flushed before is on disk, whole, with its
+//!   sequence number, and is sent after the restart.
+//! - A full queue (`--report-queue` batches unacknowledged) drops the
+//!   oldest batches; their event count travels with the next batch
+//!   (`dropped_events`), so the control plane shows the loss.
 
 pub mod counter;
 pub mod queue;

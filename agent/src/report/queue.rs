@@ -1,12 +1,21 @@
 //! The bounded queue of unacknowledged batches, spilled to disk.
 //!
-//! Every batch is written to `<dir>/batch-<sequence>.json` (atomically)
-//! before it is queued and removed once acknowledged, so an agent restart
-//! resends what was pending. The next sequence number is persisted too, so
-//! batch ids stay unique across restarts. When the queue is full the oldest
-//! batch is dropped and its events are carried, as `dropped_events`, by the
-//! batch being queued: the loss is reported, never silent.
+//! Every batch is written to `<dir>/batch-<sequence>.json` before it is
+//! queued and removed once acknowledged, so an agent restart resends what
+//! was pending. The next sequence number is persisted too (before the batch
+//! that uses it), so batch ids stay unique across restarts. Both writes go
+//! through [`crate::durable::write_atomic`] (temporary file, fsync, rename,
+//! fsync of the directory), so a written batch survives a crash or power
+//! loss whole, and a half-written one is never read back. When the queue is
+//! full the oldest batch is dropped and its events are carried, as
+//! `dropped_events`, by the batch being queued: the loss is reported, never
+//! silent.
+//!
+//! Removing an acknowledged batch is not fsynced: after a crash it may come
+//! back and be sent again, which the control plane ignores (the batch id is
+//! its idempotency key).
 
+use crate::durable::{is_temporary, write_atomic};
 use serde::{Deserialize, Serialize};
 use std::collections::VecDeque;
 use std::fs;
@@ -89,11 +98,14 @@ impl SpillQueue {
         let mut batches = Vec::new();
         for entry in fs::read_dir(dir)? {
             let path = entry?.path();
-            let is_batch = path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("batch-") && n.ends_with(".json"));
-            if !is_batch {
+            let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            if is_temporary(name) {
+                // A write the previous run did not finish (its batch's
+                // counts are inside the documented loss window).
+                let _ = fs::remove_file(&path);
+                continue;
+            }
+            if !(name.starts_with("batch-") && name.ends_with(".json")) {
                 continue;
             }
             match fs::read(&path)
@@ -201,12 +213,6 @@ impl SpillQueue {
         let bytes = serde_json::to_vec(batch).map_err(io::Error::other)?;
         write_atomic(&self.path_of(batch.sequence), &bytes)
     }
-}
-
-fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let tmp = path.with_extension("tmp");
-    fs::write(&tmp, contents)?;
-    fs::rename(&tmp, path)
 }
 
 #[cfg(test)]

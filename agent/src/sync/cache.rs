@@ -1,14 +1,15 @@
 //! The last-known-good cache: one file per service in the cache dir, written
-//! atomically (temp file, fsync, rename, fsync dir) with a SHA-256 checksum,
-//! plus the agent's stable id.
+//! atomically (temp file, fsync, rename, fsync dir: [`crate::durable`]) with
+//! a SHA-256 checksum, plus the agent's stable id.
 //!
 //! File format: one header line `corsair-snapshot v1 sha256=<hex>` followed
 //! by the snapshot as JSON; the checksum covers the JSON bytes.
 
 use super::snapshot::Snapshot;
+use crate::durable::write_atomic;
 use sha2::{Digest, Sha256};
 use std::fs;
-use std::io::{self, Write};
+use std::io;
 use std::path::{Path, PathBuf};
 
 const HEADER_PREFIX: &str = "corsair-snapshot v1 sha256=";
@@ -113,34 +114,6 @@ pub fn agent_id(dir: &Path) -> Result<String, CacheError> {
     write_atomic(&path, format!("{id}\n").as_bytes())
         .map_err(|source| CacheError::Io { path, source })?;
     Ok(id)
-}
-
-fn write_atomic(path: &Path, contents: &[u8]) -> io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    fs::create_dir_all(dir)?;
-    let file_name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
-    let tmp = dir.join(format!(
-        ".{file_name}.tmp-{}",
-        uuid::Uuid::new_v4().simple()
-    ));
-    let result = (|| {
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(contents)?;
-        file.sync_all()?;
-        fs::rename(&tmp, path)?;
-        // Make the rename itself durable.
-        if let Ok(d) = fs::File::open(dir) {
-            let _ = d.sync_all();
-        }
-        Ok(())
-    })();
-    if result.is_err() {
-        let _ = fs::remove_file(&tmp);
-    }
-    result
 }
 
 fn hex(bytes: &[u8]) -> String {
