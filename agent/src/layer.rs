@@ -11,11 +11,13 @@
 //!
 //! The fixed cost per request is kept small: the policy is read through a
 //! guard (no reference count), local answers are built while the policy is
-//! borrowed (no copies of its header values), and the response future is a
-//! plain enum rather than a boxed future (no allocation of its own).
+//! borrowed (no copies of its header values), a forwarded request carries
+//! only the few headers its response needs ([`ForwardHeaders`]), and the
+//! response future is a plain enum rather than a boxed future (no
+//! allocation of its own).
 
 use crate::enforce;
-use crate::engine::{Decision, RequestParts};
+use crate::engine::{ForwardHeaders, RequestParts};
 use crate::handle::PolicyHandle;
 use crate::report::Reporter;
 use http::{Request, Response};
@@ -26,7 +28,7 @@ use tower::{Layer, Service};
 
 /// A tower `Layer` enforcing the policy currently held by a [`PolicyHandle`].
 ///
-/// With no policy in the handle it fails closed ([`Decision::no_policy`]):
+/// With no policy in the handle it fails closed ([`crate::engine::Decision::no_policy`]):
 /// CORS requests get no grants and preflights a 403.
 #[derive(Debug, Clone)]
 pub struct CorsairLayer {
@@ -99,16 +101,16 @@ where
             // header values are cloned once, straight into the response.
             match enforce::local_answer(&decision, ResBody::default) {
                 Some(res) => Outcome::Local(res),
-                // The response future outlives the borrow, so the decision
-                // takes its header values along (shared bytes, no copies).
-                None => Outcome::Forward(decision.into_owned()),
+                // The response future outlives the borrow, so it takes the
+                // headers the response needs along (shared bytes, no copies).
+                None => Outcome::Forward(decision.forward_headers()),
             }
         });
         let state = match outcome {
             Outcome::Local(res) => State::Local { res: Some(res) },
-            Outcome::Forward(decision) => State::Inner {
+            Outcome::Forward(headers) => State::Inner {
                 future: self.inner.call(req),
-                decision,
+                headers,
             },
         };
         ResponseFuture { state }
@@ -117,7 +119,7 @@ where
 
 enum Outcome<B> {
     Local(Response<B>),
-    Forward(Decision<'static>),
+    Forward(ForwardHeaders),
 }
 
 pin_project_lite::pin_project! {
@@ -133,7 +135,7 @@ pin_project_lite::pin_project! {
     #[project = StateProj]
     enum State<F, B> {
         Local { res: Option<Response<B>> },
-        Inner { #[pin] future: F, decision: Decision<'static> },
+        Inner { #[pin] future: F, headers: ForwardHeaders },
     }
 }
 
@@ -149,9 +151,9 @@ where
                 Some(res) => Poll::Ready(Ok(res)),
                 None => panic!("corsair ResponseFuture polled after completion"),
             },
-            StateProj::Inner { future, decision } => {
+            StateProj::Inner { future, headers } => {
                 let mut res = ready!(future.poll(cx))?;
-                decision.apply(res.headers_mut());
+                headers.apply(res.headers_mut());
                 Poll::Ready(Ok(res))
             }
         }

@@ -106,6 +106,107 @@ pub(crate) struct Grant<'p> {
     pub(crate) private_network: bool,
 }
 
+/// The CORS headers of a forwarded request's decision, owned (see
+/// [`Decision::forward_headers`]); a `HeaderValue` clone shares its bytes.
+#[derive(Debug, Clone)]
+pub struct ForwardHeaders {
+    allow_origin: Option<HeaderValue>,
+    expose: Option<HeaderValue>,
+    credentials: bool,
+    vary: Vary,
+}
+
+impl ForwardHeaders {
+    /// Writes them into the upstream's response exactly as
+    /// [`Decision::apply`] would.
+    pub fn apply(&self, headers: &mut HeaderMap) {
+        Lines {
+            allow_origin: self.allow_origin.as_ref(),
+            credentials: self.credentials,
+            allow_methods: None,
+            allow_headers: None,
+            max_age: None,
+            expose: self.expose.as_ref(),
+            private_network: false,
+            vary: self.vary,
+        }
+        .write(headers);
+    }
+}
+
+/// The response headers of a decision, borrowed: the one writer behind
+/// [`Decision::apply`] and [`ForwardHeaders::apply`].
+struct Lines<'a> {
+    allow_origin: Option<&'a HeaderValue>,
+    credentials: bool,
+    allow_methods: Option<&'a HeaderValue>,
+    allow_headers: Option<&'a HeaderValue>,
+    max_age: Option<&'a HeaderValue>,
+    expose: Option<&'a HeaderValue>,
+    private_network: bool,
+    vary: Vary,
+}
+
+impl Lines<'_> {
+    fn write(self, headers: &mut HeaderMap) {
+        // One scan over the names instead of seven hashed removals: most
+        // responses (and every local one) carry no Access-Control-* at all.
+        if headers
+            .keys()
+            .any(|n| n.as_str().starts_with("access-control-"))
+        {
+            for name in &OWNED {
+                headers.remove(name);
+            }
+        }
+        // A map without room (a local answer, an upstream response without
+        // headers) gets exactly the room these lines need, rather than the
+        // map's default first growth to six entries.
+        let count = self.count();
+        if headers.capacity() == 0 && count > 0 {
+            headers.reserve(count);
+        }
+        if let Some(v) = self.allow_origin {
+            headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, v.clone());
+            if self.credentials {
+                headers.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
+            }
+            if let Some(v) = self.allow_methods {
+                headers.insert(ACCESS_CONTROL_ALLOW_METHODS, v.clone());
+            }
+            if let Some(v) = self.allow_headers {
+                headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, v.clone());
+            }
+            if let Some(v) = self.max_age {
+                headers.insert(ACCESS_CONTROL_MAX_AGE, v.clone());
+            }
+            if let Some(v) = self.expose {
+                headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, v.clone());
+            }
+            if self.private_network {
+                headers.insert(ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK, TRUE);
+            }
+        }
+        self.vary.apply(headers);
+    }
+
+    /// How many header lines [`Self::write`] adds to an empty map.
+    fn count(&self) -> usize {
+        let granted = match self.allow_origin {
+            None => 0,
+            Some(_) => {
+                1 + usize::from(self.credentials)
+                    + usize::from(self.allow_methods.is_some())
+                    + usize::from(self.allow_headers.is_some())
+                    + usize::from(self.max_age.is_some())
+                    + usize::from(self.expose.is_some())
+                    + usize::from(self.private_network)
+            }
+        };
+        granted + usize::from(self.vary.writes())
+    }
+}
+
 /// The engine's answer for one request. Borrows the policy's precomputed
 /// header values; applying it does not allocate on the hot path.
 #[derive(Debug, Clone)]
@@ -177,39 +278,34 @@ impl Decision<'_> {
     /// exactly one `Access-Control-Allow-Origin` reaches the client) and
     /// appends `Vary` values, merging with the upstream's `Vary`.
     pub fn apply(&self, headers: &mut HeaderMap) {
-        // One scan over the names instead of seven hashed removals: most
-        // responses (and every local one) carry no Access-Control-* at all.
-        if headers
-            .keys()
-            .any(|n| n.as_str().starts_with("access-control-"))
-        {
-            for name in &OWNED {
-                headers.remove(name);
-            }
-        }
         let g = &self.grant;
-        if let Some(v) = &g.allow_origin {
-            headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, v.as_ref().clone());
-            if g.credentials {
-                headers.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
-            }
-            if let Some(v) = g.allow_methods.as_ref() {
-                headers.insert(ACCESS_CONTROL_ALLOW_METHODS, v.clone());
-            }
-            if let Some(v) = g.allow_headers.as_ref() {
-                headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, v.clone());
-            }
-            if let Some(v) = &g.max_age {
-                headers.insert(ACCESS_CONTROL_MAX_AGE, v.as_ref().clone());
-            }
-            if let Some(v) = &g.expose {
-                headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, v.as_ref().clone());
-            }
-            if g.private_network {
-                headers.insert(ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK, TRUE);
-            }
+        Lines {
+            allow_origin: g.allow_origin.as_deref(),
+            credentials: g.credentials,
+            allow_methods: g.allow_methods.as_ref(),
+            allow_headers: g.allow_headers.as_ref(),
+            max_age: g.max_age.as_deref(),
+            expose: g.expose.as_deref(),
+            private_network: g.private_network,
+            vary: self.vary,
         }
-        self.vary.apply(headers);
+        .write(headers);
+    }
+
+    /// What the upstream's response needs from this decision, owning its
+    /// values: for a forwarded request ([`Self::forwards`]), whose response
+    /// arrives after the policy's borrow has ended (e.g. across an `await`
+    /// in a tower service). Smaller than [`Self::into_owned`]: a forwarded
+    /// request is never a preflight, so only the origin, credentials,
+    /// exposed headers and `Vary` are carried.
+    pub fn forward_headers(&self) -> ForwardHeaders {
+        debug_assert!(self.forwards(), "forward_headers of a local answer");
+        ForwardHeaders {
+            allow_origin: self.grant.allow_origin.as_deref().cloned(),
+            expose: self.grant.expose.as_deref().cloned(),
+            credentials: self.grant.credentials,
+            vary: self.vary,
+        }
     }
 
     /// The headers [`Self::apply`] writes into an empty response: what the

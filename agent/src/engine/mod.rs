@@ -29,7 +29,7 @@ mod vary;
 
 pub use decision::{
     ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK, ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK, Decision,
-    DecisionKind, Reason,
+    DecisionKind, ForwardHeaders, Reason,
 };
 pub use origin::parse_origin_pattern;
 pub use policy::Policy;

@@ -135,3 +135,58 @@ fn simulator_view_of_a_decision() {
     let owned = d.into_owned();
     assert_eq!(owned.response_headers(), out);
 }
+
+/// What the tower layer carries across the upstream's await writes exactly
+/// what the whole decision would, on empty and on busy upstream responses.
+#[test]
+fn forward_headers_write_what_the_decision_writes() {
+    let credentialed = Policy::compile(&PolicySpec {
+        origins: vec![
+            "https://app.example.com".into(),
+            "https://*.example.org".into(),
+        ],
+        expose_headers: vec!["x-request-id".into()],
+        allow_credentials: true,
+        ..PolicySpec::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let report_only = Policy::compile(&PolicySpec {
+        origins: vec!["https://app.example.com".into()],
+        mode: crate::engine::Mode::ReportOnly,
+        ..PolicySpec::default()
+    })
+    .unwrap_or_else(|e| panic!("{e}"));
+    let upstreams = [
+        headers(&[]),
+        headers(&[
+            ("vary", "accept-encoding"),
+            ("access-control-allow-origin", "*"),
+            ("content-type", "text/plain"),
+        ]),
+    ];
+    for p in [
+        &credentialed,
+        &report_only,
+        &policy(&["https://app.example.com"]),
+    ] {
+        for origin in [
+            None,
+            Some("https://app.example.com"),
+            Some("https://a.example.org"),
+            Some("https://evil.example"),
+        ] {
+            let h = origin.map_or_else(HeaderMap::new, |o| headers(&[("origin", o)]));
+            let d = p.evaluate(&RequestParts {
+                method: &Method::GET,
+                headers: &h,
+            });
+            assert!(d.forwards());
+            for upstream in &upstreams {
+                let (mut whole, mut carried) = (upstream.clone(), upstream.clone());
+                d.apply(&mut whole);
+                d.forward_headers().apply(&mut carried);
+                assert_eq!(carried, whole, "{origin:?}");
+            }
+        }
+    }
+}
