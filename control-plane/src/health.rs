@@ -5,7 +5,7 @@
 //! "schema": {"expected": N, "applied": M|null}}`. No authentication: they
 //! say nothing a caller could use.
 
-use crate::api::AppState;
+use crate::state::AppState;
 use crate::store::Store;
 use axum::Router;
 use axum::extract::State;

@@ -1,5 +1,8 @@
 //! Corsair control plane.
 //!
+//! - [`domain`]: domain types below everything (role, origin status, input problems).
+//! - [`state`]: [`state::AppState`], what the HTTP faces and the service layer reach.
+//! - [`service`]: the one place for each write and its rules (four eyes, expiry, audit).
 //! - [`store`]: the Postgres repository (the only module with SQL) and migrations.
 //! - [`auth`]: signing key, user and agent tokens (JWT), passwords (argon2), extractors.
 //! - [`api`]: the JSON REST API under `/api/v1`.
@@ -23,12 +26,15 @@ pub mod api;
 pub mod auth;
 #[cfg(feature = "dev")]
 pub mod dev;
+pub mod domain;
 pub mod grpc;
 pub mod health;
 pub mod metrics;
 pub mod node;
 pub mod pg;
 pub mod server;
+pub mod service;
+pub mod state;
 pub mod store;
 pub mod telemetry;
 #[doc(hidden)]

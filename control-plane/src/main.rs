@@ -2,12 +2,13 @@
 
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
-use corsair_control_plane::api::agent_tokens::check_token_request;
 use corsair_control_plane::auth::bootstrap::{BootstrapOutcome, bootstrap_admin};
-use corsair_control_plane::auth::{Role, SigningKey, issue_agent_token, password};
+use corsair_control_plane::auth::{Role, SigningKey, password};
 use corsair_control_plane::grpc::GrpcConfig;
 use corsair_control_plane::node::{Node, NodeTls};
 use corsair_control_plane::server;
+use corsair_control_plane::service;
+use corsair_control_plane::state::AppState;
 use corsair_control_plane::store::Store;
 use corsair_control_plane::telemetry::RetentionConfig;
 use corsair_control_plane::tls::{ServerTls, TlsFiles};
@@ -435,15 +436,16 @@ async fn user_add(args: UserAddArgs) -> anyhow::Result<()> {
 }
 
 async fn token_issue(args: TokenIssueArgs) -> anyhow::Result<()> {
-    let name = args.name.trim().to_owned();
-    check_token_request(&name, &args.services, None).map_err(|e| anyhow::anyhow!("{e}"))?;
+    // Checked before the key file is touched or the database is dialled.
+    service::tokens::check_agent_token(&args.name, &args.services, None)
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
     let keys = SigningKey::load_or_create(&args.signing_key_file)?;
     let store = connect(&args.db).await?;
-    let id = uuid::Uuid::new_v4();
-    let issued = issue_agent_token(&keys, id, &name, &args.services, None)?;
-    store
-        .create_agent_token(id, &name, &args.services, None, CLI_ACTOR)
-        .await?;
+    let state = AppState::new(store, keys);
+    let (_, issued) =
+        service::tokens::issue_agent(&state, &args.name, &args.services, None, CLI_ACTOR)
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("{}", issued.token);
     Ok(())
 }

@@ -2,10 +2,10 @@
 //! background jobs, on already-bound listeners, stopped together.
 //! `serve`, `dev` and the end-to-end tests all run this.
 
-use crate::api::AppState;
 use crate::auth::SigningKey;
 use crate::grpc::{self, GrpcConfig};
 use crate::server::{self, Shutdown};
+use crate::state::AppState;
 use crate::store::Store;
 use crate::telemetry::{self, RetentionConfig};
 use crate::tls::{Listener, ServerTls, Side};

@@ -4,7 +4,8 @@
 //! Binding is the caller's job so tests can bind port 0 and read the port
 //! before anything serves, and so `serve` fails fast on a taken port.
 
-use crate::api::{self, AppState};
+use crate::api;
+use crate::state::AppState;
 use crate::store::Store;
 use crate::tls::Listener;
 use axum::Router;

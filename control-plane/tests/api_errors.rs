@@ -593,7 +593,12 @@ async fn duplicates_and_wrong_states_are_409() {
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     let r = api
-        .as_role(Role::Approver, Method::POST, &path("reject"), None)
+        .as_role(
+            Role::Approver,
+            Method::POST,
+            &path("reject"),
+            Some(json!({ "note": "too late" })),
+        )
         .await;
     assert_eq!(r.status, StatusCode::CONFLICT);
     // Still approved: a new request for it is a duplicate.

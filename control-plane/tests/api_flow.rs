@@ -124,7 +124,7 @@ async fn request_approve_policy_revoke_and_audit() {
             Role::Approver,
             Method::POST,
             &format!("/api/v1/origins/{id3}/reject"),
-            None,
+            Some(json!({ "note": "not needed" })),
         )
         .await;
     assert_eq!(r.body["status"], "rejected");

@@ -7,12 +7,12 @@
 mod e2e_support;
 
 use axum::body::Body;
-use corsair_control_plane::api::AppState;
 use corsair_control_plane::auth::bootstrap::{
     BOOTSTRAP_ACTOR, BootstrapError, BootstrapOutcome, bootstrap_admin,
 };
 use corsair_control_plane::auth::{Role, SigningKey, password};
 use corsair_control_plane::server::http_app;
+use corsair_control_plane::state::AppState;
 use corsair_control_plane::store::Store;
 use corsair_control_plane::testing::TestDb;
 use e2e_support::eventually;

@@ -15,7 +15,7 @@ async fn origin_statuses(server: &Server) -> Result<Vec<(String, String)>> {
         .list_origins("payments-api")
         .await?
         .into_iter()
-        .map(|o| (o.pattern, o.status))
+        .map(|o| (o.pattern, o.status.to_string()))
         .collect())
 }
 

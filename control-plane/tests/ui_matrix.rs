@@ -176,7 +176,7 @@ async fn call(server: &Server, route: &str) -> Result<Call> {
         "api reject" => Call::Api(
             "POST",
             format!("/api/v1/origins/{}/reject", pending(server).await?),
-            None,
+            Some(json!({"note": "no"})),
         ),
         "api revoke" => Call::Api(
             "POST",

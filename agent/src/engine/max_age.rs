@@ -6,7 +6,7 @@ use http::HeaderValue;
 
 /// Longest lifetime accepted: browsers cap it anyway (Chromium at 2 h,
 /// Firefox at 24 h), and a longer one only delays a revocation.
-pub(crate) const MAX_AGE_LIMIT: i64 = 86_400;
+pub const MAX_AGE_LIMIT: i64 = 86_400;
 
 /// Compiles `max_age_secs`; 0 means "send no header" (browser default).
 pub(crate) fn compile(secs: i64, problems: &mut Vec<Problem>) -> Option<HeaderValue> {

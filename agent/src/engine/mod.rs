@@ -31,9 +31,10 @@ pub use decision::{
     ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK, ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK, Decision,
     DecisionKind, ForwardHeaders, Reason,
 };
+pub use max_age::MAX_AGE_LIMIT;
 pub use origin::parse_origin_pattern;
 pub use policy::Policy;
-pub use spec::{Mode, PolicySpec};
+pub use spec::{Mode, PolicySettings, PolicySpec};
 
 use http::header::ACCESS_CONTROL_REQUEST_METHOD;
 use http::{HeaderMap, HeaderValue, Method};

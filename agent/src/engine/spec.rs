@@ -62,7 +62,99 @@ pub struct PolicySpec {
     pub allow_insecure_http: bool,
 }
 
+/// One service's policy settings: every field of [`PolicySpec`] but the
+/// origins. This is the one declaration of the settings the control plane
+/// stores, edits (REST, UI) and validates; it converts to a [`PolicySpec`]
+/// with [`PolicySettings::with_origins`] so that
+/// [`Policy::compile`](super::Policy::compile) judges it, and back with
+/// [`PolicySpec::settings`]. JSON field names are the same as the spec's.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
+pub struct PolicySettings {
+    /// See [`PolicySpec::allow_methods`].
+    pub allow_methods: Vec<String>,
+    /// See [`PolicySpec::allow_headers`].
+    pub allow_headers: Vec<String>,
+    /// See [`PolicySpec::expose_headers`].
+    pub expose_headers: Vec<String>,
+    /// See [`PolicySpec::allow_credentials`].
+    pub allow_credentials: bool,
+    /// See [`PolicySpec::max_age_secs`] (seconds; the engine accepts 0..=86400).
+    pub max_age_secs: i64,
+    /// See [`PolicySpec::allow_private_network`].
+    pub allow_private_network: bool,
+    /// See [`PolicySpec::mode`].
+    pub mode: Mode,
+    /// See [`PolicySpec::strict`].
+    pub strict: bool,
+    /// See [`PolicySpec::allow_insecure_http`].
+    pub allow_insecure_http: bool,
+}
+
+impl Default for PolicySettings {
+    /// The settings of `PolicySpec::default()`: nothing beyond the safelist.
+    fn default() -> Self {
+        PolicySpec::default().settings()
+    }
+}
+
+impl PolicySettings {
+    /// The full spec: these settings with `origins`.
+    pub fn with_origins(&self, origins: Vec<String>) -> PolicySpec {
+        let PolicySettings {
+            allow_methods,
+            allow_headers,
+            expose_headers,
+            allow_credentials,
+            max_age_secs,
+            allow_private_network,
+            mode,
+            strict,
+            allow_insecure_http,
+        } = self.clone();
+        PolicySpec {
+            origins,
+            allow_methods,
+            allow_headers,
+            expose_headers,
+            allow_credentials,
+            max_age_secs,
+            allow_private_network,
+            mode,
+            strict,
+            allow_insecure_http,
+        }
+    }
+}
+
 impl PolicySpec {
+    /// Every setting but the origins.
+    pub fn settings(&self) -> PolicySettings {
+        let PolicySpec {
+            origins: _,
+            allow_methods,
+            allow_headers,
+            expose_headers,
+            allow_credentials,
+            max_age_secs,
+            allow_private_network,
+            mode,
+            strict,
+            allow_insecure_http,
+        } = self.clone();
+        PolicySettings {
+            allow_methods,
+            allow_headers,
+            expose_headers,
+            allow_credentials,
+            max_age_secs,
+            allow_private_network,
+            mode,
+            strict,
+            allow_insecure_http,
+        }
+    }
+
     /// Rules for a configuration a person wrote, beyond what
     /// [`Policy::compile`](super::Policy::compile) checks: today, "no origins
     /// and not any origin" (almost certainly a mistake when authored).

@@ -1,8 +1,9 @@
 //! Agent tokens: `POST/GET /agent-tokens`, `POST /agent-tokens/{id}/revoke`.
 
 use super::extract::{Json, Path};
-use super::{AppState, Error, validate};
-use crate::auth::{Admin, RequireRole, issue_agent_token};
+use super::{AppState, Error};
+use crate::auth::{Admin, RequireRole};
+use crate::service;
 use crate::store::tokens::AgentToken;
 use axum::Router;
 use axum::extract::State;
@@ -42,58 +43,19 @@ pub struct CreatedToken {
     pub expires_at: Option<DateTime<Utc>>,
 }
 
-/// Validates a token request; shared with `token issue` on the command line.
-pub fn check_token_request(
-    name: &str,
-    services: &[String],
-    expires_at: Option<DateTime<Utc>>,
-) -> Result<(), Error> {
-    validate::text("name", name, true)?;
-    if services.is_empty() {
-        return Err(Error::unprocessable(
-            "services must name at least one service",
-        ));
-    }
-    for s in services {
-        validate::service_name(s)?;
-    }
-    if let Some(t) = expires_at
-        && t <= Utc::now()
-    {
-        return Err(Error::unprocessable(format!(
-            "expires_at {t} is in the past"
-        )));
-    }
-    Ok(())
-}
-
 async fn create(
     RequireRole { user, .. }: RequireRole<Admin>,
     State(state): State<AppState>,
     Json(body): Json<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), Error> {
-    check_token_request(&body.name, &body.services, body.expires_at)?;
-    let id = Uuid::new_v4();
-    // Sign first: a token row without a token would be harmless, but a
-    // signing failure should not leave one behind.
-    let issued = issue_agent_token(
-        &state.keys,
-        id,
-        body.name.trim(),
+    let (id, issued) = service::tokens::issue_agent(
+        &state,
+        &body.name,
         &body.services,
         body.expires_at,
-    )?;
-    state
-        .store
-        .create_agent_token(
-            id,
-            body.name.trim(),
-            &body.services,
-            body.expires_at,
-            &user.email,
-        )
-        .await?;
-    tracing::info!(token_id = %id, name = %body.name.trim(), services = ?body.services, actor = %user.email, "agent token issued");
+        &user.email,
+    )
+    .await?;
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
@@ -116,7 +78,7 @@ async fn revoke(
     State(state): State<AppState>,
     Path(id): Path<Uuid>,
 ) -> Result<Json<AgentToken>, Error> {
-    let token = state.store.revoke_agent_token(id, &user.email).await?;
-    tracing::info!(token_id = %id, actor = %user.email, "agent token revoked");
-    Ok(Json(token))
+    service::tokens::revoke_agent(&state, id, &user.email)
+        .await
+        .map(Json)
 }

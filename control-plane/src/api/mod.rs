@@ -2,7 +2,6 @@
 //!
 //! - [`error`]: [`Error`], the one error type, and its `{"error": ...}` body.
 //! - [`extract`]: `Json`, `Path`, `Query` whose rejections use that body.
-//! - [`validate`]: input checks, origin patterns and policies via the engine.
 //! - [`session`]: `POST /login`.
 //! - [`services`]: `/services`, `/services/{name}`, `/services/{name}/policy`.
 //! - [`origins`]: origin requests and approve/reject/revoke.
@@ -26,67 +25,15 @@ pub mod origins;
 pub mod services;
 pub mod session;
 pub mod simulate;
-pub mod validate;
 
 pub use error::{Detail, Error};
 
-use crate::auth::SigningKey;
-use crate::store::Store;
+use crate::state::AppState;
 use axum::Router;
-use axum::extract::FromRef;
+use axum::response::Response;
 
 /// The prefix every API route lives under.
 pub const PREFIX: &str = "/api/v1";
-
-/// What every handler can reach. Cheap to clone.
-#[derive(Clone, Debug)]
-pub struct AppState {
-    /// The database.
-    pub store: Store,
-    /// Signs and verifies user and agent tokens.
-    pub keys: SigningKey,
-    /// Let a user approve their own origin request (`--single-operator`);
-    /// otherwise four eyes are required.
-    pub single_operator: bool,
-    /// Mark the session cookie `Secure` (`--secure-cookies`, for TLS).
-    pub secure_cookies: bool,
-}
-
-impl AppState {
-    /// State from its parts: four-eyes approvals, cookies without `Secure`.
-    pub fn new(store: Store, keys: SigningKey) -> Self {
-        Self {
-            store,
-            keys,
-            single_operator: false,
-            secure_cookies: false,
-        }
-    }
-
-    /// Allows (or forbids) approving one's own request.
-    pub fn with_single_operator(mut self, on: bool) -> Self {
-        self.single_operator = on;
-        self
-    }
-
-    /// Marks session cookies `Secure` (or not).
-    pub fn with_secure_cookies(mut self, on: bool) -> Self {
-        self.secure_cookies = on;
-        self
-    }
-}
-
-impl FromRef<AppState> for SigningKey {
-    fn from_ref(state: &AppState) -> Self {
-        state.keys.clone()
-    }
-}
-
-impl FromRef<AppState> for Store {
-    fn from_ref(state: &AppState) -> Self {
-        state.store.clone()
-    }
-}
 
 /// Every API route, under [`PREFIX`], without fallbacks: merge this into a
 /// larger router (e.g. beside the UI).
@@ -100,8 +47,17 @@ pub fn router() -> Router<AppState> {
         .merge(simulate::router())
         .merge(blocked::router())
         .merge(openapi::router())
-        .method_not_allowed_fallback(method_not_allowed);
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::middleware::map_response(render_refusal));
     Router::new().nest(PREFIX, api)
+}
+
+/// Renders an auth extractor's refusal as the API's JSON error.
+async fn render_refusal(mut response: Response) -> Response {
+    match crate::auth::take_refusal(&mut response) {
+        Some(refusal) => error::render(&refusal.error),
+        None => response,
+    }
 }
 
 /// The API as a complete service: [`router`] plus a JSON 404 for unknown paths.

@@ -1,15 +1,16 @@
 //! `/services`, `/services/{name}` and `/services/{name}/policy`.
 
 use super::extract::{Json, Path};
-use super::{AppState, Error, validate};
+use super::{AppState, Error};
 use crate::auth::{Admin, Approver, RequireRole, Viewer};
+use crate::service;
 use crate::store::origins::Origin;
 use crate::store::policy::EffectivePolicy;
-use crate::store::services::{Service, ServiceSettings};
+use crate::store::services::Service;
 use axum::Router;
 use axum::extract::State;
 use axum::routing::get;
-use corsair_agent::engine::Mode;
+use corsair_agent::engine::{Mode, PolicySettings};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
 
@@ -39,7 +40,7 @@ pub struct ServiceBody {
     pub expose_headers: Option<Vec<String>>,
     /// Emit `Access-Control-Allow-Credentials: true`.
     pub allow_credentials: Option<bool>,
-    /// Preflight cache lifetime, 0..=86400.
+    /// Preflight cache lifetime in seconds (the engine accepts 0..=86400).
     pub max_age_secs: Option<i64>,
     /// Answer Private Network Access preflights.
     pub allow_private_network: Option<bool>,
@@ -52,8 +53,9 @@ pub struct ServiceBody {
 }
 
 impl ServiceBody {
-    /// `base` with this body's fields laid over it.
-    fn apply(self, mut base: ServiceSettings) -> Result<ServiceSettings, Error> {
+    /// `base` with this body's settings laid over it (the engine judges
+    /// the result).
+    fn apply(self, mut base: PolicySettings) -> PolicySettings {
         if let Some(v) = self.allow_methods {
             base.allow_methods = v;
         }
@@ -67,12 +69,7 @@ impl ServiceBody {
             base.allow_credentials = v;
         }
         if let Some(v) = self.max_age_secs {
-            base.max_age_secs = i32::try_from(v)
-                .ok()
-                .filter(|s| (0..=86_400).contains(s))
-                .ok_or_else(|| {
-                    Error::unprocessable(format!("max_age_secs {v} must be between 0 and 86400"))
-                })?;
+            base.max_age_secs = v;
         }
         if let Some(v) = self.allow_private_network {
             base.allow_private_network = v;
@@ -86,7 +83,7 @@ impl ServiceBody {
         if let Some(v) = self.allow_insecure_http {
             base.allow_insecure_http = v;
         }
-        Ok(base)
+        base
     }
 }
 
@@ -130,16 +127,10 @@ async fn create(
         .name
         .take()
         .ok_or_else(|| Error::unprocessable("name is required"))?;
-    validate::service_name(&name)?;
     let description = body.description.take().unwrap_or_default();
-    validate::text("description", &description, false)?;
-    let settings = body.apply(ServiceSettings::default())?;
-    validate::policy(&settings, Vec::new())?;
-    let service = state
-        .store
-        .create_service(&name, &description, &settings, &user.email)
-        .await?;
-    tracing::info!(service = %name, actor = %user.email, revision = service.revision, "service created");
+    let settings = body.apply(PolicySettings::default());
+    let service =
+        service::services::create(&state, &name, &description, &settings, &user.email).await?;
     Ok((
         StatusCode::CREATED,
         Json(ServiceDetail {
@@ -164,22 +155,13 @@ async fn update(
             "a service cannot be renamed; create a new one",
         ));
     }
-    // Runs with the service row locked: the new settings must hold together
-    // with every origin approved at the moment of the write.
-    let service = state
-        .store
-        .update_service_with(&name, &user.email, |current, approved| {
-            let description = body
-                .description
-                .take()
-                .unwrap_or_else(|| current.description.clone());
-            validate::text("description", &description, false)?;
-            let settings = body.apply(current.settings.clone())?;
-            validate::policy(&settings, approved)?;
-            Ok::<_, Error>((description, settings))
+    let service = service::services::update(&state, &name, &user.email, |current| {
+        Ok(service::services::Change {
+            description: body.description.take(),
+            settings: Some(body.apply(current.settings.clone())),
         })
-        .await?;
-    tracing::info!(service = %name, actor = %user.email, revision = service.revision, "service updated");
+    })
+    .await?;
     Ok(Json(detail(&state, service).await?))
 }
 
@@ -188,8 +170,7 @@ async fn remove(
     State(state): State<AppState>,
     Path(name): Path<String>,
 ) -> Result<StatusCode, Error> {
-    state.store.delete_service(&name, &user.email).await?;
-    tracing::info!(service = %name, actor = %user.email, "service deleted");
+    service::services::delete(&state, &name, &user.email).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

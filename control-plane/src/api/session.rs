@@ -41,7 +41,7 @@ async fn login(
     State(state): State<AppState>,
     request: axum::extract::Request,
 ) -> Result<Json<LoginResponse>, Error> {
-    let client = crate::ui::client_ip(request.extensions());
+    let client = auth::login::client_ip(request.extensions());
     let Json(req) = Json::<LoginRequest>::from_request(request, &state).await?;
     let (user, issued) = match auth::login::login(
         &state.store,

@@ -3,19 +3,21 @@
 //!
 //! One place for the UI and the REST API: a caller is recognised from
 //! `Authorization: Bearer` (a session or API token) or from the session
-//! cookie, and a refusal is answered in the caller's language — JSON 401/403
-//! under `/api/`, a redirect to `/login` or a 403 page elsewhere.
+//! cookie. A refusal is an [`AuthRejection`], which each face renders in the
+//! caller's language (JSON 401/403 under `/api/`, a redirect to `/login` or
+//! a 403 page elsewhere).
 
 use super::session::{SESSION_COOKIE, cookie};
 use super::{Role, SigningKey, TokenKind};
-use crate::api::Error;
+use crate::service::Error;
 use crate::store::Store;
 use axum::extract::{FromRef, FromRequestParts, OriginalUri};
-use axum::response::{IntoResponse, Redirect, Response};
+use axum::response::{IntoResponse, Response};
 use chrono::{DateTime, Utc};
 use http::header::AUTHORIZATION;
 use http::request::Parts;
 use std::marker::PhantomData;
+use std::sync::{Arc, Mutex, PoisonError};
 use uuid::Uuid;
 
 /// The caller, from a valid session (cookie or bearer) or API token.
@@ -43,33 +45,47 @@ pub struct Session {
     pub csrf: String,
 }
 
-/// Why a request was refused, answered as JSON for the API and as HTML
-/// (redirect to the login page, or a 403 page) for the UI.
+/// Why a request was refused: face-neutral. Its response is the bare
+/// status and message with the refusal itself in the response's extensions;
+/// each face's router takes it out again ([`take_refusal`]) and renders it
+/// in its own language (JSON 401/403 for the REST API, a redirect to
+/// `/login` or an error page for the UI).
 #[derive(Debug)]
 pub struct AuthRejection {
-    /// The API error (401 or 403, or 500 if the database failed).
+    /// Why (401 or 403, 400 for a malformed form, 500 if the database failed).
     pub error: Error,
-    /// Answer with HTML rather than JSON.
-    pub html: bool,
     /// For a 403 page: who was refused.
     pub user: Option<CurrentUser>,
     /// For the login redirect: where to come back to.
     pub path: String,
 }
 
+/// The refusal riding in a response's extensions (which must be `Clone`).
+#[derive(Debug, Clone)]
+struct Refusal(Arc<Mutex<Option<AuthRejection>>>);
+
 impl IntoResponse for AuthRejection {
     fn into_response(self) -> Response {
-        if !self.html {
-            return self.error.into_response();
-        }
-        match self.error {
-            Error::Unauthorized(_) => {
-                let next = crate::ui::encode_query(&self.path);
-                Redirect::to(&format!("/login?next={next}")).into_response()
-            }
-            other => crate::ui::error_page(self.user.as_ref(), &other),
-        }
+        let status = self.error.status();
+        // Only what a face that does not render refusals would show; the
+        // faces replace this response entirely.
+        let message = match &self.error {
+            Error::Internal(_) => "internal error".to_owned(),
+            other => other.to_string(),
+        };
+        let mut response = (status, message).into_response();
+        response
+            .extensions_mut()
+            .insert(Refusal(Arc::new(Mutex::new(Some(self)))));
+        response
     }
+}
+
+/// The [`AuthRejection`] behind `response`, if it is one (taking it out).
+pub fn take_refusal(response: &mut Response) -> Option<AuthRejection> {
+    let Refusal(slot) = response.extensions_mut().remove::<Refusal>()?;
+    let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
+    slot.take()
 }
 
 impl From<AuthRejection> for Error {
@@ -84,12 +100,6 @@ fn request_path(parts: &Parts) -> String {
         .extensions
         .get::<OriginalUri>()
         .map_or_else(|| parts.uri.path().to_owned(), |u| u.0.path().to_owned())
-}
-
-/// Whether refusals for this request are answered as HTML pages.
-pub fn wants_html(parts: &Parts) -> bool {
-    let path = request_path(parts);
-    path != "/api" && !path.starts_with("/api/")
 }
 
 /// The bearer token in `parts`, if any; `Err` if the header is malformed.
@@ -198,7 +208,6 @@ where
             }
             Err(error) => Err(AuthRejection {
                 error,
-                html: wants_html(parts),
                 user: None,
                 path: request_path(parts),
             }),
@@ -266,7 +275,6 @@ where
                     R::ROLE.as_str(),
                     user.role.as_str()
                 )),
-                html: wants_html(parts),
                 user: Some(user),
                 path: request_path(parts),
             });

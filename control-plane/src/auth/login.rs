@@ -5,7 +5,8 @@
 use super::{IssuedToken, SigningKey, issue_user_token, password};
 use crate::store::users::User;
 use crate::store::{Store, StoreError};
-use std::net::IpAddr;
+use axum::extract::ConnectInfo;
+use std::net::{IpAddr, SocketAddr};
 
 /// Failed attempts per account within [`WINDOW_SECS`] before it is locked.
 pub const ACCOUNT_LIMIT: i64 = 5;
@@ -35,6 +36,13 @@ impl From<StoreError> for LoginError {
     fn from(e: StoreError) -> Self {
         LoginError::Internal(e.into())
     }
+}
+
+/// The client's address, when the server was started with connect info.
+pub fn client_ip(extensions: &http::Extensions) -> Option<IpAddr> {
+    extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0.ip())
 }
 
 fn account_key(email: &str) -> String {

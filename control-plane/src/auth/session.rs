@@ -8,8 +8,8 @@
 //! site can neither read nor compute.
 
 use super::SigningKey;
-use super::extract::{AuthRejection, CurrentUser, wants_html};
-use crate::api::Error;
+use super::extract::{AuthRejection, CurrentUser};
+use crate::service::Error;
 use crate::store::Store;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use chrono::{DateTime, Utc};
@@ -87,10 +87,8 @@ where
     async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
         let (mut parts, body) = req.into_parts();
         let user = CurrentUser::from_request_parts(&mut parts, state).await?;
-        let html = wants_html(&parts);
         let refuse = |error: Error, user: Option<CurrentUser>| AuthRejection {
             error,
-            html,
             user,
             path: parts.uri.path().to_owned(),
         };

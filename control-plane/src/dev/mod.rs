@@ -11,6 +11,7 @@
 pub mod demo;
 
 use crate::auth::{Role, SigningKey, issue_agent_token, password};
+use crate::domain::OriginStatus;
 use crate::grpc::GrpcConfig;
 use crate::node::Node;
 use crate::pg::PrivatePostgres;
@@ -293,12 +294,15 @@ async fn ensure_demo_service(store: &Store) -> anyhow::Result<()> {
 
 /// A pending request for the demo page's origin, unless one is already live.
 /// Returns (id, status) of the live request.
-async fn ensure_pending_request(store: &Store, origin: &str) -> anyhow::Result<(i64, String)> {
+async fn ensure_pending_request(
+    store: &Store,
+    origin: &str,
+) -> anyhow::Result<(i64, OriginStatus)> {
     let live = store
         .list_origins(DEMO_SERVICE)
         .await?
         .into_iter()
-        .find(|o| o.pattern == origin && (o.status == "pending" || o.status == "approved"));
+        .find(|o| o.pattern == origin && o.status.is_live());
     if let Some(o) = live {
         return Ok((o.id, o.status));
     }
@@ -322,7 +326,7 @@ struct Banner<'a> {
     agent_admin_url: &'a str,
     demo_origin: &'a str,
     admin_password: &'a str,
-    pending: (i64, String),
+    pending: (i64, OriginStatus),
 }
 
 fn print_banner(b: &Banner<'_>) {

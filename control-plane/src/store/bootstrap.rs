@@ -3,7 +3,7 @@
 
 use super::users::{User, insert_user};
 use super::{Store, StoreError};
-use crate::auth::Role;
+use crate::domain::Role;
 
 /// Key of the transaction-level advisory lock that serialises bootstrap
 /// attempts, so two replicas starting at once cannot both see an empty users

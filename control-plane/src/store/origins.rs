@@ -4,6 +4,7 @@
 use super::audit::{self, AuditRecord, snapshot};
 use super::services::{Service, approved_patterns, locked_service};
 use super::{Store, StoreError, unique_violation};
+use crate::domain::OriginStatus;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
@@ -16,8 +17,8 @@ pub struct Origin {
     pub service: String,
     /// The canonical origin pattern.
     pub pattern: String,
-    /// `pending`, `approved`, `rejected` or `revoked`.
-    pub status: String,
+    /// Where the request is in its life cycle.
+    pub status: OriginStatus,
     /// Who asked.
     pub requested_by: String,
     /// Why they asked.
@@ -47,19 +48,19 @@ pub enum Decision {
 
 impl Decision {
     /// The status an origin must have for this decision.
-    fn required_status(self) -> &'static str {
+    fn required_status(self) -> OriginStatus {
         match self {
-            Decision::Approve | Decision::Reject => "pending",
-            Decision::Revoke => "approved",
+            Decision::Approve | Decision::Reject => OriginStatus::Pending,
+            Decision::Revoke => OriginStatus::Approved,
         }
     }
 
     /// The status it gets.
-    fn new_status(self) -> &'static str {
+    fn new_status(self) -> OriginStatus {
         match self {
-            Decision::Approve => "approved",
-            Decision::Reject => "rejected",
-            Decision::Revoke => "revoked",
+            Decision::Approve => OriginStatus::Approved,
+            Decision::Reject => OriginStatus::Rejected,
+            Decision::Revoke => OriginStatus::Revoked,
         }
     }
 
@@ -84,7 +85,7 @@ impl Store {
         let rows = sqlx::query_as!(
             Origin,
             r#"
-            SELECT o.id, s.name AS service, o.pattern, o.status, o.requested_by, o.reason,
+            SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, o.reason,
                    o.requested_at, o.decided_by, o.decided_at, o.note, o.expires_at
               FROM origins o JOIN services s ON s.id = o.service_id
              WHERE s.name = $1
@@ -102,7 +103,7 @@ impl Store {
         sqlx::query_as!(
             Origin,
             r#"
-            SELECT o.id, s.name AS service, o.pattern, o.status, o.requested_by, o.reason,
+            SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, o.reason,
                    o.requested_at, o.decided_by, o.decided_at, o.note, o.expires_at
               FROM origins o JOIN services s ON s.id = o.service_id
              WHERE o.id = $1
@@ -131,7 +132,7 @@ impl Store {
             r#"
             INSERT INTO origins (service_id, pattern, requested_by, reason, expires_at)
             SELECT s.id, $2, $3, $4, $5 FROM services s WHERE s.name = $1
-            RETURNING id, $1 AS "service!", pattern, status, requested_by, reason,
+            RETURNING id, $1 AS "service!", pattern, status AS "status: OriginStatus", requested_by, reason,
                       requested_at, decided_by, decided_at, note, expires_at
             "#,
             service,
@@ -222,7 +223,7 @@ impl Store {
         let before = sqlx::query_as!(
             Origin,
             r#"
-            SELECT o.id, s.name AS service, o.pattern, o.status, o.requested_by, o.reason,
+            SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, o.reason,
                    o.requested_at, o.decided_by, o.decided_at, o.note, o.expires_at
               FROM origins o JOIN services s ON s.id = o.service_id
              WHERE o.id = $1
@@ -255,11 +256,11 @@ impl Store {
             UPDATE origins
                SET status = $2, decided_by = $3, decided_at = now(), note = $4
              WHERE id = $1
-            RETURNING id, $5 AS "service!", pattern, status, requested_by, reason,
+            RETURNING id, $5 AS "service!", pattern, status AS "status: OriginStatus", requested_by, reason,
                       requested_at, decided_by, decided_at, note, expires_at
             "#,
             id,
-            decision.new_status(),
+            decision.new_status().as_str(),
             actor,
             note,
             before.service,

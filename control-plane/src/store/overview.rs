@@ -4,6 +4,7 @@
 use super::audit::AuditEntry;
 use super::origins::Origin;
 use super::{Store, StoreError};
+use crate::domain::OriginStatus;
 use chrono::{DateTime, Utc};
 
 /// One line of the services page.
@@ -104,7 +105,7 @@ impl Store {
         let rows = sqlx::query_as!(
             Origin,
             r#"
-            SELECT o.id, s.name AS service, o.pattern, o.status, o.requested_by, o.reason,
+            SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, o.reason,
                    o.requested_at, o.decided_by, o.decided_at, o.note, o.expires_at
               FROM origins o JOIN services s ON s.id = o.service_id
              WHERE o.status = 'pending'

@@ -1,7 +1,7 @@
 //! The effective policy: what agents receive for a service.
 
 use super::{Store, StoreError};
-use corsair_agent::engine::{Mode, PolicySpec};
+use corsair_agent::engine::PolicySpec;
 
 /// A service's effective policy at one revision: its settings and its
 /// approved, unexpired origins.
@@ -44,22 +44,24 @@ impl Store {
         )
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| EffectivePolicy {
-            service: r.name,
-            revision: r.revision,
-            spec: PolicySpec {
-                origins: r.origins,
-                allow_methods: r.allow_methods,
-                allow_headers: r.allow_headers,
-                expose_headers: r.expose_headers,
-                allow_credentials: r.allow_credentials,
-                max_age_secs: i64::from(r.max_age_secs),
-                allow_private_network: r.allow_private_network,
-                // The CHECK constraint admits only the two spellings.
-                mode: Mode::parse(&r.mode).unwrap_or(Mode::Enforce),
-                strict: r.strict,
-                allow_insecure_http: r.allow_insecure_http,
-            },
-        }))
+        row.map(|r| {
+            Ok(EffectivePolicy {
+                service: r.name,
+                revision: r.revision,
+                spec: PolicySpec {
+                    origins: r.origins,
+                    allow_methods: r.allow_methods,
+                    allow_headers: r.allow_headers,
+                    expose_headers: r.expose_headers,
+                    allow_credentials: r.allow_credentials,
+                    max_age_secs: i64::from(r.max_age_secs),
+                    allow_private_network: r.allow_private_network,
+                    mode: super::services::decode_mode(&r.mode)?,
+                    strict: r.strict,
+                    allow_insecure_http: r.allow_insecure_http,
+                },
+            })
+        })
+        .transpose()
     }
 }

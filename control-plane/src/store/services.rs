@@ -3,67 +3,18 @@
 use super::audit::{self, AuditRecord, snapshot};
 use super::{Store, StoreError, unique_violation};
 use chrono::{DateTime, Utc};
-use corsair_agent::engine::{Mode, PolicySpec};
-use serde::{Deserialize, Serialize};
+use corsair_agent::engine::{Mode, PolicySettings};
+use serde::Serialize;
 use sqlx::PgConnection;
 
-/// A service's policy settings: every field that changes what agents enforce
-/// apart from the origins themselves.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ServiceSettings {
-    /// Methods allowed on preflight beyond the CORS-safelisted ones.
-    pub allow_methods: Vec<String>,
-    /// Request headers allowed on preflight.
-    pub allow_headers: Vec<String>,
-    /// Response headers exposed to scripts.
-    pub expose_headers: Vec<String>,
-    /// Emit `Access-Control-Allow-Credentials: true`.
-    pub allow_credentials: bool,
-    /// Preflight cache lifetime (0..=86400).
-    pub max_age_secs: i32,
-    /// Answer Private Network Access preflights.
-    pub allow_private_network: bool,
-    /// Enforce, or report only.
-    pub mode: Mode,
-    /// Refuse disallowed actual requests before the upstream.
-    pub strict: bool,
-    /// Opt-in: plain-`http` non-loopback origins together with credentials.
-    pub allow_insecure_http: bool,
-}
+/// A service's policy settings: the engine's one declaration of them.
+pub type ServiceSettings = PolicySettings;
 
-impl Default for ServiceSettings {
-    /// The column defaults of `services`.
-    fn default() -> Self {
-        Self {
-            allow_methods: Vec::new(),
-            allow_headers: Vec::new(),
-            expose_headers: Vec::new(),
-            allow_credentials: false,
-            max_age_secs: 0,
-            allow_private_network: false,
-            mode: Mode::Enforce,
-            strict: false,
-            allow_insecure_http: false,
-        }
-    }
-}
-
-impl ServiceSettings {
-    /// The engine's view of these settings with `origins`, for validation.
-    pub fn to_spec(&self, origins: Vec<String>) -> PolicySpec {
-        PolicySpec {
-            origins,
-            allow_methods: self.allow_methods.clone(),
-            allow_headers: self.allow_headers.clone(),
-            expose_headers: self.expose_headers.clone(),
-            allow_credentials: self.allow_credentials,
-            max_age_secs: i64::from(self.max_age_secs),
-            allow_private_network: self.allow_private_network,
-            mode: self.mode,
-            strict: self.strict,
-            allow_insecure_http: self.allow_insecure_http,
-        }
-    }
+/// The `max_age_secs` column (`INTEGER`) for `secs`. The engine refuses
+/// anything over a day long before a write, so a value that does not fit
+/// is our bug: a 500, never a truncation.
+fn max_age_column(secs: i64) -> Result<i32, StoreError> {
+    i32::try_from(secs).map_err(|e| StoreError::Database(sqlx::Error::Encode(Box::new(e))))
 }
 
 /// A service as stored.
@@ -106,9 +57,21 @@ struct ServiceRow {
     updated_at: DateTime<Utc>,
 }
 
-impl From<ServiceRow> for Service {
-    fn from(r: ServiceRow) -> Self {
-        Service {
+/// Reads a `mode` column strictly: a spelling the engine does not know is a
+/// decode error, never a silent `enforce`.
+pub(super) fn decode_mode(text: &str) -> Result<Mode, StoreError> {
+    Mode::parse(text).ok_or_else(|| {
+        StoreError::Database(sqlx::Error::Decode(
+            format!("unknown policy mode {text:?} in the services table").into(),
+        ))
+    })
+}
+
+impl TryFrom<ServiceRow> for Service {
+    type Error = StoreError;
+
+    fn try_from(r: ServiceRow) -> Result<Self, StoreError> {
+        Ok(Service {
             id: r.id,
             name: r.name,
             description: r.description,
@@ -117,17 +80,16 @@ impl From<ServiceRow> for Service {
                 allow_headers: r.allow_headers,
                 expose_headers: r.expose_headers,
                 allow_credentials: r.allow_credentials,
-                max_age_secs: r.max_age_secs,
+                max_age_secs: i64::from(r.max_age_secs),
                 allow_private_network: r.allow_private_network,
-                // The CHECK constraint admits only the two spellings.
-                mode: Mode::parse(&r.mode).unwrap_or(Mode::Enforce),
+                mode: decode_mode(&r.mode)?,
                 strict: r.strict,
                 allow_insecure_http: r.allow_insecure_http,
             },
             revision: r.revision,
             created_at: r.created_at,
             updated_at: r.updated_at,
-        }
+        })
     }
 }
 
@@ -137,7 +99,7 @@ impl Store {
         let rows = sqlx::query_as!(ServiceRow, "SELECT * FROM services ORDER BY name")
             .fetch_all(&self.pool)
             .await?;
-        Ok(rows.into_iter().map(Service::from).collect())
+        rows.into_iter().map(Service::try_from).collect()
     }
 
     /// One service by name.
@@ -145,7 +107,8 @@ impl Store {
         sqlx::query_as!(ServiceRow, "SELECT * FROM services WHERE name = $1", name)
             .fetch_optional(&self.pool)
             .await?
-            .map(Service::from)
+            .map(Service::try_from)
+            .transpose()?
             .ok_or_else(|| StoreError::NotFound(format!("service {name:?}")))
     }
 
@@ -174,7 +137,7 @@ impl Store {
             &s.allow_headers,
             &s.expose_headers,
             s.allow_credentials,
-            s.max_age_secs,
+            max_age_column(s.max_age_secs)?,
             s.allow_private_network,
             s.mode.as_str(),
             s.strict,
@@ -183,7 +146,7 @@ impl Store {
         .fetch_one(&mut *tx)
         .await
         .map_err(|e| unique_violation(e, || format!("service {name:?} already exists")))?;
-        let service = Service::from(row);
+        let service = Service::try_from(row)?;
         let target = format!("service:{name}");
         audit::append(
             &mut tx,
@@ -279,7 +242,7 @@ impl Store {
             &s.allow_headers,
             &s.expose_headers,
             s.allow_credentials,
-            s.max_age_secs,
+            max_age_column(s.max_age_secs)?,
             s.allow_private_network,
             s.mode.as_str(),
             s.strict,
@@ -288,7 +251,7 @@ impl Store {
         )
         .fetch_one(&mut *tx)
         .await?;
-        let after = Service::from(row);
+        let after = Service::try_from(row)?;
         let target = format!("service:{name}");
         audit::append(
             &mut tx,
@@ -317,7 +280,8 @@ impl Store {
         )
         .fetch_optional(&mut *tx)
         .await?
-        .map(Service::from)
+        .map(Service::try_from)
+        .transpose()?
         .ok_or_else(|| StoreError::NotFound(format!("service {name:?}")))?;
         let target = format!("service:{name}");
         audit::append(
@@ -350,7 +314,7 @@ pub(super) async fn locked_service(
     )
     .fetch_optional(conn)
     .await?;
-    Ok(row.map(Service::from))
+    row.map(Service::try_from).transpose()
 }
 
 /// The approved origin patterns of service `service_id`.

@@ -6,7 +6,7 @@
 
 use super::audit::{self, AuditRecord};
 use super::{Store, StoreError};
-use crate::auth::Role;
+use crate::domain::Role;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use uuid::Uuid;
@@ -56,7 +56,7 @@ impl Store {
     pub async fn session_role(&self, email: &str, jti: Uuid) -> Result<Option<Role>, StoreError> {
         let row = sqlx::query!(
             r#"
-            SELECT role FROM users
+            SELECT role AS "role: Role" FROM users
              WHERE lower(email) = lower($1) AND NOT disabled
                AND NOT EXISTS (SELECT 1 FROM revoked_sessions WHERE jti = $2)
             "#,
@@ -65,7 +65,7 @@ impl Store {
         )
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| Role::parse(&r.role).unwrap_or(Role::Viewer)))
+        Ok(row.map(|r| r.role))
     }
 
     /// Records a new API token (the caller signs the JWT with `id` as `jti`).
@@ -121,7 +121,7 @@ impl Store {
     /// Every API token, newest first.
     pub async fn list_api_tokens(&self) -> Result<Vec<ApiToken>, StoreError> {
         let rows = sqlx::query!(
-            "SELECT id, name, role, created_by, created_at, expires_at, revoked_at FROM api_tokens ORDER BY created_at DESC"
+            r#"SELECT id, name, role AS "role: Role", created_by, created_at, expires_at, revoked_at FROM api_tokens ORDER BY created_at DESC"#
         )
         .fetch_all(&self.pool)
         .await?;
@@ -130,7 +130,7 @@ impl Store {
             .map(|r| ApiToken {
                 id: r.id,
                 name: r.name,
-                role: Role::parse(&r.role).unwrap_or(Role::Viewer),
+                role: r.role,
                 created_by: r.created_by,
                 created_at: r.created_at,
                 expires_at: r.expires_at,
@@ -182,14 +182,14 @@ impl Store {
     pub async fn active_api_token(&self, id: Uuid) -> Result<Option<(String, Role)>, StoreError> {
         let row = sqlx::query!(
             r#"
-            SELECT name, role FROM api_tokens
+            SELECT name, role AS "role: Role" FROM api_tokens
              WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
             "#,
             id
         )
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| (r.name, Role::parse(&r.role).unwrap_or(Role::Viewer))))
+        Ok(row.map(|r| (r.name, r.role)))
     }
 
     /// Whether `id` names an API token at all (active or not).

@@ -2,7 +2,7 @@
 
 use super::audit::{self, AuditRecord};
 use super::{Store, StoreError, unique_violation};
-use crate::auth::Role;
+use crate::domain::Role;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -54,7 +54,7 @@ impl Store {
     ) -> Result<Option<UserCredentials>, StoreError> {
         let row = sqlx::query!(
             r#"
-            SELECT id, email, password_hash, role, disabled, created_at
+            SELECT id, email, password_hash, role AS "role: Role", disabled, created_at
               FROM users WHERE lower(email) = lower($1)
             "#,
             email
@@ -65,9 +65,7 @@ impl Store {
             user: User {
                 id: r.id,
                 email: r.email,
-                // The CHECK constraint admits only the four spellings; an
-                // unknown one gets the least rights.
-                role: Role::parse(&r.role).unwrap_or(Role::Viewer),
+                role: r.role,
                 disabled: r.disabled,
                 created_at: r.created_at,
             },
@@ -82,14 +80,12 @@ impl Store {
     /// or changing a role takes effect at once, not when the token expires.
     pub async fn active_user_role(&self, email: &str) -> Result<Option<Role>, StoreError> {
         let row = sqlx::query!(
-            "SELECT role, disabled FROM users WHERE lower(email) = lower($1)",
+            r#"SELECT role AS "role: Role", disabled FROM users WHERE lower(email) = lower($1)"#,
             email
         )
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row
-            .filter(|r| !r.disabled)
-            .map(|r| Role::parse(&r.role).unwrap_or(Role::Viewer)))
+        Ok(row.filter(|r| !r.disabled).map(|r| r.role))
     }
 }
 
@@ -97,7 +93,7 @@ impl Store {
     /// Every user, by email.
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         let rows = sqlx::query!(
-            "SELECT id, email, role, disabled, created_at FROM users ORDER BY lower(email)"
+            r#"SELECT id, email, role AS "role: Role", disabled, created_at FROM users ORDER BY lower(email)"#
         )
         .fetch_all(&self.pool)
         .await?;
@@ -106,7 +102,7 @@ impl Store {
             .map(|r| User {
                 id: r.id,
                 email: r.email,
-                role: Role::parse(&r.role).unwrap_or(Role::Viewer),
+                role: r.role,
                 disabled: r.disabled,
                 created_at: r.created_at,
             })
@@ -132,7 +128,7 @@ impl Store {
         let row = sqlx::query!(
             r#"
             UPDATE users SET role = coalesce($2, role), disabled = coalesce($3, disabled)
-             WHERE id = $1 RETURNING id, email, role, disabled, created_at
+             WHERE id = $1 RETURNING id, email, role AS "role: Role", disabled, created_at
             "#,
             id,
             role.map(Role::as_str),
@@ -143,7 +139,7 @@ impl Store {
         let user = User {
             id: row.id,
             email: row.email,
-            role: Role::parse(&row.role).unwrap_or(Role::Viewer),
+            role: row.role,
             disabled: row.disabled,
             created_at: row.created_at,
         };

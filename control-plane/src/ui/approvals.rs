@@ -3,9 +3,9 @@
 
 use super::local_path;
 use super::page::{Ctx, Layout, UiResult, redirect_with_flash, when, when_opt};
-use crate::api::origins::decide;
-use crate::api::{AppState, Error, validate};
 use crate::auth::{Approver, CsrfForm, RequireRole};
+use crate::service::{self, Error};
+use crate::state::AppState;
 use crate::store::origins::Decision;
 use askama::Template;
 use axum::Router;
@@ -55,7 +55,7 @@ async fn queue(ctx: Ctx, State(state): State<AppState>) -> UiResult {
         .into_iter()
         .take(QUEUE_LIMIT)
         .map(|o| PendingRow {
-            own: o.requested_by.eq_ignore_ascii_case(&ctx.user.email),
+            own: service::origins::is_own(&o, &ctx.user.email),
             id: o.id,
             service: o.service,
             pattern: o.pattern,
@@ -91,25 +91,17 @@ async fn run(
     form: DecisionForm,
 ) -> UiResult {
     let back = local_path(Some(&form.next), "/approvals");
-    let note = form.note.trim().to_owned();
-    if decision != Decision::Approve && note.is_empty() {
-        let verb = decision.verb();
+    // The UI asks for a note to revoke too (the REST API leaves it optional);
+    // a reject's note is the service layer's rule, for every face.
+    if decision == Decision::Revoke && form.note.trim().is_empty() {
         return Ok(redirect_with_flash(
             &back,
             "error",
-            &format!("Nothing changed: a note is required to {verb} (say why, for the audit log)."),
+            "Nothing changed: a note is required to revoke (say why, for the audit log).",
         ));
     }
-    if let Err(e) = validate::text("note", &note, false) {
-        return Ok(redirect_with_flash(
-            &back,
-            "error",
-            &format!("Nothing changed: {e}."),
-        ));
-    }
-    let note = (!note.is_empty()).then_some(note);
-    match decide(state, id, decision, note, actor).await {
-        Ok(crate::api::extract::Json(origin)) => {
+    match service::origins::decide(state, id, decision, Some(&form.note), actor).await {
+        Ok(origin) => {
             let done = match decision {
                 Decision::Approve => "Approved",
                 Decision::Reject => "Rejected",

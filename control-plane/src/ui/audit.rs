@@ -2,7 +2,7 @@
 //! CSV export of the same selection.
 
 use super::page::{Ctx, Layout, UiResult, when};
-use crate::api::AppState;
+use crate::state::AppState;
 use crate::store::audit::AuditEntry;
 use crate::store::overview::AuditFilter;
 use askama::Template;
@@ -213,7 +213,7 @@ fn csv_field(text: &str) -> String {
 async fn csv(ctx: Ctx, State(state): State<AppState>, Query(q): Query<AuditQuery>) -> UiResult {
     let filter = match q.filter() {
         Ok(f) => f,
-        Err(e) => return Err(crate::api::Error::unprocessable(e).into()),
+        Err(e) => return Err(crate::service::Error::unprocessable(e).into()),
     };
     let entries = state.store.audit_page(&filter, 0, CSV_LIMIT).await?;
     let mut out = String::from("id,at,actor,action,service,target,before,after\n");

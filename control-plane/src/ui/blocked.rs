@@ -7,7 +7,9 @@ pub mod filter;
 
 use super::chart::{self, Bucket, Chart};
 use super::page::{Ctx, Layout, UiResult, when};
-use crate::api::{AppState, Error, validate};
+use crate::domain::OriginStatus;
+use crate::service::{Error, validate};
+use crate::state::AppState;
 use crate::store::Store;
 use crate::store::blocked::{
     BlockedFilter, BlockedPage, BlockedQuery, DROPPED_REASON, GroupBy, GroupedRow, MAX_LIMIT,
@@ -323,7 +325,7 @@ async fn fill_view(
     // Actions need a role that may request, and the services to request
     // for: the filtered one, or those that refused each origin.
     let mut services: HashMap<String, Service> = HashMap::new();
-    let mut statuses: HashMap<(String, String), String> = HashMap::new();
+    let mut statuses: HashMap<(String, String), OriginStatus> = HashMap::new();
     if view.page.can_request {
         let wanted: Vec<String> = match &resolved.filter.service {
             Some(name) => vec![name.clone()],
@@ -367,7 +369,7 @@ async fn fill_view(
                     let (canonical, link) = request_link(&s.name, &s.settings, g)?;
                     let status = statuses
                         .get(&(s.name.clone(), canonical))
-                        .filter(|st| *st == "pending" || *st == "approved");
+                        .filter(|st| st.is_live());
                     Some(Action {
                         service: if filtered {
                             String::new()
@@ -379,7 +381,7 @@ async fn fill_view(
                         } else {
                             link
                         },
-                        status: status.cloned().unwrap_or_default(),
+                        status: status.map(|st| st.as_str().to_owned()).unwrap_or_default(),
                     })
                 })
                 .collect();

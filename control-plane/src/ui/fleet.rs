@@ -2,8 +2,8 @@
 //! hypothetical request, via the same code as `POST /api/v1/simulate`).
 
 use super::page::{Ctx, Layout, UiResult, when, when_opt};
-use crate::api::AppState;
-use crate::api::simulate::{SimulateRequest, run};
+use crate::service::simulate::{SimulateRequest, run};
+use crate::state::AppState;
 use askama::Template;
 use axum::Router;
 use axum::extract::{Query, State};
@@ -201,11 +201,11 @@ async fn simulator(ctx: Ctx, State(state): State<AppState>, Query(q): Query<SimQ
                     })
                     .collect();
             }
-            Err(crate::api::Error::Internal(e)) => {
-                return Err(crate::api::Error::Internal(e).into());
+            Err(crate::service::Error::Internal(e)) => {
+                return Err(crate::service::Error::Internal(e).into());
             }
             Err(e) => {
-                status = super::page::status_of(&e);
+                status = e.status();
                 page.error = e.to_string();
             }
         }

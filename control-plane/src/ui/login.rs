@@ -5,12 +5,13 @@
 //! the form, so another site cannot log a browser in to an account of its
 //! choosing.
 
+use super::local_path;
 use super::page::{Layout, redirect_with_flash, render};
-use super::{client_ip, local_path};
-use crate::api::AppState;
+use crate::auth::login::client_ip;
 use crate::auth::login::{LoginError, login};
 use crate::auth::session::{clear_session_cookie, cookie, session_cookie};
 use crate::auth::{CsrfForm, CurrentUser};
+use crate::state::AppState;
 use askama::Template;
 use axum::extract::{Query, Request, State};
 use axum::response::{IntoResponse, Redirect, Response};

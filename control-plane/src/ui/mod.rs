@@ -25,13 +25,11 @@ pub mod users;
 
 pub use page::{error_page, forbidden_page};
 
-use crate::api::AppState;
+use crate::state::AppState;
 use axum::Router;
-use axum::extract::ConnectInfo;
 use axum::response::{IntoResponse, Redirect, Response};
 use axum::routing::get;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use std::net::{IpAddr, SocketAddr};
 
 /// The one stylesheet, embedded so the binary is self-contained.
 const STYLESHEET: &str = include_str!("../../../web-ui/static/app.css");
@@ -57,6 +55,7 @@ pub fn router() -> Router<AppState> {
         .merge(blocked::router())
         .merge(fleet::router())
         .merge(users::router())
+        .layer(axum::middleware::map_response(page::render_refusal))
 }
 
 fn asset(content_type: &'static str, body: &'static str) -> Response {
@@ -65,13 +64,6 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         body,
     )
         .into_response()
-}
-
-/// The client's address, when the server was started with connect info.
-pub fn client_ip(extensions: &http::Extensions) -> Option<IpAddr> {
-    extensions
-        .get::<ConnectInfo<SocketAddr>>()
-        .map(|c| c.0.ip())
 }
 
 /// Percent-encodes `text` for a query-string value.

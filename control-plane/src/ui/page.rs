@@ -2,8 +2,9 @@
 //! CSRF token, the navigation), flash messages carried across a redirect
 //! in a short-lived cookie, and error pages.
 
-use crate::api::{AppState, Error};
 use crate::auth::{CurrentUser, RequireRole, Role, Viewer};
+use crate::service::Error;
+use crate::state::AppState;
 use askama::Template;
 use axum::extract::FromRequestParts;
 use axum::response::{Html, IntoResponse, Redirect, Response};
@@ -186,20 +187,6 @@ pub fn redirect_with_flash(to: &str, kind: &str, message: &str) -> Response {
     response
 }
 
-/// The status an API error maps to.
-pub fn status_of(error: &Error) -> StatusCode {
-    match error {
-        Error::BadRequest(_) => StatusCode::BAD_REQUEST,
-        Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
-        Error::Forbidden(_) => StatusCode::FORBIDDEN,
-        Error::NotFound(_) => StatusCode::NOT_FOUND,
-        Error::Conflict(_) | Error::InvalidState(_) => StatusCode::CONFLICT,
-        Error::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
-        Error::Status { status, .. } => *status,
-        Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
-    }
-}
-
 /// The message a person sees for an error (internal causes stay in the log).
 pub fn message_of(error: &Error) -> String {
     match error {
@@ -221,7 +208,7 @@ struct ErrorPage {
 
 /// An error page for `error` (the layout shows `user`'s navigation when known).
 pub fn error_page(user: Option<&CurrentUser>, error: &Error) -> Response {
-    let status = status_of(error);
+    let status = error.status();
     let heading = match status {
         StatusCode::FORBIDDEN => "Not allowed",
         StatusCode::NOT_FOUND => "Not found",
@@ -251,6 +238,21 @@ pub fn error_page(user: Option<&CurrentUser>, error: &Error) -> Response {
             message: message_of(error),
         },
     )
+}
+
+/// Renders an auth extractor's refusal for a person: a redirect to the login
+/// page (coming back afterwards) when not signed in, else an error page.
+pub async fn render_refusal(mut response: Response) -> Response {
+    match crate::auth::take_refusal(&mut response) {
+        Some(refusal) => match refusal.error {
+            Error::Unauthorized(_) => {
+                let next = super::encode_query(&refusal.path);
+                Redirect::to(&format!("/login?next={next}")).into_response()
+            }
+            other => error_page(refusal.user.as_ref(), &other),
+        },
+        None => response,
+    }
 }
 
 /// The 403 page.

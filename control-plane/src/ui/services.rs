@@ -5,13 +5,14 @@ mod detail;
 mod forms;
 
 use super::page::{Ctx, Layout, UiResult, redirect_with_flash, when};
-use crate::api::{AppState, Error, validate};
 use crate::auth::{Admin, CsrfForm, RequireRole};
-use crate::store::services::ServiceSettings;
+use crate::service::{self, Error};
+use crate::state::AppState;
 use askama::Template;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::routing::{get, post};
+use corsair_agent::engine::PolicySettings;
 use http::StatusCode;
 use serde::Deserialize;
 
@@ -127,40 +128,36 @@ async fn create(
     CsrfForm(form): CsrfForm<NewService>,
 ) -> UiResult {
     let name = form.name.trim().to_owned();
-    let problem = validate::service_name(&name)
-        .and_then(|()| validate::text("description", &form.description, false))
-        .err();
-    if let Some(e) = problem {
-        return render_list(
-            &ctx,
-            &state,
-            "",
-            form,
-            e.to_string(),
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
-    }
-    let settings = ServiceSettings::default();
-    match state
-        .store
-        .create_service(&name, form.description.trim(), &settings, &user.email)
-        .await
+    match service::services::create(
+        &state,
+        &name,
+        &form.description,
+        &PolicySettings::default(),
+        &user.email,
+    )
+    .await
     {
-        Ok(service) => {
-            tracing::info!(service = %name, actor = %user.email, revision = service.revision, "service created (UI)");
-            Ok(redirect_with_flash(
-                &format!("/services/{name}"),
-                "ok",
-                &format!("Created {name}. Set its policy below, then request origins."),
-            ))
+        Ok(_) => Ok(redirect_with_flash(
+            &format!("/services/{name}"),
+            "ok",
+            &format!("Created {name}. Set its policy below, then request origins."),
+        )),
+        Err(Error::Conflict(_)) => {
+            let message = format!("A service named {name} already exists.");
+            render_list(&ctx, &state, "", form, message, StatusCode::CONFLICT).await
         }
-        Err(e) => match Error::from(e) {
-            Error::Conflict(_) => {
-                let message = format!("A service named {name} already exists.");
-                render_list(&ctx, &state, "", form, message, StatusCode::CONFLICT).await
-            }
-            other => Err(ctx.error(other)),
-        },
+        Err(e @ Error::Unprocessable { .. }) => {
+            let message = e.to_string();
+            render_list(
+                &ctx,
+                &state,
+                "",
+                form,
+                message,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await
+        }
+        Err(other) => Err(ctx.error(other)),
     }
 }

@@ -3,14 +3,14 @@
 //! secret is shown once).
 
 use super::page::{Ctx, Layout, UiResult, redirect_with_flash, when, when_opt};
-use crate::api::{AppState, Error, validate};
-use crate::auth::{Admin, CsrfForm, RequireRole, Role, issue_api_token, password};
-use crate::store::StoreError;
+use crate::auth::{Admin, CsrfForm, RequireRole, Role};
+use crate::service::tokens::MAX_API_TOKEN_DAYS;
+use crate::service::{self, Error};
+use crate::state::AppState;
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, State};
 use axum::routing::{get, post};
-use chrono::{Duration, Utc};
 use http::StatusCode;
 use serde::Deserialize;
 use uuid::Uuid;
@@ -105,7 +105,7 @@ async fn render(ctx: &Ctx, state: &AppState, forms: Forms, status: StatusCode) -
             created: when(&u.created_at),
         })
         .collect();
-    let now = Utc::now();
+    let now = chrono::Utc::now();
     let tokens = state
         .store
         .list_api_tokens()
@@ -171,36 +171,23 @@ async fn create(
         new_role: form.role.clone(),
         ..Forms::default()
     };
-    let role = Role::parse(&form.role);
-    forms.user_error = if email.is_empty() || !email.contains('@') || email.len() > 254 {
-        "Enter the person's email address.".into()
-    } else if role.is_none() {
-        "Choose a role: viewer, requester, approver or admin.".into()
-    } else if form.password.chars().count() < 12 {
-        "The initial password needs at least 12 characters.".into()
-    } else {
-        String::new()
-    };
-    let (Some(role), true) = (role, forms.user_error.is_empty()) else {
+    let Some(role) = Role::parse(&form.role) else {
+        forms.user_error = "Choose a role: viewer, requester, approver or admin.".into();
         return render(&ctx, &state, forms, StatusCode::UNPROCESSABLE_ENTITY).await;
     };
-    let pw = form.password;
-    let hash = tokio::task::spawn_blocking(move || password::hash(&pw))
-        .await?
-        .map_err(|e| Error::Internal(anyhow::anyhow!(e)))?;
-    match state
-        .store
-        .create_user(&email, &hash, role, &user.email)
-        .await
-    {
+    match service::users::create(&state, &email, role, form.password, &user.email).await {
         Ok(created) => Ok(redirect_with_flash(
             "/users",
             "ok",
             &format!("Created {} as {}.", created.email, role.as_str()),
         )),
-        Err(StoreError::Conflict(m)) => {
-            forms.user_error = format!("{m}.");
-            render(&ctx, &state, forms, StatusCode::CONFLICT).await
+        Err(e @ (Error::Unprocessable { .. } | Error::Conflict(_))) => {
+            let status = e.status();
+            forms.user_error = match e {
+                Error::Conflict(m) => format!("{m}."),
+                other => other.to_string(),
+            };
+            render(&ctx, &state, forms, status).await
         }
         Err(e) => Err(e.into()),
     }
@@ -229,44 +216,30 @@ async fn update(
         ));
     };
     let disabled = form.disabled.is_some();
-    let target = state
-        .store
-        .list_users()
-        .await?
-        .into_iter()
-        .find(|u| u.id == id);
-    let Some(target) = target else {
-        return Ok(redirect_with_flash(
+    match service::users::update(&state, id, role, disabled, &user.email).await {
+        Ok(updated) => {
+            let status = if updated.disabled {
+                "disabled"
+            } else {
+                "enabled"
+            };
+            Ok(redirect_with_flash(
+                "/users",
+                "ok",
+                &format!(
+                    "{} is now {} ({status}).",
+                    updated.email,
+                    updated.role.as_str()
+                ),
+            ))
+        }
+        Err(Error::Internal(e)) => Err(Error::Internal(e).into()),
+        Err(e) => Ok(redirect_with_flash(
             "/users",
             "error",
-            &format!("Nothing changed: user {id} does not exist."),
-        ));
-    };
-    if target.email.eq_ignore_ascii_case(&user.email) && (disabled || role != Role::Admin) {
-        return Ok(redirect_with_flash(
-            "/users",
-            "error",
-            "Nothing changed: you cannot demote or disable yourself; ask another admin.",
-        ));
+            &format!("Nothing changed: {e}."),
+        )),
     }
-    let updated = state
-        .store
-        .update_user(id, Some(role), Some(disabled), &user.email)
-        .await?;
-    let status = if updated.disabled {
-        "disabled"
-    } else {
-        "enabled"
-    };
-    Ok(redirect_with_flash(
-        "/users",
-        "ok",
-        &format!(
-            "{} is now {} ({status}).",
-            updated.email,
-            updated.role.as_str()
-        ),
-    ))
 }
 
 /// The new-token form.
@@ -293,39 +266,31 @@ async fn create_token(
         token_days: form.days.clone(),
         ..Forms::default()
     };
-    let role = Role::parse(&form.role);
     let days = form.days.trim();
-    let expires_at = if days.is_empty() {
+    let days = if days.is_empty() {
         Ok(None)
     } else {
-        days.parse::<i64>()
-            .ok()
-            .filter(|d| (1..=3650).contains(d))
-            .map(|d| Some(Utc::now() + Duration::days(d)))
-            .ok_or(())
+        days.parse::<i64>().map(Some).map_err(|_| {
+            format!(
+                "{days:?} is not a number of days between 1 and {MAX_API_TOKEN_DAYS} (leave empty for no expiry)."
+            )
+        })
     };
-    forms.token_error = if let Err(e) = validate::text("name", &name, true) {
-        format!("{e}: name the token after what uses it.")
-    } else if name.len() > 200 {
-        "The name is longer than 200 characters.".into()
-    } else if role.is_none() {
-        "Choose the role the token acts with.".into()
-    } else if expires_at.is_err() {
-        format!("{days:?} is not a number of days between 1 and 3650 (leave empty for no expiry).")
-    } else {
-        String::new()
+    let issued = match (Role::parse(&form.role), days) {
+        (_, Err(message)) => Err(Error::unprocessable(message)),
+        (None, _) => Err(Error::unprocessable("Choose the role the token acts with.")),
+        (Some(role), Ok(days)) => {
+            service::tokens::issue_api(&state, &name, role, days, &user.email).await
+        }
     };
-    let (Some(role), Ok(expires_at), true) = (role, expires_at, forms.token_error.is_empty())
-    else {
-        return render(&ctx, &state, forms, StatusCode::UNPROCESSABLE_ENTITY).await;
+    let issued = match issued {
+        Ok(issued) => issued,
+        Err(e @ Error::Unprocessable { .. }) => {
+            forms.token_error = e.to_string();
+            return render(&ctx, &state, forms, StatusCode::UNPROCESSABLE_ENTITY).await;
+        }
+        Err(e) => return Err(e.into()),
     };
-    let id = Uuid::new_v4();
-    let issued = issue_api_token(&state.keys, id, &name, role, expires_at)?;
-    state
-        .store
-        .create_api_token(id, &name, role, expires_at, &user.email)
-        .await?;
-    tracing::info!(token_id = %id, name = %name, role = role.as_str(), actor = %user.email, "API token issued (UI)");
     let forms = Forms {
         secret: issued.token,
         secret_name: name,
@@ -351,13 +316,13 @@ async fn revoke_token(
             "Nothing changed: no such token.",
         ));
     };
-    match state.store.revoke_api_token(id, &user.email).await {
+    match service::tokens::revoke_api(&state, id, &user.email).await {
         Ok(()) => Ok(redirect_with_flash(
             "/users",
             "ok",
             "Token revoked; it no longer works.",
         )),
-        Err(StoreError::NotFound(_) | StoreError::InvalidState(_)) => Ok(redirect_with_flash(
+        Err(Error::NotFound(_)) => Ok(redirect_with_flash(
             "/users",
             "error",
             "Nothing changed: the token does not exist or is already revoked.",

@@ -4,8 +4,9 @@
 
 use axum::Router;
 use axum::body::Body;
-use corsair_control_plane::api::{self, AppState};
+use corsair_control_plane::api;
 use corsair_control_plane::auth::{Role, SigningKey, issue_user_token};
+use corsair_control_plane::state::AppState;
 use corsair_control_plane::store::Store;
 use corsair_control_plane::testing::TestDb;
 use http::{Method, Request, StatusCode};

@@ -2,7 +2,7 @@
 //! form shows it back), resolved into a store filter and a time range, and
 //! the query strings of the page's own links and of the API's CSV export.
 
-use crate::api::validate;
+use crate::service::validate;
 use crate::store::blocked::BlockedFilter;
 use crate::ui::encode_query;
 use chrono::{DateTime, Duration, NaiveDateTime, SecondsFormat, Utc};

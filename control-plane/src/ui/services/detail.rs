@@ -2,13 +2,13 @@
 //! request form, effective policy, last-24h blocked summary) and the views
 //! the forms in [`super::forms`] re-render it with.
 
-use crate::api::AppState;
+use crate::state::AppState;
 use crate::store::origins::Origin;
-use crate::store::services::{Service, ServiceSettings};
+use crate::store::services::Service;
 use crate::ui::page::{Ctx, Layout, UiResult, when, when_opt};
 use askama::Template;
 use axum::extract::{Path, Query, State};
-use corsair_agent::engine::Mode;
+use corsair_agent::engine::PolicySettings;
 use http::StatusCode;
 use serde::Deserialize;
 
@@ -43,7 +43,7 @@ pub struct FieldErrors {
 }
 
 impl SettingsView {
-    pub(super) fn of(s: &ServiceSettings) -> Self {
+    pub(super) fn of(s: &PolicySettings) -> Self {
         SettingsView {
             allow_methods: s.allow_methods.join(", "),
             allow_headers: s.allow_headers.join(", "),
@@ -51,23 +51,10 @@ impl SettingsView {
             allow_credentials: s.allow_credentials,
             max_age_secs: s.max_age_secs.to_string(),
             allow_private_network: s.allow_private_network,
-            mode: s.settings_mode(),
+            mode: s.mode.as_str().to_owned(),
             strict: s.strict,
             allow_insecure_http: s.allow_insecure_http,
             errors: FieldErrors::default(),
-        }
-    }
-}
-
-pub(super) trait ModeText {
-    fn settings_mode(&self) -> String;
-}
-
-impl ModeText for ServiceSettings {
-    fn settings_mode(&self) -> String {
-        match self.mode {
-            Mode::Enforce => "enforce".into(),
-            Mode::ReportOnly => "report_only".into(),
         }
     }
 }
@@ -90,7 +77,7 @@ impl OriginRow {
         OriginRow {
             id: o.id,
             pattern: o.pattern.clone(),
-            status: o.status.clone(),
+            status: o.status.as_str().to_owned(),
             requested_by: o.requested_by.clone(),
             reason: o.reason.clone(),
             requested_at: when(&o.requested_at),

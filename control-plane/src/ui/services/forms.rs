@@ -3,13 +3,13 @@
 //! the page with the message beside its field and changes nothing.
 
 use super::detail::{FieldErrors, RequestView, SettingsView, render_detail};
-use crate::api::{AppState, Error, validate};
 use crate::auth::{Approver, CsrfForm, Requester, RequireRole};
-use crate::store::services::ServiceSettings;
+use crate::service::{self, Error, validate};
+use crate::state::AppState;
 use crate::ui::page::{Ctx, UiResult, redirect_with_flash};
 use axum::extract::{Path, State};
 use chrono::{DateTime, NaiveDateTime, Utc};
-use corsair_agent::engine::Mode;
+use corsair_agent::engine::{MAX_AGE_LIMIT, Mode, PolicySettings};
 use http::StatusCode;
 use serde::Deserialize;
 
@@ -89,11 +89,7 @@ pub(super) async fn save_settings(
         .get_service(&name)
         .await
         .map_err(|e| ctx.error(e))?;
-    let mode = match form.mode.as_str() {
-        "enforce" => Some(Mode::Enforce),
-        "report_only" => Some(Mode::ReportOnly),
-        _ => None,
-    };
+    let mode = Mode::parse(&form.mode);
     let mut view = SettingsView {
         allow_methods: form.allow_methods.clone(),
         allow_headers: form.allow_headers.clone(),
@@ -106,15 +102,12 @@ pub(super) async fn save_settings(
         allow_insecure_http: form.allow_insecure_http.is_some(),
         errors: FieldErrors::default(),
     };
-    let max_age = form
-        .max_age_secs
-        .trim()
-        .parse::<i32>()
-        .ok()
-        .filter(|v| (0..=86_400).contains(v));
+    // Only the form's own syntax is checked here; the engine judges the
+    // values (the range of max-age included) in the service layer.
+    let max_age = form.max_age_secs.trim().parse::<i64>().ok();
     if max_age.is_none() {
         view.errors.max_age_secs = format!(
-            "{:?} is not a number of seconds between 0 and 86400",
+            "{:?} is not a number of seconds between 0 and {MAX_AGE_LIMIT}",
             form.max_age_secs.trim()
         );
     }
@@ -133,7 +126,7 @@ pub(super) async fn save_settings(
         )
         .await;
     };
-    let settings = ServiceSettings {
+    let settings = PolicySettings {
         allow_methods: list_field(&form.allow_methods),
         allow_headers: list_field(&form.allow_headers),
         expose_headers: list_field(&form.expose_headers),
@@ -144,25 +137,16 @@ pub(super) async fn save_settings(
         strict: view.strict,
         allow_insecure_http: view.allow_insecure_http,
     };
-    let result = state
-        .store
-        .update_service_with(&name, &user.email, |current, approved| {
-            validate::policy(&settings, approved)?;
-            Ok::<_, Error>((current.description.clone(), settings.clone()))
-        })
-        .await;
+    let result = service::services::update_settings(&state, &name, &user.email, settings).await;
     match result {
-        Ok(service) => {
-            tracing::info!(service = %name, actor = %user.email, revision = service.revision, "service settings saved (UI)");
-            Ok(redirect_with_flash(
-                &format!("/services/{name}"),
-                "ok",
-                &format!(
-                    "Settings saved; agents receive revision {}.",
-                    service.revision
-                ),
-            ))
-        }
+        Ok(service) => Ok(redirect_with_flash(
+            &format!("/services/{name}"),
+            "ok",
+            &format!(
+                "Settings saved; agents receive revision {}.",
+                service.revision
+            ),
+        )),
         Err(
             error @ (Error::Unprocessable { .. } | Error::Conflict(_) | Error::InvalidState(_)),
         ) => {
@@ -212,30 +196,33 @@ pub(super) async fn save_description(
         .get_service(&name)
         .await
         .map_err(|e| ctx.error(e))?;
-    if let Err(e) = validate::text("description", &form.description, false) {
-        let errors = FieldErrors {
-            description: e.to_string(),
-            ..FieldErrors::default()
-        };
-        return render_detail(
-            &ctx,
-            &state,
-            current,
-            None,
-            RequestView::default(),
-            errors,
-            StatusCode::UNPROCESSABLE_ENTITY,
-        )
-        .await;
+    match service::services::update_description(
+        &state,
+        &name,
+        &user.email,
+        form.description.clone(),
+    )
+    .await
+    {
+        Ok(_) => {}
+        Err(e @ Error::Unprocessable { .. }) => {
+            let errors = FieldErrors {
+                description: e.to_string(),
+                ..FieldErrors::default()
+            };
+            return render_detail(
+                &ctx,
+                &state,
+                current,
+                None,
+                RequestView::default(),
+                errors,
+                StatusCode::UNPROCESSABLE_ENTITY,
+            )
+            .await;
+        }
+        Err(e) => return Err(ctx.error(e)),
     }
-    let description = form.description.trim().to_owned();
-    state
-        .store
-        .update_service_with(&name, &user.email, |current, _| {
-            Ok::<_, Error>((description.clone(), current.settings.clone()))
-        })
-        .await
-        .map_err(|e| ctx.error(e))?;
     Ok(redirect_with_flash(
         &format!("/services/{name}"),
         "ok",
@@ -299,27 +286,17 @@ pub(super) async fn request_origin(
     let mut expires_at = None;
     if !form.expires_at.trim().is_empty() {
         match parse_time(&form.expires_at) {
-            Some(t) if t > Utc::now() => expires_at = Some(t),
+            Some(t) if service::origins::check_expiry(Some(t)).is_ok() => expires_at = Some(t),
             Some(_) => errors.expires_at = "The expiry is in the past.".into(),
             None => {
                 errors.expires_at = "Use a date and time such as 2030-01-31T17:00 (UTC).".into()
             }
         }
     }
-    let mut pattern = String::new();
-    if errors.pattern.is_empty() {
-        let approved = state
-            .store
-            .list_origins(&name)
-            .await?
-            .into_iter()
-            .filter(|o| o.status == "approved")
-            .map(|o| o.pattern)
-            .collect();
-        match validate::origin(form.pattern.trim(), &service.settings, approved) {
-            Ok(p) => pattern = p,
-            Err(e) => place(&mut errors, &e),
-        }
+    if errors.pattern.is_empty()
+        && let Err(e) = service::origins::check_pattern(&state, &name, form.pattern.trim()).await
+    {
+        place(&mut errors, &e);
     }
     if !(errors.pattern.is_empty()
         && errors.reason.is_empty()
@@ -337,54 +314,56 @@ pub(super) async fn request_origin(
         )
         .await;
     }
-    match state
-        .store
-        .request_origin(&name, &pattern, form.reason.trim(), expires_at, &user.email)
-        .await
+    match service::origins::request(
+        &state,
+        &name,
+        form.pattern.trim(),
+        &form.reason,
+        expires_at,
+        &user.email,
+    )
+    .await
     {
-        Ok(origin) => {
-            tracing::info!(service = %name, origin = %origin.pattern, id = origin.id, actor = %user.email, "origin requested (UI)");
-            Ok(redirect_with_flash(
-                &format!("/services/{name}"),
-                "ok",
-                &format!(
-                    "Requested {} (#{}); an approver will review it.",
-                    origin.pattern, origin.id
-                ),
-            ))
-        }
-        Err(e) => {
-            let e: Error = e.into();
-            match e {
-                Error::Conflict(_) | Error::InvalidState(_) => {
-                    errors.pattern =
-                        format!("{pattern} is already requested or approved for this service.");
-                    render_detail(
-                        &ctx,
-                        &state,
-                        service,
-                        None,
-                        view,
-                        errors,
-                        StatusCode::CONFLICT,
-                    )
+        Ok(origin) => Ok(redirect_with_flash(
+            &format!("/services/{name}"),
+            "ok",
+            &format!(
+                "Requested {} (#{}); an approver will review it.",
+                origin.pattern, origin.id
+            ),
+        )),
+        Err(e) => match e {
+            Error::Conflict(_) | Error::InvalidState(_) => {
+                let pattern = service::origins::check_pattern(&state, &name, form.pattern.trim())
                     .await
-                }
-                Error::Unprocessable { .. } => {
-                    place(&mut errors, &e);
-                    render_detail(
-                        &ctx,
-                        &state,
-                        service,
-                        None,
-                        view,
-                        errors,
-                        StatusCode::UNPROCESSABLE_ENTITY,
-                    )
-                    .await
-                }
-                other => Err(ctx.error(other)),
+                    .unwrap_or_else(|_| form.pattern.trim().to_owned());
+                errors.pattern =
+                    format!("{pattern} is already requested or approved for this service.");
+                render_detail(
+                    &ctx,
+                    &state,
+                    service,
+                    None,
+                    view,
+                    errors,
+                    StatusCode::CONFLICT,
+                )
+                .await
             }
-        }
+            Error::Unprocessable { .. } => {
+                place(&mut errors, &e);
+                render_detail(
+                    &ctx,
+                    &state,
+                    service,
+                    None,
+                    view,
+                    errors,
+                    StatusCode::UNPROCESSABLE_ENTITY,
+                )
+                .await
+            }
+            other => Err(ctx.error(other)),
+        },
     }
 }

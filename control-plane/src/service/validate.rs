@@ -1,9 +1,9 @@
 //! Input validation. Origin patterns and policy settings are checked with
 //! the agent's own engine, so the API can never accept what agents refuse.
 
-use super::{Detail, Error};
-use crate::store::services::ServiceSettings;
-use corsair_agent::engine::{Policy, PolicyError, parse_origin_pattern};
+use super::Error;
+use crate::domain::Detail;
+use corsair_agent::engine::{Policy, PolicyError, PolicySettings, parse_origin_pattern};
 
 /// Longest free-text field we store (reasons, notes, descriptions).
 pub const MAX_TEXT_LEN: usize = 4096;
@@ -65,20 +65,11 @@ fn policy_error(context: &str, e: PolicyError) -> Error {
     }
 }
 
-/// Checks `settings` together with `origins` as agents would compile them,
-/// listing every problem.
-pub fn policy(settings: &ServiceSettings, origins: Vec<String>) -> Result<(), Error> {
-    if !(0..=86_400).contains(&settings.max_age_secs) {
-        return Err(Error::Unprocessable {
-            message: "max_age_secs must be between 0 and 86400".into(),
-            details: vec![Detail {
-                field: "max_age_secs".into(),
-                value: settings.max_age_secs.to_string(),
-                message: "must be between 0 and 86400".into(),
-            }],
-        });
-    }
-    Policy::compile(&settings.to_spec(origins))
+/// Checks `settings` together with `origins` as agents would compile them:
+/// the engine is the one judge (methods, headers, max-age, origins), and
+/// [`Error::Unprocessable`] lists every problem it found, field by field.
+pub fn policy(settings: &PolicySettings, origins: Vec<String>) -> Result<(), Error> {
+    Policy::compile(&settings.with_origins(origins))
         .map(|_| ())
         .map_err(|e| policy_error("invalid policy", e))
 }
@@ -88,7 +79,7 @@ pub fn policy(settings: &ServiceSettings, origins: Vec<String>) -> Result<(), Er
 /// and its already-approved origins.
 pub fn origin(
     pattern: &str,
-    settings: &ServiceSettings,
+    settings: &PolicySettings,
     mut approved: Vec<String>,
 ) -> Result<String, Error> {
     let canonical = parse_origin_pattern(pattern).map_err(|message| Error::Unprocessable {
@@ -101,7 +92,7 @@ pub fn origin(
     })?;
     approved.retain(|p| *p != canonical);
     approved.push(canonical.clone());
-    Policy::compile(&settings.to_spec(approved)).map_err(|e| {
+    Policy::compile(&settings.with_origins(approved)).map_err(|e| {
         policy_error(
             &format!("origin {canonical} does not fit this service's policy"),
             e,

@@ -1,0 +1,30 @@
+//! Domain types, below the store and every face (REST, UI, gRPC): closed
+//! sets as enums, decoded strictly from their `TEXT` columns (each has a
+//! `CHECK` constraint), so a row with an unknown value is an error rather
+//! than a silent default.
+//!
+//! - [`Role`]: a user's (or API token's) role, ordered by rights.
+//! - [`OriginStatus`]: where an origin request is in its life cycle.
+//! - [`Detail`]: one problem found in some input, e.g. by policy validation.
+//!
+//! Policy settings are declared once, beside the engine's spec
+//! (`corsair_agent::engine::PolicySettings`).
+
+mod origin_status;
+mod role;
+
+pub use origin_status::OriginStatus;
+pub use role::Role;
+
+use serde::Serialize;
+
+/// One problem in some input, e.g. one the engine found in a policy.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Detail {
+    /// The field, e.g. `origins[2]` or `max_age_secs`.
+    pub field: String,
+    /// The offending value as given.
+    pub value: String,
+    /// What is wrong.
+    pub message: String,
+}

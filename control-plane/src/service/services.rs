@@ -1,0 +1,111 @@
+//! Services and their policy settings: create, edit (settings and
+//! description), delete. Settings are the engine's [`PolicySettings`] and
+//! the engine judges them, together with the origins approved at the moment
+//! of the write (the service row is locked meanwhile).
+
+use super::{Error, validate};
+use crate::state::AppState;
+use crate::store::services::Service;
+use corsair_agent::engine::PolicySettings;
+
+/// Creates service `name` (a DNS-label-like slug) as `actor`.
+///
+/// Errors: [`Error::Unprocessable`] (a bad name or description, settings
+/// the engine refuses), [`Error::Conflict`] (the name is taken).
+pub async fn create(
+    state: &AppState,
+    name: &str,
+    description: &str,
+    settings: &PolicySettings,
+    actor: &str,
+) -> Result<Service, Error> {
+    validate::service_name(name)?;
+    validate::text("description", description, false)?;
+    validate::policy(settings, Vec::new())?;
+    let service = state
+        .store
+        .create_service(name, description.trim(), settings, actor)
+        .await?;
+    tracing::info!(service = %name, actor = %actor, revision = service.revision, "service created");
+    Ok(service)
+}
+
+/// What an edit changes; `None` keeps the current value.
+#[derive(Debug, Default)]
+pub struct Change {
+    /// The new description.
+    pub description: Option<String>,
+    /// The new settings.
+    pub settings: Option<PolicySettings>,
+}
+
+/// Edits service `name` as `actor`: `edit` computes the [`Change`] from the
+/// service as it is, with its row locked, so the new settings are judged
+/// together with every origin approved at that moment. The revision is
+/// bumped only when the settings change.
+///
+/// Errors: [`Error::NotFound`], [`Error::Unprocessable`] (a bad
+/// description, settings the engine refuses, or `edit`'s own refusal).
+pub async fn update<F>(state: &AppState, name: &str, actor: &str, edit: F) -> Result<Service, Error>
+where
+    F: FnOnce(&Service) -> Result<Change, Error>,
+{
+    let service = state
+        .store
+        .update_service_with(name, actor, |current, approved| {
+            let change = edit(current)?;
+            let description = match change.description {
+                Some(d) => {
+                    validate::text("description", &d, false)?;
+                    d.trim().to_owned()
+                }
+                None => current.description.clone(),
+            };
+            let settings = change.settings.unwrap_or_else(|| current.settings.clone());
+            validate::policy(&settings, approved)?;
+            Ok::<_, Error>((description, settings))
+        })
+        .await?;
+    tracing::info!(service = %name, actor = %actor, revision = service.revision, "service updated");
+    Ok(service)
+}
+
+/// Replaces service `name`'s settings; see [`update`].
+pub async fn update_settings(
+    state: &AppState,
+    name: &str,
+    actor: &str,
+    settings: PolicySettings,
+) -> Result<Service, Error> {
+    update(state, name, actor, |_| {
+        Ok(Change {
+            settings: Some(settings),
+            ..Change::default()
+        })
+    })
+    .await
+}
+
+/// Replaces service `name`'s description; see [`update`].
+pub async fn update_description(
+    state: &AppState,
+    name: &str,
+    actor: &str,
+    description: String,
+) -> Result<Service, Error> {
+    update(state, name, actor, |_| {
+        Ok(Change {
+            description: Some(description),
+            ..Change::default()
+        })
+    })
+    .await
+}
+
+/// Deletes service `name` and its origins as `actor`; agents learn that it
+/// is gone. Errors: [`Error::NotFound`].
+pub async fn delete(state: &AppState, name: &str, actor: &str) -> Result<(), Error> {
+    state.store.delete_service(name, actor).await?;
+    tracing::info!(service = %name, actor = %actor, "service deleted");
+    Ok(())
+}

@@ -1,0 +1,56 @@
+//! [`AppState`]: what every HTTP face (REST API, admin UI) and the service
+//! layer can reach. It lives below the faces so none of them owns it.
+
+use crate::auth::SigningKey;
+use crate::store::Store;
+use axum::extract::FromRef;
+
+/// What every handler can reach. Cheap to clone.
+#[derive(Clone, Debug)]
+pub struct AppState {
+    /// The database.
+    pub store: Store,
+    /// Signs and verifies user and agent tokens.
+    pub keys: SigningKey,
+    /// Let a user approve their own origin request (`--single-operator`);
+    /// otherwise four eyes are required.
+    pub single_operator: bool,
+    /// Mark the session cookie `Secure` (`--secure-cookies`, for TLS).
+    pub secure_cookies: bool,
+}
+
+impl AppState {
+    /// State from its parts: four-eyes approvals, cookies without `Secure`.
+    pub fn new(store: Store, keys: SigningKey) -> Self {
+        Self {
+            store,
+            keys,
+            single_operator: false,
+            secure_cookies: false,
+        }
+    }
+
+    /// Allows (or forbids) approving one's own request.
+    pub fn with_single_operator(mut self, on: bool) -> Self {
+        self.single_operator = on;
+        self
+    }
+
+    /// Marks session cookies `Secure` (or not).
+    pub fn with_secure_cookies(mut self, on: bool) -> Self {
+        self.secure_cookies = on;
+        self
+    }
+}
+
+impl FromRef<AppState> for SigningKey {
+    fn from_ref(state: &AppState) -> Self {
+        state.keys.clone()
+    }
+}
+
+impl FromRef<AppState> for Store {
+    fn from_ref(state: &AppState) -> Self {
+        state.store.clone()
+    }
+}
