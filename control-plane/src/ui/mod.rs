@@ -12,12 +12,14 @@
 //!   out its SVG.
 //! - [`fleet`]: `/agents` and `/simulator`.
 //! - [`users`]: `/users`: accounts and API tokens (admin).
+//! - [`headers`]: the security headers (CSP, nosniff, referrer, HSTS).
 
 pub mod approvals;
 pub mod audit;
 pub mod blocked;
 pub mod chart;
 pub mod fleet;
+pub mod headers;
 pub mod login;
 pub mod page;
 pub mod services;
