@@ -64,8 +64,8 @@ impl IntoResponse for AuthRejection {
         }
         match self.error {
             Error::Unauthorized(_) => {
-                let next = crate::ui::encode_query(&self.path);
-                Redirect::to(&format!("/login?next={next}")).into_response()
+                let query = serde_urlencoded::to_string([("next", &self.path)]).unwrap_or_default();
+                Redirect::to(&format!("/login?{query}")).into_response()
             }
             other => crate::ui::error_page(self.user.as_ref(), &other),
         }

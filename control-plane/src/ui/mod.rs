@@ -76,16 +76,12 @@ pub fn client_ip(extensions: &http::Extensions) -> Option<IpAddr> {
         .map(|c| c.0.ip())
 }
 
-/// Percent-encodes `text` for a query-string value.
-pub fn encode_query(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// `key=value&…` for a link's query string, encoded by `serde_urlencoded`
+/// (the crate that parses it back in axum's `Query` and forms).
+pub fn query<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+    // Serialising string pairs cannot fail; an empty query is the fallback.
+    serde_urlencoded::to_string(pairs).unwrap_or_default()
 }
 
 /// `next` if it is a path on this site, else `fallback`: redirects never
