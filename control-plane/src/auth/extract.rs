@@ -191,7 +191,11 @@ where
         if let Some(user) = parts.extensions.get::<CurrentUser>() {
             return Ok(user.clone());
         }
-        match authenticate(parts, state).await {
+        // A REST write made with the session cookie needs the CSRF header.
+        let checked = authenticate(parts, state).await.and_then(|user| {
+            super::csrf::check_api_write(parts, &user, &SigningKey::from_ref(state)).map(|()| user)
+        });
+        match checked {
             Ok(user) => {
                 parts.extensions.insert(user.clone());
                 Ok(user)
