@@ -238,6 +238,11 @@ struct TokenIssueArgs {
     /// A service the agent may subscribe to; repeat for several.
     #[arg(long = "service", required = true)]
     services: Vec<String>,
+    /// The id of the token this one replaces (rotation): the new token may
+    /// then act as the agent ids bound to the old one. Revoke the old one
+    /// once every agent has the new token.
+    #[arg(long, env = "CORSAIR_TOKEN_REPLACES")]
+    replaces: Option<uuid::Uuid>,
 }
 
 /// The actor recorded in the audit log for command-line writes.
@@ -444,6 +449,12 @@ async fn token_issue(args: TokenIssueArgs) -> anyhow::Result<()> {
     store
         .create_agent_token(id, &name, &args.services, None, CLI_ACTOR)
         .await?;
+    if let Some(old) = args.replaces {
+        store
+            .replace_agent_token(id, old, CLI_ACTOR)
+            .await
+            .with_context(|| format!("making the new token replace {old}"))?;
+    }
     println!("{}", issued.token);
     Ok(())
 }
