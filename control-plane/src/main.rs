@@ -239,6 +239,11 @@ struct TokenIssueArgs {
     /// A service the agent may subscribe to; repeat for several.
     #[arg(long = "service", required = true)]
     services: Vec<String>,
+    /// The id of the token this one replaces (rotation): the new token may
+    /// then act as the agent ids bound to the old one. Revoke the old one
+    /// once every agent has the new token.
+    #[arg(long, env = "CORSAIR_TOKEN_REPLACES")]
+    replaces: Option<uuid::Uuid>,
 }
 
 /// The actor recorded in the audit log for command-line writes.
@@ -442,10 +447,15 @@ async fn token_issue(args: TokenIssueArgs) -> anyhow::Result<()> {
     let keys = SigningKey::load_or_create(&args.signing_key_file)?;
     let store = connect(&args.db).await?;
     let state = AppState::new(store, keys);
-    let (_, issued) =
+    let (id, issued) =
         service::tokens::issue_agent(&state, &args.name, &args.services, None, CLI_ACTOR)
             .await
             .map_err(|e| anyhow::anyhow!("{e}"))?;
+    if let Some(old) = args.replaces {
+        service::tokens::replace_agent(&state, id, old, CLI_ACTOR)
+            .await
+            .with_context(|| format!("making the new token replace {old}"))?;
+    }
     println!("{}", issued.token);
     Ok(())
 }

@@ -17,13 +17,18 @@ use tower_http::trace::TraceLayer;
 
 /// The whole HTTP application: the API, the admin UI and the probes, with
 /// request tracing. Unknown paths under `/api/` get the API's JSON 404.
+///
+/// Every response carries the UI's security headers
+/// ([`crate::ui::headers`]), HSTS too when `state.secure_cookies` is set.
 pub fn http_app(state: AppState) -> Router {
-    api::router()
+    let hsts = state.secure_cookies;
+    let app = api::router()
         .merge(crate::ui::router())
         .merge(crate::health::router())
         .fallback(not_found)
         .with_state(state)
-        .route("/metrics", axum::routing::get(crate::metrics::handler))
+        .route("/metrics", axum::routing::get(crate::metrics::handler));
+    crate::ui::headers::with_security_headers(app, hsts)
         .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .layer(TraceLayer::new_for_http())
 }

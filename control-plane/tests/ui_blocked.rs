@@ -138,7 +138,7 @@ async fn filters_chart_counts_and_actions() -> Result<()> {
     let mut requester = server.signed_in(Role::Requester).await?;
     let page = requester.get("/blocked?service=payments-api").await?;
     let evil = row(&page, "https://evil.test").context("evil row")?;
-    assert!(evil.contains("href=\"/services/payments-api?request_origin=https%3A//evil.test&#38;request_reason=Blocked%207%20times"), "{evil}");
+    assert!(evil.contains("href=\"/services/payments-api?request_origin=https%3A%2F%2Fevil.test&#38;request_reason=Blocked+7+times"), "{evil}");
     assert!(row(&page, "https://other.test").is_some_and(|r| r.contains("request-approval")));
     for odd in ["(other)", "null"] {
         let r = row(&page, odd).with_context(|| format!("{odd} row"))?;
@@ -151,7 +151,7 @@ async fn filters_chart_counts_and_actions() -> Result<()> {
     assert!(evil.contains("orders-api, payments-api"), "{evil}");
     for service in ["orders-api", "payments-api"] {
         assert!(
-            evil.contains(&format!("href=\"/services/{service}?request_origin=https%3A//evil.test&#38;request_reason=Blocked%20107%20times")),
+            evil.contains(&format!("href=\"/services/{service}?request_origin=https%3A%2F%2Fevil.test&#38;request_reason=Blocked+107+times")),
             "{service}: {evil}"
         );
         assert!(

@@ -11,4 +11,7 @@ document.addEventListener("DOMContentLoaded", () => {
       input.addEventListener("change", () => { range.value = "custom"; });
     });
   }
+
+  // Lets the browser tests see that this file ran (under the page's CSP).
+  document.documentElement.dataset.js = "ready";
 });

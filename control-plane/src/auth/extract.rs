@@ -95,7 +95,7 @@ impl From<AuthRejection> for Error {
 }
 
 /// The path the client asked for (before any router nesting stripped it).
-fn request_path(parts: &Parts) -> String {
+pub(super) fn request_path(parts: &Parts) -> String {
     parts
         .extensions
         .get::<OriginalUri>()
@@ -201,7 +201,11 @@ where
         if let Some(user) = parts.extensions.get::<CurrentUser>() {
             return Ok(user.clone());
         }
-        match authenticate(parts, state).await {
+        // A REST write made with the session cookie needs the CSRF header.
+        let checked = authenticate(parts, state).await.and_then(|user| {
+            super::csrf::check_api_write(parts, &user, &SigningKey::from_ref(state)).map(|()| user)
+        });
+        match checked {
             Ok(user) => {
                 parts.extensions.insert(user.clone());
                 Ok(user)

@@ -1,6 +1,8 @@
 //! The signing key and the JWTs it signs (user sessions and agent tokens).
 
 use super::Role;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Sha256;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 use std::io::Write;
@@ -76,8 +78,9 @@ pub enum KeyError {
 pub struct SigningKey {
     encoding: EncodingKey,
     decoding: DecodingKey,
-    /// The raw secret, for the HMAC behind CSRF tokens.
-    mac: std::sync::Arc<[u8]>,
+    /// HMAC-SHA256 keyed with the same secret, for CSRF tokens (cloned
+    /// per use: the key schedule is computed once).
+    mac: Hmac<Sha256>,
 }
 
 impl std::fmt::Debug for SigningKey {
@@ -92,33 +95,32 @@ impl SigningKey {
         Self {
             encoding: EncodingKey::from_secret(bytes),
             decoding: DecodingKey::from_secret(bytes),
-            mac: bytes.into(),
+            // HMAC takes a key of any length (longer ones are hashed first),
+            // so this cannot fail.
+            mac: <Hmac<Sha256> as KeyInit>::new_from_slice(bytes)
+                .expect("HMAC accepts keys of any length"),
         }
     }
 
-    /// HMAC-SHA256 of `message` under this key, as hex: CSRF tokens bound
-    /// to a session id, which nobody without the key can compute.
+    /// HMAC-SHA256 of `message` under this key, as 64 lowercase hex
+    /// digits: CSRF tokens bound to a session id, which nobody without the
+    /// key can compute.
     pub fn mac_hex(&self, message: &str) -> String {
-        use sha2::{Digest, Sha256};
-        const BLOCK: usize = 64;
-        let mut key = [0u8; BLOCK];
-        if self.mac.len() > BLOCK {
-            key[..32].copy_from_slice(&Sha256::digest(&self.mac));
-        } else {
-            key[..self.mac.len()].copy_from_slice(&self.mac);
-        }
-        let pad = |byte: u8| key.iter().map(|k| k ^ byte).collect::<Vec<u8>>();
-        let mut inner = Sha256::new();
-        inner.update(pad(0x36));
-        inner.update(message.as_bytes());
-        let mut outer = Sha256::new();
-        outer.update(pad(0x5c));
-        outer.update(inner.finalize());
-        outer
-            .finalize()
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect()
+        hex::encode(self.mac.clone().chain_update(message).finalize().into_bytes())
+    }
+
+    /// Whether `given` is [`SigningKey::mac_hex`] of `message`, compared in
+    /// constant time (`hmac`'s `verify_slice`). Not hex, the wrong length or
+    /// the wrong value: `false`.
+    pub fn verify_mac_hex(&self, message: &str, given: &str) -> bool {
+        let Ok(tag) = hex::decode(given) else {
+            return false;
+        };
+        self.mac
+            .clone()
+            .chain_update(message)
+            .verify_slice(&tag)
+            .is_ok()
     }
 
     /// Loads the hex-encoded key in `path`, creating the file (mode 0600) with
@@ -137,7 +139,7 @@ impl SigningKey {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 let mut bytes = [0u8; KEY_LEN];
                 rand::fill(&mut bytes[..]);
-                let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+                let hex = hex::encode(bytes);
                 if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
                     std::fs::create_dir_all(dir).map_err(io)?;
                 }
@@ -164,13 +166,7 @@ impl SigningKey {
     }
 
     fn from_hex(text: &str) -> Result<Self, String> {
-        if !text.len().is_multiple_of(2) || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err("expected the key as hex digits".into());
-        }
-        let bytes: Vec<u8> = (0..text.len())
-            .step_by(2)
-            .filter_map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-            .collect();
+        let bytes = hex::decode(text).map_err(|_| "expected the key as hex digits".to_owned())?;
         if bytes.len() < MIN_KEY_LEN {
             return Err(format!(
                 "key is {} bytes, need at least {MIN_KEY_LEN}",
@@ -213,3 +209,6 @@ impl SigningKey {
         Ok(claims)
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -6,10 +6,12 @@
 //! - [`extract`]: [`CurrentUser`] and [`RequireRole`], the extractors every
 //!   API and UI handler uses to authenticate and authorise.
 //! - [`session`]: the session cookie, CSRF tokens and [`CsrfForm`].
+//! - [`csrf`]: the CSRF header REST writes made with the session cookie need.
 //! - [`login`]: password check with throttling and lockouts.
 //! - [`bootstrap`]: the first admin from a Secret, only while no user exists.
 
 pub mod bootstrap;
+pub mod csrf;
 pub mod extract;
 pub mod keys;
 pub mod login;

@@ -13,6 +13,8 @@ use crate::service::Error;
 use crate::store::Store;
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
 use chrono::{DateTime, Utc};
+use cookie::time::Duration;
+use cookie::{Cookie, SameSite};
 use http::HeaderMap;
 use http::header::COOKIE;
 use serde::de::DeserializeOwned;
@@ -22,45 +24,61 @@ pub const SESSION_COOKIE: &str = "corsair_session";
 /// The form field that carries the CSRF token.
 pub const CSRF_FIELD: &str = "csrf";
 
-/// The value of cookie `name` in the request's `Cookie` headers.
+/// The value of cookie `name` in the request's `Cookie` headers
+/// (percent-decoded, surrounding quotes removed), parsed by the `cookie`
+/// crate; `None` when absent or unparsable.
 pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
     headers
         .get_all(COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .filter_map(|pair| pair.trim().split_once('='))
-        .find(|(k, _)| *k == name)
-        .map(|(_, v)| v.trim_matches('"').to_owned())
+        .flat_map(Cookie::split_parse_encoded)
+        .filter_map(Result::ok)
+        .find(|c| c.name() == name)
+        .map(|c| c.value_trimmed().to_owned())
+}
+
+/// A `Set-Cookie` value for cookie `name` holding `value` (percent-encoded)
+/// under `path`: `HttpOnly`, `SameSite=Strict`, kept `max_age_secs` seconds
+/// (0 removes it), `Secure` when `secure`.
+pub fn set_cookie(name: &str, value: &str, path: &str, max_age_secs: i64, secure: bool) -> String {
+    let mut cookie = Cookie::build((name.to_owned(), value.to_owned()))
+        .path(path.to_owned())
+        .http_only(true)
+        .same_site(SameSite::Strict)
+        .secure(secure);
+    cookie = if max_age_secs > 0 {
+        cookie.max_age(Duration::seconds(max_age_secs))
+    } else {
+        cookie.removal()
+    };
+    cookie.build().encoded().to_string()
 }
 
 /// `Set-Cookie` for a new session token valid until `expires_at`.
 pub fn session_cookie(token: &str, expires_at: DateTime<Utc>, secure: bool) -> String {
     let max_age = (expires_at - Utc::now()).num_seconds().max(0);
-    let secure = if secure { "; Secure" } else { "" };
-    format!(
-        "{SESSION_COOKIE}={token}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}"
-    )
+    set_cookie(SESSION_COOKIE, token, "/", max_age, secure)
 }
 
 /// `Set-Cookie` that removes the session cookie.
 pub fn clear_session_cookie(secure: bool) -> String {
-    let secure = if secure { "; Secure" } else { "" };
-    format!("{SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0{secure}")
+    set_cookie(SESSION_COOKIE, "", "/", 0, secure)
 }
 
-/// The CSRF token of session `id`.
+/// The CSRF token of session `id`: 64 hex digits.
 pub fn csrf_for(keys: &SigningKey, id: uuid::Uuid) -> String {
-    keys.mac_hex(&format!("csrf:{id}"))
+    keys.mac_hex(&csrf_message(id))
 }
 
-/// Constant-time comparison, so the token cannot be guessed byte by byte.
-fn same(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+/// Whether `given` is the CSRF token of session `id` (constant time; any
+/// other value, length or encoding is `false`).
+pub fn csrf_valid(keys: &SigningKey, id: uuid::Uuid, given: &str) -> bool {
+    keys.verify_mac_hex(&csrf_message(id), given)
+}
+
+fn csrf_message(id: uuid::Uuid) -> String {
+    format!("csrf:{id}")
 }
 
 /// A URL-encoded form whose `csrf` field matches the caller's session;
@@ -102,12 +120,12 @@ where
             csrf: String::new(),
         });
         // API tokens never come from a browser form: they have no CSRF token.
-        let expected = user
+        let keys = SigningKey::from_ref(state);
+        let valid = user
             .session
             .as_ref()
-            .map(|s| s.csrf.clone())
-            .unwrap_or_default();
-        if expected.is_empty() || !same(&given.csrf, &expected) {
+            .is_some_and(|s| csrf_valid(&keys, s.id, &given.csrf));
+        if !valid {
             return Err(refuse(
                 Error::Forbidden(
                     "this form's security token is missing or stale; reload the page and try again"
@@ -130,3 +148,6 @@ where
 fn serde_urlencoded_from<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, String> {
     serde_urlencoded::from_bytes(bytes).map_err(|e| e.to_string())
 }
+
+#[cfg(test)]
+mod tests;

@@ -133,6 +133,19 @@ async fn run_with_database(
     store
         .create_agent_token(token_id, "dev-agent", &services, None, ACTOR)
         .await?;
+    // The agent keeps its id in the state directory across runs: each run's
+    // token replaces the previous run's, so it may act as that agent again.
+    let previous = store
+        .list_agent_tokens()
+        .await?
+        .into_iter()
+        .filter(|t| t.name == "dev-agent" && t.id != token_id)
+        .max_by_key(|t| t.created_at);
+    if let Some(previous) = previous {
+        store
+            .replace_agent_token(token_id, previous.id, ACTOR)
+            .await?;
+    }
 
     let stop = Shutdown::new();
     // One person at a keyboard: let them approve their own requests.

@@ -2,6 +2,7 @@
 
 use crate::auth::{Claims, SigningKey, TokenKind};
 use crate::store::Store;
+use crate::store::agent_bindings::AgentBinding;
 use tonic::Status;
 use tonic::metadata::MetadataMap;
 use uuid::Uuid;
@@ -47,6 +48,31 @@ pub(crate) async fn authenticate(
             Err(Status::unavailable(
                 "cannot check the agent token right now",
             ))
+        }
+    }
+}
+
+/// Lets `auth`'s token act as agent `agent_id` (PolicySync Hello, Telemetry
+/// batch) only if the id was first seen with this token's lineage, or is
+/// fresh (then it is bound to it now): PERMISSION_DENIED otherwise, so no
+/// token can take over another agent's status or telemetry sequence.
+/// UNAVAILABLE if the database cannot be asked.
+pub(crate) async fn bind_agent(
+    store: &Store,
+    auth: &AgentAuth,
+    agent_id: &str,
+) -> Result<(), Status> {
+    match store.bind_agent_id(agent_id, auth.token_id).await {
+        Ok(AgentBinding::Own) => Ok(()),
+        Ok(AgentBinding::Foreign) => Err(Status::permission_denied(format!(
+            "agent id {agent_id:?} belongs to another agent token: a token may only act as the \
+             agent ids first seen with it (or new ones). Use that agent's token, give this agent \
+             its own id (its own --cache-dir), or, when this token replaces the other one, have \
+             an admin issue it with `replaces`"
+        ))),
+        Err(error) => {
+            tracing::error!(%error, "cannot check the agent id's token");
+            Err(Status::unavailable("cannot check the agent id right now"))
         }
     }
 }

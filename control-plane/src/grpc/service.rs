@@ -2,7 +2,7 @@
 //! records the agent and hands the stream to its own task ([`super::stream`]).
 
 use super::GrpcConfig;
-use super::auth::authenticate;
+use super::auth::{authenticate, bind_agent};
 use super::stream::{AgentStream, Connections};
 use super::watch::PolicyWatcher;
 use crate::auth::SigningKey;
@@ -92,6 +92,9 @@ impl<W: PolicyWatcher> PolicySync for PolicySyncService<W> {
             }
         };
         let services = check_hello(&hello, &auth.claims.services)
+            .inspect_err(|status| warn!(?peer, agent_id = %hello.agent_id, reason = status.message(), "agent stream refused"))?;
+        bind_agent(&self.store, &auth, &hello.agent_id)
+            .await
             .inspect_err(|status| warn!(?peer, agent_id = %hello.agent_id, reason = status.message(), "agent stream refused"))?;
 
         let span = info_span!(

@@ -125,3 +125,18 @@ pub async fn revoke_api(state: &AppState, id: Uuid, actor: &str) -> Result<(), E
         Err(e) => Err(e.into()),
     }
 }
+
+/// Makes agent token `id` a successor of token `replaces`, as `actor`: the
+/// new token may then sync and report as the agent ids bound to the old one
+/// (agent identity is bound to a token's lineage). Errors:
+/// [`Error::NotFound`] (no token `replaces`), [`Error::InvalidState`].
+pub async fn replace_agent(
+    state: &AppState,
+    id: Uuid,
+    replaces: Uuid,
+    actor: &str,
+) -> Result<(), Error> {
+    state.store.replace_agent_token(id, replaces, actor).await?;
+    tracing::info!(token_id = %id, replaces = %replaces, actor = %actor, "agent token replaces another");
+    Ok(())
+}

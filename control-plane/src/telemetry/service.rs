@@ -1,7 +1,7 @@
 //! The `corsair.v1.Telemetry` tonic service.
 
 use crate::auth::SigningKey;
-use crate::grpc::auth::authenticate;
+use crate::grpc::auth::{authenticate, bind_agent};
 use crate::metrics::{BatchLabels, metrics};
 use crate::store::Store;
 use crate::store::blocked::{BlockedCount, IngestBatch, Ingested};
@@ -38,7 +38,13 @@ impl Telemetry for TelemetryService {
         let auth = authenticate(request.metadata(), &self.keys, &self.store).await?;
         let batch = request.into_inner();
         let scope: BTreeSet<&str> = auth.claims.services.iter().map(String::as_str).collect();
-        let ingest = match check(&batch, &scope) {
+        let checked = match check(&batch, &scope) {
+            Ok(ingest) => bind_agent(&self.store, &auth, &ingest.agent_id)
+                .await
+                .map(|()| ingest),
+            Err(status) => Err(status),
+        };
+        let ingest = match checked {
             Ok(ingest) => ingest,
             Err(status) => {
                 metrics()

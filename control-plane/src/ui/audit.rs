@@ -70,16 +70,18 @@ impl AuditQuery {
         })
     }
 
+    /// `service=…&actor=…&action=…&since=…&until=…&page=N`, encoded by
+    /// `serde_urlencoded` (the same crate that parses it back).
     fn query_string(&self, page: i64) -> String {
-        let enc = super::encode_query;
-        format!(
-            "service={}&actor={}&action={}&since={}&until={}&page={page}",
-            enc(&self.service),
-            enc(&self.actor),
-            enc(&self.action),
-            enc(&self.since),
-            enc(&self.until)
-        )
+        let page = page.to_string();
+        super::query(&[
+            ("service", self.service.as_str()),
+            ("actor", &self.actor),
+            ("action", &self.action),
+            ("since", &self.since),
+            ("until", &self.until),
+            ("page", &page),
+        ])
     }
 }
 

@@ -193,10 +193,11 @@ fn request_link(
     );
     let reason: String = reason.chars().take(PREFILL_REASON_MAX).collect();
     let link = format!(
-        "/services/{}?request_origin={}&request_reason={}#request",
-        super::encode_query(service),
-        super::encode_query(&canonical),
-        super::encode_query(&reason)
+        "/services/{service}?{}#request",
+        super::query(&[
+            ("request_origin", canonical.as_str()),
+            ("request_reason", &reason)
+        ])
     );
     Some((canonical, link))
 }
@@ -432,8 +433,8 @@ pub async fn service_summary(store: &Store, service: &str) -> Result<ServiceSumm
         would_block: totals.first().map_or(0, |t| t.would_block),
         top: top.into_iter().map(|g| (g.key, g.count)).collect(),
         link: format!(
-            "/blocked?service={}&range=24h",
-            super::encode_query(service)
+            "/blocked?{}",
+            super::query(&[("service", service), ("range", "24h")])
         ),
     })
 }

@@ -9,7 +9,7 @@ use super::local_path;
 use super::page::{Layout, redirect_with_flash, render};
 use crate::auth::login::client_ip;
 use crate::auth::login::{LoginError, login};
-use crate::auth::session::{clear_session_cookie, cookie, session_cookie};
+use crate::auth::session::{clear_session_cookie, cookie, session_cookie, set_cookie};
 use crate::auth::{CsrfForm, CurrentUser};
 use crate::state::AppState;
 use askama::Template;
@@ -69,7 +69,7 @@ fn login_page(
 ) -> Response {
     let mut bytes = [0u8; 16];
     rand::fill(&mut bytes[..]);
-    let token: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    let token = hex::encode(bytes);
     let mut response = render(
         status,
         &LoginPage {
@@ -80,9 +80,12 @@ fn login_page(
             login_csrf: token.clone(),
         },
     );
-    let secure = if secure { "; Secure" } else { "" };
-    if let Ok(v) = http::HeaderValue::from_str(&format!(
-        "{LOGIN_CSRF_COOKIE}={token}; Path=/login; HttpOnly; SameSite=Strict; Max-Age=3600{secure}"
+    if let Ok(v) = http::HeaderValue::from_str(&set_cookie(
+        LOGIN_CSRF_COOKIE,
+        &token,
+        "/login",
+        3600,
+        secure,
     )) {
         response.headers_mut().append(SET_COOKIE, v);
     }
@@ -166,7 +169,7 @@ async fn submit(State(state): State<AppState>, headers: HeaderMap, request: Requ
             let mut response = Redirect::to(&next).into_response();
             for c in [
                 session_cookie(&issued.token, expires, state.secure_cookies),
-                format!("{LOGIN_CSRF_COOKIE}=; Path=/login; HttpOnly; SameSite=Strict; Max-Age=0"),
+                set_cookie(LOGIN_CSRF_COOKIE, "", "/login", 0, state.secure_cookies),
             ] {
                 if let Ok(v) = http::HeaderValue::from_str(&c) {
                     response.headers_mut().append(SET_COOKIE, v);

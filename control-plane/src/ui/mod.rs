@@ -12,12 +12,14 @@
 //!   out its SVG.
 //! - [`fleet`]: `/agents` and `/simulator`.
 //! - [`users`]: `/users`: accounts and API tokens (admin).
+//! - [`headers`]: the security headers (CSP, nosniff, referrer, HSTS).
 
 pub mod approvals;
 pub mod audit;
 pub mod blocked;
 pub mod chart;
 pub mod fleet;
+pub mod headers;
 pub mod login;
 pub mod page;
 pub mod services;
@@ -66,16 +68,12 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
         .into_response()
 }
 
-/// Percent-encodes `text` for a query-string value.
-pub fn encode_query(text: &str) -> String {
-    text.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' | b'/' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+/// `key=value&…` for a link's query string, encoded by `serde_urlencoded`
+/// (the crate that parses it back in axum's `Query` and forms).
+pub fn query<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
+    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+    // Serialising string pairs cannot fail; an empty query is the fallback.
+    serde_urlencoded::to_string(pairs).unwrap_or_default()
 }
 
 /// `next` if it is a path on this site, else `fallback`: redirects never

@@ -2,6 +2,7 @@
 //! CSRF token, the navigation), flash messages carried across a redirect
 //! in a short-lived cookie, and error pages.
 
+use crate::auth::session::set_cookie;
 use crate::auth::{CurrentUser, RequireRole, Role, Viewer};
 use crate::service::Error;
 use crate::state::AppState;
@@ -134,34 +135,23 @@ pub fn render<T: Template>(status: StatusCode, template: &T) -> Response {
 }
 
 fn clear_flash(response: &mut Response) {
-    if let Ok(v) = http::HeaderValue::from_str(&format!(
-        "{FLASH_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0"
-    )) {
+    append_cookie(response, &set_cookie(FLASH_COOKIE, "", "/", 0, false));
+}
+
+fn append_cookie(response: &mut Response, set_cookie: &str) {
+    if let Ok(v) = http::HeaderValue::from_str(set_cookie) {
         response.headers_mut().append(SET_COOKIE, v);
     }
 }
 
+/// The flash cookie's value: `kind:message` (the `cookie` crate
+/// percent-encodes it in `Set-Cookie` and decodes it when read).
 fn encode_flash(kind: &str, message: &str) -> String {
     format!("{kind}:{message}")
-        .bytes()
-        .map(|b| format!("{b:02x}"))
-        .collect()
 }
 
 fn decode_flash(value: &str) -> Option<Flash> {
-    if !value.len().is_multiple_of(2) {
-        return None;
-    }
-    let bytes: Option<Vec<u8>> = (0..value.len())
-        .step_by(2)
-        .map(|i| {
-            value
-                .get(i..i + 2)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-        })
-        .collect();
-    let text = String::from_utf8(bytes?).ok()?;
-    let (kind, message) = text.split_once(':')?;
+    let (kind, message) = value.split_once(':')?;
     let kind = match kind {
         "ok" => "ok",
         _ => "error",
@@ -177,13 +167,10 @@ pub fn redirect_with_flash(to: &str, kind: &str, message: &str) -> Response {
     let mut response = Redirect::to(to).into_response();
     // Keep the cookie small: long messages are cut (at a char boundary).
     let short: String = message.chars().take(600).collect();
-    let cookie = format!(
-        "{FLASH_COOKIE}={}; Path=/; HttpOnly; SameSite=Strict; Max-Age=60",
-        encode_flash(kind, &short)
+    append_cookie(
+        &mut response,
+        &set_cookie(FLASH_COOKIE, &encode_flash(kind, &short), "/", 60, false),
     );
-    if let Ok(v) = http::HeaderValue::from_str(&cookie) {
-        response.headers_mut().append(SET_COOKIE, v);
-    }
     response
 }
 
@@ -246,8 +233,8 @@ pub async fn render_refusal(mut response: Response) -> Response {
     match crate::auth::take_refusal(&mut response) {
         Some(refusal) => match refusal.error {
             Error::Unauthorized(_) => {
-                let next = super::encode_query(&refusal.path);
-                Redirect::to(&format!("/login?next={next}")).into_response()
+                let query = super::query(&[("next", &refusal.path)]);
+                Redirect::to(&format!("/login?{query}")).into_response()
             }
             other => error_page(refusal.user.as_ref(), &other),
         },

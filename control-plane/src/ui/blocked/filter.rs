@@ -4,7 +4,7 @@
 
 use crate::service::validate;
 use crate::store::blocked::BlockedFilter;
-use crate::ui::encode_query;
+use crate::ui::query;
 use chrono::{DateTime, Duration, NaiveDateTime, SecondsFormat, Utc};
 use serde::Deserialize;
 
@@ -157,13 +157,13 @@ pub fn local_input(t: DateTime<Utc>) -> String {
     t.format("%Y-%m-%dT%H:%M:%S").to_string()
 }
 
-fn push(out: &mut Vec<String>, key: &str, value: &str) {
+fn push(out: &mut Vec<(&'static str, String)>, key: &'static str, value: &str) {
     if !value.is_empty() {
-        out.push(format!("{key}={}", encode_query(value)));
+        out.push((key, value.to_owned()));
     }
 }
 
-fn push_filter(out: &mut Vec<String>, f: &BlockedFilter) {
+fn push_filter(out: &mut Vec<(&'static str, String)>, f: &BlockedFilter) {
     push(out, "service", f.service.as_deref().unwrap_or_default());
     push(out, "origin", f.origin.as_deref().unwrap_or_default());
     if f.origin.is_some() && f.origin_substring {
@@ -183,7 +183,7 @@ impl Resolved {
         push(&mut q, "since", &local_input(self.since));
         push(&mut q, "until", &local_input(self.until));
         push(&mut q, "after", after.unwrap_or_default());
-        format!("/blocked?{}", q.join("&"))
+        format!("/blocked?{}", query(&q))
     }
 
     /// `/api/v1/blocked?…&format=csv` with the same filters (grouped by
@@ -201,7 +201,7 @@ impl Resolved {
             &crate::store::blocked::MAX_LIMIT.to_string(),
         );
         push(&mut q, "format", "csv");
-        format!("/api/v1/blocked?{}", q.join("&"))
+        format!("/api/v1/blocked?{}", query(&q))
     }
 }
 

@@ -87,7 +87,7 @@ fn links_carry_the_filters_and_pin_the_range() {
         r.page_link(Some("5:https://a.test")),
         "/blocked?service=payments-api&origin=evil%26x&origin_match=substring\
          &reason=origin_not_allowed&range=custom&since=2026-11-21T18%3A30%3A00\
-         &until=2026-11-22T18%3A30%3A00&after=5%3Ahttps%3A//a.test"
+         &until=2026-11-22T18%3A30%3A00&after=5%3Ahttps%3A%2F%2Fa.test"
     );
     assert_eq!(
         r.csv_link(Some("origin")),
