@@ -8,6 +8,7 @@ mod proxy_support;
 
 use corsair_agent::engine::PolicySpec;
 use corsair_agent::sync::{Snapshot, cache};
+use corsair_test_support::process::free_addr;
 use proxy_support::{AnyError, Head, STEP, eventually, read_head, refused_port};
 use std::net::SocketAddr;
 use std::process::Stdio;
@@ -44,12 +45,6 @@ async fn slow_upstream() -> Result<(String, mpsc::Receiver<oneshot::Sender<()>>)
         }
     });
     Ok((url, arrivals))
-}
-
-/// A free loopback port for the binary to bind (it takes addresses, not
-/// listeners).
-async fn free_port() -> Result<SocketAddr, AnyError> {
-    refused_port().await
 }
 
 /// `GET /readyz` status, or `None` when the admin listener does not answer.
@@ -96,7 +91,7 @@ impl Agent {
                 }),
             },
         )?;
-        let (listen, admin) = (free_port().await?, free_port().await?);
+        let (listen, admin) = (free_addr()?, free_addr()?);
         let control_plane = format!("http://{}", refused_port().await?);
         let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_corsair-agent"))
             .args(["proxy", "--token", "t", "--service", "api"])
