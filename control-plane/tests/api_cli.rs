@@ -4,9 +4,9 @@
 use corsair_control_plane::auth::{Role, SigningKey, TokenKind, password};
 use corsair_control_plane::store::Store;
 use corsair_control_plane::testing::TestDb;
-use std::io::Write;
 use corsair_test_support::eventually;
 use corsair_test_support::process::Serve;
+use std::io::Write;
 use std::process::{Command, Output, Stdio};
 
 fn bin() -> Command {
@@ -206,13 +206,19 @@ async fn migrate_user_add_token_issue_and_serve() {
 
     // --blocked-retention-days reached the retention job.
     let today_suffix = today.format("%Y%m%d").to_string();
-    let partitions = eventually("serve --blocked-retention-days 2 to drop the old partition", || async {
-        let partitions = store.blocked_partitions().await.map_err(|e| e.to_string())?;
-        if partitions.contains(&old_partition) {
-            return Err(format!("{old_partition} still in {partitions:?}"));
-        }
-        Ok(partitions)
-    })
+    let partitions = eventually(
+        "serve --blocked-retention-days 2 to drop the old partition",
+        || async {
+            let partitions = store
+                .blocked_partitions()
+                .await
+                .map_err(|e| e.to_string())?;
+            if partitions.contains(&old_partition) {
+                return Err(format!("{old_partition} still in {partitions:?}"));
+            }
+            Ok(partitions)
+        },
+    )
     .await
     .expect("retention");
     assert!(
@@ -221,5 +227,9 @@ async fn migrate_user_add_token_issue_and_serve() {
     );
 
     let exit = serve.process.stop().await.expect("serve stops on SIGTERM");
-    assert!(exit.success(), "serve exit: {exit:?}\n{}", serve.process.log());
+    assert!(
+        exit.success(),
+        "serve exit: {exit:?}\n{}",
+        serve.process.log()
+    );
 }

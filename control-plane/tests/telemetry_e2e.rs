@@ -158,10 +158,7 @@ async fn setup(cp: &ControlPlane, service: Value) -> Result<(Client, String)> {
     let admin = cp.login_as("admin@example.com", Role::Admin).await?;
     let name = service["name"].as_str().unwrap_or_default().to_string();
     admin.post("/services", service).await?;
-    let token = admin
-        .post("/agent-tokens", json!({"name": "gw", "services": [name]}))
-        .await?;
-    let token = token["token"].as_str().context("token")?.to_string();
+    let token = admin.agent_token("gw", &[&name]).await?;
     Ok((admin, token))
 }
 

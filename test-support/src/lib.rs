@@ -12,6 +12,7 @@
 //!   serves, and free loopback ports for programs that cannot bind port 0.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
+#![warn(missing_docs)]
 
 pub mod browser;
 pub mod process;

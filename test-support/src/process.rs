@@ -44,7 +44,8 @@ impl Process {
     /// Spawns `command` (stdin closed, `RUST_LOG=info` unless it sets its
     /// own) with its output in `log`.
     pub fn spawn(name: &str, mut command: Command, log: &Path) -> Result<Self> {
-        let out = std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
+        let out =
+            std::fs::File::create(log).with_context(|| format!("creating {}", log.display()))?;
         let err = out.try_clone()?;
         if !command.as_std().get_envs().any(|(k, _)| k == "RUST_LOG") {
             command.env("RUST_LOG", "info");

@@ -103,6 +103,18 @@ impl Client {
         Ok(body)
     }
 
+    /// Issues an agent token named `name` for `services` over REST
+    /// (`POST /agent-tokens`); returns the token.
+    pub async fn agent_token(&self, name: &str, services: &[&str]) -> Result<String> {
+        let reply = self
+            .post("/agent-tokens", json!({"name": name, "services": services}))
+            .await?;
+        Ok(reply["token"]
+            .as_str()
+            .context("no token in the reply")?
+            .to_string())
+    }
+
     /// GETs JSON; fails unless 2xx.
     pub async fn get(&self, path: &str) -> Result<Value> {
         let response = self

@@ -201,12 +201,15 @@ impl TestDb {
         service: &str,
         revision: i64,
     ) -> anyhow::Result<String> {
-        eventually(&format!("NACK of {service}@{revision} recorded"), || async {
-            match self.agent_service(agent_id, service).await {
-                Some((_, Some(r), Some(error))) if r == revision => Some(error),
-                _ => None,
-            }
-        })
+        eventually(
+            &format!("NACK of {service}@{revision} recorded"),
+            || async {
+                match self.agent_service(agent_id, service).await {
+                    Some((_, Some(r), Some(error))) if r == revision => Some(error),
+                    _ => None,
+                }
+            },
+        )
         .await
     }
 

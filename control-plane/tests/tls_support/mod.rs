@@ -10,12 +10,12 @@
 #![allow(dead_code)]
 
 use crate::grpc_support::{TestDb, signing_key_hex};
+use corsair_test_support::process::{PROCESS_DEADLINE, Process, Serve, free_addr};
+use corsair_test_support::{Check, eventually_within};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
-use corsair_test_support::process::{PROCESS_DEADLINE, Process, Serve, free_addr};
-use corsair_test_support::{Check, eventually_within};
 use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -299,7 +299,11 @@ impl Agent {
                 .arg("--client-key-file")
                 .arg(key);
         }
-        let process = Process::spawn("corsair-agent proxy", command, &dir.path().join("agent.log"))?;
+        let process = Process::spawn(
+            "corsair-agent proxy",
+            command,
+            &dir.path().join("agent.log"),
+        )?;
         Ok(Self {
             process,
             admin,
