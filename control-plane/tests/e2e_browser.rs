@@ -138,7 +138,7 @@ async fn browser_fetch_is_refused_until_the_origin_is_approved() -> Result<()> {
     browser::screenshot(
         &format!("{demo}/?autorun"),
         &[],
-        &artifacts.join("demo-before-approval.png"),
+        &artifacts.png("demo-before-approval"),
     )
     .await?;
 
@@ -179,7 +179,7 @@ async fn browser_fetch_is_refused_until_the_origin_is_approved() -> Result<()> {
     browser::screenshot(
         &format!("{demo}/?autorun"),
         &[],
-        &artifacts.join("demo-after-approval.png"),
+        &artifacts.png("demo-after-approval"),
     )
     .await?;
 

@@ -55,12 +55,24 @@ pub fn skip_requested() -> bool {
     skip
 }
 
+/// The screenshot directory, `<target tmpdir>/browser-artifacts` (a type
+/// of its own, so a profile directory cannot be passed for it by mistake).
+#[derive(Debug, Clone)]
+pub struct Artifacts(PathBuf);
+
+impl Artifacts {
+    /// Where a screenshot called `name` goes: `<dir>/<name>.png`.
+    pub fn png(&self, name: &str) -> PathBuf {
+        self.0.join(format!("{name}.png"))
+    }
+}
+
 /// The screenshot directory `<target_tmpdir>/browser-artifacts`, created;
 /// pass `env!("CARGO_TARGET_TMPDIR")`.
-pub fn artifacts(target_tmpdir: &str) -> Result<PathBuf> {
+pub fn artifacts(target_tmpdir: &str) -> Result<Artifacts> {
     let dir = Path::new(target_tmpdir).join("browser-artifacts");
     std::fs::create_dir_all(&dir).with_context(|| format!("creating {}", dir.display()))?;
-    Ok(dir)
+    Ok(Artifacts(dir))
 }
 
 /// `$env` if set, else the first of `names` on `PATH`.
@@ -166,7 +178,7 @@ impl Driver {
 
     /// A fresh headless Chromium session with a profile directory of its
     /// own; screenshots go to `artifacts` (see [`artifacts`]).
-    pub async fn session(&self, artifacts: &Path) -> Result<Session> {
+    pub async fn session(&self, artifacts: &Artifacts) -> Result<Session> {
         let profile = tempfile::tempdir()?;
         let mut args: Vec<String> = FLAGS.iter().map(|f| f.to_string()).collect();
         args.push("--window-size=1280,1000".into());
@@ -183,7 +195,7 @@ impl Driver {
             .context("opening a chromedriver session")?;
         Ok(Session {
             client,
-            artifacts: artifacts.to_path_buf(),
+            artifacts: artifacts.clone(),
             _profile: profile,
         })
     }
@@ -193,7 +205,7 @@ impl Driver {
 /// profile directory, removed when dropped.
 pub struct Session {
     client: Client,
-    artifacts: PathBuf,
+    artifacts: Artifacts,
     _profile: tempfile::TempDir,
 }
 
@@ -208,7 +220,7 @@ impl Session {
     /// Saves a screenshot of the current page as `<artifacts>/NAME.png`.
     pub async fn shot(&self, name: &str) -> Result<()> {
         let png = self.client.screenshot().await?;
-        std::fs::write(self.artifacts.join(format!("{name}.png")), png)?;
+        std::fs::write(self.artifacts.png(name), png)?;
         Ok(())
     }
 

@@ -4,13 +4,17 @@
 //! login form.
 
 use anyhow::Result;
-pub use corsair_test_support::browser::{Driver, Session, fill, wait_for};
+pub use corsair_test_support::browser::{Artifacts, Driver, Session, fill, wait_for};
 use fantoccini::{Client, Locator};
 
-/// A fresh session; its screenshots go to `target/tmp/browser-artifacts/`.
+/// This crate's screenshot directory, `target/tmp/browser-artifacts/`.
+pub fn artifacts() -> Result<Artifacts> {
+    corsair_test_support::browser::artifacts(env!("CARGO_TARGET_TMPDIR"))
+}
+
+/// A fresh session; its screenshots go to [`artifacts`].
 pub async fn session(driver: &Driver) -> Result<Session> {
-    let artifacts = corsair_test_support::browser::artifacts(env!("CARGO_TARGET_TMPDIR"))?;
-    driver.session(&artifacts).await
+    driver.session(&artifacts()?).await
 }
 
 /// Saves a screenshot as `NAME.png` in the artifacts directory.
