@@ -20,11 +20,9 @@ use axum::routing::get;
 use corsair_agent::CorsairLayer;
 use corsair_agent::engine::{Policy, PolicySpec};
 use corsair_agent::handle::{ActivePolicy, PolicyHandle};
-use std::path::Path;
+use corsair_test_support::browser;
 use std::sync::Arc;
 use tokio::net::TcpListener;
-
-const CHROMIUM: &str = "/usr/bin/chromium";
 
 const PAGE: &str = r#"<!doctype html><pre id="out">pending</pre><script>
 async function t(name, url, opts, check) {
@@ -67,37 +65,15 @@ fn api(spec: PolicySpec) -> Router {
 
 /// Loads `url` in headless Chromium and returns the page's result line.
 async fn run_page(url: String) -> String {
-    let profile = tempfile::tempdir().expect("temp profile dir");
-    let out = tokio::process::Command::new(CHROMIUM)
-        .args([
-            "--headless",
-            "--no-sandbox",
-            "--disable-gpu",
-            "--disable-quic",
-            "--no-first-run",
-            "--disable-background-networking",
-            "--disable-component-update",
-            "--disable-sync",
-            "--host-resolver-rules=MAP *.test 127.0.0.1",
-            "--virtual-time-budget=15000",
-            "--dump-dom",
-        ])
-        .arg(format!("--user-data-dir={}", profile.path().display()))
-        .arg(&url)
-        .kill_on_drop(true)
-        .output()
+    let dom = browser::dump_dom(&url, &[browser::RESOLVE_TEST_HOSTS])
         .await
-        .expect("chromium runs");
-    let dom = String::from_utf8_lossy(&out.stdout);
+        .unwrap_or_else(|e| panic!("{url}: {e:#}"));
     let start = dom
         .find("<pre id=\"out\">")
         .map(|i| i + "<pre id=\"out\">".len());
     match start.and_then(|s| dom[s..].find("</pre>").map(|e| dom[s..s + e].to_owned())) {
         Some(line) => line,
-        None => panic!(
-            "{url}: no result in the DOM:\n{dom}\n{}",
-            String::from_utf8_lossy(&out.stderr)
-        ),
+        None => panic!("{url}: no result in the DOM:\n{dom}"),
     }
 }
 
@@ -109,15 +85,11 @@ fn field<'a>(line: &'a str, name: &str) -> &'a str {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn chromium_enforces_what_the_engine_decides() {
-    if std::env::var_os("CORSAIR_SKIP_BROWSER_TESTS").is_some_and(|v| v == "1") {
-        eprintln!("SKIPPED on request: CORSAIR_SKIP_BROWSER_TESTS=1");
+    if browser::skip_requested() {
         return;
     }
-    assert!(
-        Path::new(CHROMIUM).exists(),
-        "{CHROMIUM} not found: install chromium: apt-get install -y chromium \
-         (or set CORSAIR_SKIP_BROWSER_TESTS=1 to skip this test on purpose)"
-    );
+    // A missing browser fails here, with the command that installs it.
+    browser::chromium().expect("Chromium");
     let bind = || TcpListener::bind("127.0.0.1:0");
     let (pages, api1, api2) = (
         bind().await.expect("bind"),

@@ -144,12 +144,12 @@ async fn nginx_auth_request_answers_like_the_sidecar() -> TestResult {
         }
 
         // Blocked-request telemetry: the batches each agent queued for upload.
-        if !nginx.process.stop().await? {
+        if !nginx.process.stop().await?.success() {
             failures.push(format!("[{policy}] nginx did not exit cleanly"));
         }
         let (mut authz, mut sidecar) = (authz, sidecar);
         for agent in [&mut authz, &mut sidecar] {
-            if !agent.process.stop().await? {
+            if !agent.process.stop().await?.success() {
                 failures.push(format!(
                     "[{policy}] {} did not exit cleanly on SIGTERM",
                     agent.process.name
@@ -201,7 +201,10 @@ async fn nginx_fails_closed_when_the_agent_is_down() -> TestResult {
         assert!(!answer.forwarded, "{name}: the upstream was called");
         assert!(answer.cors.is_empty(), "{name}: {answer:?}");
     }
-    assert!(nginx.process.stop().await?, "nginx did not exit cleanly");
+    assert!(
+        nginx.process.stop().await?.success(),
+        "nginx did not exit cleanly"
+    );
     Ok(())
 }
 
@@ -248,9 +251,12 @@ async fn nginx_own_errors_carry_the_decision() -> TestResult {
     // A preflight never needs the upstream.
     let preflight = send(nginx.addr, find("pf put + header")?, &unused).await?;
     assert_eq!(preflight.status, 204, "{preflight:?}");
-    assert!(nginx.process.stop().await?, "nginx did not exit cleanly");
     assert!(
-        agent.process.stop().await?,
+        nginx.process.stop().await?.success(),
+        "nginx did not exit cleanly"
+    );
+    assert!(
+        agent.process.stop().await?.success(),
         "the agent did not exit cleanly"
     );
     Ok(())

@@ -8,9 +8,9 @@ mod proxy_support;
 
 use corsair_agent::engine::PolicySpec;
 use corsair_agent::sync::{Snapshot, cache};
+use corsair_test_support::process::{Process, free_addr};
 use proxy_support::{AnyError, Head, STEP, eventually, read_head, refused_port};
 use std::net::SocketAddr;
-use std::process::Stdio;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
@@ -46,12 +46,6 @@ async fn slow_upstream() -> Result<(String, mpsc::Receiver<oneshot::Sender<()>>)
     Ok((url, arrivals))
 }
 
-/// A free loopback port for the binary to bind (it takes addresses, not
-/// listeners).
-async fn free_port() -> Result<SocketAddr, AnyError> {
-    refused_port().await
-}
-
 /// `GET /readyz` status, or `None` when the admin listener does not answer.
 async fn readyz(admin: SocketAddr) -> Option<u16> {
     let mut stream = TcpStream::connect(admin).await.ok()?;
@@ -67,7 +61,7 @@ async fn readyz(admin: SocketAddr) -> Option<u16> {
 /// plane: the one it is given refuses connections), listening on `listen`
 /// and `admin`.
 struct Agent {
-    child: tokio::process::Child,
+    process: Process,
     listen: SocketAddr,
     admin: SocketAddr,
     _cache_dir: tempfile::TempDir,
@@ -96,9 +90,10 @@ impl Agent {
                 }),
             },
         )?;
-        let (listen, admin) = (free_port().await?, free_port().await?);
+        let (listen, admin) = (free_addr()?, free_addr()?);
         let control_plane = format!("http://{}", refused_port().await?);
-        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_corsair-agent"))
+        let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_corsair-agent"));
+        command
             .args(["proxy", "--token", "t", "--service", "api"])
             .args(["--control-plane", &control_plane, "--upstream", upstream])
             .args(["--listen", &listen.to_string()])
@@ -107,16 +102,16 @@ impl Agent {
             .arg(cache_dir.path())
             .args(["--drain-timeout", drain_timeout, "--upstream-timeout", "60"])
             .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::inherit())
-            .kill_on_drop(true)
-            .spawn()?;
+            .env("RUST_LOG", "warn");
+        let log = cache_dir.path().join("agent.log");
+        let process = Process::spawn("corsair-agent proxy", command, &log)?;
         eventually("the agent to be ready", || async {
             (readyz(admin).await == Some(200)).then_some(())
         })
-        .await?;
+        .await
+        .map_err(|e| format!("{e:#}\n{}", process.log()))?;
         Ok(Self {
-            child,
+            process,
             listen,
             admin,
             _cache_dir: cache_dir,
@@ -142,12 +137,7 @@ impl Agent {
     }
 
     fn sigterm(&self) -> Result<(), AnyError> {
-        let pid = self.child.id().ok_or("the agent already exited")?;
-        let killed = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status()?;
-        assert!(killed.success());
-        Ok(())
+        Ok(self.process.signal("-TERM")?)
     }
 }
 
@@ -171,7 +161,7 @@ async fn sigterm_drains_in_flight_requests_then_exits() -> Result<(), AnyError> 
     })
     .await?;
     assert!(
-        agent.child.try_wait()?.is_none(),
+        agent.process.child.try_wait()?.is_none(),
         "exited with a request in flight"
     );
 
@@ -184,7 +174,7 @@ async fn sigterm_drains_in_flight_requests_then_exits() -> Result<(), AnyError> 
     tokio::time::timeout(STEP, client.read_exact(&mut body)).await??;
     assert_eq!(&body, b"slow\n");
 
-    let status = tokio::time::timeout(STEP, agent.child.wait()).await??;
+    let status = tokio::time::timeout(STEP, agent.process.child.wait()).await??;
     assert!(status.success(), "agent exited with {status}");
     Ok(())
 }
@@ -197,7 +187,7 @@ async fn the_drain_timeout_bounds_the_wait() -> Result<(), AnyError> {
     let mut agent = Agent::start(&upstream, "0.5").await?;
     let (mut client, _never_released) = agent.in_flight(&mut arrivals).await?;
     agent.sigterm()?;
-    let status = tokio::time::timeout(STEP, agent.child.wait()).await??;
+    let status = tokio::time::timeout(STEP, agent.process.child.wait()).await??;
     assert!(status.success(), "agent exited with {status}");
     // The client's connection ends without an answer.
     let mut rest = Vec::new();
@@ -237,7 +227,7 @@ async fn the_drain_delay_keeps_serving_while_not_ready() -> Result<(), AnyError>
         TcpStream::connect(listen).await.is_err().then_some(())
     })
     .await?;
-    let status = tokio::time::timeout(STEP, agent.child.wait()).await??;
+    let status = tokio::time::timeout(STEP, agent.process.child.wait()).await??;
     assert!(status.success(), "agent exited with {status}");
     Ok(())
 }

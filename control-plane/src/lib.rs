@@ -16,7 +16,7 @@
 //! - [`server`]: wires HTTP and gRPC onto already-bound listeners with graceful shutdown.
 //! - [`tls`]: TLS on both listeners (`serve --tls-*`), certificates reloaded while serving.
 //! - [`pg`]: a private PostgreSQL from the machine's binaries (dev, tests).
-//! - `testing`: a fresh database per test.
+//! - `testing`: a fresh database per test and the control-plane fixture.
 //! - [`dev`]: `corsair-control-plane dev` — private Postgres, demo upstream, agent, demo page.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]

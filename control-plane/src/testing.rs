@@ -1,9 +1,18 @@
-//! Test support: a fresh, migrated database per test.
+//! Test support for the integration tests: a fresh, migrated database per
+//! test ([`TestDb`], this file) and the control-plane fixture on top of it
+//! ([`ControlPlane`]: users of every role, a node on its own ports).
 //!
 //! The server is, in order: `CORSAIR_TEST_DATABASE_URL` (an admin URL whose
 //! user may create databases), the machine's server on 127.0.0.1:5432 when
 //! one answers, or a private server started once per test process from the
 //! machine's PostgreSQL binaries (as `dev` does).
+
+mod fixture;
+
+pub use fixture::{
+    ControlPlane, Options, PASSWORD, ROLES, TestNode, email, password_hash, seed_users,
+    signing_key, signing_key_hex, user_token,
+};
 
 use crate::pg::PrivatePostgres;
 use crate::store::Store;

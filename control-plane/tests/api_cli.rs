@@ -4,9 +4,10 @@
 use corsair_control_plane::auth::{Role, SigningKey, TokenKind, password};
 use corsair_control_plane::store::Store;
 use corsair_control_plane::testing::TestDb;
+use corsair_test_support::eventually;
+use corsair_test_support::process::Serve;
 use std::io::Write;
 use std::process::{Command, Output, Stdio};
-use std::time::{Duration, Instant};
 
 fn bin() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_corsair-control-plane"));
@@ -170,36 +171,25 @@ async fn migrate_user_add_token_issue_and_serve() {
     );
 
     // serve answers the API and stops cleanly on SIGTERM.
-    let port = free_port();
-    let grpc = free_port();
-    let mut child = bin()
-        .args([
-            "serve",
-            "--database-url",
-            &url,
-            "--http",
-            &format!("127.0.0.1:{port}"),
-            "--grpc",
-            &format!("127.0.0.1:{grpc}"),
-            "--signing-key-file",
-            key_path,
-            "--blocked-retention-days",
-            "2",
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn serve");
+    let mut serve = Serve::spawn(
+        env!("CARGO_BIN_EXE_corsair-control-plane"),
+        &url,
+        &key_file,
+        ["--blocked-retention-days", "2"],
+        dir.path(),
+    )
+    .expect("spawn serve")
+    .serving()
+    .await
+    .expect("serve starts");
     let client = reqwest::Client::new();
-    let base = format!("http://127.0.0.1:{port}/api/v1");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        match client.get(format!("{base}/openapi.json")).send().await {
-            Ok(r) if r.status().is_success() => break,
-            _ if Instant::now() < deadline => tokio::time::sleep(Duration::from_millis(50)).await,
-            other => panic!("serve never answered: {other:?}"),
-        }
-    }
+    let base = serve.url("/api/v1");
+    let openapi = client
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .expect("openapi");
+    assert!(openapi.status().is_success(), "{openapi:?}");
     let login = client
         .post(format!("{base}/login"))
         .json(
@@ -215,45 +205,31 @@ async fn migrate_user_add_token_issue_and_serve() {
         .expect("user token");
 
     // --blocked-retention-days reached the retention job.
-    let deadline = Instant::now() + Duration::from_secs(30);
-    loop {
-        let partitions = store.blocked_partitions().await.expect("partitions");
-        if !partitions.contains(&old_partition) {
-            assert!(
-                partitions
-                    .iter()
-                    .any(|p| p.ends_with(&today.format("%Y%m%d").to_string())),
-                "today's partition is kept: {partitions:?}"
-            );
-            break;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "serve --blocked-retention-days 2 never dropped {old_partition}: {partitions:?}"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    let today_suffix = today.format("%Y%m%d").to_string();
+    let partitions = eventually(
+        "serve --blocked-retention-days 2 to drop the old partition",
+        || async {
+            let partitions = store
+                .blocked_partitions()
+                .await
+                .map_err(|e| e.to_string())?;
+            if partitions.contains(&old_partition) {
+                return Err(format!("{old_partition} still in {partitions:?}"));
+            }
+            Ok(partitions)
+        },
+    )
+    .await
+    .expect("retention");
+    assert!(
+        partitions.iter().any(|p| p.ends_with(&today_suffix)),
+        "today's partition is kept: {partitions:?}"
+    );
 
-    let status = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .expect("kill");
-    assert!(status.success());
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let exit = loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            break s;
-        }
-        assert!(Instant::now() < deadline, "serve did not stop on SIGTERM");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
-    assert!(exit.success(), "serve exit: {exit:?}");
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
+    let exit = serve.process.stop().await.expect("serve stops on SIGTERM");
+    assert!(
+        exit.success(),
+        "serve exit: {exit:?}\n{}",
+        serve.process.log()
+    );
 }

@@ -4,8 +4,6 @@
 //! user exists, audited once, safe when replicas start together) — through
 //! the library and through the real `serve` binary.
 
-mod e2e_support;
-
 use axum::body::Body;
 use corsair_control_plane::auth::bootstrap::{
     BOOTSTRAP_ACTOR, BootstrapError, BootstrapOutcome, bootstrap_admin,
@@ -15,11 +13,12 @@ use corsair_control_plane::server::http_app;
 use corsair_control_plane::state::AppState;
 use corsair_control_plane::store::Store;
 use corsair_control_plane::testing::TestDb;
-use e2e_support::eventually;
+use corsair_test_support::eventually;
+use corsair_test_support::process::{Serve, free_port};
 use http::{Request, StatusCode};
 use serde_json::Value;
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use tower::ServiceExt as _;
 
 /// GETs `path` from the whole HTTP app (no socket); status and JSON body.
@@ -140,11 +139,7 @@ async fn an_older_binary_stays_ready_and_starts_on_a_newer_schema() {
 #[tokio::test]
 async fn readyz_is_503_when_the_database_is_unreachable() {
     // A port nothing listens on: bind, note the port, close.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port();
+    let port = free_port().expect("a free port");
     let pool = sqlx::postgres::PgPoolOptions::new()
         .acquire_timeout(std::time::Duration::from_millis(500))
         .connect_lazy(&format!("postgres://postgres@127.0.0.1:{port}/none"))
@@ -350,46 +345,18 @@ async fn concurrent_bootstraps_create_exactly_one_admin() {
     assert_eq!(count(&db.store, "SELECT count(*) FROM users").await, 1);
 }
 
-/// `serve` as the real binary on free ports; killed on drop.
-struct Serve {
-    child: Child,
-    http: String,
-}
-
-impl Drop for Serve {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .expect("bind")
-        .local_addr()
-        .expect("addr")
-        .port()
-}
-
+/// `serve` as the real binary on free ports (stopped when dropped), its
+/// log beside `key`; not waited for.
 fn serve(url: &str, key: &Path, extra: &[&str]) -> Serve {
-    let port = free_port();
-    let child = Command::new(env!("CARGO_BIN_EXE_corsair-control-plane"))
-        .env_remove("CORSAIR_DATABASE_URL")
-        .env("RUST_LOG", "warn")
-        .args(["serve", "--database-url", url])
-        .args(["--http", &format!("127.0.0.1:{port}")])
-        .args(["--grpc", &format!("127.0.0.1:{}", free_port())])
-        .arg("--signing-key-file")
-        .arg(key)
-        .args(extra)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn serve");
-    Serve {
-        child,
-        http: format!("http://127.0.0.1:{port}"),
-    }
+    let dir = key.parent().expect("the key file's directory");
+    Serve::spawn(
+        env!("CARGO_BIN_EXE_corsair-control-plane"),
+        url,
+        key,
+        extra,
+        dir,
+    )
+    .expect("spawn serve")
 }
 
 async fn status_of(url: &str) -> Option<u16> {
@@ -420,7 +387,7 @@ async fn replicas_started_together_migrate_and_bootstrap_once() {
         })
         .collect();
     for r in &replicas {
-        let url = format!("{}/readyz", r.http);
+        let url = r.url("/readyz");
         eventually("every replica to be ready", || async {
             (status_of(&url).await == Some(200)).then_some(())
         })
@@ -437,7 +404,7 @@ async fn replicas_started_together_migrate_and_bootstrap_once() {
         1
     );
     let login = reqwest::Client::new()
-        .post(format!("{}/api/v1/login", replicas[2].http))
+        .post(replicas[2].url("/api/v1/login"))
         .json(&serde_json::json!({"email": "root@example.com", "password": "first admin password"}))
         .send()
         .await
@@ -468,8 +435,8 @@ async fn serve_skip_migrations_is_unready_until_migrate_runs() {
             &password_arg,
         ],
     );
-    let healthz = format!("{}/healthz", replica.http);
-    let readyz = format!("{}/readyz", replica.http);
+    let healthz = replica.url("/healthz");
+    let readyz = replica.url("/readyz");
     eventually("serve to answer /healthz", || async {
         (status_of(&healthz).await == Some(200)).then_some(())
     })

@@ -7,68 +7,20 @@ mod e2e_support;
 
 use anyhow::{Context, Result, bail};
 use corsair_control_plane::testing::TestDb;
+use corsair_test_support::browser;
+use corsair_test_support::process::Process;
 use e2e_support::eventually;
 use serde_json::json;
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
-use std::process::Stdio;
-use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, BufReader};
-use tokio::process::{Child, Command};
+use std::path::Path;
+use tokio::process::Command;
 
 /// The calls the demo page makes, by element id.
 const CALLS: [&str; 3] = ["simple-get", "preflight-put", "credentialed"];
 
-fn chromium() -> Result<PathBuf> {
-    if let Ok(path) = std::env::var("CORSAIR_CHROMIUM") {
-        return Ok(PathBuf::from(path));
-    }
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for name in ["chromium", "chromium-browser", "google-chrome"] {
-        if let Some(found) = std::env::split_paths(&path)
-            .map(|d| d.join(name))
-            .find(|p| p.is_file())
-        {
-            return Ok(found);
-        }
-    }
-    bail!("no Chromium found: install it (apt-get install -y chromium) or set CORSAIR_CHROMIUM")
-}
-
-/// Loads `url` in headless Chromium, lets its scripts finish (virtual time
-/// waits for pending fetches), and returns the DOM. With `screenshot`, also
-/// saves a PNG there.
-async fn render(url: &str, screenshot: Option<&Path>) -> Result<String> {
-    let profile = tempfile::tempdir()?;
-    let mut cmd = Command::new(chromium()?);
-    cmd.args([
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--virtual-time-budget=15000",
-        "--window-size=1100,700",
-    ])
-    .arg(format!("--user-data-dir={}", profile.path().display()));
-    if let Some(path) = screenshot {
-        cmd.arg(format!("--screenshot={}", path.display()));
-    } else {
-        cmd.arg("--dump-dom");
-    }
-    let out = tokio::time::timeout(
-        Duration::from_secs(60),
-        cmd.arg(url).stdin(Stdio::null()).output(),
-    )
-    .await
-    .context("Chromium did not finish")??;
-    if !out.status.success() {
-        bail!("Chromium failed: {}", String::from_utf8_lossy(&out.stderr));
-    }
-    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+/// The demo page's DOM once its scripts have finished.
+async fn render(url: &str) -> Result<String> {
+    browser::dump_dom(url, &[]).await
 }
 
 /// The demo page's verdict per call: "allowed" / "blocked".
@@ -90,13 +42,14 @@ fn verdicts(dom: &str) -> HashMap<&'static str, String> {
 
 /// `corsair-control-plane dev` as a child process, with its banner parsed.
 struct Dev {
-    child: Child,
+    process: Process,
     banner: HashMap<String, String>,
 }
 
 impl Dev {
     async fn start(database_url: &str, state_dir: &Path) -> Result<Self> {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_corsair-control-plane"))
+        let mut command = Command::new(env!("CARGO_BIN_EXE_corsair-control-plane"));
+        command
             .arg("dev")
             .arg("--state-dir")
             .arg(state_dir)
@@ -110,45 +63,12 @@ impl Dev {
             ])
             .args(["--agent-admin", "127.0.0.1:0", "--demo", "127.0.0.1:0"])
             .env("DATABASE_URL", database_url)
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .kill_on_drop(true)
-            .spawn()?;
-        let stdout = child.stdout.take().context("no stdout")?;
-        let mut lines = BufReader::new(stdout).lines();
-        let mut banner = HashMap::new();
-        let read = async {
-            while let Some(line) = lines.next_line().await? {
-                let words: Vec<&str> = line.split_whitespace().collect();
-                let label_end = words
-                    .iter()
-                    .position(|w| w.starts_with("http://") || w.contains('@'));
-                if let Some(at) = label_end.filter(|at| *at > 0) {
-                    banner.insert(words[..at].join(" "), words[at].to_string());
-                    if words[..at].join(" ") == "Admin login" {
-                        banner.insert(
-                            "password".into(),
-                            words.get(at + 2).unwrap_or(&"").to_string(),
-                        );
-                    }
-                }
-                if let Some(rest) = line.split("origin request #").nth(1) {
-                    banner.insert(
-                        "request".into(),
-                        rest.split_whitespace().next().unwrap_or("").to_string(),
-                    );
-                    return Ok::<_, anyhow::Error>(());
-                }
-            }
-            bail!("dev exited before printing its banner")
-        };
-        tokio::time::timeout(Duration::from_secs(60), read)
-            .await
-            .context("no banner from dev")??;
-        // Keep draining stdout so the child never blocks on a full pipe.
-        tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
-        Ok(Self { child, banner })
+            .env("RUST_LOG", "warn");
+        let mut process = Process::spawn("dev", command, &state_dir.join("dev.log"))?;
+        // The banner ends with the demo origin's pending request.
+        process.wait_log("origin request #").await?;
+        let banner = parse_banner(&process.log());
+        Ok(Self { process, banner })
     }
 
     fn get(&self, key: &str) -> Result<&str> {
@@ -160,20 +80,40 @@ impl Dev {
 
     /// SIGTERM, then wait for a clean exit.
     async fn stop(mut self) -> Result<()> {
-        let pid = self.child.id().context("dev already exited")?;
-        Command::new("kill")
-            .arg("-TERM")
-            .arg(pid.to_string())
-            .status()
-            .await?;
-        let status = tokio::time::timeout(Duration::from_secs(30), self.child.wait())
-            .await
-            .context("dev did not stop")??;
+        let status = self.process.stop().await?;
         if !status.success() {
-            bail!("dev exited with {status}");
+            bail!("dev exited with {status}:\n{}", self.process.log());
         }
         Ok(())
     }
+}
+
+/// "Label words  URL" lines by label, the admin password and the number of
+/// the demo origin's pending request.
+fn parse_banner(text: &str) -> HashMap<String, String> {
+    let mut banner = HashMap::new();
+    for line in text.lines() {
+        let words: Vec<&str> = line.split_whitespace().collect();
+        let label_end = words
+            .iter()
+            .position(|w| w.starts_with("http://") || w.contains('@'));
+        if let Some(at) = label_end.filter(|at| *at > 0) {
+            banner.insert(words[..at].join(" "), words[at].to_string());
+            if words[..at].join(" ") == "Admin login" {
+                banner.insert(
+                    "password".into(),
+                    words.get(at + 2).unwrap_or(&"").to_string(),
+                );
+            }
+        }
+        if let Some(rest) = line.split("origin request #").nth(1) {
+            banner.insert(
+                "request".into(),
+                rest.split_whitespace().next().unwrap_or("").to_string(),
+            );
+        }
+    }
+    banner
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -188,17 +128,17 @@ async fn browser_fetch_is_refused_until_the_origin_is_approved() -> Result<()> {
         agent, demo,
         "the page and the agent must be different origins"
     );
-    let artifacts = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("browser-artifacts");
-    std::fs::create_dir_all(&artifacts)?;
+    let artifacts = browser::artifacts(env!("CARGO_TARGET_TMPDIR"))?;
 
     // Before approval: the browser refuses every call.
-    let before = verdicts(&render(&format!("{demo}/?autorun"), None).await?);
+    let before = verdicts(&render(&format!("{demo}/?autorun")).await?);
     for id in CALLS {
         assert_eq!(before[id], "blocked", "{id} before approval: {before:?}");
     }
-    render(
+    browser::screenshot(
         &format!("{demo}/?autorun"),
-        Some(&artifacts.join("demo-before-approval.png")),
+        &[],
+        &artifacts.png("demo-before-approval"),
     )
     .await?;
 
@@ -232,13 +172,14 @@ async fn browser_fetch_is_refused_until_the_origin_is_approved() -> Result<()> {
         (r.status() == 204).then_some(())
     })
     .await?;
-    let after = verdicts(&render(&format!("{demo}/?autorun"), None).await?);
+    let after = verdicts(&render(&format!("{demo}/?autorun")).await?);
     for id in CALLS {
         assert_eq!(after[id], "allowed", "{id} after approval: {after:?}");
     }
-    render(
+    browser::screenshot(
         &format!("{demo}/?autorun"),
-        Some(&artifacts.join("demo-after-approval.png")),
+        &[],
+        &artifacts.png("demo-after-approval"),
     )
     .await?;
 

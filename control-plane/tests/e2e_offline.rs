@@ -33,13 +33,7 @@ async fn cached_policy_survives_agent_restart_while_control_plane_is_down() -> a
     admin
         .post(&format!("/origins/{id}/approve"), json!({"note": "ok"}))
         .await?;
-    let token = admin
-        .post(
-            "/agent-tokens",
-            json!({"name": "gw", "services": ["orders"]}),
-        )
-        .await?;
-    let token = token["token"].as_str().unwrap_or_default().to_string();
+    let token = admin.agent_token("gw", &["orders"]).await?;
 
     let cache = tempfile::tempdir()?;
     let mut agent = Agent::start(

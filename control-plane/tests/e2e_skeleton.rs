@@ -32,13 +32,7 @@ async fn approved_origin_reaches_the_agent_and_revocation_removes_it() -> anyhow
             }),
         )
         .await?;
-    let token = admin
-        .post(
-            "/agent-tokens",
-            json!({"name": "gw-1", "services": ["payments-api"]}),
-        )
-        .await?;
-    let token = token["token"].as_str().unwrap_or_default().to_string();
+    let token = admin.agent_token("gw-1", &["payments-api"]).await?;
     let cache = tempfile::tempdir()?;
     let agent = Agent::start(
         &cp.grpc_url(),

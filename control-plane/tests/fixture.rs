@@ -3,6 +3,7 @@
 
 use corsair_control_plane::pg::PrivatePostgres;
 use corsair_control_plane::testing::TestDb;
+use corsair_test_support::eventually;
 use sqlx::{Connection, PgConnection};
 
 #[tokio::test]
@@ -63,14 +64,10 @@ async fn watchdog_stops_the_server_when_its_owner_exits() -> anyhow::Result<()> 
     assert_eq!(one, 1);
     conn.close().await?;
     owner.kill().await?;
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
-    while PgConnection::connect(&url).await.is_ok() {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "server still up after its owner exited"
-        );
-        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-    }
+    eventually("the server to stop after its owner exited", || async {
+        PgConnection::connect(&url).await.is_err()
+    })
+    .await?;
     tokio::task::spawn_blocking(move || pg.stop()).await??;
     Ok(())
 }

@@ -16,12 +16,12 @@ async fn snapshot_applied_acked_and_changes_pushed() -> TestResult {
     let cp = ControlPlane::start(&db, fast_config()).await?;
     let agent = Agent::fresh(&cp, &db.token(&["payments"]).await?, &["payments"]).await?;
 
-    agent.wait_revision("payments", rev1).await;
+    agent.wait_revision("payments", rev1).await?;
     assert_eq!(
         agent.origins("payments"),
         vec!["https://app.example.com".to_string()]
     );
-    db.wait_applied(&agent.id, "payments", rev1).await;
+    db.wait_applied(&agent.id, "payments", rev1).await?;
     assert!(
         db.agent_connected(&agent.id).await?,
         "agent recorded as connected"
@@ -38,13 +38,13 @@ async fn snapshot_applied_acked_and_changes_pushed() -> TestResult {
         .approve_origin("payments", "https://admin.example.com")
         .await?;
     assert!(rev2 > rev1);
-    agent.wait_revision("payments", rev2).await;
+    agent.wait_revision("payments", rev2).await?;
     assert!(
         agent
             .origins("payments")
             .contains(&"https://admin.example.com".to_string())
     );
-    db.wait_applied(&agent.id, "payments", rev2).await;
+    db.wait_applied(&agent.id, "payments", rev2).await?;
 
     // Deleting the service makes the agent fail closed.
     db.exec("DELETE FROM services WHERE name = 'payments'")
@@ -52,15 +52,15 @@ async fn snapshot_applied_acked_and_changes_pushed() -> TestResult {
     eventually("agent fails closed", || async {
         agent.handle.load().is_none()
     })
-    .await;
-    db.wait_applied(&agent.id, "payments", 0).await;
+    .await?;
+    db.wait_applied(&agent.id, "payments", 0).await?;
 
     let id = agent.id.clone();
     agent.stop().await;
     eventually("agent marked disconnected", || async {
         !db.agent_connected(&id).await.unwrap_or(true)
     })
-    .await;
+    .await?;
     cp.stop().await?;
     Ok(())
 }
@@ -73,11 +73,11 @@ async fn refused_snapshot_is_nacked_and_old_policy_stays() -> TestResult {
         .await?;
     let cp = ControlPlane::start(&db, fast_config()).await?;
     let agent = Agent::fresh(&cp, &db.token(&["orders"]).await?, &["orders"]).await?;
-    agent.wait_revision("orders", rev1).await;
+    agent.wait_revision("orders", rev1).await?;
 
     // Written behind the API's back: the engine refuses it.
     let bad = db.approve_origin("orders", "not an origin").await?;
-    let error = db.wait_nack(&agent.id, "orders", bad).await;
+    let error = db.wait_nack(&agent.id, "orders", bad).await?;
     assert!(
         error.contains("not an origin"),
         "NACK error names the problem: {error}"
@@ -97,8 +97,8 @@ async fn refused_snapshot_is_nacked_and_old_policy_stays() -> TestResult {
     db.exec("UPDATE origins SET status = 'revoked' WHERE pattern = 'not an origin'")
         .await?;
     let good = db.bump("orders").await?;
-    agent.wait_revision("orders", good).await;
-    db.wait_applied(&agent.id, "orders", good).await;
+    agent.wait_revision("orders", good).await?;
+    db.wait_applied(&agent.id, "orders", good).await?;
     agent.stop().await;
     cp.stop().await?;
     Ok(())
@@ -176,7 +176,7 @@ async fn bad_credentials_get_the_right_codes() -> TestResult {
             .as_deref()
             .is_some_and(|e| e.contains("Unauthenticated"))
     })
-    .await;
+    .await?;
     assert!(!agent.status.borrow().connected);
     agent.stop().await;
     cp.stop().await?;
@@ -221,13 +221,13 @@ async fn converges_after_the_listen_connection_is_killed() -> TestResult {
     };
     let cp = ControlPlane::start(&db, config).await?;
     let agent = Agent::fresh(&cp, &db.token(&["search"]).await?, &["search"]).await?;
-    agent.wait_revision("search", rev1).await;
+    agent.wait_revision("search", rev1).await?;
 
     for round in 0..2 {
         eventually("listening", || async {
             db.listeners().await.unwrap_or(0) >= 1
         })
-        .await;
+        .await?;
         let killed = db.kill_listeners().await?;
         assert!(
             killed >= 1,
@@ -237,7 +237,7 @@ async fn converges_after_the_listen_connection_is_killed() -> TestResult {
         let rev = db
             .approve_origin("search", &format!("https://r{round}.example.com"))
             .await?;
-        agent.wait_revision("search", rev).await;
+        agent.wait_revision("search", rev).await?;
     }
     agent.stop().await;
     cp.stop().await?;
@@ -253,15 +253,15 @@ async fn agent_reconnects_to_a_restarted_control_plane() -> TestResult {
     let cp = ControlPlane::start(&db, fast_config()).await?;
     let addr = cp.addr;
     let agent = Agent::fresh(&cp, &db.token(&["catalog"]).await?, &["catalog"]).await?;
-    agent.wait_revision("catalog", rev1).await;
-    db.wait_applied(&agent.id, "catalog", rev1).await;
+    agent.wait_revision("catalog", rev1).await?;
+    db.wait_applied(&agent.id, "catalog", rev1).await?;
 
     // Stopping drains the stream and records the disconnect.
     cp.stop().await?;
     eventually("agent sees the control plane gone", || async {
         !agent.status.borrow().connected
     })
-    .await;
+    .await?;
     assert!(!db.agent_connected(&agent.id).await?);
     assert_eq!(agent.revision("catalog"), Some(rev1), "still enforcing");
 
@@ -269,8 +269,8 @@ async fn agent_reconnects_to_a_restarted_control_plane() -> TestResult {
         .approve_origin("catalog", "https://b.example.com")
         .await?;
     let cp = ControlPlane::start_on(&db, fast_config(), addr).await?;
-    agent.wait_revision("catalog", rev2).await;
-    db.wait_applied(&agent.id, "catalog", rev2).await;
+    agent.wait_revision("catalog", rev2).await?;
+    db.wait_applied(&agent.id, "catalog", rev2).await?;
     assert!(agent.status.borrow().reconnects >= 1);
     assert!(db.agent_connected(&agent.id).await?);
     agent.stop().await;
@@ -288,8 +288,8 @@ async fn agent_started_while_the_control_plane_is_down_enforces_its_cache() -> T
     let token = db.token(&["profile"]).await?;
     let cache = tempdir()?;
     let agent = Agent::start(&cp, &token, &["profile"], cache.path()).await?;
-    agent.wait_revision("profile", rev1).await;
-    db.wait_applied(&agent.id, "profile", rev1).await;
+    agent.wait_revision("profile", rev1).await?;
+    db.wait_applied(&agent.id, "profile", rev1).await?;
     let first_id = agent.id.clone();
     agent.stop().await;
     let addr = cp.addr;
@@ -313,14 +313,14 @@ async fn agent_started_while_the_control_plane_is_down_enforces_its_cache() -> T
     eventually("failed attempts counted", || async {
         agent.status.borrow().reconnects >= 2
     })
-    .await;
+    .await?;
 
     // The control plane comes back with a change made meanwhile.
     let rev2 = db
         .approve_origin("profile", "https://b.example.com")
         .await?;
     let cp = ControlPlane::start_on(&db, fast_config(), addr).await?;
-    agent.wait_revision("profile", rev2).await;
+    agent.wait_revision("profile", rev2).await?;
     agent.stop().await;
     cp.stop().await?;
     Ok(())
@@ -341,16 +341,16 @@ async fn every_replica_pushes_every_change() -> TestResult {
     let token = db.token(&["shared"]).await?;
     let a1 = Agent::fresh(&cp1, &token, &["shared"]).await?;
     let a2 = Agent::fresh(&cp2, &token, &["shared"]).await?;
-    a1.wait_revision("shared", rev1).await;
-    a2.wait_revision("shared", rev1).await;
+    a1.wait_revision("shared", rev1).await?;
+    a2.wait_revision("shared", rev1).await?;
     eventually("both replicas listening", || async {
         db.listeners().await.unwrap_or(0) >= 2
     })
-    .await;
+    .await?;
 
     let rev2 = db.approve_origin("shared", "https://b.example.com").await?;
-    a1.wait_revision("shared", rev2).await;
-    a2.wait_revision("shared", rev2).await;
+    a1.wait_revision("shared", rev2).await?;
+    a2.wait_revision("shared", rev2).await?;
     a1.stop().await;
     a2.stop().await;
     cp1.stop().await?;
@@ -370,13 +370,13 @@ async fn periodic_resync_catches_a_change_that_was_never_notified() -> TestResul
     };
     let cp = ControlPlane::start(&db, config).await?;
     let agent = Agent::fresh(&cp, &db.token(&["silent"]).await?, &["silent"]).await?;
-    agent.wait_revision("silent", rev1).await;
+    agent.wait_revision("silent", rev1).await?;
 
     // This database is the test's own: silence the NOTIFY trigger.
     db.exec("ALTER TABLE services DISABLE TRIGGER services_notify")
         .await?;
     let rev2 = db.approve_origin("silent", "https://b.example.com").await?;
-    agent.wait_revision("silent", rev2).await;
+    agent.wait_revision("silent", rev2).await?;
     agent.stop().await;
     cp.stop().await?;
     Ok(())
@@ -395,8 +395,8 @@ async fn revoking_the_token_cuts_off_a_connected_agent() -> TestResult {
     let cp = ControlPlane::start(&db, config).await?;
     let token = db.token(&["cutoff"]).await?;
     let agent = Agent::fresh(&cp, &token, &["cutoff"]).await?;
-    agent.wait_revision("cutoff", rev1).await;
-    db.wait_applied(&agent.id, "cutoff", rev1).await;
+    agent.wait_revision("cutoff", rev1).await?;
+    db.wait_applied(&agent.id, "cutoff", rev1).await?;
 
     db.revoke_token(&token).await?;
     eventually("agent cut off", || async {
@@ -407,7 +407,7 @@ async fn revoking_the_token_cuts_off_a_connected_agent() -> TestResult {
                 .as_deref()
                 .is_some_and(|e| e.contains("Unauthenticated"))
     })
-    .await;
+    .await?;
     assert!(!db.agent_connected(&agent.id).await?);
     assert_eq!(
         agent.revision("cutoff"),
@@ -540,8 +540,8 @@ async fn quiet_streams_heartbeat_and_stale_agents_read_as_disconnected() -> Test
     let cp = ControlPlane::start(&db, config).await?;
     let token = db.token(&["beat"]).await?;
     let agent = Agent::fresh(&cp, &token, &["beat"]).await?;
-    agent.wait_revision("beat", rev1).await;
-    db.wait_applied(&agent.id, "beat", rev1).await;
+    agent.wait_revision("beat", rev1).await?;
+    db.wait_applied(&agent.id, "beat", rev1).await?;
 
     let connected = |id: String| {
         let store = db.store.clone();
@@ -570,7 +570,7 @@ async fn quiet_streams_heartbeat_and_stale_agents_read_as_disconnected() -> Test
     eventually("heartbeat bumps last_seen", || async {
         connected(agent.id.clone()).await == Some(true)
     })
-    .await;
+    .await?;
     agent.stop().await;
     cp.stop().await?;
     Ok(())

@@ -7,29 +7,22 @@ mod e2e_support;
 
 use anyhow::{Context, Result};
 use corsair_agent::control_plane::ControlPlaneConfig;
-use corsair_agent::proxy::sidecar::{self, SidecarConfig};
+use corsair_agent::proxy::sidecar::SidecarConfig;
 use corsair_agent::report::ReportConfig;
 use corsair_control_plane::auth::Role;
-use corsair_control_plane::server::Shutdown;
 use e2e_support::{Client, ControlPlane, Upstream, eventually};
 use serde_json::{Value, json};
 use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
-use tokio::net::TcpListener;
-use tokio::task::JoinHandle;
 
 const EVIL: &str = "https://evil.test";
 const OTHER: &str = "https://other.test";
 const INTERVAL: Duration = Duration::from_millis(200);
 
 /// A real agent sidecar with short telemetry intervals.
-struct Agent {
-    url: String,
-    admin_url: String,
-    running: Option<(Shutdown, JoinHandle<Result<()>>)>,
-}
+struct Agent(e2e_support::Agent);
 
 impl Agent {
     async fn start(
@@ -40,10 +33,6 @@ impl Agent {
         cache: PathBuf,
         queue: usize,
     ) -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let admin = TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let admin_url = format!("http://{}", admin.local_addr()?);
         let config = SidecarConfig {
             control_plane: ControlPlaneConfig::new(cp.grpc_url(), token),
             service: service.to_string(),
@@ -60,35 +49,11 @@ impl Agent {
             request_timeout: Duration::from_secs(2),
             ..ReportConfig::default()
         };
-        let stop = Shutdown::new();
-        let task = tokio::spawn(sidecar::run_with_report(
-            config,
-            report,
-            listener,
-            Some(admin),
-            stop.wait(),
-        ));
-        let agent = Self {
-            url,
-            admin_url,
-            running: Some((stop, task)),
-        };
-        eventually("the agent to hold a policy", || async {
-            let r = reqwest::get(format!("{}/readyz", agent.admin_url))
-                .await
-                .ok()?;
-            (r.status() == 200).then_some(())
-        })
-        .await?;
-        Ok(agent)
+        Ok(Self(e2e_support::Agent::start_ready(config, report).await?))
     }
 
     async fn stop(&mut self) -> Result<()> {
-        if let Some((stop, task)) = self.running.take() {
-            stop.trigger();
-            task.await??;
-        }
-        Ok(())
+        self.0.stop().await
     }
 
     /// `n` actual GETs from `origin`; returns the statuses.
@@ -97,7 +62,7 @@ impl Agent {
         let mut out = Vec::new();
         for _ in 0..n {
             out.push(
-                http.get(format!("{}/api/hello", self.url))
+                http.get(format!("{}/api/hello", self.0.url))
                     .header("origin", origin)
                     .send()
                     .await?,
@@ -113,7 +78,7 @@ impl Agent {
             let r = http
                 .request(
                     reqwest::Method::OPTIONS,
-                    format!("{}/api/items/1", self.url),
+                    format!("{}/api/items/1", self.0.url),
                 )
                 .header("origin", origin)
                 .header("access-control-request-method", "PUT")
@@ -130,7 +95,7 @@ impl Agent {
 
     /// One value from the agent's `/metrics`.
     async fn metric(&self, name: &str) -> Option<f64> {
-        let text = reqwest::get(format!("{}/metrics", self.admin_url))
+        let text = reqwest::get(format!("{}/metrics", self.0.admin_url))
             .await
             .ok()?
             .text()
@@ -193,10 +158,7 @@ async fn setup(cp: &ControlPlane, service: Value) -> Result<(Client, String)> {
     let admin = cp.login_as("admin@example.com", Role::Admin).await?;
     let name = service["name"].as_str().unwrap_or_default().to_string();
     admin.post("/services", service).await?;
-    let token = admin
-        .post("/agent-tokens", json!({"name": "gw", "services": [name]}))
-        .await?;
-    let token = token["token"].as_str().context("token")?.to_string();
+    let token = admin.agent_token("gw", &[&name]).await?;
     Ok((admin, token))
 }
 

@@ -181,13 +181,7 @@ async fn telemetry_requires_an_agent_token_scoped_to_the_reported_services() -> 
     let admin = cp.login_as("admin@example.com", Role::Admin).await?;
     admin.post("/services", json!({"name": "orders"})).await?;
     admin.post("/services", json!({"name": "billing"})).await?;
-    let token = admin
-        .post(
-            "/agent-tokens",
-            json!({"name": "gw", "services": ["orders"]}),
-        )
-        .await?;
-    let token = token["token"].as_str().context("token")?.to_string();
+    let token = admin.agent_token("gw", &["orders"]).await?;
     let mut client = TelemetryClient::connect(cp.grpc_url()).await?;
     let report = |service: &str, token: Option<&str>| {
         let mut request = tonic::Request::new(ReportBatch {

@@ -45,7 +45,7 @@ async fn agent_syncs_over_tls_and_rest_answers_over_https() -> TestResult {
         .await?;
     assert_eq!(status["connected"], true, "{status}");
     let id = agent.agent_id().ok_or("no agent id")?;
-    cp.db.wait_applied(&id, "payments", rev).await;
+    cp.db.wait_applied(&id, "payments", rev).await?;
 
     // The HTTP listener (API, UI, metrics) is TLS too.
     let client = https_client(&ca)?;

@@ -14,15 +14,15 @@
 mod e2e_support;
 mod ui_support;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use chrono::{Duration, Utc};
 use corsair_agent::control_plane::ControlPlaneConfig;
-use corsair_agent::proxy::sidecar::{self, SidecarConfig};
+use corsair_agent::proxy::sidecar::SidecarConfig;
 use corsair_agent::report::ReportConfig;
-use corsair_control_plane::auth::{Role, issue_agent_token};
+use corsair_control_plane::auth::Role;
 use corsair_control_plane::server::Shutdown;
 use corsair_control_plane::store::services::ServiceSettings;
-use e2e_support::{Upstream, eventually};
+use e2e_support::{Agent, Upstream, eventually};
 use fantoccini::Locator;
 use serde_json::{Value, json};
 use std::time::Duration as StdDuration;
@@ -31,7 +31,7 @@ use ui_support::blocked::{
     bar_sum, chart_total, count_in, fetch_from_page, href_before, row, seed_blocked, shown_count,
     unescape,
 };
-use ui_support::browser::{Driver, fill, login, shot, wait_for};
+use ui_support::browser::{Driver, fill, login, session, shot, wait_for};
 use ui_support::{PASSWORD, Server, email};
 
 async fn seeded() -> Result<Server> {
@@ -365,22 +365,10 @@ async fn start_agent(
     service: &str,
     upstream: &str,
     cache: std::path::PathBuf,
-    stop: &Shutdown,
-) -> Result<(String, tokio::task::JoinHandle<Result<()>>)> {
-    let token_id = uuid::Uuid::new_v4();
-    let services = vec![service.to_string()];
-    let token = issue_agent_token(&server.keys, token_id, "blocked-ui-agent", &services, None)?;
-    server
-        .db
-        .store
-        .create_agent_token(token_id, "blocked-ui-agent", &services, None, "test")
-        .await?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let admin = TcpListener::bind("127.0.0.1:0").await?;
-    let url = format!("http://{}", listener.local_addr()?);
-    let admin_url = format!("http://{}", admin.local_addr()?);
+) -> Result<Agent> {
+    let token = server.agent_token("blocked-ui-agent", &[service]).await?;
     let config = SidecarConfig {
-        control_plane: ControlPlaneConfig::new(server.grpc_url.clone(), token.token),
+        control_plane: ControlPlaneConfig::new(server.grpc_url.clone(), token),
         service: service.to_string(),
         upstream: upstream.to_string(),
         cache_dir: cache,
@@ -393,19 +381,7 @@ async fn start_agent(
         retry_max: StdDuration::from_millis(400),
         ..ReportConfig::default()
     };
-    let task = tokio::spawn(sidecar::run_with_report(
-        config,
-        report,
-        listener,
-        Some(admin),
-        stop.wait(),
-    ));
-    eventually("the agent to hold a policy", || async {
-        let r = reqwest::get(format!("{admin_url}/readyz")).await.ok()?;
-        (r.status() == 200).then_some(())
-    })
-    .await?;
-    Ok((url, task))
+    Agent::start_ready(config, report).await
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -420,14 +396,8 @@ async fn blocked_page_in_a_real_browser_leads_to_a_pending_request() -> Result<(
     let stop = Shutdown::new();
     let upstream = Upstream::start().await?;
     let cache = tempfile::tempdir()?;
-    let (agent_url, agent_task) = start_agent(
-        &server,
-        "shop-api",
-        &upstream.url,
-        cache.path().into(),
-        &stop,
-    )
-    .await?;
+    let mut agent = start_agent(&server, "shop-api", &upstream.url, cache.path().into()).await?;
+    let agent_url = agent.url.clone();
 
     // One page server, reached as two origins: 127.0.0.1 and localhost.
     let pages = TcpListener::bind("127.0.0.1:0").await?;
@@ -449,8 +419,7 @@ async fn blocked_page_in_a_real_browser_leads_to_a_pending_request() -> Result<(
     let quiet = format!("http://localhost:{port}");
 
     let driver = Driver::start().await?;
-    let profile = tempfile::tempdir()?;
-    let c = driver.session(profile.path()).await?;
+    let c = session(&driver).await?;
     let result = async {
         // The browser's own fetch() calls, refused by the agent's policy.
         for (origin, n) in [(&loud, 4), (&quiet, 2)] {
@@ -461,18 +430,14 @@ async fn blocked_page_in_a_real_browser_leads_to_a_pending_request() -> Result<(
 
         login(&c, &base, &email(Role::Requester), PASSWORD).await?;
         // Poll the page itself until the agent's batches have arrived.
-        let deadline = tokio::time::Instant::now() + StdDuration::from_secs(30);
-        loop {
-            c.goto(&format!("{base}/blocked?service=shop-api&range=1h"))
-                .await?;
-            if shown_count(&c, &loud).await == Some(4) && shown_count(&c, &quiet).await == Some(2) {
-                break;
-            }
-            if tokio::time::Instant::now() > deadline {
-                bail!("the Blocked page did not show 4 and 2 within 30 s");
-            }
-            tokio::time::sleep(StdDuration::from_millis(250)).await;
-        }
+        let page = format!("{base}/blocked?service=shop-api&range=1h");
+        eventually("the Blocked page to show 4 and 2", || async {
+            c.goto(&page).await?;
+            let shown = (shown_count(&c, &loud).await, shown_count(&c, &quiet).await);
+            anyhow::ensure!(shown == (Some(4), Some(2)), "shown {shown:?}");
+            Ok(())
+        })
+        .await?;
         assert_eq!(chart_total(&c).await?, 6);
         let desc = c.find(Locator::Css("#chart-desc")).await?.text().await?;
         assert!(desc.is_empty() || desc.starts_with("6 blocked"), "{desc}");
@@ -586,11 +551,8 @@ async fn blocked_page_in_a_real_browser_leads_to_a_pending_request() -> Result<(
         Ok::<_, anyhow::Error>(())
     }
     .await;
-    if result.is_err() {
-        let _ = shot(&c, "blocked-failure").await;
-    }
-    c.close().await?;
+    let result = c.finish("blocked-failure", result).await;
     stop.trigger();
-    agent_task.await??;
+    agent.stop().await?;
     result
 }

@@ -11,7 +11,7 @@ mod ui_support;
 
 use anyhow::{Context, Result, bail};
 use corsair_agent::engine::Mode;
-use corsair_control_plane::auth::{Role, issue_agent_token};
+use corsair_control_plane::auth::Role;
 use corsair_control_plane::dev::demo;
 use corsair_control_plane::server::Shutdown;
 use corsair_control_plane::store::services::ServiceSettings;
@@ -20,10 +20,10 @@ use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
 use std::time::Duration;
 use tokio::net::TcpListener;
-use ui_support::browser::{self, Driver, fill};
+use ui_support::browser::{self, Driver, Session, fill};
 use ui_support::{PASSWORD, Server, email};
 
-async fn shot(c: &Client, name: &str) -> Result<()> {
+async fn shot(c: &Session, name: &str) -> Result<()> {
     browser::shot(c, &format!("ui-{name}")).await
 }
 
@@ -105,18 +105,11 @@ async fn approval_workflow_in_a_real_browser() -> Result<()> {
 
     // The agent in front of the demo upstream, and the demo page on its own origin.
     let upstream = Upstream::start().await?;
-    let token_id = uuid::Uuid::new_v4();
-    let services = vec!["demo-api".to_string()];
-    let token = issue_agent_token(&server.keys, token_id, "ui-agent", &services, None)?;
-    server
-        .db
-        .store
-        .create_agent_token(token_id, "ui-agent", &services, None, "test")
-        .await?;
+    let token = server.agent_token("ui-agent", &["demo-api"]).await?;
     let cache = tempfile::tempdir()?;
     let agent = Agent::start(
         &server.grpc_url,
-        &token.token,
+        &token,
         "demo-api",
         &upstream.url,
         cache.path().to_path_buf(),
@@ -137,8 +130,7 @@ async fn approval_workflow_in_a_real_browser() -> Result<()> {
     );
 
     let driver = Driver::start().await?;
-    let profile = tempfile::tempdir()?;
-    let c = driver.session(profile.path()).await?;
+    let c = browser::session(&driver).await?;
     let result = async {
         // Anonymous: any page leads to the login form.
         c.goto(&format!("{base}/approvals")).await?;
@@ -238,10 +230,7 @@ async fn approval_workflow_in_a_real_browser() -> Result<()> {
         Ok::<_, anyhow::Error>(())
     }
     .await;
-    if result.is_err() {
-        let _ = shot(&c, "failure").await;
-    }
-    c.close().await?;
+    let result = c.finish("ui-failure", result).await;
     stop.trigger();
     result
 }

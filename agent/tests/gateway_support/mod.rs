@@ -15,12 +15,14 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::time::Instant;
+// nginx cannot bind port 0: free ports are picked, and a race with another
+// process is caught by the start-up retry.
+pub use corsair_test_support::process::{Process, free_port};
+use tokio::process::Command;
 
 /// Any error, for `?` in tests.
 pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
@@ -98,76 +100,25 @@ pub async fn upstream() -> TestResult<Upstream> {
     Ok(Upstream { addr, calls })
 }
 
-/// A child process, stopped with SIGTERM (then killed) when dropped.
-pub struct Process {
-    pub name: &'static str,
-    pub child: Child,
-}
-
-impl Process {
-    /// SIGTERM, then waits for the exit (up to the deadline); true if it
-    /// exited on its own with success.
-    pub async fn stop(&mut self) -> TestResult<bool> {
-        if self.child.try_wait()?.is_none() {
-            Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status()?;
-        }
-        let until = Instant::now() + DEADLINE;
-        loop {
-            if let Some(status) = self.child.try_wait()? {
-                return Ok(status.success());
+/// Starts `command` as `name` with its output in `log` and waits until it
+/// listens on every one of `addrs`. `Ok(None)` when it exited first (e.g.
+/// a picked port was taken in the meantime: the caller retries).
+async fn spawn_listening(
+    name: &str,
+    command: Command,
+    log: &Path,
+    addrs: &[SocketAddr],
+) -> TestResult<Option<Process>> {
+    let mut process = Process::spawn(name, command, log)?;
+    for addr in addrs {
+        if let Err(e) = process.wait_listening(*addr).await {
+            if process.child.try_wait()?.is_some() {
+                return Ok(None);
             }
-            if Instant::now() > until {
-                self.child.kill()?;
-                self.child.wait()?;
-                return Err(format!("{} did not stop after SIGTERM", self.name).into());
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            return Err(e.into());
         }
     }
-}
-
-impl Drop for Process {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = Command::new("kill")
-                .args(["-TERM", &self.child.id().to_string()])
-                .status();
-            let until = std::time::Instant::now() + Duration::from_secs(5);
-            while matches!(self.child.try_wait(), Ok(None)) && std::time::Instant::now() < until {
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-/// A port nobody was listening on a moment ago (nginx cannot bind port 0;
-/// a race with another process is caught by the start-up retry).
-pub fn free_port() -> TestResult<u16> {
-    Ok(std::net::TcpListener::bind("127.0.0.1:0")?
-        .local_addr()?
-        .port())
-}
-
-/// Polls until `addr` accepts connections. `Ok(false)` when the process
-/// exited first (e.g. its port was taken), an error at the deadline.
-async fn wait_listening(process: &mut Process, addr: SocketAddr) -> TestResult<bool> {
-    let until = Instant::now() + DEADLINE;
-    loop {
-        if process.child.try_wait()?.is_some() {
-            return Ok(false);
-        }
-        if TcpStream::connect(addr).await.is_ok() {
-            return Ok(true);
-        }
-        if Instant::now() > until {
-            return Err(format!("{} is not listening on {addr}", process.name).into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    Ok(Some(process))
 }
 
 /// A running `corsair-agent` (authz or proxy mode) with its cache dir.
@@ -199,8 +150,8 @@ pub async fn start_agent(
     for _ in 0..PORT_TRIES {
         let listen: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
         let admin: SocketAddr = format!("127.0.0.1:{}", free_port()?).parse()?;
-        let log = std::fs::File::create(cache.path().join(format!("{name}.log")))?;
-        let child = Command::new(AGENT)
+        let mut command = Command::new(AGENT);
+        command
             .args(mode_args)
             .args(["--listen", &listen.to_string()])
             .args(["--metrics", &admin.to_string()])
@@ -212,15 +163,9 @@ pub async fn start_agent(
             .args(["--agent-name", name])
             // One batch at shutdown holds every count of the run.
             .args(["--report-interval", "3600"])
-            .env("RUST_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(log.try_clone()?)
-            .stderr(log)
-            .spawn()?;
-        let mut process = Process { name, child };
-        if wait_listening(&mut process, listen).await?
-            && wait_listening(&mut process, admin).await?
-        {
+            .env("RUST_LOG", "warn");
+        let log = cache.path().join(format!("{name}.log"));
+        if let Some(process) = spawn_listening(name, command, &log, &[listen, admin]).await? {
             let ready = get(admin, "/readyz").await?.0;
             let want = if policy.is_some() { 200 } else { 503 };
             if ready != want {
@@ -271,7 +216,7 @@ pub async fn start_nginx(agent: SocketAddr, upstream: SocketAddr) -> TestResult<
     let p = prefix.path().display().to_string();
     // Running as root, nginx would switch its worker to `nobody`, which
     // cannot read a private temp dir: keep the worker as root then.
-    let root = Command::new("id")
+    let root = std::process::Command::new("id")
         .arg("-u")
         .output()
         .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
@@ -291,24 +236,17 @@ pub async fn start_nginx(agent: SocketAddr, upstream: SocketAddr) -> TestResult<
             user = if root { "user root;\n" } else { "" },
         );
         std::fs::write(prefix.path().join("nginx.conf"), main)?;
-        let out = std::fs::File::create(prefix.path().join("stderr.log"))?;
-        let child = Command::new(NGINX)
+        let mut command = Command::new(NGINX);
+        command
             .arg("-p")
             .arg(prefix.path())
             .arg("-c")
             .arg(prefix.path().join("nginx.conf"))
             .arg("-e")
-            .arg(prefix.path().join("error.log"))
-            .stdin(Stdio::null())
-            .stdout(out.try_clone()?)
-            .stderr(out)
-            .spawn()?;
-        let mut process = Process {
-            name: "nginx",
-            child,
-        };
+            .arg(prefix.path().join("error.log"));
         let addr: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-        if wait_listening(&mut process, addr).await? {
+        let log = prefix.path().join("stderr.log");
+        if let Some(process) = spawn_listening("nginx", command, &log, &[addr]).await? {
             return Ok(Nginx {
                 process,
                 addr,

@@ -1,12 +1,14 @@
 //! Shared pieces of the proxy tests: real upstream sockets that misbehave
 //! in the ways a gateway must survive, a raw HTTP/1.1 client that shows the
-//! exact response head, and `eventually` (poll with a deadline).
+//! exact response head, and (re-exported) the workspace's `eventually`.
 
 #![allow(dead_code)] // each test binary uses its own subset
 
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use corsair_test_support::eventually;
+
 use corsair_agent::engine::{Policy, PolicySpec};
 use corsair_agent::handle::{ActivePolicy, PolicyHandle};
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -17,27 +19,9 @@ use tokio::net::{TcpListener, TcpSocket, TcpStream};
 /// Test errors.
 pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The longest any single step may take before the test fails (generous:
-/// the machine is shared; nothing waits this long when things work).
+/// The longest any single read or exchange may take before the test fails
+/// (generous: the machine is shared; nothing waits this long when things work).
 pub const STEP: Duration = Duration::from_secs(20);
-
-/// Polls `check` every 20 ms until it yields `Some`, failing after [`STEP`].
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> Result<T, AnyError>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + STEP;
-    loop {
-        if let Some(value) = check().await {
-            return Ok(value);
-        }
-        if tokio::time::Instant::now() >= deadline {
-            return Err(format!("timed out waiting for {what}").into());
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
 
 /// A handle holding `spec`, compiled.
 pub fn handle_with(spec: &PolicySpec) -> Result<PolicyHandle, AnyError> {
@@ -53,8 +37,7 @@ pub fn handle_with(spec: &PolicySpec) -> Result<PolicyHandle, AnyError> {
 /// A loopback port nothing listens on (bound, then closed): connecting is
 /// refused at once.
 pub async fn refused_port() -> Result<SocketAddr, AnyError> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    Ok(listener.local_addr()?)
+    Ok(corsair_test_support::process::free_addr()?)
 }
 
 /// A loopback listener whose accept queue is full and that never accepts:

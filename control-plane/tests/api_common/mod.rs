@@ -1,14 +1,15 @@
-//! Shared by the `api_*` tests: a fresh database per test and a client that
-//! drives `api::app` with `oneshot` (no socket).
+//! Shared by the `api_*` tests: a fresh database with the control-plane
+//! fixture's users and key, and a client that drives `api::app` with
+//! `oneshot` (no socket).
 #![allow(dead_code)]
 
 use axum::Router;
 use axum::body::Body;
 use corsair_control_plane::api;
-use corsair_control_plane::auth::{Role, SigningKey, issue_user_token};
+use corsair_control_plane::auth::{Role, SigningKey};
 use corsair_control_plane::state::AppState;
 use corsair_control_plane::store::Store;
-use corsair_control_plane::testing::TestDb;
+use corsair_control_plane::testing::{self, TestDb};
 use http::{Method, Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::Value;
@@ -61,16 +62,10 @@ impl Api {
     pub async fn new() -> Api {
         let db = TestDb::new().await.expect("test database");
         let (store, url) = (db.store.clone(), db.url.clone());
-        let keys = SigningKey::from_bytes(&[42; 32]);
+        let keys = testing::signing_key();
         let app = api::app(AppState::new(store.clone(), keys.clone()));
-        // One user per role, for `token(role)`. The hash is never checked:
-        // these users get their tokens signed directly, not by logging in.
-        for role in [Role::Viewer, Role::Requester, Role::Approver, Role::Admin] {
-            store
-                .create_user(&format!("{}@example.com", role.as_str()), "-", role, "test")
-                .await
-                .expect("test user");
-        }
+        // The fixture's user per role, for `token(role)`.
+        testing::seed_users(&store).await.expect("test users");
         Api {
             app,
             store,
@@ -82,9 +77,7 @@ impl Api {
 
     /// A user token for `role` (email `<role>@example.com`).
     pub fn token(&self, role: Role) -> String {
-        issue_user_token(&self.keys, &format!("{}@example.com", role.as_str()), role)
-            .expect("sign")
-            .token
+        testing::user_token(&self.keys, role).expect("sign")
     }
 
     /// Sends a prepared request.

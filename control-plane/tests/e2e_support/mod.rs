@@ -1,137 +1,66 @@
 //! Shared by the `e2e_*` tests: the whole system in one process, each part on
 //! its own loopback socket — a control-plane node (HTTP + gRPC), the demo
 //! upstream, and a real agent sidecar that syncs over real gRPC — on a fresh
-//! database. Every wait polls with a deadline.
+//! database. Every wait polls with a deadline ([`eventually`]).
 #![allow(dead_code)]
+
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use corsair_test_support::eventually;
 
 use anyhow::{Context, Result, bail};
 use corsair_agent::control_plane::ControlPlaneConfig;
 use corsair_agent::proxy::sidecar::{self, SidecarConfig};
-use corsair_control_plane::auth::{Role, SigningKey, password};
+use corsair_agent::report::ReportConfig;
+use corsair_control_plane::auth::Role;
 use corsair_control_plane::dev::demo;
-use corsair_control_plane::grpc::GrpcConfig;
-use corsair_control_plane::node::Node;
 use corsair_control_plane::server::Shutdown;
-use corsair_control_plane::testing::TestDb;
+use corsair_control_plane::testing::{self, Options};
 use serde_json::{Value, json};
-use std::net::SocketAddr;
+use std::ops::{Deref, DerefMut};
 use std::path::PathBuf;
-use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-/// How long any convergence may take before a test fails.
-pub const DEADLINE: Duration = Duration::from_secs(30);
+/// A control-plane fixture for the end-to-end tests: one admin may request
+/// and approve (these tests exercise sync, not the four-eyes rule).
+pub struct ControlPlane(testing::ControlPlane);
 
-/// Polls `check` every 50 ms until it returns `Some`, or fails after `DEADLINE`.
-pub async fn eventually<T, F, Fut>(what: &str, mut check: F) -> Result<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    loop {
-        if let Some(v) = check().await {
-            return Ok(v);
-        }
-        if tokio::time::Instant::now() > deadline {
-            bail!("timed out after {DEADLINE:?} waiting for {what}");
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+impl Deref for ControlPlane {
+    type Target = testing::ControlPlane;
+    fn deref(&self) -> &testing::ControlPlane {
+        &self.0
     }
 }
 
-/// A running control-plane node that can be stopped and started again on
-/// the same ports.
-pub struct ControlPlane {
-    pub db: TestDb,
-    pub keys: SigningKey,
-    pub http_addr: SocketAddr,
-    pub grpc_addr: SocketAddr,
-    running: Option<(Shutdown, JoinHandle<Result<()>>)>,
+impl DerefMut for ControlPlane {
+    fn deref_mut(&mut self) -> &mut testing::ControlPlane {
+        &mut self.0
+    }
 }
 
 impl ControlPlane {
+    /// Starts the fixture with `--single-operator`.
     pub async fn start() -> Result<Self> {
-        let db = TestDb::new().await?;
-        let keys = SigningKey::from_bytes(&[7; 32]);
-        let http = TcpListener::bind("127.0.0.1:0").await?;
-        let grpc = TcpListener::bind("127.0.0.1:0").await?;
-        let mut cp = Self {
-            db,
-            keys,
-            http_addr: http.local_addr()?,
-            grpc_addr: grpc.local_addr()?,
-            running: None,
-        };
-        cp.run(http, grpc);
-        Ok(cp)
-    }
-
-    fn run(&mut self, http: TcpListener, grpc: TcpListener) {
-        let node = Node {
-            store: self.db.store.clone(),
-            keys: self.keys.clone(),
-            http,
-            grpc,
-            grpc_config: GrpcConfig {
-                resync_interval: Duration::from_secs(2),
-                ..GrpcConfig::default()
-            },
-            // These tests exercise sync, not the four-eyes rule: one admin
-            // requests and approves.
+        let options = Options {
             single_operator: true,
-            secure_cookies: false,
-            retention: Default::default(),
+            ..Options::default()
         };
-        let stop = Shutdown::new();
-        let task = tokio::spawn(node.run(stop.wait()));
-        self.running = Some((stop, task));
+        Ok(Self(testing::ControlPlane::start(options).await?))
     }
 
-    /// Stops the node and waits until it has drained.
-    pub async fn stop(&mut self) -> Result<()> {
-        if let Some((stop, task)) = self.running.take() {
-            stop.trigger();
-            task.await??;
-        }
-        Ok(())
-    }
-
-    /// Starts the node again on the same ports.
-    pub async fn restart(&mut self) -> Result<()> {
-        let http = eventually("the HTTP port to be free", || async {
-            TcpListener::bind(self.http_addr).await.ok()
-        })
-        .await?;
-        let grpc = eventually("the gRPC port to be free", || async {
-            TcpListener::bind(self.grpc_addr).await.ok()
-        })
-        .await?;
-        self.run(http, grpc);
-        Ok(())
-    }
-
-    pub fn api(&self, path: &str) -> String {
-        format!("http://{}/api/v1{path}", self.http_addr)
-    }
-
-    pub fn grpc_url(&self) -> String {
-        format!("http://{}", self.grpc_addr)
-    }
-
-    /// Creates a user with `role` and logs in over REST; returns a client.
+    /// Logs in over REST as `email` (created with `role` unless it is the
+    /// fixture's own user for that role); returns a client.
     pub async fn login_as(&self, email: &str, role: Role) -> Result<Client> {
-        let pw = "correct horse battery staple";
-        let hash = password::hash(pw).map_err(anyhow::Error::msg)?;
-        self.db
-            .store
-            .create_user(email, &hash, role, "test")
-            .await?;
+        if email != testing::email(role) {
+            self.db
+                .store
+                .create_user(email, &testing::password_hash()?, role, "test")
+                .await?;
+        }
         let http = reqwest::Client::new();
         let reply: Value = http
             .post(self.api("/login"))
-            .json(&json!({"email": email, "password": pw}))
+            .json(&json!({"email": email, "password": testing::PASSWORD}))
             .send()
             .await?
             .error_for_status()?
@@ -172,6 +101,18 @@ impl Client {
             bail!("POST {path}: {status}: {body}");
         }
         Ok(body)
+    }
+
+    /// Issues an agent token named `name` for `services` over REST
+    /// (`POST /agent-tokens`); returns the token.
+    pub async fn agent_token(&self, name: &str, services: &[&str]) -> Result<String> {
+        let reply = self
+            .post("/agent-tokens", json!({"name": name, "services": services}))
+            .await?;
+        Ok(reply["token"]
+            .as_str()
+            .context("no token in the reply")?
+            .to_string())
     }
 
     /// GETs JSON; fails unless 2xx.
@@ -228,6 +169,8 @@ pub struct Agent {
 }
 
 impl Agent {
+    /// Starts one named `e2e-agent` with the default telemetry settings,
+    /// without waiting for its first policy.
     pub async fn start(
         control_plane: &str,
         token: &str,
@@ -235,20 +178,44 @@ impl Agent {
         upstream: &str,
         cache_dir: PathBuf,
     ) -> Result<Self> {
-        let listener = TcpListener::bind("127.0.0.1:0").await?;
-        let admin = TcpListener::bind("127.0.0.1:0").await?;
-        let url = format!("http://{}", listener.local_addr()?);
-        let admin_url = format!("http://{}", admin.local_addr()?);
         let config = SidecarConfig {
             control_plane: ControlPlaneConfig::new(control_plane, token),
             service: service.to_string(),
             upstream: upstream.to_string(),
-            cache_dir: cache_dir.clone(),
+            cache_dir,
             agent_name: "e2e-agent".to_string(),
             proxy: Default::default(),
         };
+        Self::spawn(config, ReportConfig::default()).await
+    }
+
+    /// Starts `config` with telemetry `report` settings and waits until its
+    /// `/readyz` says it holds a policy.
+    pub async fn start_ready(config: SidecarConfig, report: ReportConfig) -> Result<Self> {
+        let agent = Self::spawn(config, report).await?;
+        eventually("the agent to hold a policy", || async {
+            reqwest::get(format!("{}/readyz", agent.admin_url))
+                .await
+                .and_then(|r| r.error_for_status())
+        })
+        .await?;
+        Ok(agent)
+    }
+
+    async fn spawn(config: SidecarConfig, report: ReportConfig) -> Result<Self> {
+        let listener = TcpListener::bind("127.0.0.1:0").await?;
+        let admin = TcpListener::bind("127.0.0.1:0").await?;
+        let url = format!("http://{}", listener.local_addr()?);
+        let admin_url = format!("http://{}", admin.local_addr()?);
+        let cache_dir = config.cache_dir.clone();
         let stop = Shutdown::new();
-        let task = tokio::spawn(sidecar::run(config, listener, Some(admin), stop.wait()));
+        let task = tokio::spawn(sidecar::run_with_report(
+            config,
+            report,
+            listener,
+            Some(admin),
+            stop.wait(),
+        ));
         Ok(Self {
             url,
             admin_url,

@@ -1,19 +1,22 @@
-//! Helpers for the PolicySync tests: a fresh database, a control plane on a
-//! real socket, a real agent sync client, raw gRPC calls and polling.
+//! Helpers for the PolicySync tests: a fresh database seeded by SQL behind
+//! the API, the control-plane node (the shared fixture's [`TestNode`]) on
+//! real sockets, a real agent sync client and raw gRPC calls.
 #![allow(dead_code)]
+
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use corsair_test_support::eventually;
 
 use corsair_agent::handle::PolicyHandle;
 use corsair_agent::sync::{SyncClient, SyncConfig, SyncStatus};
 use corsair_control_plane::auth::{Claims, SigningKey, TokenKind};
-use corsair_control_plane::grpc::{self, GrpcConfig};
+use corsair_control_plane::grpc::GrpcConfig;
 use corsair_control_plane::store::Store;
+use corsair_control_plane::testing::{self, Options, TestNode};
 use corsair_proto::v1::policy_sync_client::PolicySyncClient;
 use corsair_proto::v1::{Ack, AgentMessage, Hello, PolicySnapshot, agent_message, control_message};
-use std::future::Future;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
-use tokio::net::TcpListener;
 use tokio::sync::{oneshot, watch};
 use tokio::task::JoinHandle;
 use tonic::Streaming;
@@ -21,7 +24,7 @@ use tonic::Streaming;
 pub type TestResult = Result<(), Box<dyn std::error::Error + Send + Sync>>;
 type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
-/// How long any "eventually" may take.
+/// How long a stream message or a node's shutdown may take.
 pub const DEADLINE: Duration = Duration::from_secs(20);
 
 pub fn tempdir() -> std::io::Result<tempfile::TempDir> {
@@ -35,45 +38,26 @@ pub fn fast_config() -> GrpcConfig {
     }
 }
 
-/// Polls `check` until it is true, or panics after [`DEADLINE`].
-pub async fn eventually<F, Fut>(what: &str, mut check: F)
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = bool>,
-{
-    let deadline = tokio::time::Instant::now() + DEADLINE;
-    while !check().await {
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for: {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
-const KEY: &[u8] = b"grpc-tests-signing-key-0123456789abcdef";
-
 fn key() -> SigningKey {
-    SigningKey::from_bytes(KEY)
+    testing::signing_key()
 }
 
 /// The tests' signing key as a `--signing-key-file` holds it (hex), for a
 /// `serve` process that must accept [`TestDb::token`]s.
-pub fn signing_key_hex() -> String {
-    KEY.iter().map(|b| format!("{b:02x}")).collect()
-}
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use corsair_control_plane::testing::signing_key_hex;
 
 /// A fresh, migrated database of its own (the shared fixture, dropped at
 /// the end of the test), with the SQL these tests write behind the API.
 pub struct TestDb {
     pub store: Store,
     pub url: String,
-    _db: corsair_control_plane::testing::TestDb,
+    _db: testing::TestDb,
 }
 
 impl TestDb {
     pub async fn new() -> Result<Self, AnyError> {
-        let db = corsair_control_plane::testing::TestDb::new().await?;
+        let db = testing::TestDb::new().await?;
         Ok(Self {
             store: db.store.clone(),
             url: db.url.clone(),
@@ -196,30 +180,37 @@ impl TestDb {
     }
 
     /// Waits until `agent_services` records the ACK of `revision`.
-    pub async fn wait_applied(&self, agent_id: &str, service: &str, revision: i64) {
+    pub async fn wait_applied(
+        &self,
+        agent_id: &str,
+        service: &str,
+        revision: i64,
+    ) -> anyhow::Result<()> {
         eventually(&format!("ACK of {service}@{revision} recorded"), || async {
             self.agent_service(agent_id, service)
                 .await
                 .is_some_and(|r| r.0 == Some(revision))
         })
-        .await;
+        .await
     }
 
     /// Waits until `agent_services` records a NACK of `revision`; its error.
-    pub async fn wait_nack(&self, agent_id: &str, service: &str, revision: i64) -> String {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            if let Some((_, Some(r), Some(error))) = self.agent_service(agent_id, service).await
-                && r == revision
-            {
-                return error;
-            }
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "timed out waiting for NACK of {service}@{revision}"
-            );
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+    pub async fn wait_nack(
+        &self,
+        agent_id: &str,
+        service: &str,
+        revision: i64,
+    ) -> anyhow::Result<String> {
+        eventually(
+            &format!("NACK of {service}@{revision} recorded"),
+            || async {
+                match self.agent_service(agent_id, service).await {
+                    Some((_, Some(r), Some(error))) if r == revision => Some(error),
+                    _ => None,
+                }
+            },
+        )
+        .await
     }
 
     /// Number of backends of this database currently in LISTEN.
@@ -266,11 +257,11 @@ pub fn other_key_token(services: &[&str]) -> Result<String, AnyError> {
     )
 }
 
-/// The gRPC server on a real socket.
+/// A control-plane node (the shared fixture's [`TestNode`]) on real
+/// sockets; these tests talk to its gRPC listener.
 pub struct ControlPlane {
     pub addr: SocketAddr,
-    stop: oneshot::Sender<()>,
-    task: JoinHandle<Result<(), grpc::GrpcError>>,
+    node: TestNode,
 }
 
 impl ControlPlane {
@@ -278,24 +269,22 @@ impl ControlPlane {
         Self::start_on(db, config, "127.0.0.1:0".parse()?).await
     }
 
+    /// A node whose gRPC listener is on `addr` (e.g. a stopped one's).
     pub async fn start_on(
         db: &TestDb,
         config: GrpcConfig,
         addr: SocketAddr,
     ) -> Result<Self, AnyError> {
-        let listener = TcpListener::bind(addr).await?;
-        let addr = listener.local_addr()?;
-        let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(grpc::serve(
-            listener,
-            db.store.clone(),
-            key(),
-            config,
-            async {
-                let _ = stopped.await;
-            },
-        ));
-        Ok(Self { addr, stop, task })
+        let options = Options {
+            grpc: config,
+            ..Options::default()
+        };
+        let any_http = "127.0.0.1:0".parse()?;
+        let node = TestNode::start_at(&db.store, &key(), &options, any_http, addr).await?;
+        Ok(Self {
+            addr: node.grpc_addr,
+            node,
+        })
     }
 
     pub fn url(&self) -> String {
@@ -304,8 +293,7 @@ impl ControlPlane {
 
     /// Shuts down and waits until every stream is drained.
     pub async fn stop(self) -> Result<(), AnyError> {
-        let _ = self.stop.send(());
-        tokio::time::timeout(DEADLINE, self.task).await???;
+        tokio::time::timeout(DEADLINE, self.node.stop()).await??;
         Ok(())
     }
 }
@@ -414,12 +402,12 @@ impl Agent {
             .unwrap_or_default()
     }
 
-    pub async fn wait_revision(&self, service: &str, revision: i64) {
+    pub async fn wait_revision(&self, service: &str, revision: i64) -> anyhow::Result<()> {
         eventually(&format!("agent holds {service}@{revision}"), || async {
             self.revision(service) == Some(revision)
                 && (revision == 0 || self.handle.load().is_some_and(|p| p.revision == revision))
         })
-        .await;
+        .await
     }
 
     pub async fn stop(self) {

@@ -10,22 +10,24 @@
 #![allow(dead_code)]
 
 use crate::grpc_support::{TestDb, signing_key_hex};
+use corsair_test_support::process::{PROCESS_DEADLINE, Process, Serve, free_addr};
+use corsair_test_support::{Check, eventually_within};
 use rcgen::{
     BasicConstraints, CertificateParams, CertifiedIssuer, DistinguishedName, DnType,
     ExtendedKeyUsagePurpose, IsCa, KeyPair, KeyUsagePurpose,
 };
+use std::ffi::OsString;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::Stdio;
 use std::sync::OnceLock;
 use std::time::Duration;
-use tokio::process::{Child, Command};
+use tokio::process::Command;
 
 pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
 
 /// How long any wait may take. Generous: these tests run two processes
 /// each, next to a `cargo build` of the agent on a busy machine.
-pub const DEADLINE: Duration = Duration::from_secs(60);
+pub const DEADLINE: Duration = PROCESS_DEADLINE;
 
 /// A certificate authority.
 pub struct Ca {
@@ -175,64 +177,6 @@ pub fn write_leaf(dir: &Path, name: &str, leaf: &Leaf) -> std::io::Result<(PathB
     Ok((cert, key))
 }
 
-/// A port that was free a moment ago.
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
-
-/// A process with its combined output in a file.
-pub struct Process {
-    pub child: Child,
-    log: PathBuf,
-}
-
-impl Process {
-    fn spawn(mut command: Command, log: PathBuf) -> Result<Self, AnyError> {
-        let out = std::fs::File::create(&log)?;
-        let err = out.try_clone()?;
-        let child = command
-            .stdout(Stdio::from(out))
-            .stderr(Stdio::from(err))
-            .env("RUST_LOG", "info")
-            .kill_on_drop(true)
-            .spawn()?;
-        Ok(Self { child, log })
-    }
-
-    /// Everything logged so far.
-    pub fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    /// Waits until the log contains `needle` (a process that exits first fails).
-    pub async fn wait_log(&mut self, needle: &str) -> Result<(), AnyError> {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            if self.log().contains(needle) {
-                return Ok(());
-            }
-            if let Some(status) = self.child.try_wait()? {
-                return Err(format!(
-                    "process exited ({status}) before logging {needle:?}:\n{}",
-                    self.log()
-                )
-                .into());
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(format!(
-                    "timed out waiting for {needle:?} in the log:\n{}",
-                    self.log()
-                )
-                .into());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-    }
-}
-
 /// `corsair-control-plane serve` with TLS, on a fresh database.
 pub struct ControlPlane {
     pub process: Process,
@@ -258,27 +202,32 @@ impl ControlPlane {
         let key_file = dir.path().join("signing.key");
         std::fs::write(&key_file, signing_key_hex())?;
         let secret = SecretDir::new(dir.path().join("tls"), &tls_secret(tls.server))?;
-        let http: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
-        let grpc: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
-        let mut command = Command::new(env!("CARGO_BIN_EXE_corsair-control-plane"));
-        command
-            .arg("serve")
-            .args(["--database-url", &db.url])
-            .args(["--http", &http.to_string(), "--grpc", &grpc.to_string()])
-            .arg("--signing-key-file")
-            .arg(&key_file)
-            .arg("--tls-cert-file")
-            .arg(secret.path("tls.crt"))
-            .arg("--tls-key-file")
-            .arg(secret.path("tls.key"))
-            .args(["--tls-reload-interval", "0.2"]);
+        let mut args: Vec<OsString> = vec![
+            "--tls-cert-file".into(),
+            secret.path("tls.crt").into(),
+            "--tls-key-file".into(),
+            secret.path("tls.key").into(),
+            "--tls-reload-interval".into(),
+            "0.2".into(),
+        ];
         if let Some(ca) = tls.client_ca {
             let ca_file = dir.path().join("client-ca.crt");
             std::fs::write(&ca_file, ca.pem())?;
-            command.arg("--tls-client-ca-file").arg(ca_file);
+            args.extend(["--tls-client-ca-file".into(), ca_file.into()]);
         }
-        let mut process = Process::spawn(command, dir.path().join("serve.log"))?;
-        process.wait_log("control plane serving").await?;
+        let Serve {
+            process,
+            http,
+            grpc,
+        } = Serve::spawn(
+            env!("CARGO_BIN_EXE_corsair-control-plane"),
+            &db.url,
+            &key_file,
+            args,
+            dir.path(),
+        )?
+        .serving()
+        .await?;
         Ok(Self {
             process,
             secret,
@@ -324,7 +273,7 @@ impl Agent {
         let dir = tempfile::tempdir()?;
         let token_file = dir.path().join("token");
         replace_file(&token_file, token)?;
-        let admin: SocketAddr = format!("127.0.0.1:{}", free_port()).parse()?;
+        let admin = free_addr()?;
         let mut command = Command::new(agent_binary()?);
         command
             .arg("proxy")
@@ -332,7 +281,7 @@ impl Agent {
             .arg("--token-file")
             .arg(&token_file)
             .args(["--service", service])
-            .args(["--listen", &format!("127.0.0.1:{}", free_port())])
+            .args(["--listen", &free_addr()?.to_string()])
             .args(["--upstream", "http://127.0.0.1:9"])
             .arg("--cache-dir")
             .arg(dir.path().join("cache"))
@@ -350,7 +299,11 @@ impl Agent {
                 .arg("--client-key-file")
                 .arg(key);
         }
-        let process = Process::spawn(command, dir.path().join("agent.log"))?;
+        let process = Process::spawn(
+            "corsair-agent proxy",
+            command,
+            &dir.path().join("agent.log"),
+        )?;
         Ok(Self {
             process,
             admin,
@@ -361,13 +314,7 @@ impl Agent {
 
     /// The sync part of `/healthz`, once the admin listener answers.
     pub async fn sync_status(&self) -> Option<serde_json::Value> {
-        let body: serde_json::Value = reqwest::get(format!("http://{}/healthz", self.admin))
-            .await
-            .ok()?
-            .json()
-            .await
-            .ok()?;
-        body.get("sync").cloned()
+        sync_status_at(self.admin).await
     }
 
     /// Polls `/healthz` until `check` holds for the sync status; returns it.
@@ -376,24 +323,22 @@ impl Agent {
         what: &str,
         check: impl Fn(&serde_json::Value) -> bool,
     ) -> Result<serde_json::Value, AnyError> {
-        let deadline = tokio::time::Instant::now() + DEADLINE;
-        loop {
-            let status = self.sync_status().await;
-            if let Some(status) = status.as_ref().filter(|s| check(s)) {
-                return Ok(status.clone());
+        let (admin, check, process) = (self.admin, &check, &mut self.process);
+        let status = eventually_within(DEADLINE, &format!("the agent: {what}"), || {
+            let exited = process.child.try_wait().ok().flatten();
+            let log = process.log();
+            async move {
+                if let Some(exit) = exited {
+                    return Check::Failed(format!("agent exited ({exit}):\n{log}"));
+                }
+                match sync_status_at(admin).await {
+                    Some(status) if check(&status) => Check::Ready(status),
+                    status => Check::Pending(format!("status {status:?}\n{log}")),
+                }
             }
-            if let Some(exit) = self.process.child.try_wait()? {
-                return Err(format!("agent exited ({exit}):\n{}", self.process.log()).into());
-            }
-            if tokio::time::Instant::now() > deadline {
-                return Err(format!(
-                    "timed out waiting for the agent: {what}; last status {status:?}\n{}",
-                    self.process.log()
-                )
-                .into());
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
+        })
+        .await?;
+        Ok(status)
     }
 
     /// The agent's id (from its cache dir), once written.
@@ -403,6 +348,17 @@ impl Agent {
             .ok()
             .map(|s| s.trim().to_owned())
     }
+}
+
+/// The sync part of the agent's `/healthz` on `admin`, once it answers.
+async fn sync_status_at(admin: SocketAddr) -> Option<serde_json::Value> {
+    let body: serde_json::Value = reqwest::get(format!("http://{admin}/healthz"))
+        .await
+        .ok()?
+        .json()
+        .await
+        .ok()?;
+    body.get("sync").cloned()
 }
 
 /// `last_error` of a sync status, lower-cased ("" when none).

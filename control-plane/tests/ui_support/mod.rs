@@ -7,48 +7,41 @@ pub mod blocked;
 pub mod browser;
 
 use anyhow::{Context, Result, bail};
-use corsair_control_plane::auth::{Role, SigningKey, password};
-use corsair_control_plane::grpc::GrpcConfig;
-use corsair_control_plane::node::Node;
-use corsair_control_plane::server::Shutdown;
+use corsair_control_plane::auth::Role;
 use corsair_control_plane::store::services::ServiceSettings;
-use corsair_control_plane::testing::TestDb;
+use corsair_control_plane::testing::{self, ControlPlane, Options};
+#[allow(unused_imports)] // each test binary uses its own subset
+pub use corsair_control_plane::testing::{PASSWORD, ROLES, email};
 use std::collections::HashMap;
-use tokio::net::TcpListener;
+use std::ops::Deref;
 
-/// Every user's password in these tests.
-pub const PASSWORD: &str = "correct horse battery staple";
-
-/// The four roles, least first.
-pub const ROLES: [Role; 4] = [Role::Viewer, Role::Requester, Role::Approver, Role::Admin];
-
-/// The email of the test user with `role`.
-pub fn email(role: Role) -> String {
-    format!("{}@example.com", role.as_str())
+/// The control-plane fixture (API + UI over HTTP, PolicySync over gRPC on
+/// loopback ports, a user per role) with a service `payments-api`.
+pub struct Server {
+    /// `http://<http addr>`.
+    pub base: String,
+    /// `http://<grpc addr>`.
+    pub grpc_url: String,
+    cp: ControlPlane,
 }
 
-/// A control-plane node (API + UI over HTTP, PolicySync over gRPC) on
-/// loopback ports.
-pub struct Server {
-    pub db: TestDb,
-    pub base: String,
-    pub grpc_url: String,
-    pub keys: SigningKey,
-    _stop: Shutdown,
+impl Deref for Server {
+    type Target = ControlPlane;
+    fn deref(&self) -> &ControlPlane {
+        &self.cp
+    }
 }
 
 impl Server {
     /// Starts one with a user per role and a service `payments-api`.
     pub async fn start(single_operator: bool) -> Result<Self> {
-        let db = TestDb::new().await?;
-        let keys = SigningKey::from_bytes(&[9; 32]);
-        let hash = password::hash(PASSWORD).map_err(anyhow::Error::msg)?;
-        for role in ROLES {
-            db.store
-                .create_user(&email(role), &hash, role, "test")
-                .await?;
-        }
-        db.store
+        let cp = testing::ControlPlane::start(Options {
+            single_operator,
+            ..Options::default()
+        })
+        .await?;
+        cp.db
+            .store
             .create_service(
                 "payments-api",
                 "Payments",
@@ -56,28 +49,10 @@ impl Server {
                 "test",
             )
             .await?;
-        let http = TcpListener::bind("127.0.0.1:0").await?;
-        let grpc = TcpListener::bind("127.0.0.1:0").await?;
-        let base = format!("http://{}", http.local_addr()?);
-        let grpc_url = format!("http://{}", grpc.local_addr()?);
-        let node = Node {
-            store: db.store.clone(),
-            keys: keys.clone(),
-            http,
-            grpc,
-            grpc_config: GrpcConfig::default(),
-            single_operator,
-            secure_cookies: false,
-            retention: Default::default(),
-        };
-        let stop = Shutdown::new();
-        tokio::spawn(node.run(stop.wait()));
         Ok(Self {
-            db,
-            base,
-            grpc_url,
-            keys,
-            _stop: stop,
+            base: cp.url(""),
+            grpc_url: cp.grpc_url(),
+            cp,
         })
     }
 
