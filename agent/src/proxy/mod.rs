@@ -40,6 +40,8 @@ use std::sync::Arc;
 use tokio::net::TcpListener;
 use tracing::Instrument;
 pub use upstream::ProxyOptions;
+use upstream::conns::Upstreams;
+use upstream::drive::Drive;
 
 /// The body type the proxy answers with.
 pub type ProxyBody = BoxBody<Bytes, hyper::Error>;
@@ -60,7 +62,7 @@ pub enum ConfigError {
 pub struct Proxy {
     handle: PolicyHandle,
     upstream: forward::Upstream,
-    client: upstream::UpstreamClient,
+    connector: Arc<upstream::Connector>,
     options: ProxyOptions,
     reporter: Option<Reporter>,
 }
@@ -81,11 +83,11 @@ impl Proxy {
         options: ProxyOptions,
     ) -> Result<Self, ConfigError> {
         let upstream = forward::Upstream::parse(upstream)?;
-        let client = upstream::client(&options, upstream.is_https())?;
+        let connector = Arc::new(upstream::connector(&options, &upstream)?);
         Ok(Self {
             handle,
             upstream,
-            client,
+            connector,
             options,
             reporter: None,
         })
@@ -98,8 +100,14 @@ impl Proxy {
     }
 
     /// Handles one request from `client`: decide, answer locally or forward
-    /// (with `X-Forwarded-*` headers naming the client), apply headers.
-    pub async fn handle(&self, mut req: Request<Incoming>, client: IpAddr) -> Response<ProxyBody> {
+    /// (with `X-Forwarded-*` headers naming the client) on the client
+    /// connection's `upstreams`, apply headers.
+    pub async fn handle(
+        &self,
+        mut req: Request<Incoming>,
+        client: IpAddr,
+        upstreams: &Upstreams,
+    ) -> Response<ProxyBody> {
         let upgrade = upgrade::requested(&req);
         let client_upgrade = upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
         let active = self.handle.load();
@@ -132,7 +140,7 @@ impl Proxy {
                 return Failure::from(e).respond(&decision);
             }
         };
-        let exchange = self.client.request(upstream_req);
+        let exchange = upstreams.send(upstream_req);
         match upstream::within_timeout(exchange, turn, self.options.upstream_timeout).await {
             Some(Ok(mut response)) => {
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS {
@@ -189,12 +197,18 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let drain_timeout = proxy.options.drain_timeout;
     let proxy = Arc::new(proxy);
-    serve_connections(listener, drain_timeout, shutdown, move |peer| {
-        let proxy = Arc::clone(&proxy);
-        hyper::service::service_fn(move |req| {
-            let proxy = Arc::clone(&proxy);
-            async move { Ok::<_, Infallible>(proxy.handle(req, peer.ip()).await) }
-        })
+    serve_driven(listener, drain_timeout, shutdown, move |peer| {
+        // One per client connection: its upstream connections.
+        let upstreams = Upstreams::new(Arc::clone(&proxy.connector));
+        let conn = Arc::new((Arc::clone(&proxy), upstreams.clone()));
+        let service = hyper::service::service_fn(move |req| {
+            let conn = Arc::clone(&conn);
+            async move {
+                let (proxy, upstreams) = &*conn;
+                Ok::<_, Infallible>(proxy.handle(req, peer.ip(), upstreams).await)
+            }
+        });
+        (service, Some(upstreams))
     })
     .await
 }
@@ -208,6 +222,29 @@ pub async fn serve_connections<S, B>(
     drain_timeout: std::time::Duration,
     shutdown: impl Future<Output = ()>,
     service_for: impl Fn(std::net::SocketAddr) -> S,
+) -> std::io::Result<()>
+where
+    S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
+        + Send
+        + 'static,
+    S::Future: Send + 'static,
+    B: hyper::body::Body + Send + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    serve_driven(listener, drain_timeout, shutdown, move |peer| {
+        (service_for(peer), None)
+    })
+    .await
+}
+
+/// [`serve_connections`] where each connection may come with upstream
+/// connections to drive in its task (the sidecar proxy's).
+async fn serve_driven<S, B>(
+    listener: TcpListener,
+    drain_timeout: std::time::Duration,
+    shutdown: impl Future<Output = ()>,
+    service_for: impl Fn(std::net::SocketAddr) -> (S, Option<Upstreams>),
 ) -> std::io::Result<()>
 where
     S: hyper::service::Service<Request<Incoming>, Response = Response<B>, Error = Infallible>
@@ -234,10 +271,11 @@ where
             () = &mut shutdown => break,
         };
         let _ = stream.set_nodelay(true);
+        let (service, upstreams) = service_for(peer);
         let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service_for(peer))
+            .serve_connection_with_upgrades(TokioIo::new(stream), service)
             .into_owned();
-        let conn = graceful.watch(conn);
+        let conn = Drive::new(graceful.watch(conn), upstreams);
         tokio::spawn(
             async move {
                 if let Err(e) = conn.await {

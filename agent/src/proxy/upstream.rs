@@ -2,13 +2,17 @@
 //! HTTP, or TLS verified against the system roots plus an optional CA
 //! file), how long it waits, and what a failed exchange means for the
 //! client.
+//!
+//! - [`conns`]: each client connection's own upstream connections.
+//! - [`drive`]: the client connection and its upstream connections, polled
+//!   together in one task.
 
 use super::answer::Failure;
-use super::body::{BodyTimeout, TimedBody, Turn};
+use super::body::{BodyTimeout, Turn};
+use http::HeaderValue;
+use http::uri::Uri;
 use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::rt::TokioExecutor;
 use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use std::error::Error as _;
@@ -19,8 +23,43 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-/// The HTTP client the proxy forwards with.
-pub type UpstreamClient = Client<HttpsConnector<HttpConnector>, TimedBody>;
+pub mod conns;
+pub mod drive;
+
+/// How to reach the upstream: TCP (with `--upstream-connect-timeout`,
+/// `TCP_NODELAY`) and, for an `https://` upstream, TLS; shared by every
+/// client connection's [`conns::Upstreams`].
+#[derive(Clone)]
+pub struct Connector {
+    tls: HttpsConnector<HttpConnector>,
+    /// `scheme://authority` of the upstream: what the connector dials.
+    uri: Uri,
+    /// `Host` for a request whose client named none.
+    host: HeaderValue,
+}
+
+impl std::fmt::Debug for Connector {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connector")
+            .field("uri", &self.uri)
+            .finish_non_exhaustive()
+    }
+}
+
+/// An exchange with the upstream failed; [`classify`] says what it means
+/// for the client.
+#[derive(Debug, thiserror::Error)]
+pub enum ExchangeError {
+    /// The TCP connection or the TLS handshake failed (or timed out).
+    #[error("connecting to the upstream")]
+    Connect(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// The HTTP/1.1 connection could not be set up on the socket.
+    #[error("setting up the upstream connection")]
+    Handshake(#[source] hyper::Error),
+    /// Sending the request or reading the response head failed.
+    #[error("exchange with the upstream")]
+    Exchange(#[source] hyper::Error),
+}
 
 /// How the proxy talks to its upstream and how long it waits. Every
 /// duration is a whole wait, not a retry budget: the proxy never retries.
@@ -90,10 +129,14 @@ pub enum ClientError {
     Tls(#[from] rustls::Error),
 }
 
-/// Builds the client. TLS roots (system store and `ca_file`) are loaded only
-/// when `https` is set: a loopback sidecar with an `http://` upstream
-/// never reads the system store.
-pub fn client(options: &ProxyOptions, https: bool) -> Result<UpstreamClient, ClientError> {
+/// Builds the connector to `upstream` (`scheme://authority`). TLS roots
+/// (system store and `ca_file`) are loaded only when `https` is set: a
+/// loopback sidecar with an `http://` upstream never reads the system store.
+pub fn connector(
+    options: &ProxyOptions,
+    upstream: &super::forward::Upstream,
+) -> Result<Connector, ClientError> {
+    let https = upstream.is_https();
     let mut roots = rustls::RootCertStore::empty();
     if https {
         let native = rustls_native_certs::load_native_certs();
@@ -119,14 +162,16 @@ pub fn client(options: &ProxyOptions, https: bool) -> Result<UpstreamClient, Cli
     http.set_nodelay(true);
     http.enforce_http(false);
     http.set_connect_timeout(Some(options.connect_timeout));
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+    let tls = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
-    Ok(Client::builder(TokioExecutor::new())
-        .pool_idle_timeout(Duration::from_secs(30))
-        .build(connector))
+    Ok(Connector {
+        tls,
+        uri: upstream.origin(),
+        host: conns::host_value(upstream.authority(), https),
+    })
 }
 
 fn add_ca_file(roots: &mut rustls::RootCertStore, path: &Path) -> Result<usize, ClientError> {
@@ -191,7 +236,7 @@ pub async fn within_timeout<F: Future>(
 /// What a failed exchange with the upstream means for the client: a
 /// timed-out connect (504), a stalled request body (408), a request body the
 /// client broke off (400), anything else (refused, reset, TLS) 502.
-pub fn classify(error: &hyper_util::client::legacy::Error) -> Failure {
+pub fn classify(error: &ExchangeError) -> Failure {
     let mut client_body = false;
     let mut source = error.source();
     while let Some(e) = source {
@@ -206,7 +251,7 @@ pub fn classify(error: &hyper_util::client::legacy::Error) -> Failure {
         {
             client_body = true;
         }
-        if error.is_connect()
+        if matches!(error, ExchangeError::Connect(_))
             && e.downcast_ref::<std::io::Error>()
                 .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
         {
@@ -224,7 +269,7 @@ pub fn classify(error: &hyper_util::client::legacy::Error) -> Failure {
 /// A hint for the log when `error` is the upstream's certificate failing
 /// verification (unknown issuer, wrong name, expired): the usual fix is
 /// `--upstream-ca-file`, or a certificate that names the upstream's host.
-pub fn tls_hint(error: &hyper_util::client::legacy::Error) -> Option<&'static str> {
+pub fn tls_hint(error: &ExchangeError) -> Option<&'static str> {
     let mut source = error.source();
     while let Some(e) = source {
         // io::Error::source() skips the error it wraps, and hyper-rustls
@@ -247,7 +292,7 @@ pub fn tls_hint(error: &hyper_util::client::legacy::Error) -> Option<&'static st
 }
 
 /// `error` with all its causes, `: `-separated, for the log: the client
-/// error's own text ("client error (Connect)") says nothing on its own.
+/// error's own text ("connecting to the upstream") says little on its own.
 pub fn chain(error: &dyn std::error::Error) -> String {
     let mut text = error.to_string();
     let mut source = error.source();
