@@ -161,8 +161,7 @@ return {
 async fn every_page_works_under_the_csp_in_chromium() -> Result<()> {
     let server = Server::start(false).await?;
     let driver = Driver::start().await?;
-    let profile = tempfile::tempdir()?;
-    let c = driver.session(profile.path()).await?;
+    let c = browser::session(&driver).await?;
     let result = async {
         c.goto(&format!("{}/login", server.base)).await?;
         let mut failures = Vec::new();
@@ -205,6 +204,5 @@ async fn every_page_works_under_the_csp_in_chromium() -> Result<()> {
         anyhow::Ok(())
     }
     .await;
-    c.close().await?;
-    result
+    c.finish("headers-failure", result).await
 }
