@@ -29,10 +29,15 @@ async fn tampered_cookies_and_tokens_are_refused() -> Result<()> {
         format!("{head}.{payload}.{}", flip(signature)),
         format!("{head}.{payload}."),
     ] {
-        user.cookies.insert("corsair_session".into(), forged.clone());
+        user.cookies
+            .insert("corsair_session".into(), forged.clone());
         let page = user.get("/services").await?;
         assert_eq!(page.status, 303, "UI with {forged}");
-        assert!(page.location.starts_with("/login?next="), "{}", page.location);
+        assert!(
+            page.location.starts_with("/login?next="),
+            "{}",
+            page.location
+        );
         let api = user
             .http
             .get(format!("{}/api/v1/services", server.base))
@@ -55,12 +60,23 @@ async fn tampered_cookies_and_tokens_are_refused() -> Result<()> {
         let page = user
             .post_raw(
                 "/services/payments-api/origins",
-                &[("csrf", &given), ("pattern", "https://t.example.com"), ("reason", "r")],
+                &[
+                    ("csrf", &given),
+                    ("pattern", "https://t.example.com"),
+                    ("reason", "r"),
+                ],
             )
             .await?;
         assert_eq!(page.status, 403, "csrf {given:?}: {}", page.body);
     }
-    assert!(server.db.store.list_origins("payments-api").await?.is_empty());
+    assert!(
+        server
+            .db
+            .store
+            .list_origins("payments-api")
+            .await?
+            .is_empty()
+    );
     Ok(())
 }
 
@@ -75,7 +91,10 @@ async fn the_flash_message_survives_its_cookie() -> Result<()> {
         )
         .await?;
     assert_eq!(page.status, 303, "{}", page.body);
-    let value = user.cookies.get("corsair_flash").context("flash cookie set")?;
+    let value = user
+        .cookies
+        .get("corsair_flash")
+        .context("flash cookie set")?;
     // Percent-encoded by the cookie crate: no raw separators or spaces.
     assert!(value.starts_with("ok%3A"), "{value}");
     assert!(!value.contains(' ') && !value.contains(';'), "{value}");
