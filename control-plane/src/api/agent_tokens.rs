@@ -29,6 +29,10 @@ pub struct CreateToken {
     pub services: Vec<String>,
     /// Optional expiry (RFC 3339); none means until revoked.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The id of the token this one replaces (rotation): the new token may
+    /// act as the agent ids bound to that one. 404 if there is no such token.
+    #[serde(default)]
+    pub replaces: Option<Uuid>,
 }
 
 /// Response of `POST /agent-tokens`: the only time the token is shown.
@@ -73,6 +77,16 @@ async fn create(
     Json(body): Json<CreateToken>,
 ) -> Result<(StatusCode, Json<CreatedToken>), Error> {
     check_token_request(&body.name, &body.services, body.expires_at)?;
+    if let Some(old) = body.replaces
+        && !state
+            .store
+            .list_agent_tokens()
+            .await?
+            .iter()
+            .any(|t| t.id == old)
+    {
+        return Err(Error::NotFound(format!("agent token {old} not found")));
+    }
     let id = Uuid::new_v4();
     // Sign first: a token row without a token would be harmless, but a
     // signing failure should not leave one behind.
@@ -93,7 +107,13 @@ async fn create(
             &user.email,
         )
         .await?;
-    tracing::info!(token_id = %id, name = %body.name.trim(), services = ?body.services, actor = %user.email, "agent token issued");
+    if let Some(old) = body.replaces {
+        state
+            .store
+            .replace_agent_token(id, old, &user.email)
+            .await?;
+    }
+    tracing::info!(token_id = %id, name = %body.name.trim(), services = ?body.services, replaces = ?body.replaces, actor = %user.email, "agent token issued");
     Ok((
         StatusCode::CREATED,
         Json(CreatedToken {
