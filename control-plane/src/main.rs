@@ -447,15 +447,16 @@ async fn token_issue(args: TokenIssueArgs) -> anyhow::Result<()> {
     let keys = SigningKey::load_or_create(&args.signing_key_file)?;
     let store = connect(&args.db).await?;
     let state = AppState::new(store, keys);
-    let (id, issued) =
-        service::tokens::issue_agent(&state, &args.name, &args.services, None, CLI_ACTOR)
-            .await
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-    if let Some(old) = args.replaces {
-        service::tokens::replace_agent(&state, id, old, CLI_ACTOR)
-            .await
-            .with_context(|| format!("making the new token replace {old}"))?;
-    }
+    let (_, issued) = service::tokens::issue_agent(
+        &state,
+        &args.name,
+        &args.services,
+        None,
+        args.replaces,
+        CLI_ACTOR,
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("{e}"))?;
     println!("{}", issued.token);
     Ok(())
 }

@@ -37,7 +37,10 @@ async fn call(
     let r = req.send().await?;
     let status = r.status().as_u16();
     let text = r.text().await?;
-    Ok((status, serde_json::from_str(&text).unwrap_or(Value::String(text))))
+    Ok((
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    ))
 }
 
 fn refused_for_csrf(status: u16, body: &Value) -> bool {
@@ -65,11 +68,28 @@ async fn cookie_writes_need_the_csrf_header_and_bearer_writes_do_not() -> Result
     let mut other = server.signed_in(Role::Admin).await?;
     let others = other.csrf().await?;
     assert_ne!(others, csrf, "each session has its own token");
-    for given in [None, Some("forged"), Some(others.as_str()), Some(&csrf[..32]), Some("")] {
-        let (status, body) = call(&admin, Method::POST, request, given, None, Some(origin(1))).await?;
-        assert!(refused_for_csrf(status, &body), "{given:?}: {status} {body}");
+    for given in [
+        None,
+        Some("forged"),
+        Some(others.as_str()),
+        Some(&csrf[..32]),
+        Some(""),
+    ] {
+        let (status, body) =
+            call(&admin, Method::POST, request, given, None, Some(origin(1))).await?;
+        assert!(
+            refused_for_csrf(status, &body),
+            "{given:?}: {status} {body}"
+        );
     }
-    assert!(server.db.store.list_origins("payments-api").await?.is_empty());
+    assert!(
+        server
+            .db
+            .store
+            .list_origins("payments-api")
+            .await?
+            .is_empty()
+    );
 
     // Every write method is covered: PATCH, DELETE, and POST actions.
     let (status, body) = call(
@@ -82,14 +102,29 @@ async fn cookie_writes_need_the_csrf_header_and_bearer_writes_do_not() -> Result
     )
     .await?;
     assert!(refused_for_csrf(status, &body), "PATCH: {status} {body}");
-    let (status, body) =
-        call(&admin, Method::DELETE, "/api/v1/services/payments-api", None, None, None).await?;
+    let (status, body) = call(
+        &admin,
+        Method::DELETE,
+        "/api/v1/services/payments-api",
+        None,
+        None,
+        None,
+    )
+    .await?;
     assert!(refused_for_csrf(status, &body), "DELETE: {status} {body}");
     // Still there.
     server.db.store.get_service("payments-api").await?;
 
     // With the page's token it goes through.
-    let (status, body) = call(&admin, Method::POST, request, Some(&csrf), None, Some(origin(2))).await?;
+    let (status, body) = call(
+        &admin,
+        Method::POST,
+        request,
+        Some(&csrf),
+        None,
+        Some(origin(2)),
+    )
+    .await?;
     assert_eq!(status, 201, "{body}");
     let id = body["id"].as_i64().context("origin id")?;
     // Another session cannot approve with its own token under this cookie,
@@ -104,11 +139,27 @@ async fn cookie_writes_need_the_csrf_header_and_bearer_writes_do_not() -> Result
     assert_eq!(status, 200, "{body}");
     let mut anonymous = server.client()?;
     anonymous.cookies.clear();
-    let (status, body) = call(&anonymous, Method::POST, request, None, Some(&token), Some(origin(3))).await?;
+    let (status, body) = call(
+        &anonymous,
+        Method::POST,
+        request,
+        None,
+        Some(&token),
+        Some(origin(3)),
+    )
+    .await?;
     assert_eq!(status, 201, "{body}");
 
     // Without any credentials it is still 401, not a CSRF 403.
-    let (status, body) = call(&anonymous, Method::POST, request, None, None, Some(origin(4))).await?;
+    let (status, body) = call(
+        &anonymous,
+        Method::POST,
+        request,
+        None,
+        None,
+        Some(origin(4)),
+    )
+    .await?;
     assert_eq!(status, 401, "{body}");
 
     // The UI's forms (CSRF in the body) are unaffected.

@@ -44,7 +44,12 @@ async fn sync(cp: &ControlPlane, token: &str, agent_id: &str) -> Result<(), toni
 }
 
 /// Sends one telemetry batch (sequence `seq`) as `agent_id`.
-async fn report(cp: &ControlPlane, token: &str, agent_id: &str, seq: u64) -> Result<bool, tonic::Status> {
+async fn report(
+    cp: &ControlPlane,
+    token: &str,
+    agent_id: &str,
+    seq: u64,
+) -> Result<bool, tonic::Status> {
     let mut client = TelemetryClient::connect(cp.url())
         .await
         .map_err(|e| tonic::Status::unavailable(e.to_string()))?;
@@ -101,11 +106,20 @@ async fn a_token_acts_only_as_its_own_or_fresh_agent_ids() -> TestResult {
     assert!(!report(&cp, &first, "gw-1", 1).await?);
 
     // The second token cannot sync or report as gw-1...
-    denied(sync(&cp, &second, "gw-1").await, "sync as another token's agent");
-    denied(report(&cp, &second, "gw-1", 2).await, "report as another token's agent");
+    denied(
+        sync(&cp, &second, "gw-1").await,
+        "sync as another token's agent",
+    );
+    denied(
+        report(&cp, &second, "gw-1", 2).await,
+        "report as another token's agent",
+    );
     // ...so it cannot squat gw-1's telemetry sequence: gw-1's next batch is
     // stored, not taken for a duplicate of the squatter's.
-    assert!(!report(&cp, &first, "gw-1", 2).await?, "gw-1:2 stored as new");
+    assert!(
+        !report(&cp, &first, "gw-1", 2).await?,
+        "gw-1:2 stored as new"
+    );
 
     // A fresh id is the second token's own, whether first seen on the
     // stream or in a report; then the first token cannot use those.
@@ -115,13 +129,17 @@ async fn a_token_acts_only_as_its_own_or_fresh_agent_ids() -> TestResult {
     sync(&cp, &second, "gw-3").await?;
     denied(sync(&cp, &first, "gw-2").await, "first token as gw-2");
     denied(sync(&cp, &first, "gw-3").await, "first token as gw-3");
-    denied(report(&cp, &first, "gw-3", 9).await, "first token reporting as gw-3");
+    denied(
+        report(&cp, &first, "gw-3", 9).await,
+        "first token reporting as gw-3",
+    );
     cp.stop().await?;
     Ok(())
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_revoked_token_s_agents_go_only_to_the_token_an_admin_issued_to_replace_it() -> TestResult {
+async fn a_revoked_token_s_agents_go_only_to_the_token_an_admin_issued_to_replace_it() -> TestResult
+{
     let db = TestDb::new().await?;
     db.create_service("orders", &["https://a.test"]).await?;
     let cp = ControlPlane::start(&db, fast_config()).await?;
@@ -136,7 +154,10 @@ async fn a_revoked_token_s_agents_go_only_to_the_token_an_admin_issued_to_replac
 
     // Revoking frees nothing: any other token is still refused gw-1.
     let other = db.token(&["orders"]).await?;
-    denied(sync(&cp, &other, "gw-1").await, "a new token, not replacing the old one");
+    denied(
+        sync(&cp, &other, "gw-1").await,
+        "a new token, not replacing the old one",
+    );
 
     // The admin issues the replacement as such; it takes over gw-1 and its
     // telemetry sequence carries on.
@@ -146,7 +167,10 @@ async fn a_revoked_token_s_agents_go_only_to_the_token_an_admin_issued_to_replac
         .await?;
     sync(&cp, &new, "gw-1").await?;
     assert!(!report(&cp, &new, "gw-1", 2).await?);
-    assert!(report(&cp, &new, "gw-1", 1).await?, "gw-1:1 was the old token's");
+    assert!(
+        report(&cp, &new, "gw-1", 1).await?,
+        "gw-1:1 was the old token's"
+    );
     // A replacement of the replacement belongs to the same lineage.
     let newer = db.token(&["orders"]).await?;
     db.store
@@ -160,15 +184,24 @@ async fn a_revoked_token_s_agents_go_only_to_the_token_an_admin_issued_to_replac
         .store
         .replace_agent_token(token_id(&other)?, token_id(&old)?, "admin@example.com")
         .await;
-    assert!(matches!(refused, Err(StoreError::InvalidState(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(StoreError::InvalidState(_))),
+        "{refused:?}"
+    );
     let unknown = db
         .store
         .replace_agent_token(token_id(&newer)?, Uuid::new_v4(), "admin@example.com")
         .await;
-    assert!(matches!(unknown, Err(StoreError::NotFound(_))), "{unknown:?}");
+    assert!(
+        matches!(unknown, Err(StoreError::NotFound(_))),
+        "{unknown:?}"
+    );
     let audit = db.store.list_audit(None, 50).await?;
     assert_eq!(
-        audit.iter().filter(|e| e.action == "agent_token.replace").count(),
+        audit
+            .iter()
+            .filter(|e| e.action == "agent_token.replace")
+            .count(),
         2
     );
     cp.stop().await?;
@@ -200,10 +233,16 @@ async fn the_first_binding_is_race_free() -> TestResult {
         }
         assert_eq!(winners.len(), 1, "round {round}: {winners:?}");
         // And the winner keeps it.
-        assert_eq!(db.store.bind_agent_id(&agent, winners[0]).await?, AgentBinding::Own);
+        assert_eq!(
+            db.store.bind_agent_id(&agent, winners[0]).await?,
+            AgentBinding::Own
+        );
     }
     // A token without a row cannot bind anything.
     let unknown = db.store.bind_agent_id("nobody", Uuid::new_v4()).await;
-    assert!(matches!(unknown, Err(StoreError::NotFound(_))), "{unknown:?}");
+    assert!(
+        matches!(unknown, Err(StoreError::NotFound(_))),
+        "{unknown:?}"
+    );
     Ok(())
 }

@@ -87,7 +87,10 @@ async fn every_page_carries_the_security_headers_signed_in_and_anonymous() -> Re
         let r = admin
             .http
             .get(format!("{}{path}", server.base))
-            .header("cookie", format!("corsair_session={}", admin.cookies["corsair_session"]))
+            .header(
+                "cookie",
+                format!("corsair_session={}", admin.cookies["corsair_session"]),
+            )
             .send()
             .await?;
         // The admin sees the pages themselves (not a login redirect).
@@ -101,17 +104,28 @@ async fn every_page_carries_the_security_headers_signed_in_and_anonymous() -> Re
             .get(format!("{}{path}", server.base))
             .send()
             .await?;
-        check(&format!("{path} (anonymous)"), r.headers(), false, &mut failures);
+        check(
+            &format!("{path} (anonymous)"),
+            r.headers(),
+            false,
+            &mut failures,
+        );
     }
     // The answers to forms too: a flash redirect, a rendered error page.
     let page = admin
-        .post("/services/payments-api/origins", &[("pattern", "https://x.example.com"), ("reason", "r")])
+        .post(
+            "/services/payments-api/origins",
+            &[("pattern", "https://x.example.com"), ("reason", "r")],
+        )
         .await?;
     assert_eq!(page.status, 303, "{}", page.body);
     let r = admin
         .http
         .post(format!("{}/services/payments-api/origins", server.base))
-        .header("cookie", format!("corsair_session={}", admin.cookies["corsair_session"]))
+        .header(
+            "cookie",
+            format!("corsair_session={}", admin.cookies["corsair_session"]),
+        )
         .header("content-type", "application/x-www-form-urlencoded")
         .body("csrf=forged&pattern=https%3A%2F%2Fy.example.com&reason=r")
         .send()
@@ -128,11 +142,17 @@ async fn hsts_only_with_secure_cookies() -> Result<()> {
     let keys = SigningKey::from_bytes(&[7; 32]);
     let mut failures = Vec::new();
     for secure in [false, true] {
-        let app = http_app(AppState::new(db.store.clone(), keys.clone()).with_secure_cookies(secure));
+        let app =
+            http_app(AppState::new(db.store.clone(), keys.clone()).with_secure_cookies(secure));
         for path in ["/login", "/services", "/no-such-page", "/api/v1/services"] {
             let request = http::Request::get(path).body(axum::body::Body::empty())?;
             let response = app.clone().oneshot(request).await?;
-            check(&format!("{path} secure={secure}"), response.headers(), secure, &mut failures);
+            check(
+                &format!("{path} secure={secure}"),
+                response.headers(),
+                secure,
+                &mut failures,
+            );
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -179,7 +199,10 @@ async fn every_page_works_under_the_csp_in_chromium() -> Result<()> {
         probe("/login".into(), c.execute(PROBE, vec![]).await?);
         browser::login(&c, &server.base, &email(Role::Admin), PASSWORD).await?;
         for path in PAGES.iter().filter(|p| {
-            !p.starts_with("/static") && !p.starts_with("/api") && **p != "/healthz" && **p != "/audit.csv"
+            !p.starts_with("/static")
+                && !p.starts_with("/api")
+                && **p != "/healthz"
+                && **p != "/audit.csv"
         }) {
             c.goto(&format!("{}{path}", server.base)).await?;
             probe(path.to_string(), c.execute(PROBE, vec![]).await?);

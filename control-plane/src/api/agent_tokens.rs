@@ -30,6 +30,10 @@ pub struct CreateToken {
     pub services: Vec<String>,
     /// Optional expiry (RFC 3339); none means until revoked.
     pub expires_at: Option<DateTime<Utc>>,
+    /// The id of the token this one replaces (rotation): the new token may
+    /// act as the agent ids bound to that one. 404 if there is no such token.
+    #[serde(default)]
+    pub replaces: Option<Uuid>,
 }
 
 /// Response of `POST /agent-tokens`: the only time the token is shown.
@@ -53,6 +57,7 @@ async fn create(
         &body.name,
         &body.services,
         body.expires_at,
+        body.replaces,
         &user.email,
     )
     .await?;

@@ -137,7 +137,7 @@ fn paths() -> Value {
       "/origins/{id}/revoke": { "post": decision("Revoke (approved only)") },
       "/agent-tokens": {
         "get": op("List agent tokens", "admin", ("200", ok("tokens", array(r("AgentToken")))), &[]),
-        "post": with(op("Issue an agent token", "admin", ("201", ok("the token, shown once", r("CreatedToken"))), &[("400", "malformed JSON"), ("422", "invalid name or services")]), "requestBody", body(r("CreateToken"))) },
+        "post": with(op("Issue an agent token", "admin", ("201", ok("the token, shown once", r("CreatedToken"))), &[("400", "malformed JSON"), ("404", "the token named in replaces does not exist"), ("409", "the token cannot join replaces' lineage"), ("422", "invalid name or services")]), "requestBody", body(r("CreateToken"))) },
       "/agent-tokens/{id}/revoke": {
         "post": with(op("Revoke an agent token", "admin", ("200", ok("the token", r("AgentToken"))), &[("400", "malformed id"), ("404", "no such token"), ("409", "already revoked")]), "parameters", json!([id_param("uuid")])) },
       "/agents": { "get": op("Agents seen, with applied revision and last NACK per service", "viewer", ("200", ok("agents", array(r("Agent")))), &[]) },
@@ -194,7 +194,8 @@ fn schemas() -> Value {
               "service": { "type": "string" }, "revision": { "type": "integer" },
               "spec": { "allOf": [r("ServiceBody"), { "type": "object", "properties": { "origins": array(json!({ "type": "string" })) } }] } } }));
     m.insert("CreateToken".into(), json!({ "type": "object", "required": ["name", "services"], "additionalProperties": false, "properties": {
-              "name": { "type": "string" }, "services": array(json!({ "type": "string" })), "expires_at": { "type": "string", "format": "date-time" } } }));
+              "name": { "type": "string" }, "services": array(json!({ "type": "string" })), "expires_at": { "type": "string", "format": "date-time" },
+              "replaces": { "type": "string", "format": "uuid" } } }));
     m.insert("CreatedToken".into(), json!({ "type": "object", "properties": { "id": { "type": "string", "format": "uuid" }, "token": { "type": "string" }, "expires_at": { "type": ["string", "null"], "format": "date-time" } } }));
     m.insert("AgentToken".into(), json!({ "type": "object", "properties": {
               "id": { "type": "string", "format": "uuid" }, "name": { "type": "string" }, "services": array(json!({ "type": "string" })),

@@ -2,9 +2,9 @@
 
 use super::Role;
 use hmac::{Hmac, KeyInit, Mac};
-use sha2::Sha256;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
+use sha2::Sha256;
 use std::io::Write;
 use std::path::Path;
 
@@ -106,7 +106,13 @@ impl SigningKey {
     /// digits: CSRF tokens bound to a session id, which nobody without the
     /// key can compute.
     pub fn mac_hex(&self, message: &str) -> String {
-        hex::encode(self.mac.clone().chain_update(message).finalize().into_bytes())
+        hex::encode(
+            self.mac
+                .clone()
+                .chain_update(message)
+                .finalize()
+                .into_bytes(),
+        )
     }
 
     /// Whether `given` is [`SigningKey::mac_hex`] of `message`, compared in

@@ -36,18 +36,32 @@ pub fn check_agent_token(
     super::origins::check_expiry(expires_at)
 }
 
-/// Issues an agent token named `name` for `services` as `actor`: the id
-/// (its `jti`) and the signed token, shown this once.
-///
-/// Errors: [`Error::Unprocessable`] (see [`check_agent_token`]).
+/// Issues an agent token named `name` for `services`, valid until
+/// `expires_at` (or until revoked), as `actor`; with `replaces`, the new
+/// token succeeds that one and may act as the agent ids bound to it (see
+/// [`replace_agent`]). Returns the token's id and the signed token.
+/// Errors: [`Error::Unprocessable`] (see [`check_agent_token`]),
+/// [`Error::NotFound`] when `replaces` names no token (checked before
+/// anything is written).
 pub async fn issue_agent(
     state: &AppState,
     name: &str,
     services: &[String],
     expires_at: Option<DateTime<Utc>>,
+    replaces: Option<Uuid>,
     actor: &str,
 ) -> Result<(Uuid, IssuedToken), Error> {
     check_agent_token(name, services, expires_at)?;
+    if let Some(old) = replaces
+        && !state
+            .store
+            .list_agent_tokens()
+            .await?
+            .iter()
+            .any(|t| t.id == old)
+    {
+        return Err(Error::NotFound(format!("agent token {old} not found")));
+    }
     let name = name.trim();
     let id = Uuid::new_v4();
     // Sign first: a token row without a token would be harmless, but a
@@ -57,7 +71,10 @@ pub async fn issue_agent(
         .store
         .create_agent_token(id, name, services, expires_at, actor)
         .await?;
-    tracing::info!(token_id = %id, name = %name, services = ?services, actor = %actor, "agent token issued");
+    if let Some(old) = replaces {
+        replace_agent(state, id, old, actor).await?;
+    }
+    tracing::info!(token_id = %id, name = %name, services = ?services, replaces = ?replaces, actor = %actor, "agent token issued");
     Ok((id, issued))
 }
 

@@ -71,7 +71,10 @@ fn asset(content_type: &'static str, body: &'static str) -> Response {
 /// `key=value&…` for a link's query string, encoded by `serde_urlencoded`
 /// (the crate that parses it back in axum's `Query` and forms).
 pub fn query<K: AsRef<str>, V: AsRef<str>>(pairs: &[(K, V)]) -> String {
-    let pairs: Vec<(&str, &str)> = pairs.iter().map(|(k, v)| (k.as_ref(), v.as_ref())).collect();
+    let pairs: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_ref(), v.as_ref()))
+        .collect();
     // Serialising string pairs cannot fail; an empty query is the fallback.
     serde_urlencoded::to_string(pairs).unwrap_or_default()
 }
