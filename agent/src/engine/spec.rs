@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Enforce the policy, or only report what it would have blocked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Blocked requests get no CORS grant (and preflights a 403).
@@ -35,6 +36,7 @@ impl Mode {
 
 /// One service's CORS policy as configured: plain strings, not yet validated.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct PolicySpec {
     /// Approved origin patterns: `https://app.example.com`,
@@ -51,6 +53,7 @@ pub struct PolicySpec {
     /// Emit `Access-Control-Allow-Credentials: true`.
     pub allow_credentials: bool,
     /// Preflight cache lifetime in seconds (0..=86400; 0 omits the header).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 86400))]
     pub max_age_secs: i64,
     /// Answer Private Network Access preflights.
     pub allow_private_network: bool,

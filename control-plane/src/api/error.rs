@@ -12,7 +12,7 @@ use http::header::WWW_AUTHENTICATE;
 use serde::Serialize;
 
 /// One problem in a request body, e.g. from policy validation.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Detail {
     /// The field, e.g. `origins[2]` or `max_age_secs`.
     pub field: String,
@@ -90,17 +90,27 @@ impl Error {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: ErrorBody<'a>,
+/// The body of every error response: `{"error": {"code", "message", "details"?}}`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorResponse)]
+pub struct Body<'a> {
+    /// What went wrong.
+    pub error: ErrorBody<'a>,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'a str,
-    message: String,
+/// The `error` member of an error response.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// Machine-readable: `bad_request`, `unauthorized`, `forbidden`,
+    /// `not_found`, `conflict`, `invalid_state`, `invalid`,
+    /// `method_not_allowed`, `unsupported_media_type` or `internal`.
+    #[schema(example = "not_found")]
+    pub code: &'a str,
+    /// For people: what is wrong and, where there is one, what to do.
+    pub message: String,
+    /// Each problem, when the request had several (422 only).
     #[serde(skip_serializing_if = "<[Detail]>::is_empty")]
-    details: &'a [Detail],
+    pub details: &'a [Detail],
 }
 
 impl IntoResponse for Error {

@@ -10,42 +10,53 @@
 use super::extract::Json;
 use super::{AppState, Error};
 use crate::auth::{RequireRole, Viewer};
-use axum::Router;
 use axum::extract::State;
-use axum::routing::post;
 use corsair_agent::engine::{Decision, Policy, RequestParts};
 use http::header::{ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/simulate", post(simulate))
+/// The routes of this module, with their OpenAPI entries.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(simulate))
 }
 
 /// Body of `POST /simulate`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SimulateRequest {
     /// The service whose effective policy decides.
+    #[schema(example = "payments-api")]
     pub service: String,
-    /// The page's origin, e.g. `https://app.example.com`.
+    /// The page's origin, e.g. `https://app.example.com`: any value a
+    /// browser could send in `Origin` (surrounding whitespace ignored;
+    /// otherwise 422).
+    #[schema(min_length = 1, example = "https://app.example.com")]
     pub origin: String,
-    /// The method the script uses (default `GET`).
+    /// The method the script uses (default `GET`): an HTTP token, surrounding
+    /// whitespace ignored (otherwise 422).
     #[serde(default)]
+    #[schema(example = "PUT")]
     pub method: Option<String>,
-    /// Request headers the script sets (names).
+    /// Request headers the script sets: header names, surrounding whitespace
+    /// ignored (otherwise 422).
     #[serde(default)]
     pub request_headers: Vec<String>,
 }
 
 /// One request the browser would send, and the agent's answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = SimulateStep)]
 pub struct Step {
     /// `preflight` or `actual`.
+    #[schema(example = "preflight")]
     pub request: &'static str,
-    /// The engine's decision kind, e.g. `preflight_allowed`.
+    /// The engine's decision kind: `not_cors`, `preflight_allowed`,
+    /// `preflight_rejected`, `allowed` or `blocked`.
+    #[schema(example = "preflight_allowed")]
     pub decision: &'static str,
     /// Why not granted (or would not be, in report-only mode).
     pub reason: Option<&'static str>,
@@ -53,12 +64,13 @@ pub struct Step {
     pub would_block: bool,
     /// The status the agent answers itself with, or `null` when it forwards.
     pub status: Option<u16>,
-    /// The exact CORS headers the agent adds.
+    /// The exact CORS headers the agent adds, by lowercase name.
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub headers: Map<String, Value>,
 }
 
 /// Answer of `POST /simulate`.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SimulateResponse {
     /// The service.
     pub service: String,
@@ -77,6 +89,20 @@ pub struct SimulateResponse {
 const SAFELISTED_METHODS: [&str; 3] = ["GET", "HEAD", "POST"];
 const SAFELISTED_HEADERS: [&str; 3] = ["accept", "accept-language", "content-language"];
 
+/// What an agent would answer a browser: the preflight (when the browser
+/// sends one) and the actual request, decided by the agent's engine on the
+/// service's effective policy (role: viewer).
+#[utoipa::path(
+    post,
+    path = "/simulate",
+    tag = "observe",
+    request_body = SimulateRequest,
+    responses(
+        (status = 200, description = "The decision, step by step", body = SimulateResponse),
+        (status = 404, description = "No such service"),
+        (status = 422, description = "The origin, method or a header name cannot be sent by a browser"),
+    ),
+)]
 async fn simulate(
     _: RequireRole<Viewer>,
     State(state): State<AppState>,

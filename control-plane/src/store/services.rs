@@ -9,7 +9,7 @@ use sqlx::PgConnection;
 
 /// A service's policy settings: every field that changes what agents enforce
 /// apart from the origins themselves.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ServiceSettings {
     /// Methods allowed on preflight beyond the CORS-safelisted ones.
     pub allow_methods: Vec<String>,
@@ -19,7 +19,8 @@ pub struct ServiceSettings {
     pub expose_headers: Vec<String>,
     /// Emit `Access-Control-Allow-Credentials: true`.
     pub allow_credentials: bool,
-    /// Preflight cache lifetime (0..=86400).
+    /// Preflight cache lifetime in seconds (0..=86400).
+    #[schema(minimum = 0, maximum = 86400)]
     pub max_age_secs: i32,
     /// Answer Private Network Access preflights.
     pub allow_private_network: bool,
@@ -67,12 +68,13 @@ impl ServiceSettings {
 }
 
 /// A service as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Service {
     /// Database id.
     #[serde(skip)]
     pub id: i64,
     /// The slug agents subscribe with, e.g. `payments-api`.
+    #[schema(example = "payments-api")]
     pub name: String,
     /// Free text for people.
     pub description: String,
