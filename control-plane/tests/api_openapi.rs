@@ -5,6 +5,7 @@
 mod api_common;
 
 use api_common::Api;
+use corsair_control_plane::auth::Role;
 use http::{Method, StatusCode};
 use serde_json::Value;
 
@@ -200,4 +201,41 @@ async fn statuses_and_constraints_are_documented() {
     assert_eq!(origin["reason"]["maxLength"], 4096);
     let error = &schemas["ErrorResponse"];
     assert_eq!(error["required"], serde_json::json!(["error"]));
+}
+
+/// Two rules schemathesis found the API and the document disagreeing on:
+/// text limits count characters, as `maxLength` does (not bytes), and the
+/// optional decision body may be JSON `null`, like an empty one.
+#[tokio::test]
+async fn the_api_keeps_the_documented_limits() {
+    let api = Api::new().await;
+    api.create_service("payments-api", serde_json::json!({}))
+        .await;
+    let request = |pattern: &str, reason: String| {
+        api.as_role(
+            Role::Requester,
+            Method::POST,
+            "/api/v1/services/payments-api/origins",
+            Some(serde_json::json!({ "pattern": pattern, "reason": reason })),
+        )
+    };
+    // 4096 two-byte characters: 8192 bytes, within maxLength 4096.
+    let r = request("https://app.example.com", "é".repeat(4096)).await;
+    assert_eq!(r.status, StatusCode::CREATED, "{}", r.body);
+    let id = r.body["id"].as_i64().expect("id");
+    let r = request("https://b.example.com", "é".repeat(4097)).await;
+    assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
+    assert!(r.error_message().contains("4096 characters"), "{}", r.body);
+
+    let r = api
+        .as_role(
+            Role::Approver,
+            Method::POST,
+            &format!("/api/v1/origins/{id}/approve"),
+            Some(Value::Null),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
+    assert_eq!(r.body["status"], "approved");
+    assert_eq!(r.body["note"], Value::Null);
 }
