@@ -9,7 +9,7 @@
 //! - The statuses every operation shares through its extractors are added
 //!   here by [`standard_responses`], so none is forgotten: 401 and 403 for
 //!   authenticated operations (`RequireRole`), 400 for path and query
-//!   parameters (`Path`, `Query`), 400, 415 and 422 for JSON bodies (`Json`),
+//!   parameters (`Path`, `Query`), 400, 413, 415 and 422 for JSON bodies (`Json`),
 //!   and the `{"error": ...}` body on every 4xx.
 
 use super::AppState;
@@ -145,6 +145,10 @@ fn standard_responses(op: &mut Operation) {
         );
     }
     if has_body {
+        add(
+            "413",
+            "The body is larger than axum's default limit (2 MiB)",
+        );
         add(
             "415",
             "The body was not sent as `Content-Type: application/json`",
