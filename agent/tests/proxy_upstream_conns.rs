@@ -130,7 +130,11 @@ async fn a_client_connection_reuses_its_upstream_connection() -> Result<(), AnyE
     for _ in 0..3 {
         assert_eq!(get(&mut first).await?, ("HTTP/1.1 200 OK".into(), true));
     }
-    assert_eq!(upstream.accepted(), 1, "three requests, one upstream connection");
+    assert_eq!(
+        upstream.accepted(),
+        1,
+        "three requests, one upstream connection"
+    );
     // Another client connection gets its own.
     let mut second = TcpStream::connect(proxy).await?;
     assert_eq!(get(&mut second).await?, ("HTTP/1.1 200 OK".into(), true));

@@ -7,9 +7,9 @@
 mod ui_support;
 
 use anyhow::{Context, Result};
-use corsair_control_plane::state::AppState;
 use corsair_control_plane::auth::{Role, SigningKey};
 use corsair_control_plane::server::http_app;
+use corsair_control_plane::state::AppState;
 use corsair_control_plane::testing::TestDb;
 use corsair_control_plane::ui::headers::{CSP, HSTS};
 use fantoccini::Locator;

@@ -5,6 +5,7 @@ use serde::{Deserialize, Serialize};
 
 /// Enforce the policy, or only report what it would have blocked.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Blocked requests get no CORS grant (and preflights a 403).
@@ -35,6 +36,7 @@ impl Mode {
 
 /// One service's CORS policy as configured: plain strings, not yet validated.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct PolicySpec {
     /// Approved origin patterns: `https://app.example.com`,
@@ -51,6 +53,7 @@ pub struct PolicySpec {
     /// Emit `Access-Control-Allow-Credentials: true`.
     pub allow_credentials: bool,
     /// Preflight cache lifetime in seconds (0..=86400; 0 omits the header).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 86400))]
     pub max_age_secs: i64,
     /// Answer Private Network Access preflights.
     pub allow_private_network: bool,
@@ -69,6 +72,7 @@ pub struct PolicySpec {
 /// [`Policy::compile`](super::Policy::compile) judges it, and back with
 /// [`PolicySpec::settings`]. JSON field names are the same as the spec's.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(default)]
 pub struct PolicySettings {
     /// See [`PolicySpec::allow_methods`].
@@ -80,6 +84,7 @@ pub struct PolicySettings {
     /// See [`PolicySpec::allow_credentials`].
     pub allow_credentials: bool,
     /// See [`PolicySpec::max_age_secs`] (seconds; the engine accepts 0..=86400).
+    #[cfg_attr(feature = "openapi", schema(minimum = 0, maximum = 86400))]
     pub max_age_secs: i64,
     /// See [`PolicySpec::allow_private_network`].
     pub allow_private_network: bool,

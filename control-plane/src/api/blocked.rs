@@ -2,28 +2,29 @@
 //! filters, grouping, sorting, keyset pagination and CSV export.
 
 use super::extract::{Json, Query};
+use super::schema::AnyBlockedPage;
 use super::{AppState, Error};
 use crate::auth::{RequireRole, Viewer};
 use crate::store::blocked::{
     BlockedFilter, BlockedPage, BlockedQuery, GroupBy, MAX_LIMIT, Order, QueryError, SortBy,
 };
-use axum::Router;
 use axum::extract::State;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Rows returned when no limit is given.
 const DEFAULT_LIMIT: i64 = 100;
 
-/// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/blocked", get(blocked))
+/// The routes of this module, with their OpenAPI entries.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(blocked))
 }
 
 /// How `origin` is matched.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum OriginMatch {
     /// The whole origin.
@@ -34,7 +35,8 @@ pub enum OriginMatch {
 }
 
 /// Response format.
-#[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, Deserialize, utoipa::ToSchema)]
+#[schema(as = BlockedFormat)]
 #[serde(rename_all = "snake_case")]
 pub enum Format {
     /// `{"rows": [...], "next": "..."}`.
@@ -45,7 +47,8 @@ pub enum Format {
 }
 
 /// Query of `GET /blocked`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct BlockedParams {
     /// Exact service.
@@ -54,6 +57,7 @@ pub struct BlockedParams {
     pub origin: Option<String>,
     /// `exact` (default) or `substring`.
     #[serde(default)]
+    #[param(inline)]
     pub origin_match: OriginMatch,
     /// Exact agent id.
     pub agent: Option<String>,
@@ -64,20 +68,42 @@ pub struct BlockedParams {
     /// Until (RFC 3339, exclusive).
     pub until: Option<DateTime<Utc>>,
     /// `origin`, `service`, `agent`, `reason`, `minute`, `hour` or `day`.
+    #[param(inline)]
     pub group_by: Option<GroupBy>,
     /// `count` or `key` (grouped only).
+    #[param(inline)]
     pub sort: Option<SortBy>,
     /// `asc` or `desc`.
+    #[param(inline)]
     pub order: Option<Order>,
     /// Page size, 1..=10000 (default 100).
+    #[param(minimum = 1, maximum = 10000, default = 100)]
     pub limit: Option<i64>,
     /// The previous page's `next`.
     pub after: Option<String>,
     /// `json` (default) or `csv`.
     #[serde(default)]
+    #[param(inline)]
     pub format: Format,
 }
 
+/// Blocked and would-block requests reported by agents: rows newest first,
+/// or grouped with totals, first/last seen and agents (role: viewer).
+#[utoipa::path(
+    get,
+    path = "/blocked",
+    tag = "observe",
+    params(BlockedParams),
+    responses(
+        (status = 200, description = "A page (`rows` and `next`); with `format=csv`, text/csv with the next cursor in `X-Next-Cursor`",
+            content(
+                (AnyBlockedPage = "application/json"),
+                (String = "text/csv"),
+            )),
+        (status = 400, description = "An unknown or malformed query parameter, or a cursor that is not one of ours"),
+        (status = 422, description = "`limit` out of range, `since` not before `until`, or `sort`/`order` without `group_by`"),
+    ),
+)]
 async fn blocked(
     _: RequireRole<Viewer>,
     State(state): State<AppState>,

@@ -26,17 +26,27 @@ fn code(error: &Error) -> &'static str {
     }
 }
 
-#[derive(Serialize)]
-struct Body<'a> {
-    error: ErrorBody<'a>,
+/// The body of every error response: `{"error": {"code", "message", "details"?}}`.
+#[derive(Serialize, utoipa::ToSchema)]
+#[schema(as = ErrorResponse)]
+pub struct Body<'a> {
+    /// What went wrong.
+    pub error: ErrorBody<'a>,
 }
 
-#[derive(Serialize)]
-struct ErrorBody<'a> {
-    code: &'a str,
-    message: String,
+/// The `error` member of an error response.
+#[derive(Serialize, utoipa::ToSchema)]
+pub struct ErrorBody<'a> {
+    /// Machine-readable: `bad_request`, `unauthorized`, `forbidden`,
+    /// `not_found`, `conflict`, `invalid_state`, `invalid`,
+    /// `method_not_allowed`, `unsupported_media_type` or `internal`.
+    #[schema(example = "not_found")]
+    pub code: &'a str,
+    /// For people: what is wrong and, where there is one, what to do.
+    pub message: String,
+    /// Each problem, when the request had several (422 only).
     #[serde(skip_serializing_if = "<[Detail]>::is_empty")]
-    details: &'a [Detail],
+    pub details: &'a [Detail],
 }
 
 impl IntoResponse for Error {

@@ -97,8 +97,8 @@ impl<T: Serialize> IntoResponse for Json<T> {
     }
 }
 
-/// Like [`Json`], but an empty body means `T::default()` — for
-/// `POST /origins/{id}/approve` with no note.
+/// Like [`Json`], but an empty body (or JSON `null`) means `T::default()` —
+/// for `POST /origins/{id}/approve` with no note.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct JsonOrEmpty<T>(pub T);
 
@@ -117,6 +117,13 @@ where
         }
         if !json {
             return Err(unsupported_media_type());
+        }
+        // `null` is JSON's spelling of "nothing", as the document's optional
+        // body allows.
+        if serde_json::from_slice::<Option<serde::de::IgnoredAny>>(&bytes)
+            .is_ok_and(|v| v.is_none())
+        {
+            return Ok(JsonOrEmpty(T::default()));
         }
         parse(&bytes).map(JsonOrEmpty)
     }

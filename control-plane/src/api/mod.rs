@@ -9,11 +9,13 @@
 //! - [`observe`]: `/agents` and `/audit`.
 //! - [`blocked`]: `/blocked`, the blocked-request log (filters, groups, CSV).
 //! - [`simulate`]: `POST /simulate`, the engine's answer for a hypothetical request.
-//! - [`openapi`]: the OpenAPI document.
+//! - [`openapi`]: the OpenAPI document, derived from the handlers and types.
+//! - [`schema`]: the few schemas the document needs beyond the types' own.
 //!
-//! Every module exposes `router() -> Router<AppState>`; [`router`] merges
-//! them and [`app`] adds the JSON fallbacks and the state, so tests drive the
-//! whole API with `tower::ServiceExt::oneshot` and no socket.
+//! Every module exposes `routes() -> OpenApiRouter<AppState>` (its handlers
+//! and their OpenAPI entries); [`routes`] merges them, [`router`] nests them
+//! under [`PREFIX`] and [`app`] adds the JSON fallbacks and the state, so
+//! tests drive the whole API with `tower::ServiceExt::oneshot` and no socket.
 
 pub mod agent_tokens;
 pub mod blocked;
@@ -22,6 +24,7 @@ pub mod extract;
 pub mod observe;
 pub mod openapi;
 pub mod origins;
+pub mod schema;
 pub mod services;
 pub mod session;
 pub mod simulate;
@@ -31,22 +34,30 @@ pub use error::{Detail, Error};
 use crate::state::AppState;
 use axum::Router;
 use axum::response::Response;
+use utoipa_axum::router::OpenApiRouter;
 
 /// The prefix every API route lives under.
 pub const PREFIX: &str = "/api/v1";
 
+/// Every API route with its OpenAPI entry, relative to [`PREFIX`]: each
+/// module's `routes()` registers its handlers and their `#[utoipa::path]`
+/// entries together, so the router and the document are one list.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .merge(session::routes())
+        .merge(services::routes())
+        .merge(origins::routes())
+        .merge(agent_tokens::routes())
+        .merge(observe::routes())
+        .merge(simulate::routes())
+        .merge(blocked::routes())
+        .merge(openapi::routes())
+}
+
 /// Every API route, under [`PREFIX`], without fallbacks: merge this into a
 /// larger router (e.g. beside the UI).
 pub fn router() -> Router<AppState> {
-    let api = Router::new()
-        .merge(session::router())
-        .merge(services::router())
-        .merge(origins::router())
-        .merge(agent_tokens::router())
-        .merge(observe::router())
-        .merge(simulate::router())
-        .merge(blocked::router())
-        .merge(openapi::router())
+    let api = Router::from(routes())
         .method_not_allowed_fallback(method_not_allowed)
         .layer(axum::middleware::map_response(render_refusal));
     Router::new().nest(PREFIX, api)

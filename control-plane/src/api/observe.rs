@@ -5,21 +5,29 @@ use super::{AppState, Error};
 use crate::auth::{RequireRole, Viewer};
 use crate::store::agent_status::AgentStatus;
 use crate::store::audit::{AuditEntry, MAX_AUDIT_LIMIT};
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 /// Rows `GET /audit` returns when no limit is given.
 const DEFAULT_AUDIT_LIMIT: i64 = 100;
 
-/// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/agents", get(agents))
-        .route("/audit", get(audit))
+/// The routes of this module, with their OpenAPI entries.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(agents))
+        .routes(routes!(audit))
 }
 
+/// Agents seen, with the revision each applied and its last NACK per
+/// service (role: viewer).
+#[utoipa::path(
+    get,
+    path = "/agents",
+    tag = "agents",
+    responses((status = 200, description = "Every agent, most recently seen first", body = [AgentStatus])),
+)]
 async fn agents(
     _: RequireRole<Viewer>,
     State(state): State<AppState>,
@@ -28,15 +36,29 @@ async fn agents(
 }
 
 /// Query of `GET /audit`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct AuditQuery {
     /// Only rows about this service.
     pub service: Option<String>,
     /// How many rows (1..=1000, default 100).
+    #[param(minimum = 1, maximum = 1000, default = 100)]
     pub limit: Option<i64>,
 }
 
+/// The change audit log, newest first (role: viewer).
+#[utoipa::path(
+    get,
+    path = "/audit",
+    tag = "observe",
+    params(AuditQuery),
+    responses(
+        (status = 200, description = "Rows, newest first", body = [AuditEntry]),
+        (status = 400, description = "An unknown or malformed query parameter"),
+        (status = 422, description = "`limit` out of range"),
+    ),
+)]
 async fn audit(
     _: RequireRole<Viewer>,
     State(state): State<AppState>,

@@ -1,238 +1,195 @@
-//! `GET /openapi.json`: a hand-written OpenAPI 3.1 document of this API.
-//! Kept beside the routes it describes; `tests/api_openapi.rs` checks that
-//! every route is listed.
+//! `GET /openapi.json`: the OpenAPI 3.1 document of this API, derived from
+//! the code rather than written beside it.
+//!
+//! - Operations come from the handlers' `#[utoipa::path]` annotations,
+//!   collected by `utoipa_axum` as [`super::routes`] registers each handler:
+//!   a route cannot exist without its entry, nor an entry without its route.
+//! - Schemas come from the request and response types (`utoipa::ToSchema`),
+//!   with the constraints the API enforces (lengths, patterns, ranges, enums).
+//! - The statuses every operation shares through its extractors are added
+//!   here by [`standard_responses`], so none is forgotten: 401 and 403 for
+//!   authenticated operations (`RequireRole`), 400 for path and query
+//!   parameters (`Path`, `Query`), 400, 413, 415 and 422 for JSON bodies (`Json`),
+//!   and the `{"error": ...}` body on every 4xx.
 
 use super::AppState;
-use axum::Router;
-use axum::routing::get;
-use serde_json::{Value, json};
-use std::sync::OnceLock;
+use super::error::Body as ErrorResponse;
+use utoipa::openapi::path::{Operation, ParameterIn};
+use utoipa::openapi::response::ResponseBuilder;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::openapi::{Content, OpenApi as Document, RefOr};
+use utoipa::{OpenApi, ToSchema};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+/// The document's fixed parts; paths and schemas are added by the routes.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Corsair control plane API",
+        description = "Centrally managed CORS policies. Authenticate with \
+            `Authorization: Bearer <token>` (from POST /login, or an API token). \
+            Request bodies must be sent as `Content-Type: application/json` \
+            (otherwise 415); a body that is not JSON is 400, JSON of the wrong \
+            shape 422. Errors are `{\"error\": {\"code\", \"message\", \"details\"?}}`."
+    ),
+    servers((url = "/api/v1")),
+    security(("bearer" = [])),
+    tags(
+        (name = "auth", description = "Signing in"),
+        (name = "services", description = "Services and their policy settings"),
+        (name = "origins", description = "Origin requests and their approval"),
+        (name = "agents", description = "Agent tokens and connected agents"),
+        (name = "observe", description = "Audit log, blocked requests, simulation"),
+    )
+)]
+pub struct ApiDoc;
 
 /// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/openapi.json", get(serve))
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(serve))
 }
 
-async fn serve() -> axum::Json<&'static Value> {
-    static DOC: OnceLock<Value> = OnceLock::new();
-    axum::Json(DOC.get_or_init(document))
-}
-
-fn err(description: &str) -> Value {
-    json!({ "description": description,
-            "content": { "application/json": { "schema": { "$ref": "#/components/schemas/Error" } } } })
-}
-
-fn ok(description: &str, schema: Value) -> Value {
-    json!({ "description": description, "content": { "application/json": { "schema": schema } } })
-}
-
-fn body(schema: Value) -> Value {
-    json!({ "required": true, "content": { "application/json": { "schema": schema } } })
-}
-
-fn r(name: &str) -> Value {
-    json!({ "$ref": format!("#/components/schemas/{name}") })
-}
-
-fn array(of: Value) -> Value {
-    json!({ "type": "array", "items": of })
-}
-
-fn name_param() -> Value {
-    json!({ "name": "name", "in": "path", "required": true, "schema": { "type": "string" } })
-}
-
-fn id_param(format: &str) -> Value {
-    json!({ "name": "id", "in": "path", "required": true, "schema": { "type": if format == "uuid" { "string" } else { "integer" }, "format": format } })
-}
-
-/// Common error responses for an authenticated operation.
-fn errors(extra: &[(&str, &str)]) -> serde_json::Map<String, Value> {
-    let mut m = serde_json::Map::new();
-    m.insert("401".into(), err("missing, invalid or expired token"));
-    m.insert("403".into(), err("role too low"));
-    for (status, what) in extra {
-        m.insert((*status).into(), err(what));
+/// The whole document: every route's entry, the schemas they use, the
+/// bearer scheme and the shared error responses.
+pub fn document() -> Document {
+    let mut doc = OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(super::routes())
+        .into_openapi();
+    let components = doc.components.get_or_insert_with(Default::default);
+    components.add_security_scheme(
+        "bearer",
+        SecurityScheme::Http(
+            HttpBuilder::new()
+                .scheme(HttpAuthScheme::Bearer)
+                .bearer_format("JWT")
+                .build(),
+        ),
+    );
+    let mut schemas = Vec::new();
+    <ErrorResponse<'_> as ToSchema>::schemas(&mut schemas);
+    components.schemas.extend(schemas);
+    components.schemas.insert(
+        <ErrorResponse<'_> as ToSchema>::name().into_owned(),
+        <ErrorResponse<'_> as utoipa::PartialSchema>::schema(),
+    );
+    for (path, item) in doc.paths.paths.iter_mut() {
+        for (method, op) in [
+            ("get", &mut item.get),
+            ("post", &mut item.post),
+            ("put", &mut item.put),
+            ("patch", &mut item.patch),
+            ("delete", &mut item.delete),
+        ] {
+            if let Some(op) = op {
+                op.operation_id = Some(operation_id(method, path));
+                standard_responses(op);
+            }
+        }
     }
-    m
+    doc
 }
 
-fn op(summary: &str, role: &str, success: (&str, Value), extra: &[(&str, &str)]) -> Value {
-    let mut responses = errors(extra);
-    responses.insert(success.0.into(), success.1);
-    json!({ "summary": format!("{summary} (role: {role})"), "responses": responses })
-}
-
-fn with(mut op: Value, key: &str, value: Value) -> Value {
-    if let Some(m) = op.as_object_mut() {
-        m.insert(key.into(), value);
+/// A unique operation id from the method and path, e.g.
+/// `post_origins_id_approve` (the handlers' own names repeat: `list`).
+fn operation_id(method: &str, path: &str) -> String {
+    let mut id = method.to_owned();
+    for part in path
+        .split(['/', '{', '}', '.', '-'])
+        .filter(|p| !p.is_empty())
+    {
+        id.push('_');
+        id.push_str(part);
     }
-    op
+    id
 }
 
-/// The document.
-pub fn document() -> Value {
-    json!({
-      "openapi": "3.1.0",
-      "info": { "title": "Corsair control plane API", "version": env!("CARGO_PKG_VERSION"),
-                "description": "Centrally managed CORS policies. Authenticate with `Authorization: Bearer <token>` from POST /login. Request bodies must be sent as `Content-Type: application/json` (otherwise 415); a body that is not JSON is 400, JSON of the wrong shape 422. Errors are {\"error\": {\"code\", \"message\", \"details\"?}}." },
-      "servers": [{ "url": "/api/v1" }],
-      "security": [{ "bearer": [] }],
-      "paths": paths(),
-      "components": {
-        "securitySchemes": { "bearer": { "type": "http", "scheme": "bearer", "bearerFormat": "JWT" } },
-        "schemas": schemas()
-      }
+/// Whether `op` needs a token: it names no security of its own (the
+/// document's bearer applies), or one that is not the empty "anonymous" one.
+fn authenticated(op: &Operation) -> bool {
+    op.security.as_ref().is_none_or(|reqs| {
+        reqs.iter().any(|r| {
+            serde_json::to_value(r).is_ok_and(|v| v.as_object().is_none_or(|m| !m.is_empty()))
+        })
     })
 }
 
-fn paths() -> Value {
-    let decision = |verb: &str| {
-        let op = op(
-            &format!("{verb} an origin"),
-            "approver",
-            ("200", ok("the origin after the decision", r("Origin"))),
-            &[
-                ("400", "malformed JSON or id"),
-                ("404", "no such origin"),
-                ("409", "not allowed in the origin's current state"),
-                (
-                    "422",
-                    "the origin does not fit the service's current settings",
-                ),
-            ],
-        );
-        let op = with(op, "parameters", json!([id_param("int64")]));
-        with(
-            op,
-            "requestBody",
-            json!({ "required": false, "content": { "application/json": { "schema": r("DecisionBody") } } }),
-        )
+/// Adds the statuses `op` can answer through its extractors, and the error
+/// body to every 4xx that has no content of its own.
+fn standard_responses(op: &mut Operation) {
+    let has_params = op.parameters.as_ref().is_some_and(|ps| {
+        ps.iter().any(|p| match p {
+            RefOr::T(p) => matches!(p.parameter_in, ParameterIn::Path | ParameterIn::Query),
+            RefOr::Ref(_) => true,
+        })
+    });
+    let authenticated = authenticated(op);
+    let has_body = op.request_body.is_some();
+    let mut add = |status: &str, description: &str| {
+        op.responses
+            .responses
+            .entry(status.to_owned())
+            .or_insert_with(|| ResponseBuilder::new().description(description).into());
     };
-    json!({
-      "/login": { "post": {
-          "summary": "Exchange email and password for a user token (12 h)", "security": [],
-          "requestBody": body(r("LoginRequest")),
-          "responses": { "200": ok("a token", r("LoginResponse")), "400": err("malformed JSON"), "401": err("wrong email or password"), "422": err("missing fields") } } },
-      "/services": {
-        "get": op("List services", "viewer", ("200", ok("services", array(r("Service")))), &[]),
-        "post": with(op("Create a service", "admin", ("201", ok("the new service", r("ServiceDetail"))), &[("400", "malformed JSON"), ("409", "name taken"), ("422", "invalid name or settings")]), "requestBody", body(r("ServiceBody"))) },
-      "/services/{name}": {
-        "parameters": [name_param()],
-        "get": op("A service with its revision and origins", "viewer", ("200", ok("the service", r("ServiceDetail"))), &[("404", "no such service")]),
-        "patch": with(op("Change description or policy settings (settings bump the revision)", "approver", ("200", ok("the service", r("ServiceDetail"))), &[("400", "malformed JSON"), ("404", "no such service"), ("422", "invalid settings, every problem listed")]), "requestBody", body(r("ServiceBody"))),
-        "delete": op("Delete a service and its origins", "admin", ("204", json!({ "description": "deleted" })), &[("404", "no such service")]) },
-      "/services/{name}/policy": {
-        "parameters": [name_param()],
-        "get": op("The effective policy agents receive (approved, unexpired origins)", "viewer", ("200", ok("the policy", r("EffectivePolicy"))), &[("404", "no such service")]) },
-      "/services/{name}/origins": {
-        "parameters": [name_param()],
-        "get": op("A service's origins, all states", "viewer", ("200", ok("origins", array(r("Origin")))), &[("404", "no such service")]),
-        "post": with(op("Request an origin (pending)", "requester", ("201", ok("the request", r("Origin"))), &[("400", "malformed JSON"), ("404", "no such service"), ("409", "already pending or approved"), ("422", "invalid pattern, says what is wrong")]), "requestBody", body(r("OriginRequest"))) },
-      "/origins/{id}": {
-        "get": with(op("One origin", "viewer", ("200", ok("the origin", r("Origin"))), &[("400", "malformed id"), ("404", "no such origin")]), "parameters", json!([id_param("int64")])) },
-      "/origins/{id}/approve": { "post": decision("Approve (pending only)") },
-      "/origins/{id}/reject": { "post": decision("Reject (pending only)") },
-      "/origins/{id}/revoke": { "post": decision("Revoke (approved only)") },
-      "/agent-tokens": {
-        "get": op("List agent tokens", "admin", ("200", ok("tokens", array(r("AgentToken")))), &[]),
-        "post": with(op("Issue an agent token", "admin", ("201", ok("the token, shown once", r("CreatedToken"))), &[("400", "malformed JSON"), ("404", "the token named in replaces does not exist"), ("409", "the token cannot join replaces' lineage"), ("422", "invalid name or services")]), "requestBody", body(r("CreateToken"))) },
-      "/agent-tokens/{id}/revoke": {
-        "post": with(op("Revoke an agent token", "admin", ("200", ok("the token", r("AgentToken"))), &[("400", "malformed id"), ("404", "no such token"), ("409", "already revoked")]), "parameters", json!([id_param("uuid")])) },
-      "/agents": { "get": op("Agents seen, with applied revision and last NACK per service", "viewer", ("200", ok("agents", array(r("Agent")))), &[]) },
-      "/audit": { "get": with(op("Change audit, newest first", "viewer", ("200", ok("rows", array(r("AuditEntry")))), &[("400", "malformed query"), ("422", "limit out of range")]), "parameters", json!([
-          { "name": "service", "in": "query", "schema": { "type": "string" } },
-          { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 1000, "default": 100 } } ])) },
-      "/simulate": { "post": with(op("What an agent would answer a browser: preflight and actual request, decided by the agent's engine on the effective policy", "viewer", ("200", ok("the decision", r("SimulateResponse"))), &[("400", "malformed JSON"), ("404", "no such service"), ("422", "invalid origin, method or header name")]), "requestBody", body(r("SimulateRequest"))) },
-      "/blocked": { "get": with(op("Blocked and would-block requests reported by agents: rows newest first, or grouped with totals, first/last seen and agents", "viewer", ("200", ok("a page (`rows` and `next`), or text/csv with the next cursor in X-Next-Cursor", r("BlockedPage"))), &[("400", "malformed query or cursor"), ("422", "limit out of range, since not before until, sort without group_by")]), "parameters", json!([
-          { "name": "service", "in": "query", "schema": { "type": "string" } },
-          { "name": "origin", "in": "query", "schema": { "type": "string" } },
-          { "name": "origin_match", "in": "query", "schema": { "enum": ["exact", "substring"], "default": "exact" } },
-          { "name": "agent", "in": "query", "schema": { "type": "string" } },
-          { "name": "reason", "in": "query", "schema": { "type": "string" }, "description": "e.g. origin_not_allowed; telemetry_dropped counts events agents had to drop" },
-          { "name": "since", "in": "query", "schema": { "type": "string", "format": "date-time" } },
-          { "name": "until", "in": "query", "schema": { "type": "string", "format": "date-time" } },
-          { "name": "group_by", "in": "query", "schema": { "enum": ["origin", "service", "agent", "reason", "minute", "hour", "day"] } },
-          { "name": "sort", "in": "query", "schema": { "enum": ["count", "key"] } },
-          { "name": "order", "in": "query", "schema": { "enum": ["asc", "desc"] } },
-          { "name": "limit", "in": "query", "schema": { "type": "integer", "minimum": 1, "maximum": 10000, "default": 100 } },
-          { "name": "after", "in": "query", "schema": { "type": "string" }, "description": "the previous page's next" },
-          { "name": "format", "in": "query", "schema": { "enum": ["json", "csv"], "default": "json" } } ])) },
-      "/openapi.json": { "get": { "summary": "This document", "security": [], "responses": { "200": { "description": "OpenAPI 3.1" } } } }
+    if authenticated {
+        add("401", "Missing, invalid or expired token");
+        add(
+            "403",
+            "The token's role is too low for this operation (or a rule such as four eyes forbids it)",
+        );
+    }
+    if has_params || has_body {
+        add(
+            "400",
+            "Malformed request: a path or query parameter of the wrong type, or a body that is not JSON",
+        );
+    }
+    if has_body {
+        add(
+            "413",
+            "The body is larger than axum's default limit (2 MiB)",
+        );
+        add(
+            "415",
+            "The body was not sent as `Content-Type: application/json`",
+        );
+        add("422", "The JSON body does not have the documented shape");
+    }
+    let error = Content::new(Some(RefOr::Ref(utoipa::openapi::Ref::from_schema_name(
+        <ErrorResponse<'_> as ToSchema>::name(),
+    ))));
+    for (status, response) in op.responses.responses.iter_mut() {
+        if let RefOr::T(response) = response
+            && status.starts_with('4')
+            && response.content.is_empty()
+        {
+            response
+                .content
+                .insert("application/json".to_owned(), RefOr::T(error.clone()));
+        }
+    }
+}
+
+/// The document as served, rendered once.
+fn rendered() -> &'static str {
+    static DOC: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DOC.get_or_init(|| {
+        // Serialising plain data cannot fail; an empty object is still JSON.
+        document().to_json().unwrap_or_else(|_| "{}".to_owned())
     })
 }
 
-fn schemas() -> Value {
-    let mut m = serde_json::Map::new();
-    m.insert("Error".into(), json!({ "type": "object", "required": ["error"], "properties": { "error": { "type": "object", "required": ["code", "message"], "properties": {
-              "code": { "type": "string" }, "message": { "type": "string" },
-              "details": array(json!({ "type": "object", "properties": { "field": { "type": "string" }, "value": { "type": "string" }, "message": { "type": "string" } } })) } } } }));
-    m.insert("LoginRequest".into(), json!({ "type": "object", "required": ["email", "password"], "properties": { "email": { "type": "string" }, "password": { "type": "string" } } }));
-    m.insert("LoginResponse".into(), json!({ "type": "object", "properties": { "token": { "type": "string" }, "expires_at": { "type": "string", "format": "date-time" }, "role": { "enum": ["viewer", "requester", "approver", "admin"] } } }));
-    m.insert("ServiceBody".into(), json!({ "type": "object", "additionalProperties": false, "properties": {
-              "name": { "type": "string", "pattern": "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$", "description": "required on create; cannot change" },
-              "description": { "type": "string" },
-              "allow_methods": array(json!({ "type": "string" })), "allow_headers": array(json!({ "type": "string" })), "expose_headers": array(json!({ "type": "string" })),
-              "allow_credentials": { "type": "boolean" }, "max_age_secs": { "type": "integer", "minimum": 0, "maximum": 86400 },
-              "allow_private_network": { "type": "boolean" }, "mode": { "enum": ["enforce", "report_only"] },
-              "strict": { "type": "boolean" }, "allow_insecure_http": { "type": "boolean" } } }));
-    m.insert("Service".into(), json!({ "allOf": [r("ServiceBody"), { "type": "object", "properties": {
-              "revision": { "type": "integer" }, "created_at": { "type": "string", "format": "date-time" }, "updated_at": { "type": "string", "format": "date-time" } } }] }));
-    m.insert("ServiceDetail".into(), json!({ "allOf": [r("Service"), { "type": "object", "properties": { "origins": array(r("Origin")) } }] }));
-    m.insert("OriginRequest".into(), json!({ "type": "object", "required": ["pattern", "reason"], "additionalProperties": false, "properties": {
-              "pattern": { "type": "string", "examples": ["https://app.example.com", "https://*.example.com", "http://localhost:3000"] },
-              "reason": { "type": "string" }, "expires_at": { "type": "string", "format": "date-time" } } }));
-    m.insert("DecisionBody".into(), json!({ "type": "object", "additionalProperties": false, "properties": { "note": { "type": "string" } } }));
-    m.insert("Origin".into(), json!({ "type": "object", "properties": {
-              "id": { "type": "integer" }, "service": { "type": "string" }, "pattern": { "type": "string" },
-              "status": { "enum": ["pending", "approved", "rejected", "revoked"] },
-              "requested_by": { "type": "string" }, "reason": { "type": "string" }, "requested_at": { "type": "string", "format": "date-time" },
-              "decided_by": { "type": ["string", "null"] }, "decided_at": { "type": ["string", "null"], "format": "date-time" },
-              "note": { "type": ["string", "null"] }, "expires_at": { "type": ["string", "null"], "format": "date-time" } } }));
-    m.insert("EffectivePolicy".into(), json!({ "type": "object", "properties": {
-              "service": { "type": "string" }, "revision": { "type": "integer" },
-              "spec": { "allOf": [r("ServiceBody"), { "type": "object", "properties": { "origins": array(json!({ "type": "string" })) } }] } } }));
-    m.insert("CreateToken".into(), json!({ "type": "object", "required": ["name", "services"], "additionalProperties": false, "properties": {
-              "name": { "type": "string" }, "services": array(json!({ "type": "string" })), "expires_at": { "type": "string", "format": "date-time" },
-              "replaces": { "type": "string", "format": "uuid" } } }));
-    m.insert("CreatedToken".into(), json!({ "type": "object", "properties": { "id": { "type": "string", "format": "uuid" }, "token": { "type": "string" }, "expires_at": { "type": ["string", "null"], "format": "date-time" } } }));
-    m.insert("AgentToken".into(), json!({ "type": "object", "properties": {
-              "id": { "type": "string", "format": "uuid" }, "name": { "type": "string" }, "services": array(json!({ "type": "string" })),
-              "created_by": { "type": "string" }, "created_at": { "type": "string", "format": "date-time" },
-              "expires_at": { "type": ["string", "null"], "format": "date-time" }, "revoked_at": { "type": ["string", "null"], "format": "date-time" } } }));
-    m.insert("Agent".into(), json!({ "type": "object", "properties": {
-              "id": { "type": "string" }, "name": { "type": "string" }, "services": array(json!({ "type": "string" })), "version": { "type": "string" },
-              "connected": { "type": "boolean" }, "first_seen": { "type": "string", "format": "date-time" }, "last_seen": { "type": "string", "format": "date-time" },
-              "service_states": array(json!({ "type": "object", "properties": {
-                  "service": { "type": "string" }, "applied_revision": { "type": ["integer", "null"] }, "applied_at": { "type": ["string", "null"], "format": "date-time" },
-                  "last_nack_revision": { "type": ["integer", "null"] }, "last_nack_error": { "type": ["string", "null"] }, "last_nack_at": { "type": ["string", "null"], "format": "date-time" } } })) } }));
-    m.insert("SimulateRequest".into(), json!({ "type": "object", "required": ["service", "origin"], "properties": {
-              "service": { "type": "string" }, "origin": { "type": "string", "example": "https://app.example.com" },
-              "method": { "type": "string", "default": "GET" },
-              "request_headers": { "type": "array", "items": { "type": "string" } } } }));
-    m.insert("SimulateStep".into(), json!({ "type": "object", "properties": {
-              "request": { "type": "string", "enum": ["preflight", "actual"] },
-              "decision": { "type": "string", "enum": ["not_cors", "preflight_allowed", "preflight_rejected", "allowed", "blocked"] },
-              "reason": { "type": ["string", "null"] }, "would_block": { "type": "boolean" },
-              "status": { "type": ["integer", "null"], "description": "status the agent answers itself with; null when it forwards" },
-              "headers": { "type": "object", "additionalProperties": { "type": "string" } } } }));
-    m.insert("SimulateResponse".into(), json!({ "type": "object", "properties": {
-              "service": { "type": "string" }, "revision": { "type": "integer" }, "allowed": { "type": "boolean" },
-              "decision": { "type": "string" }, "reason": { "type": ["string", "null"] },
-              "steps": { "type": "array", "items": { "$ref": "#/components/schemas/SimulateStep" } } } }));
-    m.insert("AuditEntry".into(), json!({ "type": "object", "properties": {
-              "id": { "type": "integer" }, "at": { "type": "string", "format": "date-time" }, "actor": { "type": "string" }, "action": { "type": "string" },
-              "service": { "type": ["string", "null"] }, "target": { "type": "string" }, "before": {}, "after": {} } }));
-    m.insert("BlockedPage".into(), json!({ "type": "object", "properties": {
-              "rows": array(json!({ "oneOf": [
-                  { "type": "object", "description": "a row (no group_by)", "properties": {
-                      "id": { "type": "integer" }, "ts": { "type": "string", "format": "date-time" }, "service": { "type": "string" }, "origin": { "type": "string" },
-                      "method": { "type": "string" }, "reason": { "type": "string" }, "would_block": { "type": "boolean" }, "agent_id": { "type": "string" }, "count": { "type": "integer" } } },
-                  { "type": "object", "description": "a group", "properties": {
-                      "key": { "type": "string" }, "count": { "type": "integer" }, "would_block": { "type": "integer" },
-                      "first_seen": { "type": "string", "format": "date-time" }, "last_seen": { "type": "string", "format": "date-time" },
-                      "agents": array(json!({ "type": "string" })), "services": array(json!({ "type": "string" })) } } ] })),
-              "next": { "type": ["string", "null"] } } }));
-    Value::Object(m)
+/// This document.
+#[utoipa::path(
+    get,
+    path = "/openapi.json",
+    tag = "observe",
+    security(()),
+    responses((status = 200, description = "This OpenAPI 3.1 document", body = serde_json::Value)),
+)]
+async fn serve() -> impl axum::response::IntoResponse {
+    (
+        [(http::header::CONTENT_TYPE, "application/json")],
+        rendered(),
+    )
 }

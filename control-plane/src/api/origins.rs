@@ -6,44 +6,72 @@ use super::{AppState, Error};
 use crate::auth::{Approver, Requester, RequireRole, Viewer};
 use crate::service;
 use crate::store::origins::{Decision, Origin};
-use axum::Router;
 use axum::extract::State;
-use axum::routing::{get, post};
 use chrono::{DateTime, Utc};
 use http::StatusCode;
 use serde::Deserialize;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/services/{name}/origins", post(request).get(list))
-        .route("/origins/{id}", get(show))
-        .route("/origins/{id}/approve", post(approve))
-        .route("/origins/{id}/reject", post(reject))
-        .route("/origins/{id}/revoke", post(revoke))
+/// The routes of this module, with their OpenAPI entries.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(request, list))
+        .routes(routes!(show))
+        .routes(routes!(approve))
+        .routes(routes!(reject))
+        .routes(routes!(revoke))
 }
 
 /// Body of `POST /services/{name}/origins`.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OriginRequest {
     /// The origin pattern, e.g. `https://app.example.com` or `https://*.example.com`.
+    ///
+    /// The schema's pattern is a necessary shape, not a sufficient one: `*`,
+    /// or an `http`/`https` scheme and an authority without path, query,
+    /// fragment, userinfo or whitespace. The engine judges the rest (host
+    /// syntax, default ports, wildcards over a public suffix) with a 422.
+    #[schema(
+        pattern = r"^(\*|https?://[^/?#@\s]+)$",
+        example = "https://app.example.com"
+    )]
     pub pattern: String,
-    /// Why it is needed (shown to approvers).
+    /// Why it is needed (shown to approvers): at most 4096 characters, not
+    /// only whitespace.
+    #[schema(
+        min_length = 1,
+        max_length = 4096,
+        pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$",
+        example = "the new checkout page"
+    )]
     pub reason: String,
-    /// End of a temporary grant (RFC 3339).
+    /// End of a temporary grant (RFC 3339); must be in the future.
     pub expires_at: Option<DateTime<Utc>>,
 }
 
 /// Body of approve/reject/revoke; may be omitted, except that a reject
-/// needs a non-empty `note` (422 otherwise).
-#[derive(Debug, Default, Deserialize)]
+/// needs a non-blank `note` (422 otherwise).
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DecisionBody {
-    /// Why, for the audit log; required to reject.
+    /// Why, for the audit log: at most 4096 characters; required to reject.
+    #[schema(max_length = 4096, pattern = "^[^\\u0000]*$")]
     pub note: Option<String>,
 }
 
+/// A service's origins, all states (role: viewer).
+#[utoipa::path(
+    get,
+    path = "/services/{name}/origins",
+    tag = "origins",
+    params(("name" = String, Path, description = "The service's name", example = "payments-api")),
+    responses(
+        (status = 200, description = "Its origins, newest request first", body = [Origin]),
+        (status = 404, description = "No such service"),
+    ),
+)]
 async fn list(
     _: RequireRole<Viewer>,
     State(state): State<AppState>,
@@ -54,6 +82,17 @@ async fn list(
     Ok(Json(state.store.list_origins(&name).await?))
 }
 
+/// One origin (role: viewer).
+#[utoipa::path(
+    get,
+    path = "/origins/{id}",
+    tag = "origins",
+    params(("id" = i64, Path, description = "The origin's id", example = 1)),
+    responses(
+        (status = 200, description = "The origin", body = Origin),
+        (status = 404, description = "No such origin"),
+    ),
+)]
 async fn show(
     _: RequireRole<Viewer>,
     State(state): State<AppState>,
@@ -62,6 +101,20 @@ async fn show(
     Ok(Json(state.store.get_origin(id).await?))
 }
 
+/// Request an origin for a service; it starts `pending` (role: requester).
+#[utoipa::path(
+    post,
+    path = "/services/{name}/origins",
+    tag = "origins",
+    params(("name" = String, Path, description = "The service's name", example = "payments-api")),
+    request_body = OriginRequest,
+    responses(
+        (status = 201, description = "The request, pending", body = Origin),
+        (status = 404, description = "No such service"),
+        (status = 409, description = "Already pending or approved"),
+        (status = 422, description = "The pattern is not a valid origin (the message says why, e.g. a wildcard over a public suffix), does not fit the service's settings (e.g. plain http with credentials), or `expires_at` is past"),
+    ),
+)]
 async fn request(
     RequireRole { user, .. }: RequireRole<Requester>,
     State(state): State<AppState>,
@@ -92,6 +145,21 @@ async fn decide(
         .map(Json)
 }
 
+/// Approve a pending origin; it reaches agents with the next revision (role: approver).
+#[utoipa::path(
+    post,
+    path = "/origins/{id}/approve",
+    tag = "origins",
+    params(("id" = i64, Path, description = "The origin's id", example = 1)),
+    request_body(content = Option<DecisionBody>, description = "Optional: a note for the audit log; the body may be empty"),
+    responses(
+        (status = 200, description = "The origin after the decision", body = Origin),
+        (status = 404, description = "No such origin"),
+        (status = 409, description = "Not pending"),
+        (status = 403, description = "Role too low, or the four-eyes rule: the requester cannot approve their own request"),
+        (status = 422, description = "The origin no longer fits the service's settings, or its requested expiry has passed"),
+    ),
+)]
 async fn approve(
     RequireRole { user, .. }: RequireRole<Approver>,
     State(state): State<AppState>,
@@ -101,6 +169,37 @@ async fn approve(
     decide(&state, id, Decision::Approve, body, &user.email).await
 }
 
+/// The body of `POST /origins/{id}/reject` as documented: [`DecisionBody`]
+/// with the note required (the rule lives in `service::origins::decide`;
+/// the handler reads a [`DecisionBody`] and the service refuses a missing or
+/// blank note with 422).
+#[derive(utoipa::ToSchema)]
+#[allow(dead_code)] // a schema only: never constructed
+pub struct RejectBody {
+    /// Why the request is refused, for the requester and the audit log:
+    /// 1 to 4096 characters, not only whitespace.
+    #[schema(
+        min_length = 1,
+        max_length = 4096,
+        pattern = r"^[^\u0000]*[^\u0000\t\n\u000b\u000c\r \u0085\u00a0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000][^\u0000]*$"
+    )]
+    note: String,
+}
+
+/// Reject a pending origin, with a reason (role: approver).
+#[utoipa::path(
+    post,
+    path = "/origins/{id}/reject",
+    tag = "origins",
+    params(("id" = i64, Path, description = "The origin's id", example = 1)),
+    request_body(content = RejectBody, description = "The reason for the rejection (required)"),
+    responses(
+        (status = 200, description = "The origin after the decision", body = Origin),
+        (status = 404, description = "No such origin"),
+        (status = 409, description = "Not pending"),
+        (status = 422, description = "No note, or a blank one: a rejection needs a reason"),
+    ),
+)]
 async fn reject(
     RequireRole { user, .. }: RequireRole<Approver>,
     State(state): State<AppState>,
@@ -110,6 +209,19 @@ async fn reject(
     decide(&state, id, Decision::Reject, body, &user.email).await
 }
 
+/// Revoke an approved origin; agents drop it with the next revision (role: approver).
+#[utoipa::path(
+    post,
+    path = "/origins/{id}/revoke",
+    tag = "origins",
+    params(("id" = i64, Path, description = "The origin's id", example = 1)),
+    request_body(content = Option<DecisionBody>, description = "Optional: a note for the audit log; the body may be empty"),
+    responses(
+        (status = 200, description = "The origin after the decision", body = Origin),
+        (status = 404, description = "No such origin"),
+        (status = 409, description = "Not approved"),
+    ),
+)]
 async fn revoke(
     RequireRole { user, .. }: RequireRole<Approver>,
     State(state): State<AppState>,

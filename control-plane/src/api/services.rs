@@ -7,40 +7,54 @@ use crate::service;
 use crate::store::origins::Origin;
 use crate::store::policy::EffectivePolicy;
 use crate::store::services::Service;
-use axum::Router;
 use axum::extract::State;
-use axum::routing::get;
 use corsair_agent::engine::{Mode, PolicySettings};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new()
-        .route("/services", get(list).post(create))
-        .route("/services/{name}", get(show).patch(update).delete(remove))
-        .route("/services/{name}/policy", get(policy))
+use super::schema::{CreateService, HttpToken, UpdateService};
+
+/// The routes of this module, with their OpenAPI entries.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(list, create))
+        .routes(routes!(show, update, remove))
+        .routes(routes!(policy))
 }
 
 /// Body of `POST /services` and `PATCH /services/{name}`: every field
 /// optional; on create, missing fields take their defaults, on update they
 /// stay as they are.
-#[derive(Debug, Default, Deserialize)]
+///
+/// The document shows it as two schemas, [`CreateService`] (`name`
+/// required) and [`UpdateService`] (no `name`), both derived from this one.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ServiceBody {
     /// Required on create; on update it must match the path (no renames).
+    #[schema(
+        pattern = "^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$",
+        example = "payments-api"
+    )]
     pub name: Option<String>,
-    /// Free text.
+    /// Free text, at most 4096 characters.
+    #[schema(max_length = 4096, pattern = "^[^\\u0000]*$")]
     pub description: Option<String>,
-    /// Methods allowed on preflight.
+    /// Methods allowed on preflight (HTTP tokens, e.g. `PUT`; `*` for any).
+    #[schema(value_type = Option<Vec<HttpToken>>)]
     pub allow_methods: Option<Vec<String>>,
-    /// Request headers allowed on preflight.
+    /// Request headers allowed on preflight (header names; `*` for any).
+    #[schema(value_type = Option<Vec<HttpToken>>)]
     pub allow_headers: Option<Vec<String>>,
-    /// Response headers exposed to scripts.
+    /// Response headers exposed to scripts (header names; `*` for any).
+    #[schema(value_type = Option<Vec<HttpToken>>)]
     pub expose_headers: Option<Vec<String>>,
     /// Emit `Access-Control-Allow-Credentials: true`.
     pub allow_credentials: Option<bool>,
     /// Preflight cache lifetime in seconds (the engine accepts 0..=86400).
+    #[schema(minimum = 0, maximum = 86400)]
     pub max_age_secs: Option<i64>,
     /// Answer Private Network Access preflights.
     pub allow_private_network: Option<bool>,
@@ -88,7 +102,7 @@ impl ServiceBody {
 }
 
 /// A service with its origins (all states), as `GET /services/{name}` returns it.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct ServiceDetail {
     /// The service, including `revision`.
     #[serde(flatten)]
@@ -97,6 +111,13 @@ pub struct ServiceDetail {
     pub origins: Vec<Origin>,
 }
 
+/// List services (role: viewer).
+#[utoipa::path(
+    get,
+    path = "/services",
+    tag = "services",
+    responses((status = 200, description = "Every service, by name", body = [Service])),
+)]
 async fn list(
     _: RequireRole<Viewer>,
     State(state): State<AppState>,
@@ -109,6 +130,17 @@ async fn detail(state: &AppState, service: Service) -> Result<ServiceDetail, Err
     Ok(ServiceDetail { service, origins })
 }
 
+/// A service with its revision and origins (role: viewer).
+#[utoipa::path(
+    get,
+    path = "/services/{name}",
+    tag = "services",
+    params(("name" = String, Path, description = "The service's name", example = "payments-api")),
+    responses(
+        (status = 200, description = "The service", body = ServiceDetail),
+        (status = 404, description = "No such service"),
+    ),
+)]
 async fn show(
     _: RequireRole<Viewer>,
     State(state): State<AppState>,
@@ -118,6 +150,18 @@ async fn show(
     Ok(Json(detail(&state, service).await?))
 }
 
+/// Create a service (role: admin).
+#[utoipa::path(
+    post,
+    path = "/services",
+    tag = "services",
+    request_body = CreateService,
+    responses(
+        (status = 201, description = "The new service (no origins yet)", body = ServiceDetail),
+        (status = 409, description = "The name is taken"),
+        (status = 422, description = "Invalid name or settings; `details` lists every problem the engine found (e.g. a forbidden method)"),
+    ),
+)]
 async fn create(
     RequireRole { user, .. }: RequireRole<Admin>,
     State(state): State<AppState>,
@@ -140,6 +184,20 @@ async fn create(
     ))
 }
 
+/// Change the description or the policy settings; settings bump the
+/// revision (role: approver).
+#[utoipa::path(
+    patch,
+    path = "/services/{name}",
+    tag = "services",
+    params(("name" = String, Path, description = "The service's name", example = "payments-api")),
+    request_body = UpdateService,
+    responses(
+        (status = 200, description = "The service", body = ServiceDetail),
+        (status = 404, description = "No such service"),
+        (status = 422, description = "Invalid settings, alone or with the approved origins; `details` lists every problem"),
+    ),
+)]
 async fn update(
     RequireRole { user, .. }: RequireRole<Approver>,
     State(state): State<AppState>,
@@ -165,6 +223,17 @@ async fn update(
     Ok(Json(detail(&state, service).await?))
 }
 
+/// Delete a service and its origins (role: admin).
+#[utoipa::path(
+    delete,
+    path = "/services/{name}",
+    tag = "services",
+    params(("name" = String, Path, description = "The service's name", example = "retired-api")),
+    responses(
+        (status = 204, description = "Deleted"),
+        (status = 404, description = "No such service"),
+    ),
+)]
 async fn remove(
     RequireRole { user, .. }: RequireRole<Admin>,
     State(state): State<AppState>,
@@ -174,6 +243,18 @@ async fn remove(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// The effective policy agents receive: settings and approved, unexpired
+/// origins (role: viewer).
+#[utoipa::path(
+    get,
+    path = "/services/{name}/policy",
+    tag = "services",
+    params(("name" = String, Path, description = "The service's name", example = "payments-api")),
+    responses(
+        (status = 200, description = "The policy", body = EffectivePolicy),
+        (status = 404, description = "No such service"),
+    ),
+)]
 async fn policy(
     _: RequireRole<Viewer>,
     State(state): State<AppState>,

@@ -4,30 +4,32 @@ use super::extract::Json;
 use super::{AppState, Error};
 use crate::auth::login::LoginError;
 use crate::auth::{self, Role};
-use axum::Router;
 use axum::extract::FromRequest;
 use axum::extract::State;
-use axum::routing::post;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
-/// The routes of this module.
-pub fn router() -> Router<AppState> {
-    Router::new().route("/login", post(login))
+/// The routes of this module, with their OpenAPI entries.
+pub fn routes() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new().routes(routes!(login))
 }
 
 /// Login request body.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct LoginRequest {
     /// The user's email.
+    #[schema(pattern = "^[^\\u0000]*$", example = "alice@example.com")]
     pub email: String,
     /// The password.
+    #[schema(pattern = "^[^\\u0000]*$")]
     pub password: String,
 }
 
 /// Login response body.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct LoginResponse {
     /// The bearer token for `Authorization: Bearer`.
     pub token: String,
@@ -37,6 +39,20 @@ pub struct LoginResponse {
     pub role: Role,
 }
 
+/// Exchange email and password for a user token (12 h). Too many failures
+/// for one account or client address lock it for 15 minutes (401).
+#[utoipa::path(
+    post,
+    path = "/login",
+    tag = "auth",
+    security(()),
+    request_body = LoginRequest,
+    responses(
+        (status = 200, description = "A bearer token", body = LoginResponse),
+        (status = 401, description = "Wrong email or password, or locked out after too many failures"),
+        (status = 422, description = "Not JSON of the documented shape, or NUL characters"),
+    ),
+)]
 async fn login(
     State(state): State<AppState>,
     request: axum::extract::Request,

@@ -19,7 +19,7 @@ pub use role::Role;
 use serde::Serialize;
 
 /// One problem in some input, e.g. one the engine found in a policy.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Detail {
     /// The field, e.g. `origins[2]` or `max_age_secs`.
     pub field: String,

@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 /// Stored as `origins.status` (`TEXT`, `CHECK`ed to these four spellings);
 /// read with `status AS "status: OriginStatus"`, so an unknown value fails
 /// the query.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 #[sqlx(type_name = "text", rename_all = "snake_case")]
 pub enum OriginStatus {

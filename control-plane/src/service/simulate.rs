@@ -17,27 +17,38 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 /// What to simulate (the body of `POST /simulate`).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SimulateRequest {
     /// The service whose effective policy decides.
+    #[schema(example = "payments-api")]
     pub service: String,
-    /// The page's origin, e.g. `https://app.example.com`.
+    /// The page's origin, e.g. `https://app.example.com`: any value a
+    /// browser could send in `Origin` (surrounding whitespace ignored;
+    /// otherwise 422).
+    #[schema(min_length = 1, example = "https://app.example.com")]
     pub origin: String,
-    /// The method the script uses (default `GET`).
+    /// The method the script uses (default `GET`): an HTTP token, surrounding
+    /// whitespace ignored (otherwise 422).
     #[serde(default)]
+    #[schema(example = "PUT")]
     pub method: Option<String>,
-    /// Request headers the script sets (names).
+    /// Request headers the script sets: header names, surrounding whitespace
+    /// ignored (otherwise 422).
     #[serde(default)]
     pub request_headers: Vec<String>,
 }
 
 /// One request the browser would send, and the agent's answer.
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = SimulateStep)]
 pub struct Step {
     /// `preflight` or `actual`.
+    #[schema(example = "preflight")]
     pub request: &'static str,
-    /// The engine's decision kind, e.g. `preflight_allowed`.
+    /// The engine's decision kind: `not_cors`, `preflight_allowed`,
+    /// `preflight_rejected`, `allowed` or `blocked`.
+    #[schema(example = "preflight_allowed")]
     pub decision: &'static str,
     /// Why not granted (or would not be, in report-only mode).
     pub reason: Option<&'static str>,
@@ -45,12 +56,13 @@ pub struct Step {
     pub would_block: bool,
     /// The status the agent answers itself with, or `null` when it forwards.
     pub status: Option<u16>,
-    /// The exact CORS headers the agent adds.
+    /// The exact CORS headers the agent adds, by lowercase name.
+    #[schema(value_type = std::collections::BTreeMap<String, String>)]
     pub headers: Map<String, Value>,
 }
 
 /// The simulation's answer (the body `POST /simulate` returns).
-#[derive(Debug, Serialize)]
+#[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct SimulateResponse {
     /// The service.
     pub service: String,

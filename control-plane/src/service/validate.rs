@@ -5,7 +5,7 @@ use super::Error;
 use crate::domain::Detail;
 use corsair_agent::engine::{Policy, PolicyError, PolicySettings, parse_origin_pattern};
 
-/// Longest free-text field we store (reasons, notes, descriptions).
+/// Longest free-text field we store (reasons, notes, descriptions), in characters.
 pub const MAX_TEXT_LEN: usize = 4096;
 
 /// A service name must be a DNS-label-like slug (the database checks the same).
@@ -37,9 +37,11 @@ pub fn text(field: &str, value: &str, required: bool) -> Result<(), Error> {
             "{field} must not contain NUL characters"
         )));
     }
-    if value.len() > MAX_TEXT_LEN {
+    // Characters, not bytes: the limit the OpenAPI document states
+    // (`maxLength` counts characters).
+    if value.chars().count() > MAX_TEXT_LEN {
         return Err(Error::unprocessable(format!(
-            "{field} is longer than {MAX_TEXT_LEN} bytes"
+            "{field} is longer than {MAX_TEXT_LEN} characters"
         )));
     }
     Ok(())

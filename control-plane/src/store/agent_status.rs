@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 
 /// One agent as last seen.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AgentStatus {
     /// The agent's id (from its hello).
     pub id: String,
@@ -28,7 +28,7 @@ pub struct AgentStatus {
 }
 
 /// An agent's state for one service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AgentServiceState {
     /// The service.
     pub service: String,

@@ -11,7 +11,7 @@ use sqlx::PgConnection;
 pub const MAX_AUDIT_LIMIT: i64 = 1000;
 
 /// One row of the change audit log.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     /// Row id (increasing with time).
     pub id: i64,

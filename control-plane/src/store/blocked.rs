@@ -177,7 +177,7 @@ pub use query::{
 };
 
 /// A page of results plus the cursor for the next one.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct Page<T> {
     /// The rows.
     pub rows: Vec<T>,

@@ -5,7 +5,7 @@ use corsair_agent::engine::PolicySpec;
 
 /// A service's effective policy at one revision: its settings and its
 /// approved, unexpired origins.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct EffectivePolicy {
     /// Service name.
     pub service: String,

@@ -18,12 +18,13 @@ fn max_age_column(secs: i64) -> Result<i32, StoreError> {
 }
 
 /// A service as stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct Service {
     /// Database id.
     #[serde(skip)]
     pub id: i64,
     /// The slug agents subscribe with, e.g. `payments-api`.
+    #[schema(example = "payments-api")]
     pub name: String,
     /// Free text for people.
     pub description: String,

@@ -8,7 +8,7 @@ use serde::Serialize;
 use uuid::Uuid;
 
 /// An issued agent token (never the token itself).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 pub struct AgentToken {
     /// The token's `jti`.
     pub id: Uuid,

@@ -30,7 +30,7 @@ pub struct BlockedFilter {
 }
 
 /// What to group by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum GroupBy {
     /// Per origin.
@@ -75,7 +75,7 @@ impl GroupBy {
 }
 
 /// Sort column for grouped results.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SortBy {
     /// The total count (ties broken by key, ascending).
@@ -85,7 +85,7 @@ pub enum SortBy {
 }
 
 /// Sort direction.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Order {
     /// Smallest first.
@@ -95,7 +95,7 @@ pub enum Order {
 }
 
 /// One stored row (no grouping), newest first.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct BlockedRow {
     /// Row id (with `ts`, the pagination key).
     pub id: i64,
@@ -118,7 +118,7 @@ pub struct BlockedRow {
 }
 
 /// One group.
-#[derive(Debug, Clone, Serialize, sqlx::FromRow)]
+#[derive(Debug, Clone, Serialize, sqlx::FromRow, utoipa::ToSchema)]
 pub struct GroupedRow {
     /// The group's key (an origin, a service, … or an RFC 3339 bucket start).
     pub key: String,
