@@ -4,6 +4,7 @@
 
 use super::detail::{FieldErrors, RequestView, SettingsView, render_detail};
 use crate::auth::{Approver, CsrfForm, Requester, RequireRole};
+use crate::service::services::Change;
 use crate::service::{self, Error, validate};
 use crate::state::AppState;
 use crate::ui::page::{Ctx, UiResult, redirect_with_flash};
@@ -137,7 +138,13 @@ pub(super) async fn save_settings(
         strict: view.strict,
         allow_insecure_http: view.allow_insecure_http,
     };
-    let result = service::services::update_settings(&state, &name, &user.email, settings).await;
+    let result = service::services::update(&state, &name, &user.email, |_| {
+        Ok(Change {
+            settings: Some(settings),
+            ..Change::default()
+        })
+    })
+    .await;
     match result {
         Ok(service) => Ok(redirect_with_flash(
             &format!("/services/{name}"),
@@ -196,12 +203,12 @@ pub(super) async fn save_description(
         .get_service(&name)
         .await
         .map_err(|e| ctx.error(e))?;
-    match service::services::update_description(
-        &state,
-        &name,
-        &user.email,
-        form.description.clone(),
-    )
+    match service::services::update(&state, &name, &user.email, |_| {
+        Ok(Change {
+            description: Some(form.description.clone()),
+            ..Change::default()
+        })
+    })
     .await
     {
         Ok(_) => {}
