@@ -339,38 +339,19 @@ pub(super) async fn request_origin(
                 origin.pattern, origin.id
             ),
         )),
-        Err(e) => match e {
-            Error::Conflict(_) | Error::InvalidState(_) => {
+        Err(e @ (Error::Conflict(_) | Error::InvalidState(_) | Error::Unprocessable { .. })) => {
+            let status = e.status();
+            if status == StatusCode::CONFLICT {
                 let pattern = service::origins::check_pattern(&state, &name, form.pattern.trim())
                     .await
                     .unwrap_or_else(|_| form.pattern.trim().to_owned());
                 errors.pattern =
                     format!("{pattern} is already requested or approved for this service.");
-                render_detail(
-                    &ctx,
-                    &state,
-                    service,
-                    None,
-                    view,
-                    errors,
-                    StatusCode::CONFLICT,
-                )
-                .await
-            }
-            Error::Unprocessable { .. } => {
+            } else {
                 place(&mut errors, &e);
-                render_detail(
-                    &ctx,
-                    &state,
-                    service,
-                    None,
-                    view,
-                    errors,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                )
-                .await
             }
-            other => Err(ctx.error(other)),
-        },
+            render_detail(&ctx, &state, service, None, view, errors, status).await
+        }
+        Err(other) => Err(ctx.error(other)),
     }
 }
