@@ -35,25 +35,36 @@ fn module_path(relative: &Path) -> Vec<String> {
     parts
 }
 
+/// The first path segment(s) of `path`: `api::Error` is `[api]`,
+/// `{api, store}` is `[api, store]`.
+fn names(path: &str) -> Vec<String> {
+    let ident = |s: &str| -> String {
+        s.trim()
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect()
+    };
+    match path.strip_prefix('{') {
+        Some(group) => group
+            .split('}')
+            .next()
+            .unwrap_or_default()
+            .split(',')
+            .map(ident)
+            .collect(),
+        None => vec![ident(path)],
+    }
+}
+
 /// The top-level modules `line` references: `crate::x`, `crate::{x, …}`,
 /// and `super::…::x` paths that climb out to the crate root.
 fn referenced(line: &str, module: &[String]) -> Vec<String> {
     let code = line.split("//").next().unwrap_or_default();
     let mut found = Vec::new();
-    let ident = |s: &str| -> String {
-        s.chars()
-            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-            .collect()
-    };
     let mut rest = code;
     while let Some(at) = rest.find("crate::") {
         let after = &rest[at + "crate::".len()..];
-        if let Some(group) = after.strip_prefix('{') {
-            let inner = group.split('}').next().unwrap_or_default();
-            found.extend(inner.split(',').map(|s| ident(s.trim())));
-        } else {
-            found.push(ident(after));
-        }
+        found.extend(names(after));
         rest = after;
     }
     // `super::super::x` from `ui::services::forms` climbs to `ui`; one more
@@ -67,12 +78,7 @@ fn referenced(line: &str, module: &[String]) -> Vec<String> {
             after = next;
         }
         if climbs >= module.len() {
-            if let Some(group) = after.strip_prefix('{') {
-                let inner = group.split('}').next().unwrap_or_default();
-                found.extend(inner.split(',').map(|s| ident(s.trim())));
-            } else {
-                found.push(ident(after));
-            }
+            found.extend(names(after));
         }
         rest = after;
     }

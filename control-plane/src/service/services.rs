@@ -70,38 +70,6 @@ where
     Ok(service)
 }
 
-/// Replaces service `name`'s settings; see [`update`].
-pub async fn update_settings(
-    state: &AppState,
-    name: &str,
-    actor: &str,
-    settings: PolicySettings,
-) -> Result<Service, Error> {
-    update(state, name, actor, |_| {
-        Ok(Change {
-            settings: Some(settings),
-            ..Change::default()
-        })
-    })
-    .await
-}
-
-/// Replaces service `name`'s description; see [`update`].
-pub async fn update_description(
-    state: &AppState,
-    name: &str,
-    actor: &str,
-    description: String,
-) -> Result<Service, Error> {
-    update(state, name, actor, |_| {
-        Ok(Change {
-            description: Some(description),
-            ..Change::default()
-        })
-    })
-    .await
-}
-
 /// Deletes service `name` and its origins as `actor`; agents learn that it
 /// is gone. Errors: [`Error::NotFound`].
 pub async fn delete(state: &AppState, name: &str, actor: &str) -> Result<(), Error> {

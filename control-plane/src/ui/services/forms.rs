@@ -4,6 +4,7 @@
 
 use super::detail::{FieldErrors, RequestView, SettingsView, render_detail};
 use crate::auth::{Approver, CsrfForm, Requester, RequireRole};
+use crate::service::services::Change;
 use crate::service::{self, Error, validate};
 use crate::state::AppState;
 use crate::ui::page::{Ctx, UiResult, redirect_with_flash};
@@ -137,7 +138,13 @@ pub(super) async fn save_settings(
         strict: view.strict,
         allow_insecure_http: view.allow_insecure_http,
     };
-    let result = service::services::update_settings(&state, &name, &user.email, settings).await;
+    let result = service::services::update(&state, &name, &user.email, |_| {
+        Ok(Change {
+            settings: Some(settings),
+            ..Change::default()
+        })
+    })
+    .await;
     match result {
         Ok(service) => Ok(redirect_with_flash(
             &format!("/services/{name}"),
@@ -196,12 +203,12 @@ pub(super) async fn save_description(
         .get_service(&name)
         .await
         .map_err(|e| ctx.error(e))?;
-    match service::services::update_description(
-        &state,
-        &name,
-        &user.email,
-        form.description.clone(),
-    )
+    match service::services::update(&state, &name, &user.email, |_| {
+        Ok(Change {
+            description: Some(form.description.clone()),
+            ..Change::default()
+        })
+    })
     .await
     {
         Ok(_) => {}
@@ -332,38 +339,19 @@ pub(super) async fn request_origin(
                 origin.pattern, origin.id
             ),
         )),
-        Err(e) => match e {
-            Error::Conflict(_) | Error::InvalidState(_) => {
+        Err(e @ (Error::Conflict(_) | Error::InvalidState(_) | Error::Unprocessable { .. })) => {
+            let status = e.status();
+            if status == StatusCode::CONFLICT {
                 let pattern = service::origins::check_pattern(&state, &name, form.pattern.trim())
                     .await
                     .unwrap_or_else(|_| form.pattern.trim().to_owned());
                 errors.pattern =
                     format!("{pattern} is already requested or approved for this service.");
-                render_detail(
-                    &ctx,
-                    &state,
-                    service,
-                    None,
-                    view,
-                    errors,
-                    StatusCode::CONFLICT,
-                )
-                .await
-            }
-            Error::Unprocessable { .. } => {
+            } else {
                 place(&mut errors, &e);
-                render_detail(
-                    &ctx,
-                    &state,
-                    service,
-                    None,
-                    view,
-                    errors,
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                )
-                .await
             }
-            other => Err(ctx.error(other)),
-        },
+            render_detail(&ctx, &state, service, None, view, errors, status).await
+        }
+        Err(other) => Err(ctx.error(other)),
     }
 }
