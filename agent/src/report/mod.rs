@@ -182,6 +182,13 @@ pub async fn run(
             "resending telemetry batches spilled by a previous run"
         );
     }
+    // Ends the interval that began at `start`: its counts become a spilled
+    // batch; returns when the next interval begins.
+    let cut = |queue: &mut SpillQueue, start: i64| {
+        let end = now_ms();
+        flush(&recorder, queue, &target, &metrics, start, end).map_err(spill)?;
+        Ok::<_, ReportError>(end)
+    };
     let mut interval_start = now_ms();
     let mut next_flush = Instant::now() + config.interval;
     let mut retry_at = Instant::now();
@@ -209,30 +216,12 @@ pub async fn run(
             () = tokio::time::sleep_until(wake) => {}
         }
         if Instant::now() >= next_flush {
-            let end = now_ms();
-            flush(
-                &recorder,
-                &mut queue,
-                &target,
-                &metrics,
-                interval_start,
-                end,
-            )
-            .map_err(spill)?;
-            interval_start = end;
+            interval_start = cut(&mut queue, interval_start)?;
             next_flush += config.interval;
         }
     }
     // The partial last interval goes to disk; one quick attempt to send.
-    flush(
-        &recorder,
-        &mut queue,
-        &target,
-        &metrics,
-        interval_start,
-        now_ms(),
-    )
-    .map_err(spill)?;
+    cut(&mut queue, interval_start)?;
     if !queue.is_empty() {
         let _ = tokio::time::timeout(
             config.request_timeout.min(Duration::from_secs(2)),
