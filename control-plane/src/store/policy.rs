@@ -18,50 +18,36 @@ pub struct EffectivePolicy {
 impl Store {
     /// The effective policy of `service`, or `None` if there is no such service.
     ///
-    /// Reads the settings, the revision and the origins in one statement so the
-    /// revision always describes exactly the returned origins.
+    /// Reads the service row and its approved, unexpired origins in one
+    /// `REPEATABLE READ` transaction (one snapshot), so the revision always
+    /// describes exactly the returned origins. The settings columns are
+    /// mapped once, by [`Service`](super::services::Service)'s conversion.
     pub async fn effective_policy(
         &self,
         service: &str,
     ) -> Result<Option<EffectivePolicy>, StoreError> {
-        let row = sqlx::query!(
-            r#"
-            SELECT s.name, s.revision, s.allow_methods, s.allow_headers, s.expose_headers,
-                   s.allow_credentials, s.max_age_secs, s.allow_private_network, s.mode,
-                   s.strict, s.allow_insecure_http,
-                   COALESCE(
-                       (SELECT array_agg(o.pattern ORDER BY o.pattern)
-                          FROM origins o
-                         WHERE o.service_id = s.id
-                           AND o.status = 'approved'
-                           AND (o.expires_at IS NULL OR o.expires_at > now())),
-                       '{}'
-                   ) AS "origins!"
-              FROM services s
-             WHERE s.name = $1
-            "#,
-            service
+        let mut tx = self.pool.begin().await?;
+        sqlx::query!("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        let Some(row) = super::services::find_service(&mut tx, service).await? else {
+            return Ok(None);
+        };
+        let origins = sqlx::query_scalar!(
+            r#"SELECT pattern FROM origins
+                WHERE service_id = $1
+                  AND status = 'approved'
+                  AND (expires_at IS NULL OR expires_at > now())
+                ORDER BY pattern"#,
+            row.id
         )
-        .fetch_optional(&self.pool)
+        .fetch_all(&mut *tx)
         .await?;
-        row.map(|r| {
-            Ok(EffectivePolicy {
-                service: r.name,
-                revision: r.revision,
-                spec: PolicySpec {
-                    origins: r.origins,
-                    allow_methods: r.allow_methods,
-                    allow_headers: r.allow_headers,
-                    expose_headers: r.expose_headers,
-                    allow_credentials: r.allow_credentials,
-                    max_age_secs: i64::from(r.max_age_secs),
-                    allow_private_network: r.allow_private_network,
-                    mode: super::services::decode_mode(&r.mode)?,
-                    strict: r.strict,
-                    allow_insecure_http: r.allow_insecure_http,
-                },
-            })
-        })
-        .transpose()
+        tx.commit().await?;
+        Ok(Some(EffectivePolicy {
+            spec: row.settings.with_origins(origins),
+            service: row.name,
+            revision: row.revision,
+        }))
     }
 }

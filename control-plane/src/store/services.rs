@@ -319,6 +319,18 @@ pub(super) async fn locked_service(
 }
 
 /// The approved origin patterns of service `service_id`.
+/// The service named `name` read on `conn` (e.g. inside a snapshot), or `None`.
+pub(super) async fn find_service(
+    conn: &mut PgConnection,
+    name: &str,
+) -> Result<Option<Service>, StoreError> {
+    sqlx::query_as!(ServiceRow, "SELECT * FROM services WHERE name = $1", name)
+        .fetch_optional(conn)
+        .await?
+        .map(Service::try_from)
+        .transpose()
+}
+
 pub(super) async fn approved_patterns(
     conn: &mut PgConnection,
     service_id: i64,
