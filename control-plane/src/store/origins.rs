@@ -236,11 +236,11 @@ impl Store {
         .ok_or_else(|| StoreError::NotFound(format!("origin {id}")))?;
         if before.status != decision.required_status() {
             return Err(StoreError::InvalidState(format!(
-                "cannot {} origin {id}: it is {}, and only {} origins can be {}d",
+                "cannot {} origin {id}: it is {}, and only {} origins can be {}",
                 decision.verb(),
                 before.status,
                 decision.required_status(),
-                decision.verb(),
+                decision.new_status(),
             )));
         }
         let service = locked_service(&mut tx, &before.service)
