@@ -24,7 +24,8 @@ pub(crate) fn snapshot_message(service: &str, state: &PolicyState) -> ControlMes
                 allow_headers: spec.allow_headers.clone(),
                 expose_headers: spec.expose_headers.clone(),
                 allow_credentials: spec.allow_credentials,
-                // The schema bounds it to 0..=86400.
+                // Every write is compiled by the engine, which bounds it to
+                // 0..=86400; the agent compiles it again on arrival.
                 max_age_secs: u32::try_from(spec.max_age_secs).unwrap_or(0),
                 allow_private_network: spec.allow_private_network,
                 mode: match spec.mode {
