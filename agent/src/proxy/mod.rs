@@ -21,6 +21,7 @@ pub mod sidecar;
 pub mod upgrade;
 pub mod upstream;
 
+use crate::control_plane::status::error_chain;
 use crate::enforce;
 use crate::engine::RequestParts;
 use crate::handle::PolicyHandle;
@@ -163,11 +164,11 @@ impl Proxy {
             Some(Err(e)) => {
                 let failure = upstream::classify(&e);
                 if !failure.is_upstream() {
-                    tracing::debug!(error = %upstream::chain(&e), "request body failed");
+                    tracing::debug!(error = %error_chain(&e), "request body failed");
                     return failure.respond(&decision);
                 }
                 tracing::warn!(
-                    error = %upstream::chain(&e),
+                    error = %error_chain(&e),
                     upstream = %self.upstream,
                     status = failure.status().as_u16(),
                     "upstream request failed{}",

@@ -290,16 +290,3 @@ pub fn tls_hint(error: &ExchangeError) -> Option<&'static str> {
     }
     None
 }
-
-/// `error` with all its causes, `: `-separated, for the log: the client
-/// error's own text ("connecting to the upstream") says little on its own.
-pub fn chain(error: &dyn std::error::Error) -> String {
-    let mut text = error.to_string();
-    let mut source = error.source();
-    while let Some(e) = source {
-        text.push_str(": ");
-        text.push_str(&e.to_string());
-        source = e.source();
-    }
-    text
-}
