@@ -117,6 +117,7 @@ async fn main() -> Result<()> {
         single_operator: false,
         secure_cookies: false,
         retention: Default::default(),
+        sign_in: Default::default(),
     };
     let task = tokio::spawn(node.run(stop.wait()));
 

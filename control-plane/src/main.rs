@@ -3,12 +3,15 @@
 use anyhow::{Context, bail};
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use corsair_control_plane::auth::bootstrap::{BootstrapOutcome, bootstrap_admin};
+use corsair_control_plane::auth::login::LocalLogin;
+use corsair_control_plane::auth::oidc::{OidcClient, OidcConfig};
 use corsair_control_plane::auth::{Role, SigningKey, password};
+use corsair_control_plane::domain::RoleMap;
 use corsair_control_plane::grpc::GrpcConfig;
 use corsair_control_plane::node::{Node, NodeTls};
 use corsair_control_plane::server;
 use corsair_control_plane::service;
-use corsair_control_plane::state::AppState;
+use corsair_control_plane::state::{AppState, SignIn};
 use corsair_control_plane::store::Store;
 use corsair_control_plane::telemetry::RetentionConfig;
 use corsair_control_plane::tls::{ServerTls, TlsFiles};
@@ -145,6 +148,111 @@ struct ServeArgs {
     bootstrap_admin_password_file: Option<PathBuf>,
     #[command(flatten)]
     tls: TlsArgs,
+    #[command(flatten)]
+    sign_in: SignInArgs,
+}
+
+/// `serve`'s sign-in flags: OpenID Connect, and turning passwords off.
+#[derive(Debug, Args)]
+struct SignInArgs {
+    /// The OpenID Connect provider's issuer URL (e.g.
+    /// https://keycloak.example.com/realms/corp); turns on "Sign in with
+    /// your identity provider". Discovered at start-up
+    /// (<issuer>/.well-known/openid-configuration): serve stops when that fails.
+    #[arg(
+        long,
+        env = "CORSAIR_OIDC_ISSUER_URL",
+        requires_all = ["oidc_client_id", "oidc_redirect_url"]
+    )]
+    oidc_issuer_url: Option<String>,
+    /// This control plane's client id at the provider; ID tokens must name
+    /// it as their audience.
+    #[arg(long, env = "CORSAIR_OIDC_CLIENT_ID", requires = "oidc_issuer_url")]
+    oidc_client_id: Option<String>,
+    /// File whose first line is the client secret (a mounted Secret). Leave
+    /// it out for a public client (PKCE only).
+    #[arg(long, env = "CORSAIR_OIDC_CLIENT_SECRET_FILE", requires = "oidc_issuer_url")]
+    oidc_client_secret_file: Option<PathBuf>,
+    /// Where the provider sends browsers back: this control plane's public
+    /// URL followed by /login/oidc/callback (register it at the provider).
+    #[arg(long, env = "CORSAIR_OIDC_REDIRECT_URL", requires = "oidc_issuer_url")]
+    oidc_redirect_url: Option<String>,
+    /// The ID-token claim listing the user's groups (a list of strings, or one string).
+    #[arg(long, env = "CORSAIR_OIDC_ROLE_CLAIM", default_value = "groups")]
+    oidc_role_claim: String,
+    /// GROUP=ROLE: members of GROUP get ROLE (viewer, requester, approver,
+    /// admin); repeat for several (comma-separated in the environment). The
+    /// highest role of a user's groups wins; a user with none is refused.
+    #[arg(long = "oidc-role-map", env = "CORSAIR_OIDC_ROLE_MAP", value_delimiter = ',')]
+    oidc_role_map: Vec<String>,
+    /// An extra scope to request besides openid, email and profile (e.g.
+    /// groups, where the provider releases the groups claim only under a
+    /// scope); repeatable.
+    #[arg(long = "oidc-scope", env = "CORSAIR_OIDC_SCOPE", value_delimiter = ',')]
+    oidc_scopes: Vec<String>,
+    /// Turn password sign-in off (UI and POST /api/v1/login): people sign in
+    /// through the OpenID Connect provider; only --break-glass-admin may
+    /// still use a password.
+    #[arg(long, env = "CORSAIR_DISABLE_LOCAL_LOGIN", requires = "oidc_issuer_url")]
+    disable_local_login: bool,
+    /// With --disable-local-login: the email of the one local admin who may
+    /// still sign in with a password (for when the provider is down); each
+    /// such sign-in is audited as auth.break_glass.
+    #[arg(long, env = "CORSAIR_BREAK_GLASS_ADMIN", requires = "disable_local_login")]
+    break_glass_admin: Option<String>,
+}
+
+impl SignInArgs {
+    /// The sign-in settings, the provider discovered; errors name the flag.
+    async fn load(&self) -> anyhow::Result<SignIn> {
+        let local_login = if self.disable_local_login {
+            LocalLogin::BreakGlassOnly(self.break_glass_admin.as_ref().map(|e| e.trim().to_owned()))
+        } else {
+            LocalLogin::Enabled
+        };
+        let (Some(issuer_url), Some(client_id), Some(redirect_url)) = (
+            &self.oidc_issuer_url,
+            &self.oidc_client_id,
+            &self.oidc_redirect_url,
+        ) else {
+            return Ok(SignIn {
+                local_login,
+                ..SignIn::default()
+            });
+        };
+        let role_map = RoleMap::parse(&self.oidc_role_map).map_err(anyhow::Error::msg)?;
+        if role_map.is_empty() {
+            bail!("--oidc-issuer-url needs at least one --oidc-role-map GROUP=ROLE (nobody could sign in)");
+        }
+        let client_secret = match &self.oidc_client_secret_file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).with_context(|| {
+                    format!("reading --oidc-client-secret-file {}", path.display())
+                })?;
+                let secret = text.lines().next().unwrap_or_default().trim().to_owned();
+                if secret.is_empty() {
+                    bail!("--oidc-client-secret-file {} is empty", path.display());
+                }
+                Some(secret)
+            }
+            None => None,
+        };
+        let config = OidcConfig {
+            issuer_url: issuer_url.clone(),
+            client_id: client_id.clone(),
+            client_secret,
+            redirect_url: redirect_url.clone(),
+            role_claim: self.oidc_role_claim.clone(),
+            extra_scopes: self.oidc_scopes.clone(),
+        };
+        let client = OidcClient::discover(config).await?;
+        tracing::info!(issuer = client.issuer(), "OpenID Connect provider discovered");
+        Ok(SignIn {
+            oidc: Some(client),
+            role_map,
+            local_login,
+        })
+    }
 }
 
 /// `serve`'s TLS flags: both listeners over TLS, certificates re-read on change.
@@ -321,6 +429,7 @@ async fn bootstrap(store: &Store, email: &str, file: &std::path::Path) -> anyhow
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     // Before the database: a bad certificate path is the likelier mistake.
     let tls = args.tls.load()?;
+    let sign_in = args.sign_in.load().await?;
     let store = connect(&args.db).await?;
     if args.skip_migrations {
         tracing::info!("--skip-migrations: not applying migrations");
@@ -382,6 +491,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             retention_days: args.blocked_retention_days,
             ..RetentionConfig::default()
         },
+        sign_in,
     };
     node.run_with_tls(tls, server::shutdown_signal()).await
 }

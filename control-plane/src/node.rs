@@ -5,7 +5,7 @@
 use crate::auth::SigningKey;
 use crate::grpc::{self, GrpcConfig};
 use crate::server::{self, Shutdown};
-use crate::state::AppState;
+use crate::state::{AppState, SignIn};
 use crate::store::Store;
 use crate::telemetry::{self, RetentionConfig};
 use crate::tls::{Listener, ServerTls, Side};
@@ -33,6 +33,8 @@ pub struct Node {
     pub secure_cookies: bool,
     /// Blocked-request telemetry retention (`--blocked-retention-days`).
     pub retention: RetentionConfig,
+    /// How people sign in (passwords, the OpenID Connect provider).
+    pub sign_in: SignIn,
 }
 
 /// TLS for both of a node's listeners.
@@ -70,6 +72,7 @@ impl Node {
             single_operator,
             secure_cookies,
             retention,
+            sign_in,
         } = self;
         if let (Ok(h), Ok(g)) = (http.local_addr(), grpc.local_addr()) {
             tracing::info!(http = %h, grpc = %g, tls = tls.is_some(), "control plane serving");
@@ -87,7 +90,8 @@ impl Node {
         });
         let state = AppState::new(store.clone(), keys.clone())
             .with_single_operator(single_operator)
-            .with_secure_cookies(secure_cookies);
+            .with_secure_cookies(secure_cookies)
+            .with_sign_in(sign_in);
         let expiry = tokio::spawn(
             server::run_expiry(store.clone(), server::EXPIRY_INTERVAL, stop.wait())
                 .instrument(tracing::info_span!("expiry")),

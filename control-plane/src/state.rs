@@ -2,6 +2,9 @@
 //! layer can reach. It lives below the faces so none of them owns it.
 
 use crate::auth::SigningKey;
+use crate::auth::login::LocalLogin;
+use crate::auth::oidc::OidcClient;
+use crate::domain::RoleMap;
 use crate::store::Store;
 use axum::extract::FromRef;
 
@@ -17,6 +20,20 @@ pub struct AppState {
     pub single_operator: bool,
     /// Mark the session cookie `Secure` (`--secure-cookies`, for TLS).
     pub secure_cookies: bool,
+    /// How people sign in: password and/or the OpenID Connect provider.
+    pub sign_in: SignIn,
+}
+
+/// How people sign in (`serve --oidc-*`, `--disable-local-login`,
+/// `--break-glass-admin`). The default: passwords only.
+#[derive(Clone, Debug, Default)]
+pub struct SignIn {
+    /// Sign-in through the OpenID Connect provider, if set up (discovered).
+    pub oidc: Option<OidcClient>,
+    /// Which provider group grants which role (`--oidc-role-map`).
+    pub role_map: RoleMap,
+    /// Whether password sign-in is on.
+    pub local_login: LocalLogin,
 }
 
 impl AppState {
@@ -27,7 +44,14 @@ impl AppState {
             keys,
             single_operator: false,
             secure_cookies: false,
+            sign_in: SignIn::default(),
         }
+    }
+
+    /// Sets how people sign in.
+    pub fn with_sign_in(mut self, sign_in: SignIn) -> Self {
+        self.sign_in = sign_in;
+        self
     }
 
     /// Allows (or forbids) approving one's own request.

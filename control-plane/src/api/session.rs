@@ -62,6 +62,7 @@ async fn login(
     let (user, issued) = match auth::login::login(
         &state.store,
         &state.keys,
+        &state.sign_in.local_login,
         &req.email,
         &req.password,
         client,

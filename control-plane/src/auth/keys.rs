@@ -115,6 +115,13 @@ impl SigningKey {
         )
     }
 
+    /// 32 bytes derived from this key for `purpose` (HMAC-SHA256 of the
+    /// purpose string): a key of its own for another use, e.g. encrypting
+    /// the OpenID Connect sign-in cookie, that reveals nothing of this one.
+    pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
+        self.mac.clone().chain_update(purpose).finalize().into_bytes().into()
+    }
+
     /// Whether `given` is [`SigningKey::mac_hex`] of `message`, compared in
     /// constant time (`hmac`'s `verify_slice`). Not hex, the wrong length or
     /// the wrong value: `false`.

@@ -15,6 +15,32 @@ pub const ADDRESS_LIMIT: i64 = 20;
 /// The throttling window, in seconds (a lockout lasts at most this long).
 pub const WINDOW_SECS: i64 = 15 * 60;
 
+/// Whether password sign-in is on (`serve --disable-local-login`,
+/// `--break-glass-admin`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum LocalLogin {
+    /// Every local user may sign in with a password.
+    #[default]
+    Enabled,
+    /// Password sign-in is off (people sign in through the OpenID
+    /// provider) except for this one admin (`--break-glass-admin`), kept
+    /// for when the provider is down; each of its sign-ins is audited as
+    /// `auth.break_glass`. `None`: no exception at all.
+    BreakGlassOnly(Option<String>),
+}
+
+impl LocalLogin {
+    /// Whether `email` may try a password now.
+    pub fn allows(&self, email: &str) -> bool {
+        match self {
+            LocalLogin::Enabled => true,
+            LocalLogin::BreakGlassOnly(admin) => admin
+                .as_deref()
+                .is_some_and(|admin| admin.eq_ignore_ascii_case(email.trim())),
+        }
+    }
+}
+
 /// Why a login failed.
 #[derive(Debug, thiserror::Error)]
 pub enum LoginError {
@@ -24,6 +50,10 @@ pub enum LoginError {
     /// The input cannot be an email or password at all.
     #[error("{0}")]
     Invalid(String),
+    /// Password sign-in is turned off for this account
+    /// ([`LocalLogin::BreakGlassOnly`]).
+    #[error("password sign-in is turned off; sign in with your identity provider")]
+    LocalLoginDisabled,
     /// Too many recent failures for this account or address.
     #[error("too many failed logins; try again in {} minutes", WINDOW_SECS / 60)]
     Locked,
@@ -54,10 +84,13 @@ fn address_key(addr: IpAddr) -> String {
 }
 
 /// Checks `email` / `password` and issues a session token, unless the
-/// account or `client` address is locked out.
+/// account or `client` address is locked out, or `policy` turns password
+/// sign-in off for this account. A break-glass admin's sign-in (or an
+/// account that is not an admin named as one) is audited.
 pub async fn login(
     store: &Store,
     keys: &SigningKey,
+    policy: &LocalLogin,
     email: &str,
     password_given: &str,
     client: Option<IpAddr>,
@@ -67,6 +100,10 @@ pub async fn login(
             "email and password must not contain NUL characters".into(),
         ));
     }
+    if !policy.allows(email) {
+        return Err(LoginError::LocalLoginDisabled);
+    }
+    let break_glass = matches!(policy, LocalLogin::BreakGlassOnly(_));
     let account = account_key(email);
     let address = client.map(address_key);
     if store.recent_login_failures(&account, WINDOW_SECS).await? >= ACCOUNT_LIMIT {
@@ -95,6 +132,17 @@ pub async fn login(
     match user {
         Some(u) if ok && !u.disabled => {
             store.clear_login_failures(&account).await?;
+            if break_glass {
+                let detail = serde_json::json!({ "client": client.map(|c| c.to_string()), "role": u.role });
+                let target = format!("user:{}", u.email);
+                if u.role != crate::domain::Role::Admin {
+                    let detail = serde_json::json!({ "reason": "the break-glass account is not an admin", "client": client.map(|c| c.to_string()) });
+                    store.audit_sign_in_event("auth.break_glass.refused", &u.email, &target, &detail).await?;
+                    return Err(LoginError::LocalLoginDisabled);
+                }
+                store.audit_sign_in_event("auth.break_glass", &u.email, &target, &detail).await?;
+                tracing::warn!(actor = %u.email, "break-glass admin signed in with a password");
+            }
             let issued = issue_user_token(keys, &u.email, u.role)
                 .map_err(|e| LoginError::Internal(e.into()))?;
             Ok((u, issued))

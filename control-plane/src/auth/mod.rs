@@ -7,7 +7,9 @@
 //!   API and UI handler uses to authenticate and authorise.
 //! - [`session`]: the session cookie, CSRF tokens and [`CsrfForm`].
 //! - [`csrf`]: the CSRF header REST writes made with the session cookie need.
-//! - [`login`]: password check with throttling and lockouts.
+//! - [`login`]: password check with throttling and lockouts, and whether
+//!   password sign-in is on ([`login::LocalLogin`]).
+//! - [`oidc`]: OpenID Connect sign-in (discovery, PKCE, ID-token checks).
 //! - [`bootstrap`]: the first admin from a Secret, only while no user exists.
 
 pub mod bootstrap;
@@ -15,6 +17,7 @@ pub mod csrf;
 pub mod extract;
 pub mod keys;
 pub mod login;
+pub mod oidc;
 pub mod password;
 pub mod session;
 pub mod tokens;

@@ -158,6 +158,7 @@ async fn run_with_database(
         single_operator: true,
         secure_cookies: false,
         retention: Default::default(),
+        sign_in: Default::default(),
     };
     let mut node_task = tokio::spawn(node.run(stop.wait()));
     let upstream_task = tokio::spawn(

@@ -5,6 +5,8 @@
 //!
 //! - [`Role`]: a user's (or API token's) role, ordered by rights.
 //! - [`OriginStatus`]: where an origin request is in its life cycle.
+//! - [`UserSource`]: where a user signs in (local password or OpenID Connect).
+//! - [`RoleMap`]: which identity-provider group grants which role.
 //! - [`Detail`]: one problem found in some input, e.g. by policy validation.
 //!
 //! Policy settings are declared once, beside the engine's spec
@@ -12,9 +14,13 @@
 
 mod origin_status;
 mod role;
+mod role_map;
+mod user_source;
 
 pub use origin_status::OriginStatus;
 pub use role::Role;
+pub use role_map::RoleMap;
+pub use user_source::UserSource;
 
 use serde::Serialize;
 

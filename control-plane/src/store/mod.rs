@@ -12,6 +12,7 @@
 //! - [`services`]: services and their policy settings.
 //! - [`origins`]: origin requests and their life cycle.
 //! - [`users`]: users and their password hashes.
+//! - [`sign_in`]: users from the OpenID Connect provider, sign-in and refusal audit rows.
 //! - [`tokens`]: issued agent tokens (listable, revocable).
 //! - [`audit`]: the append-only change audit log.
 //! - [`agent_status`]: the read side of the agents table, for the API.
@@ -34,6 +35,7 @@ pub mod policy;
 pub mod schema;
 pub mod services;
 pub mod sessions;
+pub mod sign_in;
 pub mod throttle;
 pub mod tokens;
 pub mod users;

@@ -2,7 +2,7 @@
 
 use super::audit::{self, AuditRecord};
 use super::{Store, StoreError, unique_violation};
-use crate::domain::Role;
+use crate::domain::{Role, UserSource};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use sqlx::PgConnection;
@@ -20,6 +20,12 @@ pub struct User {
     pub disabled: bool,
     /// Creation time.
     pub created_at: DateTime<Utc>,
+    /// Local (password) or from the OpenID Connect provider.
+    pub source: UserSource,
+    /// For an `oidc` user: the provider's issuer URL (`iss`).
+    pub oidc_issuer: Option<String>,
+    /// For an `oidc` user: the provider's subject identifier (`sub`).
+    pub oidc_subject: Option<String>,
 }
 
 /// A user with the stored password hash, for login only.
@@ -47,15 +53,17 @@ impl Store {
         Ok(user)
     }
 
-    /// The user with `email` (case-insensitive) and their password hash.
+    /// The user with `email` (case-insensitive) and their password hash;
+    /// `None` also for users without a password (from the OpenID provider).
     pub async fn user_credentials(
         &self,
         email: &str,
     ) -> Result<Option<UserCredentials>, StoreError> {
         let row = sqlx::query!(
             r#"
-            SELECT id, email, password_hash, role AS "role: Role", disabled, created_at
-              FROM users WHERE lower(email) = lower($1)
+            SELECT id, email, password_hash AS "password_hash!", role AS "role: Role", disabled,
+                   created_at, source AS "source: UserSource", oidc_issuer, oidc_subject
+              FROM users WHERE lower(email) = lower($1) AND password_hash IS NOT NULL
             "#,
             email
         )
@@ -68,6 +76,9 @@ impl Store {
                 role: r.role,
                 disabled: r.disabled,
                 created_at: r.created_at,
+                source: r.source,
+                oidc_issuer: r.oidc_issuer,
+                oidc_subject: r.oidc_subject,
             },
             password_hash: r.password_hash,
         }))
@@ -93,7 +104,11 @@ impl Store {
     /// Every user, by email.
     pub async fn list_users(&self) -> Result<Vec<User>, StoreError> {
         let rows = sqlx::query!(
-            r#"SELECT id, email, role AS "role: Role", disabled, created_at FROM users ORDER BY lower(email)"#
+            r#"
+            SELECT id, email, role AS "role: Role", disabled, created_at,
+                   source AS "source: UserSource", oidc_issuer, oidc_subject
+              FROM users ORDER BY lower(email)
+            "#
         )
         .fetch_all(&self.pool)
         .await?;
@@ -105,6 +120,9 @@ impl Store {
                 role: r.role,
                 disabled: r.disabled,
                 created_at: r.created_at,
+                source: r.source,
+                oidc_issuer: r.oidc_issuer,
+                oidc_subject: r.oidc_subject,
             })
             .collect())
     }
@@ -128,7 +146,8 @@ impl Store {
         let row = sqlx::query!(
             r#"
             UPDATE users SET role = coalesce($2, role), disabled = coalesce($3, disabled)
-             WHERE id = $1 RETURNING id, email, role AS "role: Role", disabled, created_at
+             WHERE id = $1 RETURNING id, email, role AS "role: Role", disabled, created_at,
+                   source AS "source: UserSource", oidc_issuer, oidc_subject
             "#,
             id,
             role.map(Role::as_str),
@@ -142,6 +161,9 @@ impl Store {
             role: row.role,
             disabled: row.disabled,
             created_at: row.created_at,
+            source: row.source,
+            oidc_issuer: row.oidc_issuer,
+            oidc_subject: row.oidc_subject,
         };
         let target = format!("user:{}", user.email);
         let before = serde_json::json!({ "email": before.email, "role": before.role, "disabled": before.disabled });
@@ -190,6 +212,9 @@ pub(crate) async fn insert_user(
         role,
         disabled: row.disabled,
         created_at: row.created_at,
+        source: UserSource::Local,
+        oidc_issuer: None,
+        oidc_subject: None,
     };
     let target = format!("user:{email}");
     // The hash stays out of the audit log.

@@ -32,6 +32,10 @@ pub struct UserRow {
     disabled: bool,
     created: String,
     me: bool,
+    /// `local` or `oidc`.
+    source: &'static str,
+    /// For an `oidc` user: `issuer · subject`.
+    identity: String,
 }
 
 /// One API token, ready to show.
@@ -103,6 +107,11 @@ async fn render(ctx: &Ctx, state: &AppState, forms: Forms, status: StatusCode) -
             role: u.role.as_str(),
             disabled: u.disabled,
             created: when(&u.created_at),
+            source: u.source.as_str(),
+            identity: match (&u.oidc_issuer, &u.oidc_subject) {
+                (Some(issuer), Some(subject)) => format!("{issuer} · {subject}"),
+                _ => String::new(),
+            },
         })
         .collect();
     let now = chrono::Utc::now();
