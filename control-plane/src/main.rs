@@ -181,8 +181,9 @@ struct SignInArgs {
     #[arg(long, env = "CORSAIR_OIDC_ROLE_CLAIM", default_value = "groups")]
     oidc_role_claim: String,
     /// GROUP=ROLE: members of GROUP get ROLE (viewer, requester, approver,
-    /// admin); repeat for several (comma-separated in the environment). The
-    /// highest role of a user's groups wins; a user with none is refused.
+    /// admin); repeat for several (comma-separated, also in the environment,
+    /// so a group name cannot contain a comma). The highest role of a user's
+    /// groups wins; a user with none is refused.
     #[arg(long = "oidc-role-map", env = "CORSAIR_OIDC_ROLE_MAP", value_delimiter = ',')]
     oidc_role_map: Vec<String>,
     /// An extra scope to request besides openid, email and profile (e.g.

@@ -315,14 +315,17 @@ impl OidcClient {
             .map_err(|e| OidcError::TokenExchange(chain(&e)))?;
         let id_token = response.id_token().ok_or(OidcError::NoIdToken)?;
         let nonce = Nonce::new(pending.nonce.clone());
-        let claims = match id_token.claims(&self.verifier(), &nonce) {
+        let mut verified = id_token.claims(&self.verifier(), &nonce).cloned();
+        let unknown_key = matches!(
+            verified,
             Err(ClaimsVerificationError::SignatureVerification(
-                SignatureVerificationError::NoMatchingKey,
-            )) if self.refresh_jwks().await => id_token.claims(&self.verifier(), &nonce),
-            other => other,
+                SignatureVerificationError::NoMatchingKey
+            ))
+        );
+        if unknown_key && self.refresh_jwks().await {
+            verified = id_token.claims(&self.verifier(), &nonce).cloned();
         }
-        .map_err(|e| OidcError::IdToken(chain(&e)))?
-        .clone();
+        let claims = verified.map_err(|e| OidcError::IdToken(chain(&e)))?;
         let subject = claims.subject().as_str().to_owned();
         let email = match (claims.email(), claims.email_verified()) {
             (Some(email), Some(true) | None) if !email.as_str().trim().is_empty() => {

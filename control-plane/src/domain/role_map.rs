@@ -12,7 +12,7 @@ pub struct RoleMap {
 
 impl RoleMap {
     /// Parses `GROUP=ROLE` entries (split at the last `=`, so a group may
-    /// contain `=`, e.g. an LDAP DN). Errors name the entry and what to fix.
+    /// contain `=`). Errors name the entry and what to fix.
     pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, String> {
         let mut parsed = Vec::new();
         for entry in entries {
@@ -61,11 +61,11 @@ mod tests {
         let map = RoleMap::parse(&[
             "corsair-viewers=viewer",
             "corsair-admins=admin",
-            "cn=ops,dc=example=approver",
+            "team=ops=approver",
         ])
         .unwrap();
         assert_eq!(map.highest_role(&["corsair-viewers", "corsair-admins"]), Some(Role::Admin));
-        assert_eq!(map.highest_role(&["cn=ops,dc=example"]), Some(Role::Approver));
+        assert_eq!(map.highest_role(&["team=ops"]), Some(Role::Approver));
         assert_eq!(map.highest_role(&["marketing"]), None);
         assert_eq!(map.highest_role::<&str>(&[]), None);
         assert_eq!(map.highest_role(&["Corsair-Admins"]), None);

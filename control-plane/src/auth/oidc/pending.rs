@@ -38,10 +38,14 @@ pub struct PendingSignIn {
     pub started_at: DateTime<Utc>,
 }
 
-fn cookie_key(keys: &SigningKey) -> Key {
+fn cookie_key(keys: &SigningKey) -> Option<Key> {
     // A key of its own, derived from the signing key: every replica that
-    // shares the key file can open the cookie.
-    Key::derive_from(&keys.derive_key("corsair oidc pending sign-in cookie"))
+    // shares the key file can open the cookie. The jar takes 64 bytes.
+    let mut bytes = keys
+        .derive_key("corsair oidc pending sign-in cookie, part 1")
+        .to_vec();
+    bytes.extend_from_slice(&keys.derive_key("corsair oidc pending sign-in cookie, part 2"));
+    Key::try_from(bytes.as_slice()).ok()
 }
 
 impl PendingSignIn {
@@ -57,8 +61,11 @@ impl PendingSignIn {
             .same_site(SameSite::Lax)
             .secure(secure)
             .max_age(cookie::time::Duration::seconds(PENDING_LIFETIME.num_seconds()));
+        let Some(key) = cookie_key(keys) else {
+            return String::new();
+        };
         let mut jar = CookieJar::new();
-        jar.private_mut(&cookie_key(keys)).add(cookie);
+        jar.private_mut(&key).add(cookie);
         jar.delta()
             .next()
             .map(|c| c.encoded().to_string())
@@ -84,7 +91,7 @@ impl PendingSignIn {
     pub fn open(keys: &SigningKey, sealed: &str) -> Option<Self> {
         let mut jar = CookieJar::new();
         jar.add_original(Cookie::new(PENDING_COOKIE, sealed.to_owned()));
-        let cookie = jar.private(&cookie_key(keys)).get(PENDING_COOKIE)?;
+        let cookie = jar.private(&cookie_key(keys)?).get(PENDING_COOKIE)?;
         let pending: PendingSignIn = serde_json::from_str(cookie.value()).ok()?;
         let age = Utc::now() - pending.started_at;
         (age >= Duration::zero() && age <= PENDING_LIFETIME).then_some(pending)
