@@ -24,7 +24,7 @@ use corsair_control_plane::testing::{TestDb, password_hash};
 use corsair_test_support::process::{Process, free_port};
 use fantoccini::{Client, Locator};
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use tokio::process::Command;
 use ui_support::browser::{self, Driver, Session, fill, wait_for};
 
 const BREAK_GLASS: &str = "breakglass@example.com";
@@ -39,7 +39,7 @@ fn repo_root() -> PathBuf {
 /// holding `node_modules/oidc-provider`.
 fn install_provider() -> Result<PathBuf> {
     let script = repo_root().join("deploy/tools/install-oidc-provider.sh");
-    let out = Command::new("bash")
+    let out = std::process::Command::new("bash")
         .arg(&script)
         .output()
         .with_context(|| format!("running {}", script.display()))?;
@@ -94,6 +94,7 @@ async fn provider_sign_in(c: &Client, base: &str, login: &str) -> Result<()> {
     c.goto(&format!("{base}/login")).await?;
     wait_for(c, "#oidc-login").await?.click().await?;
     // The provider's own login page (its development interaction views).
+    wait_for(c, "input[name=login]").await?;
     fill(c, "input[name=login]", login).await?;
     fill(c, "input[name=password]", "any password").await?;
     c.find(Locator::Css("button[type=submit]"))

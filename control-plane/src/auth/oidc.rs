@@ -70,7 +70,10 @@ pub struct OidcConfig {
 /// Claims beyond the standard ones: all of them, by name, so the role claim
 /// can be any (`--oidc-role-claim`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
-pub struct OtherClaims(#[serde(flatten)] HashMap<String, serde_json::Value>);
+pub struct OtherClaims {
+    #[serde(flatten)]
+    claims: HashMap<String, serde_json::Value>,
+}
 
 impl AdditionalClaims for OtherClaims {}
 
@@ -335,7 +338,7 @@ impl OidcClient {
         };
         let groups = match claims
             .additional_claims()
-            .0
+            .claims
             .get(&self.inner.config.role_claim)
         {
             Some(serde_json::Value::Array(values)) => values

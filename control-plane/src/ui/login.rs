@@ -244,7 +244,7 @@ async fn submit(State(state): State<AppState>, headers: HeaderMap, request: Requ
             next,
             "Wrong email or password.".into(),
         ),
-        Err(e @ LoginError::LocalLoginDisabled) => login_page(
+        Err(LoginError::LocalLoginDisabled) => login_page(
             &state,
             StatusCode::FORBIDDEN,
             form.email,
