@@ -171,7 +171,11 @@ struct SignInArgs {
     oidc_client_id: Option<String>,
     /// File whose first line is the client secret (a mounted Secret). Leave
     /// it out for a public client (PKCE only).
-    #[arg(long, env = "CORSAIR_OIDC_CLIENT_SECRET_FILE", requires = "oidc_issuer_url")]
+    #[arg(
+        long,
+        env = "CORSAIR_OIDC_CLIENT_SECRET_FILE",
+        requires = "oidc_issuer_url"
+    )]
     oidc_client_secret_file: Option<PathBuf>,
     /// Where the provider sends browsers back: this control plane's public
     /// URL followed by /login/oidc/callback (register it at the provider).
@@ -184,7 +188,11 @@ struct SignInArgs {
     /// admin); repeat for several (comma-separated, also in the environment,
     /// so a group name cannot contain a comma). The highest role of a user's
     /// groups wins; a user with none is refused.
-    #[arg(long = "oidc-role-map", env = "CORSAIR_OIDC_ROLE_MAP", value_delimiter = ',')]
+    #[arg(
+        long = "oidc-role-map",
+        env = "CORSAIR_OIDC_ROLE_MAP",
+        value_delimiter = ','
+    )]
     oidc_role_map: Vec<String>,
     /// An extra scope to request besides openid, email and profile (e.g.
     /// groups, where the provider releases the groups claim only under a
@@ -194,12 +202,20 @@ struct SignInArgs {
     /// Turn password sign-in off (UI and POST /api/v1/login): people sign in
     /// through the OpenID Connect provider; only --break-glass-admin may
     /// still use a password.
-    #[arg(long, env = "CORSAIR_DISABLE_LOCAL_LOGIN", requires = "oidc_issuer_url")]
+    #[arg(
+        long,
+        env = "CORSAIR_DISABLE_LOCAL_LOGIN",
+        requires = "oidc_issuer_url"
+    )]
     disable_local_login: bool,
     /// With --disable-local-login: the email of the one local admin who may
     /// still sign in with a password (for when the provider is down); each
     /// such sign-in is audited as auth.break_glass.
-    #[arg(long, env = "CORSAIR_BREAK_GLASS_ADMIN", requires = "disable_local_login")]
+    #[arg(
+        long,
+        env = "CORSAIR_BREAK_GLASS_ADMIN",
+        requires = "disable_local_login"
+    )]
     break_glass_admin: Option<String>,
 }
 
@@ -223,7 +239,9 @@ impl SignInArgs {
         };
         let role_map = RoleMap::parse(&self.oidc_role_map).map_err(anyhow::Error::msg)?;
         if role_map.is_empty() {
-            bail!("--oidc-issuer-url needs at least one --oidc-role-map GROUP=ROLE (nobody could sign in)");
+            bail!(
+                "--oidc-issuer-url needs at least one --oidc-role-map GROUP=ROLE (nobody could sign in)"
+            );
         }
         let client_secret = match &self.oidc_client_secret_file {
             Some(path) => {
@@ -247,7 +265,10 @@ impl SignInArgs {
             extra_scopes: self.oidc_scopes.clone(),
         };
         let client = OidcClient::discover(config).await?;
-        tracing::info!(issuer = client.issuer(), "OpenID Connect provider discovered");
+        tracing::info!(
+            issuer = client.issuer(),
+            "OpenID Connect provider discovered"
+        );
         Ok(SignIn {
             oidc: Some(client),
             role_map,

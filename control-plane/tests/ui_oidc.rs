@@ -172,22 +172,34 @@ async fn oidc_sign_in_roles_refusals_and_logout_in_chromium() -> Result<()> {
             c.current_url().await?
         );
         let who = text(&c, ".who").await?;
-        ensure!(who.contains("alice@example.test") && who.contains("admin"), "header: {who}");
+        ensure!(
+            who.contains("alice@example.test") && who.contains("admin"),
+            "header: {who}"
+        );
         c.goto(&format!("{base}/users")).await?;
         let users = text(&c, "#users").await?;
         let alice = users
             .lines()
             .find(|l| l.contains("alice@example.test"))
             .with_context(|| format!("alice not on the users page:\n{users}"))?;
-        ensure!(alice.contains("oidc") && alice.contains(&issuer) && alice.contains("alice"), "row: {alice}");
-        let breakglass = users.lines().find(|l| l.contains(BREAK_GLASS)).unwrap_or_default();
+        ensure!(
+            alice.contains("oidc") && alice.contains(&issuer) && alice.contains("alice"),
+            "row: {alice}"
+        );
+        let breakglass = users
+            .lines()
+            .find(|l| l.contains(BREAK_GLASS))
+            .unwrap_or_default();
         ensure!(breakglass.contains("local"), "row: {breakglass}");
         browser::shot(&c, "oidc-users").await?;
         wait_for(&c, "#logout").await?.click().await?;
         wait_for(&c, "#oidc-login").await?;
         c.goto(&format!("{base}/services")).await?;
         wait_for(&c, "#oidc-login").await?;
-        ensure!(c.current_url().await?.path() == "/login", "still signed in after logout");
+        ensure!(
+            c.current_url().await?.path() == "/login",
+            "still signed in after logout"
+        );
         Ok(())
     }
     .await;
@@ -198,7 +210,10 @@ async fn oidc_sign_in_roles_refusals_and_logout_in_chromium() -> Result<()> {
     let result = async {
         provider_sign_in(&c, &base, "carol").await?;
         let who = text(&c, ".who").await?;
-        ensure!(who.contains("carol@example.test") && who.contains("approver"), "header: {who}");
+        ensure!(
+            who.contains("carol@example.test") && who.contains("approver"),
+            "header: {who}"
+        );
         Ok(())
     }
     .await;
@@ -210,7 +225,8 @@ async fn oidc_sign_in_roles_refusals_and_logout_in_chromium() -> Result<()> {
         provider_sign_in(&c, &base, "mallory").await?;
         let error = text(&c, "#login-error").await?;
         ensure!(
-            error.contains("mallory@example.test") && error.contains("none of your groups (marketing)"),
+            error.contains("mallory@example.test")
+                && error.contains("none of your groups (marketing)"),
             "{error}"
         );
         browser::shot(&c, "oidc-no-mapped-group").await?;
@@ -222,7 +238,10 @@ async fn oidc_sign_in_roles_refusals_and_logout_in_chromium() -> Result<()> {
     c.finish("oidc-mallory-failure", result).await?;
 
     // A tampered state (valid code, wrong state) is refused.
-    http.post(format!("{issuer}/test/tamper-state")).send().await?.error_for_status()?;
+    http.post(format!("{issuer}/test/tamper-state"))
+        .send()
+        .await?
+        .error_for_status()?;
     let c = fresh(&driver).await?;
     let result = async {
         provider_sign_in(&c, &base, "victor").await?;
@@ -236,7 +255,10 @@ async fn oidc_sign_in_roles_refusals_and_logout_in_chromium() -> Result<()> {
     c.finish("oidc-tampered-state-failure", result).await?;
 
     // An ID token issued to another client of the provider is refused.
-    http.post(format!("{issuer}/test/other-audience")).send().await?.error_for_status()?;
+    http.post(format!("{issuer}/test/other-audience"))
+        .send()
+        .await?
+        .error_for_status()?;
     let c = fresh(&driver).await?;
     let result = async {
         provider_sign_in(&c, &base, "victor").await?;
@@ -260,16 +282,25 @@ async fn oidc_sign_in_roles_refusals_and_logout_in_chromium() -> Result<()> {
         wait_for(&c, "#break-glass summary").await?.click().await?;
         fill(&c, "input[name=email]", LOCAL_VIEWER).await?;
         fill(&c, "input[name=password]", LOCAL_PASSWORD).await?;
-        c.find(Locator::Css("#login-form button[type=submit]")).await?.click().await?;
+        c.find(Locator::Css("#login-form button[type=submit]"))
+            .await?
+            .click()
+            .await?;
         let error = text(&c, "#login-error").await?;
         ensure!(error.contains("Password sign-in is turned off"), "{error}");
         c.goto(&format!("{base}/login")).await?;
         wait_for(&c, "#break-glass summary").await?.click().await?;
         fill(&c, "input[name=email]", BREAK_GLASS).await?;
         fill(&c, "input[name=password]", LOCAL_PASSWORD).await?;
-        c.find(Locator::Css("#login-form button[type=submit]")).await?.click().await?;
+        c.find(Locator::Css("#login-form button[type=submit]"))
+            .await?
+            .click()
+            .await?;
         let who = text(&c, ".who").await?;
-        ensure!(who.contains(BREAK_GLASS) && who.contains("admin"), "header: {who}");
+        ensure!(
+            who.contains(BREAK_GLASS) && who.contains("admin"),
+            "header: {who}"
+        );
         Ok(())
     }
     .await;
@@ -279,7 +310,11 @@ async fn oidc_sign_in_roles_refusals_and_logout_in_chromium() -> Result<()> {
         .json(&serde_json::json!({ "email": LOCAL_VIEWER, "password": LOCAL_PASSWORD }))
         .send()
         .await?;
-    ensure!(api_login.status() == 401, "REST login with passwords off: {}", api_login.status());
+    ensure!(
+        api_login.status() == 401,
+        "REST login with passwords off: {}",
+        api_login.status()
+    );
 
     // Every sign-in and refusal is in the audit log.
     let audit = db.store.list_audit(None, 1000).await?;
@@ -292,15 +327,40 @@ async fn oidc_sign_in_roles_refusals_and_logout_in_chromium() -> Result<()> {
     };
     let signed_in = rows("auth.oidc.sign_in");
     ensure!(signed_in.len() == 2, "sign-ins: {signed_in:?}");
-    ensure!(signed_in.iter().any(|r| r.starts_with("alice@example.test") && r.contains("\"admin\"")), "{signed_in:?}");
+    ensure!(
+        signed_in
+            .iter()
+            .any(|r| r.starts_with("alice@example.test") && r.contains("\"admin\"")),
+        "{signed_in:?}"
+    );
     let refused = rows("auth.oidc.refused");
     ensure!(refused.len() == 3, "refusals: {refused:?}");
-    ensure!(refused.iter().any(|r| r.starts_with("mallory@example.test") && r.contains("marketing")), "{refused:?}");
-    ensure!(refused.iter().any(|r| r.starts_with("anonymous") && r.contains("state mismatch")), "{refused:?}");
-    ensure!(refused.iter().any(|r| r.contains("audience")), "{refused:?}");
+    ensure!(
+        refused
+            .iter()
+            .any(|r| r.starts_with("mallory@example.test") && r.contains("marketing")),
+        "{refused:?}"
+    );
+    ensure!(
+        refused
+            .iter()
+            .any(|r| r.starts_with("anonymous") && r.contains("state mismatch")),
+        "{refused:?}"
+    );
+    ensure!(
+        refused.iter().any(|r| r.contains("audience")),
+        "{refused:?}"
+    );
     let created = rows("user.create");
-    ensure!(created.iter().filter(|r| r.starts_with("oidc ")).count() == 2, "{created:?}");
-    ensure!(rows("auth.break_glass").len() == 1, "{:?}", rows("auth.break_glass"));
+    ensure!(
+        created.iter().filter(|r| r.starts_with("oidc ")).count() == 2,
+        "{created:?}"
+    );
+    ensure!(
+        rows("auth.break_glass").len() == 1,
+        "{:?}",
+        rows("auth.break_glass")
+    );
     serve.stop().await?;
     Ok(())
 }
@@ -329,7 +389,11 @@ async fn serve_stops_at_start_up_when_discovery_fails() -> Result<()> {
     serve.wait_log("OpenID Connect discovery at").await?;
     let status = serve.stop().await?;
     ensure!(!status.success(), "serve kept running: {}", serve.log());
-    ensure!(!serve.log().contains("control plane serving"), "{}", serve.log());
+    ensure!(
+        !serve.log().contains("control plane serving"),
+        "{}",
+        serve.log()
+    );
     ensure!(serve.log().contains(&issuer), "{}", serve.log());
     Ok(())
 }

@@ -119,7 +119,12 @@ impl SigningKey {
     /// purpose string): a key of its own for another use, e.g. encrypting
     /// the OpenID Connect sign-in cookie, that reveals nothing of this one.
     pub fn derive_key(&self, purpose: &str) -> [u8; 32] {
-        self.mac.clone().chain_update(purpose).finalize().into_bytes().into()
+        self.mac
+            .clone()
+            .chain_update(purpose)
+            .finalize()
+            .into_bytes()
+            .into()
     }
 
     /// Whether `given` is [`SigningKey::mac_hex`] of `message`, compared in

@@ -133,14 +133,19 @@ pub async fn login(
         Some(u) if ok && !u.disabled => {
             store.clear_login_failures(&account).await?;
             if break_glass {
-                let detail = serde_json::json!({ "client": client.map(|c| c.to_string()), "role": u.role });
+                let detail =
+                    serde_json::json!({ "client": client.map(|c| c.to_string()), "role": u.role });
                 let target = format!("user:{}", u.email);
                 if u.role != crate::domain::Role::Admin {
                     let detail = serde_json::json!({ "reason": "the break-glass account is not an admin", "client": client.map(|c| c.to_string()) });
-                    store.audit_sign_in_event("auth.break_glass.refused", &u.email, &target, &detail).await?;
+                    store
+                        .audit_sign_in_event("auth.break_glass.refused", &u.email, &target, &detail)
+                        .await?;
                     return Err(LoginError::LocalLoginDisabled);
                 }
-                store.audit_sign_in_event("auth.break_glass", &u.email, &target, &detail).await?;
+                store
+                    .audit_sign_in_event("auth.break_glass", &u.email, &target, &detail)
+                    .await?;
                 tracing::warn!(actor = %u.email, "break-glass admin signed in with a password");
             }
             let issued = issue_user_token(keys, &u.email, u.role)

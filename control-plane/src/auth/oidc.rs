@@ -20,15 +20,15 @@ use chrono::Utc;
 use openidconnect::core::{
     CoreAuthDisplay, CoreAuthPrompt, CoreAuthenticationFlow, CoreErrorResponseType,
     CoreGenderClaim, CoreJsonWebKey, CoreJsonWebKeySet, CoreJweContentEncryptionAlgorithm,
-    CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreRevocableToken,
-    CoreRevocationErrorResponse, CoreTokenIntrospectionResponse, CoreTokenType,
+    CoreJwsSigningAlgorithm, CoreProviderMetadata, CoreRevocableToken, CoreRevocationErrorResponse,
+    CoreTokenIntrospectionResponse, CoreTokenType,
 };
 use openidconnect::{
     AdditionalClaims, AuthorizationCode, ClaimsVerificationError, Client, ClientId, ClientSecret,
-    CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet,
-    IdTokenFields, IdTokenVerifier, IssuerUrl, JsonWebKeySet, Nonce, PkceCodeChallenge,
-    PkceCodeVerifier, RedirectUrl, Scope, SignatureVerificationError, StandardErrorResponse,
-    StandardTokenResponse, TokenResponse,
+    CsrfToken, EmptyExtraTokenFields, EndpointMaybeSet, EndpointNotSet, EndpointSet, IdTokenFields,
+    IdTokenVerifier, IssuerUrl, JsonWebKeySet, Nonce, PkceCodeChallenge, PkceCodeVerifier,
+    RedirectUrl, Scope, SignatureVerificationError, StandardErrorResponse, StandardTokenResponse,
+    TokenResponse,
 };
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -130,7 +130,9 @@ pub enum OidcError {
     #[error("no sign-in was started in this browser, or it took more than 10 minutes")]
     NoPendingSignIn,
     /// The `state` returned is not the one sent: a forged or replayed callback.
-    #[error("the sign-in response does not match the sign-in this browser started (state mismatch)")]
+    #[error(
+        "the sign-in response does not match the sign-in this browser started (state mismatch)"
+    )]
     StateMismatch,
     /// The provider answered with an error (e.g. the user declined).
     #[error("the identity provider refused the sign-in: {0}")]
@@ -214,7 +216,10 @@ impl OidcClient {
             SetupError::Config(format!("--oidc-issuer-url {:?}: {e}", config.issuer_url))
         })?;
         let redirect = RedirectUrl::new(config.redirect_url.clone()).map_err(|e| {
-            SetupError::Config(format!("--oidc-redirect-url {:?}: {e}", config.redirect_url))
+            SetupError::Config(format!(
+                "--oidc-redirect-url {:?}: {e}",
+                config.redirect_url
+            ))
         })?;
         if redirect.url().path() != CALLBACK_PATH {
             return Err(SetupError::Config(format!(
@@ -402,7 +407,10 @@ impl OidcClient {
         }
         match JsonWebKeySet::fetch_async(self.inner.metadata.jwks_uri(), &self.inner.http).await {
             Ok(jwks) => {
-                tracing::info!(keys = jwks.keys().len(), "OpenID provider keys fetched again (unknown key id)");
+                tracing::info!(
+                    keys = jwks.keys().len(),
+                    "OpenID provider keys fetched again (unknown key id)"
+                );
                 if let Ok(mut current) = self.inner.jwks.write() {
                     *current = jwks;
                     return true;
@@ -410,7 +418,10 @@ impl OidcClient {
                 false
             }
             Err(e) => {
-                tracing::warn!(error = chain(&e), "fetching the OpenID provider's keys failed");
+                tracing::warn!(
+                    error = chain(&e),
+                    "fetching the OpenID provider's keys failed"
+                );
                 false
             }
         }

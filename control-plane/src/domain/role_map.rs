@@ -64,7 +64,10 @@ mod tests {
             "team=ops=approver",
         ])
         .unwrap();
-        assert_eq!(map.highest_role(&["corsair-viewers", "corsair-admins"]), Some(Role::Admin));
+        assert_eq!(
+            map.highest_role(&["corsair-viewers", "corsair-admins"]),
+            Some(Role::Admin)
+        );
         assert_eq!(map.highest_role(&["team=ops"]), Some(Role::Approver));
         assert_eq!(map.highest_role(&["marketing"]), None);
         assert_eq!(map.highest_role::<&str>(&[]), None);
@@ -73,8 +76,20 @@ mod tests {
 
     #[test]
     fn bad_entries_are_refused_with_what_to_fix() {
-        assert!(RoleMap::parse(&["admins"]).unwrap_err().contains("GROUP=ROLE"));
-        assert!(RoleMap::parse(&["admins=root"]).unwrap_err().contains("unknown role"));
-        assert!(RoleMap::parse(&["=admin"]).unwrap_err().contains("group is empty"));
+        assert!(
+            RoleMap::parse(&["admins"])
+                .unwrap_err()
+                .contains("GROUP=ROLE")
+        );
+        assert!(
+            RoleMap::parse(&["admins=root"])
+                .unwrap_err()
+                .contains("unknown role")
+        );
+        assert!(
+            RoleMap::parse(&["=admin"])
+                .unwrap_err()
+                .contains("group is empty")
+        );
     }
 }

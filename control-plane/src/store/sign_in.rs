@@ -68,7 +68,14 @@ impl Store {
         };
         let user = match found {
             Some(row) => {
-                let user = oidc_user(row.id, row.email, row.role, row.disabled, row.created_at, who);
+                let user = oidc_user(
+                    row.id,
+                    row.email,
+                    row.role,
+                    row.disabled,
+                    row.created_at,
+                    who,
+                );
                 if user.disabled {
                     return Ok(OidcUpsert::Disabled(user));
                 }
@@ -99,7 +106,14 @@ impl Store {
                         },
                     )
                     .await?;
-                    oidc_user(user.id, who.email.to_owned(), role, false, updated.created_at, who)
+                    oidc_user(
+                        user.id,
+                        who.email.to_owned(),
+                        role,
+                        false,
+                        updated.created_at,
+                        who,
+                    )
                 }
             }
             None => {
@@ -134,7 +148,14 @@ impl Store {
                     },
                 )
                 .await?;
-                oidc_user(row.id, who.email.to_owned(), role, false, row.created_at, who)
+                oidc_user(
+                    row.id,
+                    who.email.to_owned(),
+                    role,
+                    false,
+                    row.created_at,
+                    who,
+                )
             }
         };
         let target = format!("user:{}", user.email);

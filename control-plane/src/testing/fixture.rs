@@ -129,8 +129,8 @@ impl TestNode {
             single_operator: options.single_operator,
             secure_cookies: false,
             retention: Default::default(),
-    sign_in: Default::default(),
-};
+            sign_in: Default::default(),
+        };
         let stop = Shutdown::new();
         let task = tokio::spawn(node.run(stop.wait()));
         Ok(Self {

@@ -13,9 +13,9 @@ use super::page::{Layout, redirect_with_flash, render};
 use crate::auth::login::client_ip;
 use crate::auth::login::{LocalLogin, LoginError, login};
 use crate::auth::oidc::pending::{PENDING_COOKIE, PendingSignIn};
-use crate::service::users::{OidcCallback, SignInRefusal, oidc_sign_in};
 use crate::auth::session::{clear_session_cookie, cookie, session_cookie, set_cookie};
 use crate::auth::{CsrfForm, CurrentUser};
+use crate::service::users::{OidcCallback, SignInRefusal, oidc_sign_in};
 use crate::state::AppState;
 use askama::Template;
 use axum::extract::{Query, Request, State};
@@ -129,13 +129,7 @@ fn login_page(
 
 async fn show(State(state): State<AppState>, Query(q): Query<LoginQuery>) -> Response {
     let next = local_path(q.next.as_deref(), "/services");
-    login_page(
-        &state,
-        StatusCode::OK,
-        String::new(),
-        next,
-        String::new(),
-    )
+    login_page(&state, StatusCode::OK, String::new(), next, String::new())
 }
 
 /// The login form.
@@ -275,7 +269,8 @@ async fn oidc_begin(State(state): State<AppState>, Query(q): Query<OidcBeginQuer
     };
     let (url, pending) = oidc.begin(&next);
     let mut response = Redirect::to(&url).into_response();
-    if let Ok(v) = http::HeaderValue::from_str(&pending.set_cookie(&state.keys, state.secure_cookies))
+    if let Ok(v) =
+        http::HeaderValue::from_str(&pending.set_cookie(&state.keys, state.secure_cookies))
     {
         response.headers_mut().append(SET_COOKIE, v);
     }
@@ -293,7 +288,11 @@ pub struct CallbackQuery {
 
 /// Finishes a sign-in: the service layer checks it all and records it; a
 /// refusal is the sign-in page saying why.
-async fn oidc_callback(State(state): State<AppState>, headers: HeaderMap, request: Request) -> Response {
+async fn oidc_callback(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Request,
+) -> Response {
     let client = client_ip(request.extensions());
     let query = Query::<CallbackQuery>::try_from_uri(request.uri())
         .map(|Query(q)| q)

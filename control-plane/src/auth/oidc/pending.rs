@@ -60,7 +60,9 @@ impl PendingSignIn {
             .http_only(true)
             .same_site(SameSite::Lax)
             .secure(secure)
-            .max_age(cookie::time::Duration::seconds(PENDING_LIFETIME.num_seconds()));
+            .max_age(cookie::time::Duration::seconds(
+                PENDING_LIFETIME.num_seconds(),
+            ));
         let Some(key) = cookie_key(keys) else {
             return String::new();
         };
@@ -121,7 +123,10 @@ mod tests {
     fn opens_under_the_same_key_only_and_hides_the_secrets() {
         let keys = SigningKey::from_bytes(b"0123456789abcdef0123456789abcdef");
         let set = pending(Utc::now()).set_cookie(&keys, false);
-        assert!(set.contains("SameSite=Lax") && set.contains("HttpOnly"), "{set}");
+        assert!(
+            set.contains("SameSite=Lax") && set.contains("HttpOnly"),
+            "{set}"
+        );
         let sealed = value(&set);
         assert!(!sealed.contains("pkce") && !sealed.contains("/services"));
         let opened = PendingSignIn::open(&keys, &sealed).unwrap();
