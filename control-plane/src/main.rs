@@ -45,7 +45,7 @@ enum LogFormat {
 enum Command {
     /// Migrate the database (unless --skip-migrations), then serve the HTTP
     /// API and the gRPC policy stream.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Apply pending database migrations and exit.
     Migrate(DbArgs),
     /// Manage users.
@@ -384,7 +384,7 @@ async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
     init_tracing(cli.log_format);
     match cli.command {
-        Command::Serve(args) => serve(args).await,
+        Command::Serve(args) => serve(*args).await,
         Command::Migrate(args) => {
             let store = connect(&args).await?;
             store.migrate().await.context("applying migrations")?;
