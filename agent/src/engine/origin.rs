@@ -435,7 +435,10 @@ impl OriginSet {
     pub(crate) fn find(&self, origin: &[u8]) -> OriginMatch<'_> {
         if self.any {
             // Any origin, but only as text (`HeaderValue::to_str`'s rule).
-            return if origin.iter().all(|&b| b == b'\t' || (b' '..=b'~').contains(&b)) {
+            return if origin
+                .iter()
+                .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+            {
                 OriginMatch::Any
             } else {
                 OriginMatch::None
