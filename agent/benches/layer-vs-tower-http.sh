@@ -86,7 +86,7 @@ if [ -n "$do_time" ]; then
 import json, sys
 base, n, s = sys.argv[1], sys.argv[2], sys.argv[3]
 def median(contender):
-    with open(f"{base}/{contender}/layer/{n}/new/estimates.json") as f:
+    with open(f"{base}/{contender}_layer/{n}/new/estimates.json") as f:
         return json.load(f)["median"]["point_estimate"]
 def fmt(ns):
     return f"{ns / 1000:.2f} µs" if ns >= 1000 else f"{ns:.0f} ns"
