@@ -325,7 +325,9 @@ check() {
     grep -q "^HTTP/1.1 403" <<<"$h" || die "$name did not refuse a preflight from an unlisted origin: $h"
 }
 
+started=$(date +%s)
 echo "# Corsair agent proxy vs nginx, $(date -u '+%Y-%m-%d %H:%M:%S UTC')"
+echo "commit: $(cd "$repo" && git rev-parse --short HEAD 2>/dev/null || echo unknown)$(cd "$repo" && git diff --quiet HEAD -- agent 2>/dev/null || echo ' (+ uncommitted changes in agent/)')"
 echo "machine: $(lscpu | awk -F: '/^Model name/ {gsub(/^ +/, "", $2); print $2}'), $(nproc --all) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), $(uname -r)"
 echo "tools: $(nginx -v 2>&1 | sed 's/.*: //'), $(wrk -v 2>&1 | head -1 | awk '{print $1, $2}'), agent $("$agent_bin" --version | awk '{print $2}') ($agent_bin)"
 echo "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -369,13 +371,17 @@ done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 echo
-echo "| origins | requests | direct req/s (p99) | nginx req/s (p99) | agent req/s (p99) | agent / nginx | CPU us/request nginx / agent |"
-echo "|---:|---|---:|---:|---:|---:|---:|"
+echo "| origins | requests | direct req/s (p99) | nginx req/s (p99) | agent req/s (p99) | agent / nginx | p99 agent <= nginx | CPU us/request nginx / agent |"
+echo "|---:|---|---:|---:|---:|---:|---|---:|"
 # Each contender's best run (highest req/s) per cell, with that run's p99 and CPU.
-awk '{ key = $1 " " $2; if (!((key, $3) in rps) || $4 + 0 > rps[key, $3] + 0) { rps[key, $3] = $4; p99[key, $3] = $5; cpu[key, $3] = $6 }
+awk 'function us(t) { if (t ~ /us$/) return t + 0; if (t ~ /ms$/) return t * 1000; if (t ~ /s$/) return t * 1000000; return t + 0 }
+     { key = $1 " " $2; if (!((key, $3) in rps) || $4 + 0 > rps[key, $3] + 0) { rps[key, $3] = $4; p99[key, $3] = $5; cpu[key, $3] = $6 }
        if (!(key in seen)) { seen[key] = 1; order[++k] = key } }
      END { for (i = 1; i <= k; i++) { o = order[i]; split(o, f, " ");
-         printf "| %s | %s | %.0f (%s) | %.0f (%s) | %.0f (%s) | %.2fx | %s / %s |\n", f[1], f[2],
+         printf "| %s | %s | %.0f (%s) | %.0f (%s) | %.0f (%s) | %.2fx | %s | %s / %s |\n", f[1], f[2],
              rps[o, "direct"], p99[o, "direct"], rps[o, "nginx"], p99[o, "nginx"],
-             rps[o, "agent"], p99[o, "agent"], rps[o, "agent"] / rps[o, "nginx"], cpu[o, "nginx"], cpu[o, "agent"] } }' "$results"
+             rps[o, "agent"], p99[o, "agent"], rps[o, "agent"] / rps[o, "nginx"],
+             us(p99[o, "agent"]) <= us(p99[o, "nginx"]) ? "yes" : "no", cpu[o, "nginx"], cpu[o, "agent"] } }' "$results"
+echo
+echo "took $(( $(date +%s) - started )) s"
 [ -z "$smoke" ] || echo "smoke run: cells too short to compare; use the full run for figures"

@@ -5,6 +5,7 @@
 
 use crate::engine::Policy;
 use arc_swap::ArcSwapOption;
+use arc_swap::cache::Cache;
 use std::sync::Arc;
 
 /// A compiled policy with where it came from.
@@ -48,5 +49,32 @@ impl PolicyHandle {
     /// Replaces the current policy atomically.
     pub fn store(&self, policy: Option<Arc<ActivePolicy>>) {
         self.inner.store(policy);
+    }
+
+    /// A reader that keeps its own reference to the current policy, for a
+    /// service that reads it on every request through `&mut self`.
+    pub fn cache(&self) -> PolicyCache {
+        PolicyCache {
+            cache: Cache::new(Arc::clone(&self.inner)),
+        }
+    }
+}
+
+/// A [`PolicyHandle`] reader holding a reference to the policy it last saw
+/// (`arc-swap`'s `Cache`): a read is one atomic load and a pointer compare
+/// while the policy is unchanged, about a tenth of
+/// [`PolicyHandle::with_current`]'s guard. The price: the last-seen policy
+/// stays alive until this reader's next read (or drop), and a clone takes
+/// one more reference count.
+#[derive(Debug, Clone)]
+pub struct PolicyCache {
+    cache: Cache<Arc<ArcSwapOption<ActivePolicy>>, Option<Arc<ActivePolicy>>>,
+}
+
+impl PolicyCache {
+    /// The current policy, if any: a swap made through the handle is seen
+    /// by the next call.
+    pub fn current(&mut self) -> Option<&ActivePolicy> {
+        self.cache.load().as_deref()
     }
 }

@@ -10,7 +10,7 @@
 //! blocked (run [`crate::report::run`] beside it to upload the counts).
 //!
 //! The fixed cost per request is kept small: the policy is read through a
-//! guard (no reference count), local answers are built while the policy is
+//! [`PolicyCache`] (an atomic load and a compare), local answers are built while the policy is
 //! borrowed (no copies of its header values), a forwarded request carries
 //! only the few headers its response needs ([`ForwardHeaders`]), and the
 //! response future is a plain enum rather than a boxed future (no
@@ -18,7 +18,7 @@
 
 use crate::enforce;
 use crate::engine::{ForwardHeaders, RequestParts};
-use crate::handle::PolicyHandle;
+use crate::handle::{PolicyCache, PolicyHandle};
 use crate::report::Reporter;
 use http::{Request, Response};
 use std::future::Future;
@@ -60,7 +60,7 @@ impl<S> Layer<S> for CorsairLayer {
     fn layer(&self, inner: S) -> Corsair<S> {
         Corsair {
             inner,
-            handle: self.handle.clone(),
+            policy: self.handle.cache(),
             reporter: self.reporter.clone(),
         }
     }
@@ -70,7 +70,7 @@ impl<S> Layer<S> for CorsairLayer {
 #[derive(Debug, Clone)]
 pub struct Corsair<S> {
     inner: S,
-    handle: PolicyHandle,
+    policy: PolicyCache,
     reporter: Option<Reporter>,
 }
 
@@ -90,36 +90,28 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let reporter = self.reporter.as_ref();
-        let outcome = self.handle.with_current(|active| {
-            let parts = RequestParts {
-                method: req.method(),
-                headers: req.headers(),
-            };
-            let decision = enforce::decide(active, &parts, reporter);
-            // A local answer is built while the policy is borrowed: its
-            // header values are cloned once, straight into the response.
-            match enforce::local_answer(&decision, ResBody::default) {
-                Some(res) => Outcome::Local(res),
-                // The response future outlives the borrow, so it takes the
-                // headers the response needs along (shared bytes, no copies).
-                None => Outcome::Forward(decision.forward_headers()),
-            }
-        });
-        let state = match outcome {
-            Outcome::Local(res) => State::Local { res: Some(res) },
-            Outcome::Forward(headers) => State::Inner {
-                future: self.inner.call(req),
-                headers,
-            },
+        let parts = RequestParts {
+            method: req.method(),
+            headers: req.headers(),
         };
-        ResponseFuture { state }
+        let decision = enforce::decide(self.policy.current(), &parts, self.reporter.as_ref());
+        // A local answer is built while the policy is borrowed: its header
+        // values are cloned once, straight into the response.
+        if let Some(res) = enforce::local_answer(&decision, ResBody::default) {
+            return ResponseFuture {
+                state: State::Local { res: Some(res) },
+            };
+        }
+        // The response future outlives the borrow, so it takes the headers
+        // the response needs along (shared bytes, no copies).
+        let headers = decision.forward_headers();
+        ResponseFuture {
+            state: State::Inner {
+                future: self.inner.call(req),
+                headers: Some(headers),
+            },
+        }
     }
-}
-
-enum Outcome<B> {
-    Local(Response<B>),
-    Forward(ForwardHeaders),
 }
 
 pin_project_lite::pin_project! {
@@ -135,7 +127,7 @@ pin_project_lite::pin_project! {
     #[project = StateProj]
     enum State<F, B> {
         Local { res: Option<Response<B>> },
-        Inner { #[pin] future: F, headers: ForwardHeaders },
+        Inner { #[pin] future: F, headers: Option<ForwardHeaders> },
     }
 }
 
@@ -153,7 +145,10 @@ where
             },
             StateProj::Inner { future, headers } => {
                 let mut res = ready!(future.poll(cx))?;
-                headers.apply(res.headers_mut());
+                // Taken, so its values move into the response: no clones.
+                if let Some(headers) = headers.take() {
+                    headers.apply(res.headers_mut());
+                }
                 Poll::Ready(Ok(res))
             }
         }

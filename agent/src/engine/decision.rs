@@ -118,15 +118,15 @@ pub struct ForwardHeaders {
 
 impl ForwardHeaders {
     /// Writes them into the upstream's response exactly as
-    /// [`Decision::apply`] would.
-    pub fn apply(&self, headers: &mut HeaderMap) {
+    /// [`Decision::apply`] would, moving its values in (no clones).
+    pub fn apply(self, headers: &mut HeaderMap) {
         Lines {
-            allow_origin: self.allow_origin.as_ref(),
+            allow_origin: self.allow_origin.map(Cow::Owned),
             credentials: self.credentials,
             allow_methods: None,
             allow_headers: None,
             max_age: None,
-            expose: self.expose.as_ref(),
+            expose: self.expose.map(Cow::Owned),
             private_network: false,
             vary: self.vary,
         }
@@ -134,15 +134,16 @@ impl ForwardHeaders {
     }
 }
 
-/// The response headers of a decision, borrowed: the one writer behind
-/// [`Decision::apply`] and [`ForwardHeaders::apply`].
+/// The response headers of a decision: the one writer behind
+/// [`Decision::apply`] (borrowed values, cloned in) and
+/// [`ForwardHeaders::apply`] (owned values, moved in).
 struct Lines<'a> {
-    allow_origin: Option<&'a HeaderValue>,
+    allow_origin: Option<Cow<'a, HeaderValue>>,
     credentials: bool,
-    allow_methods: Option<&'a HeaderValue>,
-    allow_headers: Option<&'a HeaderValue>,
-    max_age: Option<&'a HeaderValue>,
-    expose: Option<&'a HeaderValue>,
+    allow_methods: Option<Cow<'a, HeaderValue>>,
+    allow_headers: Option<Cow<'a, HeaderValue>>,
+    max_age: Option<Cow<'a, HeaderValue>>,
+    expose: Option<Cow<'a, HeaderValue>>,
     private_network: bool,
     vary: Vary,
 }
@@ -167,21 +168,21 @@ impl Lines<'_> {
             headers.reserve(count);
         }
         if let Some(v) = self.allow_origin {
-            headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, v.clone());
+            headers.insert(ACCESS_CONTROL_ALLOW_ORIGIN, v.into_owned());
             if self.credentials {
                 headers.insert(ACCESS_CONTROL_ALLOW_CREDENTIALS, TRUE);
             }
             if let Some(v) = self.allow_methods {
-                headers.insert(ACCESS_CONTROL_ALLOW_METHODS, v.clone());
+                headers.insert(ACCESS_CONTROL_ALLOW_METHODS, v.into_owned());
             }
             if let Some(v) = self.allow_headers {
-                headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, v.clone());
+                headers.insert(ACCESS_CONTROL_ALLOW_HEADERS, v.into_owned());
             }
             if let Some(v) = self.max_age {
-                headers.insert(ACCESS_CONTROL_MAX_AGE, v.clone());
+                headers.insert(ACCESS_CONTROL_MAX_AGE, v.into_owned());
             }
             if let Some(v) = self.expose {
-                headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, v.clone());
+                headers.insert(ACCESS_CONTROL_EXPOSE_HEADERS, v.into_owned());
             }
             if self.private_network {
                 headers.insert(ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK, TRUE);
@@ -280,12 +281,12 @@ impl Decision<'_> {
     pub fn apply(&self, headers: &mut HeaderMap) {
         let g = &self.grant;
         Lines {
-            allow_origin: g.allow_origin.as_deref(),
+            allow_origin: g.allow_origin.as_deref().map(Cow::Borrowed),
             credentials: g.credentials,
-            allow_methods: g.allow_methods.as_ref(),
-            allow_headers: g.allow_headers.as_ref(),
-            max_age: g.max_age.as_deref(),
-            expose: g.expose.as_deref(),
+            allow_methods: g.allow_methods.as_ref().map(Cow::Borrowed),
+            allow_headers: g.allow_headers.as_ref().map(Cow::Borrowed),
+            max_age: g.max_age.as_deref().map(Cow::Borrowed),
+            expose: g.expose.as_deref().map(Cow::Borrowed),
             private_network: g.private_network,
             vary: self.vary,
         }

@@ -343,7 +343,9 @@ pub(crate) enum OriginMatch<'p> {
 #[derive(Debug, Default)]
 pub(crate) struct OriginSet {
     any: bool,
-    exact: HashMap<Box<str>, HeaderValue, FxBuildHasher>,
+    /// Keyed by bytes: a request's `Origin` is looked up as it came, without
+    /// first checking that it is text (a listed origin always is).
+    exact: HashMap<Box<[u8]>, HeaderValue, FxBuildHasher>,
     /// `.base[:port]` → schemes allowed under it ([`HTTP`] | [`HTTPS`]).
     wildcards: HashMap<Box<str>, u8, FxBuildHasher>,
 }
@@ -397,7 +399,8 @@ impl OriginSet {
                     // it rather than panic.
                     match HeaderValue::from_str(&s) {
                         Ok(v) => {
-                            set.exact.insert(s.into_boxed_str(), super::shared(v));
+                            set.exact
+                                .insert(s.into_bytes().into_boxed_slice(), super::shared(v));
                         }
                         Err(_) => problems.push(Problem::new(
                             format!("origins[{i}]"),
@@ -426,9 +429,20 @@ impl OriginSet {
     /// Matches a request's `Origin` value. Browsers send serialized origins
     /// (lowercase, no default port), so an exact byte comparison is correct and
     /// anything else (uppercase, `:443`) is not a browser and does not match.
-    pub(crate) fn find(&self, origin: &str) -> OriginMatch<'_> {
+    /// Takes the header's bytes: an exact hit needs no text check (only
+    /// text is listed); a wildcard match needs it as text, whose labels it
+    /// then checks byte by byte.
+    pub(crate) fn find(&self, origin: &[u8]) -> OriginMatch<'_> {
         if self.any {
-            return OriginMatch::Any;
+            // Any origin, but only as text (`HeaderValue::to_str`'s rule).
+            return if origin
+                .iter()
+                .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
+            {
+                OriginMatch::Any
+            } else {
+                OriginMatch::None
+            };
         }
         // No valid origin is this long; don't hash a hostile megabyte.
         if origin.len() > MAX_ORIGIN_LEN {
@@ -437,7 +451,9 @@ impl OriginSet {
         if let Some(v) = self.exact.get(origin) {
             return OriginMatch::Exact(v);
         }
-        if !self.wildcards.is_empty() && self.wildcard_matches(origin) {
+        if !self.wildcards.is_empty()
+            && std::str::from_utf8(origin).is_ok_and(|o| self.wildcard_matches(o))
+        {
             return OriginMatch::Wildcard;
         }
         OriginMatch::None

@@ -107,9 +107,9 @@ impl Policy {
             );
         };
         // A repeated Origin is never sent by a browser: treat it as unknown.
-        let matched = match (origins.next(), origin.to_str()) {
-            (None, Ok(o)) => self.origins.find(o),
-            _ => OriginMatch::None,
+        let matched = match origins.next() {
+            None => self.origins.find(origin.as_bytes()),
+            Some(_) => OriginMatch::None,
         };
         let allow_origin = match matched {
             OriginMatch::Exact(v) => Some(Cow::Borrowed(v)),

@@ -93,7 +93,14 @@ impl AllowedHeaders {
         if name.eq_ignore_ascii_case(b"authorization") {
             return self.authorization;
         }
-        self.any || self.names.iter().any(|n| n.eq_ignore_ascii_case(name))
+        // Browsers send names lowercase, as they are compiled: a byte
+        // compare (memcmp) settles the usual case before the per-byte
+        // case-insensitive one.
+        self.any
+            || self
+                .names
+                .iter()
+                .any(|n| **n == *name || n.eq_ignore_ascii_case(name))
     }
 }
 

@@ -1,7 +1,7 @@
 //! `Vary`: which request headers a response depends on, merged into the
 //! response's own `Vary` without losing or duplicating anything.
 
-use http::header::VARY;
+use http::header::{Entry, VARY};
 use http::{HeaderMap, HeaderValue};
 
 /// The `Vary` a decision needs (static strings: applying never allocates).
@@ -73,8 +73,9 @@ impl Vary {
         };
         // The usual case (every local answer, most upstream responses): no
         // `Vary` yet, so ours is the whole line; nothing to scan or split.
-        if !headers.contains_key(VARY) {
-            headers.append(VARY, line);
+        // One lookup (an entry) rather than a lookup and an append.
+        if let Entry::Vacant(slot) = headers.entry(VARY) {
+            slot.insert(line);
             return;
         }
         let ours = self.names();

@@ -12,7 +12,7 @@ fn set(origins: &[&str]) -> OriginSet {
 }
 
 fn hit(set: &OriginSet, origin: &str) -> bool {
-    !matches!(set.find(origin), OriginMatch::None)
+    !matches!(set.find(origin.as_bytes()), OriginMatch::None)
 }
 
 #[test]

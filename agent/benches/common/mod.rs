@@ -1,0 +1,110 @@
+//! What both layer benchmarks share: the policy, tower-http's equivalent
+//! `CorsLayer`, the scenarios and the always-ready upstream
+//! (`engine.rs`: criterion timings; `layer_instructions.rs`: instruction
+//! counts under callgrind).
+
+use corsair_agent::engine::PolicySpec;
+use http::{HeaderMap, HeaderValue, Method, Request, Response};
+use std::convert::Infallible;
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+pub fn origins(n: usize) -> Vec<String> {
+    (0..n)
+        .map(|i| format!("https://app{i}.example.com"))
+        .collect()
+}
+
+pub struct Scenario {
+    pub name: &'static str,
+    pub method: Method,
+    pub headers: HeaderMap,
+}
+
+/// The allowed origin is the last one listed: the worst case for a list scan.
+pub fn scenarios(n: usize) -> Vec<Scenario> {
+    let allowed = HeaderValue::from_str(&format!("https://app{}.example.com", n - 1))
+        .expect("generated origin is a valid header value");
+    let mut allowed_get = HeaderMap::new();
+    allowed_get.insert("origin", allowed.clone());
+    let mut denied_get = HeaderMap::new();
+    denied_get.insert(
+        "origin",
+        HeaderValue::from_static("https://evil.example.net"),
+    );
+    let mut preflight = HeaderMap::new();
+    preflight.insert("origin", allowed.clone());
+    preflight.insert(
+        "access-control-request-method",
+        HeaderValue::from_static("PUT"),
+    );
+    preflight.insert(
+        "access-control-request-headers",
+        HeaderValue::from_static("content-type,x-custom"),
+    );
+    let mut hostile = preflight.clone();
+    let commas = format!("x-custom{}", ",".repeat(3000));
+    hostile.insert(
+        "access-control-request-headers",
+        HeaderValue::from_str(&commas).expect("commas are a valid header value"),
+    );
+    vec![
+        Scenario {
+            name: "allowed",
+            method: Method::GET,
+            headers: allowed_get,
+        },
+        Scenario {
+            name: "disallowed",
+            method: Method::GET,
+            headers: denied_get,
+        },
+        Scenario {
+            name: "preflight",
+            method: Method::OPTIONS,
+            headers: preflight,
+        },
+        Scenario {
+            name: "hostile_acrh",
+            method: Method::OPTIONS,
+            headers: hostile,
+        },
+    ]
+}
+
+pub fn spec(n: usize) -> PolicySpec {
+    PolicySpec {
+        origins: origins(n),
+        allow_methods: vec!["PUT".into(), "DELETE".into(), "PATCH".into()],
+        allow_headers: vec!["content-type".into(), "x-custom".into()],
+        expose_headers: vec!["x-request-id".into()],
+        max_age_secs: 600,
+        ..PolicySpec::default()
+    }
+}
+
+pub fn tower_http_layer(n: usize) -> CorsLayer {
+    let list: Vec<HeaderValue> = origins(n)
+        .iter()
+        .map(|o| HeaderValue::from_str(o).expect("generated origin is a valid header value"))
+        .collect();
+    CorsLayer::new()
+        .allow_origin(AllowOrigin::list(list))
+        .allow_methods([Method::PUT, Method::DELETE, Method::PATCH])
+        .allow_headers([
+            http::header::CONTENT_TYPE,
+            http::HeaderName::from_static("x-custom"),
+        ])
+        .expose_headers([http::HeaderName::from_static("x-request-id")])
+        .max_age(std::time::Duration::from_secs(600))
+}
+
+pub fn upstream(_req: Request<()>) -> std::future::Ready<Result<Response<String>, Infallible>> {
+    std::future::ready(Ok(Response::new(String::new())))
+}
+
+pub fn request(s: &Scenario) -> Request<()> {
+    let mut req = Request::new(());
+    *req.method_mut() = s.method.clone();
+    *req.headers_mut() = s.headers.clone();
+    req
+}
