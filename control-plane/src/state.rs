@@ -2,6 +2,7 @@
 //! layer can reach. It lives below the faces so none of them owns it.
 
 use crate::auth::SigningKey;
+use crate::service::rollout::RolloutEvents;
 use crate::store::Store;
 use axum::extract::FromRef;
 
@@ -17,12 +18,16 @@ pub struct AppState {
     pub single_operator: bool,
     /// Mark the session cookie `Secure` (`--secure-cookies`, for TLS).
     pub secure_cookies: bool,
+    /// Relays rollout notifications to requests that wait for agents
+    /// (`?wait=applied`).
+    pub rollout_events: RolloutEvents,
 }
 
 impl AppState {
     /// State from its parts: four-eyes approvals, cookies without `Secure`.
     pub fn new(store: Store, keys: SigningKey) -> Self {
         Self {
+            rollout_events: RolloutEvents::new(store.clone()),
             store,
             keys,
             single_operator: false,
