@@ -55,3 +55,6 @@ CREATE TRIGGER agents_rollout_update
     WHEN (OLD.connected IS DISTINCT FROM NEW.connected
           OR OLD.services IS DISTINCT FROM NEW.services)
     EXECUTE FUNCTION agents_rollout_notify();
+
+-- The rollout query finds a service's agents with `services @> ARRAY[name]`.
+CREATE INDEX agents_services ON agents USING gin (services);

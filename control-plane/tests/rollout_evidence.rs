@@ -76,9 +76,10 @@ impl RawAgent {
     }
 
     async fn wait_seen(&self, revision: i64) -> Result<()> {
-        eventually(&format!("raw agent received revision {revision}"), || async {
-            *self.seen.borrow() >= revision
-        })
+        eventually(
+            &format!("raw agent received revision {revision}"),
+            || async { *self.seen.borrow() >= revision },
+        )
         .await
     }
 
@@ -146,7 +147,13 @@ async fn pending_origin(server: &Server, pattern: &str) -> Result<i64> {
     let origin = server
         .db
         .store
-        .request_origin(SERVICE, pattern, "test", None, &ui_support::email(Role::Requester))
+        .request_origin(
+            SERVICE,
+            pattern,
+            "test",
+            None,
+            &ui_support::email(Role::Requester),
+        )
         .await?;
     Ok(origin.id)
 }
@@ -201,7 +208,10 @@ async fn k_of_n_with_nack_errors_in_the_api_the_service_page_and_the_confirmatio
     )
     .await?;
     assert_eq!(status, 200, "{body}");
-    assert_eq!(body["status"], "approved", "the change keeps its body: {body}");
+    assert_eq!(
+        body["status"], "approved",
+        "the change keeps its body: {body}"
+    );
     let after = revision(&server).await?;
     assert!(after > start);
     let waited = &body["rollout"];
@@ -223,7 +233,10 @@ async fn k_of_n_with_nack_errors_in_the_api_the_service_page_and_the_confirmatio
     // The same evidence, read back.
     let now = rollout(&server).await?;
     assert_eq!(now["revision"], after);
-    assert_eq!((now["applied"].clone(), now["agents"].clone()), (2.into(), 4.into()));
+    assert_eq!(
+        (now["applied"].clone(), now["agents"].clone()),
+        (2.into(), 4.into())
+    );
     assert_eq!(
         laggard(&now, &nacker.id).map(|l| l["nack"]["error"].clone()),
         Some(REFUSAL.into())
@@ -232,8 +245,14 @@ async fn k_of_n_with_nack_errors_in_the_api_the_service_page_and_the_confirmatio
     // The push → ACK histogram counted the real agents' ACKs.
     assert!(push_to_ack_count(&server).await? >= acks_before + 2.0);
     let metrics = reqwest::get(server.url("/metrics")).await?.text().await?;
-    assert!(metrics.contains("# HELP corsair_policy_push_to_ack_seconds"), "{metrics}");
-    assert!(metrics.contains("corsair_policy_push_to_ack_seconds_bucket{le="), "{metrics}");
+    assert!(
+        metrics.contains("# HELP corsair_policy_push_to_ack_seconds"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("corsair_policy_push_to_ack_seconds_bucket{le="),
+        "{metrics}"
+    );
 
     // The service page.
     let mut viewer = server.signed_in(Role::Viewer).await?;
@@ -241,9 +260,16 @@ async fn k_of_n_with_nack_errors_in_the_api_the_service_page_and_the_confirmatio
     assert_eq!(page.status, 200);
     let summary = format!("2 of 4 agents applied revision {after}");
     assert!(page.body.contains(&summary), "{summary} in {}", page.body);
-    assert!(page.body.contains(REFUSAL), "NACK error on the page: {}", page.body);
+    assert!(
+        page.body.contains(REFUSAL),
+        "NACK error on the page: {}",
+        page.body
+    );
     assert!(page.body.contains(&nacker.id) && page.body.contains(&silent.id));
-    assert!(!page.body.contains(&a.id), "an agent that applied is no laggard");
+    assert!(
+        !page.body.contains(&a.id),
+        "an agent that applied is no laggard"
+    );
 
     // The approval's confirmation in the UI.
     let id = pending_origin(&server, "https://shop.example.com").await?;
@@ -258,9 +284,19 @@ async fn k_of_n_with_nack_errors_in_the_api_the_service_page_and_the_confirmatio
     let latest = revision(&server).await?;
     assert!(latest > after);
     let shown = approver.follow(&r).await?;
-    let confirmation = format!("Approved https://shop.example.com for {SERVICE} (#{id}). 2 of 4 agents applied revision {latest}");
-    assert!(shown.body.contains(&confirmation), "{confirmation} in {}", shown.body);
-    assert!(shown.body.contains(REFUSAL), "NACK error in the confirmation: {}", shown.body);
+    let confirmation = format!(
+        "Approved https://shop.example.com for {SERVICE} (#{id}). 2 of 4 agents applied revision {latest}"
+    );
+    assert!(
+        shown.body.contains(&confirmation),
+        "{confirmation} in {}",
+        shown.body
+    );
+    assert!(
+        shown.body.contains(REFUSAL),
+        "NACK error in the confirmation: {}",
+        shown.body
+    );
 
     a.stop().await;
     b.stop().await;
@@ -322,7 +358,10 @@ async fn wait_applied_answers_once_every_agent_acked() -> Result<()> {
     assert_eq!(waited["revision"], after, "{body}");
     assert_eq!(waited["complete"], true, "{body}");
     assert_eq!(waited["timed_out"], false, "{body}");
-    assert_eq!((waited["applied"].clone(), waited["agents"].clone()), (2.into(), 2.into()));
+    assert_eq!(
+        (waited["applied"].clone(), waited["agents"].clone()),
+        (2.into(), 2.into())
+    );
     assert_eq!(waited["laggards"], serde_json::json!([]), "{body}");
 
     // Revoke and a settings change wait the same way (the real agent ACKs;
@@ -343,7 +382,11 @@ async fn wait_applied_answers_once_every_agent_acked() -> Result<()> {
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "revoked");
     assert_eq!(body["rollout"]["complete"], true, "{body}");
-    assert_eq!(body["rollout"]["revision"], revision(&server).await?, "{body}");
+    assert_eq!(
+        body["rollout"]["revision"],
+        revision(&server).await?,
+        "{body}"
+    );
     let (status, body) = api(
         &server,
         Role::Approver,
@@ -412,7 +455,13 @@ async fn bad_wait_values_are_refused_before_anything_changes() -> Result<()> {
     .await?;
     assert_eq!(got, 422, "{body}");
     assert_eq!(
-        server.db.store.get_service(SERVICE).await?.settings.max_age_secs,
+        server
+            .db
+            .store
+            .get_service(SERVICE)
+            .await?
+            .settings
+            .max_age_secs,
         0,
         "nothing changed"
     );

@@ -106,7 +106,10 @@ fn rollout_sentence(rollout: &Rollout) -> String {
             match &l.nack {
                 Some(nack) => {
                     let error: String = nack.error.chars().take(160).collect();
-                    format!("{} (holds {held}; refused {}: {error})", l.name, nack.revision)
+                    format!(
+                        "{} (holds {held}; refused {}: {error})",
+                        l.name, nack.revision
+                    )
                 }
                 None => format!("{} (holds {held})", l.name),
             }
@@ -161,13 +164,8 @@ async fn run(
             // Approvals and revocations change what agents enforce: say how
             // far the change got.
             if decision != Decision::Reject {
-                match service::rollout::wait_applied(
-                    state,
-                    &origin.service,
-                    None,
-                    UI_ROLLOUT_WAIT,
-                )
-                .await
+                match service::rollout::wait_applied(state, &origin.service, None, UI_ROLLOUT_WAIT)
+                    .await
                 {
                     Ok(wait) => {
                         message.push(' ');

@@ -4,8 +4,8 @@
 
 use crate::service;
 use crate::state::AppState;
-use crate::store::rollout::Rollout;
 use crate::store::origins::Origin;
+use crate::store::rollout::Rollout;
 use crate::store::services::Service;
 use crate::ui::page::{Ctx, Layout, UiResult, when, when_opt};
 use askama::Template;
@@ -148,10 +148,19 @@ impl RolloutView {
                 .laggards
                 .into_iter()
                 .map(|l| LaggardRow {
-                    holds: l.applied_revision.map_or("none".to_owned(), |r| r.to_string()),
+                    holds: l
+                        .applied_revision
+                        .map_or("none".to_owned(), |r| r.to_string()),
                     nack: l
                         .nack
-                        .map(|n| format!("revision {} refused {}: {}", n.revision, when(&n.at), n.error))
+                        .map(|n| {
+                            format!(
+                                "revision {} refused {}: {}",
+                                n.revision,
+                                when(&n.at),
+                                n.error
+                            )
+                        })
                         .unwrap_or_default(),
                     name: l.name,
                     agent_id: l.agent_id,
