@@ -351,6 +351,18 @@ async fn wait_applied_answers_once_every_agent_acked() -> Result<()> {
         !request.is_finished(),
         "the wait answered while an agent had not applied the revision"
     );
+    // The waiting replica hears ACKs through Postgres (any replica may
+    // record them): it LISTENs while the request waits.
+    eventually("a LISTEN on corsair_rollout", || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM pg_stat_activity
+              WHERE datname = current_database() AND query ILIKE 'LISTEN%corsair_rollout%'",
+        )
+        .fetch_one(server.db.store.pool())
+        .await
+        .is_ok_and(|n| n == 1)
+    })
+    .await?;
     late.ack(after).await?;
     let (status, body) = tokio::time::timeout(Duration::from_secs(30), request).await???;
     assert_eq!(status, 200, "{body}");
