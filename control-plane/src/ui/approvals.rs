@@ -86,6 +86,12 @@ const FLASH_LAGGARDS: usize = 3;
 /// The rollout as the confirmation says it: "2 of 3 agents applied
 /// revision 17; not yet: edge-b (holds revision 15; refused 17: …)".
 fn rollout_sentence(rollout: &Rollout) -> String {
+    if rollout.agents == 0 {
+        return format!(
+            "No connected agent serves {} (revision {}).",
+            rollout.service, rollout.revision
+        );
+    }
     let mut out = rollout.summary();
     if rollout.complete {
         out.push('.');
