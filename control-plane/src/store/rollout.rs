@@ -169,8 +169,8 @@ impl Store {
         })
     }
 
-    /// A connection that `LISTEN`s on [`ROLLOUT_CHANNEL`] (outside the pool:
-    /// it lives as long as the caller keeps it).
+    /// A connection that `LISTEN`s on [`ROLLOUT_CHANNEL`]: one of the pool's
+    /// connections, held until the listener is dropped.
     pub async fn listen_rollouts(&self) -> Result<PgListener, StoreError> {
         let mut listener = PgListener::connect_with(&self.pool).await?;
         listener.listen(ROLLOUT_CHANNEL).await?;
