@@ -5,6 +5,7 @@ use crate::auth::SigningKey;
 use crate::auth::login::LocalLogin;
 use crate::auth::oidc::OidcClient;
 use crate::domain::RoleMap;
+use crate::service::rollout::RolloutEvents;
 use crate::store::Store;
 use axum::extract::FromRef;
 
@@ -22,6 +23,9 @@ pub struct AppState {
     pub secure_cookies: bool,
     /// How people sign in: password and/or the OpenID Connect provider.
     pub sign_in: SignIn,
+    /// Relays rollout notifications to requests that wait for agents
+    /// (`?wait=applied`).
+    pub rollout_events: RolloutEvents,
 }
 
 /// How people sign in (`serve --oidc-*`, `--disable-local-login`,
@@ -40,6 +44,7 @@ impl AppState {
     /// State from its parts: four-eyes approvals, cookies without `Secure`.
     pub fn new(store: Store, keys: SigningKey) -> Self {
         Self {
+            rollout_events: RolloutEvents::new(store.clone()),
             store,
             keys,
             single_operator: false,

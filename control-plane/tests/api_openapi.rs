@@ -34,6 +34,7 @@ async fn openapi_document_lists_every_route() {
         ("/services", &["get", "post"]),
         ("/services/{name}", &["get", "patch", "delete"]),
         ("/services/{name}/policy", &["get"]),
+        ("/services/{name}/rollout", &["get"]),
         ("/services/{name}/origins", &["get", "post"]),
         ("/origins/{id}", &["get"]),
         ("/origins/{id}/approve", &["post"]),

@@ -5,6 +5,7 @@
 //! - [`session`]: `POST /login`.
 //! - [`services`]: `/services`, `/services/{name}`, `/services/{name}/policy`.
 //! - [`origins`]: origin requests and approve/reject/revoke.
+//! - [`rollout`]: `/services/{name}/rollout` and the `?wait=applied` query of the change endpoints.
 //! - [`agent_tokens`]: issuing, listing and revoking agent tokens.
 //! - [`observe`]: `/agents` and `/audit`.
 //! - [`blocked`]: `/blocked`, the blocked-request log (filters, groups, CSV).
@@ -24,6 +25,7 @@ pub mod extract;
 pub mod observe;
 pub mod openapi;
 pub mod origins;
+pub mod rollout;
 pub mod schema;
 pub mod services;
 pub mod session;
@@ -47,6 +49,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(session::routes())
         .merge(services::routes())
         .merge(origins::routes())
+        .merge(rollout::routes())
         .merge(agent_tokens::routes())
         .merge(observe::routes())
         .merge(simulate::routes())

@@ -1,15 +1,17 @@
 //! Origin requests: `POST /services/{name}/origins` and
 //! `POST /origins/{id}/{approve,reject,revoke}`.
 
-use super::extract::{Json, JsonOrEmpty, Path};
+use super::extract::{Json, JsonOrEmpty, Path, Query};
+use super::rollout::{WaitParams, after_change};
 use super::{AppState, Error};
 use crate::auth::{Approver, Requester, RequireRole, Viewer};
 use crate::service;
+use crate::service::rollout::RolloutWait;
 use crate::store::origins::{Decision, Origin};
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use http::StatusCode;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -59,6 +61,35 @@ pub struct DecisionBody {
     /// Why, for the audit log: at most 4096 characters; required to reject.
     #[schema(max_length = 4096, pattern = "^[^\\u0000]*$")]
     pub note: Option<String>,
+}
+
+/// An origin after approve or revoke: the origin, and with
+/// `?wait=applied` the rollout of the change to the agents.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct OriginChange {
+    /// The origin after the decision.
+    #[serde(flatten)]
+    pub origin: Origin,
+    /// Only with `?wait=applied`: how far the change reached the connected
+    /// agents when the wait ended (all of them, or the timeout).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutWait>,
+}
+
+/// Decides, then waits for the agents if asked (after the change: a
+/// timeout never undoes it).
+async fn decide_and_wait(
+    state: &AppState,
+    id: i64,
+    decision: Decision,
+    body: DecisionBody,
+    actor: &str,
+    wait: &WaitParams,
+) -> Result<Json<OriginChange>, Error> {
+    let wait = wait.parse()?;
+    let Json(origin) = decide(state, id, decision, body, actor).await?;
+    let rollout = after_change(state, &origin.service, None, wait).await?;
+    Ok(Json(OriginChange { origin, rollout }))
 }
 
 /// A service's origins, all states (role: viewer).
@@ -150,23 +181,24 @@ async fn decide(
     post,
     path = "/origins/{id}/approve",
     tag = "origins",
-    params(("id" = i64, Path, description = "The origin's id", example = 1)),
+    params(("id" = i64, Path, description = "The origin's id", example = 1), WaitParams),
     request_body(content = Option<DecisionBody>, description = "Optional: a note for the audit log; the body may be empty"),
     responses(
-        (status = 200, description = "The origin after the decision", body = Origin),
+        (status = 200, description = "The origin after the decision; with `?wait=applied`, also `rollout`", body = OriginChange),
         (status = 404, description = "No such origin"),
         (status = 409, description = "Not pending"),
         (status = 403, description = "Role too low, or the four-eyes rule: the requester cannot approve their own request"),
-        (status = 422, description = "The origin no longer fits the service's settings, or its requested expiry has passed"),
+        (status = 422, description = "The origin no longer fits the service's settings, or its requested expiry has passed, or a `wait`/`timeout` the API does not take (nothing changed)"),
     ),
 )]
 async fn approve(
     RequireRole { user, .. }: RequireRole<Approver>,
     State(state): State<AppState>,
     Path(id): Path<i64>,
+    Query(wait): Query<WaitParams>,
     JsonOrEmpty(body): JsonOrEmpty<DecisionBody>,
-) -> Result<Json<Origin>, Error> {
-    decide(&state, id, Decision::Approve, body, &user.email).await
+) -> Result<Json<OriginChange>, Error> {
+    decide_and_wait(&state, id, Decision::Approve, body, &user.email, &wait).await
 }
 
 /// The body of `POST /origins/{id}/reject` as documented: [`DecisionBody`]
@@ -214,19 +246,21 @@ async fn reject(
     post,
     path = "/origins/{id}/revoke",
     tag = "origins",
-    params(("id" = i64, Path, description = "The origin's id", example = 1)),
+    params(("id" = i64, Path, description = "The origin's id", example = 1), WaitParams),
     request_body(content = Option<DecisionBody>, description = "Optional: a note for the audit log; the body may be empty"),
     responses(
-        (status = 200, description = "The origin after the decision", body = Origin),
+        (status = 200, description = "The origin after the decision; with `?wait=applied`, also `rollout`", body = OriginChange),
         (status = 404, description = "No such origin"),
         (status = 409, description = "Not approved"),
+        (status = 422, description = "A `wait`/`timeout` the API does not take (nothing changed)"),
     ),
 )]
 async fn revoke(
     RequireRole { user, .. }: RequireRole<Approver>,
     State(state): State<AppState>,
     Path(id): Path<i64>,
+    Query(wait): Query<WaitParams>,
     JsonOrEmpty(body): JsonOrEmpty<DecisionBody>,
-) -> Result<Json<Origin>, Error> {
-    decide(&state, id, Decision::Revoke, body, &user.email).await
+) -> Result<Json<OriginChange>, Error> {
+    decide_and_wait(&state, id, Decision::Revoke, body, &user.email, &wait).await
 }

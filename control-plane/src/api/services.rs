@@ -1,9 +1,11 @@
 //! `/services`, `/services/{name}` and `/services/{name}/policy`.
 
-use super::extract::{Json, Path};
+use super::extract::{Json, Path, Query};
+use super::rollout::{WaitParams, after_change};
 use super::{AppState, Error};
 use crate::auth::{Admin, Approver, RequireRole, Viewer};
 use crate::service;
+use crate::service::rollout::RolloutWait;
 use crate::store::origins::Origin;
 use crate::store::policy::EffectivePolicy;
 use crate::store::services::Service;
@@ -109,6 +111,11 @@ pub struct ServiceDetail {
     pub service: Service,
     /// Its origins, newest request first.
     pub origins: Vec<Origin>,
+    /// Only after `PATCH` with `?wait=applied`: how far the change reached
+    /// the connected agents when the wait ended (all of them, or the
+    /// timeout).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<RolloutWait>,
 }
 
 /// List services (role: viewer).
@@ -127,7 +134,11 @@ async fn list(
 
 async fn detail(state: &AppState, service: Service) -> Result<ServiceDetail, Error> {
     let origins = state.store.list_origins(&service.name).await?;
-    Ok(ServiceDetail { service, origins })
+    Ok(ServiceDetail {
+        service,
+        origins,
+        rollout: None,
+    })
 }
 
 /// A service with its revision and origins (role: viewer).
@@ -180,6 +191,7 @@ async fn create(
         Json(ServiceDetail {
             service,
             origins: Vec::new(),
+            rollout: None,
         }),
     ))
 }
@@ -190,20 +202,22 @@ async fn create(
     patch,
     path = "/services/{name}",
     tag = "services",
-    params(("name" = String, Path, description = "The service's name", example = "payments-api")),
+    params(("name" = String, Path, description = "The service's name", example = "payments-api"), WaitParams),
     request_body = UpdateService,
     responses(
-        (status = 200, description = "The service", body = ServiceDetail),
+        (status = 200, description = "The service; with `?wait=applied`, also `rollout`", body = ServiceDetail),
         (status = 404, description = "No such service"),
-        (status = 422, description = "Invalid settings, alone or with the approved origins; `details` lists every problem"),
+        (status = 422, description = "Invalid settings, alone or with the approved origins (`details` lists every problem), or a `wait`/`timeout` the API does not take (nothing changed)"),
     ),
 )]
 async fn update(
     RequireRole { user, .. }: RequireRole<Approver>,
     State(state): State<AppState>,
     Path(name): Path<String>,
+    Query(wait): Query<WaitParams>,
     Json(mut body): Json<ServiceBody>,
 ) -> Result<Json<ServiceDetail>, Error> {
+    let wait = wait.parse()?;
     if let Some(new_name) = body.name.take()
         && new_name != name
     {
@@ -220,7 +234,10 @@ async fn update(
         })
     })
     .await?;
-    Ok(Json(detail(&state, service).await?))
+    let revision = service.revision;
+    let mut detail = detail(&state, service).await?;
+    detail.rollout = after_change(&state, &name, Some(revision), wait).await?;
+    Ok(Json(detail))
 }
 
 /// Delete a service and its origins (role: admin).

@@ -4,6 +4,7 @@
 //!
 //! - [`error`]: [`Error`], the face-neutral refusal every function returns.
 //! - [`origins`]: request, approve, reject, revoke (four eyes, expiry, the reject note).
+//! - [`rollout`]: "k of N agents applied revision R", now or after waiting for it.
 //! - [`services`]: create, edit (settings, description) and delete services.
 //! - [`simulate`]: the policy simulator (the engine on a service's effective policy).
 //! - [`tokens`]: issue and revoke agent tokens and API tokens.
@@ -13,6 +14,7 @@
 
 pub mod error;
 pub mod origins;
+pub mod rollout;
 pub mod services;
 pub mod simulate;
 pub mod tokens;

@@ -17,6 +17,7 @@
 //! - [`audit`]: the append-only change audit log.
 //! - [`agent_status`]: the read side of the agents table, for the API.
 //! - [`agents`]: the write side: connected agents, their ACKs/NACKs (gRPC).
+//! - [`rollout`]: how far a revision has reached the connected agents, and the channel that announces changes to it.
 //! - [`agent_bindings`]: which agent token lineage owns which agent id.
 //! - [`sessions`]: session revocation and API tokens for automation.
 //! - [`throttle`]: failed-login counts for throttling.
@@ -32,6 +33,7 @@ pub mod bootstrap;
 pub mod origins;
 pub mod overview;
 pub mod policy;
+pub mod rollout;
 pub mod schema;
 pub mod services;
 pub mod sessions;

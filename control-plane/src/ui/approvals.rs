@@ -7,6 +7,7 @@ use crate::auth::{Approver, CsrfForm, RequireRole};
 use crate::service::{self, Error};
 use crate::state::AppState;
 use crate::store::origins::Decision;
+use crate::store::rollout::Rollout;
 use askama::Template;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -74,6 +75,61 @@ async fn queue(ctx: Ctx, State(state): State<AppState>) -> UiResult {
     Ok(ctx.render(StatusCode::OK, &page))
 }
 
+/// How long an approval or revocation in the UI waits for the connected
+/// agents before its confirmation says how far the change got (the service
+/// page shows the rollout live).
+pub const UI_ROLLOUT_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Laggards named in a confirmation; the service page lists them all.
+const FLASH_LAGGARDS: usize = 3;
+
+/// The rollout as the confirmation says it: "2 of 3 agents applied
+/// revision 17; not yet: edge-b (holds revision 15; refused 17: …)".
+fn rollout_sentence(rollout: &Rollout) -> String {
+    if rollout.agents == 0 {
+        return format!(
+            "No connected agent serves {} (revision {}).",
+            rollout.service, rollout.revision
+        );
+    }
+    let mut out = rollout.summary();
+    if rollout.complete {
+        out.push('.');
+        return out;
+    }
+    out.push_str(&format!(
+        " within {} s; not yet: ",
+        UI_ROLLOUT_WAIT.as_secs()
+    ));
+    let named: Vec<String> = rollout
+        .laggards
+        .iter()
+        .take(FLASH_LAGGARDS)
+        .map(|l| {
+            let held = l
+                .applied_revision
+                .map_or("no revision".to_owned(), |r| format!("revision {r}"));
+            match &l.nack {
+                Some(nack) => {
+                    let error: String = nack.error.chars().take(160).collect();
+                    format!(
+                        "{} (holds {held}; refused {}: {error})",
+                        l.name, nack.revision
+                    )
+                }
+                None => format!("{} (holds {held})", l.name),
+            }
+        })
+        .collect();
+    out.push_str(&named.join(", "));
+    let more = rollout.agents - rollout.applied - named.len() as i64;
+    if more > 0 {
+        out.push_str(&format!(" and {more} more"));
+    }
+    out.push_str(". See the service page.");
+    out
+}
+
 /// The decision forms: a note (required to reject) and where to go back to.
 #[derive(Debug, Deserialize)]
 pub struct DecisionForm {
@@ -107,14 +163,27 @@ async fn run(
                 Decision::Reject => "Rejected",
                 Decision::Revoke => "Revoked",
             };
-            Ok(redirect_with_flash(
-                &back,
-                "ok",
-                &format!(
-                    "{done} {} for {} (#{}).",
-                    origin.pattern, origin.service, origin.id
-                ),
-            ))
+            let mut message = format!(
+                "{done} {} for {} (#{}).",
+                origin.pattern, origin.service, origin.id
+            );
+            // Approvals and revocations change what agents enforce: say how
+            // far the change got.
+            if decision != Decision::Reject {
+                match service::rollout::wait_applied(state, &origin.service, None, UI_ROLLOUT_WAIT)
+                    .await
+                {
+                    Ok(wait) => {
+                        message.push(' ');
+                        message.push_str(&rollout_sentence(&wait.rollout));
+                    }
+                    // The change is made; only the evidence is missing.
+                    Err(error) => {
+                        tracing::warn!(%error, service = %origin.service, "cannot read the rollout after a decision");
+                    }
+                }
+            }
+            Ok(redirect_with_flash(&back, "ok", &message))
         }
         Err(Error::Internal(e)) => Err(Error::Internal(e).into()),
         Err(e) => Ok(redirect_with_flash(

@@ -2,8 +2,10 @@
 //! request form, effective policy, last-24h blocked summary) and the views
 //! the forms in [`super::forms`] re-render it with.
 
+use crate::service;
 use crate::state::AppState;
 use crate::store::origins::Origin;
+use crate::store::rollout::Rollout;
 use crate::store::services::Service;
 use crate::ui::page::{Ctx, Layout, UiResult, when, when_opt};
 use askama::Template;
@@ -112,6 +114,60 @@ struct ServicePage {
     pub(super) origins: Vec<OriginRow>,
     pub(super) effective: String,
     pub(super) blocked: crate::ui::blocked::ServiceSummary,
+    pub(super) rollout: RolloutView,
+}
+
+/// The rollout section: "k of N agents applied revision R" and a row per
+/// laggard.
+pub struct RolloutView {
+    pub(super) summary: String,
+    pub(super) complete: bool,
+    pub(super) agents: i64,
+    pub(super) laggards: Vec<LaggardRow>,
+    /// Laggards not listed (past the store's limit).
+    pub(super) unlisted: i64,
+}
+
+/// One agent that does not hold the revision yet, ready to show.
+pub struct LaggardRow {
+    pub(super) name: String,
+    pub(super) agent_id: String,
+    pub(super) holds: String,
+    pub(super) nack: String,
+}
+
+impl RolloutView {
+    fn of(r: Rollout) -> Self {
+        let listed = r.laggards.len() as i64;
+        RolloutView {
+            summary: r.summary(),
+            complete: r.complete,
+            agents: r.agents,
+            unlisted: (r.agents - r.applied - listed).max(0),
+            laggards: r
+                .laggards
+                .into_iter()
+                .map(|l| LaggardRow {
+                    holds: l
+                        .applied_revision
+                        .map_or("none".to_owned(), |r| r.to_string()),
+                    nack: l
+                        .nack
+                        .map(|n| {
+                            format!(
+                                "revision {} refused {}: {}",
+                                n.revision,
+                                when(&n.at),
+                                n.error
+                            )
+                        })
+                        .unwrap_or_default(),
+                    name: l.name,
+                    agent_id: l.agent_id,
+                })
+                .collect(),
+        }
+    }
 }
 
 pub(super) async fn render_detail(
@@ -131,6 +187,7 @@ pub(super) async fn render_detail(
         .map(|p| serde_json::to_string_pretty(&p).unwrap_or_default())
         .unwrap_or_default();
     let blocked = crate::ui::blocked::service_summary(&state.store, &service.name).await?;
+    let rollout = RolloutView::of(service::rollout::status(state, &service.name).await?);
     let page = ServicePage {
         page: ctx.layout(format!("Service {}", service.name), "services"),
         settings: settings.unwrap_or_else(|| SettingsView::of(&service.settings)),
@@ -142,6 +199,7 @@ pub(super) async fn render_detail(
         origins: origins.iter().map(OriginRow::of).collect(),
         effective,
         blocked,
+        rollout,
     };
     Ok(ctx.render(status, &page))
 }
