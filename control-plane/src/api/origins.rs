@@ -3,7 +3,7 @@
 
 use super::extract::{Json, JsonOrEmpty, Path};
 use super::{AppState, Error};
-use crate::auth::{Approver, Requester, RequireRole, Viewer};
+use crate::auth::{Approver, CurrentUser, Requester, RequireRole, Viewer};
 use crate::service;
 use crate::store::origins::{Decision, Origin};
 use axum::extract::State;
@@ -128,6 +128,7 @@ async fn request(
         &body.reason,
         body.expires_at,
         &user.email,
+        &user.person,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(origin)))
@@ -138,9 +139,16 @@ async fn decide(
     id: i64,
     decision: Decision,
     body: DecisionBody,
-    actor: &str,
+    user: &CurrentUser,
 ) -> Result<Json<Origin>, Error> {
-    service::origins::decide(state, id, decision, body.note.as_deref(), actor)
+    service::origins::decide(
+        state,
+        id,
+        decision,
+        body.note.as_deref(),
+        &user.email,
+        &user.person,
+    )
         .await
         .map(Json)
 }
@@ -166,7 +174,7 @@ async fn approve(
     Path(id): Path<i64>,
     JsonOrEmpty(body): JsonOrEmpty<DecisionBody>,
 ) -> Result<Json<Origin>, Error> {
-    decide(&state, id, Decision::Approve, body, &user.email).await
+    decide(&state, id, Decision::Approve, body, &user).await
 }
 
 /// The body of `POST /origins/{id}/reject` as documented: [`DecisionBody`]
@@ -206,7 +214,7 @@ async fn reject(
     Path(id): Path<i64>,
     JsonOrEmpty(body): JsonOrEmpty<DecisionBody>,
 ) -> Result<Json<Origin>, Error> {
-    decide(&state, id, Decision::Reject, body, &user.email).await
+    decide(&state, id, Decision::Reject, body, &user).await
 }
 
 /// Revoke an approved origin; agents drop it with the next revision (role: approver).
@@ -228,5 +236,5 @@ async fn revoke(
     Path(id): Path<i64>,
     JsonOrEmpty(body): JsonOrEmpty<DecisionBody>,
 ) -> Result<Json<Origin>, Error> {
-    decide(&state, id, Decision::Revoke, body, &user.email).await
+    decide(&state, id, Decision::Revoke, body, &user).await
 }

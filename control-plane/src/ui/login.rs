@@ -177,16 +177,25 @@ async fn submit(State(state): State<AppState>, headers: HeaderMap, request: Requ
             }
             response
         }
-        Err(LoginError::Internal(e)) => {
-            tracing::error!(error = ?e, "login failed");
-            login_page(
-                StatusCode::INTERNAL_SERVER_ERROR,
+        Err(LoginError::Internal(e)) => match crate::service::Error::from(e) {
+            crate::service::Error::Unavailable(message) => login_page(
+                StatusCode::SERVICE_UNAVAILABLE,
                 form.email,
                 next,
-                "Signing in failed on our side; try again.".into(),
+                format!("Signing in is not possible right now: {message}."),
                 state.secure_cookies,
-            )
-        }
+            ),
+            e => {
+                tracing::error!(error = ?e, "login failed");
+                login_page(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    form.email,
+                    next,
+                    "Signing in failed on our side; try again.".into(),
+                    state.secure_cookies,
+                )
+            }
+        },
         Err(e @ LoginError::Locked) => login_page(
             StatusCode::TOO_MANY_REQUESTS,
             form.email,
