@@ -67,7 +67,7 @@ pub enum Error {
 pub const RETRY_AFTER_SECS: u64 = 5;
 
 /// The message of every [`Error::Unavailable`] caused by the database.
-const DATABASE_UNAVAILABLE: &str = "the control plane cannot reach its database right now (it may be restarting); nothing was changed; retry shortly";
+const DATABASE_UNAVAILABLE: &str = "the control plane cannot reach its database right now (down, restarting or overloaded); nothing was changed; retry shortly";
 
 impl Error {
     /// An [`Error::Unprocessable`] with a single message and no details.

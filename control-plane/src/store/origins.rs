@@ -151,7 +151,7 @@ impl Store {
         let origin = sqlx::query_as!(
             Origin,
             r#"
-            INSERT INTO origins (service_id, pattern, requested_by, COALESCE(requested_by_person, requested_by) AS "requested_by_person!", reason, expires_at)
+            INSERT INTO origins (service_id, pattern, requested_by, requested_by_person, reason, expires_at)
             SELECT s.id, $2, $3, $6, $4, $5 FROM services s WHERE s.name = $1
             RETURNING id, $1 AS "service!", pattern, status AS "status: OriginStatus", requested_by, COALESCE(requested_by_person, requested_by) AS "requested_by_person!", reason,
                       requested_at, decided_by, decided_at, note, expires_at
