@@ -7,6 +7,7 @@ mod ui_support;
 
 use anyhow::{Context, Result};
 use corsair_control_plane::auth::Role;
+use corsair_control_plane::testing;
 use serde_json::{Value, json};
 use ui_support::{Browser, Server, email};
 
@@ -79,9 +80,16 @@ async fn a_token_cannot_approve_its_creators_own_request() -> Result<()> {
     assert!(message.contains(&email(Role::Admin)), "{message}");
     assert_eq!(server.db.store.get_origin(id).await?.status, "pending");
 
-    // A token another person created is a second pair of eyes.
-    let mut approver = server.signed_in(Role::Approver).await?;
-    let other_token = token_made_by(&mut approver, "approver-ci", "approver").await?;
+    // A token another person (a second admin) created is a second pair of eyes.
+    let other = "second-admin@example.com";
+    server
+        .db
+        .store
+        .create_user(other, &testing::password_hash()?, Role::Admin, "test")
+        .await?;
+    let mut second = server.client()?;
+    assert_eq!(second.login(other, ui_support::PASSWORD).await?.status, 303);
+    let other_token = token_made_by(&mut second, "approver-ci", "approver").await?;
     let (status, body) = approve(&server, &other_token, id).await?;
     assert_eq!(status, 200, "{body}");
     let origin = server.db.store.get_origin(id).await?;
