@@ -55,7 +55,11 @@ impl Caller {
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default()
             .to_owned();
-        Ok((response.status().as_u16(), retry_after, response.text().await?))
+        Ok((
+            response.status().as_u16(),
+            retry_after,
+            response.text().await?,
+        ))
     }
 
     /// Requests `pattern` on `orders` as `requester` and approves it as
@@ -170,7 +174,10 @@ async fn postgres_restart_under_a_running_control_plane() -> Result<()> {
     ] {
         let (status, retry_after, text) = api.call(method, path, &requester, body).await?;
         assert_eq!(status, 503, "{path}: {text}");
-        assert!(retry_after.parse::<u64>().is_ok(), "{path}: Retry-After {retry_after:?}");
+        assert!(
+            retry_after.parse::<u64>().is_ok(),
+            "{path}: Retry-After {retry_after:?}"
+        );
         let body: Value = serde_json::from_str(&text)?;
         assert_eq!(body["error"]["code"], "unavailable", "{text}");
         let message = body["error"]["message"].as_str().unwrap_or_default();

@@ -42,7 +42,9 @@ async fn streams(replica: &Serve) -> anyhow::Result<i64> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn aged_streams_spread_over_a_new_replica_without_missing_a_revision() -> TestResult {
     let db = TestDb::new().await?;
-    let mut revision = db.create_service("edge", &["https://a.example.com"]).await?;
+    let mut revision = db
+        .create_service("edge", &["https://a.example.com"])
+        .await?;
     let dir = grpc_support::tempdir()?;
     let key = dir.path().join("signing.key");
     std::fs::write(&key, signing_key_hex())?;

@@ -8,7 +8,9 @@ mod grpc_support;
 use corsair_control_plane::auth::Role;
 use corsair_control_plane::grpc::GrpcConfig;
 use corsair_control_plane::testing;
-use grpc_support::{ControlPlane, TestDb, TestResult, fast_config, hello, next_snapshot, raw_stream};
+use grpc_support::{
+    ControlPlane, TestDb, TestResult, fast_config, hello, next_snapshot, raw_stream,
+};
 use serde_json::{Value, json};
 use std::time::Duration;
 
@@ -16,7 +18,12 @@ use std::time::Duration;
 const PROMPTLY: Duration = Duration::from_secs(10);
 
 /// Issues an agent token for `services` through `cp`'s REST API: (id, token).
-async fn issue(cp: &ControlPlane, admin: &str, name: &str, services: &[&str]) -> Result<(String, String), Box<dyn std::error::Error + Send + Sync>> {
+async fn issue(
+    cp: &ControlPlane,
+    admin: &str,
+    name: &str,
+    services: &[&str],
+) -> Result<(String, String), Box<dyn std::error::Error + Send + Sync>> {
     let r = reqwest::Client::new()
         .post(format!("http://{}/api/v1/agent-tokens", cp.http))
         .bearer_auth(admin)
@@ -35,7 +42,8 @@ async fn revoking_through_the_api_ends_streams_on_every_replica_promptly() -> Te
     let db = TestDb::new().await?;
     testing::seed_users(&db.store).await?;
     let admin = testing::user_token(&testing::signing_key(), Role::Admin)?;
-    db.create_service("edge", &["https://a.example.com"]).await?;
+    db.create_service("edge", &["https://a.example.com"])
+        .await?;
     let config = fast_config();
     assert_eq!(
         config.token_recheck_interval,

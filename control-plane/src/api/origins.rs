@@ -149,8 +149,8 @@ async fn decide(
         &user.email,
         &user.person,
     )
-        .await
-        .map(Json)
+    .await
+    .map(Json)
 }
 
 /// Approve a pending origin; it reaches agents with the next revision (role: approver).

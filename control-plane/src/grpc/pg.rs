@@ -102,7 +102,9 @@ impl PgPolicyWatcher {
                                 info!(token_id = %id, "agent token revoked: ending its streams");
                                 self.inner.revocations.revoked(id);
                             }
-                            Err(_) => warn!(payload = notification.payload(), "bad revocation payload"),
+                            Err(_) => {
+                                warn!(payload = notification.payload(), "bad revocation payload")
+                            }
                         }
                     }
                     Ok(Some(notification)) => {

@@ -107,7 +107,9 @@ async fn run(
         Some(&form.note),
         &user.email,
         &user.person,
-    ).await {
+    )
+    .await
+    {
         Ok(origin) => {
             let done = match decision {
                 Decision::Approve => "Approved",
