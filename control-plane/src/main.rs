@@ -12,7 +12,7 @@ use corsair_control_plane::node::{Node, NodeTls};
 use corsair_control_plane::server;
 use corsair_control_plane::service;
 use corsair_control_plane::state::{AppState, SignIn};
-use corsair_control_plane::store::Store;
+use corsair_control_plane::store::{PoolConfig, Store};
 use corsair_control_plane::telemetry::RetentionConfig;
 use corsair_control_plane::tls::{ServerTls, TlsFiles};
 use std::io::BufRead;
@@ -95,6 +95,11 @@ struct DbArgs {
     /// Postgres connection URL, e.g. postgres://corsair@db:5432/corsair.
     #[arg(long, env = "CORSAIR_DATABASE_URL")]
     database_url: String,
+    /// Seconds a request waits for a database connection (connecting
+    /// included) before giving up: while Postgres is down or restarting,
+    /// the API answers 503 after this long.
+    #[arg(long, env = "CORSAIR_DATABASE_ACQUIRE_TIMEOUT", default_value_t = 3.0)]
+    database_acquire_timeout: f64,
 }
 
 #[derive(Debug, Args)]
@@ -125,6 +130,14 @@ struct ServeArgs {
     #[arg(long, env = "CORSAIR_BLOCKED_RETENTION_DAYS", default_value_t = 30,
           value_parser = clap::value_parser!(i64).range(1..=3650))]
     blocked_retention_days: i64,
+    /// Seconds after which an agent's policy stream is ended with
+    /// UNAVAILABLE ("reconnect"), jittered by ±10 % per stream, so agents
+    /// spread over new replicas after a scale-up (they reconnect through the
+    /// load balancer with their usual backoff, keeping their policy). 0
+    /// (the default): streams stay open until the agent or replica goes.
+    /// 1800 (30 minutes) suits an autoscaled Deployment.
+    #[arg(long, env = "CORSAIR_MAX_STREAM_AGE", default_value_t = 0)]
+    max_stream_age: u64,
     /// Do not apply migrations at start-up (when a `migrate` Job owns them,
     /// or the serving database user may not change the schema). `/readyz`
     /// answers 503 until the schema is current.
@@ -424,7 +437,15 @@ fn init_tracing(format: LogFormat) {
 }
 
 async fn connect(args: &DbArgs) -> anyhow::Result<Store> {
-    Store::connect(&args.database_url)
+    let timeout = args.database_acquire_timeout;
+    if !(timeout.is_finite() && (0.1..=300.0).contains(&timeout)) {
+        bail!("--database-acquire-timeout must be between 0.1 and 300 seconds, got {timeout}");
+    }
+    let config = PoolConfig {
+        acquire_timeout: std::time::Duration::from_secs_f64(timeout),
+        ..PoolConfig::default()
+    };
+    Store::connect_with(&args.database_url, config)
         .await
         .context("connecting to the database")
 }
@@ -505,7 +526,11 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         keys,
         http,
         grpc,
-        grpc_config: GrpcConfig::default(),
+        grpc_config: GrpcConfig {
+            max_stream_age: (args.max_stream_age > 0)
+                .then(|| std::time::Duration::from_secs(args.max_stream_age)),
+            ..GrpcConfig::default()
+        },
         single_operator: args.single_operator,
         // Browsers reach a TLS control plane over HTTPS: cookies can be Secure.
         secure_cookies: args.secure_cookies || tls.is_some(),

@@ -14,6 +14,7 @@ use std::process::{Command, Stdio};
 #[derive(Debug)]
 pub struct PrivatePostgres {
     bin_dir: PathBuf,
+    base_dir: PathBuf,
     data_dir: PathBuf,
     port: u16,
     run_as: Option<(u32, u32)>,
@@ -65,6 +66,7 @@ impl PrivatePostgres {
         }
         let mut pg = Self {
             bin_dir,
+            base_dir,
             data_dir,
             port: free_port()?,
             run_as,
@@ -86,17 +88,31 @@ impl PrivatePostgres {
                 ],
             )?;
         }
+        pg.start_server()?;
+        Ok(pg)
+    }
+
+    /// Starts the server again after [`Self::stop`], on the same port and
+    /// data (e.g. a test of a database restart); a no-op while it runs.
+    pub fn restart(&mut self) -> Result<()> {
+        if self.stopped {
+            self.start_server()?;
+        }
+        Ok(())
+    }
+
+    fn start_server(&mut self) -> Result<()> {
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=off -c max_connections=200",
-            pg.port,
-            base_dir.display()
+            self.port,
+            self.base_dir.display()
         );
-        let log = base_dir.join("postgres.log");
-        pg.run(
+        let log = self.base_dir.join("postgres.log");
+        self.run(
             "pg_ctl",
             &[
                 "-D".as_ref(),
-                pg.data_dir.as_os_str(),
+                self.data_dir.as_os_str(),
                 "-l".as_ref(),
                 log.as_os_str(),
                 "-o".as_ref(),
@@ -108,8 +124,8 @@ impl PrivatePostgres {
             ],
         )
         .with_context(|| format!("starting PostgreSQL (log: {})", log.display()))?;
-        pg.stopped = false;
-        Ok(pg)
+        self.stopped = false;
+        Ok(())
     }
 
     /// The loopback port the server listens on.

@@ -15,7 +15,7 @@ pub use fixture::{
 };
 
 use crate::pg::PrivatePostgres;
-use crate::store::Store;
+use crate::store::{PoolConfig, Store};
 use anyhow::{Context, Result};
 use sqlx::{Connection, PgConnection};
 use std::sync::{Mutex, OnceLock};
@@ -101,7 +101,13 @@ impl TestDb {
             .await?;
         admin.close().await?;
         let url = with_database(&admin_url, &name);
-        let store = Store::connect(&url).await?;
+        // Generous: many tests share one machine and one server, and a
+        // busy moment must not read as a database outage (503).
+        let pool = PoolConfig {
+            acquire_timeout: Duration::from_secs(10),
+            ..PoolConfig::default()
+        };
+        let store = Store::connect_with(&url, pool).await?;
         store.migrate().await?;
         Ok(Self {
             url,

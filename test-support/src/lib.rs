@@ -7,6 +7,8 @@
 //! - [`browser`]: headless Chromium with the flags of `STACK.md` and a fresh
 //!   profile per run, driven through chromedriver or run once per page
 //!   (`--dump-dom`), screenshots into `target/tmp/browser-artifacts/`;
+//! - [`balancer`]: a round-robin TCP load balancer (a Kubernetes Service
+//!   in front of control-plane replicas);
 //! - [`process`]: real binaries as child processes (output in a log file,
 //!   stopped with SIGTERM), `corsair-control-plane serve` started until it
 //!   serves, and free loopback ports for programs that cannot bind port 0.
@@ -14,6 +16,7 @@
 #![deny(rust_2018_idioms)]
 #![warn(missing_docs)]
 
+pub mod balancer;
 pub mod browser;
 pub mod process;
 

@@ -8,7 +8,7 @@ pub use crate::service::Error;
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::StatusCode;
-use http::header::WWW_AUTHENTICATE;
+use http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
 use serde::Serialize;
 
 /// The machine-readable `code` of each error in the JSON body.
@@ -22,6 +22,7 @@ fn code(error: &Error) -> &'static str {
         Error::InvalidState(_) => "invalid_state",
         Error::Unprocessable { .. } => "invalid",
         Error::Status { code, .. } => code,
+        Error::Unavailable(_) => "unavailable",
         Error::Internal(_) => "internal",
     }
 }
@@ -39,7 +40,9 @@ pub struct Body<'a> {
 pub struct ErrorBody<'a> {
     /// Machine-readable: `bad_request`, `unauthorized`, `forbidden`,
     /// `not_found`, `conflict`, `invalid_state`, `invalid`,
-    /// `method_not_allowed`, `unsupported_media_type` or `internal`.
+    /// `method_not_allowed`, `unsupported_media_type`, `unavailable` (503:
+    /// the database cannot be reached; retry after `Retry-After` seconds)
+    /// or `internal`.
     #[schema(example = "not_found")]
     pub code: &'a str,
     /// For people: what is wrong and, where there is one, what to do.
@@ -84,6 +87,12 @@ pub fn render(error: &Error) -> Response {
         response
             .headers_mut()
             .insert(WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer"));
+    }
+    if let Error::Unavailable(_) = error {
+        response.headers_mut().insert(
+            RETRY_AFTER,
+            http::HeaderValue::from(crate::service::RETRY_AFTER_SECS),
+        );
     }
     response
 }

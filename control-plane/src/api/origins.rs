@@ -4,7 +4,7 @@
 use super::extract::{Json, JsonOrEmpty, Path, Query};
 use super::rollout::{WaitParams, after_change};
 use super::{AppState, Error};
-use crate::auth::{Approver, Requester, RequireRole, Viewer};
+use crate::auth::{Approver, CurrentUser, Requester, RequireRole, Viewer};
 use crate::service;
 use crate::service::rollout::RolloutWait;
 use crate::store::origins::{Decision, Origin};
@@ -83,11 +83,11 @@ async fn decide_and_wait(
     id: i64,
     decision: Decision,
     body: DecisionBody,
-    actor: &str,
+    user: &CurrentUser,
     wait: &WaitParams,
 ) -> Result<Json<OriginChange>, Error> {
     let wait = wait.parse()?;
-    let Json(origin) = decide(state, id, decision, body, actor).await?;
+    let Json(origin) = decide(state, id, decision, body, user).await?;
     let rollout = after_change(state, &origin.service, None, wait).await?;
     Ok(Json(OriginChange { origin, rollout }))
 }
@@ -159,6 +159,7 @@ async fn request(
         &body.reason,
         body.expires_at,
         &user.email,
+        &user.person,
     )
     .await?;
     Ok((StatusCode::CREATED, Json(origin)))
@@ -169,11 +170,18 @@ async fn decide(
     id: i64,
     decision: Decision,
     body: DecisionBody,
-    actor: &str,
+    user: &CurrentUser,
 ) -> Result<Json<Origin>, Error> {
-    service::origins::decide(state, id, decision, body.note.as_deref(), actor)
-        .await
-        .map(Json)
+    service::origins::decide(
+        state,
+        id,
+        decision,
+        body.note.as_deref(),
+        &user.email,
+        &user.person,
+    )
+    .await
+    .map(Json)
 }
 
 /// Approve a pending origin; it reaches agents with the next revision (role: approver).
@@ -198,7 +206,7 @@ async fn approve(
     Query(wait): Query<WaitParams>,
     JsonOrEmpty(body): JsonOrEmpty<DecisionBody>,
 ) -> Result<Json<OriginChange>, Error> {
-    decide_and_wait(&state, id, Decision::Approve, body, &user.email, &wait).await
+    decide_and_wait(&state, id, Decision::Approve, body, &user, &wait).await
 }
 
 /// The body of `POST /origins/{id}/reject` as documented: [`DecisionBody`]
@@ -238,7 +246,7 @@ async fn reject(
     Path(id): Path<i64>,
     JsonOrEmpty(body): JsonOrEmpty<DecisionBody>,
 ) -> Result<Json<Origin>, Error> {
-    decide(&state, id, Decision::Reject, body, &user.email).await
+    decide(&state, id, Decision::Reject, body, &user).await
 }
 
 /// Revoke an approved origin; agents drop it with the next revision (role: approver).
@@ -262,5 +270,5 @@ async fn revoke(
     Query(wait): Query<WaitParams>,
     JsonOrEmpty(body): JsonOrEmpty<DecisionBody>,
 ) -> Result<Json<OriginChange>, Error> {
-    decide_and_wait(&state, id, Decision::Revoke, body, &user.email, &wait).await
+    decide_and_wait(&state, id, Decision::Revoke, body, &user, &wait).await
 }

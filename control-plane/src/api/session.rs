@@ -70,7 +70,7 @@ async fn login(
     .await
     {
         Ok(ok) => ok,
-        Err(LoginError::Internal(e)) => return Err(Error::Internal(e)),
+        Err(LoginError::Internal(e)) => return Err(Error::from(e)),
         Err(LoginError::Invalid(m)) => return Err(Error::unprocessable(m)),
         Err(e) => return Err(Error::Unauthorized(e.to_string())),
     };

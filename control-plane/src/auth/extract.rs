@@ -26,6 +26,11 @@ pub struct CurrentUser {
     /// The user's email (or `token:<name>` for an API token): the actor
     /// recorded in the audit log.
     pub email: String,
+    /// The person behind the caller: the user's email for a session, the
+    /// email of the person who created it (`api_tokens.created_by`) for an
+    /// API token. Rules about people (four eyes) compare this, never
+    /// `email`, so a token cannot stand in for a second person.
+    pub person: String,
     /// The role as stored now (not as when the token was issued).
     pub role: Role,
     /// The session, when the caller presented one (not an API token).
@@ -162,6 +167,7 @@ where
                 .unwrap_or_else(Utc::now);
             let csrf = super::session::csrf_for(&SigningKey::from_ref(state), id);
             Ok(CurrentUser {
+                person: claims.sub.clone(),
                 email: claims.sub,
                 role,
                 session: Some(Session {
@@ -173,12 +179,13 @@ where
             })
         }
         TokenKind::Api if !from_cookie => {
-            let (name, role) = store.active_api_token(id).await?.ok_or_else(|| {
+            let token = store.active_api_token(id).await?.ok_or_else(|| {
                 Error::Unauthorized("API token revoked, expired or unknown".into())
             })?;
             Ok(CurrentUser {
-                email: format!("token:{name}"),
-                role,
+                email: format!("token:{}", token.name),
+                person: token.created_by,
+                role: token.role,
                 session: None,
             })
         }

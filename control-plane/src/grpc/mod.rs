@@ -7,6 +7,7 @@
 //! - [`service`]: [`PolicySyncService`], the tonic service (authentication,
 //!   Hello checks, agent records).
 //! - `stream`: one agent's stream (snapshots out, ACK/NACK in).
+//! - [`revocations`]: revoked agent-token ids fanned out to open streams.
 //! - `auth`, `convert`: bearer-token check; domain → wire conversion.
 //!
 //! Wiring: [`serve`] runs everything on an already-bound listener until a
@@ -16,11 +17,13 @@
 pub(crate) mod auth;
 mod convert;
 pub mod pg;
+pub mod revocations;
 pub mod service;
 mod stream;
 pub mod watch;
 
 pub use pg::PgPolicyWatcher;
+pub use revocations::Revocations;
 pub use service::PolicySyncService;
 pub use watch::{PolicyReceiver, PolicyState, PolicyWatcher, WatchError};
 
@@ -52,6 +55,28 @@ pub struct GrpcConfig {
     /// [`AGENT_STALE_AFTER`](crate::store::agents::AGENT_STALE_AFTER), or
     /// quiet agents read as disconnected.
     pub token_recheck_interval: Duration,
+    /// How long a stream may stay open before it is ended with UNAVAILABLE
+    /// ("reconnect") so that its agent reconnects, through the load
+    /// balancer, maybe to another replica: after a scale-up, streams spread
+    /// over the new replicas within about this long. Each stream's age is
+    /// jittered by ±[`MAX_STREAM_AGE_JITTER`] so a fleet that connected at
+    /// once does not reconnect at once. `None`: streams live until the
+    /// agent or the replica goes away.
+    pub max_stream_age: Option<Duration>,
+}
+
+/// The share by which each stream's [`GrpcConfig::max_stream_age`] is
+/// randomly shortened or lengthened (0.1: ±10 %).
+pub const MAX_STREAM_AGE_JITTER: f64 = 0.1;
+
+impl GrpcConfig {
+    /// This stream's maximum age: [`Self::max_stream_age`] with jitter.
+    pub(crate) fn stream_age(&self) -> Option<Duration> {
+        self.max_stream_age.map(|age| {
+            let factor = 1.0 + MAX_STREAM_AGE_JITTER * (2.0 * rand::random::<f64>() - 1.0);
+            age.mul_f64(factor)
+        })
+    }
 }
 
 impl Default for GrpcConfig {
@@ -62,6 +87,7 @@ impl Default for GrpcConfig {
             keepalive_interval: Duration::from_secs(30),
             keepalive_timeout: Duration::from_secs(10),
             token_recheck_interval: Duration::from_secs(60),
+            max_stream_age: None,
         }
     }
 }
@@ -75,8 +101,9 @@ pub enum GrpcError {
 }
 
 /// Serves `PolicySync` on `listener` (plain or TLS) until `shutdown` completes, with a
-/// [`PgPolicyWatcher`] on `store` (started here, stopped on return). Open
-/// streams are ended with UNAVAILABLE and drained before this returns.
+/// [`PgPolicyWatcher`] on `store` (started here, stopped on return) that
+/// also cuts the streams of revoked agent tokens. Open streams are ended
+/// with UNAVAILABLE and drained before this returns.
 pub async fn serve(
     listener: impl Into<Listener>,
     store: Store,
@@ -84,7 +111,8 @@ pub async fn serve(
     config: GrpcConfig,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), GrpcError> {
-    let watcher = PgPolicyWatcher::new(store.clone());
+    let revocations = Revocations::new();
+    let watcher = PgPolicyWatcher::with_revocations(store.clone(), revocations.clone());
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let watcher_task = tokio::spawn(
         watcher
@@ -94,16 +122,27 @@ pub async fn serve(
             })
             .instrument(tracing::info_span!("policy_watcher")),
     );
-    let result = serve_with_watcher(listener, watcher, store, keys, config, shutdown).await;
+    let result = serve_with_watcher(
+        listener,
+        watcher,
+        revocations,
+        store,
+        keys,
+        config,
+        shutdown,
+    )
+    .await;
     let _ = stop_tx.send(());
     let _ = watcher_task.await;
     result
 }
 
-/// Like [`serve`], with any [`PolicyWatcher`] (the caller keeps it current).
+/// Like [`serve`], with any [`PolicyWatcher`] (the caller keeps it current,
+/// and publishes agent-token revocations to `revocations`).
 pub async fn serve_with_watcher<W: PolicyWatcher>(
     listener: impl Into<Listener>,
     watcher: W,
+    revocations: Revocations,
     store: Store,
     keys: SigningKey,
     config: GrpcConfig,
@@ -113,6 +152,7 @@ pub async fn serve_with_watcher<W: PolicyWatcher>(
     let (drain_tx, mut drained) = tokio::sync::mpsc::channel::<()>(1);
     let service = PolicySyncService::new(
         watcher,
+        revocations,
         store.clone(),
         keys.clone(),
         config.clone(),

@@ -6,9 +6,12 @@
 //! LISTEN connection is lost it reconnects and reloads every watched service,
 //! and independently every `resync_interval` it compares revisions with the
 //! database, so a missed notification can never leave an agent stale for good.
+//! The same connection LISTENs on [`AGENT_TOKEN_REVOKED_CHANNEL`] and hands
+//! each revoked token id to [`Revocations`], which cuts that token's streams.
 
+use super::revocations::Revocations;
 use super::watch::{PolicyReceiver, PolicyState, PolicyWatcher, WatchError};
-use crate::store::{POLICY_CHANNEL, Store, StoreError};
+use crate::store::{AGENT_TOKEN_REVOKED_CHANNEL, POLICY_CHANNEL, Store, StoreError};
 use sqlx::postgres::PgListener;
 use std::collections::HashMap;
 use std::future::Future;
@@ -27,6 +30,7 @@ pub struct PgPolicyWatcher {
 #[derive(Debug)]
 struct Inner {
     store: Store,
+    revocations: Revocations,
     slots: Mutex<HashMap<String, Arc<Slot>>>,
 }
 
@@ -41,9 +45,16 @@ struct Slot {
 impl PgPolicyWatcher {
     /// A watcher reading from `store`. Nothing is watched until asked.
     pub fn new(store: Store) -> Self {
+        Self::with_revocations(store, Revocations::new())
+    }
+
+    /// Like [`Self::new`], publishing every agent-token revocation notified
+    /// by the database to `revocations`.
+    pub fn with_revocations(store: Store, revocations: Revocations) -> Self {
         Self {
             inner: Arc::new(Inner {
                 store,
+                revocations,
                 slots: Mutex::new(HashMap::new()),
             }),
         }
@@ -74,11 +85,28 @@ impl PgPolicyWatcher {
                 }
             };
             retry = RETRY_MIN;
-            info!(channel = POLICY_CHANNEL, "listening for policy changes");
+            info!(
+                channel = POLICY_CHANNEL,
+                revocations = AGENT_TOKEN_REVOKED_CHANNEL,
+                "listening for policy changes and token revocations"
+            );
             // Anything may have changed while nobody was listening.
             self.resync().await;
             loop {
                 match listener.try_recv().await {
+                    Ok(Some(notification))
+                        if notification.channel() == AGENT_TOKEN_REVOKED_CHANNEL =>
+                    {
+                        match uuid::Uuid::parse_str(notification.payload()) {
+                            Ok(id) => {
+                                info!(token_id = %id, "agent token revoked: ending its streams");
+                                self.inner.revocations.revoked(id);
+                            }
+                            Err(_) => {
+                                warn!(payload = notification.payload(), "bad revocation payload")
+                            }
+                        }
+                    }
                     Ok(Some(notification)) => {
                         let service = notification.payload();
                         debug!(service, "policy change notified");
@@ -107,7 +135,9 @@ impl PgPolicyWatcher {
 
     async fn listen(&self) -> Result<PgListener, sqlx::Error> {
         let mut listener = PgListener::connect_with(self.inner.store.pool()).await?;
-        listener.listen(POLICY_CHANNEL).await?;
+        listener
+            .listen_all([POLICY_CHANNEL, AGENT_TOKEN_REVOKED_CHANNEL])
+            .await?;
         Ok(listener)
     }
 

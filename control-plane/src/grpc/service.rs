@@ -3,6 +3,7 @@
 
 use super::GrpcConfig;
 use super::auth::{authenticate, bind_agent};
+use super::revocations::Revocations;
 use super::stream::{AgentStream, Connections};
 use super::watch::PolicyWatcher;
 use crate::auth::SigningKey;
@@ -26,6 +27,7 @@ const OUTBOUND_BUFFER: usize = 4;
 #[derive(Debug, Clone)]
 pub struct PolicySyncService<W> {
     watcher: W,
+    revocations: Revocations,
     store: Store,
     keys: SigningKey,
     config: GrpcConfig,
@@ -36,12 +38,14 @@ pub struct PolicySyncService<W> {
 
 impl<W: PolicyWatcher> PolicySyncService<W> {
     /// A service answering streams from `watcher`, recording agents in
-    /// `store`. Open streams end (UNAVAILABLE, so agents reconnect elsewhere)
+    /// `store`; a token id published to `revocations` ends that token's
+    /// streams with UNAUTHENTICATED. Open streams end (UNAVAILABLE, so agents reconnect elsewhere)
     /// once `shutdown` turns `true`. Each stream holds a clone of `drain`
     /// until it has wound down (new streams are refused once every strong
     /// sender is gone), so the owner of the receiver can wait for them all.
     pub fn new(
         watcher: W,
+        revocations: Revocations,
         store: Store,
         keys: SigningKey,
         config: GrpcConfig,
@@ -50,6 +54,7 @@ impl<W: PolicyWatcher> PolicySyncService<W> {
     ) -> Self {
         Self {
             watcher,
+            revocations,
             store,
             keys,
             config,
@@ -73,6 +78,9 @@ impl<W: PolicyWatcher> PolicySync for PolicySyncService<W> {
             .drain
             .upgrade()
             .ok_or_else(|| Status::unavailable("control plane shutting down"))?;
+        // Subscribed before the token is checked, so a revocation committed
+        // after the check cannot slip past the stream.
+        let revoked = self.revocations.subscribe();
         let auth = authenticate(request.metadata(), &self.keys, &self.store)
             .await
             .inspect_err(|status| {
@@ -138,6 +146,8 @@ impl<W: PolicyWatcher> PolicySync for PolicySyncService<W> {
             token_id: auth.token_id,
             token_exp: auth.claims.exp,
             recheck_every: self.config.token_recheck_interval,
+            revoked,
+            max_age: self.config.stream_age(),
             pushed_at: HashMap::new(),
             _drain: drain,
         };

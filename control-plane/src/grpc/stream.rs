@@ -2,6 +2,7 @@
 //! ACK/NACK bookkeeping, and the disconnect record when it ends.
 
 use super::convert::snapshot_message;
+use super::revocations::{Revoked, revoked};
 use super::watch::PolicyReceiver;
 use crate::metrics::metrics;
 use crate::store::Store;
@@ -60,6 +61,11 @@ pub(crate) struct AgentStream {
     /// Its expiry (seconds since the epoch), if any.
     pub token_exp: Option<i64>,
     pub recheck_every: std::time::Duration,
+    /// Revoked token ids, published as the database notifies them.
+    pub revoked: tokio::sync::broadcast::Receiver<uuid::Uuid>,
+    /// When to end the stream so the agent reconnects (maybe elsewhere);
+    /// jittered `--max-stream-age`.
+    pub max_age: Option<std::time::Duration>,
     /// When each service's last snapshot was pushed (for the push-to-ACK metric).
     pub pushed_at: HashMap<String, (i64, std::time::Instant)>,
     /// Held until this stream is fully wound down; the server waits for
@@ -79,6 +85,7 @@ enum End {
     AgentGone(String),
     Shutdown,
     TokenInvalid(&'static str),
+    MaxAge,
 }
 
 impl AgentStream {
@@ -92,6 +99,7 @@ impl AgentStream {
             End::AgentClosed => info!("agent closed its stream"),
             End::AgentGone(why) => info!(reason = %why, "agent stream ended"),
             End::Shutdown => info!("closing agent stream: control plane shutting down"),
+            End::MaxAge => info!("closing agent stream: maximum stream age reached"),
             End::TokenInvalid(why) => {
                 warn!(reason = why, "closing agent stream: token no longer valid")
             }
@@ -109,6 +117,9 @@ impl AgentStream {
                 "control plane shutting down; reconnect",
             )),
             End::TokenInvalid(why) => Some(Status::unauthenticated(why)),
+            End::MaxAge => Some(Status::unavailable(
+                "stream reached its maximum age (--max-stream-age); reconnect",
+            )),
             End::AgentClosed | End::AgentGone(_) => None,
         };
         if let Some(status) = last {
@@ -137,10 +148,23 @@ impl AgentStream {
         let mut recheck = tokio::time::interval(self.recheck_every);
         recheck.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         recheck.tick().await;
+        let max_age = self.max_age;
+        let aged = async move {
+            match max_age {
+                Some(age) => tokio::time::sleep(age).await,
+                None => std::future::pending().await,
+            }
+        };
+        tokio::pin!(aged);
         loop {
             let event = tokio::select! {
                 biased;
                 _ = self.shutdown.wait_for(|stop| *stop) => return End::Shutdown,
+                why = revoked(&mut self.revoked, self.token_id) => match why {
+                    Revoked::This => return End::TokenInvalid("agent token revoked"),
+                    Revoked::Unknown => Event::Recheck,
+                },
+                () = &mut aged => return End::MaxAge,
                 _ = recheck.tick() => Event::Recheck,
                 Some((service, state)) = changes.next() => Event::Changed(service, state),
                 message = self.inbound.message() => match message {

@@ -49,10 +49,25 @@ pub enum Error {
         /// Message.
         message: String,
     },
-    /// Our fault. The cause is logged by the face, never shown.
+    /// The database cannot be reached right now (down, restarting, or no
+    /// connection free within the pool's acquire timeout): nothing was
+    /// written; the same request may be retried shortly. Both HTTP faces
+    /// answer 503 with `Retry-After: `[`RETRY_AFTER_SECS`].
+    #[error("{0}")]
+    Unavailable(String),
+    /// Our fault. The cause is logged by the face, never shown. Built from
+    /// an `anyhow::Error` with `.into()`, which turns a database outage in
+    /// the cause chain into [`Error::Unavailable`] instead.
     #[error(transparent)]
-    Internal(#[from] anyhow::Error),
+    Internal(anyhow::Error),
 }
+
+/// Seconds a client is asked to wait (`Retry-After`) after
+/// [`Error::Unavailable`]: about how long a database restart takes.
+pub const RETRY_AFTER_SECS: u64 = 5;
+
+/// The message of every [`Error::Unavailable`] caused by the database.
+const DATABASE_UNAVAILABLE: &str = "the control plane cannot reach its database right now (down, restarting or overloaded); nothing was changed; retry shortly";
 
 impl Error {
     /// An [`Error::Unprocessable`] with a single message and no details.
@@ -73,14 +88,35 @@ impl Error {
             Error::Conflict(_) | Error::InvalidState(_) => StatusCode::CONFLICT,
             Error::Unprocessable { .. } => StatusCode::UNPROCESSABLE_ENTITY,
             Error::Status { status, .. } => *status,
+            Error::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Error::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
+    }
+}
+
+impl From<anyhow::Error> for Error {
+    fn from(cause: anyhow::Error) -> Self {
+        let outage = cause.chain().any(|c| {
+            c.downcast_ref::<StoreError>()
+                .is_some_and(StoreError::is_unavailable)
+                || c.downcast_ref::<sqlx::Error>()
+                    .is_some_and(crate::store::is_unavailable)
+        });
+        if outage {
+            tracing::warn!(error = format!("{cause:#}"), "database unavailable");
+            return Error::Unavailable(DATABASE_UNAVAILABLE.to_owned());
+        }
+        Error::Internal(cause)
     }
 }
 
 impl From<StoreError> for Error {
     fn from(e: StoreError) -> Self {
         match e {
+            e if e.is_unavailable() => {
+                tracing::warn!(error = %e, "database unavailable");
+                Error::Unavailable(DATABASE_UNAVAILABLE.to_owned())
+            }
             StoreError::NotFound(what) => Error::NotFound(format!("{what} not found")),
             StoreError::Conflict(m) => Error::Conflict(m),
             StoreError::InvalidState(m) => Error::InvalidState(m),

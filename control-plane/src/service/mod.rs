@@ -21,4 +21,4 @@ pub mod tokens;
 pub mod users;
 pub mod validate;
 
-pub use error::Error;
+pub use error::{Error, RETRY_AFTER_SECS};

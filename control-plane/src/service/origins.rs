@@ -11,20 +11,39 @@ use chrono::{DateTime, Utc};
 
 /// Four eyes: nobody approves their own request, unless the control plane
 /// runs with `--single-operator`; [`Error::Forbidden`] otherwise.
-pub fn check_four_eyes(state: &AppState, origin: &Origin, actor: &str) -> Result<(), Error> {
-    if !state.single_operator && origin.requested_by.eq_ignore_ascii_case(actor) {
+///
+/// `actor` is the approver as audited (an email or `token:<name>`),
+/// `person` the human behind it ([`CurrentUser::person`]): the rule compares
+/// people, so neither an API token its requester created nor the creator of
+/// the token that filed the request can approve it.
+///
+/// [`CurrentUser::person`]: crate::auth::CurrentUser::person
+pub fn check_four_eyes(
+    state: &AppState,
+    origin: &Origin,
+    actor: &str,
+    person: &str,
+) -> Result<(), Error> {
+    if !state.single_operator && is_own(origin, actor, person) {
+        let via = if actor.eq_ignore_ascii_case(person) {
+            String::new()
+        } else {
+            format!(" (acting as {actor})")
+        };
         return Err(Error::Forbidden(format!(
-            "four-eyes rule: {actor} requested origin {} and cannot also approve it; ask another approver",
-            origin.pattern
+            "four-eyes rule: origin {} was requested by {} on behalf of {}, and {person}{via} cannot also approve it; ask another approver",
+            origin.pattern, origin.requested_by, origin.requested_by_person
         )));
     }
     Ok(())
 }
 
-/// Whether `origin` was requested by `actor` (the four-eyes rule would stop
-/// them approving it), for faces that mark such rows.
-pub fn is_own(origin: &Origin, actor: &str) -> bool {
+/// Whether `origin` was requested by `actor` or by the person behind it
+/// (the four-eyes rule would stop them approving it), for faces that mark
+/// such rows.
+pub fn is_own(origin: &Origin, actor: &str, person: &str) -> bool {
     origin.requested_by.eq_ignore_ascii_case(actor)
+        || origin.requested_by_person.eq_ignore_ascii_case(person)
 }
 
 /// The approved patterns among `origins`.
@@ -60,7 +79,8 @@ pub fn check_expiry(expires_at: Option<DateTime<Utc>>) -> Result<(), Error> {
     }
 }
 
-/// Files a pending request for `pattern` on `service` as `actor`.
+/// Files a pending request for `pattern` on `service` as `actor` (audited),
+/// on behalf of `person` (the human behind `actor`, for four eyes).
 ///
 /// Errors: [`Error::NotFound`] (no such service), [`Error::Unprocessable`]
 /// (empty or overlong reason, expiry in the past, a pattern the engine
@@ -73,6 +93,7 @@ pub async fn request(
     reason: &str,
     expires_at: Option<DateTime<Utc>>,
     actor: &str,
+    person: &str,
 ) -> Result<Origin, Error> {
     state.store.get_service(service).await?;
     validate::text("reason", reason, true)?;
@@ -80,13 +101,14 @@ pub async fn request(
     let pattern = check_pattern(state, service, pattern).await?;
     let origin = state
         .store
-        .request_origin(service, &pattern, reason.trim(), expires_at, actor)
+        .request_origin_for(service, &pattern, reason.trim(), expires_at, actor, person)
         .await?;
     tracing::info!(service = %service, origin = %origin.pattern, id = origin.id, actor = %actor, "origin requested");
     Ok(origin)
 }
 
-/// Applies `decision` to origin `id` as `actor`, with every rule: a reject
+/// Applies `decision` to origin `id` as `actor` (audited; `person` is the
+/// human behind it, for four eyes), with every rule: a reject
 /// needs a non-empty note (the reason, for the requester and the audit
 /// log); an approval needs four eyes, an unexpired request and an origin
 /// that fits the service's policy as it is now (checked with the service
@@ -102,6 +124,7 @@ pub async fn decide(
     decision: Decision,
     note: Option<&str>,
     actor: &str,
+    person: &str,
 ) -> Result<Origin, Error> {
     let note = note.map(str::trim).filter(|n| !n.is_empty());
     if decision == Decision::Reject && note.is_none() {
@@ -118,7 +141,7 @@ pub async fn decide(
             if decision != Decision::Approve {
                 return Ok(());
             }
-            check_four_eyes(state, origin, actor)?;
+            check_four_eyes(state, origin, actor, person)?;
             if let Some(t) = origin.expires_at
                 && t <= Utc::now()
             {

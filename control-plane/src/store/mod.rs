@@ -51,6 +51,10 @@ use std::time::Duration;
 /// service name.
 pub const POLICY_CHANNEL: &str = "corsair_policy";
 
+/// The channel the `agent_tokens_notify_revoked` trigger notifies on when an
+/// agent token is revoked or deleted; the payload is the token id (a UUID).
+pub const AGENT_TOKEN_REVOKED_CHANNEL: &str = "corsair_agent_token_revoked";
+
 /// Errors from the store. Constraint violations are kept apart so the API can
 /// map them to 409/422 instead of a 500.
 #[derive(Debug, thiserror::Error)]
@@ -73,20 +77,77 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
 }
 
+impl StoreError {
+    /// Whether the database could not be reached (see [`is_unavailable`]),
+    /// as opposed to refusing or failing the statement.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(self, StoreError::Database(e) if is_unavailable(e))
+    }
+}
+
+/// Whether `error` says the database cannot be reached right now rather
+/// than that the statement failed: no connection within the acquire
+/// timeout, a closed pool, a broken socket, or the server shutting down
+/// (`57P01` admin shutdown, `57P02` crash shutdown, `57P03` cannot connect
+/// now, class `08` connection exceptions).
+pub fn is_unavailable(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::Io(_)
+        | sqlx::Error::WorkerCrashed => true,
+        sqlx::Error::Database(db) => db.code().is_some_and(|code| {
+            matches!(&*code, "57P01" | "57P02" | "57P03") || code.starts_with("08")
+        }),
+        _ => false,
+    }
+}
+
 /// A handle on the database; cheap to clone.
 #[derive(Clone, Debug)]
 pub struct Store {
     pool: PgPool,
 }
 
+/// How the pool uses the database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PoolConfig {
+    /// Connections at most.
+    pub max_connections: u32,
+    /// How long a query may wait for a connection, connecting included
+    /// (refused connections are retried until then). While the database is
+    /// down this is how long a request takes to fail with
+    /// [`StoreError::is_unavailable`] (the API's 503): keep it short.
+    pub acquire_timeout: Duration,
+}
+
+impl Default for PoolConfig {
+    fn default() -> Self {
+        Self {
+            max_connections: 16,
+            acquire_timeout: DEFAULT_ACQUIRE_TIMEOUT,
+        }
+    }
+}
+
+/// [`PoolConfig::acquire_timeout`] unless configured
+/// (`serve --database-acquire-timeout`).
+pub const DEFAULT_ACQUIRE_TIMEOUT: Duration = Duration::from_secs(3);
+
 impl Store {
-    /// Connects a pool to `database_url`.
+    /// Connects a pool to `database_url` with the default [`PoolConfig`].
     pub async fn connect(database_url: &str) -> Result<Self, StoreError> {
+        Self::connect_with(database_url, PoolConfig::default()).await
+    }
+
+    /// Connects a pool to `database_url` configured by `config`. The first
+    /// connection is made here: an unreachable database fails at once.
+    pub async fn connect_with(database_url: &str, config: PoolConfig) -> Result<Self, StoreError> {
         let options =
             PgConnectOptions::from_str(database_url)?.application_name("corsair-control-plane");
         let pool = PgPoolOptions::new()
-            .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
+            .max_connections(config.max_connections)
+            .acquire_timeout(config.acquire_timeout)
             .connect_with(options)
             .await?;
         Ok(Self { pool })

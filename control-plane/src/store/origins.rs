@@ -19,8 +19,12 @@ pub struct Origin {
     pub pattern: String,
     /// Where the request is in its life cycle.
     pub status: OriginStatus,
-    /// Who asked.
+    /// Who asked: a user's email, or `token:<name>` for an API token.
     pub requested_by: String,
+    /// The person behind `requested_by`: the user's email, or for an API
+    /// token the email of the person who created it. The four-eyes rule
+    /// compares people, so a token cannot approve its creator's request.
+    pub requested_by_person: String,
     /// Why they asked.
     pub reason: String,
     /// When they asked.
@@ -85,7 +89,7 @@ impl Store {
         let rows = sqlx::query_as!(
             Origin,
             r#"
-            SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, o.reason,
+            SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, COALESCE(o.requested_by_person, o.requested_by) AS "requested_by_person!", o.reason,
                    o.requested_at, o.decided_by, o.decided_at, o.note, o.expires_at
               FROM origins o JOIN services s ON s.id = o.service_id
              WHERE s.name = $1
@@ -103,7 +107,7 @@ impl Store {
         sqlx::query_as!(
             Origin,
             r#"
-            SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, o.reason,
+            SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, COALESCE(o.requested_by_person, o.requested_by) AS "requested_by_person!", o.reason,
                    o.requested_at, o.decided_by, o.decided_at, o.note, o.expires_at
               FROM origins o JOIN services s ON s.id = o.service_id
              WHERE o.id = $1
@@ -116,8 +120,9 @@ impl Store {
     }
 
     /// Files a pending request for `pattern` (already canonical and validated)
-    /// on `service`. A live (pending or approved) request for the same
-    /// pattern is a conflict.
+    /// on `service` as `actor`, a person (see [`Self::request_origin_for`]).
+    /// A live (pending or approved) request for the same pattern is a
+    /// conflict.
     pub async fn request_origin(
         &self,
         service: &str,
@@ -126,13 +131,29 @@ impl Store {
         expires_at: Option<DateTime<Utc>>,
         actor: &str,
     ) -> Result<Origin, StoreError> {
+        self.request_origin_for(service, pattern, reason, expires_at, actor, actor)
+            .await
+    }
+
+    /// Like [`Self::request_origin`], by `actor` (recorded as
+    /// `requested_by`, e.g. `token:<name>`) on behalf of `person` (the human
+    /// behind it, recorded as `requested_by_person` for four eyes).
+    pub async fn request_origin_for(
+        &self,
+        service: &str,
+        pattern: &str,
+        reason: &str,
+        expires_at: Option<DateTime<Utc>>,
+        actor: &str,
+        person: &str,
+    ) -> Result<Origin, StoreError> {
         let mut tx = self.pool.begin().await?;
         let origin = sqlx::query_as!(
             Origin,
             r#"
-            INSERT INTO origins (service_id, pattern, requested_by, reason, expires_at)
-            SELECT s.id, $2, $3, $4, $5 FROM services s WHERE s.name = $1
-            RETURNING id, $1 AS "service!", pattern, status AS "status: OriginStatus", requested_by, reason,
+            INSERT INTO origins (service_id, pattern, requested_by, requested_by_person, reason, expires_at)
+            SELECT s.id, $2, $3, $6, $4, $5 FROM services s WHERE s.name = $1
+            RETURNING id, $1 AS "service!", pattern, status AS "status: OriginStatus", requested_by, COALESCE(requested_by_person, requested_by) AS "requested_by_person!", reason,
                       requested_at, decided_by, decided_at, note, expires_at
             "#,
             service,
@@ -140,6 +161,7 @@ impl Store {
             actor,
             reason,
             expires_at,
+            person,
         )
         .fetch_optional(&mut *tx)
         .await
@@ -223,7 +245,7 @@ impl Store {
         let before = sqlx::query_as!(
             Origin,
             r#"
-            SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, o.reason,
+            SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, COALESCE(o.requested_by_person, o.requested_by) AS "requested_by_person!", o.reason,
                    o.requested_at, o.decided_by, o.decided_at, o.note, o.expires_at
               FROM origins o JOIN services s ON s.id = o.service_id
              WHERE o.id = $1
@@ -256,7 +278,7 @@ impl Store {
             UPDATE origins
                SET status = $2, decided_by = $3, decided_at = now(), note = $4
              WHERE id = $1
-            RETURNING id, $5 AS "service!", pattern, status AS "status: OriginStatus", requested_by, reason,
+            RETURNING id, $5 AS "service!", pattern, status AS "status: OriginStatus", requested_by, COALESCE(requested_by_person, requested_by) AS "requested_by_person!", reason,
                       requested_at, decided_by, decided_at, note, expires_at
             "#,
             id,

@@ -30,6 +30,18 @@ pub struct ApiToken {
     pub revoked_at: Option<DateTime<Utc>>,
 }
 
+/// What authenticating with a working API token needs to know.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActiveApiToken {
+    /// Its name (the audited actor is `token:<name>`).
+    pub name: String,
+    /// The role it acts with.
+    pub role: Role,
+    /// The email of the person who created it: the person behind every
+    /// request made with it.
+    pub created_by: String,
+}
+
 impl Store {
     /// Puts session `jti` on the revocation list until `expires_at`.
     pub async fn revoke_session(
@@ -177,19 +189,20 @@ impl Store {
         Ok(())
     }
 
-    /// The name and role of API token `id` if it exists, is not revoked and
-    /// has not expired; `Ok(None)` otherwise.
-    pub async fn active_api_token(&self, id: Uuid) -> Result<Option<(String, Role)>, StoreError> {
-        let row = sqlx::query!(
+    /// API token `id` if it exists, is not revoked and has not expired;
+    /// `Ok(None)` otherwise.
+    pub async fn active_api_token(&self, id: Uuid) -> Result<Option<ActiveApiToken>, StoreError> {
+        let row = sqlx::query_as!(
+            ActiveApiToken,
             r#"
-            SELECT name, role AS "role: Role" FROM api_tokens
+            SELECT name, role AS "role: Role", created_by FROM api_tokens
              WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
             "#,
             id
         )
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row.map(|r| (r.name, r.role)))
+        Ok(row)
     }
 
     /// Whether `id` names an API token at all (active or not).

@@ -3,7 +3,7 @@
 
 use super::local_path;
 use super::page::{Ctx, Layout, UiResult, redirect_with_flash, when, when_opt};
-use crate::auth::{Approver, CsrfForm, RequireRole};
+use crate::auth::{Approver, CsrfForm, CurrentUser, RequireRole};
 use crate::service::{self, Error};
 use crate::state::AppState;
 use crate::store::origins::Decision;
@@ -56,7 +56,7 @@ async fn queue(ctx: Ctx, State(state): State<AppState>) -> UiResult {
         .into_iter()
         .take(QUEUE_LIMIT)
         .map(|o| PendingRow {
-            own: service::origins::is_own(&o, &ctx.user.email),
+            own: service::origins::is_own(&o, &ctx.user.email, &ctx.user.person),
             id: o.id,
             service: o.service,
             pattern: o.pattern,
@@ -141,7 +141,7 @@ pub struct DecisionForm {
 
 async fn run(
     state: &AppState,
-    actor: &str,
+    user: &CurrentUser,
     id: i64,
     decision: Decision,
     form: DecisionForm,
@@ -156,7 +156,16 @@ async fn run(
             "Nothing changed: a note is required to revoke (say why, for the audit log).",
         ));
     }
-    match service::origins::decide(state, id, decision, Some(&form.note), actor).await {
+    match service::origins::decide(
+        state,
+        id,
+        decision,
+        Some(&form.note),
+        &user.email,
+        &user.person,
+    )
+    .await
+    {
         Ok(origin) => {
             let done = match decision {
                 Decision::Approve => "Approved",
@@ -185,7 +194,7 @@ async fn run(
             }
             Ok(redirect_with_flash(&back, "ok", &message))
         }
-        Err(Error::Internal(e)) => Err(Error::Internal(e).into()),
+        Err(e @ (Error::Internal(_) | Error::Unavailable(_))) => Err(e.into()),
         Err(e) => Ok(redirect_with_flash(
             &back,
             "error",
@@ -200,7 +209,7 @@ async fn approve(
     Path(id): Path<i64>,
     CsrfForm(form): CsrfForm<DecisionForm>,
 ) -> UiResult {
-    run(&state, &user.email, id, Decision::Approve, form).await
+    run(&state, &user, id, Decision::Approve, form).await
 }
 
 async fn reject(
@@ -209,7 +218,7 @@ async fn reject(
     Path(id): Path<i64>,
     CsrfForm(form): CsrfForm<DecisionForm>,
 ) -> UiResult {
-    run(&state, &user.email, id, Decision::Reject, form).await
+    run(&state, &user, id, Decision::Reject, form).await
 }
 
 async fn revoke(
@@ -218,5 +227,5 @@ async fn revoke(
     Path(id): Path<i64>,
     CsrfForm(form): CsrfForm<DecisionForm>,
 ) -> UiResult {
-    run(&state, &user.email, id, Decision::Revoke, form).await
+    run(&state, &user, id, Decision::Revoke, form).await
 }

@@ -201,8 +201,10 @@ async fn simulator(ctx: Ctx, State(state): State<AppState>, Query(q): Query<SimQ
                     })
                     .collect();
             }
-            Err(crate::service::Error::Internal(e)) => {
-                return Err(crate::service::Error::Internal(e).into());
+            Err(
+                e @ (crate::service::Error::Internal(_) | crate::service::Error::Unavailable(_)),
+            ) => {
+                return Err(e.into());
             }
             Err(e) => {
                 status = e.status();

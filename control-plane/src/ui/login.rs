@@ -207,16 +207,25 @@ async fn submit(State(state): State<AppState>, headers: HeaderMap, request: Requ
             }
             response
         }
-        Err(LoginError::Internal(e)) => {
-            tracing::error!(error = ?e, "login failed");
-            login_page(
+        Err(LoginError::Internal(e)) => match crate::service::Error::from(e) {
+            crate::service::Error::Unavailable(message) => login_page(
                 &state,
-                StatusCode::INTERNAL_SERVER_ERROR,
+                StatusCode::SERVICE_UNAVAILABLE,
                 form.email,
                 next,
-                "Signing in failed on our side; try again.".into(),
-            )
-        }
+                format!("Signing in is not possible right now: {message}."),
+            ),
+            e => {
+                tracing::error!(error = ?e, "login failed");
+                login_page(
+                    &state,
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    form.email,
+                    next,
+                    "Signing in failed on our side; try again.".into(),
+                )
+            }
+        },
         Err(e @ LoginError::Locked) => login_page(
             &state,
             StatusCode::TOO_MANY_REQUESTS,

@@ -199,6 +199,7 @@ pub fn error_page(user: Option<&CurrentUser>, error: &Error) -> Response {
     let heading = match status {
         StatusCode::FORBIDDEN => "Not allowed",
         StatusCode::NOT_FOUND => "Not found",
+        StatusCode::SERVICE_UNAVAILABLE => "Temporarily unavailable",
         s if s.is_server_error() => "Something went wrong",
         _ => "That did not work",
     };
@@ -217,14 +218,21 @@ pub fn error_page(user: Option<&CurrentUser>, error: &Error) -> Response {
         },
     };
     page.title = heading.to_owned();
-    render(
+    let mut response = render(
         status,
         &ErrorPage {
             page,
             status: status.as_u16(),
             message: message_of(error),
         },
-    )
+    );
+    if let Error::Unavailable(_) = error {
+        response.headers_mut().insert(
+            http::header::RETRY_AFTER,
+            http::HeaderValue::from(crate::service::RETRY_AFTER_SECS),
+        );
+    }
+    response
 }
 
 /// Renders an auth extractor's refusal for a person: a redirect to the login

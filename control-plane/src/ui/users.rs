@@ -242,7 +242,7 @@ async fn update(
                 ),
             ))
         }
-        Err(Error::Internal(e)) => Err(Error::Internal(e).into()),
+        Err(e @ (Error::Internal(_) | Error::Unavailable(_))) => Err(e.into()),
         Err(e) => Ok(redirect_with_flash(
             "/users",
             "error",
@@ -289,7 +289,7 @@ async fn create_token(
         (_, Err(message)) => Err(Error::unprocessable(message)),
         (None, _) => Err(Error::unprocessable("Choose the role the token acts with.")),
         (Some(role), Ok(days)) => {
-            service::tokens::issue_api(&state, &name, role, days, &user.email).await
+            service::tokens::issue_api(&state, &name, role, days, &user.person).await
         }
     };
     let issued = match issued {

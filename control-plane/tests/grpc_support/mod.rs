@@ -261,6 +261,8 @@ pub fn other_key_token(services: &[&str]) -> Result<String, AnyError> {
 /// sockets; these tests talk to its gRPC listener.
 pub struct ControlPlane {
     pub addr: SocketAddr,
+    /// Where its HTTP API listens.
+    pub http: SocketAddr,
     node: TestNode,
 }
 
@@ -283,6 +285,7 @@ impl ControlPlane {
         let node = TestNode::start_at(&db.store, &key(), &options, any_http, addr).await?;
         Ok(Self {
             addr: node.grpc_addr,
+            http: node.http_addr,
             node,
         })
     }

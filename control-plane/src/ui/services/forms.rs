@@ -328,6 +328,7 @@ pub(super) async fn request_origin(
         &form.reason,
         expires_at,
         &user.email,
+        &user.person,
     )
     .await
     {
