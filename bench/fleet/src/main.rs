@@ -92,6 +92,7 @@ async fn main() -> Result<()> {
     let mut revisions = Vec::new();
     let mut last_origin = String::new();
     let before_approvals = proc_stats::sample(pid)?;
+    let simulator_before = proc_stats::sample(std::process::id())?;
     for _ in 0..args.approvals {
         let (id, origin) = harness.request_origin().await?;
         let t0 = Instant::now();
@@ -115,6 +116,7 @@ async fn main() -> Result<()> {
         last_origin = origin;
     }
     let after_approvals = proc_stats::sample(pid)?;
+    let simulator_after = proc_stats::sample(std::process::id())?;
     println!("\n## Approvals ({} approvals through the REST API, one after another)", args.approvals);
     println!("approval -> each agent applied (every agent x approval): {}", summary(&per_agent));
     println!("approval -> last agent applied (per approval): {}", summary(&all_applied));
@@ -124,6 +126,11 @@ async fn main() -> Result<()> {
         after_approvals.cpu_seconds - before_approvals.cpu_seconds,
         (after_approvals.cpu_seconds - before_approvals.cpu_seconds) / args.approvals.max(1) as f64,
         after_approvals.rss_kib
+    );
+    println!(
+        "simulator CPU during the approvals (the agents' share of the same 2 cores): {:.2} s ({:.3} s per approval)",
+        simulator_after.cpu_seconds - simulator_before.cpu_seconds,
+        (simulator_after.cpu_seconds - simulator_before.cpu_seconds) / args.approvals.max(1) as f64
     );
     match fleet.check_no_change_lost(&revisions) {
         Ok(()) => println!("no change lost: every agent held every approved revision, in order ({} revisions)", revisions.len()),
@@ -182,14 +189,14 @@ fn print_storm(report: &storm::StormReport, n: usize) {
         "enforcement while down and recovering: {} checks of every agent's handle, {} found an agent not granting the approved origin",
         report.enforcement_checks, report.enforcement_failures
     );
-    if let (Some(first), Some(last)) = (report.samples.first(), report.samples.last()) {
+    if let Some(last) = report.samples.last() {
         let peak = report.samples.iter().map(|(_, s)| s.rss_kib).max().unwrap_or(0);
         println!(
             "restarted control plane: peak RSS {} KiB ({:.1} KiB per agent), {} KiB at convergence; CPU {:.2} s from start to convergence",
             peak,
             peak as f64 / n.max(1) as f64,
             last.1.rss_kib,
-            last.1.cpu_seconds - first.1.cpu_seconds.min(0.0)
+            last.1.cpu_seconds
         );
         let rss: Vec<String> = report.samples.iter().step_by(5).map(|(t, s)| format!("{:.1}s:{}MiB/{:.1}cpu", t.as_secs_f64(), s.rss_kib / 1024, s.cpu_seconds)).collect();
         println!("restarted control plane every 0.5 s (time: RSS / CPU seconds): {}", rss.join(" "));

@@ -86,6 +86,7 @@ pub async fn run(harness: &mut Harness, fleet: &Arc<Fleet>, enforced_origin: &st
     let converged = fleet.wait_converged(final_revision, Duration::from_secs(300)).await;
     let converged_after_restart = restarted_at.elapsed();
     checker.abort();
+    let _ = checker.await;
     sampler.abort();
     let samples = match sampler.await {
         Ok(samples) => samples,

@@ -7,12 +7,14 @@
 //! - [`service`]: [`PolicySyncService`], the tonic service (authentication,
 //!   Hello checks, agent records).
 //! - `stream`: one agent's stream (snapshots out, ACK/NACK in).
+//! - `acks`: the streams' ACKs and heartbeats, written to Postgres in batches.
 //! - `auth`, `convert`: bearer-token check; domain → wire conversion.
 //!
 //! Wiring: [`serve`] runs everything on an already-bound listener until a
 //! shutdown future completes, then ends open streams with UNAVAILABLE (agents
 //! reconnect, possibly to another replica) and drains them.
 
+mod acks;
 pub(crate) mod auth;
 mod convert;
 pub mod pg;
