@@ -12,11 +12,11 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         // Per-stream buffers sized for PolicySync's small messages (see src/codec.rs).
         .codec_path("crate::codec::CompactCodec")
         .compile_protos(
-        &[
-            "proto/corsair/v1/policy.proto",
-            "proto/corsair/v1/telemetry.proto",
-        ],
-        &["proto"],
-    )?;
+            &[
+                "proto/corsair/v1/policy.proto",
+                "proto/corsair/v1/telemetry.proto",
+            ],
+            &["proto"],
+        )?;
     Ok(())
 }

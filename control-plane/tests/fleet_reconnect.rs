@@ -21,8 +21,13 @@ async fn fleet_reconnects_jittered_after_kill_9_and_converges() {
     let mut harness = Harness::start(binary).await.expect("control plane starts");
     let caches = tempfile::tempdir().expect("cache root");
     let fleet = Arc::new(
-        Fleet::start(AGENTS, &harness.grpc_url(), &harness.agent_token, caches.path())
-            .expect("sync clients"),
+        Fleet::start(
+            AGENTS,
+            &harness.grpc_url(),
+            &harness.agent_token,
+            caches.path(),
+        )
+        .expect("sync clients"),
     );
     let origin = harness.request_and_approve().await.expect("approval");
     let revision = harness.revision().await.expect("revision");
@@ -44,7 +49,10 @@ async fn fleet_reconnects_jittered_after_kill_9_and_converges() {
 
     // Enforcing throughout: every check while down and recovering found
     // every agent granting the origin approved before the crash.
-    assert!(report.enforcement_checks > 0, "the enforcement check never ran");
+    assert!(
+        report.enforcement_checks > 0,
+        "the enforcement check never ran"
+    );
     assert_eq!(
         report.enforcement_failures, 0,
         "{} of {} checks found an agent not granting {origin}",
@@ -67,7 +75,10 @@ async fn fleet_reconnects_jittered_after_kill_9_and_converges() {
         report.attempts.len()
     );
     let windows = buckets.iter().filter(|c| **c > 0).count();
-    assert!(windows >= 5, "attempts in only {windows} windows: {buckets:?}");
+    assert!(
+        windows >= 5,
+        "attempts in only {windows} windows: {buckets:?}"
+    );
 
     if let Ok(fleet) = Arc::try_unwrap(fleet) {
         fleet.stop().await;

@@ -51,7 +51,10 @@ pub struct SimAgent {
 impl SimAgent {
     /// A copy of what it logged so far.
     pub fn log(&self) -> AgentLog {
-        self.log.lock().unwrap_or_else(PoisonError::into_inner).clone()
+        self.log
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Whether its handle grants a GET from `origin` right now (what the
@@ -90,7 +93,13 @@ impl Fleet {
         let mut clients = Vec::with_capacity(n);
         for i in 0..n {
             let handle = PolicyHandle::new();
-            let config = SyncConfig::new(url, token, format!("sim-{i}"), [SERVICE], cache_root.join(i.to_string()));
+            let config = SyncConfig::new(
+                url,
+                token,
+                format!("sim-{i}"),
+                [SERVICE],
+                cache_root.join(i.to_string()),
+            );
             let client = SyncClient::new(config, [(SERVICE.to_string(), handle.clone())].into())
                 .with_context(|| format!("sync client {i}"))?;
             clients.push((handle, client));
@@ -102,13 +111,27 @@ impl Fleet {
                 let log = Arc::new(Mutex::new(AgentLog::default()));
                 let mut stopped = stopped.clone();
                 let run = tokio::spawn(async move {
-                    let _ = client.run(async move { let _ = stopped.wait_for(|s| *s).await; }).await;
+                    let _ = client
+                        .run(async move {
+                            let _ = stopped.wait_for(|s| *s).await;
+                        })
+                        .await;
                 });
-                let watcher = tokio::spawn(watch_status(status.clone(), log.clone(), progress.clone()));
-                SimAgent { handle, status, log, tasks: [run, watcher] }
+                let watcher =
+                    tokio::spawn(watch_status(status.clone(), log.clone(), progress.clone()));
+                SimAgent {
+                    handle,
+                    status,
+                    log,
+                    tasks: [run, watcher],
+                }
             })
             .collect();
-        Ok(Self { agents, progress, stop })
+        Ok(Self {
+            agents,
+            progress,
+            stop,
+        })
     }
 
     /// Agents whose stream is open now.
@@ -119,7 +142,11 @@ impl Fleet {
     /// Agents that have put `revision` in force (now or on the way to a
     /// later one).
     pub fn applied(&self, revision: i64) -> usize {
-        let applied = self.progress.applied.lock().unwrap_or_else(PoisonError::into_inner);
+        let applied = self
+            .progress
+            .applied
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
         applied.get(&revision).copied().unwrap_or(0)
     }
 
@@ -190,7 +217,10 @@ async fn watch_status(
                 revision = held;
                 if let Some(r) = held {
                     log.applied.push((r, now));
-                    let mut applied = progress.applied.lock().unwrap_or_else(PoisonError::into_inner);
+                    let mut applied = progress
+                        .applied
+                        .lock()
+                        .unwrap_or_else(PoisonError::into_inner);
                     *applied.entry(r).or_default() += 1;
                 }
             }

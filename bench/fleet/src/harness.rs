@@ -4,7 +4,9 @@
 
 use anyhow::{Context, Result, bail};
 use corsair_control_plane::auth::{Role, issue_agent_token};
-use corsair_control_plane::testing::{TestDb, seed_users, signing_key, signing_key_hex, user_token};
+use corsair_control_plane::testing::{
+    TestDb, seed_users, signing_key, signing_key_hex, user_token,
+};
 use corsair_test_support::process::Serve;
 use serde_json::{Value, json};
 use std::net::SocketAddr;
@@ -24,7 +26,13 @@ pub fn build_control_plane() -> Result<PathBuf> {
     let release = dir.file_name().is_some_and(|name| name == "release");
     let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
     let mut command = std::process::Command::new(cargo);
-    command.args(["build", "-p", "corsair-control-plane", "--bin", "corsair-control-plane"]);
+    command.args([
+        "build",
+        "-p",
+        "corsair-control-plane",
+        "--bin",
+        "corsair-control-plane",
+    ]);
     if release {
         command.arg("--release");
     }
@@ -64,9 +72,15 @@ impl Harness {
         let dir = tempfile::tempdir()?;
         std::fs::write(dir.path().join("signing.key"), signing_key_hex())?;
         let binary = binary.to_str().context("non-UTF-8 binary path")?.to_owned();
-        let serve = Serve::spawn(&binary, &db.url, &dir.path().join("signing.key"), EXTRA, dir.path())?
-            .serving()
-            .await?;
+        let serve = Serve::spawn(
+            &binary,
+            &db.url,
+            &dir.path().join("signing.key"),
+            EXTRA,
+            dir.path(),
+        )?
+        .serving()
+        .await?;
         let addrs = (serve.http, serve.grpc);
         let id = uuid::Uuid::new_v4();
         let services = vec![SERVICE.to_string()];
@@ -85,7 +99,11 @@ impl Harness {
             origins_requested: 0,
         };
         harness
-            .call(Role::Admin, "/services", json!({ "name": SERVICE, "description": "fleet benchmark" }))
+            .call(
+                Role::Admin,
+                "/services",
+                json!({ "name": SERVICE, "description": "fleet benchmark" }),
+            )
             .await
             .context("creating the service")?;
         Ok(harness)
@@ -108,7 +126,10 @@ impl Harness {
 
     /// `kill -9`s the control plane and waits until it is gone.
     pub async fn kill(&mut self) -> Result<()> {
-        let mut serve = self.serve.take().context("the control plane is not running")?;
+        let mut serve = self
+            .serve
+            .take()
+            .context("the control plane is not running")?;
         serve.process.signal("-KILL")?;
         serve.process.child.wait().await?;
         Ok(())
@@ -165,8 +186,12 @@ impl Harness {
 
     /// Approves origin `id` (as approver).
     pub async fn approve(&self, id: &(impl std::fmt::Display + ?Sized)) -> Result<()> {
-        self.call(Role::Approver, &format!("/origins/{id}/approve"), json!({ "note": "fleet" }))
-            .await?;
+        self.call(
+            Role::Approver,
+            &format!("/origins/{id}/approve"),
+            json!({ "note": "fleet" }),
+        )
+        .await?;
         Ok(())
     }
 
@@ -182,7 +207,9 @@ impl Harness {
             .error_for_status()?
             .json()
             .await?;
-        body["revision"].as_i64().context("policy without a revision")
+        body["revision"]
+            .as_i64()
+            .context("policy without a revision")
     }
 
     /// How many agents' ACKs of `revision` (or later) the control plane has
@@ -218,7 +245,10 @@ impl Harness {
 
     /// The control plane's log so far.
     pub fn log(&self) -> String {
-        self.serve.as_ref().map(|s| s.process.log()).unwrap_or_default()
+        self.serve
+            .as_ref()
+            .map(|s| s.process.log())
+            .unwrap_or_default()
     }
 }
 

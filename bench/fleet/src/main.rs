@@ -56,11 +56,16 @@ async fn main() -> Result<()> {
     };
     let n = args.agents;
     println!("# corsair-fleet-bench");
-    println!("command: {}", std::env::args().collect::<Vec<_>>().join(" "));
+    println!(
+        "command: {}",
+        std::env::args().collect::<Vec<_>>().join(" ")
+    );
     println!("started: {}", now_utc());
     println!("machine: {} CPUs, {} RAM", cpus(), mem_total());
     println!("load average before: {}", loadavg());
-    println!("agents: {n} (one sync client and HTTP/2 connection each); simulator RLIMIT_NOFILE {nofile}");
+    println!(
+        "agents: {n} (one sync client and HTTP/2 connection each); simulator RLIMIT_NOFILE {nofile}"
+    );
 
     let mut harness = Harness::start(&binary).await?;
     let pid = harness.pid().context("control plane has no pid")?;
@@ -75,13 +80,27 @@ async fn main() -> Result<()> {
     // connected and holding the current revision.
     let revision = harness.revision().await?;
     let started = Instant::now();
-    let fleet = Arc::new(Fleet::start(n, &harness.grpc_url(), &harness.agent_token, cache_root.path())?);
-    fleet.wait_converged(revision, Duration::from_secs(600)).await?;
+    let fleet = Arc::new(Fleet::start(
+        n,
+        &harness.grpc_url(),
+        &harness.agent_token,
+        cache_root.path(),
+    )?);
+    fleet
+        .wait_converged(revision, Duration::from_secs(600))
+        .await?;
     let connect_all = started.elapsed();
     let connected = proc_stats::sample(pid)?;
     println!("\n## Connect");
-    println!("connect-all (start to every agent connected and holding revision {revision}): {:.2} s", connect_all.as_secs_f64());
-    let reconnects: u64 = fleet.agents.iter().map(|a| a.status.borrow().reconnects).sum();
+    println!(
+        "connect-all (start to every agent connected and holding revision {revision}): {:.2} s",
+        connect_all.as_secs_f64()
+    );
+    let reconnects: u64 = fleet
+        .agents
+        .iter()
+        .map(|a| a.status.borrow().reconnects)
+        .sum();
     println!("connection attempts beyond the first, all agents: {reconnects}");
     print_memory(&idle, &connected, n);
 
@@ -98,17 +117,28 @@ async fn main() -> Result<()> {
         let t0 = Instant::now();
         harness.approve(&id).await?;
         let revision = harness.revision().await?;
-        fleet.wait_converged(revision, Duration::from_secs(120)).await?;
+        fleet
+            .wait_converged(revision, Duration::from_secs(120))
+            .await?;
         let latencies: Vec<Duration> = fleet
             .agents
             .iter()
-            .filter_map(|a| a.log().applied.iter().find(|(r, _)| *r == revision).map(|(_, t)| *t - t0))
+            .filter_map(|a| {
+                a.log()
+                    .applied
+                    .iter()
+                    .find(|(r, _)| *r == revision)
+                    .map(|(_, t)| *t - t0)
+            })
             .collect();
         all_applied.push(latencies.iter().max().copied().unwrap_or_default());
         per_agent.extend(latencies);
         let deadline = Instant::now() + Duration::from_secs(120);
         while harness.acked(revision).await? < n as i64 {
-            anyhow::ensure!(Instant::now() < deadline, "ACKs of revision {revision} not all recorded after 120 s");
+            anyhow::ensure!(
+                Instant::now() < deadline,
+                "ACKs of revision {revision} not all recorded after 120 s"
+            );
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         all_acked.push(t0.elapsed());
@@ -117,10 +147,22 @@ async fn main() -> Result<()> {
     }
     let after_approvals = proc_stats::sample(pid)?;
     let simulator_after = proc_stats::sample(std::process::id())?;
-    println!("\n## Approvals ({} approvals through the REST API, one after another)", args.approvals);
-    println!("approval -> each agent applied (every agent x approval): {}", summary(&per_agent));
-    println!("approval -> last agent applied (per approval): {}", summary(&all_applied));
-    println!("approval -> every ACK recorded in agent_services (per approval, 10 ms polling): {}", summary(&all_acked));
+    println!(
+        "\n## Approvals ({} approvals through the REST API, one after another)",
+        args.approvals
+    );
+    println!(
+        "approval -> each agent applied (every agent x approval): {}",
+        summary(&per_agent)
+    );
+    println!(
+        "approval -> last agent applied (per approval): {}",
+        summary(&all_applied)
+    );
+    println!(
+        "approval -> every ACK recorded in agent_services (per approval, 10 ms polling): {}",
+        summary(&all_acked)
+    );
     println!(
         "control plane CPU during the approvals: {:.2} s ({:.3} s per approval); RSS after: {} KiB",
         after_approvals.cpu_seconds - before_approvals.cpu_seconds,
@@ -133,12 +175,21 @@ async fn main() -> Result<()> {
         (simulator_after.cpu_seconds - simulator_before.cpu_seconds) / args.approvals.max(1) as f64
     );
     match fleet.check_no_change_lost(&revisions) {
-        Ok(()) => println!("no change lost: every agent held every approved revision, in order ({} revisions)", revisions.len()),
+        Ok(()) => println!(
+            "no change lost: every agent held every approved revision, in order ({} revisions)",
+            revisions.len()
+        ),
         Err(error) => println!("CHANGE LOST: {error:#}"),
     }
 
     if args.storm {
-        let report = storm::run(&mut harness, &fleet, &last_origin, Duration::from_secs_f64(args.down_for)).await?;
+        let report = storm::run(
+            &mut harness,
+            &fleet,
+            &last_origin,
+            Duration::from_secs_f64(args.down_for),
+        )
+        .await?;
         print_storm(&report, n);
     }
     println!("\nload average after: {}", loadavg());
@@ -157,11 +208,17 @@ fn print_memory(idle: &Sample, connected: &Sample, n: usize) {
         connected.rss_kib,
         grown as f64 / n.max(1) as f64
     );
-    println!("control plane CPU while connecting: {:.2} s", connected.cpu_seconds - idle.cpu_seconds);
+    println!(
+        "control plane CPU while connecting: {:.2} s",
+        connected.cpu_seconds - idle.cpu_seconds
+    );
 }
 
 fn print_storm(report: &storm::StormReport, n: usize) {
-    println!("\n## Crash and restart (kill -9, down {:.1} s)", report.down_for.as_secs_f64());
+    println!(
+        "\n## Crash and restart (kill -9, down {:.1} s)",
+        report.down_for.as_secs_f64()
+    );
     println!(
         "revision approved in the database while down: {}; approved through the API right after the restart: {}",
         report.revision_while_down, report.final_revision
@@ -190,7 +247,12 @@ fn print_storm(report: &storm::StormReport, n: usize) {
         report.enforcement_checks, report.enforcement_failures
     );
     if let Some(last) = report.samples.last() {
-        let peak = report.samples.iter().map(|(_, s)| s.rss_kib).max().unwrap_or(0);
+        let peak = report
+            .samples
+            .iter()
+            .map(|(_, s)| s.rss_kib)
+            .max()
+            .unwrap_or(0);
         println!(
             "restarted control plane: peak RSS {} KiB ({:.1} KiB per agent), {} KiB at convergence; CPU {:.2} s from start to convergence",
             peak,
@@ -198,8 +260,23 @@ fn print_storm(report: &storm::StormReport, n: usize) {
             last.1.rss_kib,
             last.1.cpu_seconds
         );
-        let rss: Vec<String> = report.samples.iter().step_by(5).map(|(t, s)| format!("{:.1}s:{}MiB/{:.1}cpu", t.as_secs_f64(), s.rss_kib / 1024, s.cpu_seconds)).collect();
-        println!("restarted control plane every 0.5 s (time: RSS / CPU seconds): {}", rss.join(" "));
+        let rss: Vec<String> = report
+            .samples
+            .iter()
+            .step_by(5)
+            .map(|(t, s)| {
+                format!(
+                    "{:.1}s:{}MiB/{:.1}cpu",
+                    t.as_secs_f64(),
+                    s.rss_kib / 1024,
+                    s.cpu_seconds
+                )
+            })
+            .collect();
+        println!(
+            "restarted control plane every 0.5 s (time: RSS / CPU seconds): {}",
+            rss.join(" ")
+        );
     }
 }
 
@@ -208,7 +285,11 @@ fn read(path: &str) -> String {
 }
 
 fn loadavg() -> String {
-    read("/proc/loadavg").split_whitespace().take(3).collect::<Vec<_>>().join(" / ")
+    read("/proc/loadavg")
+        .split_whitespace()
+        .take(3)
+        .collect::<Vec<_>>()
+        .join(" / ")
 }
 
 fn cpus() -> usize {
@@ -220,7 +301,9 @@ fn mem_total() -> String {
         .lines()
         .find_map(|l| l.strip_prefix("MemTotal:"))
         .and_then(|v| v.split_whitespace().next()?.parse::<u64>().ok())
-        .map_or("?".into(), |kib| format!("{:.1} GiB", kib as f64 / 1024.0 / 1024.0))
+        .map_or("?".into(), |kib| {
+            format!("{:.1} GiB", kib as f64 / 1024.0 / 1024.0)
+        })
 }
 
 fn now_utc() -> String {

@@ -15,7 +15,8 @@ pub fn percentile(values: &[Duration], p: f64) -> Option<Duration> {
 
 /// p50, p99 and max of `values`, formatted in milliseconds.
 pub fn summary(values: &[Duration]) -> String {
-    let ms = |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.0} ms", d.as_secs_f64() * 1e3));
+    let ms =
+        |d: Option<Duration>| d.map_or("-".into(), |d| format!("{:.0} ms", d.as_secs_f64() * 1e3));
     format!(
         "p50 {} | p99 {} | max {} (n = {})",
         ms(percentile(values, 50.0)),

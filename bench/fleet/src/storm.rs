@@ -39,7 +39,12 @@ pub struct StormReport {
 
 /// Runs the scenario on a converged `fleet` whose agents grant
 /// `enforced_origin`. The control plane stays down for `down_for`.
-pub async fn run(harness: &mut Harness, fleet: &Arc<Fleet>, enforced_origin: &str, down_for: Duration) -> Result<StormReport> {
+pub async fn run(
+    harness: &mut Harness,
+    fleet: &Arc<Fleet>,
+    enforced_origin: &str,
+    down_for: Duration,
+) -> Result<StormReport> {
     let (down_id, down_origin) = harness.request_origin().await?;
     let checks = Arc::new((AtomicU64::new(0), AtomicU64::new(0)));
     let checker = {
@@ -59,19 +64,27 @@ pub async fn run(harness: &mut Harness, fleet: &Arc<Fleet>, enforced_origin: &st
     harness
         .db()
         .store
-        .decide_origin(down_id, Decision::Approve, Some("approved while the control plane was down"), "approver@example.com")
+        .decide_origin(
+            down_id,
+            Decision::Approve,
+            Some("approved while the control plane was down"),
+            "approver@example.com",
+        )
         .await
         .context("approving in the database")?;
-    let revision_while_down: i64 = sqlx::query_scalar("SELECT revision FROM services WHERE name = $1")
-        .bind(crate::harness::SERVICE)
-        .fetch_one(harness.db().store.pool())
-        .await?;
+    let revision_while_down: i64 =
+        sqlx::query_scalar("SELECT revision FROM services WHERE name = $1")
+            .bind(crate::harness::SERVICE)
+            .fetch_one(harness.db().store.pool())
+            .await?;
     tokio::time::sleep(down_for.saturating_sub(killed_at.elapsed())).await;
 
     let restarted_at = Instant::now();
     let down_for = restarted_at - killed_at;
     harness.restart()?;
-    let pid = harness.pid().context("restarted control plane has no pid")?;
+    let pid = harness
+        .pid()
+        .context("restarted control plane has no pid")?;
     let sampler = tokio::spawn(async move {
         let mut samples = Vec::new();
         while let Ok(sample) = proc_stats::sample(pid) {
@@ -83,7 +96,9 @@ pub async fn run(harness: &mut Harness, fleet: &Arc<Fleet>, enforced_origin: &st
     harness.wait_serving().await?;
     let after_origin = harness.request_and_approve().await?;
     let final_revision = harness.revision().await?;
-    let converged = fleet.wait_converged(final_revision, Duration::from_secs(300)).await;
+    let converged = fleet
+        .wait_converged(final_revision, Duration::from_secs(300))
+        .await;
     let converged_after_restart = restarted_at.elapsed();
     checker.abort();
     let _ = checker.await;

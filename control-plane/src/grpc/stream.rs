@@ -120,7 +120,8 @@ impl AgentStream {
             End::AgentClosed | End::AgentGone(_) => None,
         };
         if let Some(status) = last {
-            let _ = tokio::time::timeout(FINAL_SEND, self.outbound.send(Box::new(Err(status)))).await;
+            let _ =
+                tokio::time::timeout(FINAL_SEND, self.outbound.send(Box::new(Err(status)))).await;
         }
     }
 
