@@ -88,7 +88,7 @@ impl Harness {
         db.store
             .create_agent_token(id, "fleet", &services, None, "fleet-bench")
             .await?;
-        let mut harness = Self {
+        let harness = Self {
             serve: Some(serve),
             binary,
             addrs,
