@@ -85,9 +85,13 @@ pub async fn run(
     let pid = harness
         .pid()
         .context("restarted control plane has no pid")?;
+    let sampling = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let keep_sampling = sampling.clone();
     let sampler = tokio::spawn(async move {
         let mut samples = Vec::new();
-        while let Ok(sample) = proc_stats::sample(pid) {
+        while keep_sampling.load(Ordering::Relaxed)
+            && let Ok(sample) = proc_stats::sample(pid)
+        {
             samples.push((restarted_at.elapsed(), sample));
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
@@ -102,7 +106,7 @@ pub async fn run(
     let converged_after_restart = restarted_at.elapsed();
     checker.abort();
     let _ = checker.await;
-    sampler.abort();
+    sampling.store(false, Ordering::Relaxed);
     let samples = match sampler.await {
         Ok(samples) => samples,
         Err(_) => Vec::new(),
