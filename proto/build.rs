@@ -8,12 +8,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         unsafe { std::env::set_var("PROTOC", protoc) };
     }
     println!("cargo:rerun-if-changed=proto");
-    tonic_prost_build::configure().compile_protos(
-        &[
-            "proto/corsair/v1/policy.proto",
-            "proto/corsair/v1/telemetry.proto",
-        ],
-        &["proto"],
-    )?;
+    tonic_prost_build::configure()
+        // Per-stream buffers sized for PolicySync's small messages (see src/codec.rs).
+        .codec_path("crate::codec::CompactCodec")
+        .compile_protos(
+            &[
+                "proto/corsair/v1/policy.proto",
+                "proto/corsair/v1/telemetry.proto",
+            ],
+            &["proto"],
+        )?;
     Ok(())
 }

@@ -450,6 +450,35 @@ async fn connect(args: &DbArgs) -> anyhow::Result<Store> {
         .context("connecting to the database")
 }
 
+/// Raises the open-file limit (`RLIMIT_NOFILE`) to its hard limit: every
+/// agent stream holds a socket, and the usual soft limit (1,024) would cap a
+/// replica at about a thousand agents. A failure is logged, not fatal.
+fn raise_open_files_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => tracing::info!(limit, "open-file limit (RLIMIT_NOFILE)"),
+        Err(error) => tracing::warn!(%error, "cannot raise the open-file limit"),
+    }
+}
+
+/// Pending connections the gRPC listener queues (the kernel caps it at
+/// `net.core.somaxconn`): after a restart, thousands of agents reconnect
+/// within seconds, and tokio's default of 1,024 would drop SYNs (each costing
+/// an agent a one-second retransmit).
+const GRPC_BACKLOG: u32 = 4096;
+
+/// Binds the gRPC listener (address reuse on, as `TcpListener::bind`) with
+/// [`GRPC_BACKLOG`].
+fn bind_grpc(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(GRPC_BACKLOG)
+}
+
 /// How often a deferred bootstrap admin checks whether the schema is current.
 const BOOTSTRAP_SCHEMA_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -470,6 +499,7 @@ async fn bootstrap(store: &Store, email: &str, file: &std::path::Path) -> anyhow
 }
 
 async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    raise_open_files_limit();
     // Before the database: a bad certificate path is the likelier mistake.
     let tls = args.tls.load()?;
     let sign_in = args.sign_in.load().await?;
@@ -517,9 +547,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .await
         .with_context(|| format!("binding HTTP to {}", args.http))?;
     // Bound now so a taken port fails start-up, not the first agent.
-    let grpc = TcpListener::bind(args.grpc)
-        .await
-        .with_context(|| format!("binding gRPC to {}", args.grpc))?;
+    let grpc = bind_grpc(args.grpc).with_context(|| format!("binding gRPC to {}", args.grpc))?;
 
     let node = Node {
         store,

@@ -180,7 +180,33 @@ impl Serve {
         I: IntoIterator<Item = S>,
         S: AsRef<OsStr>,
     {
-        let (http, grpc) = (free_addr()?, free_addr()?);
+        Self::spawn_at(
+            binary,
+            database_url,
+            signing_key_file,
+            (free_addr()?, free_addr()?),
+            extra,
+            log_dir,
+        )
+    }
+
+    /// Like [`Serve::spawn`], on the given `(http, grpc)` addresses (those
+    /// of a `serve` that was stopped or killed, to start it again where its
+    /// clients look for it). The log is `<log_dir>/serve-<http port>.log`;
+    /// a restart starts it afresh (so [`Serve::wait_serving`] waits for the
+    /// new process).
+    pub fn spawn_at<I, S>(
+        binary: &str,
+        database_url: &str,
+        signing_key_file: &Path,
+        (http, grpc): (SocketAddr, SocketAddr),
+        extra: I,
+        log_dir: &Path,
+    ) -> Result<Self>
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<OsStr>,
+    {
         let mut command = Command::new(binary);
         command
             .env_remove("CORSAIR_DATABASE_URL")

@@ -206,9 +206,10 @@ impl SyncClient {
         let status = self.publisher.status();
         let mut attempt: u64 = 0;
         loop {
-            if attempt > 0 {
-                status.send_modify(|s| s.reconnects += 1);
-            }
+            status.send_modify(|s| {
+                s.reconnects += u64::from(attempt > 0);
+                s.last_attempt = Some(std::time::Instant::now());
+            });
             attempt += 1;
             let mut established = None;
             let failure = tokio::select! {

@@ -34,8 +34,13 @@ pub struct SyncStatus {
     pub connected: bool,
     /// Per service.
     pub services: BTreeMap<String, ServiceStatus>,
-    /// Streams (re)opened after the first attempt.
+    /// Connection attempts after the first one (each reconnect attempt,
+    /// whether or not it succeeded).
     pub reconnects: u64,
+    /// When the latest connection attempt started (the first one included),
+    /// on the monotonic clock: with [`SyncStatus::reconnects`], how a fleet's
+    /// attempts spread out over time after an outage (the jittered backoff).
+    pub last_attempt: Option<std::time::Instant>,
     /// The last stream or connection error.
     pub last_error: Option<String>,
     /// Syncing stopped for good (a fatal protocol error); policies stay in force.

@@ -8,12 +8,14 @@
 //!   Hello checks, agent records).
 //! - `stream`: one agent's stream (snapshots out, ACK/NACK in).
 //! - [`revocations`]: revoked agent-token ids fanned out to open streams.
+//! - `acks`: the streams' ACKs and heartbeats, written to Postgres in batches.
 //! - `auth`, `convert`: bearer-token check; domain → wire conversion.
 //!
 //! Wiring: [`serve`] runs everything on an already-bound listener until a
 //! shutdown future completes, then ends open streams with UNAVAILABLE (agents
 //! reconnect, possibly to another replica) and drains them.
 
+mod acks;
 pub(crate) mod auth;
 mod convert;
 pub mod pg;

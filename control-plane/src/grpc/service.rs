@@ -2,15 +2,18 @@
 //! records the agent and hands the stream to its own task ([`super::stream`]).
 
 use super::GrpcConfig;
+use super::acks::AckWriter;
 use super::auth::{authenticate, bind_agent};
 use super::revocations::Revocations;
-use super::stream::{AgentStream, Connections};
+use super::stream::{AgentStream, Connections, Outbound};
 use super::watch::PolicyWatcher;
 use crate::auth::SigningKey;
 use crate::store::Store;
 use crate::store::agents::AgentHello;
 use corsair_proto::v1::policy_sync_server::PolicySync;
 use corsair_proto::v1::{AgentMessage, ControlMessage, Hello, agent_message};
+use futures_util::StreamExt as _;
+use futures_util::stream::Map;
 use std::collections::{BTreeSet, HashMap};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
@@ -34,6 +37,7 @@ pub struct PolicySyncService<W> {
     shutdown: watch::Receiver<bool>,
     connections: Connections,
     drain: mpsc::WeakSender<()>,
+    acks: AckWriter,
 }
 
 impl<W: PolicyWatcher> PolicySyncService<W> {
@@ -42,7 +46,10 @@ impl<W: PolicyWatcher> PolicySyncService<W> {
     /// streams with UNAUTHENTICATED. Open streams end (UNAVAILABLE, so agents reconnect elsewhere)
     /// once `shutdown` turns `true`. Each stream holds a clone of `drain`
     /// until it has wound down (new streams are refused once every strong
-    /// sender is gone), so the owner of the receiver can wait for them all.
+    /// sender is gone), so the owner of the receiver can wait for them all;
+    /// so does the task that writes the streams' ACKs and heartbeats in
+    /// batches, until every stream and this service are gone. Call within a
+    /// Tokio runtime (it starts that task).
     pub fn new(
         watcher: W,
         revocations: Revocations,
@@ -52,6 +59,7 @@ impl<W: PolicyWatcher> PolicySyncService<W> {
         shutdown: watch::Receiver<bool>,
         drain: mpsc::WeakSender<()>,
     ) -> Self {
+        let acks = AckWriter::spawn(store.clone(), drain.upgrade());
         Self {
             watcher,
             revocations,
@@ -61,13 +69,14 @@ impl<W: PolicyWatcher> PolicySyncService<W> {
             shutdown,
             connections: Connections::default(),
             drain,
+            acks,
         }
     }
 }
 
 #[tonic::async_trait]
 impl<W: PolicyWatcher> PolicySync for PolicySyncService<W> {
-    type SyncStream = ReceiverStream<Result<ControlMessage, Status>>;
+    type SyncStream = Map<ReceiverStream<Outbound>, fn(Outbound) -> Result<ControlMessage, Status>>;
 
     async fn sync(
         &self,
@@ -141,6 +150,7 @@ impl<W: PolicyWatcher> PolicySync for PolicySyncService<W> {
             inbound,
             outbound: tx,
             store: self.store.clone(),
+            acks: self.acks.clone(),
             shutdown: self.shutdown.clone(),
             connections: self.connections.clone(),
             token_id: auth.token_id,
@@ -152,7 +162,8 @@ impl<W: PolicyWatcher> PolicySync for PolicySyncService<W> {
             _drain: drain,
         };
         tokio::spawn(stream.run().instrument(span));
-        Ok(Response::new(ReceiverStream::new(rx)))
+        let unbox: fn(Outbound) -> Result<ControlMessage, Status> = |message| *message;
+        Ok(Response::new(ReceiverStream::new(rx).map(unbox)))
     }
 }
 

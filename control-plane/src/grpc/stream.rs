@@ -1,6 +1,7 @@
 //! One agent's stream after its Hello: initial snapshots, pushes on change,
 //! ACK/NACK bookkeeping, and the disconnect record when it ends.
 
+use super::acks::AckWriter;
 use super::convert::snapshot_message;
 use super::revocations::{Revoked, revoked};
 use super::watch::PolicyReceiver;
@@ -45,6 +46,11 @@ impl Connections {
     }
 }
 
+/// One message (or the final status) on its way to the agent, boxed: a
+/// channel allocates its slots in blocks of 32, and 32 pointers cost far
+/// less per stream than 32 messages.
+pub(crate) type Outbound = Box<Result<ControlMessage, Status>>;
+
 /// The state of one stream; kept small (1,000s of these per replica).
 pub(crate) struct AgentStream {
     pub agent_id: String,
@@ -52,8 +58,10 @@ pub(crate) struct AgentStream {
     pub held: HashMap<String, i64>,
     pub watches: Vec<(String, PolicyReceiver)>,
     pub inbound: Streaming<AgentMessage>,
-    pub outbound: mpsc::Sender<Result<ControlMessage, Status>>,
+    pub outbound: mpsc::Sender<Outbound>,
     pub store: Store,
+    /// Where ACKs and heartbeats go (written in batches).
+    pub acks: AckWriter,
     pub shutdown: watch::Receiver<bool>,
     pub connections: Connections,
     /// The token the stream authenticated with, re-checked periodically.
@@ -123,7 +131,8 @@ impl AgentStream {
             End::AgentClosed | End::AgentGone(_) => None,
         };
         if let Some(status) = last {
-            let _ = tokio::time::timeout(FINAL_SEND, self.outbound.send(Err(status))).await;
+            let _ =
+                tokio::time::timeout(FINAL_SEND, self.outbound.send(Box::new(Err(status)))).await;
         }
     }
 
@@ -188,9 +197,7 @@ impl AgentStream {
                     // The heartbeat: a quiet stream is still a live agent,
                     // and a replica that died without recording disconnects
                     // stops bumping, so its agents read as gone.
-                    if let Err(error) = self.store.agent_seen(&self.agent_id).await {
-                        warn!(%error, "cannot record agent heartbeat");
-                    }
+                    self.acks.seen(&self.agent_id).await;
                 }
             }
         }
@@ -208,7 +215,7 @@ impl AgentStream {
         }
         // A slow agent must not hold up shutdown.
         tokio::select! {
-            sent = self.outbound.send(Ok(snapshot_message(service, state))) => {
+            sent = self.outbound.send(Box::new(Ok(snapshot_message(service, state)))) => {
                 sent.map_err(|_| End::AgentGone("response stream dropped".into()))?;
             }
             _ = self.shutdown.wait_for(|stop| *stop) => return Err(End::Shutdown),
@@ -243,7 +250,7 @@ impl AgentStream {
     async fn received(&mut self, message: AgentMessage) {
         let result = match message.msg {
             Some(agent_message::Msg::Ack(ack)) if self.held.contains_key(&ack.service) => {
-                info!(service = %ack.service, revision = ack.revision, "agent applied policy");
+                debug!(service = %ack.service, revision = ack.revision, "agent applied policy");
                 metrics().acks.inc();
                 if let Some((revision, at)) = self.pushed_at.remove(&ack.service)
                     && revision == ack.revision
@@ -252,9 +259,10 @@ impl AgentStream {
                         .push_to_ack_seconds
                         .observe(at.elapsed().as_secs_f64());
                 }
-                self.store
-                    .agent_acked(&self.agent_id, &ack.service, ack.revision)
-                    .await
+                self.acks
+                    .acked(&self.agent_id, &ack.service, ack.revision)
+                    .await;
+                Ok(())
             }
             Some(agent_message::Msg::Nack(nack)) if self.held.contains_key(&nack.service) => {
                 warn!(service = %nack.service, revision = nack.revision, error = %nack.error, "agent refused policy");
@@ -265,7 +273,8 @@ impl AgentStream {
             }
             other => {
                 warn!(message = ?other, "unexpected message from agent; ignored");
-                self.store.agent_seen(&self.agent_id).await
+                self.acks.seen(&self.agent_id).await;
+                Ok(())
             }
         };
         if let Err(error) = result {

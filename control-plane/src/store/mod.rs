@@ -18,12 +18,14 @@
 //! - [`agent_status`]: the read side of the agents table, for the API.
 //! - [`agents`]: the write side: connected agents, their ACKs/NACKs (gRPC).
 //! - [`rollout`]: how far a revision has reached the connected agents, and the channel that announces changes to it.
+//! - [`agent_batches`]: ACKs and heartbeats of many streams in one statement.
 //! - [`agent_bindings`]: which agent token lineage owns which agent id.
 //! - [`sessions`]: session revocation and API tokens for automation.
 //! - [`throttle`]: failed-login counts for throttling.
 //! - [`overview`]: read models for the admin UI (overview, queue, audit pages, chain check).
 //! - [`blocked`]: blocked-request telemetry (ingestion, partitions, queries).
 
+pub mod agent_batches;
 pub mod agent_bindings;
 pub mod agent_status;
 pub mod agents;
