@@ -41,6 +41,19 @@ pub struct Count {
     pub count: u64,
 }
 
+/// Allowed requests one approved pattern granted in an interval, as
+/// uploaded. A wildcard pattern counts every origin it matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllowedCount {
+    /// The service whose policy granted them.
+    pub service: String,
+    /// The approved pattern, as the policy lists it (e.g.
+    /// `https://*.example.com`).
+    pub pattern: String,
+    /// Requests (actual requests and preflights) granted.
+    pub count: u64,
+}
+
 /// One interval's batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batch {
@@ -60,6 +73,10 @@ pub struct Batch {
     pub dropped_events: u64,
     /// Service the dropped events are reported under.
     pub dropped_service: String,
+    /// Allowed requests per approved pattern (absent in batches spilled by
+    /// an agent from before allowed counting).
+    #[serde(default)]
+    pub allowed: Vec<AllowedCount>,
 }
 
 impl Batch {
@@ -237,6 +254,7 @@ mod tests {
             }],
             dropped_events: 0,
             dropped_service: "s".into(),
+            allowed: Vec::new(),
         }
     }
 

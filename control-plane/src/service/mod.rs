@@ -4,6 +4,8 @@
 //!
 //! - [`error`]: [`Error`], the face-neutral refusal every function returns.
 //! - [`origins`]: request, approve, reject, revoke (four eyes, expiry, the reject note).
+//! - [`revocations`]: revocation requests (ask, confirm with four eyes, dismiss).
+//! - [`usage`]: origins with their usage, the stale-origins view.
 //! - [`services`]: create, edit (settings, description) and delete services.
 //! - [`simulate`]: the policy simulator (the engine on a service's effective policy).
 //! - [`tokens`]: issue and revoke agent tokens and API tokens.
@@ -13,9 +15,11 @@
 
 pub mod error;
 pub mod origins;
+pub mod revocations;
 pub mod services;
 pub mod simulate;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 pub mod validate;
 

@@ -12,10 +12,31 @@ use chrono::{DateTime, Utc};
 /// Four eyes: nobody approves their own request, unless the control plane
 /// runs with `--single-operator`; [`Error::Forbidden`] otherwise.
 pub fn check_four_eyes(state: &AppState, origin: &Origin, actor: &str) -> Result<(), Error> {
-    if !state.single_operator && origin.requested_by.eq_ignore_ascii_case(actor) {
+    check_four_eyes_on(
+        state,
+        &origin.requested_by,
+        &origin.pattern,
+        "requested",
+        "approve",
+        actor,
+    )
+}
+
+/// The four-eyes rule for any two-step change: `actor` may not `confirm`
+/// (e.g. "approve") what they themselves `asked` (e.g. "requested", "asked
+/// to revoke") for `pattern`, unless the control plane runs with
+/// `--single-operator`; [`Error::Forbidden`] otherwise.
+pub fn check_four_eyes_on(
+    state: &AppState,
+    asked_by: &str,
+    pattern: &str,
+    asked: &str,
+    confirm: &str,
+    actor: &str,
+) -> Result<(), Error> {
+    if !state.single_operator && asked_by.eq_ignore_ascii_case(actor) {
         return Err(Error::Forbidden(format!(
-            "four-eyes rule: {actor} requested origin {} and cannot also approve it; ask another approver",
-            origin.pattern
+            "four-eyes rule: {actor} {asked} origin {pattern} and cannot also {confirm} it; ask another approver"
         )));
     }
     Ok(())
