@@ -27,7 +27,11 @@
 //!   sequence number, and is sent after the restart.
 //! - A full queue (`--report-queue` batches unacknowledged) drops the
 //!   oldest batches; their event count travels with the next batch
-//!   (`dropped_events`), so the control plane shows the loss.
+//!   (`dropped_events`), so the control plane shows the loss; their allowed
+//!   counts are merged into the next batch's, so none is lost.
+//!
+//! Allowed counts have the same guarantees as blocked ones: they are taken
+//! at the same moment, into the same batch.
 
 pub mod counter;
 pub mod queue;
