@@ -57,7 +57,7 @@ async fn approved_days_ago(api: &Api, id: i64, days: i64) {
     sqlx::query("UPDATE origins SET decided_at = now() - make_interval(days => $2) WHERE id = $1")
         .bind(id)
         .bind(i32::try_from(days).expect("small"))
-        .execute(api.db.pool())
+        .execute(api.store.pool())
         .await
         .expect("backdate");
 }

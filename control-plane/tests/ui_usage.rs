@@ -26,7 +26,7 @@ async fn approved(server: &Server, pattern: &str, days: i32) -> Result<i64> {
     sqlx::query("UPDATE origins SET decided_at = now() - make_interval(days => $2) WHERE id = $1")
         .bind(o.id)
         .bind(days)
-        .execute(server.db.pool())
+        .execute(server.db.store.pool())
         .await?;
     Ok(o.id)
 }
