@@ -148,7 +148,11 @@ fn evaluate_never_allocates() {
     policy.take_uses(|pattern, n| {
         used.insert(pattern.to_owned(), n);
     });
-    assert_eq!(used.get("https://app9999.example.com"), Some(&1), "{used:?}");
+    assert_eq!(
+        used.get("https://app9999.example.com"),
+        Some(&1),
+        "{used:?}"
+    );
     assert_eq!(used.get("https://*.example.org"), Some(&1), "{used:?}");
     assert!(
         matches!(used.get("https://app42.example.com"), Some(1 | 2)),

@@ -113,7 +113,10 @@ async fn usage_is_stored_once_per_batch_and_shown_beside_each_origin() {
         &[("https://app.example.com", 5), ("https://*.example.org", 2)],
     );
     assert!(matches!(
-        api.store.ingest_blocked_batch(&first).await.expect("ingest"),
+        api.store
+            .ingest_blocked_batch(&first)
+            .await
+            .expect("ingest"),
         Ingested::Stored { .. }
     ));
     // A retry of the same batch adds nothing.
@@ -122,10 +125,18 @@ async fn usage_is_stored_once_per_batch_and_shown_beside_each_origin() {
         Ingested::Duplicate
     );
     let recent = uses("2", 0, &[("https://*.example.org", 7)]);
-    api.store.ingest_blocked_batch(&recent).await.expect("ingest");
+    api.store
+        .ingest_blocked_batch(&recent)
+        .await
+        .expect("ingest");
 
     let list = api
-        .as_role(Role::Viewer, Method::GET, "/api/v1/services/shop/origins", None)
+        .as_role(
+            Role::Viewer,
+            Method::GET,
+            "/api/v1/services/shop/origins",
+            None,
+        )
         .await;
     assert_eq!(list.status, StatusCode::OK, "{}", list.body);
     let got = by_pattern(&list.body);
@@ -162,7 +173,12 @@ async fn stale_origins_lists_unused_approved_origins_as_json_and_csv() {
         .expect("ingest");
 
     let stale = api
-        .as_role(Role::Viewer, Method::GET, "/api/v1/origins/stale?unused_days=90", None)
+        .as_role(
+            Role::Viewer,
+            Method::GET,
+            "/api/v1/origins/stale?unused_days=90",
+            None,
+        )
         .await;
     assert_eq!(stale.status, StatusCode::OK, "{}", stale.body);
     let patterns: Vec<&str> = stale
@@ -184,12 +200,26 @@ async fn stale_origins_lists_unused_approved_origins_as_json_and_csv() {
 
     // Fewer days: the one approved 10 days ago is stale too.
     let shorter = api
-        .as_role(Role::Viewer, Method::GET, "/api/v1/origins/stale?unused_days=5", None)
+        .as_role(
+            Role::Viewer,
+            Method::GET,
+            "/api/v1/origins/stale?unused_days=5",
+            None,
+        )
         .await;
-    assert_eq!(shorter.body.as_array().map(Vec::len), Some(3), "{}", shorter.body);
+    assert_eq!(
+        shorter.body.as_array().map(Vec::len),
+        Some(3),
+        "{}",
+        shorter.body
+    );
 
-    let (status, content_type, csv) =
-        raw(&api, "/api/v1/origins/stale?unused_days=90&format=csv", Role::Viewer).await;
+    let (status, content_type, csv) = raw(
+        &api,
+        "/api/v1/origins/stale?unused_days=90&format=csv",
+        Role::Viewer,
+    )
+    .await;
     assert_eq!(status, StatusCode::OK);
     assert!(content_type.starts_with("text/csv"), "{content_type}");
     let lines: Vec<&str> = csv.lines().collect();
@@ -198,7 +228,10 @@ async fn stale_origins_lists_unused_approved_origins_as_json_and_csv() {
         "id,service,pattern,approved_at,approved_by,last_allowed_at,revocation_requested_by"
     );
     assert_eq!(lines.len(), 3, "{csv}");
-    assert!(lines[1].starts_with(&format!("{never},shop,https://never.example.com,")), "{csv}");
+    assert!(
+        lines[1].starts_with(&format!("{never},shop,https://never.example.com,")),
+        "{csv}"
+    );
 
     for bad in ["0", "3651", "-1"] {
         let r = api
@@ -209,16 +242,33 @@ async fn stale_origins_lists_unused_approved_origins_as_json_and_csv() {
                 None,
             )
             .await;
-        assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{bad}: {}", r.body);
+        assert_eq!(
+            r.status,
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "{bad}: {}",
+            r.body
+        );
         assert!(r.error_message().contains("unused_days"), "{}", r.body);
     }
     for bad in ["", "?unused_days=ninety", "?unused_days=9&extra=1"] {
         let r = api
-            .as_role(Role::Viewer, Method::GET, &format!("/api/v1/origins/stale{bad}"), None)
+            .as_role(
+                Role::Viewer,
+                Method::GET,
+                &format!("/api/v1/origins/stale{bad}"),
+                None,
+            )
             .await;
         assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad}: {}", r.body);
     }
-    let anonymous = api.call(Method::GET, "/api/v1/origins/stale?unused_days=9", None, None).await;
+    let anonymous = api
+        .call(
+            Method::GET,
+            "/api/v1/origins/stale?unused_days=9",
+            None,
+            None,
+        )
+        .await;
     assert_eq!(anonymous.status, StatusCode::UNAUTHORIZED);
 }
 
@@ -231,17 +281,32 @@ async fn revocation_requests_need_a_second_person_and_are_audited() {
 
     // A viewer cannot ask; a blank reason is refused.
     let r = api
-        .as_role(Role::Viewer, Method::POST, &path(""), Some(json!({"reason": "old"})))
+        .as_role(
+            Role::Viewer,
+            Method::POST,
+            &path(""),
+            Some(json!({"reason": "old"})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.body);
     let r = api
-        .as_role(Role::Approver, Method::POST, &path(""), Some(json!({"reason": "  "})))
+        .as_role(
+            Role::Approver,
+            Method::POST,
+            &path(""),
+            Some(json!({"reason": "  "})),
+        )
         .await;
     assert_eq!(r.status, StatusCode::UNPROCESSABLE_ENTITY, "{}", r.body);
 
     // The approver asks; nothing changes for agents yet.
     let rev_before = api
-        .as_role(Role::Viewer, Method::GET, "/api/v1/services/shop/policy", None)
+        .as_role(
+            Role::Viewer,
+            Method::GET,
+            "/api/v1/services/shop/policy",
+            None,
+        )
         .await
         .body["revision"]
         .clone();
@@ -255,17 +320,33 @@ async fn revocation_requests_need_a_second_person_and_are_audited() {
         .await;
     assert_eq!(asked.status, StatusCode::OK, "{}", asked.body);
     assert_eq!(asked.body["status"], "approved");
-    assert_eq!(asked.body["revocation_requested_by"], "approver@example.com");
+    assert_eq!(
+        asked.body["revocation_requested_by"],
+        "approver@example.com"
+    );
     assert_eq!(asked.body["revocation_reason"], "Unused for 90 days");
     let policy = api
-        .as_role(Role::Viewer, Method::GET, "/api/v1/services/shop/policy", None)
+        .as_role(
+            Role::Viewer,
+            Method::GET,
+            "/api/v1/services/shop/policy",
+            None,
+        )
         .await;
     assert_eq!(policy.body["revision"], rev_before);
-    assert_eq!(policy.body["spec"]["origins"], json!(["https://idle.example.com"]));
+    assert_eq!(
+        policy.body["spec"]["origins"],
+        json!(["https://idle.example.com"])
+    );
 
     // Asking twice conflicts; whoever asked cannot confirm (four eyes).
     let again = api
-        .as_role(Role::Requester, Method::POST, &path(""), Some(json!({"reason": "x"})))
+        .as_role(
+            Role::Requester,
+            Method::POST,
+            &path(""),
+            Some(json!({"reason": "x"})),
+        )
         .await;
     assert_eq!(again.status, StatusCode::CONFLICT, "{}", again.body);
     let own = api
@@ -276,14 +357,27 @@ async fn revocation_requests_need_a_second_person_and_are_audited() {
 
     // A second approver confirms: revoked, out of the policy.
     let confirmed = api
-        .as_role(Role::Admin, Method::POST, &path("/confirm"), Some(json!({"note": "agreed"})))
+        .as_role(
+            Role::Admin,
+            Method::POST,
+            &path("/confirm"),
+            Some(json!({"note": "agreed"})),
+        )
         .await;
     assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
     assert_eq!(confirmed.body["status"], "revoked");
     assert_eq!(confirmed.body["decided_by"], "admin@example.com");
-    assert_eq!(confirmed.body["revocation_requested_by"], "approver@example.com");
+    assert_eq!(
+        confirmed.body["revocation_requested_by"],
+        "approver@example.com"
+    );
     let policy = api
-        .as_role(Role::Viewer, Method::GET, "/api/v1/services/shop/policy", None)
+        .as_role(
+            Role::Viewer,
+            Method::GET,
+            "/api/v1/services/shop/policy",
+            None,
+        )
         .await;
     assert_eq!(policy.body["spec"]["origins"], json!([]));
     let again = api
@@ -294,22 +388,42 @@ async fn revocation_requests_need_a_second_person_and_are_audited() {
     // Dismissing keeps the origin.
     let kept = approve(&api, "https://kept.example.com").await;
     let kept_path = format!("/api/v1/origins/{kept}/revocation-request");
-    api.as_role(Role::Requester, Method::POST, &kept_path, Some(json!({"reason": "old?"})))
-        .await;
+    api.as_role(
+        Role::Requester,
+        Method::POST,
+        &kept_path,
+        Some(json!({"reason": "old?"})),
+    )
+    .await;
     let dismissed = api
-        .as_role(Role::Approver, Method::POST, &format!("{kept_path}/dismiss"), None)
+        .as_role(
+            Role::Approver,
+            Method::POST,
+            &format!("{kept_path}/dismiss"),
+            None,
+        )
         .await;
     assert_eq!(dismissed.status, StatusCode::OK, "{}", dismissed.body);
     assert_eq!(dismissed.body["status"], "approved");
     assert_eq!(dismissed.body["revocation_requested_by"], Value::Null);
     let none = api
-        .as_role(Role::Admin, Method::POST, &format!("{kept_path}/confirm"), None)
+        .as_role(
+            Role::Admin,
+            Method::POST,
+            &format!("{kept_path}/confirm"),
+            None,
+        )
         .await;
     assert_eq!(none.status, StatusCode::CONFLICT, "{}", none.body);
 
     // Every step is in the audit log.
     let audit = api
-        .as_role(Role::Viewer, Method::GET, "/api/v1/audit?service=shop", None)
+        .as_role(
+            Role::Viewer,
+            Method::GET,
+            "/api/v1/audit?service=shop",
+            None,
+        )
         .await;
     let actions: Vec<&str> = audit
         .body

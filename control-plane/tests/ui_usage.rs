@@ -18,7 +18,13 @@ use ui_support::{Server, email};
 async fn approved(server: &Server, pattern: &str, days: i32) -> Result<i64> {
     let store = &server.db.store;
     let o = store
-        .request_origin("payments-api", pattern, "test", None, "requester@example.com")
+        .request_origin(
+            "payments-api",
+            pattern,
+            "test",
+            None,
+            "requester@example.com",
+        )
         .await?;
     store
         .decide_origin(o.id, Decision::Approve, None, "approver@example.com")
@@ -69,16 +75,32 @@ async fn stale_origins_lead_to_a_confirmed_revocation() -> Result<()> {
     let page = viewer.get("/services/payments-api").await?;
     assert_eq!(page.status, 200, "{}", page.body);
     let used_row = row(&page.body, "https://used.example.com").context("used row")?;
-    assert!(used_row.contains("<td class=\"allowed-30d\">42</td>"), "{used_row}");
-    assert!(used_row.contains(&now.format("%Y-%m-%d").to_string()), "{used_row}");
+    assert!(
+        used_row.contains("<td class=\"allowed-30d\">42</td>"),
+        "{used_row}"
+    );
+    assert!(
+        used_row.contains(&now.format("%Y-%m-%d").to_string()),
+        "{used_row}"
+    );
     let stale_row = row(&page.body, "https://stale.example.com").context("stale row")?;
-    assert!(stale_row.contains("<td class=\"allowed-30d\">0</td>"), "{stale_row}");
-    assert!(stale_row.contains("<td class=\"last-used\">—</td>"), "{stale_row}");
+    assert!(
+        stale_row.contains("<td class=\"allowed-30d\">0</td>"),
+        "{stale_row}"
+    );
+    assert!(
+        stale_row.contains("<td class=\"last-used\">—</td>"),
+        "{stale_row}"
+    );
 
     // The stale page lists only the unused one; a viewer gets no form.
     let page = viewer.get("/origins/stale?unused_days=90").await?;
     assert_eq!(page.status, 200, "{}", page.body);
-    assert!(row(&page.body, "https://used.example.com").is_none(), "{}", page.body);
+    assert!(
+        row(&page.body, "https://used.example.com").is_none(),
+        "{}",
+        page.body
+    );
     let listed = row(&page.body, "https://stale.example.com").context("stale listed")?;
     assert!(listed.contains("never"), "{listed}");
     assert!(!listed.contains("Request revocation"), "{listed}");
@@ -108,12 +130,19 @@ async fn stale_origins_lead_to_a_confirmed_revocation() -> Result<()> {
     let r = requester
         .post(
             &format!("/origins/{stale}/revocation-request"),
-            &[("reason", reason.as_str()), ("next", "/origins/stale?unused_days=90")],
+            &[
+                ("reason", reason.as_str()),
+                ("next", "/origins/stale?unused_days=90"),
+            ],
         )
         .await?;
     assert_eq!(r.status, 303, "{}", r.body);
     let shown = requester.follow(&r).await?;
-    assert!(shown.body.contains("Revocation requested"), "{}", shown.body);
+    assert!(
+        shown.body.contains("Revocation requested"),
+        "{}",
+        shown.body
+    );
     let origin = server.db.store.get_origin(stale).await?;
     assert_eq!(origin.status, OriginStatus::Approved);
     assert_eq!(
@@ -135,7 +164,11 @@ async fn stale_origins_lead_to_a_confirmed_revocation() -> Result<()> {
         .await?;
     assert_eq!(r.status, 303, "{}", r.body);
     let shown = approver.follow(&r).await?;
-    assert!(shown.body.contains("Revoked https://stale.example.com"), "{}", shown.body);
+    assert!(
+        shown.body.contains("Revoked https://stale.example.com"),
+        "{}",
+        shown.body
+    );
     assert_eq!(
         server.db.store.get_origin(stale).await?.status,
         OriginStatus::Revoked
@@ -156,7 +189,10 @@ async fn whoever_asks_cannot_confirm() -> Result<()> {
         .await?;
     assert_eq!(r.status, 303, "{}", r.body);
     let r = approver
-        .post(&format!("/origins/{id}/revocation-request/confirm"), &[("note", "")])
+        .post(
+            &format!("/origins/{id}/revocation-request/confirm"),
+            &[("note", "")],
+        )
         .await?;
     assert_eq!(r.status, 303, "{}", r.body);
     let shown = approver.follow(&r).await?;

@@ -72,7 +72,10 @@ async fn preflight(agent: &e2e_support::Agent, origin: &str, n: usize) -> Result
     let http = reqwest::Client::new();
     for _ in 0..n {
         let r = http
-            .request(reqwest::Method::OPTIONS, format!("{}/api/items/1", agent.url))
+            .request(
+                reqwest::Method::OPTIONS,
+                format!("{}/api/items/1", agent.url),
+            )
             .header("origin", origin)
             .header("access-control-request-method", "PUT")
             .send()
@@ -126,7 +129,10 @@ async fn allowed_counts_are_exact_through_outages_restarts_and_policy_updates() 
     let upstream = Upstream::start().await?;
     let admin = cp.login_as("admin@example.com", Role::Admin).await?;
     admin
-        .post("/services", json!({"name": "orders", "allow_methods": ["PUT"]}))
+        .post(
+            "/services",
+            json!({"name": "orders", "allow_methods": ["PUT"]}),
+        )
         .await?;
     for pattern in [APP, WILDCARD] {
         let origin = admin
@@ -136,7 +142,9 @@ async fn allowed_counts_are_exact_through_outages_restarts_and_policy_updates() 
             )
             .await?;
         let id = origin["id"].as_i64().context("id")?;
-        admin.post(&format!("/origins/{id}/approve"), json!({})).await?;
+        admin
+            .post(&format!("/origins/{id}/approve"), json!({}))
+            .await?;
     }
     let token = admin.agent_token("gw", &["orders"]).await?;
     let cache = tempfile::tempdir()?;
@@ -190,7 +198,9 @@ async fn allowed_counts_are_exact_through_outages_restarts_and_policy_updates() 
         )
         .await?;
     let id = extra["id"].as_i64().context("id")?;
-    admin.post(&format!("/origins/{id}/approve"), json!({})).await?;
+    admin
+        .post(&format!("/origins/{id}/approve"), json!({}))
+        .await?;
     eventually("the agent to grant the new origin", || async {
         reqwest::Client::new()
             .get(format!("{}/api/hello", agent.url))
@@ -218,7 +228,10 @@ async fn allowed_counts_are_exact_through_outages_restarts_and_policy_updates() 
         keys.iter().all(|k| [EVIL, "https://new.test"].contains(k)),
         "{blocked}"
     );
-    let evil = rows.iter().find(|r| r["key"] == EVIL).context("evil.test")?;
+    let evil = rows
+        .iter()
+        .find(|r| r["key"] == EVIL)
+        .context("evil.test")?;
     assert_eq!(evil["count"], 2, "{blocked}");
     Ok(())
 }

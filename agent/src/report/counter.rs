@@ -12,8 +12,8 @@
 //! the recorder only drains them, from the handles it [tracks](Recorder::track),
 //! at the same moment it takes the blocked counts.
 
-use serde::{Deserialize, Serialize};
 use crate::handle::PolicyHandle;
+use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};

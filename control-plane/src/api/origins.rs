@@ -79,7 +79,9 @@ async fn list(
     Path(name): Path<String>,
 ) -> Result<Json<Vec<OriginWithUsage>>, Error> {
     // A 404 for an unknown service, rather than an empty list.
-    Ok(Json(service::usage::origins_with_usage(&state, &name).await?))
+    Ok(Json(
+        service::usage::origins_with_usage(&state, &name).await?,
+    ))
 }
 
 /// One origin (role: viewer).

@@ -6,7 +6,7 @@ use super::blocked::push_record;
 use super::extract::{Json, JsonOrEmpty, Path, Query};
 use super::origins::DecisionBody;
 use super::{AppState, Error};
-use crate::auth::{Approver, RequireRole, Requester, Viewer};
+use crate::auth::{Approver, Requester, RequireRole, Viewer};
 use crate::service;
 use crate::store::origins::Origin;
 use crate::store::usage::StaleOrigin;

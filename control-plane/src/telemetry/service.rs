@@ -198,7 +198,9 @@ fn check_allowed(batch: &ReportBatch, scope: &BTreeSet<&str>) -> Result<Vec<Orig
             )));
         }
         if a.origin_pattern.contains('\0') {
-            return Err(Status::invalid_argument("origin_pattern contains a NUL byte"));
+            return Err(Status::invalid_argument(
+                "origin_pattern contains a NUL byte",
+            ));
         }
         if a.count == 0 {
             continue;

@@ -5,7 +5,7 @@
 
 use super::local_path;
 use super::page::{Ctx, Layout, UiResult, redirect_with_flash, when, when_opt};
-use crate::auth::{Approver, CsrfForm, RequireRole, Requester};
+use crate::auth::{Approver, CsrfForm, Requester, RequireRole};
 use crate::service::{self, Error};
 use crate::state::AppState;
 use crate::store::origins::Origin;
@@ -160,7 +160,11 @@ async fn dismiss(
 ) -> UiResult {
     let back = local_path(Some(&form.next), "/approvals");
     let result = service::revocations::dismiss(&state, id, &user.email).await;
-    done(result, &back, "Revocation request dismissed; still approved:")
+    done(
+        result,
+        &back,
+        "Revocation request dismissed; still approved:",
+    )
 }
 
 /// A pending revocation request, for the approvals page.

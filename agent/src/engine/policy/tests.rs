@@ -209,11 +209,23 @@ fn granted_requests_name_and_count_their_pattern() {
         "http://*.example.org",
     ]);
     let origin = |o| [("origin", o)];
-    assert_eq!(get(&p, Method::GET, &origin("https://app.example.com")), Some(0));
+    assert_eq!(
+        get(&p, Method::GET, &origin("https://app.example.com")),
+        Some(0)
+    );
     // A wildcard names itself, per scheme, whichever origin it matched.
-    assert_eq!(get(&p, Method::GET, &origin("https://a.example.org")), Some(1));
-    assert_eq!(get(&p, Method::GET, &origin("https://b.c.example.org")), Some(1));
-    assert_eq!(get(&p, Method::GET, &origin("http://a.example.org")), Some(2));
+    assert_eq!(
+        get(&p, Method::GET, &origin("https://a.example.org")),
+        Some(1)
+    );
+    assert_eq!(
+        get(&p, Method::GET, &origin("https://b.c.example.org")),
+        Some(1)
+    );
+    assert_eq!(
+        get(&p, Method::GET, &origin("http://a.example.org")),
+        Some(2)
+    );
     let preflight = |m| {
         [
             ("origin", "https://app.example.com"),
@@ -223,7 +235,10 @@ fn granted_requests_name_and_count_their_pattern() {
     assert_eq!(get(&p, Method::OPTIONS, &preflight("PUT")), Some(0));
     // Refused: no pattern, nothing counted.
     assert_eq!(get(&p, Method::OPTIONS, &preflight("DELETE")), None);
-    assert_eq!(get(&p, Method::GET, &origin("https://evil.example.net")), None);
+    assert_eq!(
+        get(&p, Method::GET, &origin("https://evil.example.net")),
+        None
+    );
     assert_eq!(get(&p, Method::GET, &[]), None);
     let mut used = Vec::new();
     p.take_uses(|pattern, n| used.push((pattern.to_owned(), n)));
@@ -251,9 +266,15 @@ fn report_only_counts_only_what_the_policy_grants() {
         Ok(p) => p,
         Err(e) => panic!("{e}"),
     };
-    assert_eq!(get(&p, Method::GET, &[("origin", "https://app.example.com")]), Some(0));
+    assert_eq!(
+        get(&p, Method::GET, &[("origin", "https://app.example.com")]),
+        Some(0)
+    );
     // Let through as if allowed, but would have been blocked: not a use.
-    assert_eq!(get(&p, Method::GET, &[("origin", "https://evil.example.net")]), None);
+    assert_eq!(
+        get(&p, Method::GET, &[("origin", "https://evil.example.net")]),
+        None
+    );
     let preflight = [
         ("origin", "https://app.example.com"),
         ("access-control-request-method", "DELETE"),
@@ -267,7 +288,10 @@ fn report_only_counts_only_what_the_policy_grants() {
 #[test]
 fn any_origin_counts_under_star() {
     let p = policy(&["*"]);
-    assert_eq!(get(&p, Method::GET, &[("origin", "https://x.example")]), Some(0));
+    assert_eq!(
+        get(&p, Method::GET, &[("origin", "https://x.example")]),
+        Some(0)
+    );
     let mut used = Vec::new();
     p.take_uses(|pattern, n| used.push((pattern.to_owned(), n)));
     assert_eq!(used, [("*".to_owned(), 1)]);

@@ -2,8 +2,8 @@
 //! request form, effective policy, last-24h blocked summary) and the views
 //! the forms in [`super::forms`] re-render it with.
 
-use crate::state::AppState;
 use crate::service::usage::OriginWithUsage;
+use crate::state::AppState;
 use crate::store::services::Service;
 use crate::ui::page::{Ctx, Layout, UiResult, when, when_opt};
 use askama::Template;
