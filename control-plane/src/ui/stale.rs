@@ -107,7 +107,8 @@ pub struct RevocationForm {
     next: String,
 }
 
-fn done(result: Result<Origin, Error>, back: &str, what: &str) -> UiResult {
+// async: the faces' handlers all return `UiResult` from async fns.
+async fn done(result: Result<Origin, Error>, back: &str, what: &str) -> UiResult {
     match result {
         Ok(origin) => Ok(redirect_with_flash(
             back,
@@ -139,6 +140,7 @@ async fn request(
         &back,
         "Revocation requested (an approver confirms it on the Approvals page):",
     )
+    .await
 }
 
 async fn confirm(
@@ -149,7 +151,7 @@ async fn confirm(
 ) -> UiResult {
     let back = local_path(Some(&form.next), "/approvals");
     let result = service::revocations::confirm(&state, id, Some(&form.note), &user.email).await;
-    done(result, &back, "Revoked")
+    done(result, &back, "Revoked").await
 }
 
 async fn dismiss(
@@ -165,6 +167,7 @@ async fn dismiss(
         &back,
         "Revocation request dismissed; still approved:",
     )
+    .await
 }
 
 /// A pending revocation request, for the approvals page.
