@@ -6,6 +6,9 @@
 //! preflight and a preflight with a hostile `Access-Control-Request-Headers`.
 //! Contenders:
 //! - `corsair/evaluate`: the decision alone (what the targets are about);
+//! - `corsair/evaluate+count`: plus counting the granting pattern's use
+//!   (what an agent with telemetry does per request: one relaxed atomic
+//!   increment; see `Policy::count_use`);
 //! - `corsair/evaluate+apply`: plus writing its headers into a response map;
 //! - `corsair/layer` and `tower-http/layer`: each as a tower layer in front
 //!   of the same always-ready upstream, request built outside the timing.
@@ -48,6 +51,13 @@ fn bench(c: &mut Criterion) {
             };
             g.bench_function(BenchmarkId::new("corsair/evaluate", n), |b| {
                 b.iter(|| black_box(policy.evaluate(black_box(&parts))).kind())
+            });
+            g.bench_function(BenchmarkId::new("corsair/evaluate+count", n), |b| {
+                b.iter(|| {
+                    let d = policy.evaluate(black_box(&parts));
+                    policy.count_use(&d);
+                    d.kind()
+                })
             });
             g.bench_function(BenchmarkId::new("corsair/evaluate+apply", n), |b| {
                 b.iter(|| {

@@ -51,6 +51,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // before routing, so preflights to any path (even unknown ones) are
     // answered by the policy, not by the router's 404/405 handling.
     let recorder = Recorder::new(10_000);
+    // Allowed requests are counted by the policy; the recorder drains them.
+    recorder.track(handle.clone());
     let reporter = Reporter::new("example", recorder.clone(), AgentMetrics::new());
     let app = CorsairLayer::new(handle)
         .with_reporter(reporter)

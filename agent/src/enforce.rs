@@ -21,7 +21,9 @@ use http::{Response, StatusCode};
 /// Decides `request` with `active`'s policy, or fails closed
 /// ([`Decision::no_policy`]) when there is none; counts the decision in
 /// `reporter` (every decision in the metrics, refused ones in the
-/// telemetry) and logs a refusal at debug level. Borrows the policy's
+/// telemetry) and, with a reporter, a granted one against the pattern that
+/// granted it ([`crate::engine::Policy::count_use`], drained into the same
+/// telemetry batches); logs a refusal at debug level. Borrows the policy's
 /// header values; allocates nothing of its own.
 pub fn decide<'p>(
     active: Option<&'p ActivePolicy>,
@@ -33,6 +35,9 @@ pub fn decide<'p>(
         None => Decision::no_policy(request),
     };
     if let Some(reporter) = reporter {
+        if let Some(active) = active {
+            active.policy.count_use(&decision);
+        }
         reporter.observe(request, &decision);
     }
     if let Some(reason) = decision.reason() {

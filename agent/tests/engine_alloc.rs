@@ -135,11 +135,30 @@ fn evaluate_never_allocates() {
         let parts = RequestParts { method, headers: h };
         let n = allocations(|| {
             let d = policy.evaluate(&parts);
+            // Counting the granting pattern's use is on the hot path too.
+            policy.count_use(&d);
             std::hint::black_box(&d);
             drop(d);
         });
         assert_eq!(n, 0, "{name}: {n} allocations");
     }
+    // And it counted the granted ones, each under its pattern (the
+    // rejected preflight not at all).
+    let mut used = std::collections::BTreeMap::new();
+    policy.take_uses(|pattern, n| {
+        used.insert(pattern.to_owned(), n);
+    });
+    assert_eq!(
+        used.get("https://app9999.example.com"),
+        Some(&1),
+        "{used:?}"
+    );
+    assert_eq!(used.get("https://*.example.org"), Some(&1), "{used:?}");
+    assert!(
+        matches!(used.get("https://app42.example.com"), Some(1 | 2)),
+        "{used:?}"
+    );
+    assert_eq!(used.len(), 3, "{used:?}");
 }
 
 /// The layer's own fixed path: no boxed future, no policy reference count,

@@ -250,6 +250,8 @@ async fn main() -> Result<()> {
                             counts,
                             dropped_events: 0,
                             dropped_service: "svc-0".into(),
+                            uses: Vec::new(),
+                            ts_end: Default::default(),
                         })
                         .await?;
                 }

@@ -71,6 +71,8 @@ async fn seed_blocked(db: &TestDb) -> Result<()> {
             counts,
             dropped_events: 0,
             dropped_service: String::new(),
+            uses: Vec::new(),
+            ts_end: Default::default(),
         };
         db.store.ingest_blocked_batch(&batch).await?;
     }

@@ -70,6 +70,7 @@ async fn report(
         }],
         dropped_events: 0,
         dropped_service: String::new(),
+        allowed: Vec::new(),
     });
     let value = format!("Bearer {token}")
         .parse()

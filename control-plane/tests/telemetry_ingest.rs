@@ -36,6 +36,8 @@ fn batch(id: &str, counts: Vec<BlockedCount>) -> IngestBatch {
         counts,
         dropped_events: 0,
         dropped_service: "orders".into(),
+        uses: Vec::new(),
+        ts_end: Utc::now(),
     }
 }
 
@@ -200,6 +202,7 @@ async fn telemetry_requires_an_agent_token_scoped_to_the_reported_services() -> 
             }],
             dropped_events: 0,
             dropped_service: String::new(),
+            allowed: Vec::new(),
         });
         if let Some(token) = token
             && let Ok(value) = format!("Bearer {token}").parse()

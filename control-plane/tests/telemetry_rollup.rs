@@ -30,6 +30,8 @@ fn batch(agent: &str, seq: u32, ts: DateTime<Utc>, counts: Vec<BlockedCount>) ->
         counts,
         dropped_events: i64::from(seq % 3),
         dropped_service: "orders".into(),
+        uses: Vec::new(),
+        ts_end: Default::default(),
     }
 }
 

@@ -218,6 +218,8 @@ pub struct Decision<'p> {
     pub(crate) strict: bool,
     pub(crate) grant: Grant<'p>,
     pub(crate) vary: Vary,
+    /// Index in the policy's `origins` of the pattern the `Origin` matched.
+    pub(crate) pattern: Option<u32>,
 }
 
 impl Decision<'static> {
@@ -238,6 +240,7 @@ impl Decision<'static> {
             strict: false,
             grant: Grant::default(),
             vary: Vary::Origin,
+            pattern: None,
         }
     }
 }
@@ -251,6 +254,21 @@ impl Decision<'_> {
     /// Why it was blocked (or would have been, in report-only mode).
     pub fn reason(&self) -> Option<Reason> {
         self.reason
+    }
+
+    /// The index, in the policy's `origins`, of the approved pattern that
+    /// granted this request: `Some` only for a granted actual request or
+    /// preflight (no reason, not even a report-only one) whose `Origin`
+    /// matched a pattern. A wildcard names itself, whichever origin it
+    /// matched. What allowed-request usage is counted by.
+    pub fn granted_pattern(&self) -> Option<usize> {
+        let granted = matches!(
+            self.kind,
+            DecisionKind::Allowed | DecisionKind::PreflightAllowed
+        ) && self.reason.is_none();
+        self.pattern
+            .filter(|_| granted)
+            .and_then(|i| usize::try_from(i).ok())
     }
 
     /// Report-only mode let through a request the policy would have blocked.
@@ -330,6 +348,7 @@ impl Decision<'_> {
             would_block: self.would_block,
             strict: self.strict,
             vary: self.vary,
+            pattern: self.pattern,
             grant: Grant {
                 allow_origin: own(g.allow_origin),
                 credentials: g.credentials,

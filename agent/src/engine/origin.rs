@@ -315,18 +315,32 @@ fn is_loopback_host(pattern: &Pattern) -> bool {
         || host.parse::<Ipv4Addr>().is_ok_and(|a| a.is_loopback())
 }
 
-/// What an `Origin` header matched.
+/// What an `Origin` header matched. The `u32` is the index of the matching
+/// pattern in the spec's `origins` (what allowed-request usage is counted by).
 #[derive(Debug)]
 pub(crate) enum OriginMatch<'p> {
     /// An exact entry: its precomputed header value.
-    Exact(&'p HeaderValue),
+    Exact(&'p HeaderValue, u32),
     /// A wildcard entry: echo the request's value.
-    Wildcard,
+    Wildcard(u32),
     /// The policy allows any origin.
-    Any,
+    Any(u32),
     /// Not allowed.
     None,
 }
+
+impl OriginMatch<'_> {
+    /// The index of the pattern that matched, if any.
+    pub(crate) fn pattern(&self) -> Option<u32> {
+        match self {
+            OriginMatch::Exact(_, i) | OriginMatch::Wildcard(i) | OriginMatch::Any(i) => Some(*i),
+            OriginMatch::None => None,
+        }
+    }
+}
+
+/// No pattern for this scheme under a wildcard suffix.
+const NO_PATTERN: u32 = u32::MAX;
 
 /// The compiled allowlist: exact origins in a hash map for a borrowed,
 /// allocation-free lookup; wildcards in a hash map keyed by their `.base[:port]`
@@ -340,14 +354,20 @@ pub(crate) enum OriginMatch<'p> {
 /// trusted keys filled the table, whatever the attacker's key hashes to.
 /// Over-long origins are refused before hashing, so a lookup is also bounded
 /// in bytes.
+///
+/// Each entry keeps the index of its pattern in the spec's `origins`, so a
+/// match names the pattern without copying it.
 #[derive(Debug, Default)]
 pub(crate) struct OriginSet {
-    any: bool,
+    /// `*`'s index in the spec, when the policy allows any origin.
+    any: Option<u32>,
     /// Keyed by bytes: a request's `Origin` is looked up as it came, without
-    /// first checking that it is text (a listed origin always is).
-    exact: HashMap<Box<[u8]>, HeaderValue, FxBuildHasher>,
-    /// `.base[:port]` → schemes allowed under it ([`HTTP`] | [`HTTPS`]).
-    wildcards: HashMap<Box<str>, u8, FxBuildHasher>,
+    /// first checking that it is text (a listed origin always is); the value
+    /// is the header to send and the pattern's index.
+    exact: HashMap<Box<[u8]>, (HeaderValue, u32), FxBuildHasher>,
+    /// `.base[:port]` → the pattern index for `http://` and for `https://`
+    /// under it ([`NO_PATTERN`] when that scheme is not allowed).
+    wildcards: HashMap<Box<str>, [u32; 2], FxBuildHasher>,
 }
 
 impl OriginSet {
@@ -358,6 +378,7 @@ impl OriginSet {
         let many = spec.origins.len() > 1;
         for (i, raw) in spec.origins.iter().enumerate() {
             let field = format!("origins[{i}]");
+            let index = u32::try_from(i).unwrap_or(NO_PATTERN);
             let pattern = match parse(raw) {
                 Ok(p) => p,
                 Err(msg) => {
@@ -392,7 +413,7 @@ impl OriginSet {
                 ));
             }
             match pattern {
-                Pattern::Any => set.any = true,
+                Pattern::Any => set.any = Some(index),
                 Pattern::Exact(s) => {
                     // The canonical form is a valid header value (ASCII, no
                     // controls); a failure here is a bug in `parse`, so report
@@ -400,7 +421,7 @@ impl OriginSet {
                     match HeaderValue::from_str(&s) {
                         Ok(v) => {
                             set.exact
-                                .insert(s.into_bytes().into_boxed_slice(), super::shared(v));
+                                .insert(s.into_bytes().into_boxed_slice(), (super::shared(v), index));
                         }
                         Err(_) => problems.push(Problem::new(
                             format!("origins[{i}]"),
@@ -413,8 +434,9 @@ impl OriginSet {
                     scheme_prefix,
                     suffix,
                 } => {
-                    *set.wildcards.entry(suffix.into_boxed_str()).or_default() |=
-                        scheme_bit(scheme_prefix);
+                    set.wildcards
+                        .entry(suffix.into_boxed_str())
+                        .or_insert([NO_PATTERN; 2])[scheme_slot(scheme_prefix)] = index;
                 }
             }
         }
@@ -423,7 +445,7 @@ impl OriginSet {
 
     /// True when the policy allows any origin (`*`).
     pub(crate) fn is_any(&self) -> bool {
-        self.any
+        self.any.is_some()
     }
 
     /// Matches a request's `Origin` value. Browsers send serialized origins
@@ -433,13 +455,13 @@ impl OriginSet {
     /// text is listed); a wildcard match needs it as text, whose labels it
     /// then checks byte by byte.
     pub(crate) fn find(&self, origin: &[u8]) -> OriginMatch<'_> {
-        if self.any {
+        if let Some(i) = self.any {
             // Any origin, but only as text (`HeaderValue::to_str`'s rule).
             return if origin
                 .iter()
                 .all(|&b| b == b'\t' || (b' '..=b'~').contains(&b))
             {
-                OriginMatch::Any
+                OriginMatch::Any(i)
             } else {
                 OriginMatch::None
             };
@@ -448,13 +470,15 @@ impl OriginSet {
         if origin.len() > MAX_ORIGIN_LEN {
             return OriginMatch::None;
         }
-        if let Some(v) = self.exact.get(origin) {
-            return OriginMatch::Exact(v);
+        if let Some((v, i)) = self.exact.get(origin) {
+            return OriginMatch::Exact(v, *i);
         }
         if !self.wildcards.is_empty()
-            && std::str::from_utf8(origin).is_ok_and(|o| self.wildcard_matches(o))
+            && let Some(i) = std::str::from_utf8(origin)
+                .ok()
+                .and_then(|o| self.wildcard_match(o))
         {
-            return OriginMatch::Wildcard;
+            return OriginMatch::Wildcard(i);
         }
         OriginMatch::None
     }
@@ -462,28 +486,30 @@ impl OriginSet {
     /// Tries each `.`-suffix of the origin's host[:port] against the
     /// wildcard map; the part before it must be one or more valid lowercase
     /// labels. Bounded: [`OriginSet::find`] has refused over-long origins.
-    fn wildcard_matches(&self, origin: &str) -> bool {
-        let (bit, rest) = if let Some(r) = origin.strip_prefix("https://") {
+    /// Returns the matching pattern's index.
+    fn wildcard_match(&self, origin: &str) -> Option<u32> {
+        let (slot, rest) = if let Some(r) = origin.strip_prefix("https://") {
             (HTTPS, r)
         } else if let Some(r) = origin.strip_prefix("http://") {
             (HTTP, r)
         } else {
-            return false;
+            return None;
         };
-        rest.match_indices('.').any(|(i, _)| {
-            self.wildcards.get(&rest[i..]).is_some_and(|b| b & bit != 0) && labels_ok(&rest[..i])
+        rest.match_indices('.').find_map(|(i, _)| {
+            let index = self.wildcards.get(&rest[i..])?[slot];
+            (index != NO_PATTERN && labels_ok(&rest[..i])).then_some(index)
         })
     }
 }
 
-/// Scheme bits for the wildcard map.
-const HTTP: u8 = 1;
-const HTTPS: u8 = 2;
+/// Slots of the wildcard map's per-scheme pattern indices.
+const HTTP: usize = 0;
+const HTTPS: usize = 1;
 
 /// `https://` + 253-byte host + `:65535`, with room to spare.
 const MAX_ORIGIN_LEN: usize = 300;
 
-fn scheme_bit(scheme_prefix: &str) -> u8 {
+fn scheme_slot(scheme_prefix: &str) -> usize {
     if scheme_prefix == "https://" {
         HTTPS
     } else {

@@ -13,6 +13,7 @@ use http::header::GetAll;
 use http::header::{ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN};
 use http::{HeaderValue, Method};
 use std::borrow::Cow;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 const STAR: HeaderValue = HeaderValue::from_static("*");
 
@@ -34,6 +35,9 @@ pub struct Policy {
     headers: AllowedHeaders,
     expose: Option<HeaderValue>,
     max_age: Option<HeaderValue>,
+    /// Granted requests per pattern since the last [`Policy::take_uses`],
+    /// indexed like `spec.origins` (see [`Policy::count_use`]).
+    uses: Box<[AtomicU64]>,
 }
 
 impl Policy {
@@ -61,6 +65,7 @@ impl Policy {
             headers,
             expose,
             max_age,
+            uses: spec.origins.iter().map(|_| AtomicU64::new(0)).collect(),
         })
     }
 
@@ -81,6 +86,34 @@ impl Policy {
     /// The spec this policy was compiled from.
     pub fn spec(&self) -> &PolicySpec {
         &self.spec
+    }
+
+    /// Counts one use of the pattern that granted `decision` (nothing when
+    /// it granted nothing; see [`Decision::granted_pattern`]): one relaxed
+    /// atomic increment, no allocation, no lock. The counts are the
+    /// policy's own; [`Policy::take_uses`] drains them.
+    pub fn count_use(&self, decision: &Decision<'_>) {
+        if let Some(count) = decision.granted_pattern().and_then(|i| self.uses.get(i)) {
+            count.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Drains the use counts: calls `f(pattern, count)` for every pattern
+    /// (as written in the spec's `origins`) counted since the last call,
+    /// and resets it. Exact under concurrent [`Policy::count_use`]: each
+    /// count is swapped out atomically.
+    pub fn take_uses(&self, mut f: impl FnMut(&str, u64)) {
+        for (pattern, count) in self.spec.origins.iter().zip(self.uses.iter()) {
+            let n = count.swap(0, Ordering::Relaxed);
+            if n > 0 {
+                f(pattern, n);
+            }
+        }
+    }
+
+    /// Whether any pattern has uses not yet drained by [`Policy::take_uses`].
+    pub fn has_uses(&self) -> bool {
+        self.uses.iter().any(|c| c.load(Ordering::Relaxed) > 0)
     }
 
     /// The `Vary` every response of this policy carries: none for an
@@ -111,21 +144,26 @@ impl Policy {
             None => self.origins.find(origin.as_bytes()),
             Some(_) => OriginMatch::None,
         };
+        let pattern = matched.pattern();
         let allow_origin = match matched {
-            OriginMatch::Exact(v) => Some(Cow::Borrowed(v)),
-            OriginMatch::Wildcard => Some(Cow::Owned(origin.clone())),
-            OriginMatch::Any => Some(Cow::Owned(STAR)),
+            OriginMatch::Exact(v, _) => Some(Cow::Borrowed(v)),
+            OriginMatch::Wildcard(_) => Some(Cow::Owned(origin.clone())),
+            OriginMatch::Any(_) => Some(Cow::Owned(STAR)),
             OriginMatch::None => None,
         };
         // `Origin` is known to be present: a preflight only needs OPTIONS and
         // an `Access-Control-Request-Method`, looked up once and handed on.
-        if req.method == Method::OPTIONS {
-            let acrm = req.headers.get_all(ACCESS_CONTROL_REQUEST_METHOD);
-            if acrm.iter().next().is_some() {
-                return self.preflight(req, acrm, allow_origin, origin, report_only);
+        let mut decision = 'decided: {
+            if req.method == Method::OPTIONS {
+                let acrm = req.headers.get_all(ACCESS_CONTROL_REQUEST_METHOD);
+                if acrm.iter().next().is_some() {
+                    break 'decided self.preflight(req, acrm, allow_origin, origin, report_only);
+                }
             }
-        }
-        self.actual(allow_origin, origin, report_only)
+            self.actual(allow_origin, origin, report_only)
+        };
+        decision.pattern = pattern;
+        decision
     }
 
     /// An actual request. `sent` is the request's `Origin`, echoed only
@@ -256,6 +294,7 @@ impl Policy {
             strict: self.spec.strict && !report_only,
             grant,
             vary,
+            pattern: None,
         }
     }
 }

@@ -117,6 +117,7 @@ where
     let status = client.status();
     let metrics = AgentMetrics::new();
     let recorder = Recorder::new(report.max_keys);
+    recorder.track(handle.clone());
     let target = UploadTarget {
         control_plane: config.control_plane.clone(),
         agent_id: client.agent_id().to_owned(),

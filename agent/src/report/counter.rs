@@ -6,9 +6,15 @@
 //! requests never touch it. Cardinality is bounded: once `max_keys`
 //! distinct keys exist in an interval, new keys are counted in an
 //! `(other)` bucket per (service, reason, would_block) instead.
+//!
+//! Allowed requests are counted elsewhere, by the compiled policy itself
+//! (one atomic per approved pattern, see [`crate::engine::Policy::count_use`]);
+//! the recorder only drains them, from the handles it [tracks](Recorder::track),
+//! at the same moment it takes the blocked counts.
 
+use crate::handle::PolicyHandle;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{BuildHasher, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -51,7 +57,12 @@ struct Inner {
     hasher: RandomState,
     keys: AtomicUsize,
     max_keys: usize,
+    tracked: Mutex<Vec<PolicyHandle>>,
 }
+
+/// Allowed requests of one interval per (service, approved pattern), in
+/// key order.
+pub type Uses = BTreeMap<(String, String), u64>;
 
 /// What [`Recorder::record`] did.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -71,6 +82,7 @@ impl Recorder {
                 hasher: RandomState::new(),
                 keys: AtomicUsize::new(0),
                 max_keys,
+                tracked: Mutex::new(Vec::new()),
             }),
         }
     }
@@ -120,6 +132,35 @@ impl Recorder {
             .entry(other)
             .or_insert(0) += 1;
         Recorded::Overflow
+    }
+
+    /// Adds `handle`'s policies to those whose allowed-request counts
+    /// [`Self::take_uses`] drains.
+    pub fn track(&self, handle: PolicyHandle) {
+        self.inner
+            .tracked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(handle);
+    }
+
+    /// Takes the interval's allowed-request counts from the tracked
+    /// handles, leaving them at zero.
+    pub fn take_uses(&self) -> Uses {
+        let mut uses = Uses::new();
+        let tracked = self
+            .inner
+            .tracked
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        for handle in tracked.iter() {
+            handle.take_uses(|service, pattern, n| {
+                *uses
+                    .entry((service.to_owned(), pattern.to_owned()))
+                    .or_insert(0) += n;
+            });
+        }
+        uses
     }
 
     /// Takes the interval's counts, leaving the recorder empty.

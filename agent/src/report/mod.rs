@@ -1,4 +1,7 @@
-//! Blocked-request telemetry: count in memory, upload in batches.
+//! Request telemetry: count in memory, upload in batches. Blocked requests
+//! per (service, origin, method, reason); allowed ones per (service,
+//! approved pattern), counted by the policy and drained into the same
+//! batches (same intervals, ids, spill and retries: exact the same way).
 //!
 //! - [`counter`]: [`Recorder`], the sharded per-interval counts (bounded
 //!   cardinality with an `(other)` bucket).
@@ -24,14 +27,18 @@
 //!   sequence number, and is sent after the restart.
 //! - A full queue (`--report-queue` batches unacknowledged) drops the
 //!   oldest batches; their event count travels with the next batch
-//!   (`dropped_events`), so the control plane shows the loss.
+//!   (`dropped_events`), so the control plane shows the loss; their allowed
+//!   counts are merged into the next batch's, so none is lost.
+//!
+//! Allowed counts have the same guarantees as blocked ones: they are taken
+//! at the same moment, into the same batch.
 
 pub mod counter;
 pub mod queue;
 pub mod upload;
 
 pub use counter::{Recorded, Recorder};
-pub use queue::{Batch, Count, SpillQueue};
+pub use queue::{AllowedCount, Batch, Count, SpillQueue};
 
 use crate::control_plane::{Backoff, FailureKind, classify};
 use crate::engine::{Decision, RequestParts};
@@ -248,7 +255,8 @@ fn flush(
     end_ms: i64,
 ) -> std::io::Result<()> {
     let counts = recorder.take();
-    if counts.is_empty() {
+    let uses = recorder.take_uses();
+    if counts.is_empty() && uses.is_empty() {
         return Ok(());
     }
     let sequence = queue.next_sequence()?;
@@ -275,6 +283,14 @@ fn flush(
         counts,
         dropped_events: 0,
         dropped_service: target.service.clone(),
+        allowed: uses
+            .into_iter()
+            .map(|((service, pattern), count)| AllowedCount {
+                service,
+                pattern,
+                count,
+            })
+            .collect(),
     };
     let dropped = queue.push(batch)?;
     if dropped.batches > 0 {

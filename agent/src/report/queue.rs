@@ -9,7 +9,9 @@
 //! loss whole, and a half-written one is never read back. When the queue is
 //! full the oldest batch is dropped and its events are carried, as
 //! `dropped_events`, by the batch being queued: the loss is reported, never
-//! silent.
+//! silent. Its allowed counts are added to that batch's (they are per
+//! pattern, not per origin, so they merge without loss; only their interval
+//! moves later).
 //!
 //! Removing an acknowledged batch is not fsynced: after a crash it may come
 //! back and be sent again, which the control plane ignores (the batch id is
@@ -41,6 +43,19 @@ pub struct Count {
     pub count: u64,
 }
 
+/// Allowed requests one approved pattern granted in an interval, as
+/// uploaded. A wildcard pattern counts every origin it matched.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AllowedCount {
+    /// The service whose policy granted them.
+    pub service: String,
+    /// The approved pattern, as the policy lists it (e.g.
+    /// `https://*.example.com`).
+    pub pattern: String,
+    /// Requests (actual requests and preflights) granted.
+    pub count: u64,
+}
+
 /// One interval's batch.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Batch {
@@ -60,6 +75,10 @@ pub struct Batch {
     pub dropped_events: u64,
     /// Service the dropped events are reported under.
     pub dropped_service: String,
+    /// Allowed requests per approved pattern (absent in batches spilled by
+    /// an agent from before allowed counting).
+    #[serde(default)]
+    pub allowed: Vec<AllowedCount>,
 }
 
 impl Batch {
@@ -141,6 +160,7 @@ impl SpillQueue {
                 let _ = fs::remove_file(queue.path_of(old.sequence));
                 if let Some(front) = queue.batches.front_mut() {
                     front.dropped_events += old.events();
+                    merge_allowed(&mut front.allowed, old.allowed);
                     let front = front.clone();
                     queue.write(&front)?;
                 }
@@ -172,6 +192,7 @@ impl SpillQueue {
             dropped.batches += 1;
             dropped.events += old.events();
             dropped.lost += old.events() - old.dropped_events;
+            merge_allowed(&mut batch.allowed, old.allowed);
         }
         batch.dropped_events += dropped.events;
         self.write(&batch)?;
@@ -215,6 +236,27 @@ impl SpillQueue {
     }
 }
 
+/// Adds `from`'s counts to `into`'s, per (service, pattern).
+fn merge_allowed(into: &mut Vec<AllowedCount>, from: Vec<AllowedCount>) {
+    if from.is_empty() {
+        return;
+    }
+    let mut at: std::collections::HashMap<(String, String), usize> = into
+        .iter()
+        .enumerate()
+        .map(|(i, a)| ((a.service.clone(), a.pattern.clone()), i))
+        .collect();
+    for a in from {
+        match at.get(&(a.service.clone(), a.pattern.clone())) {
+            Some(&i) => into[i].count += a.count,
+            None => {
+                at.insert((a.service.clone(), a.pattern.clone()), into.len());
+                into.push(a);
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -237,6 +279,11 @@ mod tests {
             }],
             dropped_events: 0,
             dropped_service: "s".into(),
+            allowed: vec![AllowedCount {
+                service: "s".into(),
+                pattern: "https://*.x.test".into(),
+                count: events * 10,
+            }],
         }
     }
 
@@ -267,6 +314,15 @@ mod tests {
         assert_eq!(first.map(|b| b.events()), Some(7));
         let last = q.pop_front();
         assert_eq!(last.as_ref().map(|b| b.dropped_events), Some(5));
+        // The dropped batch's allowed counts travel with it, merged.
+        assert_eq!(
+            last.as_ref().map(|b| b.allowed.clone()),
+            Some(vec![AllowedCount {
+                service: "s".into(),
+                pattern: "https://*.x.test".into(),
+                count: 60,
+            }])
+        );
         assert_eq!(last.map(|b| b.events()), Some(6));
         // Sequence numbers are never reused, even once the queue is empty.
         assert_eq!(batch(&mut q, 1).sequence, 3);

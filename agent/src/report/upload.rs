@@ -5,7 +5,7 @@
 use super::queue::Batch;
 use crate::control_plane::{ConfigError, ControlPlane, ControlPlaneConfig, TlsMaterial};
 use corsair_proto::v1::telemetry_client::TelemetryClient;
-use corsair_proto::v1::{BlockedCount, ReportAck, ReportBatch};
+use corsair_proto::v1::{AllowedCount, BlockedCount, ReportAck, ReportBatch};
 use std::sync::Mutex;
 use std::time::Duration;
 use tonic::transport::Channel;
@@ -91,5 +91,14 @@ fn to_proto(batch: &Batch) -> ReportBatch {
             .collect(),
         dropped_events: batch.dropped_events,
         dropped_service: batch.dropped_service.clone(),
+        allowed: batch
+            .allowed
+            .iter()
+            .map(|a| AllowedCount {
+                service: a.service.clone(),
+                origin_pattern: a.pattern.clone(),
+                count: a.count,
+            })
+            .collect(),
     }
 }

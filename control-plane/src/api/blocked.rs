@@ -205,8 +205,8 @@ fn csv_response(page: &BlockedPage) -> Response {
 
 /// One CSV record (RFC 4180 quoting). Fields starting with a formula
 /// character get a leading `'` so a spreadsheet does not evaluate an
-/// attacker-chosen origin.
-fn push_record(out: &mut String, fields: &[String]) {
+/// attacker-chosen origin. Every CSV export of the API writes with it.
+pub(super) fn push_record(out: &mut String, fields: &[String]) {
     for (i, field) in fields.iter().enumerate() {
         if i > 0 {
             out.push(',');

@@ -9,6 +9,7 @@
 //! - [`agent_tokens`]: issuing, listing and revoking agent tokens.
 //! - [`observe`]: `/agents` and `/audit`.
 //! - [`blocked`]: `/blocked`, the blocked-request log (filters, groups, CSV).
+//! - [`usage`]: `/origins/stale` (JSON, CSV) and revocation requests.
 //! - [`simulate`]: `POST /simulate`, the engine's answer for a hypothetical request.
 //! - [`openapi`]: the OpenAPI document, derived from the handlers and types.
 //! - [`schema`]: the few schemas the document needs beyond the types' own.
@@ -30,6 +31,7 @@ pub mod schema;
 pub mod services;
 pub mod session;
 pub mod simulate;
+pub mod usage;
 
 pub use error::{Detail, Error};
 
@@ -54,6 +56,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
         .merge(observe::routes())
         .merge(simulate::routes())
         .merge(blocked::routes())
+        .merge(usage::routes())
         .merge(openapi::routes())
 }
 

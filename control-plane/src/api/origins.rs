@@ -7,6 +7,7 @@ use super::{AppState, Error};
 use crate::auth::{Approver, CurrentUser, Requester, RequireRole, Viewer};
 use crate::service;
 use crate::service::rollout::RolloutWait;
+use crate::service::usage::OriginWithUsage;
 use crate::store::origins::{Decision, Origin};
 use axum::extract::State;
 use chrono::{DateTime, Utc};
@@ -92,14 +93,14 @@ async fn decide_and_wait(
     Ok(Json(OriginChange { origin, rollout }))
 }
 
-/// A service's origins, all states (role: viewer).
+/// A service's origins, all states, with their usage (role: viewer).
 #[utoipa::path(
     get,
     path = "/services/{name}/origins",
     tag = "origins",
     params(("name" = String, Path, description = "The service's name", example = "payments-api")),
     responses(
-        (status = 200, description = "Its origins, newest request first", body = [Origin]),
+        (status = 200, description = "Its origins, newest request first, each with its usage: `last_allowed_at` (the last allowed cross-origin request agents reported) and `allowed_30d` (allowed requests over the last 30 UTC days)", body = [OriginWithUsage]),
         (status = 404, description = "No such service"),
     ),
 )]
@@ -107,10 +108,11 @@ async fn list(
     _: RequireRole<Viewer>,
     State(state): State<AppState>,
     Path(name): Path<String>,
-) -> Result<Json<Vec<Origin>>, Error> {
+) -> Result<Json<Vec<OriginWithUsage>>, Error> {
     // A 404 for an unknown service, rather than an empty list.
-    state.store.get_service(&name).await?;
-    Ok(Json(state.store.list_origins(&name).await?))
+    Ok(Json(
+        service::usage::origins_with_usage(&state, &name).await?,
+    ))
 }
 
 /// One origin (role: viewer).

@@ -5,6 +5,8 @@
 //! - [`error`]: [`Error`], the face-neutral refusal every function returns.
 //! - [`origins`]: request, approve, reject, revoke (four eyes, expiry, the reject note).
 //! - [`rollout`]: "k of N agents applied revision R", now or after waiting for it.
+//! - [`revocations`]: revocation requests (ask, confirm with four eyes, dismiss).
+//! - [`usage`]: origins with their usage, the stale-origins view.
 //! - [`services`]: create, edit (settings, description) and delete services.
 //! - [`simulate`]: the policy simulator (the engine on a service's effective policy).
 //! - [`tokens`]: issue and revoke agent tokens and API tokens.
@@ -15,9 +17,11 @@
 pub mod error;
 pub mod origins;
 pub mod rollout;
+pub mod revocations;
 pub mod services;
 pub mod simulate;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 pub mod validate;
 

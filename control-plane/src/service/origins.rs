@@ -24,15 +24,43 @@ pub fn check_four_eyes(
     actor: &str,
     person: &str,
 ) -> Result<(), Error> {
-    if !state.single_operator && is_own(origin, actor, person) {
+    check_four_eyes_on(
+        state,
+        &[&origin.requested_by, &origin.requested_by_person],
+        &origin.pattern,
+        "requested",
+        "approve",
+        actor,
+        person,
+    )
+}
+
+/// The four-eyes rule for any two-step change: `actor` (or `person`, the
+/// human behind it) may not `confirm` (e.g. "approve") what one of
+/// `asked_by` `asked` (e.g. "requested", "asked to revoke") for `pattern`,
+/// unless the control plane runs with `--single-operator`;
+/// [`Error::Forbidden`] otherwise.
+pub fn check_four_eyes_on(
+    state: &AppState,
+    asked_by: &[&str],
+    pattern: &str,
+    asked: &str,
+    confirm: &str,
+    actor: &str,
+    person: &str,
+) -> Result<(), Error> {
+    let own = asked_by
+        .iter()
+        .any(|a| a.eq_ignore_ascii_case(actor) || a.eq_ignore_ascii_case(person));
+    if !state.single_operator && own {
         let via = if actor.eq_ignore_ascii_case(person) {
             String::new()
         } else {
             format!(" (acting as {actor})")
         };
         return Err(Error::Forbidden(format!(
-            "four-eyes rule: origin {} was requested by {} on behalf of {}, and {person}{via} cannot also approve it; ask another approver",
-            origin.pattern, origin.requested_by, origin.requested_by_person
+            "four-eyes rule: {} {asked} origin {pattern}, and {person}{via} cannot also {confirm} it; ask another approver",
+            asked_by.first().copied().unwrap_or_default()
         )));
     }
     Ok(())

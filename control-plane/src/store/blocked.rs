@@ -47,6 +47,11 @@ pub struct IngestBatch {
     pub dropped_events: i64,
     /// The service the dropped events are attributed to.
     pub dropped_service: String,
+    /// Allowed requests per approved pattern, one entry per (service,
+    /// pattern); stored by [`super::usage`] in the same transaction.
+    pub uses: Vec<super::usage::OriginUse>,
+    /// When the interval ended (the uses' last-allowed time).
+    pub ts_end: DateTime<Utc>,
 }
 
 /// What ingestion did with a batch.
@@ -113,6 +118,10 @@ impl Store {
         )
         .fetch_one(&mut *tx)
         .await?;
+        // Usage days go with the blocked partitions of the same days.
+        sqlx::query!("DELETE FROM origin_usage_daily WHERE day < $1", cutoff)
+            .execute(&mut *tx)
+            .await?;
         let horizon = now - Duration::days(retention_days);
         sqlx::query!(
             "DELETE FROM telemetry_batches WHERE received_at < $1",

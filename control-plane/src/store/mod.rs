@@ -24,6 +24,9 @@
 //! - [`throttle`]: failed-login counts for throttling.
 //! - [`overview`]: read models for the admin UI (overview, queue, audit pages, chain check).
 //! - [`blocked`]: blocked-request telemetry (ingestion, partitions, queries).
+//! - [`revocations`]: revocation requests (ask, dismiss; confirm is a revoke).
+//! - [`usage`]: allowed-request usage per approved origin (stored with the
+//!   blocked counts' batches), last used, 30-day counts, stale origins.
 
 pub mod agent_batches;
 pub mod agent_bindings;
@@ -36,12 +39,14 @@ pub mod origins;
 pub mod overview;
 pub mod policy;
 pub mod rollout;
+pub mod revocations;
 pub mod schema;
 pub mod services;
 pub mod sessions;
 pub mod sign_in;
 pub mod throttle;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 
 use sqlx::PgPool;

@@ -37,6 +37,14 @@ pub struct Origin {
     pub note: Option<String>,
     /// End of a temporary grant.
     pub expires_at: Option<DateTime<Utc>>,
+    /// Who asked for this approved origin to be revoked (a request another
+    /// approver confirms or dismisses); kept once confirmed, as the record
+    /// of who asked.
+    pub revocation_requested_by: Option<String>,
+    /// Why they asked.
+    pub revocation_reason: Option<String>,
+    /// When they asked.
+    pub revocation_requested_at: Option<DateTime<Utc>>,
 }
 
 /// A decision on an origin request.
@@ -90,7 +98,8 @@ impl Store {
             Origin,
             r#"
             SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, COALESCE(o.requested_by_person, o.requested_by) AS "requested_by_person!", o.reason,
-                   o.requested_at, o.decided_by, o.decided_at, o.note, o.expires_at
+                   o.requested_at, o.decided_by, o.decided_at, o.note, o.expires_at,
+                   o.revocation_requested_by, o.revocation_reason, o.revocation_requested_at
               FROM origins o JOIN services s ON s.id = o.service_id
              WHERE s.name = $1
              ORDER BY o.id DESC
@@ -108,7 +117,8 @@ impl Store {
             Origin,
             r#"
             SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, COALESCE(o.requested_by_person, o.requested_by) AS "requested_by_person!", o.reason,
-                   o.requested_at, o.decided_by, o.decided_at, o.note, o.expires_at
+                   o.requested_at, o.decided_by, o.decided_at, o.note, o.expires_at,
+                   o.revocation_requested_by, o.revocation_reason, o.revocation_requested_at
               FROM origins o JOIN services s ON s.id = o.service_id
              WHERE o.id = $1
             "#,
@@ -154,7 +164,8 @@ impl Store {
             INSERT INTO origins (service_id, pattern, requested_by, requested_by_person, reason, expires_at)
             SELECT s.id, $2, $3, $6, $4, $5 FROM services s WHERE s.name = $1
             RETURNING id, $1 AS "service!", pattern, status AS "status: OriginStatus", requested_by, COALESCE(requested_by_person, requested_by) AS "requested_by_person!", reason,
-                      requested_at, decided_by, decided_at, note, expires_at
+                      requested_at, decided_by, decided_at, note, expires_at,
+                      revocation_requested_by, revocation_reason, revocation_requested_at
             "#,
             service,
             pattern,
@@ -246,7 +257,8 @@ impl Store {
             Origin,
             r#"
             SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, COALESCE(o.requested_by_person, o.requested_by) AS "requested_by_person!", o.reason,
-                   o.requested_at, o.decided_by, o.decided_at, o.note, o.expires_at
+                   o.requested_at, o.decided_by, o.decided_at, o.note, o.expires_at,
+                   o.revocation_requested_by, o.revocation_reason, o.revocation_requested_at
               FROM origins o JOIN services s ON s.id = o.service_id
              WHERE o.id = $1
                FOR UPDATE
@@ -279,7 +291,8 @@ impl Store {
                SET status = $2, decided_by = $3, decided_at = now(), note = $4
              WHERE id = $1
             RETURNING id, $5 AS "service!", pattern, status AS "status: OriginStatus", requested_by, COALESCE(requested_by_person, requested_by) AS "requested_by_person!", reason,
-                      requested_at, decided_by, decided_at, note, expires_at
+                      requested_at, decided_by, decided_at, note, expires_at,
+                      revocation_requested_by, revocation_reason, revocation_requested_at
             "#,
             id,
             decision.new_status().as_str(),

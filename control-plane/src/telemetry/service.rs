@@ -5,10 +5,11 @@ use crate::grpc::auth::{authenticate, bind_agent};
 use crate::metrics::{BatchLabels, metrics};
 use crate::store::Store;
 use crate::store::blocked::{BlockedCount, IngestBatch, Ingested};
+use crate::store::usage::OriginUse;
 use chrono::{DateTime, Utc};
 use corsair_proto::v1::telemetry_server::Telemetry;
 use corsair_proto::v1::{ReportAck, ReportBatch};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use tonic::{Request, Response, Status};
 use tracing::{debug, warn};
 
@@ -108,8 +109,10 @@ fn check(batch: &ReportBatch, scope: &BTreeSet<&str>) -> Result<IngestBatch, Sta
     if !batch.batch_id.starts_with(&batch.agent_id) {
         return bad("batch_id must start with the agent_id".into());
     }
-    if batch.counts.len() > MAX_COUNTS {
-        return bad(format!("at most {MAX_COUNTS} counts per batch"));
+    if batch.counts.len() > MAX_COUNTS || batch.allowed.len() > MAX_COUNTS {
+        return bad(format!(
+            "at most {MAX_COUNTS} counts and {MAX_COUNTS} allowed counts per batch"
+        ));
     }
     let now = Utc::now();
     // A clock far ahead must not create partitions in the future.
@@ -152,6 +155,12 @@ fn check(batch: &ReportBatch, scope: &BTreeSet<&str>) -> Result<IngestBatch, Sta
             count,
         });
     }
+    let uses = check_allowed(batch, scope)?;
+    // The uses' last-allowed time: the interval's end, on the same clamp.
+    let ts_end = DateTime::<Utc>::from_timestamp_millis(batch.interval_end_unix_ms)
+        .filter(|t| *t <= now)
+        .unwrap_or(now)
+        .max(ts);
     let dropped_events = i64::try_from(batch.dropped_events)
         .map_err(|_| Status::invalid_argument("dropped_events out of range"))?;
     if dropped_events > 0 && !scope.contains(batch.dropped_service.as_str()) {
@@ -167,5 +176,50 @@ fn check(batch: &ReportBatch, scope: &BTreeSet<&str>) -> Result<IngestBatch, Sta
         counts,
         dropped_events,
         dropped_service: batch.dropped_service.clone(),
+        uses,
+        ts_end,
     })
+}
+
+/// Checks the batch's allowed counts (scope, sizes, no NUL) and merges
+/// repeated (service, pattern) keys, which the store's upsert needs unique.
+fn check_allowed(batch: &ReportBatch, scope: &BTreeSet<&str>) -> Result<Vec<OriginUse>, Status> {
+    let mut merged: BTreeMap<(&str, &str), i64> = BTreeMap::new();
+    for a in &batch.allowed {
+        if !scope.contains(a.service.as_str()) {
+            return Err(Status::permission_denied(format!(
+                "the agent token is not scoped to service {:?}",
+                a.service
+            )));
+        }
+        if a.origin_pattern.len() > MAX_FIELD_LEN {
+            return Err(Status::invalid_argument(format!(
+                "origin_pattern longer than {MAX_FIELD_LEN} bytes"
+            )));
+        }
+        if a.origin_pattern.contains('\0') {
+            return Err(Status::invalid_argument(
+                "origin_pattern contains a NUL byte",
+            ));
+        }
+        if a.count == 0 {
+            continue;
+        }
+        let count = i64::try_from(a.count)
+            .map_err(|_| Status::invalid_argument("allowed count out of range"))?;
+        let total = merged
+            .entry((a.service.as_str(), a.origin_pattern.as_str()))
+            .or_insert(0);
+        *total = total
+            .checked_add(count)
+            .ok_or_else(|| Status::invalid_argument("allowed count out of range"))?;
+    }
+    Ok(merged
+        .into_iter()
+        .map(|((service, pattern), count)| OriginUse {
+            service: service.to_owned(),
+            pattern: pattern.to_owned(),
+            count,
+        })
+        .collect())
 }

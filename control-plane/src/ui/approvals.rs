@@ -43,6 +43,7 @@ struct ApprovalsPage {
     rows: Vec<PendingRow>,
     total: usize,
     single_operator: bool,
+    revocations: Vec<super::stale::RevocationRow>,
 }
 
 /// Most requests the queue shows at once (the oldest): a page of thousands
@@ -66,7 +67,16 @@ async fn queue(ctx: Ctx, State(state): State<AppState>) -> UiResult {
             expires: when_opt(&o.expires_at),
         })
         .collect();
+    let revocations = state
+        .store
+        .pending_revocations()
+        .await?
+        .into_iter()
+        .take(QUEUE_LIMIT)
+        .map(|o| super::stale::RevocationRow::of(o, &ctx.user.email))
+        .collect();
     let page = ApprovalsPage {
+        revocations,
         page: ctx.layout("Approvals", "approvals"),
         rows,
         total,

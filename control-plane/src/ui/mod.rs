@@ -10,6 +10,8 @@
 //! - [`blocked`]: `/blocked`, blocked requests with filters, a chart and the
 //!   top origins, and the last-24h summary on service pages; [`chart`] lays
 //!   out its SVG.
+//! - [`stale`]: `/origins/stale`, approved origins unused for N days, and
+//!   the revocation-request forms (ask there; confirm, dismiss on approvals).
 //! - [`fleet`]: `/agents` and `/simulator`.
 //! - [`users`]: `/users`: accounts and API tokens (admin).
 //! - [`headers`]: the security headers (CSP, nosniff, referrer, HSTS).
@@ -23,6 +25,7 @@ pub mod headers;
 pub mod login;
 pub mod page;
 pub mod services;
+pub mod stale;
 pub mod users;
 
 pub use page::{error_page, forbidden_page};
@@ -55,6 +58,7 @@ pub fn router() -> Router<AppState> {
         .merge(approvals::router())
         .merge(audit::router())
         .merge(blocked::router())
+        .merge(stale::router())
         .merge(fleet::router())
         .merge(users::router())
         .layer(axum::middleware::map_response(page::render_refusal))

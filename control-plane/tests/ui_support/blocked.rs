@@ -36,6 +36,8 @@ pub async fn seed_blocked(
             .collect(),
         dropped_events: 0,
         dropped_service: String::new(),
+        uses: Vec::new(),
+        ts_end: Default::default(),
     };
     store.ingest_blocked_batch(&batch).await?;
     Ok(())

@@ -190,3 +190,109 @@ fn forward_headers_write_what_the_decision_writes() {
         }
     }
 }
+
+fn get(p: &Policy, method: Method, pairs: &[(&'static str, &'static str)]) -> Option<usize> {
+    let h = headers(pairs);
+    let d = p.evaluate(&RequestParts {
+        method: &method,
+        headers: &h,
+    });
+    p.count_use(&d);
+    d.granted_pattern()
+}
+
+#[test]
+fn granted_requests_name_and_count_their_pattern() {
+    let p = policy(&[
+        "https://app.example.com",
+        "https://*.example.org",
+        "http://*.example.org",
+    ]);
+    let origin = |o| [("origin", o)];
+    assert_eq!(
+        get(&p, Method::GET, &origin("https://app.example.com")),
+        Some(0)
+    );
+    // A wildcard names itself, per scheme, whichever origin it matched.
+    assert_eq!(
+        get(&p, Method::GET, &origin("https://a.example.org")),
+        Some(1)
+    );
+    assert_eq!(
+        get(&p, Method::GET, &origin("https://b.c.example.org")),
+        Some(1)
+    );
+    assert_eq!(
+        get(&p, Method::GET, &origin("http://a.example.org")),
+        Some(2)
+    );
+    let preflight = |m| {
+        [
+            ("origin", "https://app.example.com"),
+            ("access-control-request-method", m),
+        ]
+    };
+    assert_eq!(get(&p, Method::OPTIONS, &preflight("PUT")), Some(0));
+    // Refused: no pattern, nothing counted.
+    assert_eq!(get(&p, Method::OPTIONS, &preflight("DELETE")), None);
+    assert_eq!(
+        get(&p, Method::GET, &origin("https://evil.example.net")),
+        None
+    );
+    assert_eq!(get(&p, Method::GET, &[]), None);
+    let mut used = Vec::new();
+    p.take_uses(|pattern, n| used.push((pattern.to_owned(), n)));
+    assert_eq!(
+        used,
+        [
+            ("https://app.example.com".to_owned(), 2),
+            ("https://*.example.org".to_owned(), 2),
+            ("http://*.example.org".to_owned(), 1),
+        ]
+    );
+    // Drained: a second take finds nothing.
+    assert!(!p.has_uses());
+    p.take_uses(|pattern, n| panic!("{pattern} counted {n} again"));
+}
+
+#[test]
+fn report_only_counts_only_what_the_policy_grants() {
+    let spec = PolicySpec {
+        origins: vec!["https://app.example.com".into()],
+        mode: crate::engine::Mode::ReportOnly,
+        ..PolicySpec::default()
+    };
+    let p = match Policy::compile(&spec) {
+        Ok(p) => p,
+        Err(e) => panic!("{e}"),
+    };
+    assert_eq!(
+        get(&p, Method::GET, &[("origin", "https://app.example.com")]),
+        Some(0)
+    );
+    // Let through as if allowed, but would have been blocked: not a use.
+    assert_eq!(
+        get(&p, Method::GET, &[("origin", "https://evil.example.net")]),
+        None
+    );
+    let preflight = [
+        ("origin", "https://app.example.com"),
+        ("access-control-request-method", "DELETE"),
+    ];
+    assert_eq!(get(&p, Method::OPTIONS, &preflight), None);
+    let mut total = 0;
+    p.take_uses(|_, n| total += n);
+    assert_eq!(total, 1);
+}
+
+#[test]
+fn any_origin_counts_under_star() {
+    let p = policy(&["*"]);
+    assert_eq!(
+        get(&p, Method::GET, &[("origin", "https://x.example")]),
+        Some(0)
+    );
+    let mut used = Vec::new();
+    p.take_uses(|pattern, n| used.push((pattern.to_owned(), n)));
+    assert_eq!(used, [("*".to_owned(), 1)]);
+}

@@ -140,6 +140,7 @@ impl Store {
             }
             copy.finish().await?;
         }
+        crate::store::usage::add(&mut tx, batch.ts.date_naive(), batch.ts_end, &batch.uses).await?;
         tx.commit().await?;
         Ok(Ingested::Stored { events })
     }

@@ -3,6 +3,7 @@
 //! the forms in [`super::forms`] re-render it with.
 
 use crate::service;
+use crate::service::usage::OriginWithUsage;
 use crate::state::AppState;
 use crate::store::origins::Origin;
 use crate::store::rollout::Rollout;
@@ -72,11 +73,25 @@ pub struct OriginRow {
     pub(super) decided: String,
     pub(super) note: String,
     pub(super) expires: String,
+    /// The last allowed request agents reported, or an em dash.
+    pub(super) last_used: String,
+    /// Allowed requests over the last 30 days.
+    pub(super) allowed_30d: i64,
+    /// Who asked for its revocation (pending), or "".
+    pub(super) revocation_requested_by: String,
 }
 
 impl OriginRow {
-    pub(super) fn of(o: &Origin) -> Self {
+    pub(super) fn of(row: &OriginWithUsage) -> Self {
+        let o = &row.origin;
         OriginRow {
+            last_used: when_opt(&row.usage.last_allowed_at),
+            allowed_30d: row.usage.allowed_30d,
+            revocation_requested_by: o
+                .revocation_requested_by
+                .clone()
+                .filter(|_| o.status == crate::domain::OriginStatus::Approved)
+                .unwrap_or_default(),
             id: o.id,
             pattern: o.pattern.clone(),
             status: o.status.as_str().to_owned(),
@@ -179,7 +194,7 @@ pub(super) async fn render_detail(
     errors: FieldErrors,
     status: StatusCode,
 ) -> UiResult {
-    let origins = state.store.list_origins(&service.name).await?;
+    let origins = crate::service::usage::origins_with_usage(state, &service.name).await?;
     let effective = state
         .store
         .effective_policy(&service.name)
