@@ -420,8 +420,10 @@ impl OriginSet {
                     // it rather than panic.
                     match HeaderValue::from_str(&s) {
                         Ok(v) => {
-                            set.exact
-                                .insert(s.into_bytes().into_boxed_slice(), (super::shared(v), index));
+                            set.exact.insert(
+                                s.into_bytes().into_boxed_slice(),
+                                (super::shared(v), index),
+                            );
                         }
                         Err(_) => problems.push(Problem::new(
                             format!("origins[{i}]"),

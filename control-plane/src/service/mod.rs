@@ -16,8 +16,8 @@
 
 pub mod error;
 pub mod origins;
-pub mod rollout;
 pub mod revocations;
+pub mod rollout;
 pub mod services;
 pub mod simulate;
 pub mod tokens;

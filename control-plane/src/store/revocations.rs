@@ -39,7 +39,7 @@ impl Store {
             UPDATE origins
                SET revocation_requested_by = $2, revocation_reason = $3, revocation_requested_at = now()
              WHERE id = $1
-            RETURNING id, $4 AS "service!", pattern, status AS "status: OriginStatus", requested_by, reason,
+            RETURNING id, $4 AS "service!", pattern, status AS "status: OriginStatus", requested_by, COALESCE(requested_by_person, requested_by) AS "requested_by_person!", reason,
                       requested_at, decided_by, decided_at, note, expires_at,
                       revocation_requested_by, revocation_reason, revocation_requested_at
             "#,
@@ -72,7 +72,7 @@ impl Store {
             UPDATE origins
                SET revocation_requested_by = NULL, revocation_reason = NULL, revocation_requested_at = NULL
              WHERE id = $1
-            RETURNING id, $2 AS "service!", pattern, status AS "status: OriginStatus", requested_by, reason,
+            RETURNING id, $2 AS "service!", pattern, status AS "status: OriginStatus", requested_by, COALESCE(requested_by_person, requested_by) AS "requested_by_person!", reason,
                       requested_at, decided_by, decided_at, note, expires_at,
                       revocation_requested_by, revocation_reason, revocation_requested_at
             "#,
@@ -92,7 +92,7 @@ impl Store {
         let rows = sqlx::query_as!(
             Origin,
             r#"
-            SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, o.reason,
+            SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, COALESCE(o.requested_by_person, o.requested_by) AS "requested_by_person!", o.reason,
                    o.requested_at, o.decided_by, o.decided_at, o.note, o.expires_at,
                    o.revocation_requested_by, o.revocation_reason, o.revocation_requested_at
               FROM origins o JOIN services s ON s.id = o.service_id
@@ -110,7 +110,7 @@ async fn locked_origin(tx: &mut sqlx::PgConnection, id: i64) -> Result<Origin, S
     sqlx::query_as!(
         Origin,
         r#"
-        SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, o.reason,
+        SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, COALESCE(o.requested_by_person, o.requested_by) AS "requested_by_person!", o.reason,
                o.requested_at, o.decided_by, o.decided_at, o.note, o.expires_at,
                o.revocation_requested_by, o.revocation_reason, o.revocation_requested_at
           FROM origins o JOIN services s ON s.id = o.service_id

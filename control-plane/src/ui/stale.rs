@@ -150,7 +150,9 @@ async fn confirm(
     CsrfForm(form): CsrfForm<RevocationForm>,
 ) -> UiResult {
     let back = local_path(Some(&form.next), "/approvals");
-    let result = service::revocations::confirm(&state, id, Some(&form.note), &user.email, &user.person).await;
+    let result =
+        service::revocations::confirm(&state, id, Some(&form.note), &user.email, &user.person)
+            .await;
     done(result, &back, "Revoked").await
 }
 

@@ -5,7 +5,6 @@
 use crate::service;
 use crate::service::usage::OriginWithUsage;
 use crate::state::AppState;
-use crate::store::origins::Origin;
 use crate::store::rollout::Rollout;
 use crate::store::services::Service;
 use crate::ui::page::{Ctx, Layout, UiResult, when, when_opt};
