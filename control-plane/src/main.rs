@@ -136,7 +136,9 @@ struct ServeArgs {
     /// load balancer with their usual backoff, keeping their policy). 0
     /// (the default): streams stay open until the agent or replica goes.
     /// 1800 (30 minutes) suits an autoscaled Deployment.
-    #[arg(long, env = "CORSAIR_MAX_STREAM_AGE", default_value_t = 0)]
+    /// At most 31536000 (a year): the jittered age must stay a valid timer.
+    #[arg(long, env = "CORSAIR_MAX_STREAM_AGE", default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=MAX_STREAM_AGE_LIMIT))]
     max_stream_age: u64,
     /// Do not apply migrations at start-up (when a `migrate` Job owns them,
     /// or the serving database user may not change the schema). `/readyz`
@@ -479,6 +481,32 @@ fn bind_grpc(addr: std::net::SocketAddr) -> std::io::Result<TcpListener> {
     socket.listen(GRPC_BACKLOG)
 }
 
+/// The largest `--max-stream-age` (seconds): a year.
+const MAX_STREAM_AGE_LIMIT: u64 = 365 * 24 * 3600;
+
+/// Warns at start-up when `--break-glass-admin` names no enabled admin:
+/// otherwise the mistake shows only when the provider is down and someone
+/// needs that account. A warning, not a refusal: the account may be added
+/// (`user add`) after the control plane starts.
+async fn warn_about_break_glass_admin(store: &Store, local_login: &LocalLogin) {
+    let LocalLogin::BreakGlassOnly(Some(email)) = local_login else {
+        return;
+    };
+    match store.active_user_role(email).await {
+        Ok(Some(Role::Admin)) => {}
+        Ok(Some(role)) => tracing::warn!(
+            email = %email,
+            role = role.as_str(),
+            "--break-glass-admin is not an admin; its password sign-in will be refused until it is"
+        ),
+        Ok(None) => tracing::warn!(
+            email = %email,
+            "--break-glass-admin names no enabled user; create it with `user add --role admin`"
+        ),
+        Err(error) => tracing::warn!(%error, "cannot check --break-glass-admin"),
+    }
+}
+
 /// How often a deferred bootstrap admin checks whether the schema is current.
 const BOOTSTRAP_SCHEMA_POLL: std::time::Duration = std::time::Duration::from_secs(2);
 
@@ -542,6 +570,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             );
         }
     }
+    warn_about_break_glass_admin(&store, &sign_in.local_login).await;
     let keys = SigningKey::load_or_create(&args.signing_key_file)?;
     let http = TcpListener::bind(args.http)
         .await

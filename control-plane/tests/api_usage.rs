@@ -355,17 +355,35 @@ async fn revocation_requests_need_a_second_person_and_are_audited() {
     assert_eq!(own.status, StatusCode::FORBIDDEN, "{}", own.body);
     assert!(own.error_message().contains("four-eyes"), "{}", own.body);
 
-    // A second approver confirms: revoked, out of the policy.
+    // A bad wait is refused before anything changes.
+    let bad_wait = api
+        .as_role(
+            Role::Admin,
+            Method::POST,
+            &format!("{}?wait=bogus", path("/confirm")),
+            None,
+        )
+        .await;
+    assert_eq!(
+        bad_wait.status,
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "{}",
+        bad_wait.body
+    );
+
+    // A second approver confirms: revoked, out of the policy; with
+    // `?wait=applied` (no agent connected) the rollout is complete at once.
     let confirmed = api
         .as_role(
             Role::Admin,
             Method::POST,
-            &path("/confirm"),
+            &format!("{}?wait=applied&timeout=2s", path("/confirm")),
             Some(json!({"note": "agreed"})),
         )
         .await;
     assert_eq!(confirmed.status, StatusCode::OK, "{}", confirmed.body);
     assert_eq!(confirmed.body["status"], "revoked");
+    assert_eq!(confirmed.body["rollout"]["agents"], 0, "{}", confirmed.body);
     assert_eq!(confirmed.body["decided_by"], "admin@example.com");
     assert_eq!(
         confirmed.body["revocation_requested_by"],

@@ -4,7 +4,8 @@
 
 use super::blocked::push_record;
 use super::extract::{Json, JsonOrEmpty, Path, Query};
-use super::origins::DecisionBody;
+use super::origins::{DecisionBody, OriginChange};
+use super::rollout::{WaitParams, after_change};
 use super::{AppState, Error};
 use crate::auth::{Approver, Requester, RequireRole, Viewer};
 use crate::service;
@@ -101,7 +102,13 @@ fn csv_response(rows: &[StaleOrigin]) -> Response {
         push_record(&mut out, &fields);
     }
     (
-        [(http::header::CONTENT_TYPE, "text/csv; charset=utf-8")],
+        [
+            (http::header::CONTENT_TYPE, "text/csv; charset=utf-8"),
+            (
+                http::header::CONTENT_DISPOSITION,
+                "attachment; filename=\"stale-origins.csv\"",
+            ),
+        ],
         out,
     )
         .into_response()
@@ -154,11 +161,12 @@ async fn request_revocation(
     post,
     path = "/origins/{id}/revocation-request/confirm",
     tag = "origins",
-    params(("id" = i64, Path, description = "The origin's id", example = 1)),
+    params(("id" = i64, Path, description = "The origin's id", example = 1), WaitParams),
     request_body(content = Option<DecisionBody>, description = "Optional: a note for the audit log; the body may be empty"),
     responses(
-        (status = 200, description = "The origin, revoked", body = Origin),
+        (status = 200, description = "The origin, revoked; with `?wait=applied`, also `rollout`", body = OriginChange),
         (status = 403, description = "Role too low, or the four-eyes rule: whoever asked cannot confirm"),
+        (status = 422, description = "A bad `wait` or `timeout`, or a bad note (nothing changed)"),
         (status = 404, description = "No such origin"),
         (status = 409, description = "No pending revocation request, or not approved"),
     ),
@@ -167,11 +175,16 @@ async fn confirm_revocation(
     RequireRole { user, .. }: RequireRole<Approver>,
     State(state): State<AppState>,
     Path(id): Path<i64>,
+    Query(wait): Query<WaitParams>,
     JsonOrEmpty(body): JsonOrEmpty<DecisionBody>,
-) -> Result<Json<Origin>, Error> {
-    service::revocations::confirm(&state, id, body.note.as_deref(), &user.email, &user.person)
-        .await
-        .map(Json)
+) -> Result<Json<OriginChange>, Error> {
+    // Parsed before the change: a bad `wait` changes nothing.
+    let wait = wait.parse()?;
+    let origin =
+        service::revocations::confirm(&state, id, body.note.as_deref(), &user.email, &user.person)
+            .await?;
+    let rollout = after_change(&state, &origin.service, None, wait).await?;
+    Ok(Json(OriginChange { origin, rollout }))
 }
 
 /// Dismiss a pending revocation request; the origin stays approved (role:

@@ -32,6 +32,12 @@ impl RoleMap {
                     role.trim()
                 ));
             };
+            if let Some((_, earlier)) = parsed.iter().find(|(g, _)| g == group) {
+                return Err(format!(
+                    "--oidc-role-map {entry:?}: group {group:?} is already mapped to {}; map each group once",
+                    earlier.as_str()
+                ));
+            }
             parsed.push((group.to_owned(), role));
         }
         Ok(Self { entries: parsed })
@@ -55,6 +61,16 @@ impl RoleMap {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_group_mapped_twice_is_refused() {
+        let err = RoleMap::parse(&["ops=admin", "ops=viewer"]).err();
+        assert!(
+            err.as_deref()
+                .is_some_and(|e| e.contains("\"ops\" is already mapped to admin")),
+            "{err:?}"
+        );
+    }
 
     #[test]
     fn highest_mapped_role_wins_and_unmapped_groups_give_none() {
