@@ -14,7 +14,7 @@ impl RoleMap {
     /// Parses `GROUP=ROLE` entries (split at the last `=`, so a group may
     /// contain `=`). Errors name the entry and what to fix.
     pub fn parse<S: AsRef<str>>(entries: &[S]) -> Result<Self, String> {
-        let mut parsed = Vec::new();
+        let mut parsed: Vec<(String, Role)> = Vec::new();
         for entry in entries {
             let entry = entry.as_ref();
             let Some((group, role)) = entry.rsplit_once('=') else {
