@@ -107,10 +107,8 @@ pub async fn run(
     checker.abort();
     let _ = checker.await;
     sampling.store(false, Ordering::Relaxed);
-    let samples = match sampler.await {
-        Ok(samples) => samples,
-        Err(_) => Vec::new(),
-    };
+    // A sampler that panicked leaves no samples; the figures say so.
+    let samples: Vec<_> = sampler.await.unwrap_or_default();
     converged?;
 
     for (i, agent) in fleet.agents.iter().enumerate() {
