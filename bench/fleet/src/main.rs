@@ -112,6 +112,7 @@ async fn main() -> Result<()> {
     let mut last_origin = String::new();
     let before_approvals = proc_stats::sample(pid)?;
     let simulator_before = proc_stats::sample(std::process::id())?;
+    let postgres_before = proc_stats::cpu_seconds_of("postgres")?;
     for _ in 0..args.approvals {
         let (id, origin) = harness.request_origin().await?;
         let t0 = Instant::now();
@@ -147,6 +148,7 @@ async fn main() -> Result<()> {
     }
     let after_approvals = proc_stats::sample(pid)?;
     let simulator_after = proc_stats::sample(std::process::id())?;
+    let postgres_cpu = proc_stats::cpu_seconds_of("postgres")? - postgres_before;
     println!(
         "\n## Approvals ({} approvals through the REST API, one after another)",
         args.approvals
@@ -173,6 +175,10 @@ async fn main() -> Result<()> {
         "simulator CPU during the approvals (the agents' share of the same 2 cores): {:.2} s ({:.3} s per approval)",
         simulator_after.cpu_seconds - simulator_before.cpu_seconds,
         (simulator_after.cpu_seconds - simulator_before.cpu_seconds) / args.approvals.max(1) as f64
+    );
+    println!(
+        "PostgreSQL CPU during the approvals (every process of the cluster on this machine): {postgres_cpu:.2} s ({:.3} s per approval)",
+        postgres_cpu / args.approvals.max(1) as f64
     );
     match fleet.check_no_change_lost(&revisions) {
         Ok(()) => println!(

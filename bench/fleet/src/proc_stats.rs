@@ -48,3 +48,27 @@ pub fn sample(pid: u32) -> Result<Sample> {
         cpu_seconds,
     })
 }
+
+/// CPU seconds (user + system) of every live process named `comm` (as in
+/// `/proc/PID/comm`), e.g. all of a PostgreSQL cluster's processes. A
+/// process that exits between two readings takes its time with it, so
+/// compare readings of long-lived processes only (a connection pool's).
+pub fn cpu_seconds_of(comm: &str) -> Result<f64> {
+    let mut total = 0.0;
+    for entry in std::fs::read_dir("/proc").context("reading /proc")? {
+        let Ok(entry) = entry else { continue };
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let is_it = std::fs::read_to_string(format!("/proc/{pid}/comm"))
+            .is_ok_and(|name| name.trim_end() == comm);
+        if is_it && let Ok(s) = sample(pid) {
+            total += s.cpu_seconds;
+        }
+    }
+    Ok(total)
+}

@@ -15,7 +15,8 @@ use corsair_proto::v1::{AgentMessage, ControlMessage, Hello, agent_message};
 use futures_util::StreamExt as _;
 use futures_util::stream::Map;
 use std::collections::{BTreeSet, HashMap};
-use tokio::sync::{mpsc, watch};
+use std::sync::Arc;
+use tokio::sync::{Semaphore, SemaphorePermit, mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::{Request, Response, Status, Streaming};
 use tracing::{Instrument, info_span, warn};
@@ -25,6 +26,13 @@ const MAX_NAME_LEN: usize = 256;
 const MAX_SERVICES: usize = 256;
 /// Outbound messages buffered per stream before the stream task waits.
 const OUTBOUND_BUFFER: usize = 4;
+/// Stream openings doing their database work (token check, agent binding,
+/// the agent's row) at once; the rest wait for a turn before building any
+/// query. When a whole fleet reconnects, 10,000 openings each holding
+/// sqlx's queued query futures (~10 KiB apiece) waiting for one of the
+/// pool's 16 connections peaked at hundreds of MiB, which glibc kept
+/// resident; the pool cannot serve more than this at once anyway.
+const OPENINGS_AT_ONCE: usize = 32;
 
 /// The `corsair.v1.PolicySync` service.
 #[derive(Debug, Clone)]
@@ -38,6 +46,7 @@ pub struct PolicySyncService<W> {
     connections: Connections,
     drain: mpsc::WeakSender<()>,
     acks: AckWriter,
+    openings: Arc<Semaphore>,
 }
 
 impl<W: PolicyWatcher> PolicySyncService<W> {
@@ -70,7 +79,16 @@ impl<W: PolicyWatcher> PolicySyncService<W> {
             connections: Connections::default(),
             drain,
             acks,
+            openings: Arc::new(Semaphore::new(OPENINGS_AT_ONCE)),
         }
+    }
+
+    /// A turn to do a stream opening's database work ([`OPENINGS_AT_ONCE`]).
+    async fn opening_turn(&self) -> Result<SemaphorePermit<'_>, Status> {
+        self.openings
+            .acquire()
+            .await
+            .map_err(|_| Status::unavailable("control plane shutting down"))
     }
 }
 
@@ -90,11 +108,14 @@ impl<W: PolicyWatcher> PolicySync for PolicySyncService<W> {
         // Subscribed before the token is checked, so a revocation committed
         // after the check cannot slip past the stream.
         let revoked = self.revocations.subscribe();
+        let turn = self.opening_turn().await?;
         let auth = authenticate(request.metadata(), &self.keys, &self.store)
             .await
             .inspect_err(|status| {
                 warn!(?peer, reason = status.message(), "agent stream refused")
             })?;
+        // Not held while the agent takes its time to send the Hello.
+        drop(turn);
         let mut inbound = request.into_inner();
         let hello = match tokio::time::timeout(self.config.hello_timeout, inbound.message()).await {
             Err(_) => return Err(Status::deadline_exceeded("no Hello received in time")),
@@ -110,6 +131,7 @@ impl<W: PolicyWatcher> PolicySync for PolicySyncService<W> {
         };
         let services = check_hello(&hello, &auth.claims.services)
             .inspect_err(|status| warn!(?peer, agent_id = %hello.agent_id, reason = status.message(), "agent stream refused"))?;
+        let turn = self.opening_turn().await?;
         bind_agent(&self.store, &auth, &hello.agent_id)
             .await
             .inspect_err(|status| warn!(?peer, agent_id = %hello.agent_id, reason = status.message(), "agent stream refused"))?;
@@ -141,6 +163,7 @@ impl<W: PolicyWatcher> PolicySync for PolicySyncService<W> {
                 tracing::error!(parent: &span, %error, "cannot record agent");
                 Status::unavailable("cannot record the agent right now")
             })?;
+        drop(turn);
 
         let (tx, rx) = mpsc::channel(OUTBOUND_BUFFER);
         let stream = AgentStream {

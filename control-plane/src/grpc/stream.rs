@@ -52,6 +52,12 @@ impl Connections {
 pub(crate) type Outbound = Box<Result<ControlMessage, Status>>;
 
 /// The state of one stream; kept small (1,000s of these per replica).
+///
+/// Its task's future is allocated once per stream and lives as long as the
+/// stream, so the database calls a stream makes rarely (the token re-check,
+/// a NACK, the disconnect record) are boxed where they are awaited: sqlx's
+/// futures are kilobytes each, and inline they made every stream's task
+/// ~16 KiB (heaptrack, BENCHMARKS.md "Fleet").
 pub(crate) struct AgentStream {
     pub agent_id: String,
     /// Revisions the agent said it holds; becomes "last sent" per service.
@@ -116,7 +122,7 @@ impl AgentStream {
         // reconnects at once (maybe to another replica) is not marked
         // disconnected after it connected again.
         if self.connections.closed(&self.agent_id)
-            && let Err(error) = self.store.agent_disconnected(&self.agent_id).await
+            && let Err(error) = Box::pin(self.store.agent_disconnected(&self.agent_id)).await
         {
             warn!(%error, "cannot record agent disconnect");
         }
@@ -191,7 +197,7 @@ impl AgentStream {
                 Event::Changed(_, None) => {}
                 Event::Message(message) => self.received(message).await,
                 Event::Recheck => {
-                    if let Some(why) = self.token_invalid().await {
+                    if let Some(why) = Box::pin(self.token_invalid()).await {
                         return End::TokenInvalid(why);
                     }
                     // The heartbeat: a quiet stream is still a live agent,
@@ -267,9 +273,13 @@ impl AgentStream {
             Some(agent_message::Msg::Nack(nack)) if self.held.contains_key(&nack.service) => {
                 warn!(service = %nack.service, revision = nack.revision, error = %nack.error, "agent refused policy");
                 metrics().nacks.inc();
-                self.store
-                    .agent_nacked(&self.agent_id, &nack.service, nack.revision, &nack.error)
-                    .await
+                Box::pin(self.store.agent_nacked(
+                    &self.agent_id,
+                    &nack.service,
+                    nack.revision,
+                    &nack.error,
+                ))
+                .await
             }
             other => {
                 warn!(message = ?other, "unexpected message from agent; ignored");

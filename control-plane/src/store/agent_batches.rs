@@ -15,10 +15,18 @@ pub struct AgentAck {
     pub revision: i64,
 }
 
+/// How stale an agent's `last_seen` must be before an ACK rewrites it.
+/// `last_seen` only has to be finer than
+/// [`AGENT_STALE_AFTER`](super::agents::AGENT_STALE_AFTER) (180 s); without
+/// this, every approval rewrote the row of every agent (10,000 row versions
+/// and their index entries per approval at 10,000 agents).
+pub const LAST_SEEN_RESOLUTION: std::time::Duration = std::time::Duration::from_secs(10);
+
 impl Store {
     /// Records many ACKs in one statement (as [`Store::agent_acked`] does
     /// for one): upserts each `agent_services` row and bumps the agents'
-    /// `last_seen`. Each (agent, service) pair may appear only once.
+    /// `last_seen` where it is older than [`LAST_SEEN_RESOLUTION`]. Each
+    /// (agent, service) pair may appear only once.
     pub async fn agents_acked(&self, acks: &[AgentAck]) -> Result<(), StoreError> {
         let agent_ids: Vec<String> = acks.iter().map(|a| a.agent_id.clone()).collect();
         let services: Vec<String> = acks.iter().map(|a| a.service.clone()).collect();
@@ -29,14 +37,16 @@ impl Store {
                        AS a (agent_id, service, revision)
                ),
                seen AS (UPDATE agents SET last_seen = now()
-                         WHERE id IN (SELECT agent_id FROM acks))
+                         WHERE id IN (SELECT agent_id FROM acks)
+                           AND last_seen < now() - make_interval(secs => $4))
                INSERT INTO agent_services (agent_id, service, applied_revision, applied_at)
                SELECT agent_id, service, revision, now() FROM acks
                ON CONFLICT (agent_id, service) DO UPDATE
                   SET applied_revision = EXCLUDED.applied_revision, applied_at = now()"#,
             &agent_ids,
             &services,
-            &revisions
+            &revisions,
+            LAST_SEEN_RESOLUTION.as_secs_f64()
         )
         .execute(&self.pool)
         .await?;
