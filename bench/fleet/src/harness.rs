@@ -60,6 +60,8 @@ pub struct Harness {
     /// any number of fresh agent ids).
     pub agent_token: String,
     origins_requested: u64,
+    /// Listening on `corsair_rollout` (see [`Harness::wait_acked`]).
+    rollout: sqlx::postgres::PgListener,
 }
 
 impl Harness {
@@ -88,6 +90,8 @@ impl Harness {
         db.store
             .create_agent_token(id, "fleet", &services, None, "fleet-bench")
             .await?;
+        let mut rollout = sqlx::postgres::PgListener::connect(&db.url).await?;
+        rollout.listen("corsair_rollout").await?;
         let harness = Self {
             serve: Some(serve),
             binary,
@@ -97,6 +101,7 @@ impl Harness {
             http: reqwest::Client::new(),
             agent_token,
             origins_requested: 0,
+            rollout,
         };
         harness
             .call(
@@ -212,16 +217,32 @@ impl Harness {
             .context("policy without a revision")
     }
 
-    /// How many agents' ACKs of `revision` (or later) the control plane has
-    /// recorded in `agent_services`, read as an outside observer.
-    pub async fn acked(&self, revision: i64) -> Result<i64> {
-        Ok(sqlx::query_scalar(
-            "SELECT count(*) FROM agent_services WHERE service = $1 AND applied_revision >= $2",
-        )
-        .bind(SERVICE)
-        .bind(revision)
-        .fetch_one(self.db.store.pool())
-        .await?)
+    /// Waits until `n` agents' ACKs of `revision` (or later) are recorded
+    /// in `agent_services`. It counts once at the start and again on each
+    /// `corsair_rollout` notification (sent at the commit of every ACK
+    /// batch, migration 0011), or every 100 ms if none arrives: the
+    /// measurement adds one count per batch, not a query every few
+    /// milliseconds over 10,000 rows.
+    pub async fn wait_acked(&mut self, revision: i64, n: i64, timeout: Duration) -> Result<()> {
+        let deadline = tokio::time::Instant::now() + timeout;
+        loop {
+            let acked: i64 = sqlx::query_scalar(
+                "SELECT count(*) FROM agent_services WHERE service = $1 AND applied_revision >= $2",
+            )
+            .bind(SERVICE)
+            .bind(revision)
+            .fetch_one(self.db.store.pool())
+            .await?;
+            if acked >= n {
+                return Ok(());
+            }
+            anyhow::ensure!(
+                tokio::time::Instant::now() < deadline,
+                "ACKs of revision {revision}: {acked} of {n} recorded after {timeout:?}"
+            );
+            // A timeout or a notification: count again either way.
+            let _ = tokio::time::timeout(Duration::from_millis(100), self.rollout.try_recv()).await;
+        }
     }
 
     async fn call(&self, role: Role, path: &str, body: Value) -> Result<Value> {

@@ -134,14 +134,9 @@ async fn main() -> Result<()> {
             .collect();
         all_applied.push(latencies.iter().max().copied().unwrap_or_default());
         per_agent.extend(latencies);
-        let deadline = Instant::now() + Duration::from_secs(120);
-        while harness.acked(revision).await? < n as i64 {
-            anyhow::ensure!(
-                Instant::now() < deadline,
-                "ACKs of revision {revision} not all recorded after 120 s"
-            );
-            tokio::time::sleep(Duration::from_millis(10)).await;
-        }
+        harness
+            .wait_acked(revision, n as i64, Duration::from_secs(120))
+            .await?;
         all_acked.push(t0.elapsed());
         revisions.push(revision);
         last_origin = origin;
@@ -162,7 +157,7 @@ async fn main() -> Result<()> {
         summary(&all_applied)
     );
     println!(
-        "approval -> every ACK recorded in agent_services (per approval, 10 ms polling): {}",
+        "approval -> every ACK recorded in agent_services (per approval, counted at each ACK batch's NOTIFY): {}",
         summary(&all_acked)
     );
     println!(
