@@ -150,16 +150,14 @@ struct Lines<'a> {
 }
 
 impl Lines<'_> {
-    fn write(self, headers: &mut HeaderMap) {
+    fn write(mut self, headers: &mut HeaderMap) {
         // A map with no room has no headers: every local answer, and an
         // upstream response without any. Nothing to remove or merge, so the
         // answer is a copy of a prebuilt map of the same names (two
         // allocations, as sizing the map costs anyway) with this request's
         // values moved in: no hashing or probing per line.
         if headers.capacity() == 0 {
-            if let Some(fresh) = self.fresh() {
-                *headers = fresh;
-            }
+            self.fresh(headers);
             return;
         }
         self.insert(headers);
@@ -208,16 +206,24 @@ impl Lines<'_> {
         self.vary.apply(headers);
     }
 
-    /// The lines as a new map, `None` when there are none: a clone of the
-    /// prebuilt map of this shape with the per-request values swapped in.
-    fn fresh(mut self) -> Option<HeaderMap> {
-        let mut map = template(self.shape())?.clone();
-        for (name, value) in map.iter_mut() {
+    /// Replaces `headers` (a map with no room) with the lines: a clone of
+    /// the prebuilt map of this shape with the per-request values moved in.
+    /// Nothing when there are no lines. Borrows `self`: the lines are large,
+    /// and moving them costs a copy.
+    fn fresh(&mut self, headers: &mut HeaderMap) {
+        let Some(template) = template(self.shape()) else {
+            return;
+        };
+        *headers = template.clone();
+        if self.allow_origin.is_none() {
+            // Only `Vary`, whose value the prebuilt map holds.
+            return;
+        }
+        for (name, value) in headers.iter_mut() {
             if let Some(v) = self.take(name) {
                 *value = v;
             }
         }
-        Some(map)
     }
 
     /// This line's value if it differs between requests of one shape (the
