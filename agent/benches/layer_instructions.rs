@@ -66,7 +66,7 @@ where
     }
 }
 
-fn main() {
+pub fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // `cargo bench` passes `--bench`: run every cell briefly as a check.
     let cells: Vec<(String, String, usize, usize)> = match args.as_slice() {
