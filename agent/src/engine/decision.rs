@@ -121,6 +121,15 @@ impl ForwardHeaders {
     /// Writes them into the upstream's response exactly as
     /// [`Decision::apply`] would, moving its values in (no clones).
     pub fn apply(self, headers: &mut HeaderMap) {
+        // A refused request's answer into a response without headers is
+        // the prebuilt `Vary` line alone (see `Lines::write`), without
+        // building the lines.
+        if self.allow_origin.is_none() && headers.capacity() == 0 {
+            if let Some(template) = template(self.vary.index()) {
+                *headers = template.clone();
+            }
+            return;
+        }
         Lines {
             allow_origin: self.allow_origin.map(Cow::Owned),
             credentials: self.credentials,
@@ -435,6 +444,7 @@ impl Decision<'_> {
     /// in a tower service). Smaller than [`Self::into_owned`]: a forwarded
     /// request is never a preflight, so only the origin, credentials,
     /// exposed headers and `Vary` are carried.
+    #[inline]
     pub fn forward_headers(&self) -> ForwardHeaders {
         debug_assert!(self.forwards(), "forward_headers of a local answer");
         ForwardHeaders {
