@@ -270,7 +270,10 @@ mod tests {
                 Err(_) => return,
             };
         }
-        let got = format!("{:?}", check(h.get_all(ACCESS_CONTROL_REQUEST_HEADERS), allowed));
+        let got = format!(
+            "{:?}",
+            check(h.get_all(ACCESS_CONTROL_REQUEST_HEADERS), allowed)
+        );
         let want = format!(
             "{:?}",
             reference(h.get_all(ACCESS_CONTROL_REQUEST_HEADERS), allowed)
