@@ -31,7 +31,7 @@ fn report_echo<'p>(report_only: bool, sent: &HeaderValue) -> Option<Cow<'p, Head
 ///
 /// Looking its 38-byte custom name up hashes all of it (~250 instructions);
 /// a preflight's map is small (a browser sends about fifteen lines, most of
-/// them standard names, which compare as one byte), so up to [`SCAN_LINES`]
+/// them standard names, which compare as one byte), so up to `SCAN_LINES`
 /// lines are scanned instead. A larger map is looked up, so a request with
 /// many lines costs no more than before.
 fn private_network_asked(headers: &HeaderMap) -> bool {
