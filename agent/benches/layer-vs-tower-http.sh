@@ -12,11 +12,14 @@
 #   agent/benches/layer-vs-tower-http.sh                  # both; ~3 min after the build
 #   agent/benches/layer-vs-tower-http.sh --instructions   # counts only (~1 min)
 #   agent/benches/layer-vs-tower-http.sh --time           # criterion only (~1 min)
-#   options: --origins N (1, 10, 100, 1000 or 10000; default 1000), --calls N (callgrind, default 20000)
+#   options: --origins N (1, 10, 100, 1000 or 10000; default 1000), --calls N (callgrind, default 20000),
+#            --allocator glibc|mimalloc (counts only; default glibc, the headline figures:
+#            mimalloc is the agent binary's allocator, a side table)
 set -euo pipefail
 
 origins=1000
 calls=20000
+allocator=glibc
 do_count=1
 do_time=1
 while [ $# -gt 0 ]; do
@@ -25,11 +28,17 @@ while [ $# -gt 0 ]; do
         --calls) calls="$2"; shift ;;
         --instructions) do_time="" ;;
         --time) do_count="" ;;
-        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        --allocator) allocator="$2"; shift ;;
+        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
         *) echo "unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
 done
+case "$allocator" in
+    glibc) bench=layer_instructions ;;
+    mimalloc) bench=layer_instructions_mimalloc ;;
+    *) echo "unknown allocator $allocator (glibc or mimalloc)" >&2; exit 2 ;;
+esac
 [ -z "$do_count" ] || command -v valgrind >/dev/null 2>&1 \
     || { echo "needs valgrind (apt-get install valgrind), or use --time" >&2; exit 1; }
 
@@ -44,17 +53,17 @@ echo "commit: $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- agent || e
 echo "machine: $(lscpu | awk -F: '/^Model name/ {gsub(/^ +/, "", $2); print $2}'), $(nproc --all) CPUs, $(awk '/MemTotal/ {printf "%.0f GiB RAM", $2/1048576}' /proc/meminfo), $(uname -r); $(rustc --version | cut -d' ' -f1-2)"
 
 if [ -n "$do_count" ]; then
-    bin="$(cargo bench -p corsair-agent --bench layer_instructions --no-run --message-format=json 2>/dev/null \
-        | python3 -c 'import json, sys
+    bin="$(cargo bench -p corsair-agent --bench "$bench" --no-run --message-format=json 2>/dev/null \
+        | BENCH="$bench" python3 -c 'import json, os, sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "layer_instructions" and m.get("executable"):
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == os.environ["BENCH"] and m.get("executable"):
         print(m["executable"])')"
-    [ -x "$bin" ] || { echo "could not build the layer_instructions bench (cargo bench -p corsair-agent --bench layer_instructions --no-run)" >&2; exit 1; }
+    [ -x "$bin" ] || { echo "could not build the layer_instructions bench (cargo bench -p corsair-agent --bench $bench --no-run)" >&2; exit 1; }
     out="$(mktemp -d /tmp/corsair-layer-count.XXXXXX)"
     trap 'rm -rf "$out"' EXIT
     echo
-    echo "## Instructions per call (callgrind, $(valgrind --version); $calls counted calls per cell; load $(cut -d' ' -f1-3 /proc/loadavg), which counts do not depend on)"
+    echo "## Instructions per call (callgrind, $(valgrind --version); $calls counted calls per cell; allocator: $allocator, both layers; load $(cut -d' ' -f1-3 /proc/loadavg), which counts do not depend on)"
     echo
     echo "| scenario ($origins origins) | corsair/layer | tower-http/layer | tower-http / corsair |"
     echo "|---|---:|---:|---:|"

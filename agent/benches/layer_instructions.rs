@@ -12,8 +12,9 @@
 //! `valgrind --tool=callgrind --toggle-collect='*measured*' <bench binary> preflight corsair 1000 20000`
 //!
 //! Arguments: scenario (`allowed`, `disallowed`, `preflight`,
-//! `hostile_acrh`), layer (`corsair`, `tower-http`), origins, calls. Without
-//! valgrind it just runs the calls (and `cargo bench` runs it with no
+//! `hostile_acrh`), layer (`corsair`, `tower-http`; or a floor: `none`,
+//! the upstream alone, `vary-only`, the upstream plus one `Vary: Origin`
+//! insert), origins, calls. Without valgrind it just runs the calls (and `cargo bench` runs it with no
 //! arguments: a quick self-check of every cell).
 
 mod common;
@@ -66,7 +67,7 @@ where
     }
 }
 
-fn main() {
+pub fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     // `cargo bench` passes `--bench`: run every cell briefly as a check.
     let cells: Vec<(String, String, usize, usize)> = match args.as_slice() {
@@ -108,7 +109,23 @@ fn main() {
                 s,
                 calls,
             ),
-            other => panic!("unknown layer {other} (corsair or tower-http)"),
+            // Floors, not contenders: the upstream alone (what every cell
+            // pays: the request's drop, the response's construction), and
+            // the upstream plus the one `Vary: Origin` insert any layer that
+            // answers by origin writes into its response.
+            "none" => run(tower::service_fn(upstream), s, calls),
+            "vary-only" => run(
+                tower::service_fn(|req: Request<()>| {
+                    drop(req);
+                    let mut res = Response::new(String::new());
+                    res.headers_mut()
+                        .insert(http::header::VARY, http::HeaderValue::from_static("Origin"));
+                    std::future::ready(Ok::<_, Infallible>(res))
+                }),
+                s,
+                calls,
+            ),
+            other => panic!("unknown layer {other} (corsair, tower-http; floors: none, vary-only)"),
         }
         println!("{scenario} {layer} {n} origins: {calls} calls");
     }

@@ -24,7 +24,9 @@ use http::{Response, StatusCode};
 /// telemetry) and, with a reporter, a granted one against the pattern that
 /// granted it ([`crate::engine::Policy::count_use`], drained into the same
 /// telemetry batches); logs a refusal at debug level. Borrows the policy's
-/// header values; allocates nothing of its own.
+/// header values; allocates nothing of its own. Inlined: the decision is
+/// large, and a call would copy it once more on the way out.
+#[inline]
 pub fn decide<'p>(
     active: Option<&'p ActivePolicy>,
     request: &RequestParts<'_>,

@@ -9,6 +9,7 @@ use http::header::{
 };
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use std::borrow::Cow;
+use std::sync::OnceLock;
 
 /// `Access-Control-Allow-Private-Network` (Private Network Access draft).
 pub const ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK: HeaderName =
@@ -120,6 +121,15 @@ impl ForwardHeaders {
     /// Writes them into the upstream's response exactly as
     /// [`Decision::apply`] would, moving its values in (no clones).
     pub fn apply(self, headers: &mut HeaderMap) {
+        // A refused request's answer into a response without headers is
+        // the prebuilt `Vary` line alone (see `Lines::write`), without
+        // building the lines.
+        if self.allow_origin.is_none() && headers.capacity() == 0 {
+            if let Some(template) = template(self.vary.index()) {
+                *headers = template.clone();
+            }
+            return;
+        }
         Lines {
             allow_origin: self.allow_origin.map(Cow::Owned),
             credentials: self.credentials,
@@ -149,7 +159,22 @@ struct Lines<'a> {
 }
 
 impl Lines<'_> {
-    fn write(self, headers: &mut HeaderMap) {
+    fn write(mut self, headers: &mut HeaderMap) {
+        // A map with no room has no headers: every local answer, and an
+        // upstream response without any. Nothing to remove or merge, so the
+        // answer is a copy of a prebuilt map of the same names (two
+        // allocations, as sizing the map costs anyway) with this request's
+        // values moved in: no hashing or probing per line.
+        if headers.capacity() == 0 {
+            self.fresh(headers);
+            return;
+        }
+        self.insert(headers);
+    }
+
+    /// Writes the lines one by one: removes the upstream's `Access-Control-*`
+    /// lines, inserts ours, merges `Vary`.
+    fn insert(self, headers: &mut HeaderMap) {
         // One scan over the names instead of seven hashed removals: most
         // responses (and every local one) carry no Access-Control-* at all.
         if headers
@@ -160,9 +185,8 @@ impl Lines<'_> {
                 headers.remove(name);
             }
         }
-        // A map without room (a local answer, an upstream response without
-        // headers) gets exactly the room these lines need, rather than the
-        // map's default first growth to six entries.
+        // A map without room gets exactly the room these lines need, rather
+        // than the map's default first growth to six entries.
         let count = self.count();
         if headers.capacity() == 0 && count > 0 {
             headers.reserve(count);
@@ -191,6 +215,84 @@ impl Lines<'_> {
         self.vary.apply(headers);
     }
 
+    /// Replaces `headers` (a map with no room) with the lines: a clone of
+    /// the prebuilt map of this shape with the per-request values moved in.
+    /// Nothing when there are no lines. Borrows `self`: the lines are large,
+    /// and moving them costs a copy.
+    fn fresh(&mut self, headers: &mut HeaderMap) {
+        let Some(template) = template(self.shape()) else {
+            return;
+        };
+        *headers = template.clone();
+        if self.allow_origin.is_none() {
+            // Only `Vary`, whose value the prebuilt map holds.
+            return;
+        }
+        for (name, value) in headers.iter_mut() {
+            if let Some(v) = self.take(name) {
+                *value = v;
+            }
+        }
+    }
+
+    /// This line's value if it differs between requests of one shape (the
+    /// prebuilt map holds the fixed ones: `true`, `Vary`), taken out.
+    fn take(&mut self, name: &HeaderName) -> Option<HeaderValue> {
+        let slot = if name == ACCESS_CONTROL_ALLOW_ORIGIN {
+            &mut self.allow_origin
+        } else if name == ACCESS_CONTROL_ALLOW_METHODS {
+            &mut self.allow_methods
+        } else if name == ACCESS_CONTROL_ALLOW_HEADERS {
+            &mut self.allow_headers
+        } else if name == ACCESS_CONTROL_MAX_AGE {
+            &mut self.max_age
+        } else if name == ACCESS_CONTROL_EXPOSE_HEADERS {
+            &mut self.expose
+        } else {
+            return None;
+        };
+        slot.take().map(Cow::into_owned)
+    }
+
+    /// Which lines are written, as an index into [`TEMPLATES`]: the `Vary`
+    /// variant, then (with an allowed origin) one bit per optional line.
+    fn shape(&self) -> usize {
+        let vary = self.vary.index();
+        match self.allow_origin {
+            None => vary,
+            Some(_) => {
+                let flags = usize::from(self.credentials)
+                    | usize::from(self.allow_methods.is_some()) << 1
+                    | usize::from(self.allow_headers.is_some()) << 2
+                    | usize::from(self.max_age.is_some()) << 3
+                    | usize::from(self.expose.is_some()) << 4
+                    | usize::from(self.private_network) << 5;
+                Vary::COUNT * (1 + flags) + vary
+            }
+        }
+    }
+
+    /// Lines of shape `shape` with placeholder values for the per-request
+    /// ones (the inverse of [`Self::shape`]).
+    fn of_shape(shape: usize) -> Lines<'static> {
+        const PLACEHOLDER: HeaderValue = HeaderValue::from_static("");
+        let vary = Vary::from_index(shape % Vary::COUNT).unwrap_or(Vary::None);
+        let granted = shape / Vary::COUNT;
+        let flags = granted.saturating_sub(1);
+        let bit = |i: u32| flags & (1 << i) != 0;
+        let value = |on: bool| on.then_some(Cow::Owned(PLACEHOLDER));
+        Lines {
+            allow_origin: value(granted > 0),
+            credentials: bit(0),
+            allow_methods: value(bit(1)),
+            allow_headers: value(bit(2)),
+            max_age: value(bit(3)),
+            expose: value(bit(4)),
+            private_network: bit(5),
+            vary,
+        }
+    }
+
     /// How many header lines [`Self::write`] adds to an empty map.
     fn count(&self) -> usize {
         let granted = match self.allow_origin {
@@ -206,6 +308,31 @@ impl Lines<'_> {
         };
         granted + usize::from(self.vary.writes())
     }
+}
+
+/// Shapes of answer: every `Vary` variant without a grant, and with a grant
+/// for each combination of the six optional lines.
+const SHAPES: usize = Vary::COUNT * (1 + 64);
+
+/// The prebuilt map of each shape ([`Lines::shape`]), built on first use
+/// (one per shape per process, a few hundred bytes each); `None` for a
+/// shape that writes nothing.
+static TEMPLATES: [OnceLock<Option<HeaderMap>>; SHAPES] = [const { OnceLock::new() }; SHAPES];
+
+/// The prebuilt map of `shape`: its names in [`Lines::insert`]'s order,
+/// fixed values (`true`, `Vary`) set, the others placeholders.
+fn template(shape: usize) -> Option<&'static HeaderMap> {
+    TEMPLATES
+        .get(shape)?
+        .get_or_init(|| {
+            let lines = Lines::of_shape(shape);
+            (lines.count() > 0).then(|| {
+                let mut map = HeaderMap::new();
+                lines.insert(&mut map);
+                map
+            })
+        })
+        .as_ref()
 }
 
 /// The engine's answer for one request. Borrows the policy's precomputed
@@ -317,6 +444,7 @@ impl Decision<'_> {
     /// in a tower service). Smaller than [`Self::into_owned`]: a forwarded
     /// request is never a preflight, so only the origin, credentials,
     /// exposed headers and `Vary` are carried.
+    #[inline]
     pub fn forward_headers(&self) -> ForwardHeaders {
         debug_assert!(self.forwards(), "forward_headers of a local answer");
         ForwardHeaders {
@@ -359,5 +487,63 @@ impl Decision<'_> {
                 private_network: g.private_network,
             },
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(map: &HeaderMap) -> Vec<(String, Vec<u8>)> {
+        map.iter()
+            .map(|(n, v)| (n.as_str().to_owned(), v.as_bytes().to_vec()))
+            .collect()
+    }
+
+    /// Every shape's prebuilt copy writes what inserting line by line
+    /// writes, in the same order, with the per-request values swapped in.
+    #[test]
+    fn a_fresh_map_matches_line_by_line_insertion() {
+        for shape in 0..SHAPES {
+            let lines = || {
+                let mut l = Lines::of_shape(shape);
+                let fill = |v: &mut Option<Cow<'_, HeaderValue>>, s: &'static str| {
+                    if v.is_some() {
+                        *v = Some(Cow::Owned(HeaderValue::from_static(s)));
+                    }
+                };
+                fill(&mut l.allow_origin, "https://a.test");
+                fill(&mut l.allow_methods, "PUT");
+                fill(&mut l.allow_headers, "x-a");
+                fill(&mut l.max_age, "600");
+                fill(&mut l.expose, "x-b");
+                l
+            };
+            assert_eq!(lines().shape(), shape, "shape {shape} round trips");
+            let mut inserted = HeaderMap::new();
+            lines().insert(&mut inserted);
+            let mut fresh = HeaderMap::new();
+            lines().write(&mut fresh);
+            assert_eq!(pairs(&fresh), pairs(&inserted), "shape {shape}");
+            assert_eq!(fresh.len(), lines().count(), "shape {shape}");
+        }
+    }
+
+    /// A map that has room (an upstream response with headers) still gets
+    /// its `Access-Control-*` lines replaced and its `Vary` merged.
+    #[test]
+    fn a_map_with_room_is_merged_not_replaced() {
+        let mut map = HeaderMap::new();
+        map.insert(http::header::VARY, HeaderValue::from_static("accept"));
+        map.insert(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
+        Lines::of_shape(Vary::COUNT + Vary::Origin.index()).write(&mut map);
+        assert_eq!(
+            pairs(&map),
+            [
+                ("vary".to_owned(), b"accept".to_vec()),
+                ("vary".to_owned(), b"Origin".to_vec()),
+                ("access-control-allow-origin".to_owned(), Vec::new()),
+            ]
+        );
     }
 }

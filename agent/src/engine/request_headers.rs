@@ -2,7 +2,7 @@
 //! `Access-Control-Request-Headers` check, bounded against hostile input.
 
 use super::Problem;
-use super::token::is_token;
+use super::token::{is_tchar, is_token};
 use http::HeaderValue;
 use http::header::GetAll;
 
@@ -119,35 +119,78 @@ pub(crate) enum HeadersVerdict {
 /// Checks every requested name. Tolerates any case, optional whitespace,
 /// duplicate commas and several header lines; refuses early once any bound
 /// is passed, before scanning the excess.
+///
+/// One pass over each line's bytes: an element is optional whitespace, a
+/// token, optional whitespace, then a comma or the end (what splitting on
+/// commas, trimming and checking the token grammar accept, in one scan
+/// rather than three).
 pub(crate) fn check(values: GetAll<'_, HeaderValue>, allowed: &AllowedHeaders) -> HeadersVerdict {
     let (mut lines, mut bytes, mut names, mut empty) = (0, 0, 0, 0);
     let mut denied = false;
+    let mut first = None;
     for v in values.iter() {
         lines += 1;
         bytes += v.len();
         if lines > MAX_LINES || bytes > MAX_BYTES {
             return HeadersVerdict::Denied(None);
         }
-        for element in v.as_bytes().split(|&b| b == b',') {
-            let name = element.trim_ascii();
-            if name.is_empty() {
+        first.get_or_insert(v);
+        let line = v.as_bytes();
+        let n = line.len();
+        let mut i = 0;
+        loop {
+            // An empty element (`,,`: hostile input is mostly these) is
+            // settled on its comma.
+            if i < n && line[i] == b',' {
                 empty += 1;
                 if empty > MAX_EMPTY {
                     return HeadersVerdict::Denied(None);
                 }
+                i += 1;
                 continue;
             }
-            names += 1;
-            if names > MAX_NAMES || !is_token(name) {
+            while i < n && line[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            let start = i;
+            while i < n && is_tchar(line[i]) {
+                i += 1;
+            }
+            let end = i;
+            while i < n && line[i].is_ascii_whitespace() {
+                i += 1;
+            }
+            // Anything but a comma here (a space inside a name, a byte
+            // outside the token grammar) makes the element no token.
+            if i < n && line[i] != b',' {
                 return HeadersVerdict::Denied(None);
             }
-            denied |= !allowed.allows(name);
+            if start == end {
+                empty += 1;
+                if empty > MAX_EMPTY {
+                    return HeadersVerdict::Denied(None);
+                }
+            } else {
+                names += 1;
+                if names > MAX_NAMES {
+                    return HeadersVerdict::Denied(None);
+                }
+                denied |= !allowed.allows(&line[start..end]);
+            }
+            if i >= n {
+                break;
+            }
+            i += 1;
         }
     }
     if names == 0 {
         return HeadersVerdict::Nothing;
     }
-    let echo = echo(values);
+    // The usual single line is echoed as is (a cheap clone).
+    let echo = match first {
+        Some(v) if lines == 1 => Some(v.clone()),
+        _ => echo(values),
+    };
     if denied {
         HeadersVerdict::Denied(echo)
     } else {
@@ -174,4 +217,99 @@ fn echo(values: GetAll<'_, HeaderValue>) -> Option<HeaderValue> {
         joined.extend_from_slice(v.as_bytes().trim_ascii());
     }
     HeaderValue::from_bytes(&joined).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderMap;
+    use http::header::ACCESS_CONTROL_REQUEST_HEADERS;
+
+    /// The split / trim / token-check version this one pass replaced.
+    fn reference(values: GetAll<'_, HeaderValue>, allowed: &AllowedHeaders) -> HeadersVerdict {
+        let (mut lines, mut bytes, mut names, mut empty) = (0, 0, 0, 0);
+        let mut denied = false;
+        for v in values.iter() {
+            lines += 1;
+            bytes += v.len();
+            if lines > MAX_LINES || bytes > MAX_BYTES {
+                return HeadersVerdict::Denied(None);
+            }
+            for element in v.as_bytes().split(|&b| b == b',') {
+                let name = element.trim_ascii();
+                if name.is_empty() {
+                    empty += 1;
+                    if empty > MAX_EMPTY {
+                        return HeadersVerdict::Denied(None);
+                    }
+                    continue;
+                }
+                names += 1;
+                if names > MAX_NAMES || !is_token(name) {
+                    return HeadersVerdict::Denied(None);
+                }
+                denied |= !allowed.allows(name);
+            }
+        }
+        if names == 0 {
+            return HeadersVerdict::Nothing;
+        }
+        let echo = echo(values);
+        if denied {
+            HeadersVerdict::Denied(echo)
+        } else {
+            echo.map_or(HeadersVerdict::Denied(None), HeadersVerdict::Allowed)
+        }
+    }
+
+    fn both(lines: &[&[u8]], allowed: &AllowedHeaders) {
+        let mut h = HeaderMap::new();
+        for l in lines {
+            match HeaderValue::from_bytes(l) {
+                Ok(v) => h.append(ACCESS_CONTROL_REQUEST_HEADERS, v),
+                Err(_) => return,
+            };
+        }
+        let got = format!(
+            "{:?}",
+            check(h.get_all(ACCESS_CONTROL_REQUEST_HEADERS), allowed)
+        );
+        let want = format!(
+            "{:?}",
+            reference(h.get_all(ACCESS_CONTROL_REQUEST_HEADERS), allowed)
+        );
+        assert_eq!(got, want, "{lines:?}");
+    }
+
+    /// Every line of up to five bytes over an alphabet of name bytes,
+    /// whitespace, commas and non-token bytes, alone and beside a second
+    /// line, gets the verdict the three-pass version gave.
+    #[test]
+    fn one_pass_matches_split_trim_and_token_check() {
+        let mut problems = Vec::new();
+        let allowed = AllowedHeaders::compile(&["a".into(), "a-b".into()], &mut problems);
+        assert!(problems.is_empty());
+        let alphabet = b"aAb- \t,;\"";
+        let mut line = Vec::new();
+        for len in 0..=5u32 {
+            for mut n in 0..alphabet.len().pow(len) {
+                line.clear();
+                for _ in 0..len {
+                    line.push(alphabet[n % alphabet.len()]);
+                    n /= alphabet.len();
+                }
+                both(&[&line], &allowed);
+                both(&[&line, b"a"], &allowed);
+                both(&[b" a-b ,", &line], &allowed);
+            }
+        }
+        // Bounds: empties, names, lines, bytes.
+        both(&[",".repeat(17).as_bytes()], &allowed);
+        both(&[",".repeat(16).as_bytes()], &allowed);
+        both(&["a,".repeat(65).as_bytes()], &allowed);
+        both(&["a,".repeat(64).as_bytes()], &allowed);
+        let nine: Vec<&[u8]> = vec![b"a"; 9];
+        both(&nine, &allowed);
+        both(&[&[b'a'; 4097][..]], &allowed);
+    }
 }

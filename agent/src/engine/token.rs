@@ -5,6 +5,11 @@ pub(crate) fn is_token(s: &[u8]) -> bool {
     !s.is_empty() && s.iter().all(|&b| TCHAR[usize::from(b)])
 }
 
+/// True when `b` is an RFC 9110 `tchar` (one table load).
+pub(crate) fn is_tchar(b: u8) -> bool {
+    TCHAR[usize::from(b)]
+}
+
 /// `tchar` as a table: one load per byte. Checking the punctuation with
 /// `<[u8]>::contains` cost a `memchr` call for every `-` in a header name,
 /// and preflights check every requested name.

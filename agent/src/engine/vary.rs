@@ -32,8 +32,29 @@ const PREFLIGHT_ANY_ORIGIN: HeaderValue =
     HeaderValue::from_static("Access-Control-Request-Method, Access-Control-Request-Headers");
 
 impl Vary {
+    /// How many variants there are: [`Vary::index`] is below it.
+    pub(crate) const COUNT: usize = 5;
+
+    /// A dense index, `0..Vary::COUNT` (for tables keyed by variant).
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+
+    /// The variant of [`Vary::index`] `i`, `None` past the last.
+    pub(crate) fn from_index(i: usize) -> Option<Vary> {
+        [
+            Vary::None,
+            Vary::Origin,
+            Vary::Preflight,
+            Vary::PreflightPna,
+            Vary::PreflightAnyOrigin,
+        ]
+        .get(i)
+        .copied()
+    }
+
     /// The whole line, `None` for [`Vary::None`].
-    fn line(self) -> Option<HeaderValue> {
+    pub(crate) fn line(self) -> Option<HeaderValue> {
         match self {
             Vary::None => None,
             Vary::Origin => Some(ORIGIN),
@@ -133,7 +154,10 @@ mod tests {
                 .unwrap_or_default();
             assert_eq!(line, v.names());
             assert_eq!(v.writes(), !v.names().is_empty());
+            assert_eq!(Vary::from_index(v.index()), Some(v));
+            assert!(v.index() < Vary::COUNT);
         }
+        assert_eq!(Vary::from_index(Vary::COUNT), None);
     }
 
     #[test]

@@ -296,3 +296,47 @@ fn any_origin_counts_under_star() {
     p.take_uses(|pattern, n| used.push((pattern.to_owned(), n)));
     assert_eq!(used, [("*".to_owned(), 1)]);
 }
+
+/// The Private Network Access ask is found (first line only, `true` only)
+/// whether the request's map is scanned (small) or looked up (large).
+#[test]
+fn private_network_ask_in_small_and_large_maps() {
+    let filler: Vec<HeaderMap> = [0usize, 40]
+        .iter()
+        .map(|&n| {
+            let mut h = HeaderMap::new();
+            for i in 0..n {
+                h.append(
+                    http::HeaderName::from_bytes(format!("x-filler-{i}").as_bytes())
+                        .expect("valid name"),
+                    HeaderValue::from_static("1"),
+                );
+            }
+            h
+        })
+        .collect();
+    for base in &filler {
+        for (values, asked) in [
+            (&["true"][..], true),
+            (&["false"][..], false),
+            (&["TRUE"][..], false),
+            (&["true", "false"][..], true),
+            (&["false", "true"][..], false),
+            (&[][..], false),
+        ] {
+            let mut h = base.clone();
+            for v in values {
+                h.append(
+                    ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK,
+                    HeaderValue::from_static(v),
+                );
+            }
+            assert_eq!(
+                private_network_asked(&h),
+                asked,
+                "{values:?} among {} lines",
+                base.len()
+            );
+        }
+    }
+}
