@@ -136,3 +136,81 @@ async fn a_tokens_creator_cannot_approve_what_the_token_requested() -> Result<()
     assert_eq!(status, 200, "{body}");
     Ok(())
 }
+
+/// POSTs `body` to `/api/v1{path}` with bearer `token`: (status, body).
+async fn post(server: &Server, token: &str, path: &str, body: Value) -> Result<(u16, Value)> {
+    let r = reqwest::Client::new()
+        .post(format!("{}/api/v1{path}", server.base))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await?;
+    Ok((r.status().as_u16(), r.json().await?))
+}
+
+#[tokio::test]
+async fn a_tokens_creator_cannot_confirm_the_revocation_the_token_requested() -> Result<()> {
+    let server = Server::start(false).await?;
+    let mut admin = server.signed_in(Role::Admin).await?;
+    let approver_session = login(&server, Role::Approver).await?;
+    let admin_session = login(&server, Role::Admin).await?;
+    let id = request(&server, &admin_session, "https://to-revoke.example.com").await?;
+    let (status, body) = approve(&server, &approver_session, id).await?;
+    assert_eq!(status, 200, "{body}");
+
+    // The admin's token asks for the revocation...
+    let token = token_made_by(&mut admin, "cleanup", "requester").await?;
+    let path = format!("/origins/{id}/revocation-request");
+    let (status, body) = post(&server, &token, &path, json!({"reason": "unused"})).await?;
+    assert_eq!(status, 200, "{body}");
+    let origin = server.db.store.get_origin(id).await?;
+    assert_eq!(
+        origin.revocation_requested_by.as_deref(),
+        Some("token:cleanup")
+    );
+    assert_eq!(
+        origin.revocation_requested_by_person.as_deref(),
+        Some(email(Role::Admin).as_str())
+    );
+
+    // ...so the admin is marked as the asker in the UI queue and cannot
+    // confirm it, in the UI or through the API with their own session.
+    let queue = admin.get("/approvals").await?;
+    assert!(
+        queue
+            .body
+            .contains("token:cleanup <span class=\"badge own\">you</span>"),
+        "{}",
+        queue.body
+    );
+    let (status, body) = post(
+        &server,
+        &admin_session,
+        &format!("{path}/confirm"),
+        json!({}),
+    )
+    .await?;
+    assert_eq!(status, 403, "{body}");
+    assert!(body.to_string().contains("four-eyes"), "{body}");
+    let r = admin
+        .post(
+            &format!("/origins/{id}/revocation-request/confirm"),
+            &[("note", "")],
+        )
+        .await?;
+    let shown = admin.follow(&r).await?;
+    assert!(shown.body.contains("four-eyes"), "{}", shown.body);
+    assert_eq!(server.db.store.get_origin(id).await?.status, "approved");
+
+    // Another person confirms it.
+    let (status, body) = post(
+        &server,
+        &approver_session,
+        &format!("{path}/confirm"),
+        json!({}),
+    )
+    .await?;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(server.db.store.get_origin(id).await?.status, "revoked");
+    Ok(())
+}

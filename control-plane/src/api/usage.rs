@@ -150,7 +150,7 @@ async fn request_revocation(
     Path(id): Path<i64>,
     Json(body): Json<RevocationRequest>,
 ) -> Result<Json<Origin>, Error> {
-    service::revocations::request(&state, id, &body.reason, &user.email)
+    service::revocations::request(&state, id, &body.reason, &user.email, &user.person)
         .await
         .map(Json)
 }

@@ -8,7 +8,9 @@ use super::{Error, origins::check_four_eyes_on, validate};
 use crate::state::AppState;
 use crate::store::origins::{Decision, Origin};
 
-/// Files `actor`'s request to revoke approved origin `id`, for `reason`.
+/// Files `actor`'s request to revoke approved origin `id`, for `reason`;
+/// `person` is the human behind `actor` (an API token's creator), who
+/// then cannot confirm it either.
 ///
 /// Errors: [`Error::Unprocessable`] (empty, overlong or NUL reason),
 /// [`Error::InvalidState`] (not approved), [`Error::Conflict`] (a request
@@ -18,11 +20,12 @@ pub async fn request(
     id: i64,
     reason: &str,
     actor: &str,
+    person: &str,
 ) -> Result<Origin, Error> {
     validate::text("reason", reason, true)?;
     let origin = state
         .store
-        .request_revocation(id, reason.trim(), actor)
+        .request_revocation(id, reason.trim(), actor, person)
         .await?;
     tracing::info!(service = %origin.service, origin = %origin.pattern, id, actor, "origin revocation requested");
     Ok(origin)
@@ -54,9 +57,13 @@ pub async fn confirm(
                     "origin {id} has no pending revocation request; request one first"
                 )));
             };
+            let by_person = origin
+                .revocation_requested_by_person
+                .as_deref()
+                .unwrap_or(by);
             check_four_eyes_on(
                 state,
-                &[by],
+                &[by, by_person],
                 &origin.pattern,
                 "asked to revoke",
                 "confirm the revocation of",

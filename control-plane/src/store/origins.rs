@@ -45,6 +45,9 @@ pub struct Origin {
     pub revocation_reason: Option<String>,
     /// When they asked.
     pub revocation_requested_at: Option<DateTime<Utc>>,
+    /// The person behind `revocation_requested_by` (as for
+    /// `requested_by_person`): who cannot confirm the request.
+    pub revocation_requested_by_person: Option<String>,
 }
 
 /// A decision on an origin request.
@@ -99,7 +102,7 @@ impl Store {
             r#"
             SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, COALESCE(o.requested_by_person, o.requested_by) AS "requested_by_person!", o.reason,
                    o.requested_at, o.decided_by, o.decided_at, o.note, o.expires_at,
-                   o.revocation_requested_by, o.revocation_reason, o.revocation_requested_at
+                   o.revocation_requested_by, o.revocation_reason, o.revocation_requested_at, COALESCE(o.revocation_requested_by_person, o.revocation_requested_by) AS revocation_requested_by_person
               FROM origins o JOIN services s ON s.id = o.service_id
              WHERE s.name = $1
              ORDER BY o.id DESC
@@ -118,7 +121,7 @@ impl Store {
             r#"
             SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, COALESCE(o.requested_by_person, o.requested_by) AS "requested_by_person!", o.reason,
                    o.requested_at, o.decided_by, o.decided_at, o.note, o.expires_at,
-                   o.revocation_requested_by, o.revocation_reason, o.revocation_requested_at
+                   o.revocation_requested_by, o.revocation_reason, o.revocation_requested_at, COALESCE(o.revocation_requested_by_person, o.revocation_requested_by) AS revocation_requested_by_person
               FROM origins o JOIN services s ON s.id = o.service_id
              WHERE o.id = $1
             "#,
@@ -165,7 +168,7 @@ impl Store {
             SELECT s.id, $2, $3, $6, $4, $5 FROM services s WHERE s.name = $1
             RETURNING id, $1 AS "service!", pattern, status AS "status: OriginStatus", requested_by, COALESCE(requested_by_person, requested_by) AS "requested_by_person!", reason,
                       requested_at, decided_by, decided_at, note, expires_at,
-                      revocation_requested_by, revocation_reason, revocation_requested_at
+                      revocation_requested_by, revocation_reason, revocation_requested_at, COALESCE(revocation_requested_by_person, revocation_requested_by) AS revocation_requested_by_person
             "#,
             service,
             pattern,
@@ -258,7 +261,7 @@ impl Store {
             r#"
             SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, COALESCE(o.requested_by_person, o.requested_by) AS "requested_by_person!", o.reason,
                    o.requested_at, o.decided_by, o.decided_at, o.note, o.expires_at,
-                   o.revocation_requested_by, o.revocation_reason, o.revocation_requested_at
+                   o.revocation_requested_by, o.revocation_reason, o.revocation_requested_at, COALESCE(o.revocation_requested_by_person, o.revocation_requested_by) AS revocation_requested_by_person
               FROM origins o JOIN services s ON s.id = o.service_id
              WHERE o.id = $1
                FOR UPDATE
@@ -292,7 +295,7 @@ impl Store {
              WHERE id = $1
             RETURNING id, $5 AS "service!", pattern, status AS "status: OriginStatus", requested_by, COALESCE(requested_by_person, requested_by) AS "requested_by_person!", reason,
                       requested_at, decided_by, decided_at, note, expires_at,
-                      revocation_requested_by, revocation_reason, revocation_requested_at
+                      revocation_requested_by, revocation_reason, revocation_requested_at, COALESCE(revocation_requested_by_person, revocation_requested_by) AS revocation_requested_by_person
             "#,
             id,
             decision.new_status().as_str(),

@@ -107,7 +107,7 @@ impl Store {
             r#"
             SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, COALESCE(o.requested_by_person, o.requested_by) AS "requested_by_person!", o.reason,
                    o.requested_at, o.decided_by, o.decided_at, o.note, o.expires_at,
-                   o.revocation_requested_by, o.revocation_reason, o.revocation_requested_at
+                   o.revocation_requested_by, o.revocation_reason, o.revocation_requested_at, COALESCE(o.revocation_requested_by_person, o.revocation_requested_by) AS revocation_requested_by_person
               FROM origins o JOIN services s ON s.id = o.service_id
              WHERE o.status = 'pending'
              ORDER BY o.requested_at, o.id

@@ -11,7 +11,8 @@ use crate::domain::OriginStatus;
 
 impl Store {
     /// Records `actor`'s request to revoke approved origin `id` for
-    /// `reason` (already validated). [`StoreError::InvalidState`] when the
+    /// `reason` (already validated); `person` is who stands behind `actor`
+    /// (the creator of an API token), for the four-eyes rule. [`StoreError::InvalidState`] when the
     /// origin is not approved, [`StoreError::Conflict`] when a request is
     /// already pending, [`StoreError::NotFound`].
     pub async fn request_revocation(
@@ -19,6 +20,7 @@ impl Store {
         id: i64,
         reason: &str,
         actor: &str,
+        person: &str,
     ) -> Result<Origin, StoreError> {
         let mut tx = self.pool.begin().await?;
         let before = locked_origin(&mut tx, id).await?;
@@ -37,16 +39,18 @@ impl Store {
             Origin,
             r#"
             UPDATE origins
-               SET revocation_requested_by = $2, revocation_reason = $3, revocation_requested_at = now()
+               SET revocation_requested_by = $2, revocation_reason = $3, revocation_requested_at = now(),
+                   revocation_requested_by_person = $5
              WHERE id = $1
             RETURNING id, $4 AS "service!", pattern, status AS "status: OriginStatus", requested_by, COALESCE(requested_by_person, requested_by) AS "requested_by_person!", reason,
                       requested_at, decided_by, decided_at, note, expires_at,
-                      revocation_requested_by, revocation_reason, revocation_requested_at
+                      revocation_requested_by, revocation_reason, revocation_requested_at, COALESCE(revocation_requested_by_person, revocation_requested_by) AS revocation_requested_by_person
             "#,
             id,
             actor,
             reason,
             before.service,
+            person,
         )
         .fetch_one(&mut *tx)
         .await?;
@@ -70,11 +74,12 @@ impl Store {
             Origin,
             r#"
             UPDATE origins
-               SET revocation_requested_by = NULL, revocation_reason = NULL, revocation_requested_at = NULL
+               SET revocation_requested_by = NULL, revocation_reason = NULL, revocation_requested_at = NULL,
+                   revocation_requested_by_person = NULL
              WHERE id = $1
             RETURNING id, $2 AS "service!", pattern, status AS "status: OriginStatus", requested_by, COALESCE(requested_by_person, requested_by) AS "requested_by_person!", reason,
                       requested_at, decided_by, decided_at, note, expires_at,
-                      revocation_requested_by, revocation_reason, revocation_requested_at
+                      revocation_requested_by, revocation_reason, revocation_requested_at, COALESCE(revocation_requested_by_person, revocation_requested_by) AS revocation_requested_by_person
             "#,
             id,
             before.service,
@@ -94,7 +99,7 @@ impl Store {
             r#"
             SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, COALESCE(o.requested_by_person, o.requested_by) AS "requested_by_person!", o.reason,
                    o.requested_at, o.decided_by, o.decided_at, o.note, o.expires_at,
-                   o.revocation_requested_by, o.revocation_reason, o.revocation_requested_at
+                   o.revocation_requested_by, o.revocation_reason, o.revocation_requested_at, COALESCE(o.revocation_requested_by_person, o.revocation_requested_by) AS revocation_requested_by_person
               FROM origins o JOIN services s ON s.id = o.service_id
              WHERE o.status = 'approved' AND o.revocation_requested_by IS NOT NULL
              ORDER BY o.revocation_requested_at, o.id
@@ -112,7 +117,7 @@ async fn locked_origin(tx: &mut sqlx::PgConnection, id: i64) -> Result<Origin, S
         r#"
         SELECT o.id, s.name AS service, o.pattern, o.status AS "status: OriginStatus", o.requested_by, COALESCE(o.requested_by_person, o.requested_by) AS "requested_by_person!", o.reason,
                o.requested_at, o.decided_by, o.decided_at, o.note, o.expires_at,
-               o.revocation_requested_by, o.revocation_reason, o.revocation_requested_at
+               o.revocation_requested_by, o.revocation_reason, o.revocation_requested_at, COALESCE(o.revocation_requested_by_person, o.revocation_requested_by) AS revocation_requested_by_person
           FROM origins o JOIN services s ON s.id = o.service_id
          WHERE o.id = $1
            FOR UPDATE OF o

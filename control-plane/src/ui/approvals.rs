@@ -73,7 +73,7 @@ async fn queue(ctx: Ctx, State(state): State<AppState>) -> UiResult {
         .await?
         .into_iter()
         .take(QUEUE_LIMIT)
-        .map(|o| super::stale::RevocationRow::of(o, &ctx.user.email))
+        .map(|o| super::stale::RevocationRow::of(o, &ctx.user.email, &ctx.user.person))
         .collect();
     let page = ApprovalsPage {
         revocations,

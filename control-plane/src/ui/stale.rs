@@ -134,7 +134,8 @@ async fn request(
     CsrfForm(form): CsrfForm<RevocationForm>,
 ) -> UiResult {
     let back = local_path(Some(&form.next), "/origins/stale");
-    let result = service::revocations::request(&state, id, &form.reason, &user.email).await;
+    let result =
+        service::revocations::request(&state, id, &form.reason, &user.email, &user.person).await;
     done(
         result,
         &back,
@@ -184,11 +185,14 @@ pub struct RevocationRow {
 }
 
 impl RevocationRow {
-    /// `o` (with a pending request) as seen by `actor`.
-    pub(super) fn of(o: Origin, actor: &str) -> Self {
+    /// `o` (with a pending request) as seen by `actor`, who is `person`
+    /// (an API token's creator, or the user).
+    pub(super) fn of(o: Origin, actor: &str, person: &str) -> Self {
         let requested_by = o.revocation_requested_by.unwrap_or_default();
+        let requested_by_person = o.revocation_requested_by_person.unwrap_or_default();
         RevocationRow {
-            own: requested_by.eq_ignore_ascii_case(actor),
+            own: requested_by.eq_ignore_ascii_case(actor)
+                || requested_by_person.eq_ignore_ascii_case(person),
             id: o.id,
             service: o.service,
             pattern: o.pattern,
