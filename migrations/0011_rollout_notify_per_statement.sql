@@ -39,3 +39,11 @@ CREATE TRIGGER agent_services_rollout_delete
     AFTER DELETE ON agent_services
     REFERENCING OLD TABLE AS changed_rows
     FOR EACH STATEMENT EXECUTE FUNCTION agent_services_rollout_notify_rows();
+
+-- Every approval rewrites one agent_services row per agent (its ACK), and
+-- heartbeats rewrite agents rows. With free room on the page PostgreSQL
+-- updates in place of the index (a HOT update: no new primary-key entry);
+-- full pages (the default fillfactor 100) force a new index entry for
+-- every ACK. Applies to pages written from now on.
+ALTER TABLE agent_services SET (fillfactor = 50);
+ALTER TABLE agents SET (fillfactor = 70);

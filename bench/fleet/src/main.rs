@@ -39,6 +39,14 @@ struct Args {
     /// it in the same profile and target directory as this program.
     #[arg(long, env = "CORSAIR_FLEET_CONTROL_PLANE_BIN")]
     control_plane_bin: Option<PathBuf>,
+    /// Threads for the agents' blocking work (their last-known-good cache
+    /// writes, CPU-bound on tmpfs); by default one per CPU. A real agent
+    /// has a blocking pool of its own; 10,000 agents sharing this
+    /// process's default pool woke up to 512 threads per approval, a cost
+    /// of the simulation and not of the agents.
+    #[arg(long, env = "CORSAIR_FLEET_BLOCKING_THREADS",
+          value_parser = clap::value_parser!(u16).range(1..))]
+    blocking_threads: Option<u16>,
     /// Where the agents' last-known-good caches go (one directory each);
     /// by default under /dev/shm, so that the agents' fsyncs do not
     /// measure this machine's disk.
@@ -46,9 +54,20 @@ struct Args {
     cache_root: Option<PathBuf>,
 }
 
-#[tokio::main]
-async fn main() -> Result<()> {
+fn main() -> Result<()> {
     let args = Args::parse();
+    let blocking_threads = args
+        .blocking_threads
+        .map_or_else(|| cpus().max(1), usize::from);
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .max_blocking_threads(blocking_threads)
+        .build()
+        .context("starting the Tokio runtime")?
+        .block_on(run(args, blocking_threads))
+}
+
+async fn run(args: Args, blocking_threads: usize) -> Result<()> {
     let nofile = raise_open_files_limit()?;
     let binary = match &args.control_plane_bin {
         Some(path) => path.clone(),
@@ -64,7 +83,7 @@ async fn main() -> Result<()> {
     println!("machine: {} CPUs, {} RAM", cpus(), mem_total());
     println!("load average before: {}", loadavg());
     println!(
-        "agents: {n} (one sync client and HTTP/2 connection each); simulator RLIMIT_NOFILE {nofile}"
+        "agents: {n} (one sync client and HTTP/2 connection each); simulator RLIMIT_NOFILE {nofile}, {blocking_threads} blocking threads"
     );
 
     let mut harness = Harness::start(&binary).await?;

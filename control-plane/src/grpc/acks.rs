@@ -16,8 +16,12 @@ use tracing::warn;
 /// Records queued before a stream waits for the writer (backpressure when
 /// the database is slower than the fleet).
 const QUEUE: usize = 16_384;
-/// Most records in one statement.
-const MAX_BATCH: usize = 2_000;
+/// Most records in one statement. Large on purpose: every statement costs
+/// a commit and a `corsair_rollout` notification that makes each waiting
+/// rollout recount; at 10,000 agents batches of 500 doubled PostgreSQL's CPU
+/// per approval against 2,000, and 5,000 did a little better again
+/// (BENCHMARKS.md, "Fleet").
+const MAX_BATCH: usize = 5_000;
 /// Attempts per batch (a deadlock or a dropped connection is retried).
 const ATTEMPTS: u32 = 3;
 
