@@ -179,7 +179,10 @@ fn the_values_schema_refuses_bad_values() {
         ("signingKey: {value: \"abc\"}\n", "value"),
         ("config: {logFormat: yaml}\n", "logFormat"),
         ("config: {maxStreamAgeSeconds: -1}\n", "maxStreamAgeSeconds"),
-        ("config: {maxStreamAgeSeconds: 31536001}\n", "maxStreamAgeSeconds"),
+        (
+            "config: {maxStreamAgeSeconds: 31536001}\n",
+            "maxStreamAgeSeconds",
+        ),
         ("database: {url: \"mysql://x\"}\n", "url"),
     ] {
         let err = template(

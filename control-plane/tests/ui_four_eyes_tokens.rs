@@ -214,3 +214,49 @@ async fn a_tokens_creator_cannot_confirm_the_revocation_the_token_requested() ->
     assert_eq!(server.db.store.get_origin(id).await?.status, "revoked");
     Ok(())
 }
+
+/// GETs `/api/v1{path}` with bearer `token`: the status.
+async fn get_status(server: &Server, token: &str, path: &str) -> Result<u16> {
+    let r = reqwest::Client::new()
+        .get(format!("{}/api/v1{path}", server.base))
+        .bearer_auth(token)
+        .send()
+        .await?;
+    Ok(r.status().as_u16())
+}
+
+#[tokio::test]
+async fn a_token_never_acts_above_its_creator_now() -> Result<()> {
+    let server = Server::start(false).await?;
+    let mut admin = server.signed_in(Role::Admin).await?;
+    let token = token_made_by(&mut admin, "ops", "admin").await?;
+    assert_eq!(get_status(&server, &token, "/services").await?, 200);
+    let requester_session = login(&server, Role::Requester).await?;
+    let id = request(&server, &requester_session, "https://demoted.example.com").await?;
+
+    // Demoted to requester: the admin token acts as a requester.
+    sqlx::query("UPDATE users SET role = 'requester' WHERE lower(email) = lower($1)")
+        .bind(email(Role::Admin))
+        .execute(server.db.store.pool())
+        .await?;
+    let (status, body) = approve(&server, &token, id).await?;
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(server.db.store.get_origin(id).await?.status, "pending");
+
+    // Disabled: the token no longer authenticates at all.
+    sqlx::query("UPDATE users SET disabled = true WHERE lower(email) = lower($1)")
+        .bind(email(Role::Admin))
+        .execute(server.db.store.pool())
+        .await?;
+    assert_eq!(get_status(&server, &token, "/services").await?, 401);
+
+    // Enabled again as an admin: the token is whole again (revoking it is
+    // how to end it for good).
+    sqlx::query("UPDATE users SET disabled = false, role = 'admin' WHERE lower(email) = lower($1)")
+        .bind(email(Role::Admin))
+        .execute(server.db.store.pool())
+        .await?;
+    let (status, body) = approve(&server, &token, id).await?;
+    assert_eq!(status, 200, "{body}");
+    Ok(())
+}

@@ -180,7 +180,9 @@ where
         }
         TokenKind::Api if !from_cookie => {
             let token = store.active_api_token(id).await?.ok_or_else(|| {
-                Error::Unauthorized("API token revoked, expired or unknown".into())
+                Error::Unauthorized(
+                    "API token revoked, expired or unknown, or its creator is disabled".into(),
+                )
             })?;
             Ok(CurrentUser {
                 email: format!("token:{}", token.name),

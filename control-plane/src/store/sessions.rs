@@ -35,7 +35,8 @@ pub struct ApiToken {
 pub struct ActiveApiToken {
     /// Its name (the audited actor is `token:<name>`).
     pub name: String,
-    /// The role it acts with.
+    /// The role it acts with: the lower of the role it was issued with and
+    /// its creator's role now.
     pub role: Role,
     /// The email of the person who created it: the person behind every
     /// request made with it.
@@ -189,20 +190,28 @@ impl Store {
         Ok(())
     }
 
-    /// API token `id` if it exists, is not revoked and has not expired;
-    /// `Ok(None)` otherwise.
+    /// API token `id` if it exists, is not revoked, has not expired and its
+    /// creator is still an enabled user; `Ok(None)` otherwise. A token
+    /// never acts above its creator's current role: disabling or demoting
+    /// a person disables or demotes their tokens with them.
     pub async fn active_api_token(&self, id: Uuid) -> Result<Option<ActiveApiToken>, StoreError> {
-        let row = sqlx::query_as!(
-            ActiveApiToken,
+        let row = sqlx::query!(
             r#"
-            SELECT name, role AS "role: Role", created_by FROM api_tokens
-             WHERE id = $1 AND revoked_at IS NULL AND (expires_at IS NULL OR expires_at > now())
+            SELECT t.name, t.role AS "role: Role", t.created_by, u.role AS "creator_role: Role"
+              FROM api_tokens t
+              JOIN users u ON lower(u.email) = lower(t.created_by) AND NOT u.disabled
+             WHERE t.id = $1 AND t.revoked_at IS NULL
+               AND (t.expires_at IS NULL OR t.expires_at > now())
             "#,
             id
         )
         .fetch_optional(&self.pool)
         .await?;
-        Ok(row)
+        Ok(row.map(|r| ActiveApiToken {
+            name: r.name,
+            role: r.role.min(r.creator_role),
+            created_by: r.created_by,
+        }))
     }
 
     /// Whether `id` names an API token at all (active or not).
