@@ -22,18 +22,22 @@ use std::time::{Duration, Instant};
 #[command(version, about)]
 struct Args {
     /// How many simulated agents (each its own sync client and HTTP/2 connection).
-    #[arg(long, env = "CORSAIR_FLEET_AGENTS", default_value_t = 1000)]
+    #[arg(long, env = "CORSAIR_FLEET_AGENTS", default_value_t = 1000,
+          value_parser = at_least_one)]
     agents: usize,
     /// How many approvals to time, one after another (each waits until
     /// every agent holds the previous one).
-    #[arg(long, env = "CORSAIR_FLEET_APPROVALS", default_value_t = 20)]
+    #[arg(long, env = "CORSAIR_FLEET_APPROVALS", default_value_t = 20,
+          value_parser = at_least_one)]
     approvals: usize,
     /// Afterwards, `kill -9` the control plane, keep it down for
     /// `--down-for`, start it again and measure the reconnects.
     #[arg(long, env = "CORSAIR_FLEET_STORM")]
     storm: bool,
-    /// How long the control plane stays down in `--storm`, in seconds.
-    #[arg(long, env = "CORSAIR_FLEET_DOWN_FOR", default_value_t = 3.0)]
+    /// How long the control plane stays down in `--storm`, in seconds
+    /// (0 to 600).
+    #[arg(long, env = "CORSAIR_FLEET_DOWN_FOR", default_value_t = 3.0,
+          value_parser = down_for_seconds)]
     down_for: f64,
     /// The `corsair-control-plane` binary; by default `cargo build` builds
     /// it in the same profile and target directory as this program.
@@ -52,6 +56,22 @@ struct Args {
     /// measure this machine's disk.
     #[arg(long, env = "CORSAIR_FLEET_CACHE_ROOT")]
     cache_root: Option<PathBuf>,
+}
+
+/// A count of at least 1 (a run of no agents or no approvals measures nothing).
+fn at_least_one(s: &str) -> Result<usize, String> {
+    match s.parse::<usize>() {
+        Ok(n) if n >= 1 => Ok(n),
+        _ => Err(format!("{s:?} is not a whole number of at least 1")),
+    }
+}
+
+/// Seconds between 0 and 600.
+fn down_for_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(secs) if (0.0..=600.0).contains(&secs) => Ok(secs),
+        _ => Err(format!("{s:?} is not a number of seconds from 0 to 600")),
+    }
 }
 
 fn main() -> Result<()> {
