@@ -477,6 +477,14 @@ async fn blocked_page_in_a_real_browser_leads_to_a_pending_request() -> Result<(
             .await?
             .click()
             .await?;
+        // Wait for the filtered page itself, not for a row the unfiltered
+        // page already showed (that raced the navigation).
+        eventually("the filtered Blocked page", || async {
+            c.current_url()
+                .await
+                .is_ok_and(|u| u.as_str().contains("origin_match=substring"))
+        })
+        .await?;
         wait_for(&c, &format!("tr[data-origin=\"{quiet}\"]")).await?;
         let url = c.current_url().await?;
         assert!(

@@ -230,8 +230,22 @@ impl SyncClient {
             }
             let delay = match recovery(failure.code()) {
                 Recovery::Retry => {
+                    // A stream ended on purpose is no failure: reconnect
+                    // after the first (jittered) delay, however short the
+                    // stream was.
+                    if handover(&failure).is_some() {
+                        retry.reset();
+                    }
                     let delay = retry.next_delay();
-                    warn!(code = ?failure.code(), message = failure.message(), ?delay, "policy stream down; reconnecting");
+                    match handover(&failure) {
+                        Some(why) => info!(
+                            reason = why,
+                            ?delay,
+                            "control plane ended the policy stream on purpose; reconnecting"
+                        ),
+                        None => warn!(code = ?failure.code(), message = failure.message(), ?delay,
+                            "policy stream down; reconnecting"),
+                    }
                     delay
                 }
                 Recovery::Refused => {
@@ -350,4 +364,13 @@ pub fn load_cache(
 ) -> HashMap<String, i64> {
     let publisher = Publisher::new(handles.clone(), cache_dir.to_path_buf());
     publisher.load_cache()
+}
+
+/// Why the control plane ended the stream on purpose
+/// ([`corsair_proto::HANDOVER_METADATA`]), if it did.
+fn handover(status: &tonic::Status) -> Option<&str> {
+    status
+        .metadata()
+        .get(corsair_proto::HANDOVER_METADATA)
+        .and_then(|v| v.to_str().ok())
 }

@@ -7,6 +7,7 @@ use super::revocations::{Revoked, revoked};
 use super::watch::PolicyReceiver;
 use crate::metrics::metrics;
 use crate::store::Store;
+use corsair_proto::HANDOVER_METADATA;
 use corsair_proto::v1::{AgentMessage, ControlMessage, agent_message};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -87,6 +88,17 @@ pub(crate) struct AgentStream {
     pub _drain: mpsc::Sender<()>,
 }
 
+/// The `UNAVAILABLE` that ends a stream on purpose, marked with
+/// [`HANDOVER_METADATA`] = `why` so the agent reconnects without alarm.
+fn handover(message: &'static str, why: &'static str) -> Status {
+    let mut metadata = tonic::metadata::MetadataMap::new();
+    metadata.insert(
+        HANDOVER_METADATA,
+        tonic::metadata::MetadataValue::from_static(why),
+    );
+    Status::with_metadata(tonic::Code::Unavailable, message, metadata)
+}
+
 enum Event {
     Changed(String, Option<Arc<super::watch::PolicyState>>),
     Message(AgentMessage),
@@ -127,12 +139,14 @@ impl AgentStream {
             warn!(%error, "cannot record agent disconnect");
         }
         let last = match end {
-            End::Shutdown => Some(Status::unavailable(
+            End::Shutdown => Some(handover(
                 "control plane shutting down; reconnect",
+                "shutdown",
             )),
             End::TokenInvalid(why) => Some(Status::unauthenticated(why)),
-            End::MaxAge => Some(Status::unavailable(
+            End::MaxAge => Some(handover(
                 "stream reached its maximum age (--max-stream-age); reconnect",
+                "max-stream-age",
             )),
             End::AgentClosed | End::AgentGone(_) => None,
         };
