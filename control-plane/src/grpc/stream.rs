@@ -164,6 +164,16 @@ impl AgentStream {
         let mut changes = StreamMap::with_capacity(watches.len());
         for (service, rx) in watches {
             let current = rx.borrow().clone();
+            // What the Hello says the agent holds is recorded like an ACK
+            // (up to the current revision): an agent that ACKed on a stream
+            // that ended before the ACK was read (a handover, a lost
+            // connection) is sent nothing new here, so it would never ACK
+            // that revision again.
+            if let (Some(&held), Some(state)) = (self.held.get(&service), &current)
+                && (0..=state.revision()).contains(&held)
+            {
+                self.acks.acked(&self.agent_id, &service, held).await;
+            }
             if let Some(state) = current
                 && let Err(end) = self.send_if_new(&service, &state).await
             {

@@ -26,7 +26,9 @@ impl Store {
     /// Records many ACKs in one statement (as [`Store::agent_acked`] does
     /// for one): upserts each `agent_services` row and bumps the agents'
     /// `last_seen` where it is older than [`LAST_SEEN_RESOLUTION`]. Each
-    /// (agent, service) pair may appear only once.
+    /// (agent, service) pair may appear only once. A recorded revision
+    /// never moves back (two replicas' batches may land in either order),
+    /// except to 0: the service was deleted.
     pub async fn agents_acked(&self, acks: &[AgentAck]) -> Result<(), StoreError> {
         let agent_ids: Vec<String> = acks.iter().map(|a| a.agent_id.clone()).collect();
         let services: Vec<String> = acks.iter().map(|a| a.service.clone()).collect();
@@ -42,7 +44,10 @@ impl Store {
                INSERT INTO agent_services (agent_id, service, applied_revision, applied_at)
                SELECT agent_id, service, revision, now() FROM acks
                ON CONFLICT (agent_id, service) DO UPDATE
-                  SET applied_revision = EXCLUDED.applied_revision, applied_at = now()"#,
+                  SET applied_revision = EXCLUDED.applied_revision, applied_at = now()
+                WHERE agent_services.applied_revision IS NULL
+                   OR agent_services.applied_revision <= EXCLUDED.applied_revision
+                   OR EXCLUDED.applied_revision = 0"#,
             &agent_ids,
             &services,
             &revisions,

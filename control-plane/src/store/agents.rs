@@ -59,7 +59,10 @@ impl Store {
         Ok(())
     }
 
-    /// Records that an agent applied `revision` of `service`.
+    /// Records that an agent applied `revision` of `service`. Never moves a
+    /// recorded revision back (an older ACK written late, from another
+    /// replica's batch or a stream that ended meanwhile, changes nothing),
+    /// except to 0: the service was deleted and the agent fails closed.
     pub async fn agent_acked(
         &self,
         agent_id: &str,
@@ -71,7 +74,10 @@ impl Store {
                INSERT INTO agent_services (agent_id, service, applied_revision, applied_at)
                VALUES ($1, $2, $3, now())
                ON CONFLICT (agent_id, service) DO UPDATE
-                  SET applied_revision = EXCLUDED.applied_revision, applied_at = now()"#,
+                  SET applied_revision = EXCLUDED.applied_revision, applied_at = now()
+                WHERE agent_services.applied_revision IS NULL
+                   OR agent_services.applied_revision <= EXCLUDED.applied_revision
+                   OR EXCLUDED.applied_revision = 0"#,
             agent_id,
             service,
             revision
