@@ -44,12 +44,7 @@ async fn request(server: &Server, token: &str, pattern: &str) -> Result<i64> {
 
 /// Approves origin `id` with bearer `token`: (status, body).
 async fn approve(server: &Server, token: &str, id: i64) -> Result<(u16, Value)> {
-    let r = reqwest::Client::new()
-        .post(format!("{}/api/v1/origins/{id}/approve", server.base))
-        .bearer_auth(token)
-        .send()
-        .await?;
-    Ok((r.status().as_u16(), r.json().await?))
+    post(server, token, &format!("/origins/{id}/approve"), json!({})).await
 }
 
 /// A session token for `role`, from `POST /api/v1/login`.

@@ -233,11 +233,12 @@ impl SyncClient {
                     // A stream ended on purpose is no failure: reconnect
                     // after the first (jittered) delay, however short the
                     // stream was.
-                    if handover(&failure).is_some() {
+                    let handover = handover(&failure);
+                    if handover.is_some() {
                         retry.reset();
                     }
                     let delay = retry.next_delay();
-                    match handover(&failure) {
+                    match handover {
                         Some(why) => info!(
                             reason = why,
                             ?delay,
