@@ -153,7 +153,7 @@ impl PrivatePostgres {
         if !self.data_dir.join("postmaster.pid").exists() {
             return Ok(());
         }
-        self.run(
+        let stopped = self.run(
             "pg_ctl",
             &[
                 "-D".as_ref(),
@@ -163,7 +163,13 @@ impl PrivatePostgres {
                 "-w".as_ref(),
                 "stop".as_ref(),
             ],
-        )
+        );
+        // Someone else's stop (the watchdog, an operator) may have finished
+        // between our check and pg_ctl's: the server is down either way.
+        match stopped {
+            Err(_) if !self.data_dir.join("postmaster.pid").exists() => Ok(()),
+            other => other,
+        }
     }
 
     /// A shell command that stops this server once process `pid` has exited:
