@@ -178,6 +178,11 @@ struct ProxyArgs {
     /// Without it all three are set from what this hop saw.
     #[arg(long, env = "CORSAIR_TRUST_FORWARDED_HEADERS")]
     trust_forwarded_headers: bool,
+    /// Send every request through hyper's general HTTP path, switching off
+    /// the fast path for plain bodiless HTTP/1.1 requests to an http://
+    /// upstream (answers are the same; only the cost differs).
+    #[arg(long, env = "CORSAIR_DISABLE_HTTP1_FAST_PATH")]
+    disable_http1_fast_path: bool,
 }
 
 /// `authz` (nginx auth_request): the shared flags alone; the gateway forwards.
@@ -237,6 +242,7 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
             drain_timeout,
             drain_delay,
             trust_forwarded_headers: args.trust_forwarded_headers,
+            http1_fast_path: !args.disable_http1_fast_path,
         },
     };
     sidecar::run_with_report(config, report, listener, admin, shutdown_signal()).await

@@ -14,7 +14,7 @@ use super::forward::RewriteError;
 use crate::engine::Decision;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
-use http::{HeaderValue, Response, StatusCode};
+use http::{HeaderMap, HeaderValue, Response, StatusCode};
 use http_body_util::{BodyExt, Full};
 
 /// Why a request that was to be forwarded got an answer from the agent
@@ -74,16 +74,26 @@ impl Failure {
     /// `decision`'s CORS headers; not cacheable, as it says nothing lasting
     /// about the resource.
     pub fn respond(&self, decision: &Decision<'_>) -> Response<ProxyBody> {
-        let body = Full::new(Bytes::from(format!("{self}\n")))
+        let body = Full::new(self.body())
             .map_err(|never| match never {})
             .boxed();
         let mut response = crate::enforce::respond(decision, self.status(), body);
-        let headers = response.headers_mut();
+        self.describe(response.headers_mut());
+        response
+    }
+
+    /// The answer's body: the message and a newline.
+    pub fn body(&self) -> Bytes {
+        Bytes::from(format!("{self}\n"))
+    }
+
+    /// Adds the answer's own headers to `headers` (which hold the CORS
+    /// decision's): `text/plain`, not cacheable.
+    pub fn describe(&self, headers: &mut HeaderMap) {
         headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=utf-8"),
         );
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        response
     }
 }

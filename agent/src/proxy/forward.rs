@@ -81,6 +81,12 @@ impl Upstream {
         Uri::from_parts(uri).unwrap_or_default()
     }
 
+    /// The base path every request's path is put under (no trailing `/`;
+    /// empty for none).
+    pub fn base_path(&self) -> &str {
+        &self.base_path
+    }
+
     /// The upstream's `host[:port]`.
     pub fn authority(&self) -> &Authority {
         &self.authority

@@ -10,6 +10,8 @@
 //! - [`upstream`]: the client to the upstream (TLS, timeouts, failures).
 //! - [`body`]: the request body's idle timeout, and whose turn it is.
 //! - [`upgrade`]: WebSocket tunnelling (other upgrades are not tunnelled).
+//! - [`h1`]: the HTTP/1.1 fast path for plain bodiless requests to an
+//!   `http://` upstream; everything else takes hyper's path here.
 //! - [`admin`]: `/healthz`, `/readyz` and `/metrics` on the admin listener.
 //! - [`sidecar`]: sync client + proxy + admin, run together (binary and `dev`).
 
@@ -17,6 +19,7 @@ pub mod admin;
 pub mod answer;
 pub mod body;
 pub mod forward;
+pub mod h1;
 pub mod sidecar;
 pub mod upgrade;
 pub mod upstream;
@@ -66,6 +69,9 @@ pub struct Proxy {
     connector: Arc<upstream::Connector>,
     options: ProxyOptions,
     reporter: Option<Reporter>,
+    /// `None`: every connection takes hyper's path (an `https://`
+    /// upstream, or the fast path switched off).
+    fast: Option<h1::FastPath>,
 }
 
 impl Proxy {
@@ -85,12 +91,17 @@ impl Proxy {
     ) -> Result<Self, ConfigError> {
         let upstream = forward::Upstream::parse(upstream)?;
         let connector = Arc::new(upstream::connector(&options, &upstream)?);
+        let fast = options
+            .http1_fast_path
+            .then(|| h1::FastPath::new(&upstream, options.connect_timeout))
+            .flatten();
         Ok(Self {
             handle,
             upstream,
             connector,
             options,
             reporter: None,
+            fast,
         })
     }
 
@@ -198,7 +209,8 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let drain_timeout = proxy.options.drain_timeout;
     let proxy = Arc::new(proxy);
-    serve_driven(listener, drain_timeout, shutdown, move |peer| {
+    let fast = proxy.fast.is_some().then(|| Arc::clone(&proxy));
+    serve_driven(listener, drain_timeout, shutdown, fast, move |peer| {
         // One per client connection: its upstream connections.
         let upstreams = Upstreams::new(Arc::clone(&proxy.connector));
         let conn = Arc::new((Arc::clone(&proxy), upstreams.clone()));
@@ -233,18 +245,20 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    serve_driven(listener, drain_timeout, shutdown, move |peer| {
+    serve_driven(listener, drain_timeout, shutdown, None, move |peer| {
         (service_for(peer), None)
     })
     .await
 }
 
 /// [`serve_connections`] where each connection may come with upstream
-/// connections to drive in its task (the sidecar proxy's).
+/// connections to drive in its task (the sidecar proxy's), and may start on
+/// `fast`'s [`h1`] fast path, which hands it to hyper when it must.
 async fn serve_driven<S, B>(
     listener: TcpListener,
     drain_timeout: std::time::Duration,
     shutdown: impl Future<Output = ()>,
+    fast: Option<Arc<Proxy>>,
     service_for: impl Fn(std::net::SocketAddr) -> (S, Option<Upstreams>),
 ) -> std::io::Result<()>
 where
@@ -256,8 +270,13 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    let builder = Arc::new(hyper_util::server::conn::auto::Builder::new(
+        TokioExecutor::new(),
+    ));
     let graceful = GracefulShutdown::new();
+    // Tells fast-path connections to finish (hyper's are told by
+    // `graceful`, which also waits for both kinds: each holds a watcher).
+    let (draining_tx, draining) = tokio::sync::watch::channel(false);
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -273,13 +292,28 @@ where
         };
         let _ = stream.set_nodelay(true);
         let (service, upstreams) = service_for(peer);
-        let conn = builder
-            .serve_connection_with_upgrades(TokioIo::new(stream), service)
-            .into_owned();
-        let conn = Drive::new(graceful.watch(conn), upstreams);
+        let watcher = graceful.watcher();
+        let builder = Arc::clone(&builder);
+        let fast = fast.clone();
+        let draining = draining.clone();
         tokio::spawn(
             async move {
-                if let Err(e) = conn.await {
+                let (stream, read) = match fast.as_deref() {
+                    Some(
+                        proxy @ Proxy {
+                            fast: Some(path), ..
+                        },
+                    ) => match h1::serve(proxy, path, stream, peer.ip(), draining).await {
+                        h1::End::Closed => return,
+                        h1::End::HandOver(stream, read) => (stream, read),
+                    },
+                    _ => (stream, Bytes::new()),
+                };
+                let io = TokioIo::new(h1::rewind::Rewind::new(stream, read));
+                let conn = builder
+                    .serve_connection_with_upgrades(io, service)
+                    .into_owned();
+                if let Err(e) = Drive::new(watcher.watch(conn), upstreams).await {
                     tracing::debug!(error = %e, "connection closed with error");
                 }
             }
@@ -287,6 +321,7 @@ where
         );
     }
     drop(listener);
+    let _ = draining_tx.send(true);
     if tokio::time::timeout(drain_timeout, graceful.shutdown())
         .await
         .is_err()

@@ -91,6 +91,10 @@ pub struct ProxyOptions {
     /// append to its `X-Forwarded-For` (a trusted proxy sits in front).
     /// Off: all three are set from what this hop saw.
     pub trust_forwarded_headers: bool,
+    /// Serve plain bodiless HTTP/1.1 requests to an `http://` upstream on
+    /// the [`super::h1`] fast path (on by default); off: every request
+    /// takes hyper's path.
+    pub http1_fast_path: bool,
 }
 
 impl Default for ProxyOptions {
@@ -103,6 +107,7 @@ impl Default for ProxyOptions {
             drain_timeout: Duration::from_secs(10),
             drain_delay: Duration::ZERO,
             trust_forwarded_headers: false,
+            http1_fast_path: true,
         }
     }
 }
