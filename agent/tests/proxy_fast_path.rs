@@ -533,3 +533,73 @@ async fn malformed_and_oversized_heads_get_hypers_answers() -> Result<(), AnyErr
     );
     Ok(())
 }
+
+#[tokio::test]
+async fn a_drain_closes_idle_connections_at_once_and_busy_ones_after_their_answer()
+-> Result<(), AnyError> {
+    // An upstream that answers only when told: a request in flight.
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let upstream = format!("http://{}", listener.local_addr()?);
+    let (release_tx, release_rx) = tokio::sync::oneshot::channel::<()>();
+    let (arrived_tx, arrived_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let Ok((mut stream, _)) = listener.accept().await else {
+            return;
+        };
+        if read_head(&mut stream).await.is_err() {
+            return;
+        }
+        let _ = arrived_tx.send(());
+        let _ = release_rx.await;
+        let _ = stream
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n")
+            .await;
+        let mut sink = [0u8; 64];
+        while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+    });
+    let handle = handle_with(&PolicySpec {
+        origins: vec![APP.into()],
+        ..PolicySpec::default()
+    })?;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let options = ProxyOptions {
+        drain_timeout: Duration::from_secs(30),
+        ..ProxyOptions::default()
+    };
+    let proxy = Proxy::with_options(handle, &upstream, options)?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve(listener, proxy, async {
+        let _ = stopped.await;
+    }));
+    // An idle keep-alive connection (one preflight answered on it).
+    let mut idle = TcpStream::connect(addr).await?;
+    let answered = raw(
+        &mut idle,
+        &format!(
+            "OPTIONS / HTTP/1.1\r\nHost: a\r\nOrigin: {APP}\r\nAccess-Control-Request-Method: GET\r\n\r\n"
+        ),
+    )
+    .await?;
+    assert_eq!(answered.status, 204);
+    assert_eq!(answered.get("connection"), None, "kept alive");
+    // A busy one: its request is with the upstream.
+    let mut busy = TcpStream::connect(addr).await?;
+    busy.write_all(b"GET /slow HTTP/1.1\r\nHost: a\r\n\r\n")
+        .await?;
+    tokio::time::timeout(STEP, arrived_rx).await??;
+
+    let _ = stop.send(());
+    // The idle connection is closed without waiting for the drain timeout.
+    let mut rest = Vec::new();
+    let n = tokio::time::timeout(STEP, idle.read_to_end(&mut rest)).await??;
+    assert_eq!(n, 0, "nothing more on the idle connection: {rest:?}");
+    // The busy one gets its answer, marked as the last.
+    let _ = release_tx.send(());
+    let head = Head::parse(&tokio::time::timeout(STEP, read_head(&mut busy)).await??)?;
+    assert_eq!(head.status, 200);
+    assert_eq!(head.get("connection"), Some("close"));
+    // And the server finishes once both are done.
+    tokio::time::timeout(STEP, server).await???;
+    Ok(())
+}

@@ -144,6 +144,26 @@ impl ForwardHeaders {
     }
 }
 
+impl ForwardHeaders {
+    /// Calls `line` with each header line [`Self::apply`] writes into a
+    /// response that has no `Vary` or `Access-Control-*` lines of its own,
+    /// in the same order, without a map: for a front that writes the
+    /// upstream's head on as bytes.
+    pub fn for_each_line(&self, line: impl FnMut(&HeaderName, &HeaderValue)) {
+        Lines {
+            allow_origin: self.allow_origin.as_ref().map(Cow::Borrowed),
+            credentials: self.credentials,
+            allow_methods: None,
+            allow_headers: None,
+            max_age: None,
+            expose: self.expose.as_ref().map(Cow::Borrowed),
+            private_network: false,
+            vary: self.vary,
+        }
+        .each(line);
+    }
+}
+
 /// The response headers of a decision: the one writer behind
 /// [`Decision::apply`] (borrowed values, cloned in) and
 /// [`ForwardHeaders::apply`] (owned values, moved in).
@@ -213,6 +233,36 @@ impl Lines<'_> {
             }
         }
         self.vary.apply(headers);
+    }
+
+    /// Calls `line` with each line in the order [`Self::write`] puts them
+    /// into an empty map: for a front that writes a response head as bytes
+    /// and has no map to write into.
+    fn each(&self, mut line: impl FnMut(&HeaderName, &HeaderValue)) {
+        if let Some(v) = &self.allow_origin {
+            line(&ACCESS_CONTROL_ALLOW_ORIGIN, v);
+            if self.credentials {
+                line(&ACCESS_CONTROL_ALLOW_CREDENTIALS, &TRUE);
+            }
+            if let Some(v) = &self.allow_methods {
+                line(&ACCESS_CONTROL_ALLOW_METHODS, v);
+            }
+            if let Some(v) = &self.allow_headers {
+                line(&ACCESS_CONTROL_ALLOW_HEADERS, v);
+            }
+            if let Some(v) = &self.max_age {
+                line(&ACCESS_CONTROL_MAX_AGE, v);
+            }
+            if let Some(v) = &self.expose {
+                line(&ACCESS_CONTROL_EXPOSE_HEADERS, v);
+            }
+            if self.private_network {
+                line(&ACCESS_CONTROL_ALLOW_PRIVATE_NETWORK, &TRUE);
+            }
+        }
+        if let Some(v) = self.vary.line() {
+            line(&http::header::VARY, &v);
+        }
     }
 
     /// Replaces `headers` (a map with no room) with the lines: a clone of
@@ -438,6 +488,24 @@ impl Decision<'_> {
         .write(headers);
     }
 
+    /// Calls `line` with each header line [`Self::apply`] writes into an
+    /// empty map, in the same order, without building one: for a front that
+    /// writes its answer's head as bytes (the proxy's HTTP/1.1 fast path).
+    pub fn for_each_line(&self, line: impl FnMut(&HeaderName, &HeaderValue)) {
+        let g = &self.grant;
+        Lines {
+            allow_origin: g.allow_origin.as_deref().map(Cow::Borrowed),
+            credentials: g.credentials,
+            allow_methods: g.allow_methods.as_ref().map(Cow::Borrowed),
+            allow_headers: g.allow_headers.as_ref().map(Cow::Borrowed),
+            max_age: g.max_age.as_deref().map(Cow::Borrowed),
+            expose: g.expose.as_deref().map(Cow::Borrowed),
+            private_network: g.private_network,
+            vary: self.vary,
+        }
+        .each(line);
+    }
+
     /// What the upstream's response needs from this decision, owning its
     /// values: for a forwarded request ([`Self::forwards`]), whose response
     /// arrives after the policy's borrow has ended (e.g. across an `await`
@@ -526,6 +594,9 @@ mod tests {
             lines().write(&mut fresh);
             assert_eq!(pairs(&fresh), pairs(&inserted), "shape {shape}");
             assert_eq!(fresh.len(), lines().count(), "shape {shape}");
+            let mut each = Vec::new();
+            lines().each(|n, v| each.push((n.as_str().to_owned(), v.as_bytes().to_vec())));
+            assert_eq!(each, pairs(&inserted), "shape {shape}: each");
         }
     }
 

@@ -276,7 +276,7 @@ where
     let graceful = GracefulShutdown::new();
     // Tells fast-path connections to finish (hyper's are told by
     // `graceful`, which also waits for both kinds: each holds a watcher).
-    let (draining_tx, draining) = tokio::sync::watch::channel(false);
+    let drain = Arc::new(h1::Drain::default());
     tokio::pin!(shutdown);
     loop {
         let (stream, peer) = tokio::select! {
@@ -295,7 +295,7 @@ where
         let watcher = graceful.watcher();
         let builder = Arc::clone(&builder);
         let fast = fast.clone();
-        let draining = draining.clone();
+        let drain = Arc::clone(&drain);
         tokio::spawn(
             async move {
                 let (stream, read) = match fast.as_deref() {
@@ -303,7 +303,7 @@ where
                         proxy @ Proxy {
                             fast: Some(path), ..
                         },
-                    ) => match h1::serve(proxy, path, stream, peer.ip(), draining).await {
+                    ) => match h1::serve(proxy, path, stream, peer.ip(), &drain).await {
                         h1::End::Closed => return,
                         h1::End::HandOver(stream, read) => (stream, read),
                     },
@@ -321,7 +321,7 @@ where
         );
     }
     drop(listener);
-    let _ = draining_tx.send(true);
+    drain.start();
     if tokio::time::timeout(drain_timeout, graceful.shutdown())
         .await
         .is_err()

@@ -12,7 +12,7 @@ use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use std::io;
 use std::task::{Context, Waker};
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::TcpStream;
 
 /// Most header lines an upstream response may have (hyper's client: 100).
@@ -61,6 +61,9 @@ pub(super) struct Head {
     pub(super) framing: Framing,
     /// The upstream connection can carry another exchange after this one.
     pub(super) reusable: bool,
+    /// The head says `connection: close`: the client connection closes
+    /// after the body.
+    pub(super) closing: bool,
 }
 
 /// An exchange that failed before a response head was written on; the
@@ -83,8 +86,11 @@ fn failed(failure: Failure, cause: impl std::fmt::Display) -> Failed {
 pub(super) struct Reply<'a> {
     pub(super) head_request: bool,
     pub(super) forward: &'a ForwardHeaders,
-    /// The client connection closes after this response.
-    pub(super) closing: bool,
+    /// The client asked to close after this response.
+    pub(super) client_close: bool,
+    /// Read when the head is written: a drain started by then closes the
+    /// client connection after this response.
+    pub(super) drain: &'a super::Drain,
 }
 
 /// Sends `request` on `slot`'s connection (opening one if there is none, or
@@ -159,7 +165,8 @@ async fn connect(dial: &Dial) -> Result<UpConn, Failed> {
 
 /// Whether an idle connection is still usable: no FIN, reset or stray
 /// bytes from the upstream since its last exchange. Asks the socket only
-/// when the runtime saw it become readable (no system call otherwise).
+/// when the runtime saw it become readable since (see
+/// [`super::read_some`]): no system call otherwise.
 fn still_open(up: &mut UpConn) -> bool {
     let mut cx = Context::from_waker(Waker::noop());
     if up.io.poll_read_ready(&mut cx).is_pending() {
@@ -216,7 +223,7 @@ async fn send_and_read_head(
         }
         let got = up.buf.len();
         up.buf.reserve(READ);
-        match up.io.read_buf(&mut up.buf).await {
+        match super::read_some(&mut up.io, &mut up.buf).await {
             Ok(0) => {
                 let e = io::Error::new(
                     io::ErrorKind::UnexpectedEof,
@@ -402,19 +409,31 @@ fn write_head(
             Line::TransferEncoding | Line::ContentLength | Line::Connection | Line::HopByHop => {}
         }
     }
-    ctx.forward.clone().apply(&mut cors);
-    write::lines(out, &cors);
+    if cors.is_empty() {
+        // The usual upstream answer: nothing of ours to merge or replace.
+        ctx.forward.for_each_line(|name, value| {
+            write::line(out, name.as_str().as_bytes(), value.as_bytes());
+        });
+    } else {
+        ctx.forward.clone().apply(&mut cors);
+        write::lines(out, &cors);
+    }
     if !dated {
         write::date(out);
     }
     if let (Some(n), false, false) = (length, transfer_encoding, write::has_no_length(status)) {
         write::content_length(out, n);
     }
-    if ctx.closing || framing == Framing::UntilClose {
+    let closing = ctx.client_close || framing == Framing::UntilClose || ctx.drain.is_draining();
+    if closing {
         write::line(out, b"connection", b"close");
     }
     out.extend_from_slice(b"\r\n");
-    Ok(Head { framing, reusable })
+    Ok(Head {
+        framing,
+        reusable,
+        closing,
+    })
 }
 
 /// Whether `name` is listed in one of the response's `Connection` lines.
@@ -512,9 +531,7 @@ pub(super) async fn relay(
 async fn read(up: &mut UpConn) -> Result<bool, RelayError> {
     up.buf.clear();
     up.buf.reserve(READ);
-    let n = up
-        .io
-        .read_buf(&mut up.buf)
+    let n = super::read_some(&mut up.io, &mut up.buf)
         .await
         .map_err(RelayError::Upstream)?;
     Ok(n > 0)

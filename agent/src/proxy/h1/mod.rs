@@ -34,20 +34,40 @@ mod request;
 pub mod rewind;
 mod write;
 
+/// Reads what `io` has into `buf`'s spare room. A read that did not fill
+/// the room took everything the socket had, so the runtime's "readable"
+/// flag is cleared at once (as nginx does after a short read): the next
+/// read waits for the next readiness event instead of first asking the
+/// socket and getting `EWOULDBLOCK`, one system call per read saved. The
+/// flag is only cleared if no event arrived meanwhile (tokio compares its
+/// readiness tick), so no wake-up is lost.
+async fn read_some(io: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
+    let room = buf.capacity() - buf.len();
+    let n = io.read_buf(buf).await?;
+    if n > 0 && n < room {
+        let _ = io.try_io(tokio::io::Interest::READABLE, || {
+            Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+        });
+    }
+    Ok(n)
+}
+
 use super::Proxy;
 use super::answer::Failure;
 use super::forward::Upstream;
 use crate::enforce;
 use crate::engine::{ForwardHeaders, RequestParts};
 use bytes::{Buf, Bytes, BytesMut};
-use exchange::{Dial, Framing, Reply, UpConn};
+use exchange::{Dial, Reply, UpConn};
 use http::{HeaderMap, Method, StatusCode};
 use request::{Line, Parsed};
 use std::net::IpAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::TcpStream;
-use tokio::sync::watch;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 /// Largest request head the fast path reads; a longer one goes to hyper
@@ -58,6 +78,26 @@ const MAX_HEAD: usize = 64 * 1024;
 const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Read size on the client connection.
 const READ: usize = 8 * 1024;
+
+/// Tells fast-path connections that the proxy is draining: an idle one
+/// closes at once, a busy one after its answer (`connection: close`).
+#[derive(Debug, Default)]
+pub(super) struct Drain {
+    draining: AtomicBool,
+    notify: Notify,
+}
+
+impl Drain {
+    /// Starts draining (once; later calls do nothing more).
+    pub(super) fn start(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+        self.notify.notify_waiters();
+    }
+
+    pub(super) fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
 
 /// What the fast path needs of a proxy, fixed at start.
 #[derive(Debug, Clone)]
@@ -100,15 +140,19 @@ pub(super) enum End {
 }
 
 /// Serves `client` (from `peer`) on the fast path until it closes, hyper
-/// must take over, or `draining` turns true (an idle connection closes at
-/// once, a busy one after its answer).
+/// must take over, or `drain` starts (an idle connection closes at once, a
+/// busy one after its answer).
 pub(super) async fn serve(
     proxy: &Proxy,
     fast: &FastPath,
     mut client: TcpStream,
     peer: IpAddr,
-    mut draining: watch::Receiver<bool>,
+    drain: &Drain,
 ) -> End {
+    // Registered once for the connection's life (not once per wait): a
+    // drain that starts at any time after this line wakes it.
+    let drained = drain.notify.notified();
+    tokio::pin!(drained);
     let mut conn = Conn {
         proxy,
         fast,
@@ -116,16 +160,17 @@ pub(super) async fn serve(
         upstream: None,
         out: Vec::with_capacity(1024),
         request: Vec::with_capacity(1024),
+        cors: HeaderMap::new(),
     };
     let mut buf = BytesMut::with_capacity(READ);
     let mut head_deadline: Option<Instant> = None;
     loop {
         let mut headers = [httparse::EMPTY_HEADER; request::MAX_HEADERS];
-        match request::parse(&buf, &mut headers, proxy.options.trust_forwarded_headers) {
+        let trust = proxy.options.trust_forwarded_headers;
+        match request::parse(&buf, &mut headers, trust, &mut conn.cors) {
             Parsed::Fast(req) => {
                 head_deadline = None;
-                let closing = req.close || *draining.borrow();
-                let keep = conn.serve(&req, &mut client, closing).await;
+                let keep = conn.serve(&req, &mut client, drain).await;
                 let len = req.len;
                 drop(req);
                 buf.advance(len);
@@ -142,14 +187,19 @@ pub(super) async fn serve(
                 buf.reserve(READ);
                 let read = if buf.is_empty() {
                     // Idle between requests: no limit, but a drain ends it.
+                    if drain.is_draining() {
+                        return End::Closed;
+                    }
                     tokio::select! {
-                        read = client.read_buf(&mut buf) => read,
-                        _ = draining.wait_for(|d| *d) => return End::Closed,
+                        biased;
+                        read = read_some(&mut client, &mut buf) => read,
+                        () = &mut drained => return End::Closed,
                     }
                 } else {
                     let deadline =
                         *head_deadline.get_or_insert_with(|| Instant::now() + HEAD_TIMEOUT);
-                    match tokio::time::timeout_at(deadline, client.read_buf(&mut buf)).await {
+                    match tokio::time::timeout_at(deadline, read_some(&mut client, &mut buf)).await
+                    {
                         Ok(read) => read,
                         Err(_) => {
                             tracing::debug!("request head not complete within 30 s; closing");
@@ -177,27 +227,40 @@ struct Conn<'a> {
     out: Vec<u8>,
     /// The request to the upstream.
     request: Vec<u8>,
+    /// The current request's CORS lines (see [`request::parse`]).
+    cors: HeaderMap,
 }
 
 impl Conn<'_> {
-    /// Answers `req`; `false` when the connection is to close after.
+    /// Answers `req`; `false` when the connection is to close after (the
+    /// client asked, the answer is delimited by the close, or a drain had
+    /// started when the answer's head was written: it says
+    /// `connection: close` then).
     async fn serve(
         &mut self,
         req: &request::Request<'_>,
         client: &mut TcpStream,
-        closing: bool,
+        drain: &Drain,
     ) -> bool {
         let proxy = self.proxy;
+        let closing = req.close || drain.is_draining();
         self.out.clear();
+        let out = &mut self.out;
+        let cors = &self.cors;
         let forward = proxy.handle.with_current(|active| {
             let parts = RequestParts {
                 method: &req.method,
-                headers: &req.cors,
+                headers: cors,
             };
             let decision = enforce::decide(active, &parts, proxy.reporter.as_ref());
-            match enforce::local_answer(&decision, || ()) {
-                Some(answer) => {
-                    answer_head(&mut self.out, answer.status(), answer.headers(), 0, closing);
+            // A local answer (see `enforce::local_answer`), written as bytes.
+            match decision.local_response() {
+                Some(status) => {
+                    write::status_line(out, status);
+                    decision.for_each_line(|name, value| {
+                        write::line(out, name.as_str().as_bytes(), value.as_bytes());
+                    });
+                    end_head(out, status, 0, closing);
                     None
                 }
                 None => Some(decision.forward_headers()),
@@ -210,7 +273,8 @@ impl Conn<'_> {
         let reply = Reply {
             head_request: req.method == Method::HEAD,
             forward: &forward,
-            closing,
+            client_close: req.close,
+            drain,
         };
         let exchanged = tokio::time::timeout(
             proxy.options.upstream_timeout,
@@ -235,6 +299,7 @@ impl Conn<'_> {
                         "upstream request failed"
                     );
                 }
+                let closing = req.close || drain.is_draining();
                 return self.fail(&failed.failure, &forward, client, closing).await;
             }
             Err(_) => {
@@ -244,6 +309,7 @@ impl Conn<'_> {
                     timeout = ?proxy.options.upstream_timeout,
                     "the upstream did not answer within --upstream-timeout"
                 );
+                let closing = req.close || drain.is_draining();
                 return self
                     .fail(&Failure::UpstreamTimeout, &forward, client, closing)
                     .await;
@@ -257,7 +323,7 @@ impl Conn<'_> {
                 if !reusable {
                     self.upstream = None;
                 }
-                !closing && head.framing != Framing::UntilClose
+                !head.closing
             }
             Err(e) => {
                 tracing::debug!(error = %e, "response relay broke off; closing both connections");
@@ -328,6 +394,12 @@ fn answer_head(
 ) {
     write::status_line(out, status);
     write::lines(out, headers);
+    end_head(out, status, len, closing);
+}
+
+/// The end of an answer's head after its own lines: `date`, the length of
+/// a `len`-byte body, `connection: close` when `closing`, the blank line.
+fn end_head(out: &mut Vec<u8>, status: StatusCode, len: usize, closing: bool) {
     write::date(out);
     if !write::has_no_length(status) {
         write::content_length(out, len as u64);

@@ -8,6 +8,8 @@
 //! so framing ambiguities (the stuff of request smuggling) are only ever
 //! judged by hyper.
 
+use crate::engine::ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK;
+use http::header::{ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN};
 use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 /// Most header lines a fast-path request may have; more goes to hyper.
@@ -34,9 +36,6 @@ pub(super) struct Request<'b> {
     pub(super) host: &'b [u8],
     /// `Connection: close`: answer, then close.
     pub(super) close: bool,
-    /// The CORS request headers the engine reads (`Origin`,
-    /// `Access-Control-Request-*`), every line of each, in order.
-    pub(super) cors: HeaderMap,
     /// Bytes of the head, CRLF CRLF included.
     pub(super) len: usize,
 }
@@ -46,8 +45,8 @@ pub(super) struct Request<'b> {
 pub(super) enum Line {
     /// Sent on as is.
     Forward,
-    /// Read by the engine (and sent on as is).
-    Cors,
+    /// Read by the engine (and sent on as is): which of [`CORS`].
+    Cors(usize),
     /// `Host`: checked, and sent on as is.
     Host,
     /// `Connection`: ours; not sent on.
@@ -61,14 +60,16 @@ pub(super) enum Line {
     HandOver,
 }
 
+/// The request headers the engine reads.
+static CORS: [HeaderName; 4] = [
+    ORIGIN,
+    ACCESS_CONTROL_REQUEST_METHOD,
+    ACCESS_CONTROL_REQUEST_HEADERS,
+    ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK,
+];
+
 /// Classifies a request header name (case-insensitive).
 pub(super) fn line(name: &str) -> Line {
-    const CORS: [&str; 4] = [
-        "origin",
-        "access-control-request-method",
-        "access-control-request-headers",
-        "access-control-request-private-network",
-    ];
     const HAND_OVER: [&str; 10] = [
         "transfer-encoding",
         "expect",
@@ -85,8 +86,8 @@ pub(super) fn line(name: &str) -> Line {
     let is = |n: &str| name.eq_ignore_ascii_case(n);
     if is("host") {
         Line::Host
-    } else if CORS.iter().any(|n| is(n)) {
-        Line::Cors
+    } else if let Some(i) = CORS.iter().position(|n| is(n.as_str())) {
+        Line::Cors(i)
     } else if is("connection") {
         Line::Connection
     } else if is("content-length") {
@@ -100,13 +101,17 @@ pub(super) fn line(name: &str) -> Line {
     }
 }
 
-/// Parses the head at the front of `buf` into `headers` and classifies it.
+/// Parses the head at the front of `buf` into `headers` and classifies it;
+/// the CORS request lines the engine reads (`Origin`,
+/// `Access-Control-Request-*`, every line of each, in order) go into `cors`
+/// (emptied first; a map kept per connection, so its room is reused).
 /// `trust_forwarded`: a trusted proxy's `X-Forwarded-*` must be appended
 /// to, which hyper's path does; the fast path only replaces them.
 pub(super) fn parse<'b>(
     buf: &'b [u8],
     headers: &'b mut [httparse::Header<'b>; MAX_HEADERS],
     trust_forwarded: bool,
+    cors: &mut HeaderMap,
 ) -> Parsed<'b> {
     let mut req = httparse::Request::new(headers);
     let len = match req.parse(buf) {
@@ -137,18 +142,15 @@ pub(super) fn parse<'b>(
     let headers: &'b [httparse::Header<'b>] = req.headers;
     let mut host = None;
     let mut close = false;
-    let mut cors = HeaderMap::new();
+    cors.clear();
     for h in headers {
         match line(h.name) {
             Line::Forward => {}
-            Line::Cors => {
-                let (Ok(name), Ok(value)) = (
-                    HeaderName::from_bytes(h.name.as_bytes()),
-                    HeaderValue::from_bytes(h.value),
-                ) else {
+            Line::Cors(i) => {
+                let Ok(value) = HeaderValue::from_bytes(h.value) else {
                     return Parsed::HandOver;
                 };
-                cors.append(name, value);
+                cors.append(CORS[i].clone(), value);
             }
             Line::Host => {
                 if host.is_some() || h.value.is_empty() {
@@ -182,7 +184,6 @@ pub(super) fn parse<'b>(
         headers,
         host,
         close,
-        cors,
         len,
     })
 }
@@ -193,8 +194,10 @@ mod tests {
 
     fn classify(head: &str, trust: bool) -> Option<(bool, usize, HeaderMap)> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
-        match parse(head.as_bytes(), &mut headers, trust) {
-            Parsed::Fast(r) => Some((r.close, r.len, r.cors)),
+        let mut cors = HeaderMap::new();
+        cors.insert("x-left-over", HeaderValue::from_static("from before"));
+        match parse(head.as_bytes(), &mut headers, trust, &mut cors) {
+            Parsed::Fast(r) => Some((r.close, r.len, cors)),
             Parsed::HandOver => None,
             Parsed::Partial => panic!("partial: {head:?}"),
         }
@@ -254,7 +257,12 @@ mod tests {
     fn waits_for_the_whole_head() {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
         assert!(matches!(
-            parse(b"GET / HTTP/1.1\r\nHost: a\r\n", &mut headers, false),
+            parse(
+                b"GET / HTTP/1.1\r\nHost: a\r\n",
+                &mut headers,
+                false,
+                &mut HeaderMap::new()
+            ),
             Parsed::Partial
         ));
     }
