@@ -157,7 +157,7 @@ pub(super) async fn save_settings(
         Ok(Updated::Held(pending)) => {
             let widens: Vec<&str> = pending.widens.iter().map(|w| w.describe()).collect();
             Ok(redirect_with_flash(
-                &format!("/services/{name}#settings-changes"),
+                &format!("/services/{name}"),
                 "ok",
                 &format!(
                     "Not applied yet: this change widens access ({}), so it awaits a second approver as settings change #{}. Another approver confirms it here or on the Approvals page; agents keep the current settings until then.",
