@@ -38,7 +38,8 @@ async fn call(
     let response = request.send().await?;
     let status = response.status().as_u16();
     let text = response.text().await?;
-    let json = serde_json::from_str(&text).with_context(|| format!("{status}: not JSON: {text}"))?;
+    let json =
+        serde_json::from_str(&text).with_context(|| format!("{status}: not JSON: {text}"))?;
     Ok((status, json))
 }
 
@@ -123,7 +124,9 @@ fn audit_verify(server: &Server) -> Result<()> {
 }
 
 fn id_of(body: &Value) -> Result<i64> {
-    body["id"].as_i64().with_context(|| format!("no id in {body}"))
+    body["id"]
+        .as_i64()
+        .with_context(|| format!("no id in {body}"))
 }
 
 #[tokio::test]
@@ -200,7 +203,11 @@ async fn a_widening_change_waits_for_another_person_then_reaches_agents() -> Res
         None,
     )
     .await?;
-    assert_eq!((status, &body["status"]), (200, &json!("confirmed")), "{body}");
+    assert_eq!(
+        (status, &body["status"]),
+        (200, &json!("confirmed")),
+        "{body}"
+    );
 
     // Every step is audited, and the chain holds.
     let actions = audit_actions(&server).await?;
@@ -386,7 +393,10 @@ async fn dismissed_and_stale_changes_are_never_applied() -> Result<()> {
     assert_eq!(status, 200, "{body}");
     let listed = pending(&server).await?;
     assert_eq!(listed.len(), 1, "{listed:?}");
-    assert_eq!((listed[0]["id"].as_i64(), &listed[0]["stale"]), (Some(a), &json!(true)));
+    assert_eq!(
+        (listed[0]["id"].as_i64(), &listed[0]["stale"]),
+        (Some(a), &json!(true))
+    );
     let (status, body) = confirm(&server, Role::Admin, a, "").await?;
     assert_eq!(status, 409, "{body}");
     let message = body["error"]["message"].as_str().unwrap_or_default();
@@ -407,16 +417,34 @@ async fn dismissed_and_stale_changes_are_never_applied() -> Result<()> {
 
     // The requester withdraws A; anyone approver may dismiss C.
     let dismiss = |id: i64| format!("/services/{SERVICE}/settings-changes/{id}/dismiss");
-    let (status, body) =
-        as_role(&server, Role::Approver, reqwest::Method::POST, &dismiss(a), None).await?;
+    let (status, body) = as_role(
+        &server,
+        Role::Approver,
+        reqwest::Method::POST,
+        &dismiss(a),
+        None,
+    )
+    .await?;
     assert_eq!(status, 200, "{body}");
     assert_eq!(body["status"], "dismissed", "{body}");
     assert_eq!(body["decided_by"], email(Role::Approver), "{body}");
-    let (status, body) =
-        as_role(&server, Role::Admin, reqwest::Method::POST, &dismiss(c), None).await?;
+    let (status, body) = as_role(
+        &server,
+        Role::Admin,
+        reqwest::Method::POST,
+        &dismiss(c),
+        None,
+    )
+    .await?;
     assert_eq!(status, 200, "{body}");
-    let (status, body) =
-        as_role(&server, Role::Admin, reqwest::Method::POST, &dismiss(c), None).await?;
+    let (status, body) = as_role(
+        &server,
+        Role::Admin,
+        reqwest::Method::POST,
+        &dismiss(c),
+        None,
+    )
+    .await?;
     assert_eq!(status, 409, "{body}");
     assert_eq!(body["error"]["code"], "invalid_state", "{body}");
     assert!(pending(&server).await?.is_empty());
@@ -429,12 +457,36 @@ async fn dismissed_and_stale_changes_are_never_applied() -> Result<()> {
         .create_service("other-api", "", &ServiceSettings::default(), "test")
         .await?;
     for (role, path, status) in [
-        (Role::Admin, format!("/services/{SERVICE}/settings-changes/999999/confirm"), 404),
-        (Role::Admin, format!("/services/{SERVICE}/settings-changes/999999/dismiss"), 404),
-        (Role::Admin, format!("/services/other-api/settings-changes/{a}/dismiss"), 404),
-        (Role::Admin, format!("/services/nope/settings-changes/{a}/confirm"), 404),
-        (Role::Admin, format!("/services/{SERVICE}/settings-changes/x/confirm"), 400),
-        (Role::Requester, format!("/services/{SERVICE}/settings-changes/{a}/confirm"), 403),
+        (
+            Role::Admin,
+            format!("/services/{SERVICE}/settings-changes/999999/confirm"),
+            404,
+        ),
+        (
+            Role::Admin,
+            format!("/services/{SERVICE}/settings-changes/999999/dismiss"),
+            404,
+        ),
+        (
+            Role::Admin,
+            format!("/services/other-api/settings-changes/{a}/dismiss"),
+            404,
+        ),
+        (
+            Role::Admin,
+            format!("/services/nope/settings-changes/{a}/confirm"),
+            404,
+        ),
+        (
+            Role::Admin,
+            format!("/services/{SERVICE}/settings-changes/x/confirm"),
+            400,
+        ),
+        (
+            Role::Requester,
+            format!("/services/{SERVICE}/settings-changes/{a}/confirm"),
+            403,
+        ),
     ] {
         let (got, body) = as_role(&server, role, reqwest::Method::POST, &path, None).await?;
         assert_eq!(got, status, "{path}: {body}");
@@ -456,7 +508,10 @@ async fn dismissed_and_stale_changes_are_never_applied() -> Result<()> {
         "service.settings_change.confirm",
         "service.settings_change.dismiss",
     ] {
-        assert!(actions.iter().any(|(a, _)| a == action), "{action}: {actions:?}");
+        assert!(
+            actions.iter().any(|(a, _)| a == action),
+            "{action}: {actions:?}"
+        );
     }
     audit_verify(&server)?;
     Ok(())
@@ -512,7 +567,10 @@ async fn bad_input_holds_nothing_and_confirm_judges_the_settings_again() -> Resu
 async fn single_operator_confirms_their_own_change() -> Result<()> {
     let server = Server::start(true).await?;
     let (status, held) = patch(&server, Role::Approver, json!({"mode": "report_only"})).await?;
-    assert_eq!(status, 202, "still held: the confirmation is a deliberate second step");
+    assert_eq!(
+        status, 202,
+        "still held: the confirmation is a deliberate second step"
+    );
     let id = id_of(&held)?;
     assert_eq!(settings(&server).await?.0.mode, Mode::Enforce);
     let (status, body) = confirm(&server, Role::Approver, id, "").await?;

@@ -53,10 +53,15 @@ async fn the_settings_form_holds_a_widening_change_for_another_approver() -> Res
         page.body
     );
     assert_eq!(mode(&server).await?, Mode::Enforce);
-    let held = server.db.store.pending_settings_changes(Some(SERVICE)).await?;
+    let held = server
+        .db
+        .store
+        .pending_settings_changes(Some(SERVICE))
+        .await?;
     let id = held.first().context("a pending change")?.id;
     assert!(
-        page.body.contains(&format!("data-settings-change=\"{id}\"")),
+        page.body
+            .contains(&format!("data-settings-change=\"{id}\"")),
         "{}",
         page.body
     );
@@ -99,17 +104,25 @@ async fn the_settings_form_holds_a_widening_change_for_another_approver() -> Res
     let r = admin.post(&confirm, &[("next", "/approvals")]).await?;
     assert_eq!(r.location, "/approvals");
     let shown = admin.follow(&r).await?;
-    assert!(shown.body.contains("confirmed and applied"), "{}", shown.body);
+    assert!(
+        shown.body.contains("confirmed and applied"),
+        "{}",
+        shown.body
+    );
     assert_eq!(mode(&server).await?, Mode::ReportOnly);
 
     // A narrowing change from the form applies at once.
-    let r = approver.post(&path, &settings_form("enforce", false)).await?;
+    let r = approver
+        .post(&path, &settings_form("enforce", false))
+        .await?;
     let page = approver.follow(&r).await?;
     assert!(page.body.contains("Settings saved"), "{}", page.body);
     assert_eq!(mode(&server).await?, Mode::Enforce);
 
     // Dismissed from the service page: nothing applied.
-    let r = approver.post(&path, &settings_form("enforce", true)).await?;
+    let r = approver
+        .post(&path, &settings_form("enforce", true))
+        .await?;
     approver.follow(&r).await?;
     let id = server
         .db
@@ -213,7 +226,11 @@ async fn four_eyes_on_settings_in_a_real_browser() -> Result<()> {
         let text = row.text().await?;
         assert!(!text.contains("you"), "{text}");
         shot(&c, "approvals").await?;
-        click(&c, "#settings-changes tr[data-settings-change] button.danger").await?;
+        click(
+            &c,
+            "#settings-changes tr[data-settings-change] button.danger",
+        )
+        .await?;
         let msg = flash(&c).await?;
         assert!(msg.contains("confirmed and applied"), "{msg}");
         assert_eq!(mode(&server).await?, Mode::ReportOnly);

@@ -30,8 +30,8 @@ pub mod origins;
 pub mod rollout;
 pub mod schema;
 pub mod services;
-pub mod settings_changes;
 pub mod session;
+pub mod settings_changes;
 pub mod simulate;
 pub mod usage;
 

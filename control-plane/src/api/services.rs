@@ -235,14 +235,13 @@ async fn update(
             "a service cannot be renamed; create a new one",
         ));
     }
-    let updated =
-        service::services::update(&state, &name, &user.email, &user.person, |current| {
-            Ok(service::services::Change {
-                description: body.description.take(),
-                settings: Some(body.apply(current.settings.clone())),
-            })
+    let updated = service::services::update(&state, &name, &user.email, &user.person, |current| {
+        Ok(service::services::Change {
+            description: body.description.take(),
+            settings: Some(body.apply(current.settings.clone())),
         })
-        .await?;
+    })
+    .await?;
     let service = match updated {
         Updated::Applied(service) => service,
         Updated::Held(change) => return Ok((StatusCode::ACCEPTED, Json(change)).into_response()),

@@ -50,7 +50,7 @@ pub enum Updated {
     Applied(Service),
     /// Held for a second approver (it widens what browsers are granted, see
     /// [`settings_changes`](super::settings_changes)): nothing changed yet.
-    Held(PendingChange),
+    Held(Box<PendingChange>),
 }
 
 /// Edits service `name` as `actor` (`person`: the human behind it, who may
@@ -106,11 +106,11 @@ where
         Edited::Held(change) => {
             let widens = widenings(&change.base_settings, &change.settings);
             tracing::info!(service = %name, actor = %actor, id = change.id, ?widens, "settings change held for a second approver");
-            Updated::Held(PendingChange {
+            Updated::Held(Box::new(PendingChange {
                 change,
                 widens,
                 stale: false,
-            })
+            }))
         }
     })
 }

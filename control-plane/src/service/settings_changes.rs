@@ -280,7 +280,11 @@ mod tests {
             ),
         ];
         for (before, after, expected) in cases {
-            assert_eq!(widenings(before, &after), expected, "{before:?} -> {after:?}");
+            assert_eq!(
+                widenings(before, &after),
+                expected,
+                "{before:?} -> {after:?}"
+            );
             // The way back never widens what the way there widened.
             for w in widenings(&after, before) {
                 assert!(!expected.contains(&w), "{w:?} both ways");

@@ -157,9 +157,9 @@ impl Store {
             Ok(Edit::Apply {
                 description,
                 settings,
-            }) => Edited::Applied(
-                apply_edit(&mut tx, &before, &description, &settings, actor).await?,
-            ),
+            }) => {
+                Edited::Applied(apply_edit(&mut tx, &before, &description, &settings, actor).await?)
+            }
             Ok(Edit::Hold {
                 description,
                 settings,
@@ -327,7 +327,14 @@ async fn hold(
     .fetch_one(&mut *conn)
     .await?;
     let change = SettingsChange::from(row);
-    append(conn, actor, "service.settings_change.request", None, &change).await?;
+    append(
+        conn,
+        actor,
+        "service.settings_change.request",
+        None,
+        &change,
+    )
+    .await?;
     Ok(change)
 }
 

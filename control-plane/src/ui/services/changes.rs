@@ -126,8 +126,13 @@ pub(super) async fn confirm(
                 "Settings change #{id} confirmed and applied to {name}; agents receive revision {}.",
                 after.revision
             );
-            match service::rollout::wait_applied(&state, &name, Some(after.revision), UI_ROLLOUT_WAIT)
-                .await
+            match service::rollout::wait_applied(
+                &state,
+                &name,
+                Some(after.revision),
+                UI_ROLLOUT_WAIT,
+            )
+            .await
             {
                 Ok(wait) => {
                     message.push(' ');
@@ -140,7 +145,7 @@ pub(super) async fn confirm(
             }
             Ok(redirect_with_flash(&back, "ok", &message))
         }
-        Err(e) => refused(e, &back),
+        Err(e) => refused(e, &back).await,
     }
 }
 
@@ -157,13 +162,14 @@ pub(super) async fn dismiss(
             "ok",
             &format!("Settings change #{id} of {name} dismissed; nothing changed."),
         )),
-        Err(e) => refused(e, &back),
+        Err(e) => refused(e, &back).await,
     }
 }
 
 /// A refusal as a flash on the page the form came from; our own faults as
-/// an error page.
-fn refused(error: Error, back: &str) -> UiResult {
+/// an error page. (async: the faces' handlers all return `UiResult` from
+/// async fns.)
+async fn refused(error: Error, back: &str) -> UiResult {
     match error {
         e @ (Error::Internal(_) | Error::Unavailable(_)) => Err(e.into()),
         e => Ok(redirect_with_flash(
