@@ -116,8 +116,9 @@ struct ServeArgs {
     /// 0600) with a fresh random key when missing. Every replica must share it.
     #[arg(long, env = "CORSAIR_SIGNING_KEY_FILE")]
     signing_key_file: PathBuf,
-    /// Let a user approve their own origin requests (one-person teams,
-    /// demos). Without it, four eyes are required.
+    /// Let a user approve their own origin requests, confirm their own
+    /// revocation requests and their own widening settings changes
+    /// (one-person teams, demos). Without it, four eyes are required.
     #[arg(long, env = "CORSAIR_SINGLE_OPERATOR")]
     single_operator: bool,
     /// Mark the UI session cookie `Secure` (set it when users reach the

@@ -16,7 +16,8 @@ pub struct AppState {
     pub store: Store,
     /// Signs and verifies user and agent tokens.
     pub keys: SigningKey,
-    /// Let a user approve their own origin request (`--single-operator`);
+    /// Let a user approve their own origin request, or confirm their own
+    /// revocation request or widening settings change (`--single-operator`);
     /// otherwise four eyes are required.
     pub single_operator: bool,
     /// Mark the session cookie `Secure` (`--secure-cookies`, for TLS).

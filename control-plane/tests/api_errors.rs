@@ -92,12 +92,23 @@ async fn policy_context_is_checked() {
             Some(json!({ "allow_credentials": true })),
         )
         .await;
+    // Credentials widen access: held until a second person confirms.
     assert_eq!(
         r.status,
-        StatusCode::OK,
+        StatusCode::ACCEPTED,
         "pending origins do not block a PATCH: {}",
         r.body
     );
+    let change = r.body["id"].as_i64().expect("settings change id");
+    let r = api
+        .as_role(
+            Role::Admin,
+            Method::POST,
+            &format!("/api/v1/services/later/settings-changes/{change}/confirm"),
+            None,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     let r = api
         .as_role(
             Role::Approver,

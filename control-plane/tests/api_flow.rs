@@ -230,12 +230,14 @@ async fn patch_bumps_revision_for_policy_fields_only() {
             Role::Approver,
             Method::PATCH,
             "/api/v1/services/orders",
-            Some(json!({ "allow_methods": ["DELETE"], "mode": "report_only" })),
+            Some(json!({ "allow_methods": ["DELETE"], "max_age_secs": 120 })),
         )
         .await;
+    // Neither widens access (report-only mode would: that waits for a
+    // second approver, see api_settings_four_eyes.rs), so it applies at once.
     assert_eq!(r.status, StatusCode::OK, "{}", r.body);
     assert_eq!(r.body["allow_methods"], json!(["DELETE"]));
-    assert_eq!(r.body["mode"], "report_only");
+    assert_eq!(r.body["max_age_secs"], 120);
     assert_eq!(
         r.body["description"], "Orders API",
         "unmentioned fields stay"
@@ -251,8 +253,8 @@ async fn patch_bumps_revision_for_policy_fields_only() {
         )
         .await;
     assert_eq!(audit.body[0]["action"], "service.update");
-    assert_eq!(audit.body[0]["before"]["mode"], "enforce");
-    assert_eq!(audit.body[0]["after"]["mode"], "report_only");
+    assert_eq!(audit.body[0]["before"]["max_age_secs"], 0);
+    assert_eq!(audit.body[0]["after"]["max_age_secs"], 120);
 }
 
 #[tokio::test]

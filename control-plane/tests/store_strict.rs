@@ -69,3 +69,40 @@ async fn unknown_role_status_and_mode_are_errors() {
     let policy = store.effective_policy("web").await;
     assert!(policy.is_err(), "unknown mode decoded as {policy:?}");
 }
+
+#[tokio::test]
+async fn unknown_settings_change_status_is_an_error() {
+    use corsair_control_plane::store::settings_changes::{Edit, Edited};
+    let db = TestDb::new().await.expect("test database");
+    let store = &db.store;
+    store
+        .create_service("web", "", &ServiceSettings::default(), "test")
+        .await
+        .expect("service");
+    let edited = store
+        .edit_service_with("web", "test", "test", |current, _| {
+            Ok::<_, corsair_control_plane::store::StoreError>(Edit::Hold {
+                description: None,
+                settings: ServiceSettings {
+                    allow_credentials: true,
+                    ..current.settings.clone()
+                },
+            })
+        })
+        .await
+        .expect("held");
+    let Edited::Held(change) = edited else {
+        panic!("not held: {edited:?}")
+    };
+    assert!(store.get_settings_change("web", change.id).await.is_ok());
+    sqlx::raw_sql(
+        "ALTER TABLE settings_changes DROP CONSTRAINT settings_changes_status_check; \
+         ALTER TABLE settings_changes DROP CONSTRAINT settings_changes_check; \
+         UPDATE settings_changes SET status = 'archived';",
+    )
+    .execute(store.pool())
+    .await
+    .expect("plant an unknown status");
+    let read = store.get_settings_change("web", change.id).await;
+    assert!(read.is_err(), "unknown status decoded as {read:?}");
+}

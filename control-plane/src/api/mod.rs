@@ -4,6 +4,7 @@
 //! - [`extract`]: `Json`, `Path`, `Query` whose rejections use that body.
 //! - [`session`]: `POST /login`.
 //! - [`services`]: `/services`, `/services/{name}`, `/services/{name}/policy`.
+//! - [`settings_changes`]: settings changes held for a second approver (list, confirm, dismiss).
 //! - [`origins`]: origin requests and approve/reject/revoke.
 //! - [`rollout`]: `/services/{name}/rollout` and the `?wait=applied` query of the change endpoints.
 //! - [`agent_tokens`]: issuing, listing and revoking agent tokens.
@@ -30,6 +31,7 @@ pub mod rollout;
 pub mod schema;
 pub mod services;
 pub mod session;
+pub mod settings_changes;
 pub mod simulate;
 pub mod usage;
 
@@ -50,6 +52,7 @@ pub fn routes() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .merge(session::routes())
         .merge(services::routes())
+        .merge(settings_changes::routes())
         .merge(origins::routes())
         .merge(rollout::routes())
         .merge(agent_tokens::routes())

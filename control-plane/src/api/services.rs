@@ -6,10 +6,13 @@ use super::{AppState, Error};
 use crate::auth::{Admin, Approver, RequireRole, Viewer};
 use crate::service;
 use crate::service::rollout::RolloutWait;
+use crate::service::services::Updated;
+use crate::service::settings_changes::PendingChange;
 use crate::store::origins::Origin;
 use crate::store::policy::EffectivePolicy;
 use crate::store::services::Service;
 use axum::extract::State;
+use axum::response::{IntoResponse, Response};
 use corsair_agent::engine::{Mode, PolicySettings};
 use http::StatusCode;
 use serde::{Deserialize, Serialize};
@@ -197,7 +200,11 @@ async fn create(
 }
 
 /// Change the description or the policy settings; settings bump the
-/// revision (role: approver).
+/// revision (role: approver). A change that widens what browsers are
+/// granted (`mode` enforce → report_only, `allow_credentials`,
+/// `allow_private_network` or `allow_insecure_http` turned on, `strict`
+/// turned off) is not applied: it is held, whole, as a pending settings
+/// change (202) that another person confirms.
 #[utoipa::path(
     patch,
     path = "/services/{name}",
@@ -205,7 +212,8 @@ async fn create(
     params(("name" = String, Path, description = "The service's name", example = "payments-api"), WaitParams),
     request_body = UpdateService,
     responses(
-        (status = 200, description = "The service; with `?wait=applied`, also `rollout`", body = ServiceDetail),
+        (status = 200, description = "Applied (the change narrows or is neutral): the service; with `?wait=applied`, also `rollout`", body = ServiceDetail),
+        (status = 202, description = "Held: the change widens access and waits for a second approver (`POST /services/{name}/settings-changes/{id}/confirm`); nothing changed yet, and `?wait=applied` does not wait", body = PendingChange),
         (status = 404, description = "No such service"),
         (status = 422, description = "Invalid settings, alone or with the approved origins (`details` lists every problem), or a `wait`/`timeout` the API does not take (nothing changed)"),
     ),
@@ -216,7 +224,7 @@ async fn update(
     Path(name): Path<String>,
     Query(wait): Query<WaitParams>,
     Json(mut body): Json<ServiceBody>,
-) -> Result<Json<ServiceDetail>, Error> {
+) -> Result<Response, Error> {
     let wait = wait.parse()?;
     if let Some(new_name) = body.name.take()
         && new_name != name
@@ -227,17 +235,21 @@ async fn update(
             "a service cannot be renamed; create a new one",
         ));
     }
-    let service = service::services::update(&state, &name, &user.email, |current| {
+    let updated = service::services::update(&state, &name, &user.email, &user.person, |current| {
         Ok(service::services::Change {
             description: body.description.take(),
             settings: Some(body.apply(current.settings.clone())),
         })
     })
     .await?;
+    let service = match updated {
+        Updated::Applied(service) => service,
+        Updated::Held(change) => return Ok((StatusCode::ACCEPTED, Json(change)).into_response()),
+    };
     let revision = service.revision;
     let mut detail = detail(&state, service).await?;
     detail.rollout = after_change(&state, &name, Some(revision), wait).await?;
-    Ok(Json(detail))
+    Ok(Json(detail).into_response())
 }
 
 /// Delete a service and its origins (role: admin).

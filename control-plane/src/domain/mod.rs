@@ -5,6 +5,7 @@
 //!
 //! - [`Role`]: a user's (or API token's) role, ordered by rights.
 //! - [`OriginStatus`]: where an origin request is in its life cycle.
+//! - [`SettingsChangeStatus`]: where a held (four-eyes) settings change is.
 //! - [`UserSource`]: where a user signs in (local password or OpenID Connect).
 //! - [`RoleMap`]: which identity-provider group grants which role.
 //! - [`Detail`]: one problem found in some input, e.g. by policy validation.
@@ -15,11 +16,13 @@
 mod origin_status;
 mod role;
 mod role_map;
+mod settings_change_status;
 mod user_source;
 
 pub use origin_status::OriginStatus;
 pub use role::Role;
 pub use role_map::RoleMap;
+pub use settings_change_status::SettingsChangeStatus;
 pub use user_source::UserSource;
 
 use serde::Serialize;

@@ -8,6 +8,8 @@
 //! - [`revocations`]: revocation requests (ask, confirm with four eyes, dismiss).
 //! - [`usage`]: origins with their usage, the stale-origins view.
 //! - [`services`]: create, edit (settings, description) and delete services.
+//! - [`settings_changes`]: four eyes on settings changes that widen access
+//!   (what widens; confirm, dismiss).
 //! - [`simulate`]: the policy simulator (the engine on a service's effective policy).
 //! - [`tokens`]: issue and revoke agent tokens and API tokens.
 //! - [`users`]: create users, change roles, disable (not oneself).
@@ -19,6 +21,7 @@ pub mod origins;
 pub mod revocations;
 pub mod rollout;
 pub mod services;
+pub mod settings_changes;
 pub mod simulate;
 pub mod tokens;
 pub mod usage;

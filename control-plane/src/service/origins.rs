@@ -27,7 +27,7 @@ pub fn check_four_eyes(
     check_four_eyes_on(
         state,
         &[&origin.requested_by, &origin.requested_by_person],
-        &origin.pattern,
+        &format!("origin {}", origin.pattern),
         "requested",
         "approve",
         actor,
@@ -37,13 +37,13 @@ pub fn check_four_eyes(
 
 /// The four-eyes rule for any two-step change: `actor` (or `person`, the
 /// human behind it) may not `confirm` (e.g. "approve") what one of
-/// `asked_by` `asked` (e.g. "requested", "asked to revoke") for `pattern`,
-/// unless the control plane runs with `--single-operator`;
-/// [`Error::Forbidden`] otherwise.
+/// `asked_by` `asked` (e.g. "requested", "asked to revoke") for `what`
+/// (e.g. "origin https://app.example.com"), unless the control plane runs
+/// with `--single-operator`; [`Error::Forbidden`] otherwise.
 pub fn check_four_eyes_on(
     state: &AppState,
     asked_by: &[&str],
-    pattern: &str,
+    what: &str,
     asked: &str,
     confirm: &str,
     actor: &str,
@@ -59,7 +59,7 @@ pub fn check_four_eyes_on(
             format!(" (acting as {actor})")
         };
         return Err(Error::Forbidden(format!(
-            "four-eyes rule: {} {asked} origin {pattern}, and {person}{via} cannot also {confirm} it; ask another approver",
+            "four-eyes rule: {} {asked} {what}, and {person}{via} cannot also {confirm} it; ask another approver",
             asked_by.first().copied().unwrap_or_default()
         )));
     }

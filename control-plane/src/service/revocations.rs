@@ -64,7 +64,7 @@ pub async fn confirm(
             check_four_eyes_on(
                 state,
                 &[by, by_person],
-                &origin.pattern,
+                &format!("origin {}", origin.pattern),
                 "asked to revoke",
                 "confirm the revocation of",
                 actor,

@@ -1,11 +1,15 @@
 //! Services and their policy settings: create, edit (settings and
 //! description), delete. Settings are the engine's [`PolicySettings`] and
 //! the engine judges them, together with the origins approved at the moment
-//! of the write (the service row is locked meanwhile).
+//! of the write (the service row is locked meanwhile). An edit that widens
+//! what browsers are granted waits for a second approver
+//! ([`super::settings_changes`]).
 
+use super::settings_changes::{PendingChange, widenings};
 use super::{Error, validate};
 use crate::state::AppState;
 use crate::store::services::Service;
+use crate::store::settings_changes::{Edit, Edited};
 use corsair_agent::engine::PolicySettings;
 
 /// Creates service `name` (a DNS-label-like slug) as `actor`.
@@ -39,20 +43,39 @@ pub struct Change {
     pub settings: Option<PolicySettings>,
 }
 
-/// Edits service `name` as `actor`: `edit` computes the [`Change`] from the
+/// What [`update`] did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Updated {
+    /// Applied at once (the change narrows or is neutral): the service now.
+    Applied(Service),
+    /// Held for a second approver (it widens what browsers are granted, see
+    /// [`settings_changes`](super::settings_changes)): nothing changed yet.
+    Held(Box<PendingChange>),
+}
+
+/// Edits service `name` as `actor` (`person`: the human behind it, who may
+/// not confirm a held change): `edit` computes the [`Change`] from the
 /// service as it is, with its row locked, so the new settings are judged
-/// together with every origin approved at that moment. The revision is
-/// bumped only when the settings change.
+/// together with every origin approved at that moment. A change that
+/// widens what browsers are granted ([`widenings`]) is held, whole
+/// (description included), as a pending settings change; anything else is
+/// applied at once, the revision bumped only when the settings change.
 ///
 /// Errors: [`Error::NotFound`], [`Error::Unprocessable`] (a bad
 /// description, settings the engine refuses, or `edit`'s own refusal).
-pub async fn update<F>(state: &AppState, name: &str, actor: &str, edit: F) -> Result<Service, Error>
+pub async fn update<F>(
+    state: &AppState,
+    name: &str,
+    actor: &str,
+    person: &str,
+    edit: F,
+) -> Result<Updated, Error>
 where
     F: FnOnce(&Service) -> Result<Change, Error>,
 {
-    let service = state
+    let edited = state
         .store
-        .update_service_with(name, actor, |current, approved| {
+        .edit_service_with(name, actor, person, |current, approved| {
             let change = edit(current)?;
             let description = match change.description {
                 Some(d) => {
@@ -63,11 +86,33 @@ where
             };
             let settings = change.settings.unwrap_or_else(|| current.settings.clone());
             validate::policy(&settings, approved)?;
-            Ok::<_, Error>((description, settings))
+            if widenings(&current.settings, &settings).is_empty() {
+                return Ok::<_, Error>(Edit::Apply {
+                    description,
+                    settings,
+                });
+            }
+            Ok(Edit::Hold {
+                description: (description != current.description).then_some(description),
+                settings,
+            })
         })
         .await?;
-    tracing::info!(service = %name, actor = %actor, revision = service.revision, "service updated");
-    Ok(service)
+    Ok(match edited {
+        Edited::Applied(service) => {
+            tracing::info!(service = %name, actor = %actor, revision = service.revision, "service updated");
+            Updated::Applied(service)
+        }
+        Edited::Held(change) => {
+            let widens = widenings(&change.base_settings, &change.settings);
+            tracing::info!(service = %name, actor = %actor, id = change.id, ?widens, "settings change held for a second approver");
+            Updated::Held(Box::new(PendingChange {
+                change,
+                widens,
+                stale: false,
+            }))
+        }
+    })
 }
 
 /// Deletes service `name` and its origins as `actor`; agents learn that it

@@ -10,6 +10,7 @@
 //! - [`schema`]: migrations (applied under an advisory lock) and the schema's status.
 //! - [`bootstrap`]: the first admin, created only while no user exists.
 //! - [`services`]: services and their policy settings.
+//! - [`settings_changes`]: settings changes held for a second approver (request, confirm, dismiss).
 //! - [`origins`]: origin requests and their life cycle.
 //! - [`users`]: users and their password hashes.
 //! - [`sign_in`]: users from the OpenID Connect provider, sign-in and refusal audit rows.
@@ -43,6 +44,7 @@ pub mod rollout;
 pub mod schema;
 pub mod services;
 pub mod sessions;
+pub mod settings_changes;
 pub mod sign_in;
 pub mod throttle;
 pub mod tokens;

@@ -220,52 +220,7 @@ impl Store {
             Ok(v) => v,
             Err(e) => return Ok(Err(e)),
         };
-        let policy_changed = before.settings != settings;
-        if !policy_changed && before.description == description {
-            return Ok(Ok(before));
-        }
-        let s = &settings;
-        let row = sqlx::query_as!(
-            ServiceRow,
-            r#"
-            UPDATE services
-               SET description = $2, allow_methods = $3, allow_headers = $4, expose_headers = $5,
-                   allow_credentials = $6, max_age_secs = $7, allow_private_network = $8,
-                   mode = $9, strict = $10, allow_insecure_http = $11,
-                   revision = CASE WHEN $12 THEN nextval('policy_revision_seq') ELSE revision END,
-                   updated_at = now()
-             WHERE id = $1
-            RETURNING *
-            "#,
-            before.id,
-            description,
-            &s.allow_methods,
-            &s.allow_headers,
-            &s.expose_headers,
-            s.allow_credentials,
-            max_age_column(s.max_age_secs)?,
-            s.allow_private_network,
-            s.mode.as_str(),
-            s.strict,
-            s.allow_insecure_http,
-            policy_changed,
-        )
-        .fetch_one(&mut *tx)
-        .await?;
-        let after = Service::try_from(row)?;
-        let target = format!("service:{name}");
-        audit::append(
-            &mut tx,
-            AuditRecord {
-                actor,
-                action: "service.update",
-                service: Some(name),
-                target: &target,
-                before: Some(&snapshot(&before)),
-                after: Some(&snapshot(&after)),
-            },
-        )
-        .await?;
+        let after = apply_edit(&mut tx, &before, &description, &settings, actor).await?;
         tx.commit().await?;
         Ok(Ok(after))
     }
@@ -302,6 +257,66 @@ impl Store {
     }
 }
 
+/// Writes `description` and `settings` over service `before` (its row locked
+/// on `conn`, an open transaction) as `actor`, with its `service.update`
+/// audit row. The revision is bumped only when the settings change; nothing
+/// is written when nothing changes. The service as it is afterwards.
+pub(super) async fn apply_edit(
+    conn: &mut PgConnection,
+    before: &Service,
+    description: &str,
+    settings: &ServiceSettings,
+    actor: &str,
+) -> Result<Service, StoreError> {
+    let policy_changed = before.settings != *settings;
+    if !policy_changed && before.description == description {
+        return Ok(before.clone());
+    }
+    let s = settings;
+    let row = sqlx::query_as!(
+        ServiceRow,
+        r#"
+        UPDATE services
+           SET description = $2, allow_methods = $3, allow_headers = $4, expose_headers = $5,
+               allow_credentials = $6, max_age_secs = $7, allow_private_network = $8,
+               mode = $9, strict = $10, allow_insecure_http = $11,
+               revision = CASE WHEN $12 THEN nextval('policy_revision_seq') ELSE revision END,
+               updated_at = now()
+         WHERE id = $1
+        RETURNING *
+        "#,
+        before.id,
+        description,
+        &s.allow_methods,
+        &s.allow_headers,
+        &s.expose_headers,
+        s.allow_credentials,
+        max_age_column(s.max_age_secs)?,
+        s.allow_private_network,
+        s.mode.as_str(),
+        s.strict,
+        s.allow_insecure_http,
+        policy_changed,
+    )
+    .fetch_one(&mut *conn)
+    .await?;
+    let after = Service::try_from(row)?;
+    let target = format!("service:{}", before.name);
+    audit::append(
+        conn,
+        AuditRecord {
+            actor,
+            action: "service.update",
+            service: Some(&before.name),
+            target: &target,
+            before: Some(&snapshot(before)),
+            after: Some(&snapshot(&after)),
+        },
+    )
+    .await?;
+    Ok(after)
+}
+
 /// Service `name`, locked `FOR UPDATE` until the transaction ends. Every
 /// write that is validated against the whole policy takes this lock first.
 pub(super) async fn locked_service(
@@ -318,7 +333,6 @@ pub(super) async fn locked_service(
     row.map(Service::try_from).transpose()
 }
 
-/// The approved origin patterns of service `service_id`.
 /// The service named `name` read on `conn` (e.g. inside a snapshot), or `None`.
 pub(super) async fn find_service(
     conn: &mut PgConnection,
@@ -331,6 +345,7 @@ pub(super) async fn find_service(
         .transpose()
 }
 
+/// The approved origin patterns of service `service_id`.
 pub(super) async fn approved_patterns(
     conn: &mut PgConnection,
     service_id: i64,

@@ -1,5 +1,6 @@
-//! `/approvals`: every pending request, oldest first; and the approve /
-//! reject / revoke forms (also used from the service page).
+//! `/approvals`: every pending request, oldest first (origins, revocation
+//! requests, settings changes that wait for a second approver); and the
+//! approve / reject / revoke forms (also used from the service page).
 
 use super::local_path;
 use super::page::{Ctx, Layout, UiResult, redirect_with_flash, when, when_opt};
@@ -44,6 +45,7 @@ struct ApprovalsPage {
     total: usize,
     single_operator: bool,
     revocations: Vec<super::stale::RevocationRow>,
+    settings_changes: Vec<super::services::SettingsChangeRow>,
 }
 
 /// Most requests the queue shows at once (the oldest): a page of thousands
@@ -75,8 +77,15 @@ async fn queue(ctx: Ctx, State(state): State<AppState>) -> UiResult {
         .take(QUEUE_LIMIT)
         .map(|o| super::stale::RevocationRow::of(o, &ctx.user.email, &ctx.user.person))
         .collect();
+    let settings_changes = service::settings_changes::all_pending(&state)
+        .await?
+        .iter()
+        .take(QUEUE_LIMIT)
+        .map(|p| super::services::SettingsChangeRow::of(p, &ctx.user.email, &ctx.user.person))
+        .collect();
     let page = ApprovalsPage {
         revocations,
+        settings_changes,
         page: ctx.layout("Approvals", "approvals"),
         rows,
         total,
@@ -95,7 +104,7 @@ const FLASH_LAGGARDS: usize = 3;
 
 /// The rollout as the confirmation says it: "2 of 3 agents applied
 /// revision 17; not yet: edge-b (holds revision 15; refused 17: …)".
-fn rollout_sentence(rollout: &Rollout) -> String {
+pub(crate) fn rollout_sentence(rollout: &Rollout) -> String {
     if rollout.agents == 0 {
         return format!(
             "No connected agent serves {} (revision {}).",

@@ -1,8 +1,12 @@
 //! `/services` (overview with search, create) here; the detail page in
-//! [`detail`] and its forms in [`forms`].
+//! [`detail`], its forms in [`forms`], and the settings changes that wait
+//! for a second approver (confirm, dismiss) in [`changes`].
 
+mod changes;
 mod detail;
 mod forms;
+
+pub use changes::SettingsChangeRow;
 
 use super::page::{Ctx, Layout, UiResult, redirect_with_flash, when};
 use crate::auth::{Admin, CsrfForm, RequireRole};
@@ -27,6 +31,14 @@ pub fn router() -> Router<AppState> {
             post(forms::save_description),
         )
         .route("/services/{name}/origins", post(forms::request_origin))
+        .route(
+            "/services/{name}/settings-changes/{id}/confirm",
+            post(changes::confirm),
+        )
+        .route(
+            "/services/{name}/settings-changes/{id}/dismiss",
+            post(changes::dismiss),
+        )
 }
 
 /// One row of the services table, ready to show.

@@ -1,5 +1,6 @@
-//! `/services/{name}`: the service detail page (settings, origins, the
-//! request form, effective policy, last-24h blocked summary) and the views
+//! `/services/{name}`: the service detail page (settings and the changes
+//! to them that wait for a second approver, origins, the request form,
+//! effective policy, last-24h blocked summary) and the views
 //! the forms in [`super::forms`] re-render it with.
 
 use crate::service;
@@ -129,6 +130,8 @@ struct ServicePage {
     pub(super) effective: String,
     pub(super) blocked: crate::ui::blocked::ServiceSummary,
     pub(super) rollout: RolloutView,
+    /// Settings changes waiting for a second approver.
+    pub(super) settings_changes: Vec<super::SettingsChangeRow>,
 }
 
 /// The rollout section: "k of N agents applied revision R" and a row per
@@ -202,6 +205,11 @@ pub(super) async fn render_detail(
         .unwrap_or_default();
     let blocked = crate::ui::blocked::service_summary(&state.store, &service.name).await?;
     let rollout = RolloutView::of(service::rollout::status(state, &service.name).await?);
+    let settings_changes = service::settings_changes::pending(state, &service.name)
+        .await?
+        .iter()
+        .map(|p| super::SettingsChangeRow::of(p, &ctx.user.email, &ctx.user.person))
+        .collect();
     let page = ServicePage {
         page: ctx.layout(format!("Service {}", service.name), "services"),
         settings: settings.unwrap_or_else(|| SettingsView::of(&service.settings)),
@@ -214,6 +222,7 @@ pub(super) async fn render_detail(
         effective,
         blocked,
         rollout,
+        settings_changes,
     };
     Ok(ctx.render(status, &page))
 }

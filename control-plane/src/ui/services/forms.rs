@@ -4,7 +4,7 @@
 
 use super::detail::{FieldErrors, RequestView, SettingsView, render_detail};
 use crate::auth::{Approver, CsrfForm, Requester, RequireRole};
-use crate::service::services::Change;
+use crate::service::services::{Change, Updated};
 use crate::service::{self, Error, validate};
 use crate::state::AppState;
 use crate::ui::page::{Ctx, UiResult, redirect_with_flash};
@@ -138,7 +138,7 @@ pub(super) async fn save_settings(
         strict: view.strict,
         allow_insecure_http: view.allow_insecure_http,
     };
-    let result = service::services::update(&state, &name, &user.email, |_| {
+    let result = service::services::update(&state, &name, &user.email, &user.person, |_| {
         Ok(Change {
             settings: Some(settings),
             ..Change::default()
@@ -146,7 +146,7 @@ pub(super) async fn save_settings(
     })
     .await;
     match result {
-        Ok(service) => Ok(redirect_with_flash(
+        Ok(Updated::Applied(service)) => Ok(redirect_with_flash(
             &format!("/services/{name}"),
             "ok",
             &format!(
@@ -154,6 +154,18 @@ pub(super) async fn save_settings(
                 service.revision
             ),
         )),
+        Ok(Updated::Held(pending)) => {
+            let widens: Vec<&str> = pending.widens.iter().map(|w| w.describe()).collect();
+            Ok(redirect_with_flash(
+                &format!("/services/{name}"),
+                "ok",
+                &format!(
+                    "Not applied yet: this change widens access ({}), so it awaits a second approver as settings change #{}. Another approver confirms it here or on the Approvals page; agents keep the current settings until then.",
+                    widens.join("; "),
+                    pending.change.id
+                ),
+            ))
+        }
         Err(
             error @ (Error::Unprocessable { .. } | Error::Conflict(_) | Error::InvalidState(_)),
         ) => {
@@ -203,7 +215,8 @@ pub(super) async fn save_description(
         .get_service(&name)
         .await
         .map_err(|e| ctx.error(e))?;
-    match service::services::update(&state, &name, &user.email, |_| {
+    // A description alone never widens access: it is always applied.
+    match service::services::update(&state, &name, &user.email, &user.person, |_| {
         Ok(Change {
             description: Some(form.description.clone()),
             ..Change::default()
