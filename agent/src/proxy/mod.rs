@@ -168,6 +168,13 @@ impl Proxy {
                     return Response::from_parts(parts, empty());
                 }
                 let (mut parts, body) = response.into_parts();
+                // Transfer-Encoding wins over Content-Length (RFC 9112
+                // §6.3) and is this hop's: the body is re-framed, so an
+                // upstream's Content-Length beside it would announce the
+                // wrong length to the client.
+                if parts.headers.contains_key(http::header::TRANSFER_ENCODING) {
+                    parts.headers.remove(http::header::CONTENT_LENGTH);
+                }
                 forward::strip_hop_by_hop(&mut parts.headers);
                 decision.apply(&mut parts.headers);
                 Response::from_parts(parts, body.boxed())
@@ -270,9 +277,13 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let builder = Arc::new(hyper_util::server::conn::auto::Builder::new(
-        TokioExecutor::new(),
-    ));
+    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
+    // A client must send a whole request head within 30 s (slowloris).
+    builder
+        .http1()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(h1::HEAD_TIMEOUT);
+    let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     // Tells fast-path connections to finish (hyper's are told by
     // `graceful`, which also waits for both kinds: each holds a watcher).

@@ -1,6 +1,10 @@
-//! Where a chunked response body ends (RFC 9112 §7.1), so the fast path can
-//! pass the upstream's chunks through byte for byte and still know when the
-//! response is over and the upstream connection free again.
+//! A chunked response body (RFC 9112 §7.1), re-framed on its way through:
+//! the data passes as it comes, each chunk under a plain size line (the
+//! upstream's chunk extensions dropped) and the body closed with `0` and no
+//! trailer fields (the client did not ask for trailers, and a trailer
+//! could carry an `Access-Control-*` line past the engine), as hyper's path
+//! does. It also says where the body ends, so the upstream connection is
+//! free again.
 //!
 //! Strict: a malformed size line, a missing CRLF after a chunk, or a line
 //! past [`MAX_LINE`] is an error, and the fast path then closes both
@@ -18,7 +22,9 @@ pub(super) struct ChunkedError(&'static str);
 enum State {
     /// Hex digits of a chunk size (`digits` of them so far).
     Size { size: u64, digits: u8 },
-    /// After the size: extensions (or whitespace) up to CR.
+    /// Whitespace after the size (only `;` or CR may follow).
+    SizeWs { size: u64 },
+    /// A chunk extension, up to CR.
     Extension { size: u64 },
     /// The LF ending the size line.
     SizeLf { size: u64 },
@@ -40,6 +46,11 @@ enum State {
     Done,
 }
 
+/// A chunk size as hex digits (at most 15: see the size bound in `step`).
+fn format_size(size: u64) -> String {
+    format!("{size:x}")
+}
+
 /// Follows one chunked body through its bytes.
 #[derive(Debug)]
 pub(super) struct Chunked {
@@ -58,17 +69,22 @@ impl Default for Chunked {
 }
 
 impl Chunked {
-    /// Reads `bytes`, the body's next ones. `Ok(Some(n))`: the body ends
-    /// after the first `n` of them; `Ok(None)`: all of them belong to it and
-    /// more follow.
-    pub(super) fn feed(&mut self, bytes: &[u8]) -> Result<Option<usize>, ChunkedError> {
+    /// Reads `bytes`, the body's next ones, and appends their re-framed
+    /// form to `out`. `Ok(Some(n))`: the body ends after the first `n` of
+    /// them; `Ok(None)`: all of them belong to it and more follow.
+    pub(super) fn feed(
+        &mut self,
+        bytes: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<Option<usize>, ChunkedError> {
         let mut i = 0;
         while i < bytes.len() {
             if let State::Data(left) = self.state {
-                // The bulk of a body: skip the chunk's data at once.
+                // The bulk of a body: pass the chunk's data at once.
                 let take = usize::try_from(left)
                     .unwrap_or(usize::MAX)
                     .min(bytes.len() - i);
+                out.extend_from_slice(&bytes[i..i + take]);
                 i += take;
                 let left = left - take as u64;
                 self.state = if left == 0 {
@@ -80,9 +96,19 @@ impl Chunked {
             }
             let b = bytes[i];
             i += 1;
+            let before = self.state;
             self.state = self.step(b)?;
-            if self.state == State::Done {
-                return Ok(Some(i));
+            match (before, self.state) {
+                (State::SizeLf { size }, State::Data(_)) => {
+                    out.extend_from_slice(format_size(size).as_bytes());
+                    out.extend_from_slice(b"\r\n");
+                }
+                (State::DataLf, State::Size { .. }) => out.extend_from_slice(b"\r\n"),
+                (_, State::Done) => {
+                    out.extend_from_slice(b"0\r\n\r\n");
+                    return Ok(Some(i));
+                }
+                _ => {}
             }
         }
         Ok(None)
@@ -107,9 +133,16 @@ impl Chunked {
                 None if digits == 0 => return Err(ChunkedError("chunk size missing")),
                 None => match b {
                     b'\r' => State::SizeLf { size },
-                    b';' | b' ' | b'\t' => State::Extension { size },
+                    b';' => State::Extension { size },
+                    b' ' | b'\t' => State::SizeWs { size },
                     _ => return Err(ChunkedError("bad chunk size")),
                 },
+            },
+            State::SizeWs { size } => match b {
+                b'\r' => State::SizeLf { size },
+                b';' => State::Extension { size },
+                b' ' | b'\t' => State::SizeWs { size },
+                _ => return Err(ChunkedError("bad chunk size")),
             },
             State::Extension { size } => match b {
                 b'\r' => State::SizeLf { size },
@@ -170,28 +203,40 @@ impl Chunked {
 mod tests {
     use super::*;
 
-    /// Feeds `body` in pieces of `step` bytes; where the body ended.
-    fn end(body: &[u8], step: usize) -> Result<Option<usize>, ChunkedError> {
+    /// Feeds `body` in pieces of `step` bytes; where the body ended, and
+    /// the re-framed bytes.
+    fn end(body: &[u8], step: usize) -> Result<(Option<usize>, Vec<u8>), ChunkedError> {
         let mut c = Chunked::default();
+        let mut out = Vec::new();
         let mut at = 0;
         for piece in body.chunks(step) {
-            if let Some(n) = c.feed(piece)? {
-                return Ok(Some(at + n));
+            if let Some(n) = c.feed(piece, &mut out)? {
+                return Ok((Some(at + n), out));
             }
             at += piece.len();
         }
-        Ok(None)
+        Ok((None, out))
     }
 
     #[test]
-    fn finds_the_end_in_any_split() {
-        let body = b"5\r\nhello\r\n1A;name=\"v\"\r\nabcdefghijklmnopqrstuvwxyz\r\n0\r\nx-trailer: 1\r\n\r\nNEXT";
+    fn finds_the_end_and_reframes_in_any_split() {
+        let body = b"5\r\nhello\r\n1A;name=\"v\"\r\nabcdefghijklmnopqrstuvwxyz\r\n3 ;x\r\nend\r\n0\r\nx-trailer: 1\r\nAccess-Control-Allow-Origin: *\r\n\r\nNEXT";
         let len = body.len() - 4;
+        let plain = b"5\r\nhello\r\n1a\r\nabcdefghijklmnopqrstuvwxyz\r\n3\r\nend\r\n0\r\n\r\n";
         for step in 1..=body.len() {
-            assert_eq!(end(body, step).expect("valid"), Some(len), "step {step}");
+            let (at, out) = end(body, step).expect("valid");
+            assert_eq!(at, Some(len), "step {step}");
+            assert_eq!(
+                String::from_utf8_lossy(&out),
+                String::from_utf8_lossy(plain),
+                "step {step}"
+            );
         }
-        assert_eq!(end(b"0\r\n\r\n", 7).expect("valid"), Some(5));
-        assert_eq!(end(b"5\r\nhel", 3).expect("valid so far"), None);
+        assert_eq!(
+            end(b"0\r\n\r\n", 7).expect("valid"),
+            (Some(5), b"0\r\n\r\n".to_vec())
+        );
+        assert_eq!(end(b"5\r\nhel", 3).expect("valid so far").0, None);
     }
 
     #[test]
@@ -206,6 +251,8 @@ mod tests {
             b"0\r\nx: 1\n",
             b"1234567890abcdef0\r\n",
             b"-1\r\n",
+            b"5 junk\r\nhello\r\n",
+            b"5\t x\r\nhello\r\n",
         ] {
             assert!(
                 end(bad, 1).is_err(),

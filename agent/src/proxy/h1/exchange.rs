@@ -17,9 +17,9 @@ use tokio::net::TcpStream;
 
 /// Most header lines an upstream response may have (hyper's client: 100).
 const MAX_HEADERS: usize = 100;
-/// Largest upstream response head accepted (hyper's client reads up to
-/// ~400 KiB; a sidecar's neighbour sending more is broken).
-const MAX_HEAD: usize = 64 * 1024;
+/// Largest upstream response head accepted: hyper's client's limit
+/// (8 KiB + 100 × 4 KiB), so both paths refuse the same heads.
+const MAX_HEAD: usize = 8 * 1024 + 100 * 4 * 1024;
 /// Read size on the upstream connection.
 const READ: usize = 8 * 1024;
 
@@ -190,6 +190,12 @@ async fn send_and_read_head(
             let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
             let mut response = httparse::Response::new(&mut headers);
             match response.parse(&up.buf) {
+                Ok(httparse::Status::Complete(len)) if len > MAX_HEAD => {
+                    return Err(Broken::Answer(
+                        Failure::Unreachable,
+                        "the upstream's response head is too large",
+                    ));
+                }
                 Ok(httparse::Status::Complete(len)) => {
                     let code = response.code.unwrap_or(0);
                     // 1xx but 101 (100 Continue, 103 Early Hints): skipped,
@@ -323,6 +329,9 @@ fn write_head(
     let mut chunked = false;
     let mut transfer_encoding = false;
     let mut length: Option<u64> = None;
+    // An invalid or conflicting length matters only where the length
+    // delimits the body (hyper's client ignores it on a bodiless answer).
+    let mut bad_length: Option<&'static str> = None;
     let mut upstream_close = false;
     let mut named_by_connection = false;
     for h in response.headers.iter() {
@@ -335,16 +344,20 @@ fn write_head(
                     .is_some_and(|t| t.eq_ignore_ascii_case(b"chunked"));
             }
             Line::ContentLength => {
-                for t in tokens(h.value) {
+                // Every comma-separated value, empty ones included (an
+                // empty or dangling value is as invalid as a non-number).
+                for t in h.value.split(|&b| b == b',').map(<[u8]>::trim_ascii) {
                     let n = std::str::from_utf8(t)
                         .ok()
                         .filter(|s| s.bytes().all(|b| b.is_ascii_digit()))
-                        .and_then(|s| s.parse::<u64>().ok())
-                        .ok_or(invalid("the upstream's Content-Length is invalid"))?;
-                    if length.is_some_and(|l| l != n) {
-                        return Err(invalid("the upstream sent conflicting Content-Lengths"));
+                        .and_then(|s| s.parse::<u64>().ok());
+                    match (n, length) {
+                        (None, _) => bad_length = Some("the upstream's Content-Length is invalid"),
+                        (Some(n), Some(l)) if l != n => {
+                            bad_length = Some("the upstream sent conflicting Content-Lengths");
+                        }
+                        (Some(n), _) => length = Some(n),
                     }
-                    length = Some(n);
                 }
             }
             Line::Connection => {
@@ -363,6 +376,12 @@ fn write_head(
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
+    if let (Some(why), false, false) = (bad_length, bodiless, transfer_encoding) {
+        return Err(invalid(why));
+    }
+    if bad_length.is_some() {
+        length = None;
+    }
     let framing = if bodiless {
         Framing::Empty
     } else if transfer_encoding {
@@ -394,9 +413,6 @@ fn write_head(
                 dated = true;
                 write::line(out, h.name.as_bytes(), h.value);
             }
-            Line::TransferEncoding if !write::has_no_length(status) => {
-                write::line(out, h.name.as_bytes(), h.value);
-            }
             Line::Cors => {
                 let (Ok(name), Ok(value)) = (
                     HeaderName::from_bytes(h.name.as_bytes()),
@@ -423,6 +439,11 @@ fn write_head(
     }
     if let (Some(n), false, false) = (length, transfer_encoding, write::has_no_length(status)) {
         write::content_length(out, n);
+    }
+    // The upstream's codings are its hop's: the body is re-framed here
+    // (see `chunked`), or passed until the close.
+    if framing == Framing::Chunked {
+        write::line(out, b"transfer-encoding", b"chunked");
     }
     let closing = ctx.client_close || framing == Framing::UntilClose || ctx.drain.is_draining();
     if closing {
@@ -493,20 +514,15 @@ pub(super) async fn relay(
         }
         Framing::Chunked => {
             let mut chunks = Chunked::default();
-            let mut end = chunks.feed(&up.buf)?;
-            let now = end.unwrap_or(up.buf.len());
-            out.extend_from_slice(&up.buf[..now]);
-            up.buf.advance(now);
+            let mut end = chunks.feed(&up.buf, out)?;
+            up.buf.advance(end.unwrap_or(up.buf.len()));
             client.write_all(out).await.map_err(RelayError::Client)?;
             while end.is_none() {
                 read(up).await?.then_some(()).ok_or(RelayError::Truncated)?;
-                end = chunks.feed(&up.buf)?;
-                let now = end.unwrap_or(up.buf.len());
-                client
-                    .write_all(&up.buf[..now])
-                    .await
-                    .map_err(RelayError::Client)?;
-                up.buf.advance(now);
+                out.clear();
+                end = chunks.feed(&up.buf, out)?;
+                up.buf.advance(end.unwrap_or(up.buf.len()));
+                client.write_all(out).await.map_err(RelayError::Client)?;
             }
             Ok(head.reusable && up.buf.is_empty())
         }

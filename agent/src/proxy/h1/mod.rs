@@ -70,12 +70,10 @@ use tokio::net::TcpStream;
 use tokio::sync::Notify;
 use tokio::time::Instant;
 
-/// Largest request head the fast path reads; a longer one goes to hyper
-/// (which answers 431 past its own limit).
-const MAX_HEAD: usize = 64 * 1024;
-/// Longest a client may take to send a whole request head once it has
-/// begun (slowloris); the connection is then closed.
-const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
+/// Longest a connection may wait for a whole request head, idle time
+/// between requests included (slowloris, idle keep-alive); it is then
+/// closed. hyper's path is given the same limit.
+pub(super) const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Read size on the client connection.
 const READ: usize = 8 * 1024;
 
@@ -164,6 +162,18 @@ pub(super) async fn serve(
     };
     let mut buf = BytesMut::with_capacity(READ);
     let mut head_deadline: Option<Instant> = None;
+    let mut served = false;
+    // hyper's server looks for HTTP/2's preface at the start of what it is
+    // handed; after HTTP/1.1 answers on this connection that would switch
+    // protocols midway, so such a connection closes instead (as hyper's
+    // own HTTP/1.1 connection does on that line).
+    let hand_over = |stream, buf: BytesMut, served: bool| {
+        if served && buf.starts_with(b"PRI * HTTP/2") {
+            End::Closed
+        } else {
+            End::HandOver(stream, buf.freeze())
+        }
+    };
     loop {
         let mut headers = [httparse::EMPTY_HEADER; request::MAX_HEADERS];
         let trust = proxy.options.trust_forwarded_headers;
@@ -171,6 +181,7 @@ pub(super) async fn serve(
             Parsed::Fast(req) => {
                 head_deadline = None;
                 let keep = conn.serve(&req, &mut client, drain).await;
+                served = true;
                 let len = req.len;
                 drop(req);
                 buf.advance(len);
@@ -179,33 +190,33 @@ pub(super) async fn serve(
                     return End::Closed;
                 }
             }
-            Parsed::HandOver => return End::HandOver(client, buf.freeze()),
-            Parsed::Partial if buf.len() >= MAX_HEAD => {
-                return End::HandOver(client, buf.freeze());
+            Parsed::HandOver => return hand_over(client, buf, served),
+            Parsed::Partial if buf.len() >= request::MAX_HEAD => {
+                return hand_over(client, buf, served);
             }
             Parsed::Partial => {
                 buf.reserve(READ);
-                let read = if buf.is_empty() {
-                    // Idle between requests: no limit, but a drain ends it.
-                    if drain.is_draining() {
-                        return End::Closed;
-                    }
-                    tokio::select! {
-                        biased;
-                        read = read_some(&mut client, &mut buf) => read,
-                        () = &mut drained => return End::Closed,
-                    }
-                } else {
-                    let deadline =
-                        *head_deadline.get_or_insert_with(|| Instant::now() + HEAD_TIMEOUT);
-                    match tokio::time::timeout_at(deadline, read_some(&mut client, &mut buf)).await
-                    {
-                        Ok(read) => read,
-                        Err(_) => {
-                            tracing::debug!("request head not complete within 30 s; closing");
-                            return End::Closed;
+                if buf.is_empty() && drain.is_draining() {
+                    return End::Closed;
+                }
+                // From the moment the connection waits for a request, its
+                // whole head must arrive within 30 s (as on hyper's path,
+                // which closes an idle keep-alive connection then, too).
+                let deadline = *head_deadline.get_or_insert_with(|| Instant::now() + HEAD_TIMEOUT);
+                let read = tokio::select! {
+                    biased;
+                    read = tokio::time::timeout_at(deadline, read_some(&mut client, &mut buf)) => {
+                        match read {
+                            Ok(read) => read,
+                            Err(_) => {
+                                tracing::debug!("no whole request head within 30 s; closing");
+                                return End::Closed;
+                            }
                         }
                     }
+                    // An idle connection closes when a drain starts (a
+                    // partial head gets its answer first).
+                    () = &mut drained, if buf.is_empty() => return End::Closed,
                 };
                 match read {
                     Ok(0) | Err(_) => return End::Closed,

@@ -14,6 +14,44 @@ use http::{HeaderMap, HeaderName, HeaderValue, Method};
 
 /// Most header lines a fast-path request may have; more goes to hyper.
 pub(super) const MAX_HEADERS: usize = 64;
+/// Largest request head the fast path serves; a longer one goes to hyper
+/// (which answers 431 past its own limit).
+pub(super) const MAX_HEAD: usize = 64 * 1024;
+
+/// Whether `target` is an origin-form target of only the characters RFC
+/// 3986 allows unescaped in a path and query (`/` first, no fragment).
+/// Anything else — `#`, `<`, `"`, `{`, spaces, bytes past ASCII — goes to
+/// hyper, whose URI parser refuses some (400) and drops a fragment, so
+/// the upstream sees exactly what hyper's path would send it.
+fn plain_target(target: &str) -> bool {
+    let bytes = target.as_bytes();
+    bytes.first() == Some(&b'/')
+        && bytes.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'/' | b'?'
+                        | b'%'
+                        | b'-'
+                        | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                        | b':'
+                        | b'@'
+                )
+        })
+}
 
 /// What the head at the front of the buffer is.
 pub(super) enum Parsed<'b> {
@@ -136,12 +174,13 @@ pub(super) fn parse<'b>(
         // already knows what to do with each.
         _ => return Parsed::HandOver,
     };
-    if !target.starts_with('/') {
+    if len > MAX_HEAD || !plain_target(target) {
         return Parsed::HandOver;
     }
     let headers: &'b [httparse::Header<'b>] = req.headers;
     let mut host = None;
     let mut close = false;
+    let mut length_seen = false;
     cors.clear();
     for h in headers {
         match line(h.name) {
@@ -166,9 +205,12 @@ pub(super) fn parse<'b>(
                 }
             }
             Line::ContentLength => {
-                if h.value != b"0" {
+                // One `Content-Length: 0` at most; a repeated one, even
+                // agreeing, is hyper's to judge.
+                if h.value != b"0" || length_seen {
                     return Parsed::HandOver;
                 }
+                length_seen = true;
             }
             Line::Forwarded if trust_forwarded => return Parsed::HandOver,
             Line::Forwarded => {}
@@ -222,6 +264,9 @@ mod tests {
             "GET / HTTP/1.0\r\nHost: a\r\n\r\n",
             "GET http://a/ HTTP/1.1\r\nHost: a\r\n\r\n",
             "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET /x<y HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET /x?a=1#f HTTP/1.1\r\nHost: a\r\n\r\n",
+            "GET /x?q={} HTTP/1.1\r\nHost: a\r\n\r\n",
             "CONNECT a:443 HTTP/1.1\r\nHost: a\r\n\r\n",
             "TRACE / HTTP/1.1\r\nHost: a\r\n\r\n",
             "GET / HTTP/1.1\r\n\r\n",
@@ -229,6 +274,7 @@ mod tests {
             "GET / HTTP/1.1\r\nHost:\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
             "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 00\r\n\r\n",
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nContent-Length: 0\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
             "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\nTransfer-Encoding: chunked\r\n\r\n",
             "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n",
