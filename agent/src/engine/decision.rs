@@ -474,24 +474,18 @@ impl Decision<'_> {
     /// exactly one `Access-Control-Allow-Origin` reaches the client) and
     /// appends `Vary` values, merging with the upstream's `Vary`.
     pub fn apply(&self, headers: &mut HeaderMap) {
-        let g = &self.grant;
-        Lines {
-            allow_origin: g.allow_origin.as_deref().map(Cow::Borrowed),
-            credentials: g.credentials,
-            allow_methods: g.allow_methods.as_ref().map(Cow::Borrowed),
-            allow_headers: g.allow_headers.as_ref().map(Cow::Borrowed),
-            max_age: g.max_age.as_deref().map(Cow::Borrowed),
-            expose: g.expose.as_deref().map(Cow::Borrowed),
-            private_network: g.private_network,
-            vary: self.vary,
-        }
-        .write(headers);
+        self.lines().write(headers);
     }
 
     /// Calls `line` with each header line [`Self::apply`] writes into an
     /// empty map, in the same order, without building one: for a front that
     /// writes its answer's head as bytes (the proxy's HTTP/1.1 fast path).
     pub fn for_each_line(&self, line: impl FnMut(&HeaderName, &HeaderValue)) {
+        self.lines().each(line);
+    }
+
+    /// The decision's lines, borrowing the policy's values.
+    fn lines(&self) -> Lines<'_> {
         let g = &self.grant;
         Lines {
             allow_origin: g.allow_origin.as_deref().map(Cow::Borrowed),
@@ -503,7 +497,6 @@ impl Decision<'_> {
             private_network: g.private_network,
             vary: self.vary,
         }
-        .each(line);
     }
 
     /// What the upstream's response needs from this decision, owning its

@@ -10,6 +10,8 @@
 //! past [`MAX_LINE`] is an error, and the fast path then closes both
 //! connections rather than guess where the next response starts.
 
+use std::io::Write as _;
+
 /// Longest chunk-size line (extensions included) or trailer line accepted.
 pub(super) const MAX_LINE: usize = 4096;
 
@@ -44,11 +46,6 @@ enum State {
     EndLf,
     /// The body is over.
     Done,
-}
-
-/// A chunk size as hex digits (at most 15: see the size bound in `step`).
-fn format_size(size: u64) -> String {
-    format!("{size:x}")
 }
 
 /// Follows one chunked body through its bytes.
@@ -100,8 +97,8 @@ impl Chunked {
             self.state = self.step(b)?;
             match (before, self.state) {
                 (State::SizeLf { size }, State::Data(_)) => {
-                    out.extend_from_slice(format_size(size).as_bytes());
-                    out.extend_from_slice(b"\r\n");
+                    // Writing into a Vec cannot fail.
+                    let _ = write!(out, "{size:x}\r\n");
                 }
                 (State::DataLf, State::Size { .. }) => out.extend_from_slice(b"\r\n"),
                 (_, State::Done) => {

@@ -334,8 +334,11 @@ fn write_head(
     let mut bad_length: Option<&'static str> = None;
     let mut upstream_close = false;
     let mut named_by_connection = false;
-    for h in response.headers.iter() {
-        match classify(h.name) {
+    // Each line's class, kept for the second pass below.
+    let mut classes = [Line::Pass; MAX_HEADERS];
+    for (h, class) in response.headers.iter().zip(classes.iter_mut()) {
+        *class = classify(h.name);
+        match *class {
             Line::TransferEncoding => {
                 transfer_encoding = true;
                 // The final coding decides (the last line's last token).
@@ -401,8 +404,8 @@ fn write_head(
     write::status_line(out, status);
     let mut cors = HeaderMap::new();
     let mut dated = false;
-    for h in response.headers.iter() {
-        match classify(h.name) {
+    for (h, class) in response.headers.iter().zip(classes) {
+        match class {
             Line::Pass => {
                 if named_by_connection && is_named_by_connection(response.headers, h.name) {
                     continue;
