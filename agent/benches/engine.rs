@@ -11,14 +11,20 @@
 //!   increment; see `Policy::count_use`);
 //! - `corsair/evaluate+apply`: plus writing its headers into a response map;
 //! - `corsair/layer` and `tower-http/layer`: each as a tower layer in front
-//!   of the same always-ready upstream, request built outside the timing.
+//!   of the same always-ready upstream, request built outside the timing;
+//! - floors for actual requests at 1,000 origins, not contenders:
+//!   `floor/upstream` (the upstream alone), `floor/upstream+vary` (plus one
+//!   `Vary: Origin` insert) and `floor/minimal-layer` (the least layer that
+//!   answers by origin, `common::MinimalCors`).
 //!
 //! `cargo bench -p corsair-agent --bench engine -- --warm-up-time 1 --measurement-time 2`
 //! (figures and machine in `BENCHMARKS.md`).
 
 mod common;
 
-use common::{request, scenarios, spec, tower_http_layer, upstream};
+use common::{
+    MinimalCors, request, scenarios, spec, tower_http_layer, upstream, upstream_with_vary,
+};
 use corsair_agent::CorsairLayer;
 use corsair_agent::engine::{Policy, RequestParts};
 use corsair_agent::handle::{ActivePolicy, PolicyHandle};
@@ -80,6 +86,36 @@ fn bench(c: &mut Criterion) {
                     BatchSize::SmallInput,
                 )
             });
+            // Floors for actual requests, not contenders (as in
+            // `layer_instructions.rs`): the upstream alone, the upstream
+            // plus the one `Vary: Origin` insert any layer that answers by
+            // origin must write, and the least such layer ([`MinimalCors`]).
+            if n == 1_000 && s.method != http::Method::OPTIONS {
+                let mut bare = tower::service_fn(upstream);
+                g.bench_function(BenchmarkId::new("floor/upstream", n), |b| {
+                    b.iter_batched(
+                        || request(&s),
+                        |req| bare.call(req).now_or_never(),
+                        BatchSize::SmallInput,
+                    )
+                });
+                let mut minimal = MinimalCors::new(n, tower::service_fn(upstream));
+                g.bench_function(BenchmarkId::new("floor/minimal-layer", n), |b| {
+                    b.iter_batched(
+                        || request(&s),
+                        |req| minimal.call(req).now_or_never(),
+                        BatchSize::SmallInput,
+                    )
+                });
+                let mut vary = tower::service_fn(upstream_with_vary);
+                g.bench_function(BenchmarkId::new("floor/upstream+vary", n), |b| {
+                    b.iter_batched(
+                        || request(&s),
+                        |req| vary.call(req).now_or_never(),
+                        BatchSize::SmallInput,
+                    )
+                });
+            }
             g.finish();
         }
     }

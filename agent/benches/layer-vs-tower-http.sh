@@ -7,7 +7,11 @@
 #      that makes the call (benches/layer_instructions.rs): repeatable
 #      whatever the machine's load, the comparison to trust on a busy machine;
 #   2. time per call, criterion medians of the `*/layer/N` cells of
-#      benches/engine.rs (the same calls), with the load before and after.
+#      benches/engine.rs (the same calls), with the load before and after;
+#
+# each with floors for actual requests (not contenders): the upstream alone,
+# plus one `Vary: Origin` insert, and the least layer that answers by
+# origin (benches/common/mod.rs, MinimalCors).
 #
 #   agent/benches/layer-vs-tower-http.sh                  # both; ~3 min after the build
 #   agent/benches/layer-vs-tower-http.sh --instructions   # counts only (~1 min)
@@ -29,7 +33,7 @@ while [ $# -gt 0 ]; do
         --instructions) do_time="" ;;
         --time) do_count="" ;;
         --allocator) allocator="$2"; shift ;;
-        -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "unknown option $1 (try --help)" >&2; exit 2 ;;
     esac
     shift
@@ -77,13 +81,31 @@ for line in sys.stdin:
         awk -v s="$s" -v a="$(cat "$out/$s-corsair.per")" -v b="$(cat "$out/$s-tower-http.per")" \
             'BEGIN { printf "| %s | %d | %d | **%.1fx** |\n", s, a, b, b / a }'
     done
+    # Floors for actual requests (not contenders): what any layer pays
+    # whatever it does, and the least layer that answers by origin.
+    echo
+    echo "Floors for actual requests (not contenders; what 10x would allow = tower-http / 10):"
+    echo
+    echo "| scenario ($origins origins) | upstream alone | + one Vary insert | minimal layer | tower-http / 10 | tower-http / minimal layer |"
+    echo "|---|---:|---:|---:|---:|---:|"
+    for s in allowed disallowed; do
+        for layer in none vary-only minimal-layer; do
+            valgrind --tool=callgrind --toggle-collect='*measured*' --callgrind-out-file="$out/$s-$layer.cg" \
+                "$bin" "$s" "$layer" "$origins" "$calls" >/dev/null 2>"$out/$s-$layer.log" \
+                || { cat "$out/$s-$layer.log" >&2; exit 1; }
+            awk -v c="$calls" '/^(summary|totals):/ { printf "%.0f\n", $2 / c; exit }' "$out/$s-$layer.cg" >"$out/$s-$layer.per"
+        done
+        awk -v s="$s" -v n="$(cat "$out/$s-none.per")" -v v="$(cat "$out/$s-vary-only.per")" \
+            -v m="$(cat "$out/$s-minimal-layer.per")" -v b="$(cat "$out/$s-tower-http.per")" \
+            'BEGIN { printf "| %s | %d | %d | %d | %d | %.1fx |\n", s, n, v, m, b / 10, b / m }'
+    done
 fi
 
 if [ -n "$do_time" ]; then
     echo
-    echo "## Time per call (criterion medians: cargo bench -p corsair-agent --bench engine -- --warm-up-time 1 --measurement-time 2 \"layer/$origins\$\")"
+    echo "## Time per call (criterion medians: cargo bench -p corsair-agent --bench engine -- --warm-up-time 1 --measurement-time 2 \"(layer|floor/.*)/$origins\$\")"
     load0="$(cut -d' ' -f1-3 /proc/loadavg)"
-    cargo bench -p corsair-agent --bench engine -- --warm-up-time 1 --measurement-time 2 "layer/$origins\$" \
+    cargo bench -p corsair-agent --bench engine -- --warm-up-time 1 --measurement-time 2 "(layer|floor/.*)/$origins\$" \
         >"${TMPDIR:-/tmp}/corsair-layer-criterion.log" 2>&1 \
         || { tail -30 "${TMPDIR:-/tmp}/corsair-layer-criterion.log" >&2; exit 1; }
     echo "load average before: $load0; after: $(cut -d' ' -f1-3 /proc/loadavg)"
@@ -103,6 +125,26 @@ a, b = median("corsair"), median("tower-http")
 print(f"| {s} | {fmt(a)} | {fmt(b)} | **{b / a:.1f}x** |")
 PY
     done
+    if [ "$origins" = 1000 ]; then
+        echo
+        echo "Floors for actual requests (not contenders):"
+        echo
+        echo "| scenario (1000 origins) | upstream alone | + one Vary insert | minimal layer | tower-http / 10 | tower-http / minimal layer |"
+        echo "|---|---:|---:|---:|---:|---:|"
+        for s in allowed disallowed; do
+            python3 - "$target/criterion/$s" "$s" <<'PY'
+import json, sys
+base, s = sys.argv[1], sys.argv[2]
+def median(contender):
+    with open(f"{base}/{contender}/1000/new/estimates.json") as f:
+        return json.load(f)["median"]["point_estimate"]
+def fmt(ns):
+    return f"{ns / 1000:.2f} µs" if ns >= 1000 else f"{ns:.0f} ns"
+none, vary, minimal, th = (median(c) for c in ("floor_upstream", "floor_upstream+vary", "floor_minimal-layer", "tower-http_layer"))
+print(f"| {s} | {fmt(none)} | {fmt(vary)} | {fmt(minimal)} | {fmt(th / 10)} | {th / minimal:.1f}x |")
+PY
+        done
+    fi
 fi
 echo
 echo "took $(( $(date +%s) - start )) s"

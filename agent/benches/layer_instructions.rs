@@ -14,12 +14,15 @@
 //! Arguments: scenario (`allowed`, `disallowed`, `preflight`,
 //! `hostile_acrh`), layer (`corsair`, `tower-http`; or a floor: `none`,
 //! the upstream alone, `vary-only`, the upstream plus one `Vary: Origin`
-//! insert), origins, calls. Without valgrind it just runs the calls (and `cargo bench` runs it with no
+//! insert, `minimal-layer`, the least layer that answers actual requests
+//! by origin, `common::MinimalCors`), origins, calls. Without valgrind it just runs the calls (and `cargo bench` runs it with no
 //! arguments: a quick self-check of every cell).
 
 mod common;
 
-use common::{Scenario, request, scenarios, spec, tower_http_layer, upstream};
+use common::{
+    MinimalCors, Scenario, request, scenarios, spec, tower_http_layer, upstream, upstream_with_vary,
+};
 use corsair_agent::CorsairLayer;
 use corsair_agent::engine::Policy;
 use corsair_agent::handle::{ActivePolicy, PolicyHandle};
@@ -114,18 +117,11 @@ pub fn main() {
             // the upstream plus the one `Vary: Origin` insert any layer that
             // answers by origin writes into its response.
             "none" => run(tower::service_fn(upstream), s, calls),
-            "vary-only" => run(
-                tower::service_fn(|req: Request<()>| {
-                    drop(req);
-                    let mut res = Response::new(String::new());
-                    res.headers_mut()
-                        .insert(http::header::VARY, http::HeaderValue::from_static("Origin"));
-                    std::future::ready(Ok::<_, Infallible>(res))
-                }),
-                s,
-                calls,
+            "vary-only" => run(tower::service_fn(upstream_with_vary), s, calls),
+            "minimal-layer" => run(MinimalCors::new(n, tower::service_fn(upstream)), s, calls),
+            other => panic!(
+                "unknown layer {other} (corsair, tower-http; floors: none, vary-only, minimal-layer)"
             ),
-            other => panic!("unknown layer {other} (corsair, tower-http; floors: none, vary-only)"),
         }
         println!("{scenario} {layer} {n} origins: {calls} calls");
     }

@@ -6,6 +6,10 @@
 use corsair_agent::engine::PolicySpec;
 use http::{HeaderMap, HeaderValue, Method, Request, Response};
 use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tower::Service;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 
 pub fn origins(n: usize) -> Vec<String> {
@@ -102,9 +106,93 @@ pub fn upstream(_req: Request<()>) -> std::future::Ready<Result<Response<String>
     std::future::ready(Ok(Response::new(String::new())))
 }
 
+/// `Vary: Origin`'s value, built at compile time as the engine's is
+/// (`HeaderValue::from_static` at run time checks every byte).
+pub const VARY_ORIGIN: HeaderValue = HeaderValue::from_static("Origin");
+
+/// The upstream plus one `Vary: Origin` insert into its response: the
+/// least a layer that answers by origin adds to a forwarded request (a
+/// floor for both benches, not a contender).
+pub fn upstream_with_vary(
+    req: Request<()>,
+) -> std::future::Ready<Result<Response<String>, Infallible>> {
+    drop(req);
+    let mut res = Response::new(String::new());
+    res.headers_mut().insert(http::header::VARY, VARY_ORIGIN);
+    std::future::ready(Ok(res))
+}
+
 pub fn request(s: &Scenario) -> Request<()> {
     let mut req = Request::new(());
     *req.method_mut() = s.method.clone();
     *req.headers_mut() = s.headers.clone();
     req
+}
+
+/// A floor for actual requests, not a contender: the least a layer that
+/// answers by origin does — find `Origin`, look it up in a hash set (the
+/// engine's hasher), and write the origin (when listed) and `Vary: Origin`
+/// into the inner service's response from a future of its own. No
+/// credentials, exposed headers, preflights, telemetry or policy swaps.
+pub struct MinimalCors<S> {
+    inner: S,
+    origins: rustc_hash::FxHashSet<Vec<u8>>,
+}
+
+impl<S> MinimalCors<S> {
+    /// Around `inner`, listing the same `n` origins as [`spec`].
+    pub fn new(n: usize, inner: S) -> Self {
+        MinimalCors {
+            inner,
+            origins: origins(n).into_iter().map(String::into_bytes).collect(),
+        }
+    }
+}
+
+impl<S> Service<Request<()>> for MinimalCors<S>
+where
+    S: Service<Request<()>, Response = Response<String>, Error = Infallible>,
+    S::Future: Unpin,
+{
+    type Response = Response<String>;
+    type Error = Infallible;
+    type Future = MinimalFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request<()>) -> Self::Future {
+        let allow = req
+            .headers()
+            .get(http::header::ORIGIN)
+            .filter(|o| self.origins.contains(o.as_bytes()))
+            .cloned();
+        MinimalFuture {
+            inner: self.inner.call(req),
+            allow,
+        }
+    }
+}
+
+pub struct MinimalFuture<F> {
+    inner: F,
+    allow: Option<http::HeaderValue>,
+}
+
+impl<F> Future for MinimalFuture<F>
+where
+    F: Future<Output = Result<Response<String>, Infallible>> + Unpin,
+{
+    type Output = F::Output;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<F::Output> {
+        let mut res = std::task::ready!(Pin::new(&mut self.inner).poll(cx))?;
+        let headers = res.headers_mut();
+        if let Some(origin) = self.allow.take() {
+            headers.insert(http::header::ACCESS_CONTROL_ALLOW_ORIGIN, origin);
+        }
+        headers.insert(http::header::VARY, VARY_ORIGIN);
+        Poll::Ready(Ok(res))
+    }
 }
