@@ -274,34 +274,33 @@ impl Lines<'_> {
             return;
         };
         *headers = template.clone();
-        if self.allow_origin.is_none() {
+        let Some(origin) = self.allow_origin.take() else {
             // Only `Vary`, whose value the prebuilt map holds.
             return;
-        }
-        for (name, value) in headers.iter_mut() {
-            if let Some(v) = self.take(name) {
-                *value = v;
+        };
+        // The prebuilt map holds its lines in `insert`'s order, one value
+        // each, so the values are put by position: no name compares. The
+        // fixed lines (`true`, `Vary`) are stepped over or left at the end.
+        fn put(slot: Option<&mut HeaderValue>, value: Cow<'_, HeaderValue>) {
+            if let Some(slot) = slot {
+                *slot = value.into_owned();
             }
         }
-    }
-
-    /// This line's value if it differs between requests of one shape (the
-    /// prebuilt map holds the fixed ones: `true`, `Vary`), taken out.
-    fn take(&mut self, name: &HeaderName) -> Option<HeaderValue> {
-        let slot = if name == ACCESS_CONTROL_ALLOW_ORIGIN {
-            &mut self.allow_origin
-        } else if name == ACCESS_CONTROL_ALLOW_METHODS {
-            &mut self.allow_methods
-        } else if name == ACCESS_CONTROL_ALLOW_HEADERS {
-            &mut self.allow_headers
-        } else if name == ACCESS_CONTROL_MAX_AGE {
-            &mut self.max_age
-        } else if name == ACCESS_CONTROL_EXPOSE_HEADERS {
-            &mut self.expose
-        } else {
-            return None;
-        };
-        slot.take().map(Cow::into_owned)
+        let mut slots = headers.values_mut();
+        put(slots.next(), origin);
+        if self.credentials {
+            slots.next();
+        }
+        for value in [
+            &mut self.allow_methods,
+            &mut self.allow_headers,
+            &mut self.max_age,
+            &mut self.expose,
+        ] {
+            if let Some(value) = value.take() {
+                put(slots.next(), value);
+            }
+        }
     }
 
     /// Which lines are written, as an index into [`TEMPLATES`]: the `Vary`

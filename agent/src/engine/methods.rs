@@ -2,9 +2,9 @@
 //! `Access-Control-Request-Method` check.
 
 use super::Problem;
+use super::request_lines::RequestLine;
 use super::token::is_token;
 use http::HeaderValue;
-use http::header::GetAll;
 
 /// Methods a browser never lets a page send (fetch spec "forbidden method").
 const FORBIDDEN: [&str; 3] = ["CONNECT", "TRACE", "TRACK"];
@@ -86,9 +86,8 @@ pub(crate) enum MethodVerdict {
 
 /// Checks the preflight's requested method: exactly one line, one token,
 /// compared case-sensitively (`put` is not `PUT`).
-pub(crate) fn check(values: GetAll<'_, HeaderValue>, allowed: &AllowedMethods) -> MethodVerdict {
-    let mut it = values.iter();
-    let (Some(v), None) = (it.next(), it.next()) else {
+pub(crate) fn check(line: RequestLine<'_>, allowed: &AllowedMethods) -> MethodVerdict {
+    let (Some(v), false) = (line.first, line.more) else {
         return MethodVerdict::Denied(None);
     };
     let m = v.as_bytes();

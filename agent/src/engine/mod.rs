@@ -5,6 +5,7 @@
 //! - `methods`, `request_headers`, `expose_headers`, `max_age`: one policy
 //!   field each — validation and the precomputed header it produces.
 //! - `token`: the RFC 9110 token grammar shared by methods and header names.
+//! - `request_lines`: finding the request's CORS lines (one scan or lookups).
 //! - `vary`: merging our `Vary` into the response's.
 //! - `decision`: [`Decision`], what to answer and how to write it.
 //! - `policy`: [`Policy`], compile and evaluate.
@@ -24,6 +25,7 @@ mod methods;
 mod origin;
 mod policy;
 mod request_headers;
+mod request_lines;
 mod token;
 mod vary;
 

@@ -4,13 +4,12 @@ use super::decision::{Decision, DecisionKind, Grant, Reason};
 use super::methods::{AllowedMethods, MethodVerdict};
 use super::origin::{OriginMatch, OriginSet};
 use super::request_headers::{AllowedHeaders, HeadersVerdict};
+use super::request_lines::{PreflightLines, RequestLine};
 use super::vary::Vary;
 use super::{
-    ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK, Mode, PolicyError, PolicySpec, RequestParts,
-    expose_headers, max_age, methods, request_headers,
+    Mode, PolicyError, PolicySpec, RequestParts, expose_headers, max_age, methods, request_headers,
 };
-use http::header::GetAll;
-use http::header::{ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN};
+use http::header::{ACCESS_CONTROL_REQUEST_HEADERS, ORIGIN};
 use http::{HeaderMap, HeaderValue, Method};
 use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,28 +23,6 @@ const STAR: HeaderValue = HeaderValue::from_static("*");
 /// called for an unlisted origin, so its cost is off the allowed path.
 fn report_echo<'p>(report_only: bool, sent: &HeaderValue) -> Option<Cow<'p, HeaderValue>> {
     (report_only && sent.as_bytes().trim_ascii() != b"*").then(|| Cow::Owned(sent.clone()))
-}
-
-/// Whether the preflight asks for Private Network Access
-/// (`Access-Control-Request-Private-Network: true`, the first line).
-///
-/// Looking its 38-byte custom name up hashes all of it (~250 instructions);
-/// a preflight's map is small (a browser sends about fifteen lines, most of
-/// them standard names, which compare as one byte), so up to `SCAN_LINES`
-/// lines are scanned instead. A larger map is looked up, so a request with
-/// many lines costs no more than before.
-fn private_network_asked(headers: &HeaderMap) -> bool {
-    /// Lines scanned at most; about what one hashed lookup costs.
-    const SCAN_LINES: usize = 24;
-    let first = if headers.len() <= SCAN_LINES {
-        headers
-            .iter()
-            .find(|(name, _)| *name == ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK)
-            .map(|(_, v)| v)
-    } else {
-        headers.get(ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK)
-    };
-    first.is_some_and(|v| v.as_bytes() == b"true")
 }
 
 /// A compiled, validated policy: cheap to evaluate, immutable.
@@ -152,8 +129,15 @@ impl Policy {
     /// share the request's bytes.
     pub fn evaluate<'p>(&'p self, req: &RequestParts<'_>) -> Decision<'p> {
         let report_only = self.spec.mode == Mode::ReportOnly;
-        let mut origins = req.headers.get_all(ORIGIN).iter();
-        let Some(origin) = origins.next() else {
+        // An actual request reads `Origin` alone; an `OPTIONS` request may
+        // be a preflight, whose four lines are read together.
+        let (origin, preflight) = if req.method == Method::OPTIONS {
+            let lines = PreflightLines::read(req.headers);
+            (lines.origin, Some(lines))
+        } else {
+            (RequestLine::look_up(req.headers, &ORIGIN), None)
+        };
+        let Some(sent) = origin.first else {
             return self.decision(
                 DecisionKind::NotCors,
                 None,
@@ -162,27 +146,25 @@ impl Policy {
             );
         };
         // A repeated Origin is never sent by a browser: treat it as unknown.
-        let matched = match origins.next() {
-            None => self.origins.find(origin.as_bytes()),
-            Some(_) => OriginMatch::None,
+        let matched = if origin.more {
+            OriginMatch::None
+        } else {
+            self.origins.find(sent.as_bytes())
         };
         let pattern = matched.pattern();
         let allow_origin = match matched {
             OriginMatch::Exact(v, _) => Some(Cow::Borrowed(v)),
-            OriginMatch::Wildcard(_) => Some(Cow::Owned(origin.clone())),
+            OriginMatch::Wildcard(_) => Some(Cow::Owned(sent.clone())),
             OriginMatch::Any(_) => Some(Cow::Owned(STAR)),
             OriginMatch::None => None,
         };
         // `Origin` is known to be present: a preflight only needs OPTIONS and
-        // an `Access-Control-Request-Method`, looked up once and handed on.
-        let mut decision = 'decided: {
-            if req.method == Method::OPTIONS {
-                let acrm = req.headers.get_all(ACCESS_CONTROL_REQUEST_METHOD);
-                if acrm.iter().next().is_some() {
-                    break 'decided self.preflight(req, acrm, allow_origin, origin, report_only);
-                }
+        // an `Access-Control-Request-Method`.
+        let mut decision = match preflight {
+            Some(lines) if lines.method.first.is_some() => {
+                self.preflight(req.headers, &lines, allow_origin, sent, report_only)
             }
-            self.actual(allow_origin, origin, report_only)
+            _ => self.actual(allow_origin, sent, report_only),
         };
         decision.pattern = pattern;
         decision
@@ -225,8 +207,8 @@ impl Policy {
     /// and the first failure is the reason.
     fn preflight<'p>(
         &'p self,
-        req: &RequestParts<'_>,
-        acrm: GetAll<'_, HeaderValue>,
+        headers: &HeaderMap,
+        lines: &PreflightLines<'_>,
         allow_origin: Option<Cow<'p, HeaderValue>>,
         sent: &HeaderValue,
         report_only: bool,
@@ -258,7 +240,7 @@ impl Policy {
                 None => return reject(Reason::OriginNotAllowed),
             },
         };
-        let allow_methods = match methods::check(acrm, &self.methods) {
+        let allow_methods = match methods::check(lines.method, &self.methods) {
             MethodVerdict::Safelisted => None,
             MethodVerdict::Allowed(v) => Some(v),
             MethodVerdict::Denied(_) if !report_only => return reject(Reason::MethodNotAllowed),
@@ -267,10 +249,16 @@ impl Policy {
                 v
             }
         };
-        let allow_headers = match request_headers::check(
-            req.headers.get_all(ACCESS_CONTROL_REQUEST_HEADERS),
-            &self.headers,
-        ) {
+        // The one line a browser sends, or (rare) every line, looked up.
+        let verdict = if lines.headers.more {
+            request_headers::check(
+                &headers.get_all(ACCESS_CONTROL_REQUEST_HEADERS),
+                &self.headers,
+            )
+        } else {
+            request_headers::check(lines.headers.first, &self.headers)
+        };
+        let allow_headers = match verdict {
             HeadersVerdict::Nothing => None,
             HeadersVerdict::Allowed(v) => Some(v),
             HeadersVerdict::Denied(_) if !report_only => return reject(Reason::HeaderNotAllowed),
@@ -279,7 +267,7 @@ impl Policy {
                 v
             }
         };
-        let pna_asked = private_network_asked(req.headers);
+        let pna_asked = lines.private_network_asked();
         if pna_asked && !self.spec.allow_private_network {
             if !report_only {
                 return reject(Reason::PrivateNetworkNotAllowed);

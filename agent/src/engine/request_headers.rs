@@ -4,7 +4,6 @@
 use super::Problem;
 use super::token::{is_tchar, is_token};
 use http::HeaderValue;
-use http::header::GetAll;
 
 /// Forbidden request headers (fetch spec): a page can never set them, so
 /// allowing them is a configuration mistake.
@@ -124,11 +123,18 @@ pub(crate) enum HeadersVerdict {
 /// token, optional whitespace, then a comma or the end (what splitting on
 /// commas, trimming and checking the token grammar accept, in one scan
 /// rather than three).
-pub(crate) fn check(values: GetAll<'_, HeaderValue>, allowed: &AllowedHeaders) -> HeadersVerdict {
+///
+/// `values` are the request's `Access-Control-Request-Headers` lines: the
+/// one line a browser sends (`Option<&HeaderValue>`), or all of them
+/// (`&GetAll`); read twice at most.
+pub(crate) fn check<'a, I>(values: I, allowed: &AllowedHeaders) -> HeadersVerdict
+where
+    I: IntoIterator<Item = &'a HeaderValue> + Copy,
+{
     let (mut lines, mut bytes, mut names, mut empty) = (0, 0, 0, 0);
     let mut denied = false;
     let mut first = None;
-    for v in values.iter() {
+    for v in values {
         lines += 1;
         bytes += v.len();
         if lines > MAX_LINES || bytes > MAX_BYTES {
@@ -200,15 +206,15 @@ pub(crate) fn check(values: GetAll<'_, HeaderValue>, allowed: &AllowedHeaders) -
 
 /// The value to echo: the single line as is (a cheap clone), or the lines
 /// joined (rare: browsers send one line).
-fn echo(values: GetAll<'_, HeaderValue>) -> Option<HeaderValue> {
-    let mut it = values.iter();
+fn echo<'a>(values: impl IntoIterator<Item = &'a HeaderValue> + Copy) -> Option<HeaderValue> {
+    let mut it = values.into_iter();
     let first = it.next()?;
     if it.next().is_none() {
         return Some(first.clone());
     }
     let mut joined = Vec::with_capacity(MAX_BYTES);
     for v in values
-        .iter()
+        .into_iter()
         .filter(|v| !v.as_bytes().trim_ascii().is_empty())
     {
         if !joined.is_empty() {
@@ -223,7 +229,7 @@ fn echo(values: GetAll<'_, HeaderValue>) -> Option<HeaderValue> {
 mod tests {
     use super::*;
     use http::HeaderMap;
-    use http::header::ACCESS_CONTROL_REQUEST_HEADERS;
+    use http::header::{ACCESS_CONTROL_REQUEST_HEADERS, GetAll};
 
     /// The split / trim / token-check version this one pass replaced.
     fn reference(values: GetAll<'_, HeaderValue>, allowed: &AllowedHeaders) -> HeadersVerdict {
@@ -254,7 +260,7 @@ mod tests {
         if names == 0 {
             return HeadersVerdict::Nothing;
         }
-        let echo = echo(values);
+        let echo = echo(&values);
         if denied {
             HeadersVerdict::Denied(echo)
         } else {
@@ -272,7 +278,7 @@ mod tests {
         }
         let got = format!(
             "{:?}",
-            check(h.get_all(ACCESS_CONTROL_REQUEST_HEADERS), allowed)
+            check(&h.get_all(ACCESS_CONTROL_REQUEST_HEADERS), allowed)
         );
         let want = format!(
             "{:?}",

@@ -2,7 +2,7 @@
 //! `agent/tests/engine_conformance.rs`.
 
 use super::*;
-use crate::engine::DecisionKind;
+use crate::engine::{ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK, DecisionKind};
 use http::{HeaderMap, Method, StatusCode};
 
 fn policy(origins: &[&str]) -> Policy {
@@ -332,7 +332,7 @@ fn private_network_ask_in_small_and_large_maps() {
                 );
             }
             assert_eq!(
-                private_network_asked(&h),
+                crate::engine::request_lines::PreflightLines::read(&h).private_network_asked(),
                 asked,
                 "{values:?} among {} lines",
                 base.len()

@@ -1,0 +1,151 @@
+//! The request lines a CORS decision reads (`Origin` and the three
+//! `Access-Control-Request-*`), found in one pass over a small request map
+//! rather than a hashed lookup each.
+
+use super::ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK;
+use http::header::{ACCESS_CONTROL_REQUEST_HEADERS, ACCESS_CONTROL_REQUEST_METHOD, ORIGIN};
+use http::{HeaderMap, HeaderName, HeaderValue};
+
+/// One request header's values as the engine reads them: the first line,
+/// and whether more lines of that name followed (a browser never sends
+/// them; each check refuses them or reads every line itself).
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct RequestLine<'r> {
+    pub(crate) first: Option<&'r HeaderValue>,
+    pub(crate) more: bool,
+}
+
+impl<'r> RequestLine<'r> {
+    /// `name`'s line in `headers`, by a hashed lookup.
+    pub(crate) fn look_up(headers: &'r HeaderMap, name: &HeaderName) -> Self {
+        let mut values = headers.get_all(name).iter();
+        RequestLine {
+            first: values.next(),
+            more: values.next().is_some(),
+        }
+    }
+
+    fn see(&mut self, value: &'r HeaderValue) {
+        if self.first.is_none() {
+            self.first = Some(value);
+        } else {
+            self.more = true;
+        }
+    }
+}
+
+/// An `OPTIONS` request's CORS lines: a preflight when it has `Origin` and
+/// `Access-Control-Request-Method`.
+#[derive(Debug, Default)]
+pub(crate) struct PreflightLines<'r> {
+    pub(crate) origin: RequestLine<'r>,
+    pub(crate) method: RequestLine<'r>,
+    pub(crate) headers: RequestLine<'r>,
+    pub(crate) private_network: RequestLine<'r>,
+}
+
+impl<'r> PreflightLines<'r> {
+    /// Reads the four lines. A map of up to `SCAN_LINES` lines (a browser
+    /// sends about fifteen) is scanned once: a standard name compares as
+    /// one byte, while each hashed lookup costs about as much as scanning
+    /// the whole map, and the 38-byte Private Network Access name costs
+    /// more to hash. A larger map is looked up, so a request with many
+    /// lines costs no more than four lookups.
+    pub(crate) fn read(headers: &'r HeaderMap) -> Self {
+        const SCAN_LINES: usize = 24;
+        if headers.len() > SCAN_LINES {
+            return PreflightLines {
+                origin: RequestLine::look_up(headers, &ORIGIN),
+                method: RequestLine::look_up(headers, &ACCESS_CONTROL_REQUEST_METHOD),
+                headers: RequestLine::look_up(headers, &ACCESS_CONTROL_REQUEST_HEADERS),
+                private_network: RequestLine::look_up(
+                    headers,
+                    &ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK,
+                ),
+            };
+        }
+        let mut lines = PreflightLines::default();
+        for (name, value) in headers {
+            let line = if name == ORIGIN {
+                &mut lines.origin
+            } else if name == ACCESS_CONTROL_REQUEST_METHOD {
+                &mut lines.method
+            } else if name == ACCESS_CONTROL_REQUEST_HEADERS {
+                &mut lines.headers
+            } else if name == ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK {
+                &mut lines.private_network
+            } else {
+                continue;
+            };
+            line.see(value);
+        }
+        lines
+    }
+
+    /// Whether the preflight asks for Private Network Access: its first
+    /// `Access-Control-Request-Private-Network` line says `true`.
+    pub(crate) fn private_network_asked(&self) -> bool {
+        self.private_network
+            .first
+            .is_some_and(|v| v.as_bytes() == b"true")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn same(a: &RequestLine<'_>, b: &RequestLine<'_>) -> bool {
+        a.first.map(HeaderValue::as_bytes) == b.first.map(HeaderValue::as_bytes) && a.more == b.more
+    }
+
+    /// The scan finds what four lookups find, whatever the order, case
+    /// and repetition of the lines, on both sides of the scan's bound.
+    #[test]
+    fn the_scan_reads_what_lookups_read() {
+        let names = [
+            "origin",
+            "Access-Control-Request-Method",
+            "access-control-request-headers",
+            "access-control-request-private-network",
+            "accept",
+            "x-custom",
+        ];
+        for filler in [0, 3, 30] {
+            for mask in 0u32..(1 << 8) {
+                let mut h = HeaderMap::new();
+                for i in 0..filler {
+                    h.append(
+                        HeaderName::from_bytes(format!("x-fill-{i}").as_bytes()).expect("valid"),
+                        HeaderValue::from_static("f"),
+                    );
+                }
+                // Each of the four names absent, once or twice, by two bits.
+                for (i, name) in names[..4].iter().enumerate() {
+                    let times = (mask >> (2 * i)) & 3;
+                    for t in 0..times.min(2) {
+                        h.append(
+                            HeaderName::from_bytes(name.as_bytes()).expect("valid"),
+                            HeaderValue::from_str(&format!("{name}-{t}")).expect("valid"),
+                        );
+                    }
+                }
+                h.append("accept", HeaderValue::from_static("*/*"));
+                let read = PreflightLines::read(&h);
+                let want = [
+                    RequestLine::look_up(&h, &ORIGIN),
+                    RequestLine::look_up(&h, &ACCESS_CONTROL_REQUEST_METHOD),
+                    RequestLine::look_up(&h, &ACCESS_CONTROL_REQUEST_HEADERS),
+                    RequestLine::look_up(&h, &ACCESS_CONTROL_REQUEST_PRIVATE_NETWORK),
+                ];
+                let got = [read.origin, read.method, read.headers, read.private_network];
+                for (g, w) in got.iter().zip(&want) {
+                    assert!(
+                        same(g, w),
+                        "filler {filler}, mask {mask:#b}: {g:?} vs {w:?}"
+                    );
+                }
+            }
+        }
+    }
+}
