@@ -697,3 +697,72 @@ async fn chunked_answers_are_reframed() -> Result<(), AnyError> {
     assert_eq!(body, "5\r\nhello\r\n0\r\n\r\n");
     Ok(())
 }
+
+/// A path with a dot segment, however spelled, is refused with a 400 that
+/// carries the CORS decision, on both paths, and never reaches the
+/// upstream (joined onto a base path, `/../admin` would step outside it);
+/// dots that are not whole segments, and dot segments in the query, pass.
+#[tokio::test]
+async fn dot_segments_are_refused_on_both_paths() -> Result<(), AnyError> {
+    let upstream = Upstream::start().await?;
+    let base = format!("{}/base", upstream.url);
+    for fast in [true, false] {
+        let proxy = start_proxy(&base, fast).await?;
+        for target in [
+            "/../admin",
+            "/a/..",
+            "/a/./b",
+            "/.",
+            "/a/%2e%2e/admin",
+            "/a/.%2E/admin",
+            "/a/%2E./admin",
+            "/a/%2e/b",
+            "/a/..;x=1/admin",
+            "/a/..?q=1",
+        ] {
+            let mut client = TcpStream::connect(proxy).await?;
+            let head = raw(
+                &mut client,
+                &format!(
+                    "GET {target} HTTP/1.1\r\nHost: api.test\r\nOrigin: {APP}\r\nConnection: close\r\n\r\n"
+                ),
+            )
+            .await?;
+            assert_eq!(head.status, 400, "fast path {fast}: {target}");
+            assert_eq!(
+                head.get("access-control-allow-origin"),
+                Some(APP),
+                "fast path {fast}: {target}: the refusal carries the CORS decision"
+            );
+            assert!(
+                head.body.contains("segment"),
+                "fast path {fast}: {target}: {}",
+                head.body
+            );
+        }
+        assert_eq!(
+            upstream.accepted(),
+            0,
+            "fast path {fast}: no refused request reached the upstream"
+        );
+    }
+    for fast in [true, false] {
+        let proxy = start_proxy(&base, fast).await?;
+        for target in ["/a..b/c.d", "/a/.../b", "/.well-known/x", "/a?q=/../b"] {
+            let mut client = TcpStream::connect(proxy).await?;
+            let head = raw(
+                &mut client,
+                &format!(
+                    "GET {target} HTTP/1.1\r\nHost: api.test\r\nOrigin: {APP}\r\nConnection: close\r\n\r\n"
+                ),
+            )
+            .await?;
+            assert_ne!(head.status, 400, "fast path {fast}: {target} is forwarded");
+        }
+    }
+    assert!(
+        upstream.accepted() > 0,
+        "the plain paths reached the upstream"
+    );
+    Ok(())
+}

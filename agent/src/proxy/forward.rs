@@ -97,9 +97,21 @@ impl Upstream {
     /// and query) and drops hop-by-hop headers. `CONNECT` is refused: it
     /// asks a forward proxy for a tunnel, which a reverse proxy in front of
     /// one upstream is not.
+    ///
+    /// A path with a dot segment is refused too (see [`has_dot_segment`]):
+    /// joined onto the base path, `/../admin` would step outside it, and an
+    /// upstream resolving it differently from us is a classic path
+    /// confusion. Browsers never send one.
     pub fn rewrite<B>(&self, mut req: Request<B>) -> Result<Request<B>, RewriteError> {
         if req.method() == http::Method::CONNECT {
             return Err(RewriteError("CONNECT tunnels are not forwarded".into()));
+        }
+        if has_dot_segment(req.uri().path()) {
+            return Err(RewriteError(
+                "the path has a `.` or `..` segment (possibly percent-encoded, or before a `;`); \
+                 send the path with dot segments resolved, as browsers do"
+                    .into(),
+            ));
         }
         let path_and_query = match (req.uri().path_and_query(), self.base_path.is_empty()) {
             // The common case shares the request's bytes: no parse, no copy.
@@ -119,6 +131,37 @@ impl Upstream {
         *req.version_mut() = http::Version::HTTP_11;
         Ok(req)
     }
+}
+
+/// Whether `path` (without its query) has a segment that a server may
+/// resolve as `.` or `..`: the URL standard's single- and double-dot
+/// segments (`.`, `..`, with any dot written `%2e` or `%2E`), also before a
+/// `;` parameter (`..;`, which Java servlet containers resolve as `..`) and
+/// with `\` taken as a separator (as some servers take it). Browsers remove
+/// every one of these before sending (WHATWG URL parser), so refusing them
+/// costs browser traffic nothing.
+pub fn has_dot_segment(path: &str) -> bool {
+    path.split(['/', '\\']).any(|segment| {
+        let name = segment.split_once(';').map_or(segment, |(name, _)| name);
+        is_dot_segment(name.as_bytes())
+    })
+}
+
+/// `.` or `..`, each dot written `.` or `%2e` (any case).
+fn is_dot_segment(mut s: &[u8]) -> bool {
+    let mut dots = 0;
+    while !s.is_empty() {
+        s = match s {
+            [b'.', rest @ ..] => rest,
+            [b'%', b'2', e, rest @ ..] if e.eq_ignore_ascii_case(&b'e') => rest,
+            _ => return false,
+        };
+        dots += 1;
+        if dots > 2 {
+            return false;
+        }
+    }
+    dots > 0
 }
 
 /// The host the client asked for: the request URI's authority when it has
@@ -302,6 +345,44 @@ fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn dot_segments_are_found_however_spelled() {
+        for path in [
+            "/.",
+            "/..",
+            "/a/./b",
+            "/a/../b",
+            "/%2e",
+            "/%2E%2e/x",
+            "/.%2e",
+            "/%2e.",
+            "/..;a=b",
+            "/.;x",
+            "/a\\..\\b",
+            "/a/..\\",
+            "..",
+            ".",
+        ] {
+            assert!(has_dot_segment(path), "{path}");
+        }
+        for path in [
+            "/",
+            "",
+            "/a",
+            "/a..b",
+            "/.well-known/x",
+            "/...",
+            "/%2e%2e%2e",
+            "/%2f..",
+            "/a;..",
+            "/%2",
+            "/%2x",
+            "/a.",
+        ] {
+            assert!(!has_dot_segment(path), "{path}");
+        }
+    }
 
     #[test]
     fn rewrites_onto_the_upstream_with_its_base_path() {

@@ -23,9 +23,14 @@ pub(super) const MAX_HEAD: usize = 64 * 1024;
 /// Anything else — `#`, `<`, `"`, `{`, spaces, bytes past ASCII — goes to
 /// hyper, whose URI parser refuses some (400) and drops a fragment, so
 /// the upstream sees exactly what hyper's path would send it.
+///
+/// A path with a dot segment goes to hyper too, whose path refuses it
+/// ([`crate::proxy::forward::has_dot_segment`]).
 fn plain_target(target: &str) -> bool {
     let bytes = target.as_bytes();
+    let path = target.split_once('?').map_or(target, |(path, _)| path);
     bytes.first() == Some(&b'/')
+        && !crate::proxy::forward::has_dot_segment(path)
         && bytes.iter().all(|&b| {
             b.is_ascii_alphanumeric()
                 || matches!(
