@@ -12,10 +12,10 @@
 //! - `corsair/evaluate+apply`: plus writing its headers into a response map;
 //! - `corsair/layer` and `tower-http/layer`: each as a tower layer in front
 //!   of the same always-ready upstream, request built outside the timing;
-//! - floors for actual requests at 1,000 origins, not contenders:
+//! - references for actual requests at 1,000 origins, not contenders:
 //!   `floor/upstream` (the upstream alone), `floor/upstream+vary` (plus one
-//!   `Vary: Origin` insert) and `floor/minimal-layer` (the least layer that
-//!   answers by origin, `common::MinimalCors`).
+//!   `Vary: Origin` insert), `floor/minimal-layer` and `floor/lean-layer`
+//!   (a plain and a lean layer that answer by origin, `common::MinimalCors`).
 //!
 //! `cargo bench -p corsair-agent --bench engine -- --warm-up-time 1 --measurement-time 2`
 //! (figures and machine in `BENCHMARKS.md`).
@@ -86,10 +86,10 @@ fn bench(c: &mut Criterion) {
                     BatchSize::SmallInput,
                 )
             });
-            // Floors for actual requests, not contenders (as in
+            // References for actual requests, not contenders (as in
             // `layer_instructions.rs`): the upstream alone, the upstream
-            // plus the one `Vary: Origin` insert any layer that answers by
-            // origin must write, and the least such layer ([`MinimalCors`]).
+            // plus one `Vary: Origin` insert, and a plain and a lean layer
+            // that answer by origin ([`MinimalCors`]).
             if n == 1_000 && s.method != http::Method::OPTIONS {
                 let mut bare = tower::service_fn(upstream);
                 g.bench_function(BenchmarkId::new("floor/upstream", n), |b| {
@@ -104,6 +104,14 @@ fn bench(c: &mut Criterion) {
                     b.iter_batched(
                         || request(&s),
                         |req| minimal.call(req).now_or_never(),
+                        BatchSize::SmallInput,
+                    )
+                });
+                let mut lean = MinimalCors::lean(n, tower::service_fn(upstream));
+                g.bench_function(BenchmarkId::new("floor/lean-layer", n), |b| {
+                    b.iter_batched(
+                        || request(&s),
+                        |req| lean.call(req).now_or_never(),
                         BatchSize::SmallInput,
                     )
                 });

@@ -9,9 +9,9 @@
 #   2. time per call, criterion medians of the `*/layer/N` cells of
 #      benches/engine.rs (the same calls), with the load before and after;
 #
-# each with floors for actual requests (not contenders): the upstream alone,
-# plus one `Vary: Origin` insert, and the least layer that answers by
-# origin (benches/common/mod.rs, MinimalCors).
+# each with references for actual requests (not contenders): the upstream
+# alone, plus one `Vary: Origin` insert, and a plain and a lean layer that
+# answer by origin (benches/common/mod.rs, MinimalCors).
 #
 #   agent/benches/layer-vs-tower-http.sh                  # both; ~3 min after the build
 #   agent/benches/layer-vs-tower-http.sh --instructions   # counts only (~1 min)
@@ -81,23 +81,24 @@ for line in sys.stdin:
         awk -v s="$s" -v a="$(cat "$out/$s-corsair.per")" -v b="$(cat "$out/$s-tower-http.per")" \
             'BEGIN { printf "| %s | %d | %d | **%.1fx** |\n", s, a, b, b / a }'
     done
-    # Floors for actual requests (not contenders): what any layer pays
-    # whatever it does, and the least layer that answers by origin.
+    # References for actual requests (not contenders): the upstream alone,
+    # plus one Vary insert, and a plain and a lean layer answering by origin.
     echo
-    echo "Floors for actual requests (not contenders; what 10x would allow = tower-http / 10):"
+    echo "References for actual requests (not contenders; tower-http / 10 is what 10x allows):"
     echo
-    echo "| scenario ($origins origins) | upstream alone | + one Vary insert | minimal layer | tower-http / 10 | tower-http / minimal layer |"
-    echo "|---|---:|---:|---:|---:|---:|"
+    echo "| scenario ($origins origins) | upstream alone | + one Vary insert | plain layer | lean layer | tower-http / 10 | tower-http / plain | tower-http / lean |"
+    echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     for s in allowed disallowed; do
-        for layer in none vary-only minimal-layer; do
+        for layer in none vary-only minimal-layer lean-layer; do
             valgrind --tool=callgrind --toggle-collect='*measured*' --callgrind-out-file="$out/$s-$layer.cg" \
                 "$bin" "$s" "$layer" "$origins" "$calls" >/dev/null 2>"$out/$s-$layer.log" \
                 || { cat "$out/$s-$layer.log" >&2; exit 1; }
             awk -v c="$calls" '/^(summary|totals):/ { printf "%.0f\n", $2 / c; exit }' "$out/$s-$layer.cg" >"$out/$s-$layer.per"
         done
         awk -v s="$s" -v n="$(cat "$out/$s-none.per")" -v v="$(cat "$out/$s-vary-only.per")" \
-            -v m="$(cat "$out/$s-minimal-layer.per")" -v b="$(cat "$out/$s-tower-http.per")" \
-            'BEGIN { printf "| %s | %d | %d | %d | %d | %.1fx |\n", s, n, v, m, b / 10, b / m }'
+            -v m="$(cat "$out/$s-minimal-layer.per")" -v l="$(cat "$out/$s-lean-layer.per")" \
+            -v b="$(cat "$out/$s-tower-http.per")" \
+            'BEGIN { printf "| %s | %d | %d | %d | %d | %d | %.1fx | %.1fx |\n", s, n, v, m, l, b / 10, b / m, b / l }'
     done
 fi
 
@@ -127,10 +128,10 @@ PY
     done
     if [ "$origins" = 1000 ]; then
         echo
-        echo "Floors for actual requests (not contenders):"
+        echo "References for actual requests (not contenders):"
         echo
-        echo "| scenario (1000 origins) | upstream alone | + one Vary insert | minimal layer | tower-http / 10 | tower-http / minimal layer |"
-        echo "|---|---:|---:|---:|---:|---:|"
+        echo "| scenario (1000 origins) | upstream alone | + one Vary insert | plain layer | lean layer | tower-http / 10 | tower-http / plain | tower-http / lean |"
+        echo "|---|---:|---:|---:|---:|---:|---:|---:|"
         for s in allowed disallowed; do
             python3 - "$target/criterion/$s" "$s" <<'PY'
 import json, sys
@@ -140,8 +141,8 @@ def median(contender):
         return json.load(f)["median"]["point_estimate"]
 def fmt(ns):
     return f"{ns / 1000:.2f} µs" if ns >= 1000 else f"{ns:.0f} ns"
-none, vary, minimal, th = (median(c) for c in ("floor_upstream", "floor_upstream+vary", "floor_minimal-layer", "tower-http_layer"))
-print(f"| {s} | {fmt(none)} | {fmt(vary)} | {fmt(minimal)} | {fmt(th / 10)} | {th / minimal:.1f}x |")
+none, vary, plain, lean, th = (median(c) for c in ("floor_upstream", "floor_upstream+vary", "floor_minimal-layer", "floor_lean-layer", "tower-http_layer"))
+print(f"| {s} | {fmt(none)} | {fmt(vary)} | {fmt(plain)} | {fmt(lean)} | {fmt(th / 10)} | {th / plain:.1f}x | {th / lean:.1f}x |")
 PY
         done
     fi

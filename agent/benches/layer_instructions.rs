@@ -14,8 +14,9 @@
 //! Arguments: scenario (`allowed`, `disallowed`, `preflight`,
 //! `hostile_acrh`), layer (`corsair`, `tower-http`; or a floor: `none`,
 //! the upstream alone, `vary-only`, the upstream plus one `Vary: Origin`
-//! insert, `minimal-layer`, the least layer that answers actual requests
-//! by origin, `common::MinimalCors`), origins, calls. Without valgrind it just runs the calls (and `cargo bench` runs it with no
+//! insert; `minimal-layer`, a plain layer that answers actual requests by
+//! origin, and `lean-layer`, the same with two of Corsair's tricks, both
+//! `common::MinimalCors`), origins, calls. Without valgrind it just runs the calls (and `cargo bench` runs it with no
 //! arguments: a quick self-check of every cell).
 
 mod common;
@@ -119,8 +120,9 @@ pub fn main() {
             "none" => run(tower::service_fn(upstream), s, calls),
             "vary-only" => run(tower::service_fn(upstream_with_vary), s, calls),
             "minimal-layer" => run(MinimalCors::new(n, tower::service_fn(upstream)), s, calls),
+            "lean-layer" => run(MinimalCors::lean(n, tower::service_fn(upstream)), s, calls),
             other => panic!(
-                "unknown layer {other} (corsair, tower-http; floors: none, vary-only, minimal-layer)"
+                "unknown layer {other} (corsair, tower-http; references: none, vary-only, minimal-layer, lean-layer)"
             ),
         }
         println!("{scenario} {layer} {n} origins: {calls} calls");
