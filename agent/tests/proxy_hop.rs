@@ -93,20 +93,38 @@ async fn start_proxy(
 
 const FORGED: &str = "GET /echo HTTP/1.1\r\nhost: api.test\r\n\
     x-forwarded-for: 203.0.113.9\r\nx-forwarded-proto: https\r\n\
-    x-forwarded-host: evil.example\r\nconnection: close\r\n\r\n";
+    x-forwarded-host: evil.example\r\nforwarded: for=203.0.113.9;proto=https\r\n\
+    x-real-ip: 203.0.113.9\r\nconnection: close\r\n\r\n";
 
 /// By default a client's `X-Forwarded-*` are replaced with what this hop
-/// saw: the host it asked for, plain http, its own address only.
+/// saw (the host it asked for, plain http, its own address only), and its
+/// `Forwarded` and `X-Real-IP` dropped, on both HTTP/1.1 paths.
 #[tokio::test]
 async fn forged_forwarded_headers_are_overwritten_by_default() -> Result<(), AnyError> {
     let upstream = echo_upstream().await?;
-    let (addr, _stop) = start_proxy(&upstream, options()).await?;
-    let head = exchange(addr, FORGED.as_bytes()).await?;
-    assert_eq!(head.status, 200, "{head:?}");
-    assert_eq!(echoed(&head.body, "host"), ["api.test"], "{}", head.body);
-    assert_eq!(echoed(&head.body, "x-forwarded-host"), ["api.test"]);
-    assert_eq!(echoed(&head.body, "x-forwarded-proto"), ["http"]);
-    assert_eq!(echoed(&head.body, "x-forwarded-for"), ["127.0.0.1"]);
+    for fast in [true, false] {
+        let options = ProxyOptions {
+            http1_fast_path: fast,
+            ..options()
+        };
+        let (addr, _stop) = start_proxy(&upstream, options).await?;
+        let head = exchange(addr, FORGED.as_bytes()).await?;
+        assert_eq!(head.status, 200, "fast path {fast}: {head:?}");
+        assert_eq!(echoed(&head.body, "host"), ["api.test"], "{}", head.body);
+        assert_eq!(echoed(&head.body, "x-forwarded-host"), ["api.test"]);
+        assert_eq!(echoed(&head.body, "x-forwarded-proto"), ["http"]);
+        assert_eq!(echoed(&head.body, "x-forwarded-for"), ["127.0.0.1"]);
+        assert!(
+            echoed(&head.body, "forwarded").is_empty(),
+            "fast path {fast}: {}",
+            head.body
+        );
+        assert!(
+            echoed(&head.body, "x-real-ip").is_empty(),
+            "fast path {fast}: {}",
+            head.body
+        );
+    }
     Ok(())
 }
 
@@ -115,20 +133,28 @@ async fn forged_forwarded_headers_are_overwritten_by_default() -> Result<(), Any
 #[tokio::test]
 async fn trusted_forwarded_headers_are_kept_and_appended_to() -> Result<(), AnyError> {
     let upstream = echo_upstream().await?;
-    let options = ProxyOptions {
-        trust_forwarded_headers: true,
-        ..options()
-    };
-    let (addr, _stop) = start_proxy(&upstream, options).await?;
-    let head = exchange(addr, FORGED.as_bytes()).await?;
-    assert_eq!(head.status, 200, "{head:?}");
-    assert_eq!(echoed(&head.body, "host"), ["api.test"], "{}", head.body);
-    assert_eq!(echoed(&head.body, "x-forwarded-host"), ["evil.example"]);
-    assert_eq!(echoed(&head.body, "x-forwarded-proto"), ["https"]);
-    assert_eq!(
-        echoed(&head.body, "x-forwarded-for"),
-        ["203.0.113.9, 127.0.0.1"]
-    );
+    for fast in [true, false] {
+        let options = ProxyOptions {
+            trust_forwarded_headers: true,
+            http1_fast_path: fast,
+            ..options()
+        };
+        let (addr, _stop) = start_proxy(&upstream, options).await?;
+        let head = exchange(addr, FORGED.as_bytes()).await?;
+        assert_eq!(head.status, 200, "fast path {fast}: {head:?}");
+        assert_eq!(echoed(&head.body, "host"), ["api.test"], "{}", head.body);
+        assert_eq!(echoed(&head.body, "x-forwarded-host"), ["evil.example"]);
+        assert_eq!(echoed(&head.body, "x-forwarded-proto"), ["https"]);
+        assert_eq!(
+            echoed(&head.body, "x-forwarded-for"),
+            ["203.0.113.9, 127.0.0.1"]
+        );
+        assert_eq!(
+            echoed(&head.body, "forwarded"),
+            ["for=203.0.113.9;proto=https"]
+        );
+        assert_eq!(echoed(&head.body, "x-real-ip"), ["203.0.113.9"]);
+    }
     Ok(())
 }
 

@@ -217,7 +217,21 @@ pub fn add_forwarded(
             None => headers.remove(HOST),
         };
     }
+    if !trust {
+        // The other ways of naming the client (RFC 7239 `Forwarded`, and
+        // `X-Real-IP`) come from the client itself here: an upstream that
+        // believed them would take a forged address. Not set by this hop;
+        // `X-Forwarded-*` above says what it saw.
+        for name in UNTRUSTED_CLIENT_NAMES {
+            headers.remove(name);
+        }
+    }
 }
+
+/// Request headers that name the client or its proxies other than
+/// `X-Forwarded-*`; dropped unless the client is a trusted proxy.
+pub(crate) const UNTRUSTED_CLIENT_NAMES: [HeaderName; 2] =
+    [header::FORWARDED, HeaderName::from_static("x-real-ip")];
 
 /// `X-Forwarded-For` with earlier (trusted) proxies' addresses first, then `client`.
 fn append_to_chain(headers: &mut HeaderMap, client: IpAddr) {

@@ -96,8 +96,9 @@ pub(super) enum Line {
     Connection,
     /// `Content-Length` (only `0` passes): sent on as is.
     ContentLength,
-    /// `X-Forwarded-*`: replaced by this hop's (or, behind a trusted proxy,
-    /// the request goes to hyper, which appends to the chain).
+    /// `X-Forwarded-*`: replaced by this hop's; `Forwarded`, `X-Real-IP`:
+    /// dropped. Behind a trusted proxy the request goes to hyper, which
+    /// appends to the chain and keeps the others.
     Forwarded,
     /// Anything that changes framing or the connection: hyper's.
     HandOver,
@@ -125,7 +126,15 @@ pub(super) fn line(name: &str) -> Line {
         "proxy-authenticate",
         "http2-settings",
     ];
-    const FORWARDED: [&str; 3] = ["x-forwarded-for", "x-forwarded-proto", "x-forwarded-host"];
+    // `X-Forwarded-*`, and the other names for the client that are
+    // dropped unless it is trusted (`forward::UNTRUSTED_CLIENT_NAMES`).
+    const FORWARDED: [&str; 5] = [
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-forwarded-host",
+        "forwarded",
+        "x-real-ip",
+    ];
     let is = |n: &str| name.eq_ignore_ascii_case(n);
     if is("host") {
         Line::Host
@@ -238,6 +247,15 @@ pub(super) fn parse<'b>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The fast path drops (or, trusted, hands over) exactly the names the
+    /// general path drops.
+    #[test]
+    fn untrusted_client_names_are_forwarded_lines() {
+        for name in crate::proxy::forward::UNTRUSTED_CLIENT_NAMES {
+            assert!(matches!(line(name.as_str()), Line::Forwarded), "{name}");
+        }
+    }
 
     fn classify(head: &str, trust: bool) -> Option<(bool, usize, HeaderMap)> {
         let mut headers = [httparse::EMPTY_HEADER; MAX_HEADERS];
