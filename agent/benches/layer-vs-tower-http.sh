@@ -66,6 +66,13 @@ for line in sys.stdin:
     [ -x "$bin" ] || { echo "could not build the layer_instructions bench (cargo bench -p corsair-agent --bench $bench --no-run)" >&2; exit 1; }
     out="$(mktemp -d /tmp/corsair-layer-count.XXXXXX)"
     trap 'rm -rf "$out"' EXIT
+    # count SCENARIO LAYER: instructions per call into $out/SCENARIO-LAYER.per.
+    count() {
+        valgrind --tool=callgrind --toggle-collect='*measured*' --callgrind-out-file="$out/$1-$2.cg" \
+            "$bin" "$1" "$2" "$origins" "$calls" >/dev/null 2>"$out/$1-$2.log" \
+            || { cat "$out/$1-$2.log" >&2; exit 1; }
+        awk -v c="$calls" '/^(summary|totals):/ { printf "%.0f\n", $2 / c; exit }' "$out/$1-$2.cg" >"$out/$1-$2.per"
+    }
     echo
     echo "## Instructions per call (callgrind, $(valgrind --version); $calls counted calls per cell; allocator: $allocator, both layers; load $(cut -d' ' -f1-3 /proc/loadavg), which counts do not depend on)"
     echo
@@ -73,10 +80,7 @@ for line in sys.stdin:
     echo "|---|---:|---:|---:|"
     for s in $scenarios; do
         for layer in corsair tower-http; do
-            valgrind --tool=callgrind --toggle-collect='*measured*' --callgrind-out-file="$out/$s-$layer.cg" \
-                "$bin" "$s" "$layer" "$origins" "$calls" >/dev/null 2>"$out/$s-$layer.log" \
-                || { cat "$out/$s-$layer.log" >&2; exit 1; }
-            awk -v c="$calls" '/^(summary|totals):/ { printf "%.0f\n", $2 / c; exit }' "$out/$s-$layer.cg" >"$out/$s-$layer.per"
+            count "$s" "$layer"
         done
         awk -v s="$s" -v a="$(cat "$out/$s-corsair.per")" -v b="$(cat "$out/$s-tower-http.per")" \
             'BEGIN { printf "| %s | %d | %d | **%.1fx** |\n", s, a, b, b / a }'
@@ -90,10 +94,7 @@ for line in sys.stdin:
     echo "|---|---:|---:|---:|---:|---:|---:|---:|"
     for s in allowed disallowed; do
         for layer in none vary-only minimal-layer lean-layer; do
-            valgrind --tool=callgrind --toggle-collect='*measured*' --callgrind-out-file="$out/$s-$layer.cg" \
-                "$bin" "$s" "$layer" "$origins" "$calls" >/dev/null 2>"$out/$s-$layer.log" \
-                || { cat "$out/$s-$layer.log" >&2; exit 1; }
-            awk -v c="$calls" '/^(summary|totals):/ { printf "%.0f\n", $2 / c; exit }' "$out/$s-$layer.cg" >"$out/$s-$layer.per"
+            count "$s" "$layer"
         done
         awk -v s="$s" -v n="$(cat "$out/$s-none.per")" -v v="$(cat "$out/$s-vary-only.per")" \
             -v m="$(cat "$out/$s-minimal-layer.per")" -v l="$(cat "$out/$s-lean-layer.per")" \

@@ -704,6 +704,13 @@ async fn chunked_answers_are_reframed() -> Result<(), AnyError> {
 /// dots that are not whole segments, and dot segments in the query, pass.
 #[tokio::test]
 async fn dot_segments_are_refused_on_both_paths() -> Result<(), AnyError> {
+    async fn get(proxy: SocketAddr, target: &str) -> Result<Head, AnyError> {
+        let mut client = TcpStream::connect(proxy).await?;
+        let request = format!(
+            "GET {target} HTTP/1.1\r\nHost: api.test\r\nOrigin: {APP}\r\nConnection: close\r\n\r\n"
+        );
+        raw(&mut client, &request).await
+    }
     let upstream = Upstream::start().await?;
     let base = format!("{}/base", upstream.url);
     for fast in [true, false] {
@@ -720,14 +727,7 @@ async fn dot_segments_are_refused_on_both_paths() -> Result<(), AnyError> {
             "/a/..;x=1/admin",
             "/a/..?q=1",
         ] {
-            let mut client = TcpStream::connect(proxy).await?;
-            let head = raw(
-                &mut client,
-                &format!(
-                    "GET {target} HTTP/1.1\r\nHost: api.test\r\nOrigin: {APP}\r\nConnection: close\r\n\r\n"
-                ),
-            )
-            .await?;
+            let head = get(proxy, target).await?;
             assert_eq!(head.status, 400, "fast path {fast}: {target}");
             assert_eq!(
                 head.get("access-control-allow-origin"),
@@ -749,14 +749,7 @@ async fn dot_segments_are_refused_on_both_paths() -> Result<(), AnyError> {
     for fast in [true, false] {
         let proxy = start_proxy(&base, fast).await?;
         for target in ["/a..b/c.d", "/a/.../b", "/.well-known/x", "/a?q=/../b"] {
-            let mut client = TcpStream::connect(proxy).await?;
-            let head = raw(
-                &mut client,
-                &format!(
-                    "GET {target} HTTP/1.1\r\nHost: api.test\r\nOrigin: {APP}\r\nConnection: close\r\n\r\n"
-                ),
-            )
-            .await?;
+            let head = get(proxy, target).await?;
             assert_ne!(head.status, 400, "fast path {fast}: {target} is forwarded");
         }
     }
