@@ -169,6 +169,12 @@ struct ProxyArgs {
     /// 408 to the client and the upstream's connection is closed.
     #[arg(long, env = "CORSAIR_REQUEST_BODY_TIMEOUT", default_value_t = 60.0)]
     request_body_timeout: f64,
+    /// Seconds an HTTP/1.1 connection may take to send a whole request
+    /// head, idle keep-alive time included (slowloris); then it is closed.
+    /// The fast path checks at this interval, so it closes after one to two
+    /// of it.
+    #[arg(long, env = "CORSAIR_HEAD_TIMEOUT", default_value_t = 30.0)]
+    head_timeout: f64,
     /// PEM file of extra CA certificates trusted for an https:// --upstream,
     /// on top of the system's roots.
     #[arg(long, env = "CORSAIR_UPSTREAM_CA_FILE")]
@@ -238,6 +244,7 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
             connect_timeout: seconds("--upstream-connect-timeout", args.upstream_connect_timeout)?,
             upstream_timeout: seconds("--upstream-timeout", args.upstream_timeout)?,
             request_body_timeout: seconds("--request-body-timeout", args.request_body_timeout)?,
+            head_timeout: seconds("--head-timeout", args.head_timeout)?,
             upstream_ca_file: args.upstream_ca_file,
             drain_timeout,
             drain_delay,

@@ -317,3 +317,43 @@ async fn an_upstream_that_never_reads_the_body_gets_504() -> Result<(), AnyError
     uploader.abort();
     Ok(())
 }
+
+/// A connection that does not deliver a whole request head within
+/// `head_timeout` is closed on both HTTP/1.1 paths: a trickled head
+/// (slowloris), and idle keep-alive after an answer (hyper's path closes
+/// after the timeout, the fast path within two of it).
+#[tokio::test]
+async fn a_head_not_sent_in_time_closes_the_connection() -> Result<(), AnyError> {
+    let upstream = echo_upstream().await?;
+    for fast in [true, false] {
+        let options = ProxyOptions {
+            head_timeout: Duration::from_millis(300),
+            http1_fast_path: fast,
+            ..options()
+        };
+        let (addr, _stop) = start_proxy(&upstream, options).await?;
+        let mut trickled = TcpStream::connect(addr).await?;
+        trickled
+            .write_all(b"GET /echo HTTP/1.1\r\nhost: api.test\r\n")
+            .await?;
+        let mut idle = TcpStream::connect(addr).await?;
+        idle.write_all(b"GET /echo HTTP/1.1\r\nhost: api.test\r\n\r\n")
+            .await?;
+        let head = Head::parse(&tokio::time::timeout(STEP, read_head(&mut idle)).await??)?;
+        assert_eq!(head.status, 200, "fast path {fast}: {head:?}");
+        for (what, stream) in [
+            ("trickled head", &mut trickled),
+            ("idle keep-alive", &mut idle),
+        ] {
+            // The rest of an answer, then the end: the proxy closed it.
+            let mut rest = Vec::new();
+            let closed =
+                tokio::time::timeout(Duration::from_secs(5), stream.read_to_end(&mut rest)).await;
+            assert!(
+                closed.is_ok(),
+                "fast path {fast}: {what}: still open 5 s after a 0.3 s head timeout"
+            );
+        }
+    }
+    Ok(())
+}

@@ -215,21 +215,29 @@ pub async fn serve(
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let drain_timeout = proxy.options.drain_timeout;
+    let head_timeout = proxy.options.head_timeout;
     let proxy = Arc::new(proxy);
     let fast = proxy.fast.is_some().then(|| Arc::clone(&proxy));
-    serve_driven(listener, drain_timeout, shutdown, fast, move |peer| {
-        // One per client connection: its upstream connections.
-        let upstreams = Upstreams::new(Arc::clone(&proxy.connector));
-        let conn = Arc::new((Arc::clone(&proxy), upstreams.clone()));
-        let service = hyper::service::service_fn(move |req| {
-            let conn = Arc::clone(&conn);
-            async move {
-                let (proxy, upstreams) = &*conn;
-                Ok::<_, Infallible>(proxy.handle(req, peer.ip(), upstreams).await)
-            }
-        });
-        (service, Some(upstreams))
-    })
+    serve_driven(
+        listener,
+        drain_timeout,
+        head_timeout,
+        shutdown,
+        fast,
+        move |peer| {
+            // One per client connection: its upstream connections.
+            let upstreams = Upstreams::new(Arc::clone(&proxy.connector));
+            let conn = Arc::new((Arc::clone(&proxy), upstreams.clone()));
+            let service = hyper::service::service_fn(move |req| {
+                let conn = Arc::clone(&conn);
+                async move {
+                    let (proxy, upstreams) = &*conn;
+                    Ok::<_, Infallible>(proxy.handle(req, peer.ip(), upstreams).await)
+                }
+            });
+            (service, Some(upstreams))
+        },
+    )
     .await
 }
 
@@ -252,9 +260,14 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    serve_driven(listener, drain_timeout, shutdown, None, move |peer| {
-        (service_for(peer), None)
-    })
+    serve_driven(
+        listener,
+        drain_timeout,
+        h1::HEAD_TIMEOUT,
+        shutdown,
+        None,
+        move |peer| (service_for(peer), None),
+    )
     .await
 }
 
@@ -264,6 +277,7 @@ where
 async fn serve_driven<S, B>(
     listener: TcpListener,
     drain_timeout: std::time::Duration,
+    head_timeout: std::time::Duration,
     shutdown: impl Future<Output = ()>,
     fast: Option<Arc<Proxy>>,
     service_for: impl Fn(std::net::SocketAddr) -> (S, Option<Upstreams>),
@@ -278,11 +292,12 @@ where
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
     let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    // A client must send a whole request head within 30 s (slowloris).
+    // A client must send a whole request head within `head_timeout`
+    // (slowloris).
     builder
         .http1()
         .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(h1::HEAD_TIMEOUT);
+        .header_read_timeout(head_timeout);
     let builder = Arc::new(builder);
     let graceful = GracefulShutdown::new();
     // Tells fast-path connections to finish (hyper's are told by

@@ -77,6 +77,11 @@ pub struct ProxyOptions {
     /// Longest wait for the next piece of a client's request body (408 after
     /// it, and the upstream's connection is dropped).
     pub request_body_timeout: Duration,
+    /// Longest wait for a whole request head on an HTTP/1.1 connection, idle
+    /// keep-alive time included (slowloris); the connection is then closed.
+    /// hyper's path closes after exactly this; the fast path checks at this
+    /// interval, so after one to two of it. Default 30 s.
+    pub head_timeout: Duration,
     /// PEM file of extra CA certificates trusted for `https://` upstreams,
     /// on top of the system's roots.
     pub upstream_ca_file: Option<PathBuf>,
@@ -103,6 +108,7 @@ impl Default for ProxyOptions {
             connect_timeout: Duration::from_secs(5),
             upstream_timeout: Duration::from_secs(60),
             request_body_timeout: Duration::from_secs(60),
+            head_timeout: super::h1::HEAD_TIMEOUT,
             upstream_ca_file: None,
             drain_timeout: Duration::from_secs(10),
             drain_delay: Duration::ZERO,

@@ -72,8 +72,9 @@ use tokio::time::Instant;
 
 /// How long a connection may wait for a whole request head, idle time
 /// between requests included (slowloris, idle keep-alive), before it is
-/// closed: hyper's path closes after exactly this; the fast path checks at
-/// this interval, so after 30 to 60 s.
+/// closed, by default (`ProxyOptions::head_timeout`; the authz endpoint
+/// always): hyper's path closes after exactly this; the fast path checks
+/// at this interval, so after 30 to 60 s.
 pub(super) const HEAD_TIMEOUT: Duration = Duration::from_secs(30);
 /// Read size on the client connection.
 const READ: usize = 8 * 1024;
@@ -165,12 +166,14 @@ pub(super) async fn serve(
     let mut served = false;
     // The head timeout, as one timer per connection rather than one per
     // wait (arming a timer per request cost ~840 instructions, 10 % of a
-    // preflight): it fires every `HEAD_TIMEOUT`, and closes the connection
+    // preflight): it fires every `head_timeout`, and closes the connection
     // only if no request was answered since it was last armed. So a
-    // connection waits 30 to 60 s for a head before it is closed.
+    // connection waits one to two head timeouts for a head before it is
+    // closed.
     let mut answered: u64 = 0;
     let mut answered_when_armed: u64 = 0;
-    let head_timer = tokio::time::sleep(HEAD_TIMEOUT);
+    let head_timeout = proxy.options.head_timeout;
+    let head_timer = tokio::time::sleep(head_timeout);
     tokio::pin!(head_timer);
     // hyper's server looks for HTTP/2's preface at the start of what it is
     // handed; after HTTP/1.1 answers on this connection that would switch
@@ -220,7 +223,7 @@ pub(super) async fn serve(
                             return End::Closed;
                         }
                         answered_when_armed = answered;
-                        head_timer.as_mut().reset(Instant::now() + HEAD_TIMEOUT);
+                        head_timer.as_mut().reset(Instant::now() + head_timeout);
                         continue;
                     }
                 };
