@@ -23,14 +23,18 @@
 mod common;
 
 use common::{
-    MinimalCors, request, scenarios, spec, tower_http_layer, upstream, upstream_with_vary,
+    MinimalCors, Scenario, request, scenarios, spec, tower_http_layer, upstream, upstream_with_vary,
 };
 use corsair_agent::CorsairLayer;
 use corsair_agent::engine::{Policy, RequestParts};
 use corsair_agent::handle::{ActivePolicy, PolicyHandle};
-use criterion::{BatchSize, BenchmarkId, Criterion, criterion_group, criterion_main};
+use criterion::measurement::WallTime;
+use criterion::{
+    BatchSize, BenchmarkGroup, BenchmarkId, Criterion, criterion_group, criterion_main,
+};
 use futures_util::FutureExt;
-use http::HeaderMap;
+use http::{HeaderMap, Request, Response};
+use std::convert::Infallible;
 use std::hint::black_box;
 use std::sync::Arc;
 use tower::{Layer, Service};
@@ -72,61 +76,51 @@ fn bench(c: &mut Criterion) {
                     out
                 })
             });
-            g.bench_function(BenchmarkId::new("corsair/layer", n), |b| {
-                b.iter_batched(
-                    || request(&s),
-                    |req| corsair.call(req).now_or_never(),
-                    BatchSize::SmallInput,
-                )
-            });
-            g.bench_function(BenchmarkId::new("tower-http/layer", n), |b| {
-                b.iter_batched(
-                    || request(&s),
-                    |req| tower_http.call(req).now_or_never(),
-                    BatchSize::SmallInput,
-                )
-            });
+            layer_cell(
+                &mut g,
+                BenchmarkId::new("corsair/layer", n),
+                &s,
+                &mut corsair,
+            );
+            layer_cell(
+                &mut g,
+                BenchmarkId::new("tower-http/layer", n),
+                &s,
+                &mut tower_http,
+            );
             // References for actual requests, not contenders (as in
             // `layer_instructions.rs`): the upstream alone, the upstream
             // plus one `Vary: Origin` insert, and a plain and a lean layer
             // that answer by origin ([`MinimalCors`]).
             if n == 1_000 && s.method != http::Method::OPTIONS {
-                let mut bare = tower::service_fn(upstream);
-                g.bench_function(BenchmarkId::new("floor/upstream", n), |b| {
-                    b.iter_batched(
-                        || request(&s),
-                        |req| bare.call(req).now_or_never(),
-                        BatchSize::SmallInput,
-                    )
-                });
-                let mut minimal = MinimalCors::new(n, tower::service_fn(upstream));
-                g.bench_function(BenchmarkId::new("floor/minimal-layer", n), |b| {
-                    b.iter_batched(
-                        || request(&s),
-                        |req| minimal.call(req).now_or_never(),
-                        BatchSize::SmallInput,
-                    )
-                });
-                let mut lean = MinimalCors::lean(n, tower::service_fn(upstream));
-                g.bench_function(BenchmarkId::new("floor/lean-layer", n), |b| {
-                    b.iter_batched(
-                        || request(&s),
-                        |req| lean.call(req).now_or_never(),
-                        BatchSize::SmallInput,
-                    )
-                });
-                let mut vary = tower::service_fn(upstream_with_vary);
-                g.bench_function(BenchmarkId::new("floor/upstream+vary", n), |b| {
-                    b.iter_batched(
-                        || request(&s),
-                        |req| vary.call(req).now_or_never(),
-                        BatchSize::SmallInput,
-                    )
-                });
+                let id = |name| BenchmarkId::new(name, n);
+                let bare = tower::service_fn(upstream);
+                layer_cell(&mut g, id("floor/upstream"), &s, bare);
+                let plain = MinimalCors::new(n, tower::service_fn(upstream));
+                layer_cell(&mut g, id("floor/minimal-layer"), &s, plain);
+                let lean = MinimalCors::lean(n, tower::service_fn(upstream));
+                layer_cell(&mut g, id("floor/lean-layer"), &s, lean);
+                let vary = tower::service_fn(upstream_with_vary);
+                layer_cell(&mut g, id("floor/upstream+vary"), &s, vary);
             }
             g.finish();
         }
     }
+}
+
+/// One layer cell: `svc` takes one request per iteration (built outside
+/// the timing) and is polled once; the response is dropped outside it.
+fn layer_cell<S>(g: &mut BenchmarkGroup<'_, WallTime>, id: BenchmarkId, s: &Scenario, mut svc: S)
+where
+    S: Service<Request<()>, Response = Response<String>, Error = Infallible>,
+{
+    g.bench_function(id, |b| {
+        b.iter_batched(
+            || request(s),
+            |req| svc.call(req).now_or_never(),
+            BatchSize::SmallInput,
+        )
+    });
 }
 
 criterion_group!(benches, bench);

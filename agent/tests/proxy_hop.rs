@@ -96,6 +96,25 @@ const FORGED: &str = "GET /echo HTTP/1.1\r\nhost: api.test\r\n\
     x-forwarded-host: evil.example\r\nforwarded: for=203.0.113.9;proto=https\r\n\
     x-real-ip: 203.0.113.9\r\nconnection: close\r\n\r\n";
 
+/// [`FORGED`] through a proxy (trusting forwarded headers or not, on the
+/// fast path or hyper's): the upstream's echo, whose status and `Host`
+/// are checked here.
+async fn forged_through(upstream: &str, trust: bool, fast: bool) -> Result<Head, AnyError> {
+    let options = ProxyOptions {
+        trust_forwarded_headers: trust,
+        http1_fast_path: fast,
+        ..options()
+    };
+    let (addr, _stop) = start_proxy(upstream, options).await?;
+    let head = exchange(addr, FORGED.as_bytes()).await?;
+    assert_eq!(
+        head.status, 200,
+        "trust {trust}, fast path {fast}: {head:?}"
+    );
+    assert_eq!(echoed(&head.body, "host"), ["api.test"], "{}", head.body);
+    Ok(head)
+}
+
 /// By default a client's `X-Forwarded-*` are replaced with what this hop
 /// saw (the host it asked for, plain http, its own address only), and its
 /// `Forwarded` and `X-Real-IP` dropped, on both HTTP/1.1 paths.
@@ -103,14 +122,7 @@ const FORGED: &str = "GET /echo HTTP/1.1\r\nhost: api.test\r\n\
 async fn forged_forwarded_headers_are_overwritten_by_default() -> Result<(), AnyError> {
     let upstream = echo_upstream().await?;
     for fast in [true, false] {
-        let options = ProxyOptions {
-            http1_fast_path: fast,
-            ..options()
-        };
-        let (addr, _stop) = start_proxy(&upstream, options).await?;
-        let head = exchange(addr, FORGED.as_bytes()).await?;
-        assert_eq!(head.status, 200, "fast path {fast}: {head:?}");
-        assert_eq!(echoed(&head.body, "host"), ["api.test"], "{}", head.body);
+        let head = forged_through(&upstream, false, fast).await?;
         assert_eq!(echoed(&head.body, "x-forwarded-host"), ["api.test"]);
         assert_eq!(echoed(&head.body, "x-forwarded-proto"), ["http"]);
         assert_eq!(echoed(&head.body, "x-forwarded-for"), ["127.0.0.1"]);
@@ -134,15 +146,7 @@ async fn forged_forwarded_headers_are_overwritten_by_default() -> Result<(), Any
 async fn trusted_forwarded_headers_are_kept_and_appended_to() -> Result<(), AnyError> {
     let upstream = echo_upstream().await?;
     for fast in [true, false] {
-        let options = ProxyOptions {
-            trust_forwarded_headers: true,
-            http1_fast_path: fast,
-            ..options()
-        };
-        let (addr, _stop) = start_proxy(&upstream, options).await?;
-        let head = exchange(addr, FORGED.as_bytes()).await?;
-        assert_eq!(head.status, 200, "fast path {fast}: {head:?}");
-        assert_eq!(echoed(&head.body, "host"), ["api.test"], "{}", head.body);
+        let head = forged_through(&upstream, true, fast).await?;
         assert_eq!(echoed(&head.body, "x-forwarded-host"), ["evil.example"]);
         assert_eq!(echoed(&head.body, "x-forwarded-proto"), ["https"]);
         assert_eq!(
