@@ -6,14 +6,15 @@
 //!   counted in metrics and telemetry, a refusal logged at debug level.
 //! - [`local_answer`]: the answer the agent makes without calling the
 //!   upstream (a preflight's 204 or 403, a strict-mode or fail-closed 403).
-//! - [`respond`]: the one constructor of every response the agent makes
-//!   itself, the proxy's failures (400, 408, 502, 504) included: each
-//!   carries the same CORS decision as an upstream answer would.
+//! - [`respond`] and [`respond_forwarded`]: the constructors of every
+//!   response the agent makes itself, the proxy's failures (400, 408, 502,
+//!   504) included: each carries the same CORS decision as an upstream
+//!   answer would.
 //!
 //! An upstream's response gets the decision through the engine's own
 //! [`Decision::apply`].
 
-use crate::engine::{Decision, RequestParts};
+use crate::engine::{Decision, ForwardHeaders, RequestParts};
 use crate::handle::ActivePolicy;
 use crate::report::Reporter;
 use http::{Response, StatusCode};
@@ -24,14 +25,14 @@ use http::{Response, StatusCode};
 /// telemetry) and, with a reporter, a granted one against the pattern that
 /// granted it ([`crate::engine::Policy::count_use`], drained into the same
 /// telemetry batches); logs a refusal at debug level. Borrows the policy's
-/// header values; allocates nothing of its own. Inlined: the decision is
-/// large, and a call would copy it once more on the way out.
+/// header values and the request's echoed ones; allocates nothing of its
+/// own. Inlined, so the decision is built where it is used.
 #[inline]
-pub fn decide<'p>(
-    active: Option<&'p ActivePolicy>,
-    request: &RequestParts<'_>,
+pub fn decide<'a>(
+    active: Option<&'a ActivePolicy>,
+    request: &RequestParts<'a>,
     reporter: Option<&Reporter>,
-) -> Decision<'p> {
+) -> Decision<'a> {
     let decision = match active {
         Some(active) => active.policy.evaluate(request),
         None => Decision::no_policy(request),
@@ -70,5 +71,16 @@ pub fn respond<B>(decision: &Decision<'_>, status: StatusCode, body: B) -> Respo
     let mut response = Response::new(body);
     *response.status_mut() = status;
     decision.apply(response.headers_mut());
+    response
+}
+
+/// [`respond`] for a request the agent was forwarding when it had to
+/// answer itself (the proxy's 400, 408, 502 and 504), whose decision was
+/// kept as its [`ForwardHeaders`] once the request moved on: the same
+/// headers [`Decision::apply`] writes.
+pub fn respond_forwarded<B>(cors: ForwardHeaders, status: StatusCode, body: B) -> Response<B> {
+    let mut response = Response::new(body);
+    *response.status_mut() = status;
+    cors.apply(response.headers_mut());
     response
 }

@@ -17,7 +17,7 @@
 //! the engine's hash-map lookups.
 
 use corsair_agent::engine::{
-    Decision, DecisionKind, Mode, Policy, PolicySpec, RequestParts, parse_origin_pattern,
+    Decision, DecisionKind, Mode, Policy, PolicySpec, Reason, RequestParts, parse_origin_pattern,
 };
 use http::header::{
     ACCESS_CONTROL_ALLOW_HEADERS, ACCESS_CONTROL_ALLOW_METHODS, ACCESS_CONTROL_ALLOW_ORIGIN,
@@ -348,17 +348,55 @@ fn on_list(list: &[String], headers: &HeaderMap) -> bool {
     })
 }
 
+/// What the properties read from a decision, kept beyond its borrow of
+/// the request.
+struct Outcome {
+    kind: DecisionKind,
+    reason: Option<Reason>,
+    would_block: bool,
+    local_response: Option<http::StatusCode>,
+    response_headers: HeaderMap,
+}
+
+impl Outcome {
+    fn of(d: &Decision<'_>) -> Outcome {
+        Outcome {
+            kind: d.kind(),
+            reason: d.reason(),
+            would_block: d.would_block(),
+            local_response: d.local_response(),
+            response_headers: d.response_headers(),
+        }
+    }
+    fn kind(&self) -> DecisionKind {
+        self.kind
+    }
+    fn reason(&self) -> Option<Reason> {
+        self.reason
+    }
+    fn would_block(&self) -> bool {
+        self.would_block
+    }
+    fn local_response(&self) -> Option<http::StatusCode> {
+        self.local_response
+    }
+    fn response_headers(&self) -> HeaderMap {
+        self.response_headers.clone()
+    }
+}
+
 /// Evaluates and applies the decision onto an upstream response that set
 /// its own CORS headers (the layer's worst case for duplicates).
-fn respond(policy: &Policy, req: &Req) -> (Decision<'static>, HeaderMap, HeaderMap) {
+fn respond(policy: &Policy, req: &Req) -> (Outcome, HeaderMap, HeaderMap) {
     let headers = req.headers();
     let parts = RequestParts {
         method: &req.method,
         headers: &headers,
     };
-    let d = policy.evaluate(&parts).into_owned();
+    let decision = policy.evaluate(&parts);
+    let d = Outcome::of(&decision);
     let mut out = HeaderMap::new();
-    if d.forwards() {
+    if decision.forwards() {
         out.insert(
             ACCESS_CONTROL_ALLOW_ORIGIN,
             HeaderValue::from_static("https://upstream.example"),
@@ -366,7 +404,7 @@ fn respond(policy: &Policy, req: &Req) -> (Decision<'static>, HeaderMap, HeaderM
         out.append(ACCESS_CONTROL_ALLOW_ORIGIN, HeaderValue::from_static("*"));
         out.insert(VARY, HeaderValue::from_static("accept-encoding"));
     }
-    d.apply(&mut out);
+    decision.apply(&mut out);
     (d, headers, out)
 }
 

@@ -93,17 +93,19 @@ impl Reason {
     }
 }
 
-/// The CORS headers a decision grants. Borrowed values are the policy's
-/// precomputed ones; owned values are echoes of the request (a `HeaderValue`
-/// clone shares its bytes, it does not copy them).
+/// The CORS headers a decision grants, borrowed from the policy (its
+/// precomputed values) or from the request (echoes): references, so a
+/// decision is small to move and has nothing to drop but the rare joined
+/// `Access-Control-Request-Headers` echo.
 #[derive(Debug, Clone, Default)]
-pub(crate) struct Grant<'p> {
-    pub(crate) allow_origin: Option<Cow<'p, HeaderValue>>,
+pub(crate) struct Grant<'a> {
+    pub(crate) allow_origin: Option<&'a HeaderValue>,
     pub(crate) credentials: bool,
-    pub(crate) expose: Option<Cow<'p, HeaderValue>>,
-    pub(crate) allow_methods: Option<HeaderValue>,
-    pub(crate) allow_headers: Option<HeaderValue>,
-    pub(crate) max_age: Option<Cow<'p, HeaderValue>>,
+    pub(crate) expose: Option<&'a HeaderValue>,
+    pub(crate) allow_methods: Option<&'a HeaderValue>,
+    /// Owned only when several request lines were joined.
+    pub(crate) allow_headers: Option<Cow<'a, HeaderValue>>,
+    pub(crate) max_age: Option<&'a HeaderValue>,
     pub(crate) private_network: bool,
 }
 
@@ -368,6 +370,10 @@ const SHAPES: usize = Vary::COUNT * (1 + 64);
 /// shape that writes nothing.
 static TEMPLATES: [OnceLock<Option<HeaderMap>>; SHAPES] = [const { OnceLock::new() }; SHAPES];
 
+/// The lines a `HeaderMap` holds before its first regrowth when built by
+/// `HeaderMap::new()` and inserts (an index of 8 slots).
+const DEFAULT_ROOM: usize = 6;
+
 /// The prebuilt map of `shape`: its names in [`Lines::insert`]'s order,
 /// fixed values (`true`, `Vary`) set, the others placeholders.
 fn template(shape: usize) -> Option<&'static HeaderMap> {
@@ -376,7 +382,10 @@ fn template(shape: usize) -> Option<&'static HeaderMap> {
         .get_or_init(|| {
             let lines = Lines::of_shape(shape);
             (lines.count() > 0).then(|| {
-                let mut map = HeaderMap::new();
+                // At least a default map's index room (room for six lines):
+                // a clone keeps the index's size, so a later layer adding a
+                // line of its own to the answer does not regrow it.
+                let mut map = HeaderMap::with_capacity(lines.count().max(DEFAULT_ROOM));
                 lines.insert(&mut map);
                 map
             })
@@ -385,14 +394,17 @@ fn template(shape: usize) -> Option<&'static HeaderMap> {
 }
 
 /// The engine's answer for one request. Borrows the policy's precomputed
-/// header values; applying it does not allocate on the hot path.
+/// header values and the request's echoed ones (`'a` is the shorter of the
+/// two borrows); applying it does not allocate on the hot path. To keep
+/// what a forwarded request's response needs beyond those borrows, take
+/// [`Decision::forward_headers`].
 #[derive(Debug, Clone)]
-pub struct Decision<'p> {
+pub struct Decision<'a> {
     pub(crate) kind: DecisionKind,
     pub(crate) reason: Option<Reason>,
     pub(crate) would_block: bool,
     pub(crate) strict: bool,
-    pub(crate) grant: Grant<'p>,
+    pub(crate) grant: Grant<'a>,
     pub(crate) vary: Vary,
     /// Index in the policy's `origins` of the pattern the `Origin` matched.
     pub(crate) pattern: Option<u32>,
@@ -487,12 +499,12 @@ impl Decision<'_> {
     fn lines(&self) -> Lines<'_> {
         let g = &self.grant;
         Lines {
-            allow_origin: g.allow_origin.as_deref().map(Cow::Borrowed),
+            allow_origin: g.allow_origin.map(Cow::Borrowed),
             credentials: g.credentials,
-            allow_methods: g.allow_methods.as_ref().map(Cow::Borrowed),
-            allow_headers: g.allow_headers.as_ref().map(Cow::Borrowed),
-            max_age: g.max_age.as_deref().map(Cow::Borrowed),
-            expose: g.expose.as_deref().map(Cow::Borrowed),
+            allow_methods: g.allow_methods.map(Cow::Borrowed),
+            allow_headers: g.allow_headers.as_deref().map(Cow::Borrowed),
+            max_age: g.max_age.map(Cow::Borrowed),
+            expose: g.expose.map(Cow::Borrowed),
             private_network: g.private_network,
             vary: self.vary,
         }
@@ -500,16 +512,17 @@ impl Decision<'_> {
 
     /// What the upstream's response needs from this decision, owning its
     /// values: for a forwarded request ([`Self::forwards`]), whose response
-    /// arrives after the policy's borrow has ended (e.g. across an `await`
-    /// in a tower service). Smaller than [`Self::into_owned`]: a forwarded
-    /// request is never a preflight, so only the origin, credentials,
-    /// exposed headers and `Vary` are carried.
+    /// arrives after the decision's borrows have ended (e.g. across an
+    /// `await` in a tower service, once the request has moved on). A
+    /// forwarded request is never a preflight, so only the origin,
+    /// credentials, exposed headers and `Vary` are carried (clones share
+    /// their bytes).
     #[inline]
     pub fn forward_headers(&self) -> ForwardHeaders {
         debug_assert!(self.forwards(), "forward_headers of a local answer");
         ForwardHeaders {
-            allow_origin: self.grant.allow_origin.as_deref().cloned(),
-            expose: self.grant.expose.as_deref().cloned(),
+            allow_origin: self.grant.allow_origin.cloned(),
+            expose: self.grant.expose.cloned(),
             credentials: self.grant.credentials,
             vary: self.vary,
         }
@@ -521,32 +534,6 @@ impl Decision<'_> {
         let mut headers = HeaderMap::new();
         self.apply(&mut headers);
         headers
-    }
-
-    /// A decision that owns its header values, to keep beyond the policy's
-    /// borrow (e.g. across an `await` in a tower service).
-    pub fn into_owned(self) -> Decision<'static> {
-        fn own(v: Option<Cow<'_, HeaderValue>>) -> Option<Cow<'static, HeaderValue>> {
-            v.map(|v| Cow::Owned(v.into_owned()))
-        }
-        let g = self.grant;
-        Decision {
-            kind: self.kind,
-            reason: self.reason,
-            would_block: self.would_block,
-            strict: self.strict,
-            vary: self.vary,
-            pattern: self.pattern,
-            grant: Grant {
-                allow_origin: own(g.allow_origin),
-                credentials: g.credentials,
-                expose: own(g.expose),
-                allow_methods: g.allow_methods,
-                allow_headers: g.allow_headers,
-                max_age: own(g.max_age),
-                private_network: g.private_network,
-            },
-        }
     }
 }
 

@@ -74,19 +74,19 @@ impl AllowedMethods {
 
 /// Outcome of checking `Access-Control-Request-Method`.
 #[derive(Debug)]
-pub(crate) enum MethodVerdict {
+pub(crate) enum MethodVerdict<'r> {
     /// Safelisted: allowed, no `-Allow-Methods` header needed.
     Safelisted,
     /// Allowed: echo this value in `-Allow-Methods`.
-    Allowed(HeaderValue),
+    Allowed(&'r HeaderValue),
     /// Not allowed (or not a single valid token); the raw value for
     /// report-only echo, when there is one.
-    Denied(Option<HeaderValue>),
+    Denied(Option<&'r HeaderValue>),
 }
 
 /// Checks the preflight's requested method: exactly one line, one token,
 /// compared case-sensitively (`put` is not `PUT`).
-pub(crate) fn check(line: RequestLine<'_>, allowed: &AllowedMethods) -> MethodVerdict {
+pub(crate) fn check<'r>(line: RequestLine<'r>, allowed: &AllowedMethods) -> MethodVerdict<'r> {
     let (Some(v), false) = (line.first, line.more) else {
         return MethodVerdict::Denied(None);
     };
@@ -97,8 +97,8 @@ pub(crate) fn check(line: RequestLine<'_>, allowed: &AllowedMethods) -> MethodVe
     if is_safelisted(m) {
         MethodVerdict::Safelisted
     } else if allowed.allows(m) {
-        MethodVerdict::Allowed(v.clone())
+        MethodVerdict::Allowed(v)
     } else {
-        MethodVerdict::Denied(Some(v.clone()))
+        MethodVerdict::Denied(Some(v))
     }
 }

@@ -455,7 +455,9 @@ impl OriginSet {
     /// anything else (uppercase, `:443`) is not a browser and does not match.
     /// Takes the header's bytes: an exact hit needs no text check (only
     /// text is listed); a wildcard match needs it as text, whose labels it
-    /// then checks byte by byte.
+    /// then checks byte by byte. Inlined into its one caller, the
+    /// decision: a call would cost a fifth of an exact lookup.
+    #[inline]
     pub(crate) fn find(&self, origin: &[u8]) -> OriginMatch<'_> {
         if let Some(i) = self.any {
             // Any origin, but only as text (`HeaderValue::to_str`'s rule).

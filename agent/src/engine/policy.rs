@@ -4,25 +4,24 @@ use super::decision::{Decision, DecisionKind, Grant, Reason};
 use super::methods::{AllowedMethods, MethodVerdict};
 use super::origin::{OriginMatch, OriginSet};
 use super::request_headers::{AllowedHeaders, HeadersVerdict};
-use super::request_lines::{PreflightLines, RequestLine};
+use super::request_lines::{AllLines, PreflightLines, RequestLine};
 use super::vary::Vary;
 use super::{
     Mode, PolicyError, PolicySpec, RequestParts, expose_headers, max_age, methods, request_headers,
 };
 use http::header::{ACCESS_CONTROL_REQUEST_HEADERS, ORIGIN};
 use http::{HeaderMap, HeaderValue, Method};
-use std::borrow::Cow;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-const STAR: HeaderValue = HeaderValue::from_static("*");
+static STAR: HeaderValue = HeaderValue::from_static("*");
 
 /// In report-only mode, the `Origin` to echo "as if allowed" for an origin
 /// that is not on the list — except a literal `*`: no browser sends it, and
 /// echoed it would be an any-origin grant, with credentials a `*` the engine
 /// must never send. Such a request is refused as in enforce mode. Only
 /// called for an unlisted origin, so its cost is off the allowed path.
-fn report_echo<'p>(report_only: bool, sent: &HeaderValue) -> Option<Cow<'p, HeaderValue>> {
-    (report_only && sent.as_bytes().trim_ascii() != b"*").then(|| Cow::Owned(sent.clone()))
+fn report_echo(report_only: bool, sent: &HeaderValue) -> Option<&HeaderValue> {
+    (report_only && sent.as_bytes().trim_ascii() != b"*").then_some(sent)
 }
 
 /// A compiled, validated policy: cheap to evaluate, immutable.
@@ -125,9 +124,11 @@ impl Policy {
         }
     }
 
-    /// Decides one request. Never allocates for an exact-origin hit; echoes
-    /// share the request's bytes.
-    pub fn evaluate<'p>(&'p self, req: &RequestParts<'_>) -> Decision<'p> {
+    /// Decides one request. Never allocates (but for the rare joined
+    /// `Access-Control-Request-Headers` echo): the decision borrows the
+    /// policy's values and the request's echoed ones, so it lives no longer
+    /// than either.
+    pub fn evaluate<'a>(&'a self, req: &RequestParts<'a>) -> Decision<'a> {
         let report_only = self.spec.mode == Mode::ReportOnly;
         // An actual request reads `Origin` alone; an `OPTIONS` request may
         // be a preflight, whose four lines are read together.
@@ -135,7 +136,7 @@ impl Policy {
             let lines = PreflightLines::read(req.headers);
             (lines.origin, Some(lines))
         } else {
-            (RequestLine::look_up(req.headers, &ORIGIN), None)
+            (RequestLine::read(req.headers, &ORIGIN), None)
         };
         let Some(sent) = origin.first else {
             return self.decision(
@@ -153,9 +154,9 @@ impl Policy {
         };
         let pattern = matched.pattern();
         let allow_origin = match matched {
-            OriginMatch::Exact(v, _) => Some(Cow::Borrowed(v)),
-            OriginMatch::Wildcard(_) => Some(Cow::Owned(sent.clone())),
-            OriginMatch::Any(_) => Some(Cow::Owned(STAR)),
+            OriginMatch::Exact(v, _) => Some(v),
+            OriginMatch::Wildcard(_) => Some(sent),
+            OriginMatch::Any(_) => Some(&STAR),
             OriginMatch::None => None,
         };
         // `Origin` is known to be present: a preflight only needs OPTIONS and
@@ -172,12 +173,12 @@ impl Policy {
 
     /// An actual request. `sent` is the request's `Origin`, echoed only
     /// when report-only mode answers as if allowed.
-    fn actual<'p>(
-        &'p self,
-        allow_origin: Option<Cow<'p, HeaderValue>>,
-        sent: &HeaderValue,
+    fn actual<'a>(
+        &'a self,
+        allow_origin: Option<&'a HeaderValue>,
+        sent: &'a HeaderValue,
         report_only: bool,
-    ) -> Decision<'p> {
+    ) -> Decision<'a> {
         let vary = self.actual_vary();
         let (granted, reason) = match allow_origin {
             Some(v) => (v, None),
@@ -196,7 +197,7 @@ impl Policy {
         let grant = Grant {
             allow_origin: Some(granted),
             credentials: self.spec.allow_credentials,
-            expose: self.expose.as_ref().map(Cow::Borrowed),
+            expose: self.expose.as_ref(),
             ..Grant::default()
         };
         let vary = if reason.is_some() { Vary::Origin } else { vary };
@@ -205,14 +206,14 @@ impl Policy {
 
     /// A preflight: every check runs (report-only needs the full answer),
     /// and the first failure is the reason.
-    fn preflight<'p>(
-        &'p self,
-        headers: &HeaderMap,
-        lines: &PreflightLines<'_>,
-        allow_origin: Option<Cow<'p, HeaderValue>>,
-        sent: &HeaderValue,
+    fn preflight<'a>(
+        &'a self,
+        headers: &'a HeaderMap,
+        lines: &PreflightLines<'a>,
+        allow_origin: Option<&'a HeaderValue>,
+        sent: &'a HeaderValue,
         report_only: bool,
-    ) -> Decision<'p> {
+    ) -> Decision<'a> {
         let vary = match (self.origins.is_any(), self.spec.allow_private_network) {
             (true, false) => Vary::PreflightAnyOrigin,
             (_, true) => Vary::PreflightPna,
@@ -252,7 +253,10 @@ impl Policy {
         // The one line a browser sends, or (rare) every line, looked up.
         let verdict = if lines.headers.more {
             request_headers::check(
-                &headers.get_all(ACCESS_CONTROL_REQUEST_HEADERS),
+                AllLines {
+                    headers,
+                    name: &ACCESS_CONTROL_REQUEST_HEADERS,
+                },
                 &self.headers,
             )
         } else {
@@ -279,20 +283,20 @@ impl Policy {
             credentials: self.spec.allow_credentials,
             allow_methods,
             allow_headers,
-            max_age: self.max_age.as_ref().map(Cow::Borrowed),
+            max_age: self.max_age.as_ref(),
             private_network: pna_asked,
             expose: None,
         };
         self.decision(DecisionKind::PreflightAllowed, reason, grant, vary)
     }
 
-    fn decision<'p>(
-        &'p self,
+    fn decision<'a>(
+        &'a self,
         kind: DecisionKind,
         reason: Option<Reason>,
-        grant: Grant<'p>,
+        grant: Grant<'a>,
         vary: Vary,
-    ) -> Decision<'p> {
+    ) -> Decision<'a> {
         let report_only = self.spec.mode == Mode::ReportOnly;
         Decision {
             kind,

@@ -4,6 +4,7 @@
 use super::Problem;
 use super::token::{is_tchar, is_token};
 use http::HeaderValue;
+use std::borrow::Cow;
 
 /// Forbidden request headers (fetch spec): a page can never set them, so
 /// allowing them is a configuration mistake.
@@ -105,14 +106,15 @@ impl AllowedHeaders {
 
 /// Outcome of checking `Access-Control-Request-Headers`.
 #[derive(Debug)]
-pub(crate) enum HeadersVerdict {
+pub(crate) enum HeadersVerdict<'r> {
     /// No header names were requested.
     Nothing,
-    /// All allowed: echo this value in `-Allow-Headers`.
-    Allowed(HeaderValue),
+    /// All allowed: echo this value in `-Allow-Headers` (the request's one
+    /// line, or its lines joined).
+    Allowed(Cow<'r, HeaderValue>),
     /// Some name is not allowed, malformed, or the value is over the bounds;
     /// the echo value when the input was well formed (for report-only).
-    Denied(Option<HeaderValue>),
+    Denied(Option<Cow<'r, HeaderValue>>),
 }
 
 /// Checks every requested name. Tolerates any case, optional whitespace,
@@ -127,7 +129,7 @@ pub(crate) enum HeadersVerdict {
 /// `values` are the request's `Access-Control-Request-Headers` lines: the
 /// one line a browser sends (`Option<&HeaderValue>`), or all of them
 /// (`&GetAll`); read twice at most.
-pub(crate) fn check<'a, I>(values: I, allowed: &AllowedHeaders) -> HeadersVerdict
+pub(crate) fn check<'a, I>(values: I, allowed: &AllowedHeaders) -> HeadersVerdict<'a>
 where
     I: IntoIterator<Item = &'a HeaderValue> + Copy,
 {
@@ -192,9 +194,9 @@ where
     if names == 0 {
         return HeadersVerdict::Nothing;
     }
-    // The usual single line is echoed as is (a cheap clone).
+    // The usual single line is echoed as is (borrowed).
     let echo = match first {
-        Some(v) if lines == 1 => Some(v.clone()),
+        Some(v) if lines == 1 => Some(Cow::Borrowed(v)),
         _ => echo(values),
     };
     if denied {
@@ -206,11 +208,13 @@ where
 
 /// The value to echo: the single line as is (a cheap clone), or the lines
 /// joined (rare: browsers send one line).
-fn echo<'a>(values: impl IntoIterator<Item = &'a HeaderValue> + Copy) -> Option<HeaderValue> {
+fn echo<'a>(
+    values: impl IntoIterator<Item = &'a HeaderValue> + Copy,
+) -> Option<Cow<'a, HeaderValue>> {
     let mut it = values.into_iter();
     let first = it.next()?;
     if it.next().is_none() {
-        return Some(first.clone());
+        return Some(Cow::Borrowed(first));
     }
     let mut joined = Vec::with_capacity(MAX_BYTES);
     for v in values
@@ -222,7 +226,7 @@ fn echo<'a>(values: impl IntoIterator<Item = &'a HeaderValue> + Copy) -> Option<
         }
         joined.extend_from_slice(v.as_bytes().trim_ascii());
     }
-    HeaderValue::from_bytes(&joined).ok()
+    HeaderValue::from_bytes(&joined).ok().map(Cow::Owned)
 }
 
 #[cfg(test)]
@@ -232,7 +236,10 @@ mod tests {
     use http::header::{ACCESS_CONTROL_REQUEST_HEADERS, GetAll};
 
     /// The split / trim / token-check version this one pass replaced.
-    fn reference(values: GetAll<'_, HeaderValue>, allowed: &AllowedHeaders) -> HeadersVerdict {
+    fn reference<'a>(
+        values: GetAll<'a, HeaderValue>,
+        allowed: &AllowedHeaders,
+    ) -> HeadersVerdict<'a> {
         let (mut lines, mut bytes, mut names, mut empty) = (0, 0, 0, 0);
         let mut denied = false;
         for v in values.iter() {
@@ -260,7 +267,7 @@ mod tests {
         if names == 0 {
             return HeadersVerdict::Nothing;
         }
-        let echo = echo(&values);
+        let echo = echo(&values).map(|v| Cow::Owned(v.into_owned()));
         if denied {
             HeadersVerdict::Denied(echo)
         } else {

@@ -4,14 +4,14 @@
 //! A browser reads no response without the CORS decision on it: a 502 or
 //! 504 without `Access-Control-Allow-Origin` shows up as a CORS failure, so
 //! a page could not tell "service down" from "origin refused". So each
-//! failure is answered through [`crate::enforce::respond`], the constructor
-//! of every answer the agent makes itself (the policy's own, preflights and
-//! strict-mode blocks, too), which writes the same decision an upstream
-//! answer would get: the allowed-origin headers and `Vary`.
+//! failure is answered through [`crate::enforce::respond_forwarded`], the
+//! constructor of every answer the agent makes itself to a request it was
+//! forwarding, which writes the same decision an upstream answer would get:
+//! the allowed-origin headers and `Vary`.
 
 use super::ProxyBody;
 use super::forward::RewriteError;
-use crate::engine::Decision;
+use crate::engine::ForwardHeaders;
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
@@ -71,13 +71,14 @@ impl Failure {
     }
 
     /// The failure as a short `text/plain` answer (the message above) with
-    /// `decision`'s CORS headers; not cacheable, as it says nothing lasting
-    /// about the resource.
-    pub fn respond(&self, decision: &Decision<'_>) -> Response<ProxyBody> {
+    /// the request's CORS decision (`cors`, what
+    /// [`crate::engine::Decision::forward_headers`] kept); not cacheable,
+    /// as it says nothing lasting about the resource.
+    pub fn respond(&self, cors: ForwardHeaders) -> Response<ProxyBody> {
         let body = Full::new(self.body())
             .map_err(|never| match never {})
             .boxed();
-        let mut response = crate::enforce::respond(decision, self.status(), body);
+        let mut response = crate::enforce::respond_forwarded(cors, self.status(), body);
         self.describe(response.headers_mut());
         response
     }

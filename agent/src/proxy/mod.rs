@@ -132,6 +132,9 @@ impl Proxy {
         if let Some(response) = enforce::local_answer(&decision, empty) {
             return response;
         }
+        // The decision borrows the request, which moves on to the
+        // upstream: what the answer needs is kept (shared bytes).
+        let cors = decision.forward_headers();
         let (body, turn) = body::TimedBody::new(body, self.options.request_body_timeout);
         let host = forward::client_host(&parts);
         let upstream_req = match self.upstream.rewrite(Request::from_parts(parts, body)) {
@@ -149,7 +152,7 @@ impl Proxy {
             }
             Err(e) => {
                 tracing::debug!(error = %e, "request not forwarded");
-                return Failure::from(e).respond(&decision);
+                return Failure::from(e).respond(cors);
             }
         };
         let exchange = upstreams.send(upstream_req);
@@ -158,13 +161,13 @@ impl Proxy {
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                     let Some(client_upgrade) = client_upgrade else {
                         tracing::warn!(upstream = %self.upstream, "upstream switched protocols unasked");
-                        return Failure::UnaskedUpgrade.respond(&decision);
+                        return Failure::UnaskedUpgrade.respond(cors);
                     };
                     upgrade::splice(client_upgrade, hyper::upgrade::on(&mut response));
                     // The 101 keeps its Connection/Upgrade headers: they
                     // are what the client asked for.
                     let (mut parts, _) = response.into_parts();
-                    decision.apply(&mut parts.headers);
+                    cors.apply(&mut parts.headers);
                     return Response::from_parts(parts, empty());
                 }
                 let (mut parts, body) = response.into_parts();
@@ -176,14 +179,14 @@ impl Proxy {
                     parts.headers.remove(http::header::CONTENT_LENGTH);
                 }
                 forward::strip_hop_by_hop(&mut parts.headers);
-                decision.apply(&mut parts.headers);
+                cors.apply(&mut parts.headers);
                 Response::from_parts(parts, body.boxed())
             }
             Some(Err(e)) => {
                 let failure = upstream::classify(&e);
                 if !failure.is_upstream() {
                     tracing::debug!(error = %error_chain(&e), "request body failed");
-                    return failure.respond(&decision);
+                    return failure.respond(cors);
                 }
                 tracing::warn!(
                     error = %error_chain(&e),
@@ -192,7 +195,7 @@ impl Proxy {
                     "upstream request failed{}",
                     upstream::tls_hint(&e).map(|h| format!(": {h}")).unwrap_or_default()
                 );
-                failure.respond(&decision)
+                failure.respond(cors)
             }
             None => {
                 tracing::warn!(
@@ -200,7 +203,7 @@ impl Proxy {
                     timeout = ?self.options.upstream_timeout,
                     "the upstream did not answer (or take the request body) within --upstream-timeout"
                 );
-                Failure::UpstreamTimeout.respond(&decision)
+                Failure::UpstreamTimeout.respond(cors)
             }
         }
     }
