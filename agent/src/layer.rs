@@ -90,21 +90,23 @@ where
     }
 
     fn call(&mut self, req: Request<ReqBody>) -> Self::Future {
-        let parts = RequestParts {
-            method: req.method(),
-            headers: req.headers(),
-        };
-        let decision = enforce::decide(self.policy.current(), &parts, self.reporter.as_ref());
-        // A local answer is built while the policy is borrowed: its header
-        // values are cloned once, straight into the response.
-        if let Some(res) = enforce::local_answer(&decision, ResBody::default) {
-            return ResponseFuture {
-                state: State::Local { res: Some(res) },
+        // The decision borrows the request, so it ends before the request
+        // moves on: what the response needs is taken along (shared bytes,
+        // no copies), or a local answer is built while the policy is
+        // borrowed (its header values cloned once, straight into it).
+        let headers = {
+            let parts = RequestParts {
+                method: req.method(),
+                headers: req.headers(),
             };
-        }
-        // The response future outlives the borrow, so it takes the headers
-        // the response needs along (shared bytes, no copies).
-        let headers = decision.forward_headers();
+            let decision = enforce::decide(self.policy.current(), &parts, self.reporter.as_ref());
+            if let Some(res) = enforce::local_answer(&decision, ResBody::default) {
+                return ResponseFuture {
+                    state: State::Local { res: Some(res) },
+                };
+            }
+            decision.forward_headers()
+        };
         ResponseFuture {
             state: State::Inner {
                 future: self.inner.call(req),

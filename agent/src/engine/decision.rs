@@ -122,16 +122,22 @@ pub struct ForwardHeaders {
 impl ForwardHeaders {
     /// Writes them into the upstream's response exactly as
     /// [`Decision::apply`] would, moving its values in (no clones).
+    /// Inlined: a refused request's answer into a response without headers
+    /// is the prebuilt `Vary` line alone (see `Lines::write`), a clone
+    /// without building the lines; the rest is [`Self::write`].
+    #[inline]
     pub fn apply(self, headers: &mut HeaderMap) {
-        // A refused request's answer into a response without headers is
-        // the prebuilt `Vary` line alone (see `Lines::write`), without
-        // building the lines.
         if self.allow_origin.is_none() && headers.capacity() == 0 {
             if let Some(template) = template(self.vary.index()) {
                 *headers = template.clone();
             }
             return;
         }
+        self.write(headers);
+    }
+
+    /// [`Self::apply`] for a granted request or a response with headers.
+    fn write(self, headers: &mut HeaderMap) {
         Lines {
             allow_origin: self.allow_origin.map(Cow::Owned),
             credentials: self.credentials,

@@ -329,7 +329,22 @@ pub(crate) enum OriginMatch<'p> {
     None,
 }
 
-impl OriginMatch<'_> {
+/// The `Access-Control-Allow-Origin` an any-origin policy answers.
+static STAR: HeaderValue = HeaderValue::from_static("*");
+
+impl<'p> OriginMatch<'p> {
+    /// The `Access-Control-Allow-Origin` value this match grants to a
+    /// request that sent `sent`: the listed value, the sent origin for a
+    /// wildcard, `*` for any origin; `None` when nothing matched.
+    pub(crate) fn granted(&self, sent: &'p HeaderValue) -> Option<&'p HeaderValue> {
+        match *self {
+            OriginMatch::Exact(v, _) => Some(v),
+            OriginMatch::Wildcard(_) => Some(sent),
+            OriginMatch::Any(_) => Some(&STAR),
+            OriginMatch::None => None,
+        }
+    }
+
     /// The index of the pattern that matched, if any.
     pub(crate) fn pattern(&self) -> Option<u32> {
         match self {
@@ -457,7 +472,7 @@ impl OriginSet {
     /// text is listed); a wildcard match needs it as text, whose labels it
     /// then checks byte by byte. Inlined into its one caller, the
     /// decision: a call would cost a fifth of an exact lookup.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn find(&self, origin: &[u8]) -> OriginMatch<'_> {
         if let Some(i) = self.any {
             // Any origin, but only as text (`HeaderValue::to_str`'s rule).
