@@ -26,7 +26,8 @@ use http::{Response, StatusCode};
 /// granted it ([`crate::engine::Policy::count_use`], drained into the same
 /// telemetry batches); logs a refusal at debug level. Borrows the policy's
 /// header values and the request's echoed ones; allocates nothing of its
-/// own. Inlined, so the decision is built where it is used.
+/// own. Inlined, so the decision is built where it is used; counting and
+/// logging are not (see [`note`]).
 #[inline]
 pub fn decide<'a>(
     active: Option<&'a ActivePolicy>,
@@ -37,11 +38,30 @@ pub fn decide<'a>(
         Some(active) => active.policy.evaluate(request),
         None => Decision::no_policy(request),
     };
+    // Without a reporter a decision is only logged, when it is a refusal
+    // and debug logging is on anywhere: one load and a compare decide that.
+    if reporter.is_some()
+        || (decision.reason().is_some()
+            && tracing::level_filters::LevelFilter::current() >= tracing::Level::DEBUG)
+    {
+        note(active, request, reporter, &decision);
+    }
+    decision
+}
+
+/// [`decide`]'s counting and logging, out of the request path's line.
+#[inline(never)]
+fn note(
+    active: Option<&ActivePolicy>,
+    request: &RequestParts<'_>,
+    reporter: Option<&Reporter>,
+    decision: &Decision<'_>,
+) {
     if let Some(reporter) = reporter {
         if let Some(active) = active {
-            active.policy.count_use(&decision);
+            active.policy.count_use(decision);
         }
-        reporter.observe(request, &decision);
+        reporter.observe(request, decision);
     }
     if let Some(reason) = decision.reason() {
         tracing::debug!(
@@ -52,7 +72,6 @@ pub fn decide<'a>(
             "CORS request not granted"
         );
     }
-    decision
 }
 
 /// The agent's own answer to a request it must not forward (preflights,

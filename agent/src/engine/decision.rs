@@ -381,7 +381,9 @@ static TEMPLATES: [OnceLock<Option<HeaderMap>>; SHAPES] = [const { OnceLock::new
 const DEFAULT_ROOM: usize = 6;
 
 /// The prebuilt map of `shape`: its names in [`Lines::insert`]'s order,
-/// fixed values (`true`, `Vary`) set, the others placeholders.
+/// fixed values (`true`, `Vary`) set, the others placeholders. Inlined:
+/// after the first use it is a load and a compare.
+#[inline]
 fn template(shape: usize) -> Option<&'static HeaderMap> {
     TEMPLATES
         .get(shape)?
