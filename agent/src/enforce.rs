@@ -11,8 +11,9 @@
 //!   504) included: each carries the same CORS decision as an upstream
 //!   answer would.
 //!
-//! An upstream's response gets the decision through the engine's own
-//! [`Decision::apply`].
+//! An upstream's response gets the decision through
+//! [`crate::engine::ForwardHeaders::apply`] (what the decision kept once
+//! the request moved on), which writes what [`Decision::apply`] would.
 
 use crate::engine::{Decision, ForwardHeaders, RequestParts};
 use crate::handle::ActivePolicy;
@@ -26,8 +27,7 @@ use http::{Response, StatusCode};
 /// granted it ([`crate::engine::Policy::count_use`], drained into the same
 /// telemetry batches); logs a refusal at debug level. Borrows the policy's
 /// header values and the request's echoed ones; allocates nothing of its
-/// own. Inlined, so the decision is built where it is used; counting and
-/// logging are not (see [`note`]).
+/// own. Inlined, so the decision is built where it is used.
 #[inline]
 pub fn decide<'a>(
     active: Option<&'a ActivePolicy>,
@@ -38,30 +38,11 @@ pub fn decide<'a>(
         Some(active) => active.policy.evaluate(request),
         None => Decision::no_policy(request),
     };
-    // Without a reporter a decision is only logged, when it is a refusal
-    // and debug logging is on anywhere: one load and a compare decide that.
-    if reporter.is_some()
-        || (decision.reason().is_some()
-            && tracing::level_filters::LevelFilter::current() >= tracing::Level::DEBUG)
-    {
-        note(active, request, reporter, &decision);
-    }
-    decision
-}
-
-/// [`decide`]'s counting and logging, out of the request path's line.
-#[inline(never)]
-fn note(
-    active: Option<&ActivePolicy>,
-    request: &RequestParts<'_>,
-    reporter: Option<&Reporter>,
-    decision: &Decision<'_>,
-) {
     if let Some(reporter) = reporter {
         if let Some(active) = active {
-            active.policy.count_use(decision);
+            active.policy.count_use(&decision);
         }
-        reporter.observe(request, decision);
+        reporter.observe(request, &decision);
     }
     if let Some(reason) = decision.reason() {
         tracing::debug!(
@@ -72,6 +53,7 @@ fn note(
             "CORS request not granted"
         );
     }
+    decision
 }
 
 /// The agent's own answer to a request it must not forward (preflights,

@@ -128,7 +128,7 @@ pub(crate) enum HeadersVerdict<'r> {
 ///
 /// `values` are the request's `Access-Control-Request-Headers` lines: the
 /// one line a browser sends (`Option<&HeaderValue>`), or all of them
-/// (`&GetAll`); read twice at most.
+/// (`AllLines`); read twice at most.
 pub(crate) fn check<'a, I>(values: I, allowed: &AllowedHeaders) -> HeadersVerdict<'a>
 where
     I: IntoIterator<Item = &'a HeaderValue> + Copy,
@@ -206,7 +206,7 @@ where
     }
 }
 
-/// The value to echo: the single line as is (a cheap clone), or the lines
+/// The value to echo: the single line as is (borrowed), or the lines
 /// joined (rare: browsers send one line).
 fn echo<'a>(
     values: impl IntoIterator<Item = &'a HeaderValue> + Copy,
