@@ -3,52 +3,15 @@
 //! is hit, and another test refusing a request on another thread (with no
 //! subscriber there) could make this one's subscriber miss the line.
 
+mod proxy_support;
+
 use corsair_agent::CorsairLayer;
-use corsair_agent::engine::{Policy, PolicySpec};
-use corsair_agent::handle::{ActivePolicy, PolicyHandle};
+use corsair_agent::engine::PolicySpec;
 use futures_util::FutureExt;
 use http::{HeaderValue, Request, Response};
+use proxy_support::{Log, handle_with};
 use std::convert::Infallible;
-use std::sync::Arc;
 use tower::{Layer, Service};
-
-fn active(origins: &[&str]) -> Option<Arc<ActivePolicy>> {
-    let spec = PolicySpec {
-        origins: origins.iter().map(|s| s.to_string()).collect(),
-        ..PolicySpec::default()
-    };
-    let policy = Policy::compile(&spec).expect("policy compiles");
-    Some(Arc::new(ActivePolicy {
-        service: "svc".into(),
-        revision: 1,
-        policy,
-    }))
-}
-
-/// Collects what a `tracing` subscriber writes.
-#[derive(Clone, Default)]
-struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
-
-impl std::io::Write for Log {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        if let Ok(mut log) = self.0.lock() {
-            log.extend_from_slice(buf);
-        }
-        Ok(buf.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
-impl Log {
-    fn text(&self) -> String {
-        self.0
-            .lock()
-            .map(|l| String::from_utf8_lossy(&l).into_owned())
-            .unwrap_or_default()
-    }
-}
 
 /// Sends one request from an unlisted origin through the layer with a
 /// thread-local subscriber at `level`; returns what it logged.
@@ -61,8 +24,11 @@ fn log_of_a_refusal(level: tracing::Level) -> String {
         .with_ansi(false)
         .finish();
     let _guard = tracing::subscriber::set_default(subscriber);
-    let handle = PolicyHandle::new();
-    handle.store(active(&["https://app.example.com"]));
+    let spec = PolicySpec {
+        origins: vec!["https://app.example.com".into()],
+        ..PolicySpec::default()
+    };
+    let handle = handle_with(&spec).expect("policy compiles");
     let upstream = tower::service_fn(|_req: Request<()>| {
         std::future::ready(Ok::<_, Infallible>(Response::new(String::new())))
     });
@@ -93,7 +59,7 @@ fn a_refusal_is_logged_at_debug_level_only() {
         .find(|l| l.contains("CORS request not granted"))
         .unwrap_or_else(|| panic!("no refusal logged at debug level:\n{debug}"));
     assert!(line.contains("DEBUG"), "{line}");
-    assert!(line.contains("service=\"svc\""), "{line}");
+    assert!(line.contains("service=\"api\""), "{line}");
     assert!(line.contains("reason=\"origin_not_allowed\""), "{line}");
     let info = log_of_a_refusal(tracing::Level::INFO);
     assert!(

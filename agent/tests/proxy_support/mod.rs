@@ -1,6 +1,7 @@
 //! Shared pieces of the proxy tests: real upstream sockets that misbehave
 //! in the ways a gateway must survive, a raw HTTP/1.1 client that shows the
-//! exact response head, and (re-exported) the workspace's `eventually`.
+//! exact response head, a captured log, and (re-exported) the workspace's
+//! `eventually`.
 
 #![allow(dead_code)] // each test binary uses its own subset
 
@@ -22,6 +23,33 @@ pub type AnyError = Box<dyn std::error::Error + Send + Sync>;
 /// The longest any single read or exchange may take before the test fails
 /// (generous: the machine is shared; nothing waits this long when things work).
 pub const STEP: Duration = Duration::from_secs(20);
+
+/// Everything a `tracing` subscriber writes, for the tests that read a
+/// log: pass a clone to `with_writer(move || log.clone())`.
+#[derive(Clone, Default)]
+pub struct Log(Arc<std::sync::Mutex<Vec<u8>>>);
+
+impl std::io::Write for Log {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if let Ok(mut log) = self.0.lock() {
+            log.extend_from_slice(buf);
+        }
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Log {
+    /// What was written so far, as text.
+    pub fn text(&self) -> String {
+        self.0
+            .lock()
+            .map(|l| String::from_utf8_lossy(&l).into_owned())
+            .unwrap_or_default()
+    }
+}
 
 /// A handle holding `spec`, compiled.
 pub fn handle_with(spec: &PolicySpec) -> Result<PolicyHandle, AnyError> {
