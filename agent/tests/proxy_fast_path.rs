@@ -149,6 +149,16 @@ fn answer(head: &str) -> (Vec<u8>, bool) {
                 .to_vec(),
             false,
         ),
+        "/te-gzip" => (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n\
+              5\r\nhello\r\n0\r\n\r\n"
+                .to_vec(),
+            false,
+        ),
+        "/te-gzip-close" => (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nnot really gzip".to_vec(),
+            true,
+        ),
         "/hangs-up" => (Vec::new(), true),
         _ => with_length("200 OK", "X-Up: 1\r\n", &echoed),
     }
@@ -315,6 +325,8 @@ async fn fast_and_general_paths_answer_alike() -> Result<(), AnyError> {
         "/cl-empty",
         "/cl-comma",
         "/cl-te",
+        "/te-gzip",
+        "/te-gzip-close",
     ];
     let mut compared = 0;
     let mut fast_taken = 0;
@@ -695,6 +707,62 @@ async fn chunked_answers_are_reframed() -> Result<(), AnyError> {
     assert!(head.contains("\r\ntransfer-encoding: chunked"), "{head}");
     assert!(!head.to_ascii_lowercase().contains("identity"), "{head}");
     assert_eq!(body, "5\r\nhello\r\n0\r\n\r\n");
+    Ok(())
+}
+
+/// A transfer coding other than `chunked` cannot be passed on (the body is
+/// re-framed, so `gzip` would be dropped and the other side would read
+/// coded bytes as plain ones): an upstream answer using one gets a 502, a
+/// request using one a 501, each with the CORS decision, on both paths;
+/// such a request never reaches the upstream.
+#[tokio::test]
+async fn transfer_codings_other_than_chunked_are_refused() -> Result<(), AnyError> {
+    let upstream = Upstream::start().await?;
+    for fast in [true, false] {
+        let proxy = start_proxy(&upstream.url, fast).await?;
+        let which = if fast { "fast path" } else { "hyper's path" };
+        for path in ["/te-gzip", "/te-gzip-close"] {
+            let seen = send(proxy, request(&Method::GET, path, Some(APP), &[])).await?;
+            assert_eq!(seen.status, 502, "{which} {path}: {seen:?}");
+            let header = |name: &str| {
+                seen.headers
+                    .iter()
+                    .find(|(n, _)| n == name)
+                    .map(|(_, v)| v.as_str())
+            };
+            assert_eq!(
+                header("access-control-allow-origin"),
+                Some(APP),
+                "{which} {path}"
+            );
+            assert_eq!(header("vary"), Some("Origin"), "{which} {path}");
+            let body = String::from_utf8_lossy(&seen.body);
+            assert!(body.contains("Transfer-Encoding"), "{which} {path}: {body}");
+            assert!(!body.contains("hello"), "{which} {path}: {body}");
+        }
+        let before = upstream.accepted();
+        let mut client = TcpStream::connect(proxy).await?;
+        let head = raw(
+            &mut client,
+            &format!(
+                "POST /upload HTTP/1.1\r\nHost: a\r\nOrigin: {APP}\r\n\
+                 Transfer-Encoding: gzip, chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+            ),
+        )
+        .await?;
+        assert_eq!(head.status, 501, "{which}: {head:?}");
+        assert_eq!(
+            head.get("access-control-allow-origin"),
+            Some(APP),
+            "{which}"
+        );
+        assert!(head.body.contains("Transfer-Encoding"), "{which}: {head:?}");
+        assert_eq!(
+            upstream.accepted(),
+            before,
+            "{which}: the upstream was called"
+        );
+    }
     Ok(())
 }
 

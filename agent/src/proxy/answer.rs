@@ -1,5 +1,5 @@
 //! The proxy's failures as answers: why a request that was to be forwarded
-//! got an answer from the agent instead (400, 408, 502, 504).
+//! got an answer from the agent instead (400, 408, 501, 502, 504).
 //!
 //! A browser reads no response without the CORS decision on it: a 502 or
 //! 504 without `Access-Control-Allow-Origin` shows up as a CORS failure, so
@@ -46,6 +46,19 @@ pub enum Failure {
     /// dropped.
     #[error("corsair-agent: the request body ended early")]
     RequestBodyIncomplete,
+    /// The request's `Transfer-Encoding` names a coding other than
+    /// `chunked` (e.g. `gzip, chunked`): the agent re-frames the body for
+    /// the upstream and would drop the coding, so it refuses (RFC 9112
+    /// §6.1's 501) rather than forward altered bytes.
+    #[error(
+        "corsair-agent: the request's Transfer-Encoding is not supported; send chunked or a Content-Length"
+    )]
+    RequestTransferCoding,
+    /// The upstream's answer named a transfer coding other than `chunked`
+    /// (the agent never asks for one: `TE` does not cross it), which the
+    /// agent could not pass on without handing the client coded bytes.
+    #[error("corsair-agent: the upstream answered with an unsupported Transfer-Encoding")]
+    UpstreamTransferCoding,
 }
 
 impl Failure {
@@ -53,7 +66,10 @@ impl Failure {
     pub fn status(&self) -> StatusCode {
         match self {
             Failure::Unforwardable(_) | Failure::RequestBodyIncomplete => StatusCode::BAD_REQUEST,
-            Failure::Unreachable | Failure::UnaskedUpgrade => StatusCode::BAD_GATEWAY,
+            Failure::Unreachable | Failure::UnaskedUpgrade | Failure::UpstreamTransferCoding => {
+                StatusCode::BAD_GATEWAY
+            }
+            Failure::RequestTransferCoding => StatusCode::NOT_IMPLEMENTED,
             Failure::ConnectTimeout | Failure::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
             Failure::RequestBodyTimeout => StatusCode::REQUEST_TIMEOUT,
         }
@@ -67,6 +83,7 @@ impl Failure {
             Failure::Unforwardable(_)
                 | Failure::RequestBodyTimeout
                 | Failure::RequestBodyIncomplete
+                | Failure::RequestTransferCoding
         )
     }
 

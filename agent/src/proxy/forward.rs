@@ -275,6 +275,34 @@ fn client_value(client: IpAddr) -> HeaderValue {
     })
 }
 
+/// The first transfer coding in `values` (the lines of a
+/// `Transfer-Encoding` header) that this proxy cannot pass on, if any.
+///
+/// `chunked` is this hop's framing: the body is re-framed on the next hop.
+/// `identity` (RFC 2616's "no coding") changes nothing. Any other coding
+/// (`gzip`, `deflate`, `compress`, an unknown token) is applied to the
+/// bytes themselves and is hop-by-hop as well, so re-framing would hand
+/// the next hop coded bytes under no coding at all: the answer is an
+/// error instead (RFC 9112 §6.1's 501 for a request, as nginx answers; a
+/// 502 for an upstream's answer, which Debian's nginx 1.22 passes on as
+/// plain `chunked`, losing the coding). Names compare case-insensitively;
+/// a coding's parameters (`;q=...`) are ignored.
+pub fn unsupported_transfer_coding<'a>(
+    values: impl IntoIterator<Item = &'a [u8]>,
+) -> Option<&'a [u8]> {
+    values
+        .into_iter()
+        .flat_map(|v| v.split(|&b| b == b','))
+        .map(|coding| {
+            let name = coding.split(|&b| b == b';').next().unwrap_or(coding);
+            name.trim_ascii()
+        })
+        .filter(|name| !name.is_empty())
+        .find(|name| {
+            !name.eq_ignore_ascii_case(b"chunked") && !name.eq_ignore_ascii_case(b"identity")
+        })
+}
+
 /// Removes connection-specific headers, including those the `Connection`
 /// header names.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
@@ -358,6 +386,23 @@ fn hop_by_hop_index(name: &HeaderName) -> Option<usize> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn transfer_codings_other_than_chunked_are_found() {
+        let find = |lines: &[&'static str]| {
+            super::unsupported_transfer_coding(lines.iter().map(|l| l.as_bytes()))
+                .map(|c| String::from_utf8_lossy(c).into_owned())
+        };
+        assert_eq!(find(&["chunked"]), None);
+        assert_eq!(find(&["identity, CHUNKED"]), None);
+        assert_eq!(find(&["Chunked ;ext=1", " , chunked"]), None);
+        assert_eq!(find(&["gzip, chunked"]).as_deref(), Some("gzip"));
+        assert_eq!(
+            find(&["chunked", "x-zip ; level=9"]).as_deref(),
+            Some("x-zip")
+        );
+        assert_eq!(find(&["chunked, deflate"]).as_deref(), Some("deflate"));
+    }
+
     use super::*;
 
     #[test]

@@ -135,6 +135,19 @@ impl Proxy {
         // The decision borrows the request, which moves on to the
         // upstream: what the answer needs is kept (shared bytes).
         let cors = decision.forward_headers();
+        if let Some(coding) = forward::unsupported_transfer_coding(
+            parts
+                .headers
+                .get_all(http::header::TRANSFER_ENCODING)
+                .iter()
+                .map(http::HeaderValue::as_bytes),
+        ) {
+            tracing::debug!(
+                coding = %String::from_utf8_lossy(coding),
+                "request not forwarded: unsupported transfer coding"
+            );
+            return Failure::RequestTransferCoding.respond(cors);
+        }
         let (body, turn) = body::TimedBody::new(body, self.options.request_body_timeout);
         let host = forward::client_host(&parts);
         let upstream_req = match self.upstream.rewrite(Request::from_parts(parts, body)) {
@@ -169,6 +182,20 @@ impl Proxy {
                     let (mut parts, _) = response.into_parts();
                     cors.apply(&mut parts.headers);
                     return Response::from_parts(parts, empty());
+                }
+                if let Some(coding) = forward::unsupported_transfer_coding(
+                    response
+                        .headers()
+                        .get_all(http::header::TRANSFER_ENCODING)
+                        .iter()
+                        .map(http::HeaderValue::as_bytes),
+                ) {
+                    tracing::warn!(
+                        upstream = %self.upstream,
+                        coding = %String::from_utf8_lossy(coding),
+                        "upstream answered with an unsupported transfer coding"
+                    );
+                    return Failure::UpstreamTransferCoding.respond(cors);
                 }
                 let (mut parts, body) = response.into_parts();
                 // Transfer-Encoding wins over Content-Length (RFC 9112

@@ -115,6 +115,9 @@ pub enum Behaviour {
     Silent,
     /// Reads the request head and answers `101 Switching Protocols`.
     SwitchesProtocols,
+    /// Reads the request head and answers `200` with
+    /// `Transfer-Encoding: gzip, chunked` (a coding the proxy cannot pass on).
+    GzipCoded,
     /// Reads everything it is sent and notes when the proxy closes the
     /// connection (see [`TestUpstream::closed`]).
     ReadsUntilClosed,
@@ -142,17 +145,24 @@ impl TestUpstream {
                 a.fetch_add(1, Ordering::SeqCst);
                 match behaviour {
                     Behaviour::Silent => held.push(stream),
-                    Behaviour::Ok | Behaviour::SwitchesProtocols => {
+                    Behaviour::Ok | Behaviour::SwitchesProtocols | Behaviour::GzipCoded => {
                         tokio::spawn(async move {
                             if read_head(&mut stream).await.is_err() {
                                 return;
                             }
-                            let answer: &[u8] = if matches!(behaviour, Behaviour::Ok) {
-                                b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\
-                                  access-control-allow-origin: *\r\n\r\nok\n"
-                            } else {
-                                b"HTTP/1.1 101 Switching Protocols\r\n\
-                                  connection: upgrade\r\nupgrade: surprise\r\n\r\n"
+                            let answer: &[u8] = match behaviour {
+                                Behaviour::Ok => {
+                                    b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\
+                                      access-control-allow-origin: *\r\n\r\nok\n"
+                                }
+                                Behaviour::GzipCoded => {
+                                    b"HTTP/1.1 200 OK\r\ntransfer-encoding: gzip, chunked\r\n\
+                                      \r\n3\r\nok\n\r\n0\r\n\r\n"
+                                }
+                                _ => {
+                                    b"HTTP/1.1 101 Switching Protocols\r\n\
+                                      connection: upgrade\r\nupgrade: surprise\r\n\r\n"
+                                }
                             };
                             let _ = stream.write_all(answer).await;
                             // Hold the connection until the proxy drops it.

@@ -7,6 +7,7 @@ use super::chunked::{Chunked, ChunkedError};
 use super::write;
 use crate::engine::ForwardHeaders;
 use crate::proxy::answer::Failure;
+use crate::proxy::forward::unsupported_transfer_coding;
 use bytes::{Buf, BytesMut};
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use std::io;
@@ -341,6 +342,14 @@ fn write_head(
         match *class {
             Line::TransferEncoding => {
                 transfer_encoding = true;
+                // Only `chunked` is re-framed; a coding of the bytes
+                // themselves (`gzip, chunked`) would be lost on the way.
+                if unsupported_transfer_coding([h.value]).is_some() {
+                    return Err(Broken::Answer(
+                        Failure::UpstreamTransferCoding,
+                        "the upstream answered with an unsupported transfer coding",
+                    ));
+                }
                 // The final coding decides (the last line's last token).
                 chunked = tokens(h.value)
                     .last()
