@@ -563,6 +563,71 @@ async fn bad_input_holds_nothing_and_confirm_judges_the_settings_again() -> Resu
     Ok(())
 }
 
+/// A service cannot be born in report-only mode (every origin granted by
+/// one admin): creation refuses it with a 422 naming `mode`, writes
+/// nothing, and the same service created in enforce mode reaches
+/// report-only only through a held change.
+#[tokio::test]
+async fn a_new_service_cannot_start_in_report_only_mode() -> Result<()> {
+    let server = Server::start(false).await?;
+    let create = |body: Value| {
+        as_role(
+            &server,
+            Role::Admin,
+            reqwest::Method::POST,
+            "/services",
+            Some(body),
+        )
+    };
+    let (status, body) = create(json!({"name": "open-api", "mode": "report_only"})).await?;
+    assert_eq!(status, 422, "{body}");
+    assert_eq!(body["error"]["details"][0]["field"], "mode", "{body}");
+    let message = body["error"]["message"].as_str().unwrap_or_default();
+    assert!(message.contains("second approver"), "{message}");
+    assert!(
+        server.db.store.get_service("open-api").await.is_err(),
+        "the refused service was written"
+    );
+    assert!(
+        !audit_actions_for(&server, "open-api")
+            .await?
+            .iter()
+            .any(|a| a == "service.create"),
+        "the refused creation was audited as done"
+    );
+
+    // Credentials at creation are fine: they grant nothing before an
+    // origin is approved (four eyes).
+    let (status, body) = create(json!({"name": "open-api", "allow_credentials": true})).await?;
+    assert_eq!(status, 201, "{body}");
+    assert_eq!(body["mode"], "enforce", "{body}");
+    let (status, held) = as_role(
+        &server,
+        Role::Admin,
+        reqwest::Method::PATCH,
+        "/services/open-api",
+        Some(json!({"mode": "report_only"})),
+    )
+    .await?;
+    assert_eq!(status, 202, "{held}");
+    assert_eq!(held["widens"], json!(["mode"]), "{held}");
+    let service = server.db.store.get_service("open-api").await?;
+    assert_eq!(service.settings.mode, Mode::Enforce);
+    Ok(())
+}
+
+/// The audit actions about `service`.
+async fn audit_actions_for(server: &Server, service: &str) -> Result<Vec<String>> {
+    Ok(server
+        .db
+        .store
+        .list_audit(Some(service), 1000)
+        .await?
+        .into_iter()
+        .map(|e| e.action)
+        .collect())
+}
+
 #[tokio::test]
 async fn single_operator_confirms_their_own_change() -> Result<()> {
     let server = Server::start(true).await?;

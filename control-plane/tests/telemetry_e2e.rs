@@ -345,7 +345,20 @@ async fn queue_overflow_is_reported_as_dropped_events() -> Result<()> {
 async fn report_only_requests_pass_and_are_logged_as_would_block() -> Result<()> {
     let cp = ControlPlane::start().await?;
     let upstream = Upstream::start().await?;
-    let (admin, token) = setup(&cp, json!({"name": "checkout", "mode": "report_only"})).await?;
+    let (admin, token) = setup(&cp, json!({"name": "checkout"})).await?;
+    // Report-only grants every origin, so it waits for a second person.
+    let (status, held) = admin
+        .patch("/services/checkout", json!({"mode": "report_only"}))
+        .await?;
+    assert_eq!(status, 202, "{held}");
+    let id = held["id"].as_i64().context("no id in the held change")?;
+    let second = cp.login_as("second@example.com", Role::Approver).await?;
+    second
+        .post(
+            &format!("/services/checkout/settings-changes/{id}/confirm"),
+            json!({}),
+        )
+        .await?;
     let cache = tempfile::tempdir()?;
     let agent = Agent::start(
         &cp,

@@ -63,7 +63,9 @@ pub struct ServiceBody {
     pub max_age_secs: Option<i64>,
     /// Answer Private Network Access preflights.
     pub allow_private_network: Option<bool>,
-    /// `enforce` or `report_only`.
+    /// `enforce` or `report_only` (not at creation: a new service starts in
+    /// `enforce`, and `report_only`, which grants every origin, waits for a
+    /// second approver as a settings change).
     pub mode: Option<Mode>,
     /// Refuse disallowed actual requests before the upstream.
     pub strict: Option<bool>,
@@ -173,7 +175,7 @@ async fn show(
     responses(
         (status = 201, description = "The new service (no origins yet)", body = ServiceDetail),
         (status = 409, description = "The name is taken"),
-        (status = 422, description = "Invalid name or settings; `details` lists every problem the engine found (e.g. a forbidden method)"),
+        (status = 422, description = "Invalid name or settings; `details` lists every problem the engine found (e.g. a forbidden method). `mode: report_only` is refused here: it grants every origin, so a new service starts in enforce mode and report-only comes through a settings change (`PATCH /services/{name}`) that a second approver confirms"),
     ),
 )]
 async fn create(

@@ -7,15 +7,25 @@
 
 use super::settings_changes::{PendingChange, widenings};
 use super::{Error, validate};
+use crate::domain::Detail;
 use crate::state::AppState;
 use crate::store::services::Service;
 use crate::store::settings_changes::{Edit, Edited};
-use corsair_agent::engine::PolicySettings;
+use corsair_agent::engine::{Mode, PolicySettings};
 
 /// Creates service `name` (a DNS-label-like slug) as `actor`.
 ///
+/// A new service starts in `enforce` mode: `report_only` grants every
+/// origin at once, so it only ever comes through a settings change that a
+/// second person confirms ([`super::settings_changes`]); creating with it
+/// would let one admin grant every origin alone (or delete a service and
+/// recreate it so). The other widening settings (credentials, private
+/// network, plain-http origins, strict off) may be set at creation: they
+/// grant nothing until an origin is approved, which takes four eyes.
+///
 /// Errors: [`Error::Unprocessable`] (a bad name or description, settings
-/// the engine refuses), [`Error::Conflict`] (the name is taken).
+/// the engine refuses, `mode: report_only`), [`Error::Conflict`] (the name
+/// is taken).
 pub async fn create(
     state: &AppState,
     name: &str,
@@ -26,6 +36,20 @@ pub async fn create(
     validate::service_name(name)?;
     validate::text("description", description, false)?;
     validate::policy(settings, Vec::new())?;
+    if settings.mode == Mode::ReportOnly {
+        let message = "a new service starts in enforce mode: report_only grants every origin, \
+            so it is a settings change a second approver confirms; create the service, then \
+            set mode to report_only (PATCH /services/{name} or the service page) and have \
+            another approver confirm it";
+        return Err(Error::Unprocessable {
+            message: message.to_owned(),
+            details: vec![Detail {
+                field: "mode".to_owned(),
+                value: "report_only".to_owned(),
+                message: message.to_owned(),
+            }],
+        });
+    }
     let service = state
         .store
         .create_service(name, description.trim(), settings, actor)

@@ -103,6 +103,24 @@ impl Client {
         Ok(body)
     }
 
+    /// PATCHes JSON; fails unless 2xx; returns the status and the body
+    /// (a widening settings change answers 202 with the held change).
+    pub async fn patch(&self, path: &str, body: Value) -> Result<(u16, Value)> {
+        let response = self
+            .http
+            .patch(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(&body)
+            .send()
+            .await?;
+        let status = response.status();
+        let body: Value = response.json().await.unwrap_or(Value::Null);
+        if !status.is_success() {
+            bail!("PATCH {path}: {status}: {body}");
+        }
+        Ok((status.as_u16(), body))
+    }
+
     /// Issues an agent token named `name` for `services` over REST
     /// (`POST /agent-tokens`); returns the token.
     pub async fn agent_token(&self, name: &str, services: &[&str]) -> Result<String> {
