@@ -155,6 +155,18 @@ fn answer(head: &str) -> (Vec<u8>, bool) {
                 .to_vec(),
             false,
         ),
+        "/te-chunked-twice" => (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n\
+              a\r\n5\r\nhello\r\n\r\n5\r\n0\r\n\r\n\r\n0\r\n\r\n"
+                .to_vec(),
+            false,
+        ),
+        "/te-chunked-identity" => (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, identity\r\n\r\n\
+              5\r\nhello\r\n0\r\n\r\n"
+                .to_vec(),
+            true,
+        ),
         "/te-gzip-close" => (
             b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\n\r\nnot really gzip".to_vec(),
             true,
@@ -327,6 +339,8 @@ async fn fast_and_general_paths_answer_alike() -> Result<(), AnyError> {
         "/cl-te",
         "/te-gzip",
         "/te-gzip-close",
+        "/te-chunked-twice",
+        "/te-chunked-identity",
     ];
     let mut compared = 0;
     let mut fast_taken = 0;
@@ -721,7 +735,12 @@ async fn transfer_codings_other_than_chunked_are_refused() -> Result<(), AnyErro
     for fast in [true, false] {
         let proxy = start_proxy(&upstream.url, fast).await?;
         let which = if fast { "fast path" } else { "hyper's path" };
-        for path in ["/te-gzip", "/te-gzip-close"] {
+        for path in [
+            "/te-gzip",
+            "/te-gzip-close",
+            "/te-chunked-twice",
+            "/te-chunked-identity",
+        ] {
             let seen = send(proxy, request(&Method::GET, path, Some(APP), &[])).await?;
             assert_eq!(seen.status, 502, "{which} {path}: {seen:?}");
             let header = |name: &str| {
@@ -739,6 +758,9 @@ async fn transfer_codings_other_than_chunked_are_refused() -> Result<(), AnyErro
             let body = String::from_utf8_lossy(&seen.body);
             assert!(body.contains("Transfer-Encoding"), "{which} {path}: {body}");
             assert!(!body.contains("hello"), "{which} {path}: {body}");
+            // A HEAD answer has no body to lose: passed on.
+            let head = send(proxy, request(&Method::HEAD, path, Some(APP), &[])).await?;
+            assert_eq!(head.status, 200, "{which} HEAD {path}: {head:?}");
         }
         let before = upstream.accepted();
         let mut client = TcpStream::connect(proxy).await?;
@@ -757,6 +779,17 @@ async fn transfer_codings_other_than_chunked_are_refused() -> Result<(), AnyErro
             "{which}"
         );
         assert!(head.body.contains("Transfer-Encoding"), "{which}: {head:?}");
+        // Chunked twice: the upstream would get the inner framing as data.
+        let mut client = TcpStream::connect(proxy).await?;
+        let head = raw(
+            &mut client,
+            &format!(
+                "POST /upload HTTP/1.1\r\nHost: a\r\nOrigin: {APP}\r\n\
+                 Transfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n"
+            ),
+        )
+        .await?;
+        assert_eq!(head.status, 501, "{which}: {head:?}");
         assert_eq!(
             upstream.accepted(),
             before,

@@ -276,31 +276,40 @@ fn client_value(client: IpAddr) -> HeaderValue {
 }
 
 /// The first transfer coding in `values` (the lines of a
-/// `Transfer-Encoding` header) that this proxy cannot pass on, if any.
+/// `Transfer-Encoding` header, in order) that this proxy cannot pass on,
+/// if any.
 ///
-/// `chunked` is this hop's framing: the body is re-framed on the next hop.
-/// `identity` (RFC 2616's "no coding") changes nothing. Any other coding
-/// (`gzip`, `deflate`, `compress`, an unknown token) is applied to the
-/// bytes themselves and is hop-by-hop as well, so re-framing would hand
-/// the next hop coded bytes under no coding at all: the answer is an
-/// error instead (RFC 9112 §6.1's 501 for a request, as nginx answers; a
-/// 502 for an upstream's answer, which Debian's nginx 1.22 passes on as
-/// plain `chunked`, losing the coding). Names compare case-insensitively;
-/// a coding's parameters (`;q=...`) are ignored.
+/// Passed on: a final `chunked` (this hop's framing: the body is re-framed
+/// on the next hop), with any number of `identity` before it (RFC 2616's
+/// "no coding", which changes nothing), or `identity` alone. Refused:
+/// every other coding (`gzip`, `deflate`, `compress`, an unknown token),
+/// which is applied to the bytes themselves and is hop-by-hop as well, so
+/// re-framing would hand the next hop coded bytes under no coding at all;
+/// a `chunked` that is not last or comes twice (RFC 9112 §7: applied
+/// once, last), whose framing the body would keep; and a `chunked` with
+/// parameters, which no framing reads as chunked. The answer is then an
+/// error (RFC 9112 §6.1's 501 for a request, as nginx answers; a 502 for
+/// an upstream's answer, which Debian's nginx 1.22 passes on as plain
+/// `chunked`, losing the coding). Names compare case-insensitively; empty
+/// list elements are skipped (RFC 9110 §5.6.1).
 pub fn unsupported_transfer_coding<'a>(
     values: impl IntoIterator<Item = &'a [u8]>,
 ) -> Option<&'a [u8]> {
-    values
+    let mut codings = values
         .into_iter()
         .flat_map(|v| v.split(|&b| b == b','))
-        .map(|coding| {
-            let name = coding.split(|&b| b == b';').next().unwrap_or(coding);
-            name.trim_ascii()
-        })
-        .filter(|name| !name.is_empty())
-        .find(|name| {
-            !name.eq_ignore_ascii_case(b"chunked") && !name.eq_ignore_ascii_case(b"identity")
-        })
+        .map(<[u8]>::trim_ascii)
+        .filter(|coding| !coding.is_empty())
+        .peekable();
+    while let Some(coding) = codings.next() {
+        let last = codings.peek().is_none();
+        let passes = coding.eq_ignore_ascii_case(b"identity")
+            || (last && coding.eq_ignore_ascii_case(b"chunked"));
+        if !passes {
+            return Some(coding);
+        }
+    }
+    None
 }
 
 /// Removes connection-specific headers, including those the `Connection`
@@ -394,13 +403,22 @@ mod tests {
         };
         assert_eq!(find(&["chunked"]), None);
         assert_eq!(find(&["identity, CHUNKED"]), None);
-        assert_eq!(find(&["Chunked ;ext=1", " , chunked"]), None);
+        assert_eq!(find(&["identity", " , Chunked ,"]), None);
+        assert_eq!(find(&["identity"]), None);
+        assert_eq!(find(&[""]), None);
         assert_eq!(find(&["gzip, chunked"]).as_deref(), Some("gzip"));
         assert_eq!(
             find(&["chunked", "x-zip ; level=9"]).as_deref(),
-            Some("x-zip")
+            Some("chunked")
         );
-        assert_eq!(find(&["chunked, deflate"]).as_deref(), Some("deflate"));
+        assert_eq!(
+            find(&["x-zip ; level=9", "chunked"]).as_deref(),
+            Some("x-zip ; level=9")
+        );
+        assert_eq!(find(&["chunked, deflate"]).as_deref(), Some("chunked"));
+        assert_eq!(find(&["chunked, identity"]).as_deref(), Some("chunked"));
+        assert_eq!(find(&["chunked", "chunked"]).as_deref(), Some("chunked"));
+        assert_eq!(find(&["chunked;ext=1"]).as_deref(), Some("chunked;ext=1"));
     }
 
     use super::*;

@@ -148,6 +148,8 @@ impl Proxy {
             );
             return Failure::RequestTransferCoding.respond(cors);
         }
+        // A HEAD answer has no body, whatever its framing lines say.
+        let head_request = parts.method == http::Method::HEAD;
         let (body, turn) = body::TimedBody::new(body, self.options.request_body_timeout);
         let host = forward::client_host(&parts);
         let upstream_req = match self.upstream.rewrite(Request::from_parts(parts, body)) {
@@ -183,13 +185,23 @@ impl Proxy {
                     cors.apply(&mut parts.headers);
                     return Response::from_parts(parts, empty());
                 }
-                if let Some(coding) = forward::unsupported_transfer_coding(
-                    response
-                        .headers()
-                        .get_all(http::header::TRANSFER_ENCODING)
-                        .iter()
-                        .map(http::HeaderValue::as_bytes),
-                ) {
+                // Only `chunked` is re-framed (see the judge); a bodiless
+                // answer's codings say what a GET would have got.
+                let bodiless = head_request
+                    || response.status() == StatusCode::NO_CONTENT
+                    || response.status() == StatusCode::NOT_MODIFIED;
+                let refused = if bodiless {
+                    None
+                } else {
+                    forward::unsupported_transfer_coding(
+                        response
+                            .headers()
+                            .get_all(http::header::TRANSFER_ENCODING)
+                            .iter()
+                            .map(http::HeaderValue::as_bytes),
+                    )
+                };
+                if let Some(coding) = refused {
                     tracing::warn!(
                         upstream = %self.upstream,
                         coding = %String::from_utf8_lossy(coding),

@@ -342,14 +342,6 @@ fn write_head(
         match *class {
             Line::TransferEncoding => {
                 transfer_encoding = true;
-                // Only `chunked` is re-framed; a coding of the bytes
-                // themselves (`gzip, chunked`) would be lost on the way.
-                if unsupported_transfer_coding([h.value]).is_some() {
-                    return Err(Broken::Answer(
-                        Failure::UpstreamTransferCoding,
-                        "the upstream answered with an unsupported transfer coding",
-                    ));
-                }
                 // The final coding decides (the last line's last token).
                 chunked = tokens(h.value)
                     .last()
@@ -388,6 +380,23 @@ fn write_head(
         || status.is_informational()
         || status == StatusCode::NO_CONTENT
         || status == StatusCode::NOT_MODIFIED;
+    // Only `chunked` is re-framed; a coding of the bytes themselves
+    // (`gzip, chunked`) would be lost on the way. A bodiless answer's
+    // codings say what a GET would have got, and nothing is lost.
+    if transfer_encoding && !bodiless {
+        let codings = response
+            .headers
+            .iter()
+            .zip(classes)
+            .filter(|(_, class)| *class == Line::TransferEncoding)
+            .map(|(h, _)| h.value);
+        if unsupported_transfer_coding(codings).is_some() {
+            return Err(Broken::Answer(
+                Failure::UpstreamTransferCoding,
+                "the upstream answered with an unsupported transfer coding",
+            ));
+        }
+    }
     if let (Some(why), false, false) = (bad_length, bodiless, transfer_encoding) {
         return Err(invalid(why));
     }
