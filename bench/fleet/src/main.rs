@@ -6,7 +6,7 @@
 //! cargo run --release -p corsair-fleet-bench -- --agents 1000 --storm
 //! ```
 
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use clap::Parser;
 use corsair_fleet_bench::fleet::Fleet;
 use corsair_fleet_bench::harness::{self, Harness};
@@ -84,7 +84,31 @@ fn main() -> Result<()> {
         .max_blocking_threads(blocking_threads)
         .build()
         .context("starting the Tokio runtime")?
-        .block_on(run(args, blocking_threads))
+        .block_on(async {
+            // On SIGINT or SIGTERM the run is dropped rather than the
+            // process killed outright, so the control plane child and the
+            // database are stopped by their destructors, not left behind.
+            tokio::select! {
+                result = run(args, blocking_threads) => result,
+                signal = interrupted() => bail!("stopped by {signal}; the control plane and its database were shut down"),
+            }
+        })
+}
+
+/// Resolves with the signal's name on the first SIGINT or SIGTERM.
+async fn interrupted() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    match (
+        signal(SignalKind::interrupt()),
+        signal(SignalKind::terminate()),
+    ) {
+        (Ok(mut int), Ok(mut term)) => tokio::select! {
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+        },
+        // No handler could be installed: the default action stays.
+        _ => std::future::pending().await,
+    }
 }
 
 async fn run(args: Args, blocking_threads: usize) -> Result<()> {
