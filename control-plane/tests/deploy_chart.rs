@@ -3,8 +3,9 @@
 //! 1.33) over the default values, `values-ha.yaml` and every example;
 //! golden renders; reproducible renders with no generating template
 //! function; the values schema refusing bad values; every rendered flag
-//! accepted by the real binary; every metric an alert or dashboard panel
-//! names exposed by the binaries.
+//! accepted by the real binary (and the SSO example's by its `requires`
+//! rules too); every metric an alert or dashboard panel names exposed by
+//! the binaries.
 //!
 //! Golden files: `UPDATE_GOLDEN=1 cargo test -p corsair-control-plane --test
 //! deploy_chart`, then review the diff.
@@ -184,6 +185,31 @@ fn the_values_schema_refuses_bad_values() {
             "maxStreamAgeSeconds",
         ),
         ("database: {url: \"mysql://x\"}\n", "url"),
+        (
+            "oidc: {issuerUrl: https://id.example.com, clientId: corsair, redirectUrl: https://corsair.example.com/login/oidc/callback, roleMap: {ops: root}}\n",
+            "roleMap.ops",
+        ),
+        (
+            "oidc: {issuerUrl: https://id.example.com, clientId: corsair, redirectUrl: https://corsair.example.com/login/oidc/callback, roleMap: {\"a,b\": admin}}\n",
+            "roleMap",
+        ),
+        (
+            "oidc: {issuerUrl: https://id.example.com, redirectUrl: https://corsair.example.com/login/oidc/callback, roleMap: {ops: admin}}\n",
+            "clientId",
+        ),
+        (
+            "oidc: {issuerUrl: https://id.example.com, clientId: corsair, redirectUrl: https://corsair.example.com/callback, roleMap: {ops: admin}}\n",
+            "redirectUrl",
+        ),
+        (
+            "oidc: {issuerUrl: https://id.example.com, clientId: corsair, redirectUrl: https://corsair.example.com/login/oidc/callback}\n",
+            "roleMap",
+        ),
+        ("oidc: {disableLocalLogin: true}\n", "issuerUrl"),
+        (
+            "oidc: {breakGlassAdmin: a@example.com}\n",
+            "disableLocalLogin",
+        ),
     ] {
         let err = template(
             &chart(CHART),
@@ -207,7 +233,8 @@ fn every_rendered_flag_is_accepted_by_the_binary() {
     let mut all = values_files(&chart(CHART));
     all.push(values_file(
         dir.path(),
-        "migrations: {atStartup: false}\nconfig: {singleOperator: true, secureCookies: true, logFormat: text}\nbootstrapAdmin: {email: a@example.com}\ntls: {enabled: true, secretName: t, clientCA: {enabled: true, secretName: c}}\n",
+        "migrations: {atStartup: false}\nconfig: {singleOperator: true, secureCookies: true, logFormat: text}\nbootstrapAdmin: {email: a@example.com}\ntls: {enabled: true, secretName: t, clientCA: {enabled: true, secretName: c}}\n\
+         oidc: {issuerUrl: https://id.example.com, clientId: corsair, redirectUrl: https://corsair.example.com/login/oidc/callback, clientSecret: {value: s}, roleClaim: roles, roleMap: {\"Corsair: Admins\": admin}}\n",
     ));
     let mut checked = 0;
     for values in &all {
@@ -221,6 +248,47 @@ fn every_rendered_flag_is_accepted_by_the_binary() {
     assert!(
         checked >= 2 * all.len() - 1,
         "too few containers checked: {checked}"
+    );
+}
+
+/// `check_accepted` stops at `--help`, before clap checks `requires`
+/// (e.g. --break-glass-admin needs --disable-local-login): run the SSO
+/// example's `serve` for real instead. It must get past clap, the TLS
+/// files and the role map, and stop at the first file it reads: the client
+/// secret, absent here (so no provider is contacted, no database opened).
+#[test]
+fn the_sso_example_passes_the_binarys_argument_rules() {
+    let binary = Path::new(env!("CARGO_BIN_EXE_corsair-control-plane"));
+    let secret_file = "/etc/corsair/oidc/client-secret";
+    assert!(
+        !Path::new(secret_file).exists(),
+        "{secret_file} exists on this machine: serve would go on to contact the provider"
+    );
+    let sso = Some(chart(CHART).join("examples/sso.yaml"));
+    let docs = documents(&render(&sso, "1.33.0", &GOLDEN_FLAGS));
+    let (_, container) = containers(&docs)
+        .into_iter()
+        .find(|(at, _)| at.starts_with("Deployment/"))
+        .expect("the Deployment's container");
+    let args: Vec<&str> = container["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .map(|a| a.as_str().expect("string arg"))
+        .collect();
+    assert!(args.contains(&"--break-glass-admin=breakglass@example.com"));
+    let out = std::process::Command::new(binary)
+        .args(&args)
+        .env_clear()
+        .env("CORSAIR_DATABASE_URL", "postgres://nobody@127.0.0.1:9/none")
+        .output()
+        .expect("run serve");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    // clap's usage errors exit 2; a start-up error returned from main exits 1.
+    assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+    assert!(
+        stderr.contains(&format!("reading --oidc-client-secret-file {secret_file}")),
+        "{args:?} stopped elsewhere: {stderr}"
     );
 }
 

@@ -52,6 +52,10 @@ app.kubernetes.io/part-of: corsair
 {{- define "corsair-cp.bootstrapSecret" -}}
 {{- if .Values.bootstrapAdmin.password }}{{ include "corsair-cp.fullname" . }}-bootstrap-admin{{ else }}{{ .Values.bootstrapAdmin.existingSecret }}{{ end }}
 {{- end }}
+{{- /* Empty for a public client, or with single sign-on off: then nothing is mounted. */}}
+{{- define "corsair-cp.oidcSecret" -}}
+{{- if .Values.oidc.issuerUrl }}{{ if .Values.oidc.clientSecret.value }}{{ include "corsair-cp.fullname" . }}-oidc{{ else }}{{ .Values.oidc.clientSecret.existingSecret }}{{ end }}{{ end }}
+{{- end }}
 
 {{/* The key inside each Secret (fixed when the chart creates it). */}}
 {{- define "corsair-cp.databaseKey" -}}
@@ -62,6 +66,9 @@ app.kubernetes.io/part-of: corsair
 {{- end }}
 {{- define "corsair-cp.bootstrapKey" -}}
 {{- if .Values.bootstrapAdmin.password }}password{{ else }}{{ .Values.bootstrapAdmin.existingSecretKey }}{{ end }}
+{{- end }}
+{{- define "corsair-cp.oidcKey" -}}
+{{- if .Values.oidc.clientSecret.value }}client-secret{{ else }}{{ .Values.oidc.clientSecret.existingSecretKey }}{{ end }}
 {{- end }}
 
 {{/* The restricted Pod Security Standard, shared by the Deployment and the Job. */}}
