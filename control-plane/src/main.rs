@@ -12,6 +12,7 @@ use corsair_control_plane::node::{Node, NodeTls};
 use corsair_control_plane::server;
 use corsair_control_plane::service;
 use corsair_control_plane::state::{AppState, SignIn};
+use corsair_control_plane::store::overview::ChainHead;
 use corsair_control_plane::store::{PoolConfig, Store};
 use corsair_control_plane::telemetry::RetentionConfig;
 use corsair_control_plane::tls::{ServerTls, TlsFiles};
@@ -341,7 +342,22 @@ impl TlsArgs {
 enum AuditCommand {
     /// Recompute the audit log's hash chain and report every row that was
     /// altered, removed or inserted out of band; exits non-zero if any.
-    Verify(DbArgs),
+    /// Prints the chain's head (SEQ:HASH): keep it outside the database
+    /// and pass it back as --expect-head, so rows removed from the end of
+    /// the log are found too.
+    Verify(AuditVerifyArgs),
+}
+
+#[derive(Debug, Args)]
+struct AuditVerifyArgs {
+    #[command(flatten)]
+    db: DbArgs,
+    /// A head printed by an earlier `audit verify` (SEQ:HASH), kept where
+    /// the database's writers cannot change it: the check fails unless the
+    /// chain still holds that row with that hash. The chain alone cannot
+    /// show rows removed from its end.
+    #[arg(long, env = "CORSAIR_AUDIT_EXPECT_HEAD")]
+    expect_head: Option<ChainHead>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -601,17 +617,30 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
     node.run_with_tls(tls, server::shutdown_signal()).await
 }
 
-async fn audit_verify(args: DbArgs) -> anyhow::Result<()> {
-    let store = connect(&args).await?;
-    let report = store
+async fn audit_verify(args: AuditVerifyArgs) -> anyhow::Result<()> {
+    let store = connect(&args.db).await?;
+    let mut report = store
         .verify_audit_chain()
         .await
         .context("reading the audit log")?;
+    if let Some(expected) = &args.expect_head {
+        report.check_head(expected);
+    }
+    let head = report
+        .head
+        .as_ref()
+        .map_or_else(|| "none (empty log)".to_owned(), ToString::to_string);
     if report.problems.is_empty() {
         println!(
-            "audit log intact: {} rows, hash chain verified",
-            report.rows
+            "audit log intact: {} rows, hash chain verified{}",
+            report.rows,
+            if args.expect_head.is_some() {
+                ", recorded head present"
+            } else {
+                ""
+            }
         );
+        println!("head: {head}");
         return Ok(());
     }
     for p in &report.problems {

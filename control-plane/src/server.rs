@@ -25,9 +25,9 @@ pub fn http_app(state: AppState) -> Router {
     let app = api::router()
         .merge(crate::ui::router())
         .merge(crate::health::router())
+        .route("/metrics", axum::routing::get(crate::metrics::handler))
         .fallback(not_found)
-        .with_state(state)
-        .route("/metrics", axum::routing::get(crate::metrics::handler));
+        .with_state(state);
     crate::ui::headers::with_security_headers(app, hsts)
         .layer(axum::middleware::from_fn(crate::metrics::track_http))
         .layer(TraceLayer::new_for_http())

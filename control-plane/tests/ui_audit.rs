@@ -10,8 +10,13 @@ use std::process::Command;
 use ui_support::Server;
 
 fn verify(url: &str) -> Result<(bool, String)> {
+    verify_with(url, &[])
+}
+
+fn verify_with(url: &str, extra: &[&str]) -> Result<(bool, String)> {
     let out = Command::new(env!("CARGO_BIN_EXE_corsair-control-plane"))
         .args(["audit", "verify", "--database-url", url])
+        .args(extra)
         .env("RUST_LOG", "error")
         .output()?;
     Ok((
@@ -105,6 +110,88 @@ async fn audit_verify_detects_a_deleted_row() -> Result<()> {
     let (ok, out) = verify(&server.db.url)?;
     assert!(!ok, "deletion not detected: {out}");
     assert!(out.contains("does not link to the row before it"), "{out}");
+    Ok(())
+}
+
+/// The `head: SEQ:HASH` line of a passing `audit verify`.
+fn head_of(out: &str) -> Result<String> {
+    out.lines()
+        .find_map(|l| l.strip_prefix("head: "))
+        .map(str::to_owned)
+        .ok_or_else(|| anyhow::anyhow!("no head line in {out:?}"))
+}
+
+/// `corsair_audit_chain_length` as `GET /metrics` serves it now.
+async fn chain_length_metric(server: &Server) -> Result<i64> {
+    let text = reqwest::get(format!("{}/metrics", server.base))
+        .await?
+        .text()
+        .await?;
+    text.lines()
+        .find_map(|l| l.strip_prefix("corsair_audit_chain_length "))
+        .and_then(|v| v.trim().parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no corsair_audit_chain_length in /metrics:\n{text}"))
+}
+
+/// Rows removed from the end leave a chain whose every link checks out;
+/// the head printed by an earlier verify, passed back as `--expect-head`,
+/// finds them, and finds a tail rewritten with new rows too.
+#[tokio::test]
+async fn a_recorded_head_finds_rows_removed_from_the_end() -> Result<()> {
+    let server = Server::start(false).await?;
+    let request = |i: usize| {
+        let origin = format!("https://t{i}.example.com");
+        let store = &server.db.store;
+        async move {
+            store
+                .request_origin(
+                    "payments-api",
+                    &origin,
+                    "why",
+                    None,
+                    "requester@example.com",
+                )
+                .await
+        }
+    };
+    for i in 0..3 {
+        request(i).await?;
+    }
+    let (ok, out) = verify(&server.db.url)?;
+    assert!(ok, "{out}");
+    let head = head_of(&out)?;
+    let seq: i64 = head
+        .split_once(':')
+        .and_then(|(seq, _)| seq.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("bad head {head:?}"))?;
+    assert_eq!(chain_length_metric(&server).await?, seq);
+    let (ok, out) = verify_with(&server.db.url, &["--expect-head", &head])?;
+    assert!(ok && out.contains("recorded head present"), "{out}");
+    // A malformed head is a usage error, not a verdict.
+    let (ok, out) = verify_with(&server.db.url, &["--expect-head", "3"])?;
+    assert!(!ok && out.contains("SEQ:HASH"), "{out}");
+
+    // The newest row removed: the chain alone still verifies...
+    let newest = server.db.store.list_audit(None, 1).await?[0].id;
+    tamper(
+        &server,
+        &format!("DELETE FROM change_audit WHERE id = {newest}"),
+    )
+    .await?;
+    let (ok, out) = verify(&server.db.url)?;
+    assert!(ok, "the chain alone cannot see this: {out}");
+    // ...the exported length, kept by Prometheus, shrinks...
+    assert_eq!(chain_length_metric(&server).await?, seq - 1);
+    // ...the recorded head cannot.
+    let (ok, out) = verify_with(&server.db.url, &["--expect-head", &head])?;
+    assert!(!ok, "removal from the end not detected: {out}");
+    assert!(out.contains("is gone"), "{out}");
+
+    // A new row now takes the removed row's place: a different hash there.
+    request(9).await?;
+    let (ok, out) = verify_with(&server.db.url, &["--expect-head", &head])?;
+    assert!(!ok, "rewritten tail not detected: {out}");
+    assert!(out.contains("not the recorded"), "{out}");
     Ok(())
 }
 

@@ -53,6 +53,74 @@ pub struct ChainReport {
     pub rows: i64,
     /// One line per broken link or altered row.
     pub problems: Vec<String>,
+    /// The newest row's chain position and hash (`None` for an empty log).
+    /// The chain alone cannot show that rows were removed from its end:
+    /// kept outside the database, this head is what a later
+    /// [`ChainReport::check_head`] compares against.
+    pub head: Option<ChainHead>,
+    /// Every row's chain position and hash, for [`ChainReport::check_head`].
+    hashes: Vec<(i64, String)>,
+}
+
+/// A point in the audit hash chain: a row's position (`chain_seq`, from 1)
+/// and its hash (hex), written `SEQ:HASH` (what `audit verify` prints and
+/// `--expect-head` takes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChainHead {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// The row's hash (lowercase hex, as stored).
+    pub hash: String,
+}
+
+impl std::fmt::Display for ChainHead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.seq, self.hash)
+    }
+}
+
+impl std::str::FromStr for ChainHead {
+    type Err = String;
+
+    /// Parses `SEQ:HASH` (e.g. `42:9f86d0…`); errors say what to send.
+    fn from_str(s: &str) -> Result<Self, String> {
+        let (seq, hash) = s
+            .split_once(':')
+            .ok_or_else(|| format!("{s:?} is not SEQ:HASH (as `audit verify` prints it)"))?;
+        let seq = seq
+            .trim()
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| format!("{seq:?} is not a chain position (a whole number from 1)"))?;
+        let hash = hash.trim().to_ascii_lowercase();
+        if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!("{hash:?} is not a hex hash"));
+        }
+        Ok(ChainHead { seq, hash })
+    }
+}
+
+impl ChainReport {
+    /// Adds a problem unless the chain still holds `expected` (a head
+    /// recorded earlier, outside the database) at its place: rows removed
+    /// from the end, or the chain rewritten from some point on, show here
+    /// even when every link checks out.
+    pub fn check_head(&mut self, expected: &ChainHead) {
+        match self.hashes.iter().find(|(seq, _)| *seq == expected.seq) {
+            None => self.problems.push(format!(
+                "the recorded head {expected} is gone: the chain ends at {} (rows removed from its end?)",
+                self.head
+                    .as_ref()
+                    .map_or_else(|| "no row".to_owned(), |h| format!("position {}", h.seq))
+            )),
+            Some((_, hash)) if *hash != expected.hash => self.problems.push(format!(
+                "chain position {} has hash {hash}, not the recorded {} (rewritten from there?)",
+                expected.seq, expected.hash
+            )),
+            Some(_) => {}
+        }
+    }
 }
 
 impl Store {
@@ -161,6 +229,17 @@ impl Store {
         Ok(rows.into_iter().map(|r| r.action).collect())
     }
 
+    /// The audit hash chain's length: its newest row's position (0 for an
+    /// empty log). One index lookup; what `/metrics` exports, so that a
+    /// shrinking chain (rows removed from its end, which the chain itself
+    /// cannot show) is seen by a system outside the database.
+    pub async fn audit_chain_length(&self) -> Result<i64, StoreError> {
+        let length: Option<i64> = sqlx::query_scalar("SELECT max(chain_seq) FROM change_audit")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(length.unwrap_or(0))
+    }
+
     /// Walks the audit hash chain: every row's hash must match its content
     /// and the previous row's hash, with no gap in the sequence.
     pub async fn verify_audit_chain(&self) -> Result<ChainReport, StoreError> {
@@ -176,7 +255,11 @@ impl Store {
         let mut problems = Vec::new();
         let mut prev_hash = String::new();
         let mut expected_seq = 1_i64;
+        let mut hashes = Vec::with_capacity(rows.len());
         for r in &rows {
+            if let (Some(seq), Some(hash)) = (r.chain_seq, &r.hash) {
+                hashes.push((seq, hash.clone()));
+            }
             match r.chain_seq {
                 None => problems.push(format!("row {} has no place in the chain", r.id)),
                 Some(seq) => {
@@ -200,9 +283,17 @@ impl Store {
             }
             prev_hash = r.hash.clone().unwrap_or_default();
         }
+        let head = rows.last().and_then(|r| {
+            Some(ChainHead {
+                seq: r.chain_seq?,
+                hash: r.hash.clone()?,
+            })
+        });
         Ok(ChainReport {
             rows: rows.len() as i64,
             problems,
+            head,
+            hashes,
         })
     }
 }
