@@ -42,9 +42,25 @@ struct RawAgent {
 
 impl RawAgent {
     async fn start(server: &Server, token: &str, answer: Answer) -> Result<Self> {
-        let first = hello(&[SERVICE], &[]);
-        let id = match &first.msg {
-            Some(agent_message::Msg::Hello(h)) => h.agent_id.clone(),
+        Self::start_as(server, token, answer, None).await
+    }
+
+    /// [`RawAgent::start`] with a given agent id (an agent reconnecting
+    /// keeps its id), or a fresh one.
+    async fn start_as(
+        server: &Server,
+        token: &str,
+        answer: Answer,
+        agent_id: Option<&str>,
+    ) -> Result<Self> {
+        let mut first = hello(&[SERVICE], &[]);
+        let id = match &mut first.msg {
+            Some(agent_message::Msg::Hello(h)) => {
+                if let Some(given) = agent_id {
+                    h.agent_id = given.to_owned();
+                }
+                h.agent_id.clone()
+            }
             _ => return Err(anyhow!("hello() built no hello")),
         };
         let channel = tonic::transport::Channel::from_shared(server.grpc_url.clone())?
@@ -426,6 +442,83 @@ async fn wait_applied_answers_once_every_agent_acked() -> Result<()> {
     .await?;
     assert!(body.get("rollout").is_none(), "{body}");
     a.stop().await;
+    Ok(())
+}
+
+/// An agent that applied a revision and then lost its stream is not in
+/// "k of N" (it is not connected), but it still enforces the old policy
+/// from its cache: the rollout counts it as unreachable, in the API, on the
+/// service page and in the approval's confirmation, until it reconnects.
+#[tokio::test]
+async fn disconnected_agents_holding_an_old_revision_are_counted() -> Result<()> {
+    let server = Server::start(false).await?;
+    let token = server.agent_token("edge", &[SERVICE]).await?;
+    let start = revision(&server).await?;
+    let gone = RawAgent::start(&server, &token, Answer::Silent).await?;
+    gone.wait_seen(start).await?;
+    gone.ack(start).await?;
+    eventually("1 connected, 1 applied", || async {
+        rollout(&server)
+            .await
+            .is_ok_and(|r| r["agents"] == 1 && r["applied"] == 1 && r["unreachable"] == 0)
+    })
+    .await?;
+    let gone_id = gone.id.clone();
+    drop(gone);
+    eventually("the agent to count as disconnected", || async {
+        rollout(&server).await.is_ok_and(|r| r["agents"] == 0)
+    })
+    .await?;
+    // It holds the current revision: nothing to warn about yet.
+    assert_eq!(rollout(&server).await?["unreachable"], 0);
+
+    // A change it cannot receive.
+    let id = pending_origin(&server, "https://app.example.com").await?;
+    let mut approver = server.signed_in(Role::Approver).await?;
+    let r = approver
+        .post(
+            &format!("/origins/{id}/approve"),
+            &[("note", "ok"), ("next", &format!("/services/{SERVICE}"))],
+        )
+        .await?;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let now = rollout(&server).await?;
+    assert_eq!(now["revision"], revision(&server).await?, "{now}");
+    assert_eq!(
+        (now["agents"].clone(), now["unreachable"].clone()),
+        (0.into(), 1.into()),
+        "{now}"
+    );
+    assert_eq!(now["complete"], true, "no connected agent lags: {now}");
+    let note =
+        "1 agent that is not connected (heard from within 24 h) still holds an older revision";
+    let shown = approver.follow(&r).await?;
+    assert!(
+        shown.body.contains(note),
+        "{note} in the confirmation: {}",
+        shown.body
+    );
+    let page = approver.get(&format!("/services/{SERVICE}")).await?;
+    assert!(
+        page.body.contains(note),
+        "{note} on the service page: {}",
+        page.body
+    );
+
+    // Back (same agent id) with the new revision applied: no longer counted.
+    let latest = revision(&server).await?;
+    let back = RawAgent::start_as(&server, &token, Answer::Silent, Some(&gone_id)).await?;
+    back.wait_seen(latest).await?;
+    back.ack(latest).await?;
+    eventually(
+        "the agent to count as connected and applied again",
+        || async {
+            rollout(&server)
+                .await
+                .is_ok_and(|r| r["agents"] == 1 && r["applied"] == 1 && r["unreachable"] == 0)
+        },
+    )
+    .await?;
     Ok(())
 }
 

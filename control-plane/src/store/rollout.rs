@@ -1,6 +1,7 @@
 //! Rollout evidence, read from the agents' own reports: of the connected
 //! agents subscribed to a service, how many hold a revision, and why the
-//! others do not. Any replica may have recorded an ACK, so this reads the
+//! others do not; and how many recently seen agents are not connected and
+//! still hold an older one. Any replica may have recorded an ACK, so this reads the
 //! `agents` and `agent_services` tables, never a replica's memory; the
 //! triggers of migration 0009 announce every change on [`ROLLOUT_CHANNEL`].
 
@@ -19,6 +20,11 @@ pub const ROLLOUT_CHANNEL: &str = "corsair_rollout";
 /// Most laggards a [`Rollout`] lists (by name, then id); `agents - applied`
 /// counts them all.
 pub const LAGGARDS_LISTED: i64 = 100;
+
+/// How far back a disconnected agent still counts as
+/// [`Rollout::unreachable`]: one not heard from for longer is taken as
+/// retired (scaled down, replaced), not as enforcing an old policy.
+pub const UNREACHABLE_WITHIN: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
 
 /// How far a service's revision has reached its connected agents.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
@@ -41,6 +47,12 @@ pub struct Rollout {
     /// The connected agents that do not hold it yet, by name then id: at
     /// most 100 are listed.
     pub laggards: Vec<Laggard>,
+    /// Agents subscribed to the service that are not connected now but were
+    /// heard from within the last 24 h, and do not hold `revision`: they
+    /// keep enforcing an older policy (their last-known-good cache) until
+    /// they reconnect. Not in `agents`, so `complete` can be true while
+    /// this is not 0.
+    pub unreachable: i64,
 }
 
 /// A connected agent that does not hold the revision yet.
@@ -76,6 +88,15 @@ impl Rollout {
             "{} of {} {noun} applied revision {}",
             self.applied, self.agents, self.revision
         )
+    }
+
+    /// What [`Rollout::unreachable`] means, for people; `None` when it is 0.
+    pub fn unreachable_note(&self) -> Option<String> {
+        match self.unreachable {
+            0 => None,
+            1 => Some("1 agent that is not connected (heard from within 24 h) still holds an older revision".to_owned()),
+            n => Some(format!("{n} agents that are not connected (heard from within 24 h) still hold an older revision")),
+        }
     }
 }
 
@@ -136,6 +157,23 @@ impl Store {
         )
         .fetch_all(&mut *tx)
         .await?;
+        let unreachable: i64 = sqlx::query_scalar(
+            r#"
+            SELECT count(*)
+              FROM agents a
+              LEFT JOIN agent_services x ON x.agent_id = a.id AND x.service = $1
+             WHERE a.services @> ARRAY[$1::text]
+               AND NOT (a.connected AND a.last_seen > now() - make_interval(secs => $3))
+               AND a.last_seen > now() - make_interval(secs => $4)
+               AND (x.applied_revision IS NULL OR x.applied_revision < $2)
+            "#,
+        )
+        .bind(service)
+        .bind(target)
+        .bind(stale_secs)
+        .bind(UNREACHABLE_WITHIN.as_secs_f64())
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
         let laggards = rows
             .into_iter()
@@ -166,6 +204,7 @@ impl Store {
             applied: counts.applied,
             complete: counts.applied == counts.agents,
             laggards,
+            unreachable,
         })
     }
 

@@ -105,15 +105,19 @@ const FLASH_LAGGARDS: usize = 3;
 /// The rollout as the confirmation says it: "2 of 3 agents applied
 /// revision 17; not yet: edge-b (holds revision 15; refused 17: …)".
 pub(crate) fn rollout_sentence(rollout: &Rollout) -> String {
+    let unreachable = rollout
+        .unreachable_note()
+        .map_or_else(String::new, |note| format!(" {}.", capitalised(&note)));
     if rollout.agents == 0 {
         return format!(
-            "No connected agent serves {} (revision {}).",
+            "No connected agent serves {} (revision {}).{unreachable}",
             rollout.service, rollout.revision
         );
     }
     let mut out = rollout.summary();
     if rollout.complete {
         out.push('.');
+        out.push_str(&unreachable);
         return out;
     }
     out.push_str(&format!(
@@ -145,8 +149,18 @@ pub(crate) fn rollout_sentence(rollout: &Rollout) -> String {
     if more > 0 {
         out.push_str(&format!(" and {more} more"));
     }
-    out.push_str(". See the service page.");
+    out.push('.');
+    out.push_str(&unreachable);
+    out.push_str(" See the service page.");
     out
+}
+
+/// `text` with its first letter upper-case.
+fn capitalised(text: &str) -> String {
+    let mut chars = text.chars();
+    chars.next().map_or_else(String::new, |first| {
+        first.to_uppercase().chain(chars).collect()
+    })
 }
 
 /// The decision forms: a note (required to reject) and where to go back to.

@@ -143,6 +143,9 @@ pub struct RolloutView {
     pub(super) laggards: Vec<LaggardRow>,
     /// Laggards not listed (past the store's limit).
     pub(super) unlisted: i64,
+    /// Disconnected agents still holding an older revision, said in words
+    /// (empty when there are none).
+    pub(super) unreachable: String,
 }
 
 /// One agent that does not hold the revision yet, ready to show.
@@ -158,6 +161,7 @@ impl RolloutView {
         let listed = r.laggards.len() as i64;
         RolloutView {
             summary: r.summary(),
+            unreachable: r.unreachable_note().unwrap_or_default(),
             complete: r.complete,
             agents: r.agents,
             unlisted: (r.agents - r.applied - listed).max(0),
