@@ -15,6 +15,7 @@ use prometheus_client::metrics::gauge::Gauge;
 use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
 use prometheus_client::registry::Registry;
 use std::sync::OnceLock;
+use std::sync::atomic::AtomicU64;
 use std::time::Instant;
 
 /// Labels of HTTP request metrics.
@@ -53,8 +54,14 @@ pub struct Metrics {
     pub telemetry_events: Counter,
     /// HTTP request durations.
     pub http_request_duration_seconds: Family<HttpLabels, Histogram>,
-    /// Rows in the change audit log's hash chain, read at each scrape.
-    pub audit_chain_length: Gauge,
+    /// Rows in the change audit log's hash chain, read at each scrape (NaN
+    /// until a read succeeds and after a failed one).
+    pub audit_chain_length: Gauge<f64, AtomicU64>,
+    /// Rows deleted from the audit log as Postgres counts them, read at each
+    /// scrape (NaN likewise).
+    pub audit_rows_deleted: Gauge<f64, AtomicU64>,
+    /// Scrapes that could not read the audit figures.
+    pub audit_read_failures: Counter,
 }
 
 fn http_histogram() -> Histogram {
@@ -114,11 +121,25 @@ impl Metrics {
             "HTTP request durations",
             http_request_duration_seconds.clone(),
         );
-        let audit_chain_length = Gauge::default();
+        let audit_chain_length = Gauge::<f64, AtomicU64>::default();
+        audit_chain_length.set(f64::NAN);
         registry.register(
             "audit_chain_length",
-            "Rows in the change audit log's hash chain (its newest row's position), read from the database at each scrape; it never decreases unless rows were removed from the end of the log",
+            "Rows in the change audit log's hash chain (its newest row's position), read from the database at each scrape (NaN when it could not be read); it never decreases unless rows were removed from the end of the log",
             audit_chain_length.clone(),
+        );
+        let audit_rows_deleted = Gauge::<f64, AtomicU64>::default();
+        audit_rows_deleted.set(f64::NAN);
+        registry.register(
+            "audit_rows_deleted",
+            "Rows deleted from the append-only change audit log as Postgres counts them (pg_stat_user_tables.n_tup_del, cumulative since its statistics were reset; NaN when it could not be read); any increase is tampering",
+            audit_rows_deleted.clone(),
+        );
+        let audit_read_failures = Counter::default();
+        registry.register(
+            "audit_read_failures",
+            "Scrapes of /metrics that could not read the audit log's figures from the database",
+            audit_read_failures.clone(),
         );
         Self {
             registry,
@@ -131,6 +152,8 @@ impl Metrics {
             telemetry_events,
             http_request_duration_seconds,
             audit_chain_length,
+            audit_rows_deleted,
+            audit_read_failures,
         }
     }
 
@@ -153,15 +176,33 @@ pub fn metrics() -> &'static Metrics {
 /// with the last value read (the database may be down; metrics matter then).
 const AUDIT_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
 
-/// `GET /metrics`. Reads the audit chain's length first (kept at its last
-/// value when the database does not answer within a second).
+/// `GET /metrics`. Reads the audit log's figures first; when the database
+/// does not answer within a second they are NaN (which PromQL's `max` and
+/// `max_over_time` skip), never a stale or zero value an alert could
+/// misread.
 pub async fn handler(State(state): State<AppState>) -> Response {
-    match tokio::time::timeout(AUDIT_READ_TIMEOUT, state.store.audit_chain_length()).await {
-        Ok(Ok(length)) => {
-            metrics().audit_chain_length.set(length);
+    let read = async {
+        Ok::<_, crate::store::StoreError>((
+            state.store.audit_chain_length().await?,
+            state.store.audit_rows_deleted().await?,
+        ))
+    };
+    let m = metrics();
+    match tokio::time::timeout(AUDIT_READ_TIMEOUT, read).await {
+        Ok(Ok((length, deleted))) => {
+            // Both far below 2^53: exact as f64.
+            m.audit_chain_length.set(length as f64);
+            m.audit_rows_deleted.set(deleted as f64);
         }
-        Ok(Err(e)) => tracing::debug!(error = %e, "audit chain length not read for /metrics"),
-        Err(_) => tracing::debug!("audit chain length not read for /metrics in time"),
+        failed => {
+            m.audit_chain_length.set(f64::NAN);
+            m.audit_rows_deleted.set(f64::NAN);
+            m.audit_read_failures.inc();
+            match failed {
+                Ok(Err(e)) => tracing::warn!(error = %e, "audit log figures not read for /metrics"),
+                _ => tracing::warn!("audit log figures not read for /metrics within 1 s"),
+            }
+        }
     }
     (
         [(

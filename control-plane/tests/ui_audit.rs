@@ -6,6 +6,7 @@ mod ui_support;
 
 use anyhow::Result;
 use corsair_control_plane::auth::Role;
+use corsair_test_support::eventually;
 use std::process::Command;
 use ui_support::Server;
 
@@ -121,16 +122,16 @@ fn head_of(out: &str) -> Result<String> {
         .ok_or_else(|| anyhow::anyhow!("no head line in {out:?}"))
 }
 
-/// `corsair_audit_chain_length` as `GET /metrics` serves it now.
-async fn chain_length_metric(server: &Server) -> Result<i64> {
+/// Metric `name` as `GET /metrics` serves it now.
+async fn metric(server: &Server, name: &str) -> Result<f64> {
     let text = reqwest::get(format!("{}/metrics", server.base))
         .await?
         .text()
         .await?;
     text.lines()
-        .find_map(|l| l.strip_prefix("corsair_audit_chain_length "))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' '))
         .and_then(|v| v.trim().parse().ok())
-        .ok_or_else(|| anyhow::anyhow!("no corsair_audit_chain_length in /metrics:\n{text}"))
+        .ok_or_else(|| anyhow::anyhow!("no {name} in /metrics:\n{text}"))
 }
 
 /// Rows removed from the end leave a chain whose every link checks out;
@@ -164,7 +165,11 @@ async fn a_recorded_head_finds_rows_removed_from_the_end() -> Result<()> {
         .split_once(':')
         .and_then(|(seq, _)| seq.parse().ok())
         .ok_or_else(|| anyhow::anyhow!("bad head {head:?}"))?;
-    assert_eq!(chain_length_metric(&server).await?, seq);
+    assert_eq!(
+        metric(&server, "corsair_audit_chain_length").await?,
+        seq as f64
+    );
+    let deleted_before = metric(&server, "corsair_audit_rows_deleted").await?;
     let (ok, out) = verify_with(&server.db.url, &["--expect-head", &head])?;
     assert!(ok && out.contains("recorded head present"), "{out}");
     // A malformed head is a usage error, not a verdict.
@@ -180,8 +185,21 @@ async fn a_recorded_head_finds_rows_removed_from_the_end() -> Result<()> {
     .await?;
     let (ok, out) = verify(&server.db.url)?;
     assert!(ok, "the chain alone cannot see this: {out}");
-    // ...the exported length, kept by Prometheus, shrinks...
-    assert_eq!(chain_length_metric(&server).await?, seq - 1);
+    // ...the exported length, kept by Prometheus, shrinks, and Postgres
+    // counted the delete (its statistics arrive within seconds)...
+    assert_eq!(
+        metric(&server, "corsair_audit_chain_length").await?,
+        (seq - 1) as f64
+    );
+    eventually(
+        "the delete to show in corsair_audit_rows_deleted",
+        || async {
+            metric(&server, "corsair_audit_rows_deleted")
+                .await
+                .is_ok_and(|n| n >= deleted_before + 1.0)
+        },
+    )
+    .await?;
     // ...the recorded head cannot.
     let (ok, out) = verify_with(&server.db.url, &["--expect-head", &head])?;
     assert!(!ok, "removal from the end not detected: {out}");

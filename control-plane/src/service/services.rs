@@ -39,8 +39,8 @@ pub async fn create(
     if settings.mode == Mode::ReportOnly {
         let message = "a new service starts in enforce mode: report_only grants every origin, \
             so it is a settings change a second approver confirms; create the service, then \
-            set mode to report_only (PATCH /services/{name} or the service page) and have \
-            another approver confirm it";
+            set mode to report_only (PATCH /services/{name} or the service page), which \
+            another approver confirms (or you, under --single-operator)";
         return Err(Error::Unprocessable {
             message: message.to_owned(),
             details: vec![Detail {

@@ -94,8 +94,10 @@ impl std::str::FromStr for ChainHead {
             .filter(|n| *n >= 1)
             .ok_or_else(|| format!("{seq:?} is not a chain position (a whole number from 1)"))?;
         let hash = hash.trim().to_ascii_lowercase();
-        if hash.is_empty() || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(format!("{hash:?} is not a hex hash"));
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(format!(
+                "{hash:?} is not a row hash (64 hex digits, SHA-256): copy the whole head line"
+            ));
         }
         Ok(ChainHead { seq, hash })
     }
@@ -238,6 +240,21 @@ impl Store {
             .fetch_one(&self.pool)
             .await?;
         Ok(length.unwrap_or(0))
+    }
+
+    /// Rows deleted from the audit log as Postgres counts them
+    /// (`pg_stat_user_tables.n_tup_del` of `change_audit`: cumulative since
+    /// the statistics were last reset, reported within seconds). The table
+    /// is append-only, so any increase is tampering; unlike
+    /// [`Store::audit_chain_length`] it also shows rows deleted and
+    /// re-appended between two reads.
+    pub async fn audit_rows_deleted(&self) -> Result<i64, StoreError> {
+        let deleted: Option<i64> = sqlx::query_scalar(
+            "SELECT n_tup_del FROM pg_stat_user_tables WHERE relid = 'change_audit'::regclass",
+        )
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(deleted.unwrap_or(0))
     }
 
     /// Walks the audit hash chain: every row's hash must match its content
