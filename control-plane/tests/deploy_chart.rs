@@ -210,6 +210,14 @@ fn the_values_schema_refuses_bad_values() {
             "oidc: {breakGlassAdmin: a@example.com}\n",
             "disableLocalLogin",
         ),
+        (
+            "oidc: {clientSecret: {existingSecret: s, value: x}}\n",
+            "clientSecret",
+        ),
+        (
+            "oidc: {clientSecret: {existingSecretKey: \"a key\"}}\n",
+            "existingSecretKey",
+        ),
     ] {
         let err = template(
             &chart(CHART),
