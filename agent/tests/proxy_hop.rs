@@ -206,6 +206,50 @@ async fn an_absolute_form_requests_authority_wins_over_host() -> Result<(), AnyE
 
 /// A slow but steady upload that takes longer than `--upstream-timeout` is
 /// the client's time, not the upstream's: it succeeds.
+/// A chunked request body reaches the upstream whatever the method: hyper's
+/// client sends no body for a GET or HEAD of unknown length unless its
+/// `Transfer-Encoding` says so, and the hop-by-hop header had been dropped,
+/// so such a body was lost without a word.
+#[tokio::test]
+async fn a_chunked_body_reaches_the_upstream_for_every_method() -> Result<(), AnyError> {
+    let upstream = echo_upstream().await?;
+    for fast in [true, false] {
+        let options = ProxyOptions {
+            http1_fast_path: fast,
+            ..options()
+        };
+        let (addr, _stop) = start_proxy(&upstream, options).await?;
+        for method in ["GET", "POST", "DELETE", "OPTIONS"] {
+            let request = format!(
+                "{method} /echo HTTP/1.1\r\nhost: api.test\r\norigin: {APP}\r\n\
+                 transfer-encoding: chunked\r\nconnection: close\r\n\r\n\
+                 5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"
+            );
+            let head = exchange(addr, request.as_bytes()).await?;
+            let case = format!("{method}, fast path {fast}");
+            assert_eq!(head.status, 200, "{case}: {head:?}");
+            assert_eq!(
+                echoed(&head.body, "body-bytes"),
+                ["11"],
+                "{case}: {}",
+                head.body
+            );
+            assert_eq!(
+                echoed(&head.body, "transfer-encoding"),
+                ["chunked"],
+                "{case}: {}",
+                head.body
+            );
+            assert!(
+                echoed(&head.body, "content-length").is_empty(),
+                "{case}: {}",
+                head.body
+            );
+        }
+    }
+    Ok(())
+}
+
 #[tokio::test]
 async fn a_steady_upload_longer_than_the_upstream_timeout_succeeds() -> Result<(), AnyError> {
     let upstream = echo_upstream().await?;

@@ -150,6 +150,10 @@ impl Proxy {
         }
         // A HEAD answer has no body, whatever its framing lines say.
         let head_request = parts.method == http::Method::HEAD;
+        // A chunked body (the only framing left after the check above) is
+        // re-framed for the upstream; hyper's client sends none for a GET
+        // or HEAD of unknown length unless told, so it is told.
+        let chunked_body = parts.headers.contains_key(http::header::TRANSFER_ENCODING);
         let (body, turn) = body::TimedBody::new(body, self.options.request_body_timeout);
         let host = forward::client_host(&parts);
         let upstream_req = match self.upstream.rewrite(Request::from_parts(parts, body)) {
@@ -162,6 +166,15 @@ impl Proxy {
                 );
                 if let Some(upgrade) = upgrade {
                     upgrade::restore(r.headers_mut(), upgrade);
+                }
+                if chunked_body {
+                    // Transfer-Encoding wins over Content-Length (RFC 9112
+                    // §6.3): never both on the upstream hop.
+                    r.headers_mut().remove(http::header::CONTENT_LENGTH);
+                    r.headers_mut().insert(
+                        http::header::TRANSFER_ENCODING,
+                        http::HeaderValue::from_static("chunked"),
+                    );
                 }
                 r
             }
