@@ -647,7 +647,7 @@ async fn audit_verify(args: AuditVerifyArgs) -> anyhow::Result<()> {
         println!("TAMPERED: {p}");
     }
     bail!(
-        "audit log hash chain broken: {} problem(s) in {} rows",
+        "audit log failed verification: {} problem(s) in {} rows",
         report.problems.len(),
         report.rows
     )

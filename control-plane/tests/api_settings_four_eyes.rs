@@ -588,6 +588,19 @@ async fn a_new_service_cannot_start_in_report_only_mode() -> Result<()> {
         server.db.store.get_service("open-api").await.is_err(),
         "the refused service was written"
     );
+    // With the engine's own problems, every one is listed.
+    let (status, body) =
+        create(json!({"name": "open-api", "mode": "report_only", "allow_methods": ["BAD METHOD"]}))
+            .await?;
+    assert_eq!(status, 422, "{body}");
+    let fields: Vec<&str> = body["error"]["details"]
+        .as_array()
+        .map(|d| d.iter().filter_map(|x| x["field"].as_str()).collect())
+        .unwrap_or_default();
+    assert!(
+        fields.contains(&"mode") && fields.iter().any(|f| f.starts_with("allow_methods")),
+        "{body}"
+    );
     assert!(
         !audit_actions_for(&server, "open-api")
             .await?

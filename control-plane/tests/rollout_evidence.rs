@@ -490,8 +490,7 @@ async fn disconnected_agents_holding_an_old_revision_are_counted() -> Result<()>
         "{now}"
     );
     assert_eq!(now["complete"], true, "no connected agent lags: {now}");
-    let note =
-        "1 agent that is not connected (heard from within 24 h) still holds an older revision";
+    let note = "1 agent heard from within 24 h is not connected and holds an older revision";
     let shown = approver.follow(&r).await?;
     assert!(
         shown.body.contains(note),

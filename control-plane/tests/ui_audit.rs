@@ -65,11 +65,16 @@ async fn audit_verify_detects_an_altered_row() -> Result<()> {
     assert!(ok, "{out}");
     assert!(out.contains("hash chain verified"), "{out}");
 
-    // The trigger refuses edits outright.
-    let refused = sqlx::raw_sql("UPDATE change_audit SET actor = 'mallory'")
-        .execute(server.db.store.pool())
-        .await;
-    assert!(refused.is_err());
+    // The triggers refuse edits, deletes and emptying the table outright.
+    for sql in [
+        "UPDATE change_audit SET actor = 'mallory'",
+        "DELETE FROM change_audit",
+        "TRUNCATE change_audit",
+    ] {
+        let refused = sqlx::raw_sql(sql).execute(server.db.store.pool()).await;
+        let error = refused.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(error.contains("append-only"), "{sql}: {error:?}");
+    }
 
     let victim = server.db.store.list_audit(None, 10).await?[1].id;
     tamper(

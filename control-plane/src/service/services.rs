@@ -35,21 +35,38 @@ pub async fn create(
 ) -> Result<Service, Error> {
     validate::service_name(name)?;
     validate::text("description", description, false)?;
-    validate::policy(settings, Vec::new())?;
+    let checked = validate::policy(settings, Vec::new());
     if settings.mode == Mode::ReportOnly {
-        let message = "a new service starts in enforce mode: report_only grants every origin, \
+        // Listed with the engine's problems, if any, so one answer says
+        // everything to fix.
+        let why = "a new service starts in enforce mode: report_only grants every origin, \
             so it is a settings change a second approver confirms; create the service, then \
             set mode to report_only (PATCH /services/{name} or the service page), which \
             another approver confirms (or you, under --single-operator)";
-        return Err(Error::Unprocessable {
-            message: message.to_owned(),
-            details: vec![Detail {
-                field: "mode".to_owned(),
-                value: "report_only".to_owned(),
-                message: message.to_owned(),
-            }],
+        let mode = Detail {
+            field: "mode".to_owned(),
+            value: "report_only".to_owned(),
+            message: why.to_owned(),
+        };
+        return Err(match checked {
+            Err(Error::Unprocessable {
+                message,
+                mut details,
+            }) => {
+                details.push(mode);
+                Error::Unprocessable {
+                    message: format!("{message}; mode \"report_only\": {why}"),
+                    details,
+                }
+            }
+            Err(other) => other,
+            Ok(()) => Error::Unprocessable {
+                message: why.to_owned(),
+                details: vec![mode],
+            },
         });
     }
+    checked?;
     let service = state
         .store
         .create_service(name, description.trim(), settings, actor)

@@ -94,8 +94,13 @@ impl Rollout {
     pub fn unreachable_note(&self) -> Option<String> {
         match self.unreachable {
             0 => None,
-            1 => Some("1 agent that is not connected (heard from within 24 h) still holds an older revision".to_owned()),
-            n => Some(format!("{n} agents that are not connected (heard from within 24 h) still hold an older revision")),
+            1 => Some(
+                "1 agent heard from within 24 h is not connected and holds an older revision"
+                    .to_owned(),
+            ),
+            n => Some(format!(
+                "{n} agents heard from within 24 h are not connected and hold an older revision"
+            )),
         }
     }
 }
