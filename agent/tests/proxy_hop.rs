@@ -204,8 +204,6 @@ async fn an_absolute_form_requests_authority_wins_over_host() -> Result<(), AnyE
     Ok(())
 }
 
-/// A slow but steady upload that takes longer than `--upstream-timeout` is
-/// the client's time, not the upstream's: it succeeds.
 /// A chunked request body reaches the upstream whatever the method: hyper's
 /// client sends no body for a GET or HEAD of unknown length unless its
 /// `Transfer-Encoding` says so, and the hop-by-hop header had been dropped,
@@ -250,6 +248,44 @@ async fn a_chunked_body_reaches_the_upstream_for_every_method() -> Result<(), An
     Ok(())
 }
 
+/// An HTTP/2 GET with a body and no `content-length` (HTTP/2 frames it
+/// itself) reaches the HTTP/1.1 upstream with its body, chunked.
+#[tokio::test]
+async fn an_h2c_get_with_a_body_reaches_the_upstream_whole() -> Result<(), AnyError> {
+    let upstream = echo_upstream().await?;
+    let (addr, _stop) = start_proxy(&upstream, options()).await?;
+    let stream = TcpStream::connect(addr).await?;
+    let (mut sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    for (method, body) in [("GET", "hello world"), ("GET", ""), ("POST", "posted")] {
+        let frames = (!body.is_empty())
+            .then(|| Ok::<_, Infallible>(hyper::body::Frame::data(Bytes::from(body))));
+        let req = Request::builder()
+            .method(method)
+            .uri("http://h2.example/echo")
+            .header("origin", APP)
+            .body(http_body_util::StreamBody::new(futures_util::stream::iter(
+                frames,
+            )))?;
+        let res = tokio::time::timeout(STEP, sender.send_request(req)).await??;
+        assert_eq!(res.status(), 200, "{method} {body:?}");
+        let echo = tokio::time::timeout(STEP, res.into_body().collect())
+            .await??
+            .to_bytes();
+        let echo = String::from_utf8(echo.to_vec())?;
+        let expected = body.len().to_string();
+        assert_eq!(
+            echoed(&echo, "body-bytes"),
+            [expected.as_str()],
+            "{method} {body:?}: {echo}"
+        );
+    }
+    Ok(())
+}
+
+/// A slow but steady upload that takes longer than `--upstream-timeout` is
+/// the client's time, not the upstream's: it succeeds.
 #[tokio::test]
 async fn a_steady_upload_longer_than_the_upstream_timeout_succeeds() -> Result<(), AnyError> {
     let upstream = echo_upstream().await?;

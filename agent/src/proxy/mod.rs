@@ -150,10 +150,15 @@ impl Proxy {
         }
         // A HEAD answer has no body, whatever its framing lines say.
         let head_request = parts.method == http::Method::HEAD;
-        // A chunked body (the only framing left after the check above) is
-        // re-framed for the upstream; hyper's client sends none for a GET
-        // or HEAD of unknown length unless told, so it is told.
-        let chunked_body = parts.headers.contains_key(http::header::TRANSFER_ENCODING);
+        // A body of unknown length is re-framed as chunked for the upstream
+        // (HTTP/1.1): one sent chunked (the only coding left after the
+        // check above), or an HTTP/2 body without `content-length` (HTTP/2
+        // frames it itself). hyper's client sends none for a GET or HEAD of
+        // unknown length unless told, so it is told.
+        let chunked_body = parts.headers.contains_key(http::header::TRANSFER_ENCODING)
+            || (parts.version == http::Version::HTTP_2
+                && !parts.headers.contains_key(http::header::CONTENT_LENGTH)
+                && !hyper::body::Body::is_end_stream(&body));
         let (body, turn) = body::TimedBody::new(body, self.options.request_body_timeout);
         let host = forward::client_host(&parts);
         let upstream_req = match self.upstream.rewrite(Request::from_parts(parts, body)) {
