@@ -53,6 +53,16 @@ impl RawAgent {
         answer: Answer,
         agent_id: Option<&str>,
     ) -> Result<Self> {
+        Self::start_at(&server.grpc_url, token, answer, agent_id).await
+    }
+
+    /// [`RawAgent::start_as`] through `url` (e.g. a balancer in front).
+    async fn start_at(
+        url: &str,
+        token: &str,
+        answer: Answer,
+        agent_id: Option<&str>,
+    ) -> Result<Self> {
         let mut first = hello(&[SERVICE], &[]);
         let id = match &mut first.msg {
             Some(agent_message::Msg::Hello(h)) => {
@@ -63,7 +73,7 @@ impl RawAgent {
             }
             _ => return Err(anyhow!("hello() built no hello")),
         };
-        let channel = tonic::transport::Channel::from_shared(server.grpc_url.clone())?
+        let channel = tonic::transport::Channel::from_shared(url.to_owned())?
             .connect()
             .await?;
         let (mut incoming, tx) = raw_stream_on(channel, token, first)
@@ -445,34 +455,47 @@ async fn wait_applied_answers_once_every_agent_acked() -> Result<()> {
     Ok(())
 }
 
-/// An agent that applied a revision and then lost its stream is not in
-/// "k of N" (it is not connected), but it still enforces the old policy
+/// An agent that applied a revision and then lost its stream (the
+/// connection cut, as a crash or a partition cuts it) is not in "k of N"
+/// (it is not connected), but if it still runs it enforces the old policy
 /// from its cache: the rollout counts it as unreachable, in the API, on the
-/// service page and in the approval's confirmation, until it reconnects.
+/// service page and in the approval's confirmation, until it reconnects. An
+/// agent that shut down cleanly (ended its stream) is not counted.
 #[tokio::test]
-async fn disconnected_agents_holding_an_old_revision_are_counted() -> Result<()> {
+async fn agents_that_lost_their_stream_holding_an_old_revision_are_counted() -> Result<()> {
     let server = Server::start(false).await?;
     let token = server.agent_token("edge", &[SERVICE]).await?;
     let start = revision(&server).await?;
-    let gone = RawAgent::start(&server, &token, Answer::Silent).await?;
-    gone.wait_seen(start).await?;
-    gone.ack(start).await?;
-    eventually("1 connected, 1 applied", || async {
+    let balancer = corsair_test_support::balancer::Balancer::start(vec![server.grpc_addr]).await?;
+    let lost = RawAgent::start_at(
+        &format!("http://{}", balancer.addr),
+        &token,
+        Answer::Silent,
+        None,
+    )
+    .await?;
+    lost.wait_seen(start).await?;
+    lost.ack(start).await?;
+    let (retired, _dir) = real_agent(&server, &token).await?;
+    retired.wait_revision(SERVICE, start).await?;
+    eventually("2 connected, 2 applied", || async {
         rollout(&server)
             .await
-            .is_ok_and(|r| r["agents"] == 1 && r["applied"] == 1 && r["unreachable"] == 0)
+            .is_ok_and(|r| r["agents"] == 2 && r["applied"] == 2 && r["unreachable"] == 0)
     })
     .await?;
-    let gone_id = gone.id.clone();
-    drop(gone);
-    eventually("the agent to count as disconnected", || async {
+    retired.stop().await;
+    balancer.cut();
+    let lost_id = lost.id.clone();
+    drop(lost);
+    eventually("both to count as disconnected", || async {
         rollout(&server).await.is_ok_and(|r| r["agents"] == 0)
     })
     .await?;
-    // It holds the current revision: nothing to warn about yet.
+    // They hold the current revision: nothing to warn about yet.
     assert_eq!(rollout(&server).await?["unreachable"], 0);
 
-    // A change it cannot receive.
+    // A change neither can receive: only the one that lost its stream counts.
     let id = pending_origin(&server, "https://app.example.com").await?;
     let mut approver = server.signed_in(Role::Approver).await?;
     let r = approver
@@ -487,10 +510,10 @@ async fn disconnected_agents_holding_an_old_revision_are_counted() -> Result<()>
     assert_eq!(
         (now["agents"].clone(), now["unreachable"].clone()),
         (0.into(), 1.into()),
-        "{now}"
+        "the cleanly stopped agent is retired, the cut one unreachable: {now}"
     );
     assert_eq!(now["complete"], true, "no connected agent lags: {now}");
-    let note = "1 agent heard from within 24 h is not connected and holds an older revision";
+    let note = "1 agent heard from within 24 h lost its connection and holds an older revision";
     let shown = approver.follow(&r).await?;
     assert!(
         shown.body.contains(note),
@@ -506,7 +529,7 @@ async fn disconnected_agents_holding_an_old_revision_are_counted() -> Result<()>
 
     // Back (same agent id) with the new revision applied: no longer counted.
     let latest = revision(&server).await?;
-    let back = RawAgent::start_as(&server, &token, Answer::Silent, Some(&gone_id)).await?;
+    let back = RawAgent::start_as(&server, &token, Answer::Silent, Some(&lost_id)).await?;
     back.wait_seen(latest).await?;
     back.ack(latest).await?;
     eventually(

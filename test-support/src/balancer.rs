@@ -18,6 +18,8 @@ pub struct Balancer {
     pub addr: SocketAddr,
     backends: Arc<Mutex<Vec<SocketAddr>>>,
     accept: JoinHandle<()>,
+    /// The connections being piped, for [`Balancer::cut`].
+    piped: Arc<Mutex<Vec<JoinHandle<()>>>>,
 }
 
 impl Balancer {
@@ -26,12 +28,28 @@ impl Balancer {
         let listener = TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
         let backends = Arc::new(Mutex::new(backends));
-        let accept = tokio::spawn(accept(listener, Arc::clone(&backends)));
+        let piped = Arc::new(Mutex::new(Vec::new()));
+        let accept = tokio::spawn(accept(listener, Arc::clone(&backends), Arc::clone(&piped)));
         Ok(Self {
             addr,
             backends,
             accept,
+            piped,
         })
+    }
+
+    /// Drops every connection piped so far, both sockets at once, as a
+    /// crash or a network partition ends them: whatever was in flight (an
+    /// HTTP/2 stream's end, say) never arrives.
+    pub fn cut(&self) {
+        for task in self
+            .piped
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+        {
+            task.abort();
+        }
     }
 
     /// Adds `backend` to the rotation for new connections.
@@ -49,7 +67,11 @@ impl Drop for Balancer {
     }
 }
 
-async fn accept(listener: TcpListener, backends: Arc<Mutex<Vec<SocketAddr>>>) {
+async fn accept(
+    listener: TcpListener,
+    backends: Arc<Mutex<Vec<SocketAddr>>>,
+    piped: Arc<Mutex<Vec<JoinHandle<()>>>>,
+) {
     let next = AtomicUsize::new(0);
     loop {
         let Ok((mut client, _)) = listener.accept().await else {
@@ -62,7 +84,7 @@ async fn accept(listener: TcpListener, backends: Arc<Mutex<Vec<SocketAddr>>>) {
             }
             backends[next.fetch_add(1, Ordering::Relaxed) % backends.len()]
         };
-        tokio::spawn(async move {
+        let task = tokio::spawn(async move {
             // A backend that refuses closes the client's connection, as a
             // Service with an unready pod would reset it.
             if let Ok(mut server) = TcpStream::connect(backend).await {
@@ -71,6 +93,9 @@ async fn accept(listener: TcpListener, backends: Arc<Mutex<Vec<SocketAddr>>>) {
                 let _ = tokio::io::copy_bidirectional(&mut client, &mut server).await;
             }
         });
+        let mut piped = piped.lock().unwrap_or_else(PoisonError::into_inner);
+        piped.retain(|t| !t.is_finished());
+        piped.push(task);
     }
 }
 

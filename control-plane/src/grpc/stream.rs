@@ -133,10 +133,14 @@ impl AgentStream {
         // Recorded before the final status goes out, so an agent that
         // reconnects at once (maybe to another replica) is not marked
         // disconnected after it connected again.
-        if self.connections.closed(&self.agent_id)
-            && let Err(error) = Box::pin(self.store.agent_disconnected(&self.agent_id)).await
-        {
-            warn!(%error, "cannot record agent disconnect");
+        if self.connections.closed(&self.agent_id) {
+            if let Err(error) = Box::pin(self.store.agent_disconnected(&self.agent_id)).await {
+                warn!(%error, "cannot record agent disconnect");
+            } else if matches!(end, End::AgentClosed)
+                && let Err(error) = Box::pin(self.store.agent_closed_stream(&self.agent_id)).await
+            {
+                warn!(%error, "cannot record that the agent closed its stream");
+            }
         }
         let last = match end {
             End::Shutdown => Some(handover(

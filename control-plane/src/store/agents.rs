@@ -134,6 +134,17 @@ impl Store {
         Ok(())
     }
 
+    /// Records that an agent ended its stream itself (`closed_at`, after its
+    /// disconnect was recorded): a clean shutdown, which rollout evidence
+    /// takes as retired until the agent is seen again.
+    pub async fn agent_closed_stream(&self, agent_id: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE agents SET closed_at = now() WHERE id = $1 AND NOT connected")
+            .bind(agent_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
     /// The current revision of each named service that exists. Lives here
     /// rather than in `policy` because only the PolicySync resync uses it.
     pub async fn service_revisions(

@@ -47,11 +47,12 @@ pub struct Rollout {
     /// The connected agents that do not hold it yet, by name then id: at
     /// most 100 are listed.
     pub laggards: Vec<Laggard>,
-    /// Agents subscribed to the service that are not connected now but were
-    /// heard from within the last 24 h, and do not hold `revision`: they
-    /// keep enforcing an older policy (their last-known-good cache) until
-    /// they reconnect. Not in `agents`, so `complete` can be true while
-    /// this is not 0.
+    /// Agents subscribed to the service that are not connected now, were
+    /// heard from within the last 24 h, did not end their stream themselves
+    /// (a clean shutdown reads as retired) and do not hold `revision`: lost
+    /// (crashed, partitioned, killed), and if still running, enforcing an
+    /// older policy (their last-known-good cache) until they reconnect. Not
+    /// in `agents`, so `complete` can be true while this is not 0.
     pub unreachable: i64,
 }
 
@@ -95,11 +96,11 @@ impl Rollout {
         match self.unreachable {
             0 => None,
             1 => Some(
-                "1 agent heard from within 24 h is not connected and holds an older revision"
+                "1 agent heard from within 24 h lost its connection and holds an older revision"
                     .to_owned(),
             ),
             n => Some(format!(
-                "{n} agents heard from within 24 h are not connected and hold an older revision"
+                "{n} agents heard from within 24 h lost their connection and hold an older revision"
             )),
         }
     }
@@ -170,6 +171,7 @@ impl Store {
              WHERE a.services @> ARRAY[$1::text]
                AND NOT (a.connected AND a.last_seen > now() - make_interval(secs => $3))
                AND a.last_seen > now() - make_interval(secs => $4)
+               AND NOT coalesce(a.closed_at >= a.last_seen, false)
                AND (x.applied_revision IS NULL OR x.applied_revision < $2)
             "#,
         )
