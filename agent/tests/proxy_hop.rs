@@ -162,16 +162,27 @@ async fn trusted_forwarded_headers_are_kept_and_appended_to() -> Result<(), AnyE
     Ok(())
 }
 
+/// An HTTP/2 (h2c, prior knowledge) client connection to `addr`.
+async fn h2c<B>(addr: SocketAddr) -> Result<hyper::client::conn::http2::SendRequest<B>, AnyError>
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = TcpStream::connect(addr).await?;
+    let (sender, conn) =
+        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await?;
+    tokio::spawn(conn);
+    Ok(sender)
+}
+
 /// An HTTP/2 client (h2c prior knowledge) names its host in `:authority`
 /// only: the upstream still gets it as `Host` and `X-Forwarded-Host`.
 #[tokio::test]
 async fn an_h2c_clients_authority_reaches_the_upstream_as_host() -> Result<(), AnyError> {
     let upstream = echo_upstream().await?;
     let (addr, _stop) = start_proxy(&upstream, options()).await?;
-    let stream = TcpStream::connect(addr).await?;
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
+    let mut sender = h2c(addr).await?;
     let req = Request::get("http://h2.example:8443/echo")
         .header("origin", APP)
         .body(Empty::<Bytes>::new())?;
@@ -254,10 +265,7 @@ async fn a_chunked_body_reaches_the_upstream_for_every_method() -> Result<(), An
 async fn an_h2c_get_with_a_body_reaches_the_upstream_whole() -> Result<(), AnyError> {
     let upstream = echo_upstream().await?;
     let (addr, _stop) = start_proxy(&upstream, options()).await?;
-    let stream = TcpStream::connect(addr).await?;
-    let (mut sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
+    let mut sender = h2c(addr).await?;
     for (method, body) in [("GET", "hello world"), ("GET", ""), ("POST", "posted")] {
         let frames = (!body.is_empty())
             .then(|| Ok::<_, Infallible>(hyper::body::Frame::data(Bytes::from(body))));

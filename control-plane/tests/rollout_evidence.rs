@@ -17,7 +17,7 @@ use serde_json::Value;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinHandle;
-use ui_support::Server;
+use ui_support::{Browser, Page, Server};
 
 const SERVICE: &str = "payments-api";
 const REFUSAL: &str = "engine refused the policy: test agent says no";
@@ -196,6 +196,21 @@ async fn push_to_ack_count(server: &Server) -> Result<f64> {
         .ok_or_else(|| anyhow!("no corsair_policy_push_to_ack_seconds_count in /metrics:\n{text}"))
 }
 
+/// Approves origin `id` through the UI as an approver (303 back to the
+/// service page); the approver's browser and the page with the confirmation.
+async fn approve_in_ui(server: &Server, id: i64) -> Result<(Browser, Page)> {
+    let mut approver = server.signed_in(Role::Approver).await?;
+    let r = approver
+        .post(
+            &format!("/origins/{id}/approve"),
+            &[("note", "ok"), ("next", &format!("/services/{SERVICE}"))],
+        )
+        .await?;
+    anyhow::ensure!(r.status == 303, "approve answered {}: {}", r.status, r.body);
+    let shown = approver.follow(&r).await?;
+    Ok((approver, shown))
+}
+
 fn laggard<'a>(rollout: &'a Value, agent_id: &str) -> Option<&'a Value> {
     rollout["laggards"]
         .as_array()?
@@ -299,17 +314,9 @@ async fn k_of_n_with_nack_errors_in_the_api_the_service_page_and_the_confirmatio
 
     // The approval's confirmation in the UI.
     let id = pending_origin(&server, "https://shop.example.com").await?;
-    let mut approver = server.signed_in(Role::Approver).await?;
-    let r = approver
-        .post(
-            &format!("/origins/{id}/approve"),
-            &[("note", "ok"), ("next", &format!("/services/{SERVICE}"))],
-        )
-        .await?;
-    assert_eq!(r.status, 303, "{}", r.body);
+    let (_, shown) = approve_in_ui(&server, id).await?;
     let latest = revision(&server).await?;
     assert!(latest > after);
-    let shown = approver.follow(&r).await?;
     let confirmation = format!(
         "Approved https://shop.example.com for {SERVICE} (#{id}). 2 of 4 agents applied revision {latest}"
     );
@@ -497,14 +504,7 @@ async fn agents_that_lost_their_stream_holding_an_old_revision_are_counted() -> 
 
     // A change neither can receive: only the one that lost its stream counts.
     let id = pending_origin(&server, "https://app.example.com").await?;
-    let mut approver = server.signed_in(Role::Approver).await?;
-    let r = approver
-        .post(
-            &format!("/origins/{id}/approve"),
-            &[("note", "ok"), ("next", &format!("/services/{SERVICE}"))],
-        )
-        .await?;
-    assert_eq!(r.status, 303, "{}", r.body);
+    let (mut approver, shown) = approve_in_ui(&server, id).await?;
     let now = rollout(&server).await?;
     assert_eq!(now["revision"], revision(&server).await?, "{now}");
     assert_eq!(
@@ -514,7 +514,6 @@ async fn agents_that_lost_their_stream_holding_an_old_revision_are_counted() -> 
     );
     assert_eq!(now["complete"], true, "no connected agent lags: {now}");
     let note = "1 agent heard from within 24 h lost its connection and holds an older revision";
-    let shown = approver.follow(&r).await?;
     assert!(
         shown.body.contains(note),
         "{note} in the confirmation: {}",

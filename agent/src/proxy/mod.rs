@@ -135,12 +135,9 @@ impl Proxy {
         // The decision borrows the request, which moves on to the
         // upstream: what the answer needs is kept (shared bytes).
         let cors = decision.forward_headers();
+        let transfer_encoding = parts.headers.get_all(http::header::TRANSFER_ENCODING);
         if let Some(coding) = forward::unsupported_transfer_coding(
-            parts
-                .headers
-                .get_all(http::header::TRANSFER_ENCODING)
-                .iter()
-                .map(http::HeaderValue::as_bytes),
+            transfer_encoding.iter().map(http::HeaderValue::as_bytes),
         ) {
             tracing::debug!(
                 coding = %String::from_utf8_lossy(coding),
@@ -155,7 +152,7 @@ impl Proxy {
         // check above), or an HTTP/2 body without `content-length` (HTTP/2
         // frames it itself). hyper's client sends none for a GET or HEAD of
         // unknown length unless told, so it is told.
-        let chunked_body = parts.headers.contains_key(http::header::TRANSFER_ENCODING)
+        let chunked_body = transfer_encoding.iter().next().is_some()
             || (parts.version == http::Version::HTTP_2
                 && !parts.headers.contains_key(http::header::CONTENT_LENGTH)
                 && !hyper::body::Body::is_end_stream(&body));

@@ -86,39 +86,39 @@ pub struct Client {
 }
 
 impl Client {
-    /// POSTs JSON; fails unless 2xx; returns the body.
-    pub async fn post(&self, path: &str, body: Value) -> Result<Value> {
-        let response = self
+    /// Sends `method path` with the bearer token (and `body` as JSON);
+    /// fails unless 2xx; the status and the JSON body (null if none).
+    async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> Result<(u16, Value)> {
+        let mut request = self
             .http
-            .post(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await?;
+            .request(method.clone(), format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
         let status = response.status();
         let body: Value = response.json().await.unwrap_or(Value::Null);
         if !status.is_success() {
-            bail!("POST {path}: {status}: {body}");
+            bail!("{method} {path}: {status}: {body}");
         }
-        Ok(body)
+        Ok((status.as_u16(), body))
+    }
+
+    /// POSTs JSON; fails unless 2xx; returns the body.
+    pub async fn post(&self, path: &str, body: Value) -> Result<Value> {
+        Ok(self.call(reqwest::Method::POST, path, Some(body)).await?.1)
     }
 
     /// PATCHes JSON; fails unless 2xx; returns the status and the body
     /// (a widening settings change answers 202 with the held change).
     pub async fn patch(&self, path: &str, body: Value) -> Result<(u16, Value)> {
-        let response = self
-            .http
-            .patch(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .json(&body)
-            .send()
-            .await?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!("PATCH {path}: {status}: {body}");
-        }
-        Ok((status.as_u16(), body))
+        self.call(reqwest::Method::PATCH, path, Some(body)).await
     }
 
     /// Issues an agent token named `name` for `services` over REST
@@ -135,18 +135,7 @@ impl Client {
 
     /// GETs JSON; fails unless 2xx.
     pub async fn get(&self, path: &str) -> Result<Value> {
-        let response = self
-            .http
-            .get(format!("{}{path}", self.base))
-            .bearer_auth(&self.token)
-            .send()
-            .await?;
-        let status = response.status();
-        let body: Value = response.json().await.unwrap_or(Value::Null);
-        if !status.is_success() {
-            bail!("GET {path}: {status}: {body}");
-        }
-        Ok(body)
+        Ok(self.call(reqwest::Method::GET, path, None).await?.1)
     }
 }
 
