@@ -156,7 +156,8 @@ struct ProxyArgs {
     /// https://host:port[/base-path].
     #[arg(long, env = "CORSAIR_UPSTREAM")]
     upstream: String,
-    /// Seconds to wait for the TCP connection to the upstream; then 504.
+    /// Seconds a new upstream connection may take, name resolution, TCP
+    /// connect and (https://) TLS handshake together; then 504.
     #[arg(long, env = "CORSAIR_UPSTREAM_CONNECT_TIMEOUT", default_value_t = 5.0)]
     upstream_connect_timeout: f64,
     /// Seconds to wait for the upstream's response headers once the request
@@ -176,7 +177,7 @@ struct ProxyArgs {
     #[arg(long, env = "CORSAIR_HEAD_TIMEOUT", default_value_t = 30.0)]
     head_timeout: f64,
     /// PEM file of extra CA certificates trusted for an https:// --upstream,
-    /// on top of the system's roots.
+    /// on top of the system's roots (refused with an http:// upstream).
     #[arg(long, env = "CORSAIR_UPSTREAM_CA_FILE")]
     upstream_ca_file: Option<PathBuf>,
     /// Trust the client's X-Forwarded-Proto/-Host and append to its

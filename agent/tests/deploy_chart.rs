@@ -180,9 +180,44 @@ fn proxy_mode_reads_the_token_from_a_file_and_gates_on_readyz() {
             .any(|v| v["secret"]["secretName"] == "corsair-agent-token")
     );
 
-    // Kubernetes 1.29 has no preStop sleep action by default: none rendered.
+    // The preStop sleep keeps it serving while endpoints update: no delay
+    // of the agent's own on top.
+    assert!(args.contains(&"--drain-timeout=10"), "{args:?}");
+    assert!(
+        !args.iter().any(|a| a.starts_with("--drain-delay")),
+        "{args:?}"
+    );
+
+    // Kubernetes 1.29 has no preStop sleep action by default: none
+    // rendered, and the agent keeps accepting after SIGTERM instead.
     let c = agent_container(&documents(&render(&None, "1.29.0")));
     assert!(c["lifecycle"].is_null(), "{}", c["lifecycle"]);
+    assert!(
+        c["args"]
+            .as_array()
+            .expect("args")
+            .iter()
+            .any(|a| a == "--drain-delay=5"),
+        "{}",
+        c["args"]
+    );
+}
+
+#[test]
+fn the_grace_period_must_cover_the_drain() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let values = "drainSeconds: 5\ndrainTimeoutSeconds: 30\nterminationGracePeriodSeconds: 30\n";
+    let err = template(
+        &chart(CHART),
+        &values_file(dir.path(), values),
+        "1.33.0",
+        &[],
+    )
+    .expect_err("a grace period shorter than the drain");
+    assert!(
+        err.contains("must cover drainSeconds + drainTimeoutSeconds (35)"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -198,6 +233,13 @@ fn sidecar_templates_render_the_native_and_the_classic_form() {
     assert_eq!(pod["initContainers"][0]["name"], "corsair-agent");
     assert_eq!(pod["initContainers"][0]["restartPolicy"], "Always");
     assert_eq!(pod["containers"].as_array().map(Vec::len), Some(1));
+    // The gateway outlives endpoint removal too: a native sidecar stops only
+    // after it, so without this the agent would forward to nothing.
+    assert_eq!(
+        pod["containers"][0]["lifecycle"]["preStop"]["exec"]["command"],
+        serde_json::json!(["sleep", "5"])
+    );
+    assert_eq!(pod["terminationGracePeriodSeconds"], 25);
 
     let classic = documents(&renders[1].1);
     let deployment = classic

@@ -2,15 +2,20 @@
 //! slow request is in flight turns `/readyz` to 503 and stops accepting
 //! new connections; the in-flight request still completes, then the
 //! process exits 0. With `--drain-delay`, new connections are still served
-//! for that long while `/readyz` already says 503.
+//! for that long while `/readyz` already says 503. A request decided while
+//! the proxy drains is counted in the telemetry spooled at exit.
 
 mod proxy_support;
 
 use corsair_agent::engine::PolicySpec;
+use corsair_agent::report::SpillQueue;
 use corsair_agent::sync::{Snapshot, cache};
+use corsair_test_support::eventually_within;
 use corsair_test_support::process::{Process, free_addr};
 use proxy_support::{AnyError, Head, STEP, eventually, read_head, refused_port};
 use std::net::SocketAddr;
+use std::path::Path;
+use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, oneshot};
@@ -229,5 +234,86 @@ async fn the_drain_delay_keeps_serving_while_not_ready() -> Result<(), AnyError>
     .await?;
     let status = tokio::time::timeout(STEP, agent.process.child.wait()).await??;
     assert!(status.success(), "agent exited with {status}");
+    Ok(())
+}
+
+/// Blocked requests from `origin` counted in the telemetry batches spooled
+/// in `spool` (the control plane is unreachable, so a clean stop keeps
+/// every batch there).
+fn spooled_blocked(spool: &Path, origin: &str) -> Result<u64, AnyError> {
+    let mut queue = SpillQueue::open(spool, 1_000_000)?;
+    let mut total = 0;
+    while let Some(batch) = queue.pop_front() {
+        total += batch
+            .counts
+            .iter()
+            .filter(|c| c.origin == origin)
+            .map(|c| c.count)
+            .sum::<u64>();
+    }
+    Ok(total)
+}
+
+/// A request decided after SIGTERM, while the proxy drains (its head was
+/// still arriving), is in the final telemetry batch: the reporter's last
+/// cut waits for the proxy to finish, so a clean stop loses no count.
+#[tokio::test]
+async fn a_request_decided_while_draining_is_counted() -> Result<(), AnyError> {
+    const EVIL: &str = "https://evil.example";
+    let (upstream, mut arrivals) = slow_upstream().await?;
+    let mut agent = Agent::start(&upstream, "60").await?;
+    let spool = agent._cache_dir.path().join("telemetry");
+
+    // A late client: half its head sent, the rest after SIGTERM.
+    let mut late = TcpStream::connect(agent.listen).await?;
+    late.write_all(
+        format!("GET /late HTTP/1.1\r\nhost: api.test\r\norigin: {EVIL}\r\n").as_bytes(),
+    )
+    .await?;
+    // A request in flight (counted as allowed) keeps the proxy draining.
+    let (mut client, release) = agent.in_flight(&mut arrivals).await?;
+    agent.sigterm()?;
+    eventually("/readyz to answer 503", || async {
+        (readyz(agent.admin).await == Some(503)).then_some(())
+    })
+    .await?;
+    // Had telemetry stopped with the proxy (as it once did), its final
+    // batch (holding the allowed count) would be cut now, while the proxy
+    // still drains: give that its chance to show before the late request
+    // is decided. A pass never depends on this wait.
+    let cut_early = eventually_within(Duration::from_secs(3), "no early cut", || async {
+        std::fs::read_dir(&spool)
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .any(|e| !e.file_name().to_string_lossy().starts_with('.'))
+            })
+            .unwrap_or(false)
+            .then_some(())
+    })
+    .await
+    .is_ok();
+
+    // The late head completes: decided (blocked origin) and forwarded.
+    late.write_all(b"\r\n").await?;
+    let late_release = tokio::time::timeout(STEP, arrivals.recv())
+        .await?
+        .ok_or("the upstream never saw the late request")?;
+    late_release.send(()).map_err(|()| "upstream task gone")?;
+    let head = Head::parse(&tokio::time::timeout(STEP, read_head(&mut late)).await??)?;
+    assert_eq!(head.status, 200, "{head:?}");
+    assert_eq!(head.get("access-control-allow-origin"), None);
+    release.send(()).map_err(|()| "upstream task gone")?;
+    let head = Head::parse(&tokio::time::timeout(STEP, read_head(&mut client)).await??)?;
+    assert_eq!(head.status, 200, "{head:?}");
+    drop((late, client));
+
+    let status = tokio::time::timeout(STEP, agent.process.child.wait()).await??;
+    assert!(status.success(), "agent exited with {status}");
+    assert_eq!(
+        spooled_blocked(&spool, EVIL)?,
+        1,
+        "the request decided while draining is missing from the telemetry (final batch cut early: {cut_early})\n{}",
+        agent.process.log()
+    );
     Ok(())
 }

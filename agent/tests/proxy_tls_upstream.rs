@@ -2,7 +2,9 @@
 //! certificate from a CA the test generates. Trusted through
 //! `--upstream-ca-file`, the exchange goes through with the policy's CORS
 //! headers; a certificate from another CA gives a 502 that still carries
-//! the CORS decision, and a log line that says what to fix.
+//! the CORS decision, and a log line that says what to fix. A host that
+//! accepts TCP and never speaks TLS is a connect timeout (504), bounded by
+//! `--upstream-connect-timeout`, not `--upstream-timeout`.
 
 mod proxy_support;
 
@@ -13,12 +15,13 @@ use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use proxy_support::{AnyError, Log, exchange, handle_with};
+use proxy_support::{AnyError, Behaviour, Log, TestUpstream, exchange, handle_with};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 const APP: &str = "https://app.example.com";
@@ -91,18 +94,26 @@ async fn proxy_to(
     upstream: &str,
     ca_file: &std::path::Path,
 ) -> Result<(SocketAddr, tokio::sync::oneshot::Sender<()>), AnyError> {
-    let handle = handle_with(&PolicySpec {
-        origins: vec![APP.into()],
-        ..PolicySpec::default()
-    })?;
-    let proxy = Proxy::with_options(
-        handle,
+    proxy_with(
         upstream,
         ProxyOptions {
             upstream_ca_file: Some(ca_file.to_path_buf()),
             ..ProxyOptions::default()
         },
-    )?;
+    )
+    .await
+}
+
+/// Starts a proxy to `upstream` with `options`; stops when the sender drops.
+async fn proxy_with(
+    upstream: &str,
+    options: ProxyOptions,
+) -> Result<(SocketAddr, tokio::sync::oneshot::Sender<()>), AnyError> {
+    let handle = handle_with(&PolicySpec {
+        origins: vec![APP.into()],
+        ..PolicySpec::default()
+    })?;
+    let proxy = Proxy::with_options(handle, upstream, options)?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -181,5 +192,61 @@ async fn an_unusable_ca_file_is_a_clear_startup_error() -> Result<(), AnyError> 
         assert!(text.contains("--upstream-ca-file"), "{text}");
         assert!(text.contains(says), "{text}");
     }
+    Ok(())
+}
+
+/// The upstream accepts the TCP connection and never answers the TLS
+/// ClientHello (a wedged TLS front, or a plain-HTTP port named `https://`):
+/// the whole connection setup is bounded by `--upstream-connect-timeout`,
+/// as on the fast path, so the client gets the same 504 "timed out
+/// connecting", with the CORS decision, and not a wait for the (here hour
+/// long) `--upstream-timeout`. `exchange` gives up after `STEP`.
+#[tokio::test]
+async fn a_tls_handshake_that_never_finishes_is_a_connect_timeout() -> Result<(), AnyError> {
+    let ca = Ca::new("corsair test CA")?;
+    let dir = tempfile::tempdir()?;
+    let ca_file = dir.path().join("upstream-ca.pem");
+    std::fs::write(&ca_file, ca.issuer.pem())?;
+    let silent = TestUpstream::start(Behaviour::Silent).await?;
+    let upstream = silent.url.replacen("http://", "https://", 1);
+    let (addr, _stop) = proxy_with(
+        &upstream,
+        ProxyOptions {
+            upstream_ca_file: Some(ca_file),
+            connect_timeout: Duration::from_millis(300),
+            upstream_timeout: Duration::from_secs(3600),
+            ..ProxyOptions::default()
+        },
+    )
+    .await?;
+    let head = exchange(addr, &get("/items")).await?;
+    assert_eq!(head.status, 504, "{head:?}");
+    assert_eq!(
+        head.body,
+        "corsair-agent: timed out connecting to the upstream\n"
+    );
+    assert_eq!(head.get("access-control-allow-origin"), Some(APP));
+    assert_eq!(head.get("vary"), Some("Origin"));
+    // TCP did connect: the time ran out in the TLS handshake.
+    assert_eq!(silent.accepted(), 1);
+    Ok(())
+}
+
+/// A CA file with an `http://` upstream would never be read for anything:
+/// a start-up error that says so, not a silently ignored (or, before,
+/// read and required to be valid) file.
+#[tokio::test]
+async fn a_ca_file_with_an_http_upstream_is_a_clear_startup_error() -> Result<(), AnyError> {
+    let ca = Ca::new("corsair test CA")?;
+    let dir = tempfile::tempdir()?;
+    let ca_file = dir.path().join("upstream-ca.pem");
+    std::fs::write(&ca_file, ca.issuer.pem())?;
+    let err = proxy_to("http://127.0.0.1:1", &ca_file)
+        .await
+        .err()
+        .ok_or("a CA file was accepted for an http:// upstream")?;
+    let text = err.to_string();
+    assert!(text.contains("--upstream-ca-file"), "{text}");
+    assert!(text.contains("https:// upstream only"), "{text}");
     Ok(())
 }

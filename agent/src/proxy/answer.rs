@@ -31,7 +31,8 @@ pub enum Failure {
     /// not ask for an upgrade.
     #[error("corsair-agent: the upstream switched protocols without being asked")]
     UnaskedUpgrade,
-    /// No TCP connection to the upstream within `--upstream-connect-timeout`.
+    /// No connection to the upstream (name resolution, TCP and, for
+    /// `https://`, the TLS handshake) within `--upstream-connect-timeout`.
     #[error("corsair-agent: timed out connecting to the upstream")]
     ConnectTimeout,
     /// No response headers from the upstream within `--upstream-timeout`.

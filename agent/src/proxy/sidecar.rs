@@ -140,8 +140,16 @@ where
     };
     let reporter = Reporter::new(&config.service, recorder.clone(), metrics.clone());
     let front = front(handle.clone(), reporter, Box::pin(stopped()))?;
+    // Telemetry has its own stop, given once the front has drained: the
+    // front still decides (and counts) requests after it is told to stop
+    // (in-flight heads, HTTP/2 streams before GOAWAY, nginx subrequests),
+    // and the reporter's final batch must hold those counts too.
+    let (report_stop_tx, mut report_stop_rx) = watch::channel(false);
+    let report_stopped = async move {
+        let _ = report_stop_rx.wait_for(|stop| *stop).await;
+    };
     let report_task = tokio::spawn(
-        report::run(report, target, recorder, metrics.clone(), stopped())
+        report::run(report, target, recorder, metrics.clone(), report_stopped)
             .instrument(tracing::info_span!("telemetry")),
     );
     let sync_task = tokio::spawn(
@@ -177,18 +185,21 @@ where
     // --drain-delay: still accepting while load balancers see the 503.
     tokio::time::sleep(config.proxy.drain_delay).await;
     let _ = stop_tx.send(true);
-    proxy_task.await.context("proxy task")?.context("proxy")?;
+    let front_result = proxy_task.await;
+    // Only once the front has drained (or failed): every decision it made
+    // is counted, so the final batch holds them all.
+    let _ = report_stop_tx.send(true);
+    let report_result = report_task.await;
     let _ = admin_stop_tx.send(true);
+    front_result.context("proxy task")?.context("proxy")?;
+    report_result
+        .context("telemetry task")?
+        .context("telemetry")?;
     if let Some(task) = admin_task {
         task.await
             .context("admin task")?
             .context("admin listener")?;
     }
-    // After the proxy: the last requests' counts are in the final batch.
-    report_task
-        .await
-        .context("telemetry task")?
-        .context("telemetry")?;
     match sync_task.await.context("sync task")? {
         Ok(()) => Ok(()),
         // A fatal sync error stops syncing, not enforcing; report it on exit.

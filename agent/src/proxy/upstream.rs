@@ -26,12 +26,16 @@ use tokio::time::Instant;
 pub mod conns;
 pub mod drive;
 
-/// How to reach the upstream: TCP (with `--upstream-connect-timeout`,
-/// `TCP_NODELAY`) and, for an `https://` upstream, TLS; shared by every
-/// client connection's [`conns::Upstreams`].
+/// How to reach the upstream: TCP (`TCP_NODELAY`) and, for an `https://`
+/// upstream, TLS, the whole setup (name resolution, TCP to each address in
+/// turn, TLS handshake) under one `--upstream-connect-timeout`, as on the
+/// fast path; shared by every client connection's [`conns::Upstreams`].
 #[derive(Clone)]
 pub struct Connector {
     tls: HttpsConnector<HttpConnector>,
+    /// `--upstream-connect-timeout`: the longest a new connection may take,
+    /// from resolving the host to the end of the TLS handshake.
+    connect_timeout: Duration,
     /// `scheme://authority` of the upstream: what the connector dials.
     uri: Uri,
     /// `Host` for a request whose client named none.
@@ -65,7 +69,10 @@ pub enum ExchangeError {
 /// duration is a whole wait, not a retry budget: the proxy never retries.
 #[derive(Debug, Clone)]
 pub struct ProxyOptions {
-    /// Longest wait for the TCP connection to the upstream (504 after it).
+    /// Longest wait for a new connection to the upstream: name resolution,
+    /// TCP connect and, for `https://`, the TLS handshake, together (504
+    /// after it). It runs inside `upstream_timeout`'s wait, so it only
+    /// matters while the shorter of the two.
     pub connect_timeout: Duration,
     /// Longest wait for the upstream: for its response headers once the
     /// request body is all sent (at once for a request without a body), and
@@ -83,7 +90,8 @@ pub struct ProxyOptions {
     /// interval, so after one to two of it. Default 30 s.
     pub head_timeout: Duration,
     /// PEM file of extra CA certificates trusted for `https://` upstreams,
-    /// on top of the system's roots.
+    /// on top of the system's roots. Refused with an `http://` upstream
+    /// (see [`ClientError::CaFileWithoutTls`]).
     pub upstream_ca_file: Option<PathBuf>,
     /// After shutdown is asked for: how long in-flight requests may take to
     /// finish before their connections are closed.
@@ -129,6 +137,12 @@ pub enum ClientError {
         /// What is wrong with it.
         message: String,
     },
+    /// A CA file was given for an `http://` upstream, where nothing would
+    /// ever read it: most likely the upstream URL lost its `https`.
+    #[error(
+        "--upstream-ca-file {0} applies to an https:// upstream only; this upstream is http://"
+    )]
+    CaFileWithoutTls(PathBuf),
     /// An `https://` upstream but no trusted root at all (no system roots
     /// found and no CA file).
     #[error(
@@ -142,12 +156,17 @@ pub enum ClientError {
 
 /// Builds the connector to `upstream` (`scheme://authority`). TLS roots
 /// (system store and `ca_file`) are loaded only when `https` is set: a
-/// loopback sidecar with an `http://` upstream never reads the system store.
+/// loopback sidecar with an `http://` upstream never reads the system store,
+/// and a CA file given with one is a start-up error rather than a file read
+/// (and required to be valid) for nothing.
 pub fn connector(
     options: &ProxyOptions,
     upstream: &super::forward::Upstream,
 ) -> Result<Connector, ClientError> {
     let https = upstream.is_https();
+    if let (false, Some(path)) = (https, &options.upstream_ca_file) {
+        return Err(ClientError::CaFileWithoutTls(path.clone()));
+    }
     let mut roots = rustls::RootCertStore::empty();
     if https {
         let native = rustls_native_certs::load_native_certs();
@@ -172,7 +191,10 @@ pub fn connector(
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.enforce_http(false);
-    http.set_connect_timeout(Some(options.connect_timeout));
+    // No timeout of its own: hyper-util's would cover the TCP connect only
+    // (split over the resolved addresses), not resolution or TLS; `open`
+    // bounds the whole setup instead.
+    http.set_connect_timeout(None);
     let tls = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
@@ -180,6 +202,7 @@ pub fn connector(
         .wrap_connector(http);
     Ok(Connector {
         tls,
+        connect_timeout: options.connect_timeout,
         uri: upstream.origin(),
         host: conns::host_value(upstream.authority(), https),
     })
@@ -244,8 +267,14 @@ pub async fn within_timeout<F: Future>(
     }
 }
 
+/// The connection to the upstream (resolution, TCP, TLS) was not set up
+/// within `--upstream-connect-timeout`.
+#[derive(Debug, thiserror::Error)]
+#[error("no connection to the upstream within {0:?} (--upstream-connect-timeout)")]
+pub struct ConnectTimedOut(pub Duration);
+
 /// What a failed exchange with the upstream means for the client: a
-/// timed-out connect (504), a stalled request body (408), a request body the
+/// timed-out connection setup (504, see [`ConnectTimedOut`]), a stalled request body (408), a request body the
 /// client broke off (400), anything else (refused, reset, TLS) 502.
 pub fn classify(error: &ExchangeError) -> Failure {
     let mut client_body = false;
@@ -262,10 +291,7 @@ pub fn classify(error: &ExchangeError) -> Failure {
         {
             client_body = true;
         }
-        if matches!(error, ExchangeError::Connect(_))
-            && e.downcast_ref::<std::io::Error>()
-                .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut)
-        {
+        if matches!(error, ExchangeError::Connect(_)) && e.is::<ConnectTimedOut>() {
             return Failure::ConnectTimeout;
         }
         source = e.source();

@@ -16,7 +16,7 @@
 //! that a reused connection never wrote (the upstream closed it just then)
 //! is retried once on a fresh connection, as the pooled client did.
 
-use super::{Connector, ExchangeError};
+use super::{ConnectTimedOut, Connector, ExchangeError};
 use crate::proxy::body::TimedBody;
 use http::header::{self, HeaderValue};
 use http::{Request, Response};
@@ -144,16 +144,22 @@ impl Upstreams {
         }
     }
 
-    /// Connects (`--upstream-connect-timeout`, TLS for `https://`) and hands
-    /// the connection to [`super::drive::Drive`].
+    /// Connects (TLS for `https://`) and hands the connection to
+    /// [`super::drive::Drive`]. Resolution, TCP and TLS together get
+    /// `--upstream-connect-timeout`, as the fast path's connect does: a host
+    /// that accepts TCP and never finishes the handshake is a 504 "timed out
+    /// connecting" after it, not a wait for `--upstream-timeout`.
     async fn open(&self) -> Result<SendRequest<TimedBody>, ExchangeError> {
-        let io = self
+        let limit = self.connector.connect_timeout;
+        let connecting = self
             .connector
             .tls
             .clone()
-            .oneshot(self.connector.uri.clone())
-            .await
-            .map_err(ExchangeError::Connect)?;
+            .oneshot(self.connector.uri.clone());
+        let io = match tokio::time::timeout(limit, connecting).await {
+            Ok(connected) => connected.map_err(ExchangeError::Connect)?,
+            Err(_) => return Err(ExchangeError::Connect(Box::new(ConnectTimedOut(limit)))),
+        };
         let (sender, conn) = http1::Builder::new()
             .handshake(io)
             .await

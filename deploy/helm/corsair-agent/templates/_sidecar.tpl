@@ -10,7 +10,15 @@ the agent to its own gateway pod (add corsair-agent as a dependency with
               false: the classic form (put it under containers:)
   appVersion  image tag when values.image.tag is empty (optional)
   kubeVersion .Capabilities.KubeVersion.Version, for the preStop sleep
-              action (>= 1.30; optional: without it there is no preStop)
+              action (>= 1.30; optional: without it, or before 1.30, the
+              agent gets `--drain-delay` instead, so it still keeps
+              accepting for drainSeconds after SIGTERM)
+
+A native sidecar is stopped after the pod's main containers, and a classic
+one at the same time as them: either way the gateway behind the agent can
+be gone while the agent still takes traffic. Give the gateway container a
+preStop sleep of drainSeconds too (the example chart does), and a
+terminationGracePeriodSeconds that covers both.
 
   initContainers:
     {{- include "corsair-agent.sidecar.container" (dict "values" $agent "native" true "kubeVersion" .Capabilities.KubeVersion.Version) | nindent 4 }}
@@ -22,6 +30,8 @@ Names are prefixed `corsair-` so they do not collide with the gateway's.
 {{- define "corsair-agent.sidecar.container" -}}
 {{- $v := .values -}}
 {{- $tag := required "corsair-agent: set image.tag (or pass appVersion)" (default .appVersion $v.image.tag) -}}
+{{- $drain := gt (int $v.drainSeconds) 0 -}}
+{{- $preStop := and $drain .kubeVersion (semverCompare ">=1.30-0" (default "0.0.0" .kubeVersion)) -}}
 - name: corsair-agent
   image: {{ printf "%s:%s" $v.image.repository $tag | quote }}
   imagePullPolicy: {{ $v.image.pullPolicy }}
@@ -40,6 +50,11 @@ Names are prefixed `corsair-` so they do not collide with the gateway's.
     - --agent-name={{ default "$(POD_NAME)" $v.agentName }}
     - --report-interval={{ $v.reportInterval }}
     - --log-format={{ $v.logFormat }}
+    - --drain-timeout={{ $v.drainTimeoutSeconds }}
+    {{- if and $drain (not $preStop) }}
+    {{- /* No preStop sleep to keep serving while endpoints update: the agent's own delay does it. */}}
+    - --drain-delay={{ $v.drainSeconds }}
+    {{- end }}
     {{- if $v.tls.caSecret }}
     - --ca-file=/etc/corsair/ca/{{ $v.tls.caKey }}
     {{- end }}
@@ -78,7 +93,7 @@ Names are prefixed `corsair-` so they do not collide with the gateway's.
     periodSeconds: 10
     timeoutSeconds: 3
     failureThreshold: 3
-  {{- if and .kubeVersion (gt (int $v.drainSeconds) 0) (semverCompare ">=1.30-0" .kubeVersion) }}
+  {{- if $preStop }}
   {{- /* Keep serving while endpoints update; the image has no shell, hence the sleep action. */}}
   lifecycle:
     preStop:
