@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use corsair_agent::control_plane::ControlPlaneArgs;
 use corsair_agent::proxy::ProxyOptions;
 use corsair_agent::proxy::sidecar::{self, SidecarConfig};
+use corsair_agent::proxy::upstream::UpstreamHostHeader;
 use corsair_agent::report::ReportConfig;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -190,6 +191,16 @@ struct ProxyArgs {
     /// upstream (answers are the same; only the cost differs).
     #[arg(long, env = "CORSAIR_DISABLE_HTTP1_FAST_PATH")]
     disable_http1_fast_path: bool,
+    /// Whose host the upstream gets as Host: the client's, or the
+    /// --upstream URL's. The client's reaches it in X-Forwarded-Host either
+    /// way.
+    #[arg(
+        long,
+        env = "CORSAIR_UPSTREAM_HOST_HEADER",
+        value_enum,
+        default_value = "client"
+    )]
+    upstream_host_header: UpstreamHostHeader,
 }
 
 /// `authz` (nginx auth_request): the shared flags alone; the gateway forwards.
@@ -251,6 +262,7 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
             drain_delay,
             trust_forwarded_headers: args.trust_forwarded_headers,
             http1_fast_path: !args.disable_http1_fast_path,
+            upstream_host_header: args.upstream_host_header,
         },
     };
     sidecar::run_with_report(config, report, listener, admin, shutdown_signal()).await

@@ -1,13 +1,15 @@
 //! What crosses the hop to the upstream, and whose fault a slow exchange is,
 //! over real sockets: `X-Forwarded-*` set from this hop unless the client is
 //! trusted; the client's host forwarded for HTTP/2 (h2c prior knowledge) and
-//! absolute-form requests; `--upstream-timeout` not counting the time a
-//! client takes to upload, so a stalled body always gets 408.
+//! absolute-form requests, or the upstream's own with
+//! `--upstream-host-header upstream`; `--upstream-timeout` not counting the
+//! time a client takes to upload, so a stalled body always gets 408.
 
 mod proxy_support;
 
 use bytes::Bytes;
 use corsair_agent::engine::PolicySpec;
+use corsair_agent::proxy::upstream::UpstreamHostHeader;
 use corsair_agent::proxy::{Proxy, ProxyOptions, serve};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty, Full};
@@ -194,6 +196,73 @@ async fn an_h2c_clients_authority_reaches_the_upstream_as_host() -> Result<(), A
         .to_bytes();
     let body = String::from_utf8(body.to_vec())?;
     assert_eq!(echoed(&body, "host"), ["h2.example:8443"], "{body}");
+    assert_eq!(echoed(&body, "x-forwarded-host"), ["h2.example:8443"]);
+    Ok(())
+}
+
+/// `--upstream-host-header`: by default the upstream gets the client's host
+/// as `Host`; with `upstream` it gets its own authority (what a virtual
+/// host behind a CDN or an API gateway routes by) and the client's host in
+/// `X-Forwarded-Host`, on the fast path (a plain GET) and hyper's (a POST
+/// with a body, or any request with the fast path off).
+#[tokio::test]
+async fn the_upstream_host_header_flag_picks_whose_host_is_sent() -> Result<(), AnyError> {
+    let upstream = echo_upstream().await?;
+    let authority = upstream.trim_start_matches("http://");
+    for (mode, host) in [
+        (UpstreamHostHeader::Client, "api.test"),
+        (UpstreamHostHeader::Upstream, authority),
+    ] {
+        for fast in [true, false] {
+            let options = ProxyOptions {
+                http1_fast_path: fast,
+                upstream_host_header: mode,
+                ..options()
+            };
+            let (addr, _stop) = start_proxy(&upstream, options).await?;
+            for request in [
+                "GET /echo HTTP/1.1\r\nhost: api.test\r\nconnection: close\r\n\r\n",
+                "POST /echo HTTP/1.1\r\nhost: api.test\r\ncontent-length: 2\r\n\
+                 connection: close\r\n\r\nhi",
+            ] {
+                let head = exchange(addr, request.as_bytes()).await?;
+                let case = format!("{mode:?}, fast path {fast}, {request:?}");
+                assert_eq!(head.status, 200, "{case}: {head:?}");
+                assert_eq!(echoed(&head.body, "host"), [host], "{case}: {}", head.body);
+                assert_eq!(
+                    echoed(&head.body, "x-forwarded-host"),
+                    ["api.test"],
+                    "{case}: {}",
+                    head.body
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// `--upstream-host-header upstream` for an HTTP/2 client: its
+/// `:authority` goes to `X-Forwarded-Host`, the upstream's own to `Host`.
+#[tokio::test]
+async fn an_h2c_clients_authority_gives_way_to_the_upstreams() -> Result<(), AnyError> {
+    let upstream = echo_upstream().await?;
+    let options = ProxyOptions {
+        upstream_host_header: UpstreamHostHeader::Upstream,
+        ..options()
+    };
+    let (addr, _stop) = start_proxy(&upstream, options).await?;
+    let mut sender = h2c(addr).await?;
+    let req = Request::get("http://h2.example:8443/echo")
+        .header("origin", APP)
+        .body(Empty::<Bytes>::new())?;
+    let res = tokio::time::timeout(STEP, sender.send_request(req)).await??;
+    assert_eq!(res.status(), 200);
+    let body = tokio::time::timeout(STEP, res.into_body().collect())
+        .await??
+        .to_bytes();
+    let body = String::from_utf8(body.to_vec())?;
+    let authority = upstream.trim_start_matches("http://");
+    assert_eq!(echoed(&body, "host"), [authority], "{body}");
     assert_eq!(echoed(&body, "x-forwarded-host"), ["h2.example:8443"]);
     Ok(())
 }

@@ -177,7 +177,10 @@ pub fn client_host(parts: &http::request::Parts) -> Option<HeaderValue> {
 
 /// Tells the upstream who the client was, as reverse proxies do. `host` (from
 /// [`client_host`]) is forwarded as `Host`, so HTTP/2 and absolute-form
-/// requests reach the upstream like origin-form HTTP/1.1 ones.
+/// requests reach the upstream like origin-form HTTP/1.1 ones. Under
+/// `--upstream-host-header upstream` that `Host` is replaced when the
+/// request is sent (see `Connector::replaced_host`); `X-Forwarded-Host`
+/// keeps it.
 ///
 /// Untrusted (`trust` off, the default): `X-Forwarded-For` is the client's
 /// address only and `X-Forwarded-Proto` / `X-Forwarded-Host` are what this

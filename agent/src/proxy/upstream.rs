@@ -38,8 +38,28 @@ pub struct Connector {
     connect_timeout: Duration,
     /// `scheme://authority` of the upstream: what the connector dials.
     uri: Uri,
-    /// `Host` for a request whose client named none.
+    /// The upstream's authority as a `Host` value (see [`conns::host_value`]):
+    /// for a request whose client named none.
     host: HeaderValue,
+    /// The `Host` every request gets in place of the client's: `host` under
+    /// `--upstream-host-header upstream`, `None` (the client's is kept) by
+    /// default. Decided once here; see [`Connector::replaced_host`].
+    replaced_host: Option<HeaderValue>,
+}
+
+impl Connector {
+    /// The `Host` every request to the upstream carries instead of the
+    /// client's, or `None` when the client's is sent on. Both paths ask
+    /// here: hyper's ([`conns::Upstreams::send`]) and the fast path
+    /// ([`super::h1`]), which writes it in place of the client's line.
+    pub(in crate::proxy) fn replaced_host(&self) -> Option<&HeaderValue> {
+        self.replaced_host.as_ref()
+    }
+
+    /// The fast path's `Host` value for a client that sent `client`.
+    pub(in crate::proxy) fn host_line<'a>(&'a self, client: &'a [u8]) -> &'a [u8] {
+        self.replaced_host().map_or(client, HeaderValue::as_bytes)
+    }
 }
 
 impl std::fmt::Debug for Connector {
@@ -108,6 +128,25 @@ pub struct ProxyOptions {
     /// the [`super::h1`] fast path (on by default); off: every request
     /// takes hyper's path.
     pub http1_fast_path: bool,
+    /// Whose host the upstream gets as `Host` (`--upstream-host-header`):
+    /// the client's (default) or the upstream URL's authority.
+    pub upstream_host_header: UpstreamHostHeader,
+}
+
+/// Which `Host` a request to the upstream carries. Either way the host the
+/// client asked for reaches the upstream in `X-Forwarded-Host`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum)]
+pub enum UpstreamHostHeader {
+    /// The host the client asked for (its `Host`, or the request URI's
+    /// authority for HTTP/2 and absolute-form requests), as Traefik's
+    /// `passHostHeader`: what a sidecar's loopback neighbour expects.
+    #[default]
+    Client,
+    /// The upstream URL's host, with its port unless it is the scheme's
+    /// default (nginx's `$proxy_host`): for an upstream behind name-based
+    /// virtual hosting (a CDN, Cloud Run, an API gateway), which routes by
+    /// `Host` and refuses a name it does not serve (404, 421).
+    Upstream,
 }
 
 impl Default for ProxyOptions {
@@ -122,6 +161,7 @@ impl Default for ProxyOptions {
             drain_delay: Duration::ZERO,
             trust_forwarded_headers: false,
             http1_fast_path: true,
+            upstream_host_header: UpstreamHostHeader::Client,
         }
     }
 }
@@ -200,11 +240,15 @@ pub fn connector(
         .https_or_http()
         .enable_http1()
         .wrap_connector(http);
+    let host = conns::host_value(upstream.authority(), https);
+    let replaced_host =
+        (options.upstream_host_header == UpstreamHostHeader::Upstream).then(|| host.clone());
     Ok(Connector {
         tls,
         connect_timeout: options.connect_timeout,
         uri: upstream.origin(),
-        host: conns::host_value(upstream.authority(), https),
+        host,
+        replaced_host,
     })
 }
 

@@ -365,9 +365,11 @@ impl Conn<'_> {
         out.extend_from_slice(self.fast.base_path.as_bytes());
         out.extend_from_slice(req.target.as_bytes());
         out.extend_from_slice(b" HTTP/1.1\r\n");
+        let up = &self.proxy.connector;
         for h in req.headers {
             match request::line(h.name) {
                 Line::Connection | Line::Forwarded => {}
+                Line::Host => write::line(out, h.name.as_bytes(), up.host_line(h.value)),
                 _ => write::line(out, h.name.as_bytes(), h.value),
             }
         }

@@ -90,7 +90,8 @@ pub(super) enum Line {
     Forward,
     /// Read by the engine (and sent on as is): which of [`CORS`].
     Cors(usize),
-    /// `Host`: checked, and sent on as is.
+    /// `Host`: checked, and sent on as is (or replaced, see
+    /// [`crate::proxy::upstream::UpstreamHostHeader`]).
     Host,
     /// `Connection`: ours; not sent on.
     Connection,

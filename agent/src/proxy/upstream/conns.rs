@@ -74,16 +74,20 @@ impl Upstreams {
     }
 
     /// Sends `req` (origin-form URI, see [`super::super::forward::Upstream::rewrite`])
-    /// on an idle upstream connection, or on a new one; a missing `Host`
-    /// is set to the upstream's. Resolves with the response head; its body
-    /// streams as the client connection is driven.
+    /// on an idle upstream connection, or on a new one; `Host` is replaced
+    /// as `Connector::replaced_host` says, and a missing one set to the
+    /// upstream's. Resolves with the response head; its body streams as
+    /// the client connection is driven.
     pub async fn send(
         &self,
         mut req: Request<TimedBody>,
     ) -> Result<Response<Incoming>, ExchangeError> {
-        if !req.headers().contains_key(header::HOST) {
-            req.headers_mut()
-                .insert(header::HOST, self.connector.host.clone());
+        let host = match self.connector.replaced_host() {
+            Some(host) => Some(host),
+            None => (!req.headers().contains_key(header::HOST)).then_some(&self.connector.host),
+        };
+        if let Some(host) = host {
+            req.headers_mut().insert(header::HOST, host.clone());
         }
         let reused = self.take_ready();
         let fresh = reused.is_none();
@@ -169,7 +173,8 @@ impl Upstreams {
     }
 }
 
-/// The `Host` a request gets when the client named none: the upstream's
+/// The upstream's authority as `Host` (a request gets it when the client
+/// named none, and always under `--upstream-host-header upstream`): its
 /// host, with its port unless it is the scheme's default (as hyper-util's
 /// client writes it).
 pub(super) fn host_value(authority: &http::uri::Authority, https: bool) -> HeaderValue {
