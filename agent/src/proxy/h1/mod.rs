@@ -97,6 +97,18 @@ impl Drain {
     pub(super) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
     }
+
+    /// Resolves once draining has started (at once if it has).
+    pub(super) async fn started(&self) {
+        let notified = self.notify.notified();
+        tokio::pin!(notified);
+        // Registered before the flag is read: a start in between wakes it.
+        notified.as_mut().enable();
+        if self.is_draining() {
+            return;
+        }
+        notified.await;
+    }
 }
 
 /// What the fast path needs of a proxy, fixed at start.
