@@ -7,11 +7,12 @@ use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 use tokio::net::TcpListener;
 
 /// Extra status fields (e.g. the sync stream's state) for `/healthz`.
@@ -31,6 +32,11 @@ pub struct AdminState {
     /// Set once shutdown has begun: `/readyz` answers 503 from then on, so
     /// load balancers stop sending while in-flight requests finish.
     pub draining: Arc<AtomicBool>,
+    /// How long a client may take to send a request head (and to wait
+    /// between requests) before its connection is closed: the proxy's
+    /// `--head-timeout`, so a stalled client holds no admin connection
+    /// either.
+    pub head_timeout: Duration,
 }
 
 /// Renders the Prometheus text exposition for `/metrics`.
@@ -97,28 +103,30 @@ pub async fn serve(
     state: AdminState,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
+    let builder = Arc::new(super::listen::builder(state.head_timeout));
     let state = Arc::new(state);
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    continue;
-                }
-            },
-            () = &mut shutdown => return Ok(()),
-        };
+    super::listen::accept_loop(listener, shutdown, |mut stream, _| {
         let state = Arc::clone(&state);
+        let builder = Arc::clone(&builder);
         tokio::spawn(async move {
+            let head_timeout = state.head_timeout;
+            let sniffed = super::listen::sniff(
+                &mut stream,
+                Bytes::new(),
+                head_timeout,
+                std::future::pending(),
+            );
+            let Some(read) = sniffed.await else {
+                return;
+            };
             let service = hyper::service::service_fn(move |req| {
                 let response = state.respond(&req);
                 async move { Ok::<_, Infallible>(response) }
             });
-            let _ = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new())
-                .serve_connection(TokioIo::new(stream), service)
-                .await;
+            let io = TokioIo::new(super::h1::rewind::Rewind::new(stream, read));
+            let _ = builder.serve_connection(io, service).await;
         });
-    }
+    })
+    .await;
+    Ok(())
 }

@@ -12,6 +12,8 @@
 //! - [`upgrade`]: WebSocket tunnelling (other upgrades are not tunnelled).
 //! - [`h1`]: the HTTP/1.1 fast path for plain bodiless requests to an
 //!   `http://` upstream; everything else takes hyper's path here.
+//! - [`listen`]: the accept loop and a connection's start, shared by
+//!   every listener.
 //! - [`admin`]: `/healthz`, `/readyz` and `/metrics` on the admin listener.
 //! - [`sidecar`]: sync client + proxy + admin, run together (binary and `dev`).
 
@@ -20,6 +22,7 @@ pub mod answer;
 pub mod body;
 pub mod forward;
 pub mod h1;
+mod listen;
 pub mod sidecar;
 pub mod upgrade;
 pub mod upstream;
@@ -35,7 +38,7 @@ use http::{Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use hyper_util::server::graceful::GracefulShutdown;
 use std::convert::Infallible;
 use std::future::Future;
@@ -348,31 +351,12 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let mut builder = hyper_util::server::conn::auto::Builder::new(TokioExecutor::new());
-    // A client must send a whole request head within `head_timeout`
-    // (slowloris).
-    builder
-        .http1()
-        .timer(hyper_util::rt::TokioTimer::new())
-        .header_read_timeout(head_timeout);
-    let builder = Arc::new(builder);
+    let builder = Arc::new(listen::builder(head_timeout));
     let graceful = GracefulShutdown::new();
     // Tells fast-path connections to finish (hyper's are told by
     // `graceful`, which also waits for both kinds: each holds a watcher).
     let drain = Arc::new(h1::Drain::default());
-    tokio::pin!(shutdown);
-    loop {
-        let (stream, peer) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(conn) => conn,
-                Err(e) => {
-                    // Out of file descriptors and similar: keep serving.
-                    tracing::warn!(error = %e, "accept failed");
-                    continue;
-                }
-            },
-            () = &mut shutdown => break,
-        };
+    listen::accept_loop(listener, shutdown, |stream, peer| {
         let _ = stream.set_nodelay(true);
         let (service, upstreams) = service_for(peer);
         let watcher = graceful.watcher();
@@ -381,7 +365,7 @@ where
         let drain = Arc::clone(&drain);
         tokio::spawn(
             async move {
-                let (stream, read) = match fast.as_deref() {
+                let (mut stream, read) = match fast.as_deref() {
                     Some(
                         proxy @ Proxy {
                             fast: Some(path), ..
@@ -391,6 +375,12 @@ where
                         h1::End::HandOver(stream, read) => (stream, read),
                     },
                     _ => (stream, Bytes::new()),
+                };
+                // hyper's own protocol sniff has no timer (see `listen`).
+                let Some(read) =
+                    listen::sniff(&mut stream, read, head_timeout, drain.started()).await
+                else {
+                    return;
                 };
                 let io = TokioIo::new(h1::rewind::Rewind::new(stream, read));
                 let conn = builder
@@ -402,8 +392,8 @@ where
             }
             .instrument(tracing::debug_span!("conn", %peer)),
         );
-    }
-    drop(listener);
+    })
+    .await;
     drain.start();
     if tokio::time::timeout(drain_timeout, graceful.shutdown())
         .await

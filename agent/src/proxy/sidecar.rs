@@ -167,6 +167,7 @@ where
             status: status_fn(status.clone()),
             metrics: Some(metrics_fn(metrics.clone(), status.clone())),
             draining: Arc::clone(&draining),
+            head_timeout: config.proxy.head_timeout,
         };
         let mut stop = admin_stop_rx;
         tokio::spawn(admin::serve(l, state, async move {

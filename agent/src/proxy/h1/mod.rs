@@ -56,7 +56,7 @@ use super::Proxy;
 use super::answer::Failure;
 use super::forward::Upstream;
 use crate::enforce;
-use crate::engine::{ForwardHeaders, RequestParts};
+use crate::engine::RequestParts;
 use bytes::{Buf, Bytes, BytesMut};
 use exchange::{Dial, Reply, UpConn};
 use http::{HeaderMap, Method, StatusCode};
@@ -96,6 +96,18 @@ impl Drain {
 
     pub(super) fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// Resolves once draining has started (at once if it has).
+    pub(super) async fn started(&self) {
+        let notified = self.notify.notified();
+        tokio::pin!(notified);
+        // Registered before the flag is read: a start in between wakes it.
+        notified.as_mut().enable();
+        if self.is_draining() {
+            return;
+        }
+        notified.await;
     }
 }
 
@@ -320,7 +332,7 @@ impl Conn<'_> {
                     );
                 }
                 let closing = req.close || drain.is_draining();
-                return self.fail(&failed.failure, &forward, client, closing).await;
+                return self.fail(&failed.failure, &reply, client, closing).await;
             }
             Err(_) => {
                 self.upstream = None;
@@ -331,7 +343,7 @@ impl Conn<'_> {
                 );
                 let closing = req.close || drain.is_draining();
                 return self
-                    .fail(&Failure::UpstreamTimeout, &forward, client, closing)
+                    .fail(&Failure::UpstreamTimeout, &reply, client, closing)
                     .await;
             }
         };
@@ -379,17 +391,20 @@ impl Conn<'_> {
         out.extend_from_slice(b"\r\n");
     }
 
-    /// Answers with `failure` (and `forward`'s CORS headers, as hyper's
-    /// path does).
+    /// Answers with `failure` (and the CORS headers `reply` forwards, as
+    /// hyper's path does). A HEAD request gets the head alone: its
+    /// `content-length` says what a GET would get (as hyper's path does),
+    /// and body bytes after it would be read as the start of the next
+    /// answer on a keep-alive connection.
     async fn fail(
         &mut self,
         failure: &Failure,
-        forward: &ForwardHeaders,
+        reply: &Reply<'_>,
         client: &mut TcpStream,
         closing: bool,
     ) -> bool {
         let mut headers = HeaderMap::new();
-        forward.clone().apply(&mut headers);
+        reply.forward.clone().apply(&mut headers);
         failure.describe(&mut headers);
         let body = failure.body();
         self.out.clear();
@@ -400,7 +415,9 @@ impl Conn<'_> {
             body.len(),
             closing,
         );
-        self.out.extend_from_slice(&body);
+        if !reply.head_request {
+            self.out.extend_from_slice(&body);
+        }
         client.write_all(&self.out).await.is_ok() && !closing
     }
 }
