@@ -6,7 +6,7 @@
 
 use corsair_agent::engine::{Policy, PolicySpec};
 use corsair_agent::handle::{ActivePolicy, PolicyHandle};
-use corsair_agent::proxy::{Proxy, serve};
+use corsair_agent::proxy::{Proxy, ProxyOptions, serve};
 use http::{Request, Response, StatusCode};
 use http_body_util::Empty;
 use hyper::body::{Bytes, Incoming};
@@ -152,5 +152,67 @@ async fn upgrades_are_tunnelled_with_cors_headers() -> Result<(), Box<dyn std::e
     drop(client);
     let _ = stop.send(());
     tokio::time::timeout(Duration::from_secs(15), server).await???;
+    Ok(())
+}
+
+/// A stop drains WebSocket tunnels too: hyper lets go of a connection once
+/// its `101` is sent, so the proxy counts its tunnels itself. After the stop
+/// an open tunnel still carries bytes and `serve` has not returned; once the
+/// client closes it, `serve` returns, well before the drain timeout.
+#[tokio::test]
+async fn a_stop_waits_for_open_tunnels() -> Result<(), Box<dyn std::error::Error>> {
+    let upstream = echo_upstream().await?;
+    let spec = PolicySpec {
+        origins: vec![ORIGIN.into()],
+        ..PolicySpec::default()
+    };
+    let handle = PolicyHandle::new();
+    handle.store(Some(Arc::new(ActivePolicy {
+        service: "ws".into(),
+        revision: 1,
+        policy: Policy::compile(&spec)?,
+    })));
+    let options = ProxyOptions {
+        drain_timeout: Duration::from_secs(60),
+        ..ProxyOptions::default()
+    };
+    let proxy = Proxy::with_options(handle, &upstream, options)?;
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let mut server = tokio::spawn(serve(listener, proxy, async {
+        let _ = stopped.await;
+    }));
+
+    let mut client = TcpStream::connect(addr).await?;
+    client
+        .write_all(
+            format!(
+                "GET /socket HTTP/1.1\r\nHost: {addr}\r\nOrigin: {ORIGIN}\r\n\
+                 Connection: Upgrade\r\nUpgrade: websocket\r\n\r\n"
+            )
+            .as_bytes(),
+        )
+        .await?;
+    let head = tokio::time::timeout(Duration::from_secs(10), read_head(&mut client)).await??;
+    assert!(head.starts_with("http/1.1 101"), "{head}");
+
+    let _ = stop.send(());
+    // The tunnel outlives the stop: a round trip after it still works, and
+    // the server is still draining when it is done.
+    for message in [&b"after the stop"[..], b"and again"] {
+        client.write_all(message).await?;
+        let mut echoed = vec![0u8; message.len()];
+        tokio::time::timeout(Duration::from_secs(10), client.read_exact(&mut echoed)).await??;
+        assert_eq!(echoed, message);
+    }
+    assert!(
+        !server.is_finished(),
+        "serve returned while a WebSocket tunnel was still open"
+    );
+
+    // The client ends the tunnel: the drain is over.
+    drop(client);
+    tokio::time::timeout(Duration::from_secs(15), &mut server).await???;
     Ok(())
 }

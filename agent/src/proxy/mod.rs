@@ -75,6 +75,8 @@ pub struct Proxy {
     /// `None`: every connection takes hyper's path (an `https://`
     /// upstream, or the fast path switched off).
     fast: Option<h1::FastPath>,
+    /// The WebSocket tunnels this proxy opened, which a drain waits for.
+    tunnels: upgrade::Tunnels,
 }
 
 impl Proxy {
@@ -105,6 +107,7 @@ impl Proxy {
             options,
             reporter: None,
             fast,
+            tunnels: upgrade::Tunnels::default(),
         })
     }
 
@@ -196,7 +199,11 @@ impl Proxy {
                         tracing::warn!(upstream = %self.upstream, "upstream switched protocols unasked");
                         return Failure::UnaskedUpgrade.respond(cors);
                     };
-                    upgrade::splice(client_upgrade, hyper::upgrade::on(&mut response));
+                    upgrade::splice(
+                        client_upgrade,
+                        hyper::upgrade::on(&mut response),
+                        &self.tunnels,
+                    );
                     // The 101 keeps its Connection/Upgrade headers: they
                     // are what the client asked for.
                     let (mut parts, _) = response.into_parts();
@@ -278,12 +285,14 @@ pub async fn serve(
     let head_timeout = proxy.options.head_timeout;
     let proxy = Arc::new(proxy);
     let fast = proxy.fast.is_some().then(|| Arc::clone(&proxy));
+    let tunnels = Some(proxy.tunnels.clone());
     serve_driven(
         listener,
         drain_timeout,
         head_timeout,
         shutdown,
         fast,
+        tunnels,
         move |peer| {
             // One per client connection: its upstream connections.
             let upstreams = Upstreams::new(Arc::clone(&proxy.connector));
@@ -326,6 +335,7 @@ where
         h1::HEAD_TIMEOUT,
         shutdown,
         None,
+        None,
         move |peer| (service_for(peer), None),
     )
     .await
@@ -333,13 +343,16 @@ where
 
 /// [`serve_connections`] where each connection may come with upstream
 /// connections to drive in its task (the sidecar proxy's), and may start on
-/// `fast`'s [`h1`] fast path, which hands it to hyper when it must.
+/// `fast`'s [`h1`] fast path, which hands it to hyper when it must. The
+/// drain also waits for `tunnels` (the sidecar's WebSocket tunnels), all
+/// within `drain_timeout`.
 async fn serve_driven<S, B>(
     listener: TcpListener,
     drain_timeout: std::time::Duration,
     head_timeout: std::time::Duration,
     shutdown: impl Future<Output = ()>,
     fast: Option<Arc<Proxy>>,
+    tunnels: Option<upgrade::Tunnels>,
     service_for: impl Fn(std::net::SocketAddr) -> (S, Option<Upstreams>),
 ) -> std::io::Result<()>
 where
@@ -395,10 +408,14 @@ where
     })
     .await;
     drain.start();
-    if tokio::time::timeout(drain_timeout, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let drained = async {
+        graceful.shutdown().await;
+        // Upgraded connections left hyper's watch with their `101`.
+        if let Some(tunnels) = &tunnels {
+            tunnels.closed().await;
+        }
+    };
+    if tokio::time::timeout(drain_timeout, drained).await.is_err() {
         tracing::warn!("connections still open after the drain timeout; closing them");
     }
     Ok(())

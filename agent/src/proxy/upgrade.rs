@@ -55,11 +55,38 @@ pub fn restore(headers: &mut HeaderMap, upgrade: HeaderValue) {
     headers.insert(header::UPGRADE, upgrade);
 }
 
+/// The upgraded connections (WebSocket tunnels) still open, for the
+/// drain: hyper hands a connection over once its `101` is sent, so its
+/// graceful shutdown no longer waits for it, and without this a stop would
+/// cut every tunnel at once instead of giving it `--drain-timeout` to end.
+/// Each tunnel holds a receiver of a watch channel that carries nothing;
+/// [`Tunnels::closed`] waits until none is held. Clones share the count.
+#[derive(Debug, Clone)]
+pub struct Tunnels(std::sync::Arc<tokio::sync::watch::Sender<()>>);
+
+impl Default for Tunnels {
+    fn default() -> Self {
+        // The first receiver is dropped at once: no tunnel is open yet.
+        Tunnels(std::sync::Arc::new(tokio::sync::watch::channel(()).0))
+    }
+}
+
+impl Tunnels {
+    /// Resolves once every tunnel spliced so far has closed (at once when
+    /// none is open).
+    pub async fn closed(&self) {
+        self.0.closed().await;
+    }
+}
+
 /// Splices the two upgraded connections once both are handed over; runs in
-/// its own task, outliving the request that set it up.
-pub fn splice(client: OnUpgrade, upstream: OnUpgrade) {
+/// its own task, outliving the request that set it up, and counted in
+/// `tunnels` until both sides are done.
+pub fn splice(client: OnUpgrade, upstream: OnUpgrade, tunnels: &Tunnels) {
+    let open = tunnels.0.subscribe();
     tokio::spawn(
         async move {
+            let _open = open;
             let (client, upstream) = match tokio::try_join!(client, upstream) {
                 Ok(both) => both,
                 Err(e) => {
