@@ -14,9 +14,10 @@ use corsair_agent::proxy::{Proxy, ProxyOptions, serve};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::rt::TokioIo;
 use proxy_support::{
-    AnyError, Behaviour, Head, STEP, TestUpstream, eventually, exchange, handle_with, read_head,
+    AnyError, Behaviour, Head, STEP, TestUpstream, eventually, exchange, h2c, handle_with,
+    read_head,
 };
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -162,20 +163,6 @@ async fn trusted_forwarded_headers_are_kept_and_appended_to() -> Result<(), AnyE
         assert_eq!(echoed(&head.body, "x-real-ip"), ["203.0.113.9"]);
     }
     Ok(())
-}
-
-/// An HTTP/2 (h2c, prior knowledge) client connection to `addr`.
-async fn h2c<B>(addr: SocketAddr) -> Result<hyper::client::conn::http2::SendRequest<B>, AnyError>
-where
-    B: hyper::body::Body + Send + Unpin + 'static,
-    B::Data: Send,
-    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
-{
-    let stream = TcpStream::connect(addr).await?;
-    let (sender, conn) =
-        hyper::client::conn::http2::handshake(TokioExecutor::new(), TokioIo::new(stream)).await?;
-    tokio::spawn(conn);
-    Ok(sender)
 }
 
 /// An HTTP/2 client (h2c prior knowledge) names its host in `:authority`

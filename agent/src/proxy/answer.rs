@@ -13,9 +13,9 @@ use super::ProxyBody;
 use super::forward::RewriteError;
 use crate::engine::ForwardHeaders;
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::header::{CACHE_CONTROL, CONTENT_LENGTH, CONTENT_TYPE};
 use http::{HeaderMap, HeaderValue, Response, StatusCode};
-use http_body_util::{BodyExt, Full};
+use http_body_util::{BodyExt, Empty, Full};
 
 /// Why a request that was to be forwarded got an answer from the agent
 /// instead of the upstream.
@@ -92,12 +92,25 @@ impl Failure {
     /// the request's CORS decision (`cors`, what
     /// [`crate::engine::Decision::forward_headers`] kept); not cacheable,
     /// as it says nothing lasting about the resource.
-    pub fn respond(&self, cors: ForwardHeaders) -> Response<ProxyBody> {
-        let body = Full::new(self.body())
-            .map_err(|never| match never {})
-            .boxed();
+    ///
+    /// To a `HEAD` request (`head`) the answer has no content, only the
+    /// `content-length` a `GET` would get, as the fast path writes it:
+    /// HTTP/1.1 servers drop a HEAD answer's body themselves, but over
+    /// HTTP/2 a body on a HEAD answer is a protocol error, and the client
+    /// would see a reset stream instead of the status.
+    pub fn respond(&self, cors: ForwardHeaders, head: bool) -> Response<ProxyBody> {
+        let message = self.body();
+        let length = HeaderValue::from(message.len());
+        let body = if head {
+            Empty::new().map_err(|never| match never {}).boxed()
+        } else {
+            Full::new(message).map_err(|never| match never {}).boxed()
+        };
         let mut response = crate::enforce::respond_forwarded(cors, self.status(), body);
         self.describe(response.headers_mut());
+        if head {
+            response.headers_mut().insert(CONTENT_LENGTH, length);
+        }
         response
     }
 

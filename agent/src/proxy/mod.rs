@@ -138,6 +138,9 @@ impl Proxy {
         if let Some(response) = enforce::local_answer(&decision, empty) {
             return response;
         }
+        // A HEAD answer has no body, whatever its framing lines say (the
+        // agent's own answers included, see `Failure::respond`).
+        let head_request = parts.method == http::Method::HEAD;
         // The decision borrows the request, which moves on to the
         // upstream: what the answer needs is kept (shared bytes).
         let cors = decision.forward_headers();
@@ -149,10 +152,8 @@ impl Proxy {
                 coding = %String::from_utf8_lossy(coding),
                 "request not forwarded: unsupported transfer coding"
             );
-            return Failure::RequestTransferCoding.respond(cors);
+            return Failure::RequestTransferCoding.respond(cors, head_request);
         }
-        // A HEAD answer has no body, whatever its framing lines say.
-        let head_request = parts.method == http::Method::HEAD;
         // A body of unknown length is re-framed as chunked for the upstream
         // (HTTP/1.1): one sent chunked (the only coding left after the
         // check above), or an HTTP/2 body without `content-length` (HTTP/2
@@ -188,7 +189,7 @@ impl Proxy {
             }
             Err(e) => {
                 tracing::debug!(error = %e, "request not forwarded");
-                return Failure::from(e).respond(cors);
+                return Failure::from(e).respond(cors, head_request);
             }
         };
         let exchange = upstreams.send(upstream_req);
@@ -197,7 +198,7 @@ impl Proxy {
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                     let Some(client_upgrade) = client_upgrade else {
                         tracing::warn!(upstream = %self.upstream, "upstream switched protocols unasked");
-                        return Failure::UnaskedUpgrade.respond(cors);
+                        return Failure::UnaskedUpgrade.respond(cors, head_request);
                     };
                     upgrade::splice(
                         client_upgrade,
@@ -232,7 +233,7 @@ impl Proxy {
                         coding = %String::from_utf8_lossy(coding),
                         "upstream answered with an unsupported transfer coding"
                     );
-                    return Failure::UpstreamTransferCoding.respond(cors);
+                    return Failure::UpstreamTransferCoding.respond(cors, head_request);
                 }
                 let (mut parts, body) = response.into_parts();
                 // Transfer-Encoding wins over Content-Length (RFC 9112
@@ -250,7 +251,7 @@ impl Proxy {
                 let failure = upstream::classify(&e);
                 if !failure.is_upstream() {
                     tracing::debug!(error = %error_chain(&e), "request body failed");
-                    return failure.respond(cors);
+                    return failure.respond(cors, head_request);
                 }
                 tracing::warn!(
                     error = %error_chain(&e),
@@ -259,7 +260,7 @@ impl Proxy {
                     "upstream request failed{}",
                     upstream::tls_hint(&e).map(|h| format!(": {h}")).unwrap_or_default()
                 );
-                failure.respond(cors)
+                failure.respond(cors, head_request)
             }
             None => {
                 tracing::warn!(
@@ -267,7 +268,7 @@ impl Proxy {
                     timeout = ?self.options.upstream_timeout,
                     "the upstream did not answer (or take the request body) within --upstream-timeout"
                 );
-                Failure::UpstreamTimeout.respond(cors)
+                Failure::UpstreamTimeout.respond(cors, head_request)
             }
         }
     }

@@ -285,3 +285,22 @@ pub async fn exchange(addr: SocketAddr, request: &[u8]) -> Result<Head, AnyError
     head.body = String::from_utf8(body)?;
     Ok(head)
 }
+
+/// An HTTP/2 (h2c, prior knowledge) client connection to `addr`.
+pub async fn h2c<B>(
+    addr: SocketAddr,
+) -> Result<hyper::client::conn::http2::SendRequest<B>, AnyError>
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let stream = TcpStream::connect(addr).await?;
+    let (sender, conn) = hyper::client::conn::http2::handshake(
+        hyper_util::rt::TokioExecutor::new(),
+        hyper_util::rt::TokioIo::new(stream),
+    )
+    .await?;
+    tokio::spawn(conn);
+    Ok(sender)
+}

@@ -43,6 +43,10 @@ struct Shared {
     opened: Vec<ConnFuture>,
     /// The client connection is over: close instead of keeping.
     closed: bool,
+    /// Wakes [`super::drive::Drive`]'s upstream side: a connection opened
+    /// by a request that runs in a task of its own (an HTTP/2 stream, which
+    /// hyper spawns) must be polled, and nothing else would wake the drive.
+    drive: Option<std::task::Waker>,
 }
 
 /// The upstream side of one client connection: cheap to clone (one
@@ -125,6 +129,12 @@ impl Upstreams {
         any
     }
 
+    /// Registers the waker [`Self::open`] wakes once it has a new
+    /// connection for the drive to take over.
+    pub(super) fn register_drive(&self, waker: std::task::Waker) {
+        self.lock().drive = Some(waker);
+    }
+
     /// The client connection is over: idle connections are let go (their
     /// senders dropped, so they close), none is kept from now on.
     pub(super) fn close(&self) {
@@ -168,7 +178,15 @@ impl Upstreams {
             .handshake(io)
             .await
             .map_err(ExchangeError::Handshake)?;
-        self.lock().opened.push(Box::pin(conn.with_upgrades()));
+        let mut shared = self.lock();
+        shared.opened.push(Box::pin(conn.with_upgrades()));
+        // From an HTTP/1.1 request this lands while the drive polls the
+        // client side (a flag it sees); from an HTTP/2 stream's own task it
+        // is the only wake-up the drive gets: without it the request waited
+        // for the client to send anything else, or timed out.
+        if let Some(drive) = &shared.drive {
+            drive.wake_by_ref();
+        }
         Ok(sender)
     }
 }

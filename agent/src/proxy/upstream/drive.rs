@@ -88,13 +88,17 @@ where
                 upstream,
             }))
         };
+        let upstream_waker = side(true);
+        if let Some(upstreams) = &upstreams {
+            upstreams.register_drive(upstream_waker.clone());
+        }
         Self {
             client: Some(Box::pin(client)),
             output: None,
             upstreams,
             conns: Vec::new(),
             client_waker: side(false),
-            upstream_waker: side(true),
+            upstream_waker,
             woken,
         }
     }
