@@ -236,6 +236,18 @@ const ROWS: &[Row] = &[
         upstream_reached: false,
     },
     Row {
+        name: "two Host lines (RFC 9112 §3.2): 400 with the grant, never forwarded",
+        policy: Pol::Credentialed,
+        up: Up::Live(Behaviour::Ok),
+        method: "GET",
+        target: "/items",
+        headers: &[("origin", APP), ("host", "other.test")],
+        status: 400,
+        expect: own!(GRANT[0], GRANT[1], GRANT[2], GRANT[3]),
+        body: "corsair-agent: cannot forward this request: an HTTP/1.1 request has one Host line, this one has 2 (RFC 9112 §3.2)\n",
+        upstream_reached: false,
+    },
+    Row {
         name: "upstream never accepts: 504 after the connect timeout",
         policy: Pol::Credentialed,
         up: Up::NeverAccepts,

@@ -58,6 +58,15 @@ impl Upstream {
         if uri.query().is_some() {
             return Err(err("an upstream URL cannot carry a query"));
         }
+        if let Some((_, host)) = authority.as_str().rsplit_once('@') {
+            // Never sent (the proxy adds no Authorization of its own), and
+            // the URL is logged at start: refused, and not echoed back.
+            return Err(UpstreamError {
+                given: format!("{scheme}://…@{host}"),
+                message: "an upstream URL cannot carry a user name or password \
+                          (they would be ignored, and logged); pass credentials from the client",
+            });
+        }
         let base_path = uri.path().trim_end_matches('/').to_string();
         Ok(Self {
             scheme,
@@ -105,6 +114,24 @@ impl Upstream {
     pub fn rewrite<B>(&self, mut req: Request<B>) -> Result<Request<B>, RewriteError> {
         if req.method() == http::Method::CONNECT {
             return Err(RewriteError("CONNECT tunnels are not forwarded".into()));
+        }
+        // RFC 9112 §3.2: an HTTP/1.1 request has exactly one Host line. Two
+        // are a request-smuggling and cache-poisoning lever (each hop may
+        // pick another one); none leaves the upstream to guess.
+        if req.version() == http::Version::HTTP_11 {
+            match req.headers().get_all(http::header::HOST).iter().count() {
+                1 => {}
+                0 => {
+                    return Err(RewriteError(
+                        "an HTTP/1.1 request needs a Host line (RFC 9112 §3.2)".into(),
+                    ));
+                }
+                n => {
+                    return Err(RewriteError(format!(
+                        "an HTTP/1.1 request has one Host line, this one has {n} (RFC 9112 §3.2)"
+                    )));
+                }
+            }
         }
         if has_dot_segment(req.uri().path()) {
             return Err(RewriteError(
@@ -465,10 +492,32 @@ mod tests {
     }
 
     #[test]
+    fn an_http11_request_needs_exactly_one_host_line() {
+        let up = Upstream::parse("http://127.0.0.1:9000").expect("valid upstream");
+        let with_hosts = |hosts: &[&str], version| {
+            let mut req = Request::builder().uri("/items").version(version);
+            for host in hosts {
+                req = req.header("host", *host);
+            }
+            up.rewrite(req.body(()).expect("request"))
+        };
+        assert!(with_hosts(&["a.test"], http::Version::HTTP_11).is_ok());
+        let none = with_hosts(&[], http::Version::HTTP_11).expect_err("no Host refused");
+        assert!(none.to_string().contains("needs a Host line"), "{none}");
+        let two = with_hosts(&["a.test", "b.test"], http::Version::HTTP_11)
+            .expect_err("two Hosts refused");
+        assert!(two.to_string().contains("this one has 2"), "{two}");
+        // HTTP/1.0 may omit it; HTTP/2 names its host in `:authority`.
+        assert!(with_hosts(&[], http::Version::HTTP_10).is_ok());
+        assert!(with_hosts(&[], http::Version::HTTP_2).is_ok());
+    }
+
+    #[test]
     fn rewrites_onto_the_upstream_with_its_base_path() {
         let up = Upstream::parse("http://127.0.0.1:9000/api/").expect("valid upstream");
         let req = Request::builder()
             .uri("http://agent.example/v1/items?x=1")
+            .header("host", "agent.example")
             .header("connection", "keep-alive, x-private")
             .header("x-private", "secret")
             .header("keep-alive", "timeout=5")
@@ -543,8 +592,16 @@ mod tests {
             "https://a.example/?q=1",
             "http://a.example/?q=1",
             "ftp://x",
+            "http://user@a.example",
+            "http://user:secret@127.0.0.1:9000",
         ] {
             assert!(Upstream::parse(bad).is_err(), "{bad:?} accepted");
         }
+        let userinfo = Upstream::parse("https://user:secret@a.example:8443")
+            .expect_err("userinfo refused")
+            .to_string();
+        assert!(!userinfo.contains("secret"), "{userinfo}");
+        assert!(userinfo.contains("a.example:8443"), "{userinfo}");
+        assert!(userinfo.contains("user name or password"), "{userinfo}");
     }
 }
