@@ -171,10 +171,12 @@ struct ProxyArgs {
     /// 408 to the client and the upstream's connection is closed.
     #[arg(long, env = "CORSAIR_REQUEST_BODY_TIMEOUT", default_value_t = 60.0)]
     request_body_timeout: f64,
-    /// Seconds an HTTP/1.1 connection may take to send a whole request
-    /// head, idle keep-alive time included (slowloris); then it is closed.
+    /// Seconds a connection (proxy and admin listener) may take to send a
+    /// whole HTTP/1.1 request head, idle keep-alive time included, or the
+    /// start of one or the HTTP/2 preface (slowloris); then it is closed.
     /// The fast path checks at this interval, so it closes after one to two
-    /// of it.
+    /// of it. An HTTP/2 connection quiet this long is pinged and closed
+    /// unless the ping is answered within this long again.
     #[arg(long, env = "CORSAIR_HEAD_TIMEOUT", default_value_t = 30.0)]
     head_timeout: f64,
     /// PEM file of extra CA certificates trusted for an https:// --upstream,
@@ -311,7 +313,12 @@ fn host_name() -> String {
 
 fn init_tracing(format: LogFormat) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter);
+    // Colours only on a terminal: a file, a pipe or a log collector gets
+    // plain text, not escape codes.
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stdout());
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),
