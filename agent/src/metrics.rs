@@ -38,6 +38,13 @@ struct RequestLabels {
     reason: &'static str,
 }
 
+/// Labels of `corsair_agent_proxy_failures`.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FailureLabels {
+    failure: &'static str,
+    status: u16,
+}
+
 /// Labels naming a service.
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 pub struct ServiceLabel {
@@ -69,6 +76,8 @@ pub struct AgentMetrics {
     pub overflow: Counter,
     /// Batches waiting for an ACK.
     pub queue_depth: Gauge,
+    /// Requests the proxy answered itself, by failure and status.
+    proxy_failures: Family<FailureLabels, Counter>,
 }
 
 impl Default for AgentMetrics {
@@ -163,6 +172,13 @@ impl AgentMetrics {
             "Telemetry batches waiting for an ACK",
             queue_depth.clone(),
         );
+        let proxy_failures = Family::<FailureLabels, Counter>::default();
+        registry.register(
+            "proxy_failures",
+            "Requests the proxy answered itself instead of the upstream (502 unreachable, \
+             504 timeouts, 408 stalled bodies, 400 unforwardable), by failure and status",
+            proxy_failures.clone(),
+        );
         Self {
             registry: Arc::new(registry),
             requests: Arc::new(requests),
@@ -178,7 +194,17 @@ impl AgentMetrics {
             events_dropped,
             overflow,
             queue_depth,
+            proxy_failures,
         }
+    }
+
+    /// Counts one answer the proxy made itself: `failure` is its
+    /// machine-readable name (e.g. `upstream_timeout`), `status` what the
+    /// client got. Rare, so a labelled family (one lock) is fine here.
+    pub fn proxy_failure(&self, failure: &'static str, status: u16) {
+        self.proxy_failures
+            .get_or_create(&FailureLabels { failure, status })
+            .inc();
     }
 
     /// Counts one request's decision (lock-free).

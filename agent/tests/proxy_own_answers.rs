@@ -476,3 +476,54 @@ async fn a_broken_off_request_body_gets_400_and_frees_the_upstream() -> Result<(
     .await?;
     Ok(())
 }
+
+/// Every own answer is counted in the agent's metrics by failure and
+/// status (`corsair_agent_proxy_failures_total`), on the fast path (a
+/// bodiless GET) and on hyper's path (a POST with a body) alike, and so is
+/// the timeout's 504 (the fast path's own timer).
+#[tokio::test]
+async fn own_answers_are_counted_in_the_metrics() -> Result<(), AnyError> {
+    use corsair_agent::metrics::AgentMetrics;
+    use corsair_agent::report::{Recorder, Reporter};
+
+    let metrics = AgentMetrics::new();
+    let reporter = Reporter::new("api", Recorder::new(100), metrics.clone());
+    let handle = || handle_with(&spec(Pol::Credentialed).ok_or("policy")?);
+    let start = |handle: PolicyHandle, upstream: String| {
+        let reporter = reporter.clone();
+        async move {
+            let listener = TcpListener::bind("127.0.0.1:0").await?;
+            let addr = listener.local_addr()?;
+            let proxy = Proxy::with_options(handle, &upstream, options())?.with_reporter(reporter);
+            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+            tokio::spawn(serve(listener, proxy, async {
+                let _ = stopped.await;
+            }));
+            Ok::<_, AnyError>((addr, stop))
+        }
+    };
+
+    let (down, _stop_down) = start(handle()?, format!("http://{}", refused_port().await?)).await?;
+    let get = format!(
+        "GET /items HTTP/1.1\r\nhost: api.test\r\norigin: {APP}\r\nconnection: close\r\n\r\n"
+    );
+    let post = format!(
+        "POST /items HTTP/1.1\r\nhost: api.test\r\norigin: {APP}\r\ncontent-length: 2\r\n\
+         connection: close\r\n\r\nhi"
+    );
+    assert_eq!(exchange(down, get.as_bytes()).await?.status, 502);
+    assert_eq!(exchange(down, post.as_bytes()).await?.status, 502);
+
+    let silent = TestUpstream::start(Behaviour::Silent).await?;
+    let (slow, _stop_slow) = start(handle()?, silent.url.clone()).await?;
+    assert_eq!(exchange(slow, get.as_bytes()).await?.status, 504);
+
+    let text = metrics.encode();
+    for line in [
+        r#"corsair_agent_proxy_failures_total{failure="unreachable",status="502"} 2"#,
+        r#"corsair_agent_proxy_failures_total{failure="upstream_timeout",status="504"} 1"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "no {line:?} in:\n{text}");
+    }
+    Ok(())
+}

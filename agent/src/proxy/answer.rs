@@ -63,6 +63,30 @@ pub enum Failure {
 }
 
 impl Failure {
+    /// Machine-readable name, e.g. `upstream_timeout` (the `failure` label
+    /// of `corsair_agent_proxy_failures`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Failure::Unforwardable(_) => "unforwardable",
+            Failure::Unreachable => "unreachable",
+            Failure::UnaskedUpgrade => "unasked_upgrade",
+            Failure::ConnectTimeout => "connect_timeout",
+            Failure::UpstreamTimeout => "upstream_timeout",
+            Failure::RequestBodyTimeout => "request_body_timeout",
+            Failure::RequestBodyIncomplete => "request_body_incomplete",
+            Failure::RequestTransferCoding => "request_transfer_coding",
+            Failure::UpstreamTransferCoding => "upstream_transfer_coding",
+        }
+    }
+
+    /// Counts this answer in `reporter`'s metrics (none: not counted); each
+    /// path calls it once per answer it writes.
+    pub fn count(&self, reporter: Option<&crate::report::Reporter>) {
+        if let Some(reporter) = reporter {
+            reporter.proxy_failure(self.as_str(), self.status().as_u16());
+        }
+    }
+
     /// The status the client sees.
     pub fn status(&self) -> StatusCode {
         match self {

@@ -29,7 +29,7 @@ pub mod upstream;
 
 use crate::control_plane::status::error_chain;
 use crate::enforce;
-use crate::engine::RequestParts;
+use crate::engine::{ForwardHeaders, RequestParts};
 use crate::handle::PolicyHandle;
 use crate::report::Reporter;
 use answer::Failure;
@@ -152,7 +152,7 @@ impl Proxy {
                 coding = %String::from_utf8_lossy(coding),
                 "request not forwarded: unsupported transfer coding"
             );
-            return Failure::RequestTransferCoding.respond(cors, head_request);
+            return self.failed(Failure::RequestTransferCoding, cors, head_request);
         }
         // A body of unknown length is re-framed as chunked for the upstream
         // (HTTP/1.1): one sent chunked (the only coding left after the
@@ -189,7 +189,7 @@ impl Proxy {
             }
             Err(e) => {
                 tracing::debug!(error = %e, "request not forwarded");
-                return Failure::from(e).respond(cors, head_request);
+                return self.failed(Failure::from(e), cors, head_request);
             }
         };
         let exchange = upstreams.send(upstream_req);
@@ -198,7 +198,7 @@ impl Proxy {
                 if response.status() == StatusCode::SWITCHING_PROTOCOLS {
                     let Some(client_upgrade) = client_upgrade else {
                         tracing::warn!(upstream = %self.upstream, "upstream switched protocols unasked");
-                        return Failure::UnaskedUpgrade.respond(cors, head_request);
+                        return self.failed(Failure::UnaskedUpgrade, cors, head_request);
                     };
                     upgrade::splice(
                         client_upgrade,
@@ -233,7 +233,7 @@ impl Proxy {
                         coding = %String::from_utf8_lossy(coding),
                         "upstream answered with an unsupported transfer coding"
                     );
-                    return Failure::UpstreamTransferCoding.respond(cors, head_request);
+                    return self.failed(Failure::UpstreamTransferCoding, cors, head_request);
                 }
                 let (mut parts, body) = response.into_parts();
                 // Transfer-Encoding wins over Content-Length (RFC 9112
@@ -251,7 +251,7 @@ impl Proxy {
                 let failure = upstream::classify(&e);
                 if !failure.is_upstream() {
                     tracing::debug!(error = %error_chain(&e), "request body failed");
-                    return failure.respond(cors, head_request);
+                    return self.failed(failure, cors, head_request);
                 }
                 tracing::warn!(
                     error = %error_chain(&e),
@@ -260,7 +260,7 @@ impl Proxy {
                     "upstream request failed{}",
                     upstream::tls_hint(&e).map(|h| format!(": {h}")).unwrap_or_default()
                 );
-                failure.respond(cors, head_request)
+                self.failed(failure, cors, head_request)
             }
             None => {
                 tracing::warn!(
@@ -268,9 +268,18 @@ impl Proxy {
                     timeout = ?self.options.upstream_timeout,
                     "the upstream did not answer (or take the request body) within --upstream-timeout"
                 );
-                Failure::UpstreamTimeout.respond(cors, head_request)
+                self.failed(Failure::UpstreamTimeout, cors, head_request)
             }
         }
+    }
+}
+
+impl Proxy {
+    /// The answer to a request that failed on hyper's path (the fast path
+    /// writes its own, see [`h1`]), counted in the metrics.
+    fn failed(&self, failure: Failure, cors: ForwardHeaders, head: bool) -> Response<ProxyBody> {
+        failure.count(self.reporter.as_ref());
+        failure.respond(cors, head)
     }
 }
 

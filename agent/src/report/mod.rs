@@ -97,6 +97,12 @@ impl Reporter {
         }
     }
 
+    /// Counts an answer the proxy made itself instead of the upstream's
+    /// (see [`AgentMetrics::proxy_failure`]).
+    pub fn proxy_failure(&self, failure: &'static str, status: u16) {
+        self.metrics.proxy_failure(failure, status);
+    }
+
     /// Records `decision` for `request`: every decision in the metrics;
     /// blocked and would-block ones also in the telemetry counts.
     pub fn observe(&self, request: &RequestParts<'_>, decision: &Decision<'_>) {

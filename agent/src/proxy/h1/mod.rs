@@ -403,6 +403,7 @@ impl Conn<'_> {
         client: &mut TcpStream,
         closing: bool,
     ) -> bool {
+        failure.count(self.proxy.reporter.as_ref());
         let mut headers = HeaderMap::new();
         reply.forward.clone().apply(&mut headers);
         failure.describe(&mut headers);
