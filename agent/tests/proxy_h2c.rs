@@ -13,13 +13,14 @@ mod proxy_support;
 
 use bytes::Bytes;
 use corsair_agent::engine::PolicySpec;
-use corsair_agent::proxy::{Proxy, ProxyOptions, serve};
+use corsair_agent::proxy::{Proxy, ProxyOptions};
 use http::{Method, Request};
 use http_body_util::{BodyExt, Empty};
-use proxy_support::{AnyError, Behaviour, TestUpstream, h2c, handle_with, refused_port};
+use proxy_support::{
+    AnyError, Behaviour, TestUpstream, h2c, handle_with, refused_port, serve_proxy,
+};
 use std::net::SocketAddr;
 use std::time::Duration;
-use tokio::net::TcpListener;
 
 const APP: &str = "https://app.example.com";
 
@@ -41,14 +42,7 @@ async fn start_proxy(
         upstream_timeout: Duration::from_secs(60),
         ..ProxyOptions::default()
     };
-    let proxy = Proxy::with_options(handle_with(&spec)?, upstream, options)?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, proxy, async {
-        let _ = stopped.await;
-    }));
-    Ok((addr, stop))
+    serve_proxy(Proxy::with_options(handle_with(&spec)?, upstream, options)?).await
 }
 
 fn request(method: Method, path: &str) -> Result<Request<Empty<Bytes>>, AnyError> {

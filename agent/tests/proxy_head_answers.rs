@@ -9,14 +9,15 @@
 mod proxy_support;
 
 use corsair_agent::engine::PolicySpec;
-use corsair_agent::proxy::{Proxy, ProxyOptions, serve};
+use corsair_agent::proxy::{Proxy, ProxyOptions};
 use proxy_support::{
     AnyError, Behaviour, Head, STEP, TestUpstream, handle_with, read_head, refused_port,
+    serve_proxy,
 };
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 const APP: &str = "https://app.example.com";
 
@@ -42,14 +43,7 @@ async fn start_proxy(
         allow_credentials: true,
         ..PolicySpec::default()
     })?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let proxy = Proxy::with_options(handle, upstream, options)?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, proxy, async {
-        let _ = stopped.await;
-    }));
-    Ok((addr, stop))
+    serve_proxy(Proxy::with_options(handle, upstream, options)?).await
 }
 
 /// Reads one answer's head on `stream`, failing unless it starts with a

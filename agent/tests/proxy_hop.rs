@@ -10,14 +10,14 @@ mod proxy_support;
 use bytes::Bytes;
 use corsair_agent::engine::PolicySpec;
 use corsair_agent::proxy::upstream::UpstreamHostHeader;
-use corsair_agent::proxy::{Proxy, ProxyOptions, serve};
+use corsair_agent::proxy::{Proxy, ProxyOptions};
 use http::{Request, Response};
 use http_body_util::{BodyExt, Empty, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
 use proxy_support::{
     AnyError, Behaviour, Head, STEP, TestUpstream, eventually, exchange, h2c, handle_with,
-    read_head,
+    read_head, serve_proxy,
 };
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -84,14 +84,7 @@ async fn start_proxy(
         origins: vec![APP.into()],
         ..PolicySpec::default()
     })?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let proxy = Proxy::with_options(handle, upstream, options)?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, proxy, async {
-        let _ = stopped.await;
-    }));
-    Ok((addr, stop))
+    serve_proxy(Proxy::with_options(handle, upstream, options)?).await
 }
 
 const FORGED: &str = "GET /echo HTTP/1.1\r\nhost: api.test\r\n\

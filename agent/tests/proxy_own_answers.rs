@@ -8,15 +8,15 @@ mod proxy_support;
 
 use corsair_agent::engine::PolicySpec;
 use corsair_agent::handle::PolicyHandle;
-use corsair_agent::proxy::{Proxy, ProxyOptions, serve};
+use corsair_agent::proxy::{Proxy, ProxyOptions};
 use proxy_support::{
     AnyError, Behaviour, Head, NeverAccepts, STEP, TestUpstream, eventually, exchange, handle_with,
-    read_head, refused_port,
+    read_head, refused_port, serve_proxy,
 };
 use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::AsyncWriteExt;
-use tokio::net::{TcpListener, TcpStream};
+use tokio::net::TcpStream;
 
 const APP: &str = "https://app.example.com";
 const EVIL: &str = "https://evil.example.net";
@@ -321,14 +321,7 @@ async fn start_proxy(
     upstream: &str,
     options: ProxyOptions,
 ) -> Result<(SocketAddr, tokio::sync::oneshot::Sender<()>), AnyError> {
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let proxy = Proxy::with_options(handle, upstream, options)?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, proxy, async {
-        let _ = stopped.await;
-    }));
-    Ok((addr, stop))
+    serve_proxy(Proxy::with_options(handle, upstream, options)?).await
 }
 
 #[tokio::test]
@@ -492,14 +485,8 @@ async fn own_answers_are_counted_in_the_metrics() -> Result<(), AnyError> {
     let start = |handle: PolicyHandle, upstream: String| {
         let reporter = reporter.clone();
         async move {
-            let listener = TcpListener::bind("127.0.0.1:0").await?;
-            let addr = listener.local_addr()?;
-            let proxy = Proxy::with_options(handle, &upstream, options())?.with_reporter(reporter);
-            let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-            tokio::spawn(serve(listener, proxy, async {
-                let _ = stopped.await;
-            }));
-            Ok::<_, AnyError>((addr, stop))
+            serve_proxy(Proxy::with_options(handle, &upstream, options())?.with_reporter(reporter))
+                .await
         }
     };
 

@@ -10,12 +10,12 @@ mod proxy_support;
 
 use bytes::Bytes;
 use corsair_agent::engine::PolicySpec;
-use corsair_agent::proxy::{Proxy, ProxyOptions, serve};
+use corsair_agent::proxy::{Proxy, ProxyOptions};
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use proxy_support::{AnyError, Behaviour, Log, TestUpstream, exchange, handle_with};
+use proxy_support::{AnyError, Behaviour, Log, TestUpstream, exchange, handle_with, serve_proxy};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::convert::Infallible;
@@ -113,14 +113,7 @@ async fn proxy_with(
         origins: vec![APP.into()],
         ..PolicySpec::default()
     })?;
-    let proxy = Proxy::with_options(handle, upstream, options)?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    tokio::spawn(serve(listener, proxy, async {
-        let _ = stopped.await;
-    }));
-    Ok((addr, stop))
+    serve_proxy(Proxy::with_options(handle, upstream, options)?).await
 }
 
 fn get(path: &str) -> Vec<u8> {

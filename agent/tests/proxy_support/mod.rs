@@ -304,3 +304,17 @@ where
     tokio::spawn(conn);
     Ok(sender)
 }
+
+/// Serves `proxy` on a fresh loopback port until the returned sender is
+/// used or dropped; returns the port's address.
+pub async fn serve_proxy(
+    proxy: corsair_agent::proxy::Proxy,
+) -> Result<(SocketAddr, tokio::sync::oneshot::Sender<()>), AnyError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(corsair_agent::proxy::serve(listener, proxy, async {
+        let _ = stopped.await;
+    }));
+    Ok((addr, stop))
+}
