@@ -93,8 +93,9 @@ struct AgentArgs {
     /// before the oldest are dropped; the dropped count is reported.
     #[arg(long, env = "CORSAIR_REPORT_QUEUE", default_value_t = 1_000)]
     report_queue: usize,
-    /// Seconds in-flight requests may take to finish after SIGTERM or
-    /// Ctrl-C (/readyz answers 503 meanwhile); then connections are closed.
+    /// Seconds in-flight requests and open WebSocket tunnels may take to
+    /// finish after SIGTERM or Ctrl-C (/readyz answers 503 meanwhile); then
+    /// connections are closed.
     #[arg(long, env = "CORSAIR_DRAIN_TIMEOUT", default_value_t = 10.0)]
     drain_timeout: f64,
     /// Seconds to keep accepting new connections after SIGTERM or Ctrl-C
@@ -175,8 +176,10 @@ struct ProxyArgs {
     /// whole HTTP/1.1 request head, idle keep-alive time included, or the
     /// start of one or the HTTP/2 preface (slowloris); then it is closed.
     /// The fast path checks at this interval, so it closes after one to two
-    /// of it. An HTTP/2 connection quiet this long is pinged and closed
-    /// unless the ping is answered within this long again.
+    /// of it; hyper's path times the first bytes and the rest of the head
+    /// one after the other, so up to two of it. An HTTP/2 connection quiet
+    /// this long is pinged and closed unless the ping is answered within
+    /// this long again.
     #[arg(long, env = "CORSAIR_HEAD_TIMEOUT", default_value_t = 30.0)]
     head_timeout: f64,
     /// PEM file of extra CA certificates trusted for an https:// --upstream,

@@ -124,7 +124,11 @@ pub(super) async fn sniff(
             }
         }
     };
+    // Reading first: a request already in the socket when the drain
+    // starts is read and answered (with `connection: close`), as the fast
+    // path does, rather than closed unanswered.
     let known = tokio::select! {
+        biased;
         known = tokio::time::timeout(head_timeout, reading) => known.unwrap_or_else(|_| {
             tracing::debug!("no request head or HTTP/2 preface within the head timeout; closing");
             false

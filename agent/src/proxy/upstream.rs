@@ -231,10 +231,11 @@ pub fn connector(
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.enforce_http(false);
-    // No timeout of its own: hyper-util's would cover the TCP connect only
-    // (split over the resolved addresses), not resolution or TLS; `open`
-    // bounds the whole setup instead.
-    http.set_connect_timeout(None);
+    // hyper-util's timeout covers the TCP connect only, split over the
+    // resolved addresses, so a dead first address falls back to the next
+    // in time; `open` bounds the whole setup (resolution, TCP, TLS) with
+    // the same limit.
+    http.set_connect_timeout(Some(options.connect_timeout));
     let tls = hyper_rustls::HttpsConnectorBuilder::new()
         .with_tls_config(tls)
         .https_or_http()
@@ -335,7 +336,13 @@ pub fn classify(error: &ExchangeError) -> Failure {
         {
             client_body = true;
         }
-        if matches!(error, ExchangeError::Connect(_)) && e.is::<ConnectTimedOut>() {
+        // Ours (the whole setup) or hyper-util's (every address's share
+        // of it spent), or the kernel's own connect timeout.
+        if matches!(error, ExchangeError::Connect(_))
+            && (e.is::<ConnectTimedOut>()
+                || e.downcast_ref::<std::io::Error>()
+                    .is_some_and(|io| io.kind() == std::io::ErrorKind::TimedOut))
+        {
             return Failure::ConnectTimeout;
         }
         source = e.source();
