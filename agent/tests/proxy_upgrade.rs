@@ -73,9 +73,8 @@ async fn read_head(stream: &mut TcpStream) -> std::io::Result<String> {
     Ok(String::from_utf8_lossy(&head).to_ascii_lowercase())
 }
 
-#[tokio::test]
-async fn upgrades_are_tunnelled_with_cors_headers() -> Result<(), Box<dyn std::error::Error>> {
-    let upstream = echo_upstream().await?;
+/// A policy handle allowing `ORIGIN`.
+fn allowing_origin() -> Result<PolicyHandle, Box<dyn std::error::Error>> {
     let spec = PolicySpec {
         origins: vec![ORIGIN.into()],
         ..PolicySpec::default()
@@ -86,6 +85,13 @@ async fn upgrades_are_tunnelled_with_cors_headers() -> Result<(), Box<dyn std::e
         revision: 1,
         policy: Policy::compile(&spec)?,
     })));
+    Ok(handle)
+}
+
+#[tokio::test]
+async fn upgrades_are_tunnelled_with_cors_headers() -> Result<(), Box<dyn std::error::Error>> {
+    let upstream = echo_upstream().await?;
+    let handle = allowing_origin()?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -162,16 +168,7 @@ async fn upgrades_are_tunnelled_with_cors_headers() -> Result<(), Box<dyn std::e
 #[tokio::test]
 async fn a_stop_waits_for_open_tunnels() -> Result<(), Box<dyn std::error::Error>> {
     let upstream = echo_upstream().await?;
-    let spec = PolicySpec {
-        origins: vec![ORIGIN.into()],
-        ..PolicySpec::default()
-    };
-    let handle = PolicyHandle::new();
-    handle.store(Some(Arc::new(ActivePolicy {
-        service: "ws".into(),
-        revision: 1,
-        policy: Policy::compile(&spec)?,
-    })));
+    let handle = allowing_origin()?;
     let options = ProxyOptions {
         drain_timeout: Duration::from_secs(60),
         ..ProxyOptions::default()
