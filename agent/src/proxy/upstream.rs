@@ -16,6 +16,7 @@ use http::uri::Uri;
 use hyper_util::client::legacy::connect::HttpConnector;
 use std::error::Error as _;
 use std::future::Future;
+use std::net::IpAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::watch;
@@ -202,7 +203,8 @@ pub enum ClientError {
 /// (system store and `ca_file`) are loaded only when `https` is set: a
 /// loopback sidecar with an `http://` upstream never reads the system store,
 /// and a CA file given with one is a start-up error rather than a file read
-/// (and required to be valid) for nothing.
+/// (and required to be valid) for nothing. Logs a warning for a plain
+/// `http://` upstream whose host is neither a loopback IP nor `localhost`.
 pub fn connector(
     options: &ProxyOptions,
     upstream: &super::forward::Upstream,
@@ -211,6 +213,7 @@ pub fn connector(
     if let (false, Some(path)) = (https, &options.upstream_ca_file) {
         return Err(ClientError::CaFileWithoutTls(path.clone()));
     }
+    warn_if_plain_remote(upstream);
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.enforce_http(false);
@@ -230,6 +233,37 @@ pub fn connector(
         host,
         replaced_host,
     })
+}
+
+/// A plain `http://` upstream elsewhere than on this host is allowed (a
+/// sidecar may name its pod-local neighbour), but its traffic crosses a
+/// network unencrypted: said once, at start.
+fn warn_if_plain_remote(upstream: &super::forward::Upstream) {
+    if !upstream.is_https() && !is_loopback_host(upstream.authority().host()) {
+        tracing::warn!(
+            upstream = %upstream,
+            "plain http:// upstream not on loopback: traffic between the agent and the upstream is unencrypted; an https:// --upstream (with --upstream-ca-file for a private CA) encrypts it"
+        );
+    }
+}
+
+/// Whether `host` (a URL's host: a name, an IPv4 address or a bracketed
+/// IPv6 one) is a loopback IP (`127.0.0.0/8`, `::1`, or an IPv4-mapped
+/// `::ffff:127.x.y.z`) or `localhost` (any case, with or without the
+/// trailing dot). Other names are not resolved: a name is only as local
+/// as DNS says, which may change.
+fn is_loopback_host(host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    match bare.parse::<IpAddr>() {
+        Ok(ip) => ip.to_canonical().is_loopback(),
+        Err(_) => {
+            let name = bare.strip_suffix('.').unwrap_or(bare);
+            name.eq_ignore_ascii_case("localhost")
+        }
+    }
 }
 
 /// Runs `exchange` under `--upstream-timeout` (`timeout`), counting only the
@@ -334,4 +368,33 @@ pub fn tls_hint(error: &ExchangeError) -> Option<&'static str> {
         source = e.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn loopback_hosts_are_told_from_remote_ones() {
+        for (host, loopback) in [
+            ("127.0.0.1", true),
+            ("127.8.9.10", true),
+            ("[::1]", true),
+            ("[::ffff:127.0.0.1]", true),
+            ("localhost", true),
+            ("LocalHost", true),
+            ("localhost.", true),
+            ("10.0.0.7", false),
+            ("0.0.0.0", false),
+            ("[::]", false),
+            ("[2001:db8::1]", false),
+            ("[::ffff:10.0.0.1]", false),
+            ("api", false),
+            ("localhost.example.com", false),
+            ("mylocalhost", false),
+            ("127.0.0.1.nip.io", false),
+        ] {
+            assert_eq!(is_loopback_host(host), loopback, "{host}");
+        }
+    }
 }
