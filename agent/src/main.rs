@@ -183,7 +183,11 @@ struct ProxyArgs {
     #[arg(long, env = "CORSAIR_HEAD_TIMEOUT", default_value_t = 30.0)]
     head_timeout: f64,
     /// PEM file of extra CA certificates trusted for an https:// --upstream,
-    /// on top of the system's roots (refused with an http:// upstream).
+    /// on top of the system's roots (refused with an http:// upstream). It
+    /// must hold a certificate at start-up; it is read again for every new
+    /// upstream connection, so a rotated CA needs no restart (open
+    /// connections keep theirs). A changed file that cannot be read or
+    /// holds no certificate is logged once and the previous CA kept.
     #[arg(long, env = "CORSAIR_UPSTREAM_CA_FILE")]
     upstream_ca_file: Option<PathBuf>,
     /// Trust the client's X-Forwarded-Proto/-Host and append to its

@@ -4,7 +4,9 @@
 //! headers; a certificate from another CA gives a 502 that still carries
 //! the CORS decision, and a log line that says what to fix. A host that
 //! accepts TCP and never speaks TLS is a connect timeout (504), bounded by
-//! `--upstream-connect-timeout`, not `--upstream-timeout`.
+//! `--upstream-connect-timeout`, not `--upstream-timeout`. A CA file
+//! rotated while the proxy runs is trusted by the next new connection; a
+//! broken one keeps the previous CA.
 
 mod proxy_support;
 
@@ -20,7 +22,7 @@ use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair}
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::net::TcpListener;
 
@@ -53,21 +55,54 @@ impl Ca {
     }
 }
 
+/// A TLS upstream's certificate, replaceable while it serves: each
+/// connection it accepts gets the one set last.
+#[derive(Clone)]
+struct ServerCert(Arc<Mutex<tokio_rustls::TlsAcceptor>>);
+
+impl ServerCert {
+    fn signed_by(ca: &Ca) -> Result<Self, AnyError> {
+        Ok(Self(Arc::new(Mutex::new(Self::acceptor_for(ca)?))))
+    }
+
+    /// From now on, connections get a certificate signed by `ca`.
+    fn replace(&self, ca: &Ca) -> Result<(), AnyError> {
+        let acceptor = Self::acceptor_for(ca)?;
+        *self.0.lock().unwrap_or_else(PoisonError::into_inner) = acceptor;
+        Ok(())
+    }
+
+    fn current(&self) -> tokio_rustls::TlsAcceptor {
+        self.0
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    fn acceptor_for(ca: &Ca) -> Result<tokio_rustls::TlsAcceptor, AnyError> {
+        let (cert, key) = ca.server_cert()?;
+        let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let config = rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()?
+            .with_no_client_auth()
+            .with_single_cert(vec![cert], key)?;
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
+}
+
 /// A TLS upstream on loopback answering every request `200 secure` (with an
 /// `Access-Control-Allow-Origin: *` of its own, which the proxy replaces).
 async fn tls_upstream(ca: &Ca) -> Result<SocketAddr, AnyError> {
-    let (cert, key) = ca.server_cert()?;
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_no_client_auth()
-        .with_single_cert(vec![cert], key)?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    serve_tls(ServerCert::signed_by(ca)?).await
+}
+
+/// [`tls_upstream`] with `cert`, which the test may replace.
+async fn serve_tls(cert: ServerCert) -> Result<SocketAddr, AnyError> {
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let addr = listener.local_addr()?;
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let acceptor = acceptor.clone();
+            let acceptor = cert.current();
             tokio::spawn(async move {
                 let Ok(tls) = acceptor.accept(stream).await else {
                     return;
@@ -167,6 +202,78 @@ async fn https_upstreams_are_verified_against_the_ca_file() -> Result<(), AnyErr
     );
     assert!(line.contains("--upstream-ca-file"), "{line}");
     assert!(line.contains(&format!("https://{bad}")), "{line}");
+    Ok(())
+}
+
+/// A CA rotation (cert-manager renewing a private CA, a Secret updated in
+/// place) needs no restart: every new upstream connection reads the CA
+/// file as it is then. Each exchange below is a new client connection
+/// (`connection: close`), so a new upstream connection.
+#[tokio::test]
+async fn a_rotated_ca_file_is_trusted_without_a_restart() -> Result<(), AnyError> {
+    let log = Log::default();
+    let writer = log.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let first = Ca::new("corsair test CA 1")?;
+    let second = Ca::new("corsair test CA 2")?;
+    let dir = tempfile::tempdir()?;
+    let ca_file = dir.path().join("upstream-ca.pem");
+    std::fs::write(&ca_file, first.issuer.pem())?;
+    let cert = ServerCert::signed_by(&first)?;
+    let upstream = serve_tls(cert.clone()).await?;
+    let (addr, _stop) = proxy_to(&format!("https://{upstream}"), &ca_file).await?;
+    let status = || async { Ok::<_, AnyError>(exchange(addr, &get("/items")).await?.status) };
+    assert_eq!(status().await?, 200, "{}", log.text());
+
+    // The upstream moves to CA 2 before the file does: refused, so what
+    // follows is the file being read again and nothing else.
+    cert.replace(&second)?;
+    assert_eq!(status().await?, 502);
+
+    // The file is replaced as a Secret update does (a new file renamed over
+    // the old one): the next connection trusts CA 2, on both of hyper's
+    // request kinds (an https:// upstream never takes the fast path).
+    let staged = dir.path().join("upstream-ca.pem.new");
+    std::fs::write(&staged, second.issuer.pem())?;
+    std::fs::rename(&staged, &ca_file)?;
+    assert_eq!(status().await?, 200, "{}", log.text());
+    let post = format!(
+        "POST /items HTTP/1.1\r\nhost: api.test\r\norigin: {APP}\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
+    );
+    let head = exchange(addr, post.as_bytes()).await?;
+    assert_eq!(head.status, 200, "{head:?}");
+    assert_eq!(head.get("access-control-allow-origin"), Some(APP));
+    assert!(
+        log.text().contains("--upstream-ca-file changed"),
+        "{}",
+        log.text()
+    );
+
+    // Garbage in place of the CA: the previous roots (CA 2) stay, and one
+    // warning names the file and the problem, however many connections
+    // follow.
+    std::fs::write(&ca_file, "not a certificate\n")?;
+    for _ in 0..3 {
+        assert_eq!(status().await?, 200, "{}", log.text());
+    }
+    let text = log.text();
+    let warnings: Vec<_> = text
+        .lines()
+        .filter(|l| l.contains("--upstream-ca-file changed but cannot be used"))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{text}");
+    assert!(
+        warnings[0].contains(&ca_file.display().to_string()),
+        "{text}"
+    );
+    assert!(warnings[0].contains("WARN"), "{text}");
+    assert!(warnings[0].contains("no PEM certificate"), "{text}");
+    assert!(warnings[0].contains("previous certificates"), "{text}");
     Ok(())
 }
 

@@ -3,6 +3,8 @@
 //! file), how long it waits, and what a failed exchange means for the
 //! client.
 //!
+//! - `tls`: the TLS client config, rebuilt when `--upstream-ca-file`
+//!   changes.
 //! - [`conns`]: each client connection's own upstream connections.
 //! - [`drive`]: the client connection and its upstream connections, polled
 //!   together in one task.
@@ -11,28 +13,26 @@ use super::answer::Failure;
 use super::body::{BodyTimeout, Turn};
 use http::HeaderValue;
 use http::uri::Uri;
-use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
-use rustls::pki_types::CertificateDer;
-use rustls::pki_types::pem::PemObject;
 use std::error::Error as _;
 use std::future::Future;
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::net::IpAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
 
 pub mod conns;
 pub mod drive;
+mod tls;
 
 /// How to reach the upstream: TCP (`TCP_NODELAY`) and, for an `https://`
 /// upstream, TLS, the whole setup (name resolution, TCP to each address in
 /// turn, TLS handshake) under one `--upstream-connect-timeout`, as on the
 /// fast path; shared by every client connection's [`conns::Upstreams`].
-#[derive(Clone)]
+/// Each new connection trusts the CA file's current contents.
 pub struct Connector {
-    tls: HttpsConnector<HttpConnector>,
+    tls: tls::UpstreamTls,
     /// `--upstream-connect-timeout`: the longest a new connection may take,
     /// from resolving the host to the end of the TLS handshake.
     connect_timeout: Duration,
@@ -110,8 +110,12 @@ pub struct ProxyOptions {
     /// interval, so after one to two of it. Default 30 s.
     pub head_timeout: Duration,
     /// PEM file of extra CA certificates trusted for `https://` upstreams,
-    /// on top of the system's roots. Refused with an `http://` upstream
-    /// (see [`ClientError::CaFileWithoutTls`]).
+    /// on top of the system's roots. Read at start (unreadable or without
+    /// a certificate: [`ClientError::CaFile`]) and again for every new
+    /// upstream connection, so a rotated CA needs no restart; a later
+    /// unusable version is logged and the previous certificates kept.
+    /// Refused with an `http://` upstream (see
+    /// [`ClientError::CaFileWithoutTls`]).
     pub upstream_ca_file: Option<PathBuf>,
     /// After shutdown is asked for: how long in-flight requests may take to
     /// finish before their connections are closed.
@@ -169,7 +173,8 @@ impl Default for ProxyOptions {
 /// The upstream client could not be set up.
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
-    /// The CA file could not be read or holds no usable certificate.
+    /// The CA file could not be read or holds no usable certificate at
+    /// start-up (later, the previous certificates are kept instead).
     #[error("--upstream-ca-file {path}: {message}")]
     CaFile {
         /// The file given.
@@ -198,7 +203,8 @@ pub enum ClientError {
 /// (system store and `ca_file`) are loaded only when `https` is set: a
 /// loopback sidecar with an `http://` upstream never reads the system store,
 /// and a CA file given with one is a start-up error rather than a file read
-/// (and required to be valid) for nothing.
+/// (and required to be valid) for nothing. Logs a warning for a plain
+/// `http://` upstream whose host is neither a loopback IP nor `localhost`.
 pub fn connector(
     options: &ProxyOptions,
     upstream: &super::forward::Upstream,
@@ -207,27 +213,7 @@ pub fn connector(
     if let (false, Some(path)) = (https, &options.upstream_ca_file) {
         return Err(ClientError::CaFileWithoutTls(path.clone()));
     }
-    let mut roots = rustls::RootCertStore::empty();
-    if https {
-        let native = rustls_native_certs::load_native_certs();
-        for e in &native.errors {
-            tracing::warn!(error = %e, "reading the system's CA certificates");
-        }
-        let (added, ignored) = roots.add_parsable_certificates(native.certs);
-        tracing::debug!(added, ignored, "system CA certificates for the upstream");
-    }
-    if let Some(path) = &options.upstream_ca_file {
-        let added = add_ca_file(&mut roots, path)?;
-        tracing::info!(path = %path.display(), added, "trusting extra CA certificates for the upstream");
-    }
-    if https && roots.is_empty() {
-        return Err(ClientError::NoRoots);
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let tls = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
+    warn_if_plain_remote(upstream);
     let mut http = HttpConnector::new();
     http.set_nodelay(true);
     http.enforce_http(false);
@@ -236,11 +222,7 @@ pub fn connector(
     // in time; `open` bounds the whole setup (resolution, TCP, TLS) with
     // the same limit.
     http.set_connect_timeout(Some(options.connect_timeout));
-    let tls = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
-        .https_or_http()
-        .enable_http1()
-        .wrap_connector(http);
+    let tls = tls::UpstreamTls::new(http, https, options.upstream_ca_file.as_deref())?;
     let host = conns::host_value(upstream.authority(), https);
     let replaced_host =
         (options.upstream_host_header == UpstreamHostHeader::Upstream).then(|| host.clone());
@@ -253,26 +235,35 @@ pub fn connector(
     })
 }
 
-fn add_ca_file(roots: &mut rustls::RootCertStore, path: &Path) -> Result<usize, ClientError> {
-    let err = |message: String| ClientError::CaFile {
-        path: path.to_path_buf(),
-        message,
-    };
-    let certs = CertificateDer::pem_file_iter(path)
-        .map_err(|e| err(e.to_string()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| err(e.to_string()))?;
-    if certs.is_empty() {
-        return Err(err("no PEM certificate in the file".into()));
+/// A plain `http://` upstream elsewhere than on this host is allowed (a
+/// sidecar may name its pod-local neighbour), but its traffic crosses a
+/// network unencrypted: said once, at start.
+fn warn_if_plain_remote(upstream: &super::forward::Upstream) {
+    if !upstream.is_https() && !is_loopback_host(upstream.authority().host()) {
+        tracing::warn!(
+            upstream = %upstream,
+            "plain http:// upstream not on loopback: traffic between the agent and the upstream is unencrypted; an https:// --upstream (with --upstream-ca-file for a private CA) encrypts it"
+        );
     }
-    let mut added = 0;
-    for cert in certs {
-        roots
-            .add(cert)
-            .map_err(|e| err(format!("not a usable CA certificate: {e}")))?;
-        added += 1;
+}
+
+/// Whether `host` (a URL's host: a name, an IPv4 address or a bracketed
+/// IPv6 one) is a loopback IP (`127.0.0.0/8`, `::1`, or an IPv4-mapped
+/// `::ffff:127.x.y.z`) or `localhost` (any case, with or without the
+/// trailing dot). Other names are not resolved: a name is only as local
+/// as DNS says, which may change.
+fn is_loopback_host(host: &str) -> bool {
+    let bare = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    match bare.parse::<IpAddr>() {
+        Ok(ip) => ip.to_canonical().is_loopback(),
+        Err(_) => {
+            let name = bare.strip_suffix('.').unwrap_or(bare);
+            name.eq_ignore_ascii_case("localhost")
+        }
     }
-    Ok(added)
 }
 
 /// Runs `exchange` under `--upstream-timeout` (`timeout`), counting only the
@@ -377,4 +368,33 @@ pub fn tls_hint(error: &ExchangeError) -> Option<&'static str> {
         source = e.source();
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::is_loopback_host;
+
+    #[test]
+    fn loopback_hosts_are_told_from_remote_ones() {
+        for (host, loopback) in [
+            ("127.0.0.1", true),
+            ("127.8.9.10", true),
+            ("[::1]", true),
+            ("[::ffff:127.0.0.1]", true),
+            ("localhost", true),
+            ("LocalHost", true),
+            ("localhost.", true),
+            ("10.0.0.7", false),
+            ("0.0.0.0", false),
+            ("[::]", false),
+            ("[2001:db8::1]", false),
+            ("[::ffff:10.0.0.1]", false),
+            ("api", false),
+            ("localhost.example.com", false),
+            ("mylocalhost", false),
+            ("127.0.0.1.nip.io", false),
+        ] {
+            assert_eq!(is_loopback_host(host), loopback, "{host}");
+        }
+    }
 }

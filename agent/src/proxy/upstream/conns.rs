@@ -158,17 +158,19 @@ impl Upstreams {
         }
     }
 
-    /// Connects (TLS for `https://`) and hands the connection to
+    /// Connects (TLS for `https://`, trusting `--upstream-ca-file` as it is
+    /// now) and hands the connection to
     /// [`super::drive::Drive`]. Resolution, TCP and TLS together get
     /// `--upstream-connect-timeout`, as the fast path's connect does: a host
     /// that accepts TCP and never finishes the handshake is a 504 "timed out
     /// connecting" after it, not a wait for `--upstream-timeout`.
     async fn open(&self) -> Result<SendRequest<TimedBody>, ExchangeError> {
         let limit = self.connector.connect_timeout;
+        // The CA file as it is now: a rotated one is trusted without a restart.
         let connecting = self
             .connector
             .tls
-            .clone()
+            .current()
             .oneshot(self.connector.uri.clone());
         let io = match tokio::time::timeout(limit, connecting).await {
             Ok(connected) => connected.map_err(ExchangeError::Connect)?,
