@@ -172,14 +172,16 @@ struct ProxyArgs {
     /// 408 to the client and the upstream's connection is closed.
     #[arg(long, env = "CORSAIR_REQUEST_BODY_TIMEOUT", default_value_t = 60.0)]
     request_body_timeout: f64,
-    /// Seconds a connection (proxy and admin listener) may take to send a
-    /// whole HTTP/1.1 request head, idle keep-alive time included, or the
-    /// start of one or the HTTP/2 preface (slowloris); then it is closed.
-    /// The fast path checks at this interval, so it closes after one to two
-    /// of it; hyper's path times the first bytes and the rest of the head
-    /// one after the other, so up to two of it. An HTTP/2 connection quiet
-    /// this long is pinged and closed unless the ping is answered within
-    /// this long again.
+    /// Seconds a connection (proxy and admin listener) may stay without a
+    /// request: to send a whole HTTP/1.1 request head, idle keep-alive time
+    /// included, or the start of one or the HTTP/2 preface (slowloris); and
+    /// an HTTP/2 connection with no request in flight (GOAWAY: requests in
+    /// flight always finish). Then it is closed. The fast path checks at
+    /// this interval, so it closes after one to two of it; hyper's path
+    /// times the first bytes and the rest of the head one after the other,
+    /// so up to two of it. An HTTP/2 connection quiet this long is also
+    /// pinged and closed unless the ping is answered within this long again
+    /// (a dead peer, even with requests in flight).
     #[arg(long, env = "CORSAIR_HEAD_TIMEOUT", default_value_t = 30.0)]
     head_timeout: f64,
     /// PEM file of extra CA certificates trusted for an https:// --upstream,
