@@ -10,6 +10,7 @@
 mod proxy_support;
 
 use bytes::Bytes;
+use corsair_agent::authz::{self, Authz};
 use corsair_agent::engine::PolicySpec;
 use corsair_agent::handle::PolicyHandle;
 use corsair_agent::proxy::admin::{self, AdminState};
@@ -85,6 +86,23 @@ async fn start_admin() -> Result<(SocketAddr, oneshot::Sender<()>), AnyError> {
     Ok((addr, stop))
 }
 
+/// Serves the authz endpoint.
+async fn start_authz() -> Result<(SocketAddr, oneshot::Sender<()>), AnyError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(authz::serve(
+        listener,
+        Authz::new(PolicyHandle::new()),
+        Duration::from_secs(1),
+        HEAD_TIMEOUT,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Ok((addr, stop))
+}
+
 /// Connects to `addr`, sends `first` and then nothing; `Err` unless the
 /// server closes the connection within [`CLOSED_WITHIN`].
 async fn closed_after_sending(addr: SocketAddr, first: &[u8], what: &str) -> Result<(), AnyError> {
@@ -108,11 +126,13 @@ async fn a_stalled_connection_is_closed_on_every_listener() -> Result<(), AnyErr
     let (hyper_path, _stop_hyper) = start_proxy(false).await?;
     let (fast_path, _stop_fast) = start_proxy(true).await?;
     let (admin, _stop_admin) = start_admin().await?;
+    let (authz, _stop_authz) = start_authz().await?;
     let mut failures = Vec::new();
     for (listener, addr) in [
         ("hyper's path", hyper_path),
         ("fast path", fast_path),
         ("admin listener", admin),
+        ("authz endpoint", authz),
     ] {
         for (stall, first) in STALLS {
             let what = format!("{listener}, a client that sent {stall}");
@@ -156,11 +176,13 @@ async fn an_idle_http2_connection_is_closed_on_every_listener() -> Result<(), An
     let (hyper_path, _stop_hyper) = start_proxy(false).await?;
     let (fast_path, _stop_fast) = start_proxy(true).await?;
     let (admin, _stop_admin) = start_admin().await?;
+    let (authz, _stop_authz) = start_authz().await?;
     let mut failures = Vec::new();
     for (listener, addr, path) in [
         ("hyper's path", hyper_path, "/items"),
         ("fast path's listener", fast_path, "/items"),
         ("admin listener", admin, "/healthz"),
+        ("authz endpoint", authz, "/authz"),
     ] {
         let (mut sender, conn) = h2c_with_task(addr).await?;
         let req = Request::get(format!("http://{addr}{path}")).body(Empty::<Bytes>::new())?;

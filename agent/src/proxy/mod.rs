@@ -324,12 +324,13 @@ pub async fn serve(
 /// and HTTP/2 on an already-bound listener, one `service_for(peer)` per
 /// connection, until `shutdown` resolves; then the listener closes and open
 /// connections get up to `drain_timeout` to finish before they are closed.
-/// Each request head (HTTP/1.1, keep-alive included) or the HTTP/2
-/// preface is waited for 30 s at most, and an HTTP/2 connection with no
-/// request in flight for as long is shut down gracefully.
+/// `head_timeout` bounds the wait for each request head (HTTP/1.1,
+/// keep-alive included) or the HTTP/2 preface, and an HTTP/2 connection's
+/// time with no request in flight (then it is shut down gracefully).
 pub async fn serve_connections<S, B>(
     listener: TcpListener,
     drain_timeout: std::time::Duration,
+    head_timeout: std::time::Duration,
     shutdown: impl Future<Output = ()>,
     service_for: impl Fn(std::net::SocketAddr) -> S,
 ) -> std::io::Result<()>
@@ -345,7 +346,7 @@ where
     serve_driven(
         listener,
         drain_timeout,
-        h1::HEAD_TIMEOUT,
+        head_timeout,
         shutdown,
         None,
         None,
