@@ -88,7 +88,8 @@ pub async fn run(
         let serving = serve(listener, authz, drain_timeout, head_timeout, stopped);
         Ok(serving.instrument(tracing::info_span!("authz")))
     };
-    sidecar::run_front(agent, report, admin_listener, shutdown, front).await
+    let mode = sidecar::Mode::Authz;
+    sidecar::run_front(mode, agent, report, admin_listener, shutdown, front).await
 }
 
 /// Serves `authz` (HTTP/1.1 and HTTP/2, keep-alive) on an already-bound
