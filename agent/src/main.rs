@@ -103,6 +103,18 @@ struct AgentArgs {
     /// the listener closes and --drain-timeout starts. 0: close at once.
     #[arg(long, env = "CORSAIR_DRAIN_DELAY", default_value_t = 0.0)]
     drain_delay: f64,
+    /// Seconds a connection (--listen and --metrics) may stay without a
+    /// request: to send a whole HTTP/1.1 request head, idle keep-alive time
+    /// included, or the start of one or the HTTP/2 preface (slowloris); and
+    /// an HTTP/2 connection with no request in flight (GOAWAY: requests in
+    /// flight always finish). Then it is closed. The proxy's fast path
+    /// checks at this interval, so it closes after one to two of it; hyper's
+    /// path times the first bytes and the rest of the head one after the
+    /// other, so up to two of it. An HTTP/2 connection quiet this long is
+    /// also pinged and closed unless the ping is answered within this long
+    /// again (a dead peer, even with requests in flight).
+    #[arg(long, env = "CORSAIR_HEAD_TIMEOUT", default_value_t = 30.0)]
+    head_timeout: f64,
 }
 
 impl AgentArgs {
@@ -144,6 +156,11 @@ impl AgentArgs {
         ))
     }
 
+    /// `--head-timeout`.
+    fn head_timeout(&self) -> anyhow::Result<Duration> {
+        seconds("--head-timeout", self.head_timeout)
+    }
+
     fn agent_name(&self) -> String {
         self.agent_name.clone().unwrap_or_else(host_name)
     }
@@ -172,16 +189,6 @@ struct ProxyArgs {
     /// 408 to the client and the upstream's connection is closed.
     #[arg(long, env = "CORSAIR_REQUEST_BODY_TIMEOUT", default_value_t = 60.0)]
     request_body_timeout: f64,
-    /// Seconds a connection (proxy and admin listener) may take to send a
-    /// whole HTTP/1.1 request head, idle keep-alive time included, or the
-    /// start of one or the HTTP/2 preface (slowloris); then it is closed.
-    /// The fast path checks at this interval, so it closes after one to two
-    /// of it; hyper's path times the first bytes and the rest of the head
-    /// one after the other, so up to two of it. An HTTP/2 connection quiet
-    /// this long is pinged and closed unless the ping is answered within
-    /// this long again.
-    #[arg(long, env = "CORSAIR_HEAD_TIMEOUT", default_value_t = 30.0)]
-    head_timeout: f64,
     /// PEM file of extra CA certificates trusted for an https:// --upstream,
     /// on top of the system's roots (refused with an http:// upstream). It
     /// must hold a certificate at start-up; it is read again for every new
@@ -255,6 +262,7 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
     let (listener, admin) = args.agent.bind().await?;
     let report = args.agent.report()?;
     let (drain_timeout, drain_delay) = args.agent.drain()?;
+    let head_timeout = args.agent.head_timeout()?;
     let config = SidecarConfig {
         agent_name: args.agent.agent_name(),
         control_plane: args.agent.control_plane.into(),
@@ -265,7 +273,7 @@ async fn proxy(args: ProxyArgs) -> anyhow::Result<()> {
             connect_timeout: seconds("--upstream-connect-timeout", args.upstream_connect_timeout)?,
             upstream_timeout: seconds("--upstream-timeout", args.upstream_timeout)?,
             request_body_timeout: seconds("--request-body-timeout", args.request_body_timeout)?,
-            head_timeout: seconds("--head-timeout", args.head_timeout)?,
+            head_timeout,
             upstream_ca_file: args.upstream_ca_file,
             drain_timeout,
             drain_delay,
@@ -282,6 +290,7 @@ async fn authz(AuthzArgs { agent }: AuthzArgs) -> anyhow::Result<()> {
     let (listener, admin) = agent.bind().await?;
     let report = agent.report()?;
     let (drain_timeout, drain_delay) = agent.drain()?;
+    let head_timeout = agent.head_timeout()?;
     let config = AuthzConfig {
         agent_name: agent.agent_name(),
         control_plane: agent.control_plane.into(),
@@ -289,6 +298,7 @@ async fn authz(AuthzArgs { agent }: AuthzArgs) -> anyhow::Result<()> {
         cache_dir: agent.cache_dir,
         drain_timeout,
         drain_delay,
+        head_timeout,
     };
     authz::run(config, report, listener, admin, shutdown_signal()).await
 }

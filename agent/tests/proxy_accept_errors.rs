@@ -85,6 +85,7 @@ fn child() -> Result<(), AnyError> {
             listener,
             authz,
             Duration::from_millis(100),
+            Duration::from_secs(30),
             tokio::time::sleep(WINDOW),
         )
         .await?;

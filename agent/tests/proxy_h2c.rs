@@ -8,6 +8,8 @@
 //! - The agent's own answers to `HEAD` (here a 502 for an upstream that is
 //!   down) arrive as a status with the CORS decision, not as a reset
 //!   stream (a body on a HEAD answer is a protocol error in HTTP/2).
+//! - A drain tells an HTTP/2 connection to go away (GOAWAY) and lets its
+//!   request in flight finish.
 
 mod proxy_support;
 
@@ -17,7 +19,8 @@ use corsair_agent::proxy::{Proxy, ProxyOptions};
 use http::{Method, Request};
 use http_body_util::{BodyExt, Empty};
 use proxy_support::{
-    AnyError, Behaviour, TestUpstream, h2c, handle_with, refused_port, serve_proxy,
+    AnyError, Behaviour, STEP, TestUpstream, eventually, h2c, h2c_with_task, handle_with,
+    refused_port, serve_proxy,
 };
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -109,5 +112,42 @@ async fn the_agents_own_answer_to_head_is_a_status_not_a_reset() -> Result<(), A
     assert_eq!(get.headers()["access-control-allow-origin"], APP);
     let body = get.into_body().collect().await?.to_bytes();
     assert_eq!(body.len(), length);
+    Ok(())
+}
+
+#[tokio::test]
+async fn a_drain_sends_an_http2_connection_away_after_its_request() -> Result<(), AnyError> {
+    let upstream = TestUpstream::start(Behaviour::Late(Duration::from_millis(500))).await?;
+    let spec = PolicySpec {
+        origins: vec![APP.into()],
+        ..PolicySpec::default()
+    };
+    let options = ProxyOptions {
+        // Past the test's deadlines: only a GOAWAY ends the connection.
+        drain_timeout: STEP * 2,
+        ..ProxyOptions::default()
+    };
+    let proxy = Proxy::with_options(handle_with(&spec)?, &upstream.url, options)?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let serving = tokio::spawn(corsair_agent::proxy::serve(listener, proxy, async {
+        let _ = stopped.await;
+    }));
+    let (mut sender, conn) = h2c_with_task(addr).await?;
+    let answer = tokio::spawn(sender.send_request(request(Method::GET, "/slow")?));
+    eventually("the request to reach the upstream", || async {
+        upstream.accepted() == 1
+    })
+    .await?;
+
+    let _ = stop.send(());
+    let res = tokio::time::timeout(STEP, answer).await???;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.into_body().collect().await?.to_bytes(), "ok\n");
+    tokio::time::timeout(STEP, conn)
+        .await
+        .map_err(|_| "the connection is still open after its request, while draining")???;
+    tokio::time::timeout(STEP, serving).await???;
     Ok(())
 }

@@ -2,14 +2,22 @@
 //! HTTP/2 preface) within the head timeout is closed, on every listener:
 //! hyper's path (whose protocol sniff has no timer of its own), the fast
 //! path's hand-over of a partial HTTP/2 preface, and the admin listener.
-//! An HTTP/2 connection whose peer stops answering is closed too (pings).
+//! An HTTP/2 connection whose peer stops answering is closed too (pings),
+//! and so is one whose peer answers but sends no request for the head
+//! timeout (the idle limit hyper lacks for HTTP/2); a request in flight,
+//! however long, keeps it open.
 
 mod proxy_support;
 
+use bytes::Bytes;
+use corsair_agent::authz::{self, Authz};
+use corsair_agent::engine::PolicySpec;
 use corsair_agent::handle::PolicyHandle;
 use corsair_agent::proxy::admin::{self, AdminState};
 use corsair_agent::proxy::{Proxy, ProxyOptions, serve};
-use proxy_support::{AnyError, Behaviour, TestUpstream};
+use http::Request;
+use http_body_util::{BodyExt, Empty};
+use proxy_support::{AnyError, Behaviour, STEP, TestUpstream, h2c_with_task, handle_with};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
@@ -35,14 +43,23 @@ const STALLS: [(&str, &[u8]); 3] = [
 /// Serves a proxy (fast path on or off) in front of a live upstream.
 async fn start_proxy(fast: bool) -> Result<(SocketAddr, oneshot::Sender<()>), AnyError> {
     let upstream = TestUpstream::start(Behaviour::Ok).await?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let addr = listener.local_addr()?;
     let options = ProxyOptions {
         head_timeout: HEAD_TIMEOUT,
         http1_fast_path: fast,
         ..ProxyOptions::default()
     };
-    let proxy = Proxy::with_options(PolicyHandle::new(), &upstream.url, options)?;
+    start_proxy_with(Proxy::with_options(
+        PolicyHandle::new(),
+        &upstream.url,
+        options,
+    )?)
+    .await
+}
+
+/// Serves `proxy`.
+async fn start_proxy_with(proxy: Proxy) -> Result<(SocketAddr, oneshot::Sender<()>), AnyError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
     let (stop, stopped) = oneshot::channel::<()>();
     tokio::spawn(serve(listener, proxy, async {
         let _ = stopped.await;
@@ -69,6 +86,23 @@ async fn start_admin() -> Result<(SocketAddr, oneshot::Sender<()>), AnyError> {
     Ok((addr, stop))
 }
 
+/// Serves the authz endpoint.
+async fn start_authz() -> Result<(SocketAddr, oneshot::Sender<()>), AnyError> {
+    let listener = TcpListener::bind("127.0.0.1:0").await?;
+    let addr = listener.local_addr()?;
+    let (stop, stopped) = oneshot::channel::<()>();
+    tokio::spawn(authz::serve(
+        listener,
+        Authz::new(PolicyHandle::new()),
+        Duration::from_secs(1),
+        HEAD_TIMEOUT,
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    Ok((addr, stop))
+}
+
 /// Connects to `addr`, sends `first` and then nothing; `Err` unless the
 /// server closes the connection within [`CLOSED_WITHIN`].
 async fn closed_after_sending(addr: SocketAddr, first: &[u8], what: &str) -> Result<(), AnyError> {
@@ -92,11 +126,13 @@ async fn a_stalled_connection_is_closed_on_every_listener() -> Result<(), AnyErr
     let (hyper_path, _stop_hyper) = start_proxy(false).await?;
     let (fast_path, _stop_fast) = start_proxy(true).await?;
     let (admin, _stop_admin) = start_admin().await?;
+    let (authz, _stop_authz) = start_authz().await?;
     let mut failures = Vec::new();
     for (listener, addr) in [
         ("hyper's path", hyper_path),
         ("fast path", fast_path),
         ("admin listener", admin),
+        ("authz endpoint", authz),
     ] {
         for (stall, first) in STALLS {
             let what = format!("{listener}, a client that sent {stall}");
@@ -128,5 +164,93 @@ async fn an_unresponsive_http2_peer_is_cut() -> Result<(), AnyError> {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+    Ok(())
+}
+
+/// An HTTP/2 client that makes one request and then sends nothing, while
+/// it keeps answering the server's pings (as every HTTP/2 client does):
+/// the server closes the connection (GOAWAY, then close) once it has had
+/// no request in flight for the head timeout, on every listener.
+#[tokio::test]
+async fn an_idle_http2_connection_is_closed_on_every_listener() -> Result<(), AnyError> {
+    let (hyper_path, _stop_hyper) = start_proxy(false).await?;
+    let (fast_path, _stop_fast) = start_proxy(true).await?;
+    let (admin, _stop_admin) = start_admin().await?;
+    let (authz, _stop_authz) = start_authz().await?;
+    let mut failures = Vec::new();
+    for (listener, addr, path) in [
+        ("hyper's path", hyper_path, "/items"),
+        ("fast path's listener", fast_path, "/items"),
+        ("admin listener", admin, "/healthz"),
+        ("authz endpoint", authz, "/authz"),
+    ] {
+        let (mut sender, conn) = h2c_with_task(addr).await?;
+        let req = Request::get(format!("http://{addr}{path}")).body(Empty::<Bytes>::new())?;
+        let res = tokio::time::timeout(STEP, sender.send_request(req)).await??;
+        tokio::time::timeout(STEP, res.into_body().collect()).await??;
+        // The client keeps its sender: it does not close the connection.
+        match tokio::time::timeout(CLOSED_WITHIN, conn).await {
+            Ok(Ok(Ok(()))) => {}
+            Ok(ended) => failures.push(format!(
+                "{listener}: the idle connection ended, but not cleanly: {ended:?}"
+            )),
+            Err(_) => failures.push(format!(
+                "{listener}: an idle HTTP/2 connection still open {CLOSED_WITHIN:?} \
+                 after its only request, with a {HEAD_TIMEOUT:?} head timeout"
+            )),
+        }
+        drop(sender);
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    Ok(())
+}
+
+/// Requests that outlast the idle limit on an HTTP/2 connection complete,
+/// and the connection stays open for the next request (it was busy, not
+/// idle): an upstream that answers three limits late, and one whose
+/// answer's body ends three limits after its head.
+#[tokio::test]
+async fn a_request_longer_than_the_idle_limit_completes_on_http2() -> Result<(), AnyError> {
+    // Longer than HEAD_TIMEOUT: the next request must reach the connection
+    // within it after the slow one ends, on a machine that may be busy.
+    let limit = Duration::from_secs(1);
+    let app = "https://app.example.com";
+    let spec = PolicySpec {
+        origins: vec![app.into()],
+        allow_methods: vec!["PUT".into()],
+        ..PolicySpec::default()
+    };
+    for (behaviour, body) in [
+        (Behaviour::Late(limit * 3), "ok\n"),
+        (Behaviour::Trickles(limit * 3), "ok\ndone\n"),
+    ] {
+        let upstream = TestUpstream::start(behaviour).await?;
+        let options = ProxyOptions {
+            head_timeout: limit,
+            ..ProxyOptions::default()
+        };
+        let proxy = Proxy::with_options(handle_with(&spec)?, &upstream.url, options)?;
+        let (addr, _stop) = start_proxy_with(proxy).await?;
+        let (mut sender, _conn) = h2c_with_task(addr).await?;
+
+        let slow = Request::get(format!("http://{addr}/slow"))
+            .header("origin", app)
+            .body(Empty::<Bytes>::new())?;
+        let res = tokio::time::timeout(STEP, sender.send_request(slow)).await??;
+        assert_eq!(res.status(), 200, "{behaviour:?}");
+        let got = tokio::time::timeout(STEP, res.into_body().collect()).await??;
+        assert_eq!(got.to_bytes(), body, "{behaviour:?}: the whole body");
+
+        // A preflight, answered by the agent: the connection was not told
+        // to go away while the slow request was in flight.
+        let preflight = Request::options(format!("http://{addr}/slow"))
+            .header("origin", app)
+            .header("access-control-request-method", "PUT")
+            .body(Empty::<Bytes>::new())?;
+        let res = tokio::time::timeout(STEP, sender.send_request(preflight))
+            .await?
+            .map_err(|e| format!("{behaviour:?}: the next request on the connection: {e}"))?;
+        assert_eq!(res.status(), 204, "{behaviour:?}");
+    }
     Ok(())
 }

@@ -46,6 +46,11 @@ pub struct AuthzConfig {
     /// After shutdown is asked for: how long decision requests are still
     /// accepted (`/readyz` already 503) before the listener closes.
     pub drain_delay: Duration,
+    /// How long a connection (endpoint and admin listener) may take to
+    /// send a request head, idle keep-alive time included, or the HTTP/2
+    /// preface, and how long an HTTP/2 connection may stay without a
+    /// request in flight (`--head-timeout`, as the proxy's).
+    pub head_timeout: Duration,
 }
 
 /// Runs the authz agent until `shutdown` completes: the cached policy (if
@@ -68,10 +73,11 @@ pub async fn run(
         proxy: ProxyOptions {
             drain_timeout: config.drain_timeout,
             drain_delay: config.drain_delay,
+            head_timeout: config.head_timeout,
             ..ProxyOptions::default()
         },
     };
-    let drain_timeout = config.drain_timeout;
+    let (drain_timeout, head_timeout) = (config.drain_timeout, config.head_timeout);
     let front = move |handle, reporter, stopped: sidecar::Stopped| {
         tracing::info!(
             listen = %listener.local_addr().map(|a| a.to_string()).unwrap_or_default(),
@@ -79,27 +85,39 @@ pub async fn run(
             "agent authz endpoint serving"
         );
         let authz = Authz::new(handle).with_reporter(reporter);
-        Ok(serve(listener, authz, drain_timeout, stopped).instrument(tracing::info_span!("authz")))
+        let serving = serve(listener, authz, drain_timeout, head_timeout, stopped);
+        Ok(serving.instrument(tracing::info_span!("authz")))
     };
-    sidecar::run_front(agent, report, admin_listener, shutdown, front).await
+    let mode = sidecar::Mode::Authz;
+    sidecar::run_front(mode, agent, report, admin_listener, shutdown, front).await
 }
 
 /// Serves `authz` (HTTP/1.1 and HTTP/2, keep-alive) on an already-bound
 /// listener until `shutdown` resolves, then lets open connections finish
-/// for up to `drain_timeout` before closing them.
+/// for up to `drain_timeout` before closing them. `head_timeout` bounds
+/// the wait for a request head (or the HTTP/2 preface) and an HTTP/2
+/// connection's time without a request in flight, as
+/// [`crate::proxy::serve_connections`] says.
 pub async fn serve(
     listener: TcpListener,
     authz: Authz,
     drain_timeout: Duration,
+    head_timeout: Duration,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
     let authz = Arc::new(authz);
-    crate::proxy::serve_connections(listener, drain_timeout, shutdown, move |_peer| {
-        let authz = Arc::clone(&authz);
-        hyper::service::service_fn(move |req| {
-            let response = authz.answer(&req);
-            async move { Ok::<_, Infallible>(response) }
-        })
-    })
+    crate::proxy::serve_connections(
+        listener,
+        drain_timeout,
+        head_timeout,
+        shutdown,
+        move |_peer| {
+            let authz = Arc::clone(&authz);
+            hyper::service::service_fn(move |req| {
+                let response = authz.answer(&req);
+                async move { Ok::<_, Infallible>(response) }
+            })
+        },
+    )
     .await
 }

@@ -2,6 +2,7 @@
 //! (ready only once a policy is loaded — without one the agent fails closed
 //! — and not while draining at shutdown) and `/metrics` (Prometheus text).
 
+use super::listen;
 use crate::handle::PolicyHandle;
 use bytes::Bytes;
 use http::{Method, Request, Response, StatusCode};
@@ -103,14 +104,14 @@ pub async fn serve(
     state: AdminState,
     shutdown: impl Future<Output = ()>,
 ) -> std::io::Result<()> {
-    let builder = Arc::new(super::listen::builder(state.head_timeout));
+    let builder = Arc::new(listen::builder(state.head_timeout));
     let state = Arc::new(state);
-    super::listen::accept_loop(listener, shutdown, |mut stream, _| {
+    listen::accept_loop(listener, shutdown, |mut stream, _| {
         let state = Arc::clone(&state);
         let builder = Arc::clone(&builder);
         tokio::spawn(async move {
             let head_timeout = state.head_timeout;
-            let sniffed = super::listen::sniff(
+            let sniffed = listen::sniff(
                 &mut stream,
                 Bytes::new(),
                 head_timeout,
@@ -123,8 +124,12 @@ pub async fn serve(
                 let response = state.respond(&req);
                 async move { Ok::<_, Infallible>(response) }
             });
+            // hyper has no idle limit for HTTP/2 (see `listen`).
+            let (service, idle) = listen::idle_limit(&read, head_timeout, service);
             let io = TokioIo::new(super::h1::rewind::Rewind::new(stream, read));
-            let _ = builder.serve_connection(io, service).await;
+            let conn = builder.serve_connection(io, service);
+            // Not drained: the admin listener stops last, after the front.
+            let _ = listen::Served::new(conn, std::future::pending(), idle).await;
         });
     })
     .await;

@@ -9,6 +9,9 @@
 //! HTTP/2 preface, was held forever. [`sniff`] does that read itself,
 //! under the head timeout, and hands hyper the bytes, from which the
 //! builder decides without reading the socket.
+//!
+//! hyper has no idle limit for HTTP/2 connections either: [`idle`] adds
+//! one, the head timeout, as HTTP/1.1's keep-alive has.
 
 use bytes::{Bytes, BytesMut};
 use hyper_util::rt::{TokioExecutor, TokioTimer};
@@ -18,6 +21,11 @@ use std::net::SocketAddr;
 use std::time::Duration;
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
+
+mod idle;
+
+pub(super) use idle::Served;
+use idle::{Counted, Idle};
 
 /// How long the accept loop pauses after an accept error that is not about
 /// one connection (out of file descriptors: `EMFILE`, `ENFILE`, `ENOBUFS`).
@@ -81,8 +89,9 @@ fn is_connection_error(e: &std::io::Error) -> bool {
 /// hyper's server for one listener: HTTP/1.1 must deliver each request
 /// head within `head_timeout` (idle keep-alive time included); an HTTP/2
 /// connection quiet for `head_timeout` is pinged and closed unless the
-/// ping is acknowledged within `head_timeout` (a dead or stalled peer; a
-/// live client may keep an idle HTTP/2 connection, as browsers do).
+/// ping is acknowledged within `head_timeout` (a dead or stalled peer,
+/// even with requests in flight). An HTTP/2 connection with no request in
+/// flight is closed by its [`Idle`] limit, which hyper does not have.
 pub(super) fn builder(head_timeout: Duration) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
@@ -136,6 +145,20 @@ pub(super) async fn sniff(
         () = stop => false,
     };
     known.then(|| buf.freeze())
+}
+
+/// `service` for a connection that started with `start` ([`sniff`]'s
+/// bytes), and for HTTP/2 the connection's [`Idle`] limit of `limit`, which
+/// the returned service counts its requests for; for HTTP/1.1 no limit
+/// (hyper's head timeout is its idle limit) and nothing counted.
+pub(super) fn idle_limit<S>(
+    start: &[u8],
+    limit: Duration,
+    service: S,
+) -> (Counted<S>, Option<Idle>) {
+    let idle = start.starts_with(H2_PREFACE).then(|| Idle::new(limit));
+    let service = Counted::new(service, idle.as_ref().map(Idle::activity));
+    (service, idle)
 }
 
 /// Whether `start` (a connection's first bytes) says which protocol it is.

@@ -324,9 +324,13 @@ pub async fn serve(
 /// and HTTP/2 on an already-bound listener, one `service_for(peer)` per
 /// connection, until `shutdown` resolves; then the listener closes and open
 /// connections get up to `drain_timeout` to finish before they are closed.
+/// `head_timeout` bounds the wait for each request head (HTTP/1.1,
+/// keep-alive included) or the HTTP/2 preface, and an HTTP/2 connection's
+/// time with no request in flight (then it is shut down gracefully).
 pub async fn serve_connections<S, B>(
     listener: TcpListener,
     drain_timeout: std::time::Duration,
+    head_timeout: std::time::Duration,
     shutdown: impl Future<Output = ()>,
     service_for: impl Fn(std::net::SocketAddr) -> S,
 ) -> std::io::Result<()>
@@ -342,7 +346,7 @@ where
     serve_driven(
         listener,
         drain_timeout,
-        h1::HEAD_TIMEOUT,
+        head_timeout,
         shutdown,
         None,
         None,
@@ -376,8 +380,8 @@ where
 {
     let builder = Arc::new(listen::builder(head_timeout));
     let graceful = GracefulShutdown::new();
-    // Tells fast-path connections to finish (hyper's are told by
-    // `graceful`, which also waits for both kinds: each holds a watcher).
+    // Tells every connection to finish (hyper's through `listen::Served`);
+    // `graceful` waits for both kinds: each holds a watcher.
     let drain = Arc::new(h1::Drain::default());
     listen::accept_loop(listener, shutdown, |stream, peer| {
         let _ = stream.set_nodelay(true);
@@ -388,6 +392,8 @@ where
         let drain = Arc::clone(&drain);
         tokio::spawn(
             async move {
+                // Held until the connection ends: `graceful` waits for it.
+                let _watching = watcher;
                 let (mut stream, read) = match fast.as_deref() {
                     Some(
                         proxy @ Proxy {
@@ -405,11 +411,16 @@ where
                 else {
                     return;
                 };
+                // hyper has no idle limit for HTTP/2 (see `listen`).
+                let (service, idle) = listen::idle_limit(&read, head_timeout, service);
                 let io = TokioIo::new(h1::rewind::Rewind::new(stream, read));
                 let conn = builder
                     .serve_connection_with_upgrades(io, service)
                     .into_owned();
-                if let Err(e) = Drive::new(watcher.watch(conn), upstreams).await {
+                // Told to finish by the drain (when `graceful` is), or by the
+                // idle limit.
+                let served = listen::Served::new(conn, drain.started(), idle);
+                if let Err(e) = Drive::new(served, upstreams).await {
                     tracing::debug!(error = %e, "connection closed with error");
                 }
             }

@@ -78,19 +78,43 @@ pub async fn run_with_report(
         );
         Ok(serve(listener, proxy, stopped).instrument(tracing::info_span!("proxy")))
     };
-    run_front(config, report, admin_listener, shutdown, front).await
+    run_front(Mode::Proxy, config, report, admin_listener, shutdown, front).await
 }
 
 /// Completes once the agent is asked to stop (handed to the front server).
 pub(crate) type Stopped = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'static>>;
 
+/// Which mode's front [`run_front`] runs: its own log lines (no cached
+/// policy, shutting down) carry that mode's target, so an operator who
+/// filters by target (`RUST_LOG=corsair_agent::authz=info`) finds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// The sidecar proxy: `corsair_agent::proxy::sidecar`.
+    Proxy,
+    /// The authz endpoint: `corsair_agent::authz`.
+    Authz,
+}
+
+/// A `tracing` event at `$level` under `$mode`'s target (a target must be
+/// a constant at each call site, hence one per mode).
+macro_rules! mode_event {
+    ($mode:expr, $level:ident, $($event:tt)+) => {
+        match $mode {
+            Mode::Proxy => tracing::$level!(target: "corsair_agent::proxy::sidecar", $($event)+),
+            Mode::Authz => tracing::$level!(target: "corsair_agent::authz", $($event)+),
+        }
+    };
+}
+
 /// The part every agent mode shares: sync client, telemetry and admin
 /// listener around one front server, which `front` builds from the policy
-/// handle and the reporter (the sidecar proxy, or the authz endpoint).
+/// handle and the reporter (the sidecar proxy, or the authz endpoint, as
+/// `mode` says for the target of the lines logged here).
 /// `config.upstream` and `config.proxy` (but its drain delay, waited for
 /// here between `/readyz` turning 503 and the front server being told to
 /// stop, and its drain timeout, logged) are only read by `front`.
 pub(crate) async fn run_front<F, S>(
+    mode: Mode,
     config: SidecarConfig,
     report: ReportConfig,
     admin_listener: Option<TcpListener>,
@@ -125,7 +149,9 @@ where
         spill_dir: config.cache_dir.join("telemetry"),
     };
     if handle.load().is_none() {
-        tracing::warn!(
+        mode_event!(
+            mode,
+            warn,
             service = %config.service,
             "no cached policy for this service: failing closed (no CORS grants) until the control plane answers"
         );
@@ -177,7 +203,9 @@ where
     let proxy_task = tokio::spawn(front);
 
     shutdown.await;
-    tracing::info!(
+    mode_event!(
+        mode,
+        info,
         drain_delay = ?config.proxy.drain_delay,
         drain_timeout = ?config.proxy.drain_timeout,
         "agent shutting down: not ready, draining in-flight requests"

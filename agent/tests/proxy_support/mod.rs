@@ -121,6 +121,12 @@ pub enum Behaviour {
     /// Reads everything it is sent and notes when the proxy closes the
     /// connection (see [`TestUpstream::closed`]).
     ReadsUntilClosed,
+    /// Reads the request head and answers as [`Behaviour::Ok`] does, this
+    /// long after.
+    Late(Duration),
+    /// Reads the request head and answers `200` at once with a chunked
+    /// body, `ok\n` then, this long after, `done\n`.
+    Trickles(Duration),
 }
 
 /// A real upstream on loopback that counts the connections it accepted.
@@ -166,6 +172,30 @@ impl TestUpstream {
                             };
                             let _ = stream.write_all(answer).await;
                             // Hold the connection until the proxy drops it.
+                            let mut sink = [0u8; 256];
+                            while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
+                        });
+                    }
+                    Behaviour::Late(after) | Behaviour::Trickles(after) => {
+                        tokio::spawn(async move {
+                            if read_head(&mut stream).await.is_err() {
+                                return;
+                            }
+                            let (first, last): (&[u8], &[u8]) = match behaviour {
+                                Behaviour::Late(_) => {
+                                    (b"", b"HTTP/1.1 200 OK\r\ncontent-length: 3\r\n\r\nok\n")
+                                }
+                                _ => (
+                                    b"HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n\
+                                      3\r\nok\n\r\n",
+                                    b"5\r\ndone\n\r\n0\r\n\r\n",
+                                ),
+                            };
+                            if stream.write_all(first).await.is_err() {
+                                return;
+                            }
+                            tokio::time::sleep(after).await;
+                            let _ = stream.write_all(last).await;
                             let mut sink = [0u8; 256];
                             while matches!(stream.read(&mut sink).await, Ok(n) if n > 0) {}
                         });
@@ -295,14 +325,33 @@ where
     B::Data: Send,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    Ok(h2c_with_task(addr).await?.0)
+}
+
+/// [`h2c`], and the task that runs the client's side of the connection
+/// (answering the server's pings, as any HTTP/2 client does): it ends
+/// when the connection does.
+pub async fn h2c_with_task<B>(
+    addr: SocketAddr,
+) -> Result<
+    (
+        hyper::client::conn::http2::SendRequest<B>,
+        tokio::task::JoinHandle<hyper::Result<()>>,
+    ),
+    AnyError,
+>
+where
+    B: hyper::body::Body + Send + Unpin + 'static,
+    B::Data: Send,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let stream = TcpStream::connect(addr).await?;
     let (sender, conn) = hyper::client::conn::http2::handshake(
         hyper_util::rt::TokioExecutor::new(),
         hyper_util::rt::TokioIo::new(stream),
     )
     .await?;
-    tokio::spawn(conn);
-    Ok(sender)
+    Ok((sender, tokio::spawn(conn)))
 }
 
 /// Serves `proxy` on a fresh loopback port until the returned sender is
