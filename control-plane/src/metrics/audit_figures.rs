@@ -93,11 +93,6 @@ impl AuditFigures {
         }
     }
 
-    /// How long a read is reused.
-    pub fn interval(&self) -> Duration {
-        self.inner.interval
-    }
-
     /// The figures of the newest read, starting one first when no read is
     /// running and none started within the interval. `None` when that read
     /// failed or timed out, or did not finish within [`AUDIT_READ_TIMEOUT`]
