@@ -8,6 +8,7 @@
 use anyhow::{Context, Result};
 use corsair_control_plane::auth::{Role, SigningKey, password};
 use corsair_control_plane::grpc::GrpcConfig;
+use corsair_control_plane::metrics::audit_figures::AUDIT_READ_INTERVAL;
 use corsair_control_plane::node::Node;
 use corsair_control_plane::server::Shutdown;
 use corsair_control_plane::testing::TestDb;
@@ -120,6 +121,7 @@ async fn main() -> Result<()> {
         secure_cookies: false,
         retention: Default::default(),
         sign_in: Default::default(),
+        audit_read_interval: AUDIT_READ_INTERVAL,
     };
     let task = tokio::spawn(node.run(stop.wait()));
 

@@ -8,6 +8,7 @@ use corsair_control_plane::auth::oidc::{OidcClient, OidcConfig};
 use corsair_control_plane::auth::{Role, SigningKey, password};
 use corsair_control_plane::domain::RoleMap;
 use corsair_control_plane::grpc::GrpcConfig;
+use corsair_control_plane::metrics::audit_figures::AUDIT_READ_INTERVAL;
 use corsair_control_plane::node::{Node, NodeTls};
 use corsair_control_plane::server;
 use corsair_control_plane::service;
@@ -617,6 +618,7 @@ async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             ..RetentionConfig::default()
         },
         sign_in,
+        audit_read_interval: AUDIT_READ_INTERVAL,
     };
     node.run_with_tls(tls, server::shutdown_signal()).await
 }

@@ -2,7 +2,10 @@
 //!
 //! One process-wide registry ([`metrics`]): the gRPC services, the telemetry
 //! ingestion and the HTTP middleware record into it without threading a
-//! handle through every constructor.
+//! handle through every constructor. The audit log's figures are read from
+//! the database at most once per interval ([`audit_figures`]).
+
+pub mod audit_figures;
 
 use crate::state::AppState;
 use axum::extract::{Request, State};
@@ -54,13 +57,17 @@ pub struct Metrics {
     pub telemetry_events: Counter,
     /// HTTP request durations.
     pub http_request_duration_seconds: Family<HttpLabels, Histogram>,
-    /// Rows in the change audit log's hash chain, read at each scrape (NaN
-    /// until a read succeeds and after a failed one).
+    /// Rows in the change audit log's hash chain, as the newest read for
+    /// `/metrics` found it (NaN until a read succeeds and after a failed
+    /// one). Reads: [`audit_figures::AuditFigures`].
     pub audit_chain_length: Gauge<f64, AtomicU64>,
-    /// Rows deleted from the audit log as Postgres counts them, read at each
-    /// scrape (NaN likewise).
+    /// Rows deleted from the audit log as Postgres counts them, as the
+    /// newest read found it (NaN likewise).
     pub audit_rows_deleted: Gauge<f64, AtomicU64>,
-    /// Scrapes that could not read the audit figures.
+    /// Reads of the audit figures from the database (at most one per
+    /// interval per app, however many scrapes).
+    pub audit_reads: Counter,
+    /// Reads of the audit figures that failed or timed out.
     pub audit_read_failures: Counter,
 }
 
@@ -121,24 +128,33 @@ impl Metrics {
             "HTTP request durations",
             http_request_duration_seconds.clone(),
         );
+        // Production's figures; tests may read more often.
+        let every = format!("{} s", audit_figures::AUDIT_READ_INTERVAL.as_secs());
+        let timeout = format!("{} s", audit_figures::AUDIT_READ_TIMEOUT.as_secs());
         let audit_chain_length = Gauge::<f64, AtomicU64>::default();
         audit_chain_length.set(f64::NAN);
         registry.register(
             "audit_chain_length",
-            "Rows in the change audit log's hash chain (its newest row's position), read from the database at each scrape (NaN when it could not be read); it never decreases unless rows were removed from the end of the log",
+            format!("Rows in the change audit log's hash chain (its newest row's position), read from the database for /metrics at most once every {every} (scrapes in between reuse the newest read; NaN when it failed or took over {timeout}); it never decreases unless rows were removed from the end of the log"),
             audit_chain_length.clone(),
         );
         let audit_rows_deleted = Gauge::<f64, AtomicU64>::default();
         audit_rows_deleted.set(f64::NAN);
         registry.register(
             "audit_rows_deleted",
-            "Rows deleted from the append-only change audit log as Postgres counts them (pg_stat_user_tables.n_tup_del, cumulative since its statistics were reset; NaN when it could not be read); any increase is tampering",
+            format!("Rows deleted from the append-only change audit log as Postgres counts them (pg_stat_user_tables.n_tup_del, cumulative since its statistics were reset), read with corsair_audit_chain_length (at most once every {every}; NaN when the newest read failed or took over {timeout}); any increase is tampering"),
             audit_rows_deleted.clone(),
+        );
+        let audit_reads = Counter::default();
+        registry.register(
+            "audit_reads",
+            format!("Reads of the audit log's figures from the database for /metrics (at most one every {every}, however many scrapes)"),
+            audit_reads.clone(),
         );
         let audit_read_failures = Counter::default();
         registry.register(
             "audit_read_failures",
-            "Scrapes of /metrics that could not read the audit log's figures from the database",
+            format!("Reads of the audit log's figures for /metrics that failed or took over {timeout} (each failure serves the scrapes of the next {every} as NaN)"),
             audit_read_failures.clone(),
         );
         Self {
@@ -153,6 +169,7 @@ impl Metrics {
             http_request_duration_seconds,
             audit_chain_length,
             audit_rows_deleted,
+            audit_reads,
             audit_read_failures,
         }
     }
@@ -172,36 +189,23 @@ pub fn metrics() -> &'static Metrics {
     METRICS.get_or_init(Metrics::new)
 }
 
-/// How long a scrape waits for the audit chain's length before answering
-/// with the last value read (the database may be down; metrics matter then).
-const AUDIT_READ_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(1);
-
-/// `GET /metrics`. Reads the audit log's figures first; when the database
-/// does not answer within a second they are NaN (which PromQL's `max` and
-/// `max_over_time` skip), never a stale or zero value an alert could
-/// misread.
+/// `GET /metrics`. The audit log's figures come from the newest read
+/// ([`audit_figures::AuditFigures::current`]: at most one read per interval,
+/// and never more than a second's wait); when it failed or did not answer
+/// they are NaN (which PromQL's `max` and `max_over_time` skip), never a
+/// zero an alert could misread.
 pub async fn handler(State(state): State<AppState>) -> Response {
-    let read = async {
-        Ok::<_, crate::store::StoreError>((
-            state.store.audit_chain_length().await?,
-            state.store.audit_rows_deleted().await?,
-        ))
-    };
+    let figures = state.audit_figures.current().await;
     let m = metrics();
-    match tokio::time::timeout(AUDIT_READ_TIMEOUT, read).await {
-        Ok(Ok((length, deleted))) => {
+    match figures {
+        Some(figures) => {
             // Both far below 2^53: exact as f64.
-            m.audit_chain_length.set(length as f64);
-            m.audit_rows_deleted.set(deleted as f64);
+            m.audit_chain_length.set(figures.chain_length as f64);
+            m.audit_rows_deleted.set(figures.rows_deleted as f64);
         }
-        failed => {
+        None => {
             m.audit_chain_length.set(f64::NAN);
             m.audit_rows_deleted.set(f64::NAN);
-            m.audit_read_failures.inc();
-            match failed {
-                Ok(Err(e)) => tracing::warn!(error = %e, "audit log figures not read for /metrics"),
-                _ => tracing::warn!("audit log figures not read for /metrics within 1 s"),
-            }
         }
     }
     (
@@ -209,7 +213,7 @@ pub async fn handler(State(state): State<AppState>) -> Response {
             http::header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        metrics().encode(),
+        m.encode(),
     )
         .into_response()
 }

@@ -35,6 +35,9 @@ pub struct Node {
     pub retention: RetentionConfig,
     /// How people sign in (passwords, the OpenID Connect provider).
     pub sign_in: SignIn,
+    /// How long one read of the audit figures serves `/metrics`
+    /// ([`crate::metrics::audit_figures::AUDIT_READ_INTERVAL`] outside tests).
+    pub audit_read_interval: std::time::Duration,
 }
 
 /// TLS for both of a node's listeners.
@@ -73,6 +76,7 @@ impl Node {
             secure_cookies,
             retention,
             sign_in,
+            audit_read_interval,
         } = self;
         if let (Ok(h), Ok(g)) = (http.local_addr(), grpc.local_addr()) {
             tracing::info!(http = %h, grpc = %g, tls = tls.is_some(), "control plane serving");
@@ -91,7 +95,8 @@ impl Node {
         let state = AppState::new(store.clone(), keys.clone())
             .with_single_operator(single_operator)
             .with_secure_cookies(secure_cookies)
-            .with_sign_in(sign_in);
+            .with_sign_in(sign_in)
+            .with_audit_read_interval(audit_read_interval);
         let expiry = tokio::spawn(
             server::run_expiry(store.clone(), server::EXPIRY_INTERVAL, stop.wait())
                 .instrument(tracing::info_span!("expiry")),

@@ -5,6 +5,7 @@ use crate::auth::SigningKey;
 use crate::auth::login::LocalLogin;
 use crate::auth::oidc::OidcClient;
 use crate::domain::RoleMap;
+use crate::metrics::audit_figures::{AUDIT_READ_INTERVAL, AuditFigures};
 use crate::service::rollout::RolloutEvents;
 use crate::store::Store;
 use axum::extract::FromRef;
@@ -27,6 +28,9 @@ pub struct AppState {
     /// Relays rollout notifications to requests that wait for agents
     /// (`?wait=applied`).
     pub rollout_events: RolloutEvents,
+    /// The audit log's figures for `/metrics`, read at most once per
+    /// interval ([`AUDIT_READ_INTERVAL`] unless set otherwise).
+    pub audit_figures: AuditFigures,
 }
 
 /// How people sign in (`serve --oidc-*`, `--disable-local-login`,
@@ -42,10 +46,12 @@ pub struct SignIn {
 }
 
 impl AppState {
-    /// State from its parts: four-eyes approvals, cookies without `Secure`.
+    /// State from its parts: four-eyes approvals, cookies without `Secure`,
+    /// audit figures reused for [`AUDIT_READ_INTERVAL`].
     pub fn new(store: Store, keys: SigningKey) -> Self {
         Self {
             rollout_events: RolloutEvents::new(store.clone()),
+            audit_figures: AuditFigures::new(store.clone(), AUDIT_READ_INTERVAL),
             store,
             keys,
             single_operator: false,
@@ -63,6 +69,13 @@ impl AppState {
     /// Allows (or forbids) approving one's own request.
     pub fn with_single_operator(mut self, on: bool) -> Self {
         self.single_operator = on;
+        self
+    }
+
+    /// Reuses each read of the audit figures for `interval` instead (tests
+    /// that watch them change).
+    pub fn with_audit_read_interval(mut self, interval: std::time::Duration) -> Self {
+        self.audit_figures = AuditFigures::new(self.store.clone(), interval);
         self
     }
 

@@ -114,7 +114,7 @@ async fn postgres_restart_under_a_running_control_plane() -> Result<()> {
             resync_interval: Duration::from_secs(3600),
             ..GrpcConfig::default()
         },
-        single_operator: false,
+        ..Options::default()
     };
     let keys = testing::signing_key();
     let node = TestNode::start(&store, &keys, &options).await?;

@@ -159,6 +159,7 @@ async fn run_with_database(
         secure_cookies: false,
         retention: Default::default(),
         sign_in: Default::default(),
+        audit_read_interval: crate::metrics::audit_figures::AUDIT_READ_INTERVAL,
     };
     let mut node_task = tokio::spawn(node.run(stop.wait()));
     let upstream_task = tokio::spawn(

@@ -6,6 +6,7 @@
 use super::TestDb;
 use crate::auth::{Role, SigningKey, issue_agent_token, issue_user_token, password};
 use crate::grpc::GrpcConfig;
+use crate::metrics::audit_figures::AUDIT_READ_INTERVAL;
 use crate::node::Node;
 use crate::server::Shutdown;
 use crate::store::Store;
@@ -72,6 +73,9 @@ pub struct Options {
     pub grpc: GrpcConfig,
     /// Let one user request and approve (`--single-operator`).
     pub single_operator: bool,
+    /// How long one read of the audit figures serves `/metrics`; by default
+    /// production's [`AUDIT_READ_INTERVAL`].
+    pub audit_read_interval: Duration,
 }
 
 impl Default for Options {
@@ -82,6 +86,7 @@ impl Default for Options {
                 ..GrpcConfig::default()
             },
             single_operator: false,
+            audit_read_interval: AUDIT_READ_INTERVAL,
         }
     }
 }
@@ -130,6 +135,7 @@ impl TestNode {
             secure_cookies: false,
             retention: Default::default(),
             sign_in: Default::default(),
+            audit_read_interval: options.audit_read_interval,
         };
         let stop = Shutdown::new();
         let task = tokio::spawn(node.run(stop.wait()));
