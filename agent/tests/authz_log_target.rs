@@ -25,9 +25,10 @@ async fn the_authz_agents_lines_carry_its_target() -> Result<(), AnyError> {
     let _guard = tracing::subscriber::set_default(subscriber);
 
     let cache = tempfile::tempdir()?;
+    // Nobody listens: no policy arrives, and none is cached.
+    let refused = refused_port().await?;
     let config = AuthzConfig {
-        // Nobody listens: no policy arrives, and none is cached.
-        control_plane: ControlPlaneConfig::new(format!("http://{}", refused_port().await?), "t"),
+        control_plane: ControlPlaneConfig::new(format!("http://{}", refused.addr), "t"),
         service: "api".into(),
         cache_dir: cache.path().to_path_buf(),
         agent_name: "test".into(),

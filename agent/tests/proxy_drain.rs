@@ -12,7 +12,7 @@ use corsair_agent::report::SpillQueue;
 use corsair_agent::sync::{Snapshot, cache};
 use corsair_test_support::eventually_within;
 use corsair_test_support::process::{Process, free_addr};
-use proxy_support::{AnyError, Head, STEP, eventually, read_head, refused_port};
+use proxy_support::{AnyError, Head, RefusedPort, STEP, eventually, read_head, refused_port};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -70,6 +70,8 @@ struct Agent {
     listen: SocketAddr,
     admin: SocketAddr,
     _cache_dir: tempfile::TempDir,
+    /// The control plane's address, held so no other process listens there.
+    _control_plane: RefusedPort,
 }
 
 impl Agent {
@@ -96,7 +98,8 @@ impl Agent {
             },
         )?;
         let (listen, admin) = (free_addr()?, free_addr()?);
-        let control_plane = format!("http://{}", refused_port().await?);
+        let refused = refused_port().await?;
+        let control_plane = format!("http://{}", refused.addr);
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_corsair-agent"));
         command
             .args(["proxy", "--token", "t", "--service", "api"])
@@ -120,6 +123,7 @@ impl Agent {
             listen,
             admin,
             _cache_dir: cache_dir,
+            _control_plane: refused,
         })
     }
 

@@ -90,7 +90,8 @@ async fn a_request_on_a_settled_connection_opens_its_upstream_at_once() -> Resul
 
 #[tokio::test]
 async fn the_agents_own_answer_to_head_is_a_status_not_a_reset() -> Result<(), AnyError> {
-    let down = format!("http://{}", refused_port().await?);
+    let refused = refused_port().await?;
+    let down = format!("http://{}", refused.addr);
     let (addr, _stop) = start_proxy(&down).await?;
     let mut sender = h2c(addr).await?;
 

@@ -85,7 +85,8 @@ async fn head_then_get(addr: SocketAddr, what: &str) -> Result<(Head, Head), Any
 
 #[tokio::test]
 async fn own_answers_to_head_have_no_body_on_a_keep_alive_connection() -> Result<(), AnyError> {
-    let refused = format!("http://{}", refused_port().await?);
+    let refused_port = refused_port().await?;
+    let refused = format!("http://{}", refused_port.addr);
     let silent = TestUpstream::start(Behaviour::Silent).await?;
     let cases = [
         (

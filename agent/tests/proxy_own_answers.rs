@@ -335,6 +335,7 @@ async fn own_answers_carry_the_cors_decision() -> Result<(), AnyError> {
         // Kept alive for the row: the listeners must outlive the exchange.
         let mut live = None;
         let mut _never = None;
+        let mut _refused = None;
         let upstream = match row.up {
             Up::Live(b) => {
                 let up = TestUpstream::start(b).await?;
@@ -342,7 +343,12 @@ async fn own_answers_carry_the_cors_decision() -> Result<(), AnyError> {
                 live = Some(up);
                 url
             }
-            Up::Refused => format!("http://{}", refused_port().await?),
+            Up::Refused => {
+                let port = refused_port().await?;
+                let url = format!("http://{}", port.addr);
+                _refused = Some(port);
+                url
+            }
             Up::NeverAccepts => {
                 let n = NeverAccepts::start().await?;
                 let url = format!("http://{}", n.addr);
@@ -490,7 +496,8 @@ async fn own_answers_are_counted_in_the_metrics() -> Result<(), AnyError> {
         }
     };
 
-    let (down, _stop_down) = start(handle()?, format!("http://{}", refused_port().await?)).await?;
+    let refused = refused_port().await?;
+    let (down, _stop_down) = start(handle()?, format!("http://{}", refused.addr)).await?;
     let get = format!(
         "GET /items HTTP/1.1\r\nhost: api.test\r\norigin: {APP}\r\nconnection: close\r\n\r\n"
     );

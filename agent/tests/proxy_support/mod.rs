@@ -62,10 +62,25 @@ pub fn handle_with(spec: &PolicySpec) -> Result<PolicyHandle, AnyError> {
     Ok(handle)
 }
 
-/// A loopback port nothing listens on (bound, then closed): connecting is
-/// refused at once.
-pub async fn refused_port() -> Result<SocketAddr, AnyError> {
-    Ok(corsair_test_support::process::free_addr()?)
+/// A loopback port nothing listens on, held for as long as the value
+/// lives: connecting to [`RefusedPort::addr`] is refused at once.
+pub struct RefusedPort {
+    /// The port's address.
+    pub addr: SocketAddr,
+    _bound: tokio::net::TcpSocket,
+}
+
+/// A [`RefusedPort`]. The port stays bound (without `SO_REUSEADDR`, never
+/// listening) rather than bound and closed: a closed port can be taken by
+/// another test process running at the same time, whose listener would
+/// then answer where a refusal was expected.
+pub async fn refused_port() -> Result<RefusedPort, AnyError> {
+    let socket = tokio::net::TcpSocket::new_v4()?;
+    socket.bind(SocketAddr::from(([127, 0, 0, 1], 0)))?;
+    Ok(RefusedPort {
+        addr: socket.local_addr()?,
+        _bound: socket,
+    })
 }
 
 /// A loopback listener whose accept queue is full and that never accepts:
