@@ -5,7 +5,9 @@
 //! default values, `values-ha.yaml` and every example; golden renders;
 //! reproducible renders with no generating template function; the values
 //! schema refusing bad values (an unknown mode); every rendered flag accepted
-//! by the real `corsair-agent` binary.
+//! by the real `corsair-agent` binary; the upstream CA (`upstreamTls`)
+//! mounted and passed in the proxy and both sidecar forms, and refused with
+//! an `http://` upstream.
 //!
 //! Golden files: `UPDATE_GOLDEN=1 cargo test -p corsair-agent --test
 //! deploy_chart`, then review the diff.
@@ -54,14 +56,30 @@ fn gateway_chart(dir: &Path) -> PathBuf {
 /// Renders of the gateway chart: (name, manifests) for the native and the
 /// classic sidecar form.
 fn gateway_renders(dir: &Path, kube: &str) -> Vec<(String, String)> {
+    gateway_forms(dir, kube, &[])
+        .into_iter()
+        .map(|(name, manifests)| {
+            let manifests =
+                manifests.unwrap_or_else(|e| panic!("render the gateway ({name}): {e}"));
+            (name, manifests)
+        })
+        .collect()
+}
+
+/// The gateway chart rendered in the native and the classic sidecar form
+/// with `extra` helm flags: (name, manifests or helm's error).
+fn gateway_forms(dir: &Path, kube: &str, extra: &[&str]) -> Vec<(String, Result<String, String>)> {
     let gateway = gateway_chart(dir);
     [("native", "true"), ("classic", "false")]
         .into_iter()
         .map(|(name, native)| {
             let set = format!("nativeSidecar={native}");
-            let manifests = template(&gateway, &None, kube, &["--set", &set])
-                .unwrap_or_else(|e| panic!("render the gateway ({name}): {e}"));
-            (format!("gateway-sidecar-{name}"), manifests)
+            let mut flags = vec!["--set", &set];
+            flags.extend_from_slice(extra);
+            (
+                format!("gateway-sidecar-{name}"),
+                template(&gateway, &None, kube, &flags),
+            )
         })
         .collect()
 }
@@ -270,6 +288,7 @@ fn the_values_schema_refuses_bad_values() {
             "token: {secretName: \"\", secretKey: token}\n",
             "secretName",
         ),
+        ("upstreamTls: {caSecret: Upstream_CA}\n", "caSecret"),
     ] {
         let err = template(
             &chart(CHART),
@@ -309,4 +328,95 @@ fn every_rendered_flag_is_accepted_by_the_binary() {
         checked >= renders.len() - 1,
         "too few agent containers checked: {checked}"
     );
+}
+
+/// The agent container's args, its `volumeMounts` and the pod's `volumes`
+/// of a rendered Deployment (the proxy's or a gateway's).
+fn agent_pod(docs: &[Value]) -> (Value, Vec<String>, Value, Value) {
+    let c = agent_container(docs);
+    let args = c["args"]
+        .as_array()
+        .expect("args")
+        .iter()
+        .filter_map(|a| a.as_str().map(str::to_owned))
+        .collect();
+    let deployment = docs
+        .iter()
+        .find(|d| d["kind"] == "Deployment")
+        .expect("Deployment");
+    let volumes = deployment["spec"]["template"]["spec"]["volumes"].clone();
+    let mounts = c["volumeMounts"].clone();
+    (c, args, mounts, volumes)
+}
+
+#[test]
+fn an_upstream_ca_is_mounted_and_passed_in_every_form() {
+    let binary = Path::new(env!("CARGO_BIN_EXE_corsair-agent"));
+    let example = Some(chart(CHART).join("examples/https-upstream.yaml"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    let sets = [
+        "--set",
+        "corsair-agent.upstream=https://127.0.0.1:8443",
+        "--set",
+        "corsair-agent.upstreamTls.caSecret=upstream-ca",
+        "--set",
+        "corsair-agent.upstreamTls.caKey=bundle.pem",
+    ];
+    let mut renders = vec![(
+        "https-upstream".to_owned(),
+        render(&example, "1.33.0"),
+        "payments-api-ca",
+        "ca.crt",
+    )];
+    for (name, manifests) in gateway_forms(dir.path(), "1.33.0", &sets) {
+        let manifests = manifests.unwrap_or_else(|e| panic!("{name}: {e}"));
+        renders.push((name, manifests, "upstream-ca", "bundle.pem"));
+    }
+    for (name, manifests, secret, key) in renders {
+        let (container, args, mounts, volumes) = agent_pod(&documents(&manifests));
+        let flag = format!("--upstream-ca-file=/etc/corsair/upstream-ca/{key}");
+        assert!(args.contains(&flag), "{name}: {args:?}");
+        // Mounted as a directory, read-only: a subPath mount would never see
+        // a rotated Secret, and the agent re-reads the file per connection.
+        let mount = mounts
+            .as_array()
+            .expect("volumeMounts")
+            .iter()
+            .find(|m| m["name"] == "corsair-upstream-ca")
+            .unwrap_or_else(|| panic!("{name}: no upstream CA mount in {mounts}"));
+        assert_eq!(mount["mountPath"], "/etc/corsair/upstream-ca", "{name}");
+        assert_eq!(mount["readOnly"], true, "{name}");
+        assert!(mount["subPath"].is_null(), "{name}: {mount}");
+        let volume = volumes
+            .as_array()
+            .expect("volumes")
+            .iter()
+            .find(|v| v["name"] == "corsair-upstream-ca")
+            .unwrap_or_else(|| panic!("{name}: no upstream CA volume in {volumes}"));
+        assert_eq!(volume["secret"]["secretName"], secret, "{name}");
+        check_accepted(binary, &container).unwrap_or_else(|e| panic!("{name}: {e}"));
+    }
+}
+
+#[test]
+fn an_upstream_ca_with_an_http_upstream_is_refused() {
+    let expected = "upstreamTls.caSecret (upstream-ca) is for an https:// upstream, \
+                    but upstream is http://";
+    let fix = "make upstream an https:// URL, or unset upstreamTls.caSecret";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let values = "upstream: http://my-api.default.svc:80\nupstreamTls: {caSecret: upstream-ca}\n";
+    let err = template(
+        &chart(CHART),
+        &values_file(dir.path(), values),
+        "1.33.0",
+        &[],
+    )
+    .expect_err("an upstream CA with an http:// upstream (proxy)");
+    assert!(err.contains(expected) && err.contains(fix), "{err}");
+    // The sidecar forms too (the gateway's upstream is http://127.0.0.1:8081).
+    let sets = ["--set", "corsair-agent.upstreamTls.caSecret=upstream-ca"];
+    for (name, manifests) in gateway_forms(dir.path(), "1.33.0", &sets) {
+        let err = manifests.expect_err(&name);
+        assert!(err.contains(expected) && err.contains(fix), "{name}: {err}");
+    }
 }

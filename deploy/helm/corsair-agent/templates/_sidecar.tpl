@@ -32,6 +32,10 @@ Names are prefixed `corsair-` so they do not collide with the gateway's.
 {{- $tag := required "corsair-agent: set image.tag (or pass appVersion)" (default .appVersion $v.image.tag) -}}
 {{- $drain := gt (int $v.drainSeconds) 0 -}}
 {{- $preStop := and $drain .kubeVersion (semverCompare ">=1.30-0" (default "0.0.0" .kubeVersion)) -}}
+{{- /* The agent refuses --upstream-ca-file with an http:// upstream at start-up; say so at render time instead of in a crash-looping pod. */}}
+{{- if and $v.upstreamTls.caSecret (not (hasPrefix "https://" $v.upstream)) }}
+{{- fail (printf "corsair-agent: upstreamTls.caSecret (%s) is for an https:// upstream, but upstream is %s: make upstream an https:// URL, or unset upstreamTls.caSecret" $v.upstreamTls.caSecret $v.upstream) }}
+{{- end -}}
 - name: corsair-agent
   image: {{ printf "%s:%s" $v.image.repository $tag | quote }}
   imagePullPolicy: {{ $v.image.pullPolicy }}
@@ -61,6 +65,9 @@ Names are prefixed `corsair-` so they do not collide with the gateway's.
     {{- if $v.tls.clientCertSecret }}
     - --client-cert-file=/etc/corsair/client/tls.crt
     - --client-key-file=/etc/corsair/client/tls.key
+    {{- end }}
+    {{- if $v.upstreamTls.caSecret }}
+    - --upstream-ca-file=/etc/corsair/upstream-ca/{{ $v.upstreamTls.caKey }}
     {{- end }}
     {{- with $v.extraArgs }}
     {{- toYaml . | nindent 4 }}
@@ -128,6 +135,12 @@ Names are prefixed `corsair-` so they do not collide with the gateway's.
       mountPath: /etc/corsair/client
       readOnly: true
     {{- end }}
+    {{- if $v.upstreamTls.caSecret }}
+    {{- /* The whole directory, not a subPath: only then does the kubelet update the file when the Secret changes, and the agent re-reads it for every new upstream connection. */}}
+    - name: corsair-upstream-ca
+      mountPath: /etc/corsair/upstream-ca
+      readOnly: true
+    {{- end }}
 {{- end }}
 
 {{- define "corsair-agent.sidecar.volumes" -}}
@@ -149,6 +162,12 @@ Names are prefixed `corsair-` so they do not collide with the gateway's.
 - name: corsair-client-cert
   secret:
     secretName: {{ $v.tls.clientCertSecret }}
+    defaultMode: 0440
+{{- end }}
+{{- if $v.upstreamTls.caSecret }}
+- name: corsair-upstream-ca
+  secret:
+    secretName: {{ $v.upstreamTls.caSecret }}
     defaultMode: 0440
 {{- end }}
 {{- end }}
