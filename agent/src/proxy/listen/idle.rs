@@ -227,6 +227,7 @@ pin_project_lite::pin_project! {
         #[pin]
         stop: D,
         idle: Option<Idle>,
+        polled: bool,
         shutting_down: bool,
     }
 }
@@ -238,6 +239,7 @@ impl<C, D> Served<C, D> {
             conn,
             stop,
             idle,
+            polled: false,
             shutting_down: false,
         }
     }
@@ -252,6 +254,17 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let mut this = self.project();
+        // The connection reads the bytes it was handed (`sniff`'s, or the
+        // fast path's) before a drain may stop it: until its first poll
+        // hyper-util has not chosen a protocol, and a graceful shutdown
+        // then cancels it outright, leaving a request already received
+        // unanswered. After it, a shutdown lets that request finish.
+        if !*this.polled {
+            *this.polled = true;
+            if let Poll::Ready(done) = this.conn.as_mut().poll(cx) {
+                return Poll::Ready(done);
+            }
+        }
         if !*this.shutting_down {
             let stopped = this.stop.poll(cx).is_ready();
             let idle = !stopped

@@ -48,3 +48,35 @@ async fn a_request_that_starts_and_ends_between_checks_counts() {
     tokio::time::advance(LIMIT / 4).await;
     assert!(expired(&mut idle).await);
 }
+
+/// A drain already under way when a connection is handed to hyper (the
+/// request's bytes read, as `sniff` or the fast path hand them over) still
+/// answers that request, then closes, instead of cancelling the connection
+/// before hyper has read anything.
+#[tokio::test]
+async fn a_request_handed_over_during_a_drain_is_answered() -> Result<(), Box<dyn std::error::Error>>
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let (mut client, server) = tokio::io::duplex(4096);
+    client
+        .write_all(b"POST /items HTTP/1.1\r\nhost: api.test\r\ncontent-length: 2\r\n\r\n{}")
+        .await?;
+    let service = hyper::service::service_fn(|_req: Request<Incoming>| async {
+        Ok::<_, std::convert::Infallible>(Response::new(
+            http_body_util::Empty::<bytes::Bytes>::new(),
+        ))
+    });
+    let builder = super::super::builder(LIMIT);
+    let conn = builder
+        .serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(server), service)
+        .into_owned();
+    // The drain has started: `stop` is ready at the first poll.
+    let served = Served::new(conn, std::future::ready(()), None);
+    tokio::time::timeout(Duration::from_secs(5), served)
+        .await?
+        .map_err(|e| format!("connection failed: {e}"))?;
+    let mut answer = String::new();
+    client.read_to_string(&mut answer).await?;
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer:?}");
+    Ok(())
+}
