@@ -13,11 +13,14 @@ mod proxy_support;
 use bytes::Bytes;
 use corsair_agent::engine::PolicySpec;
 use corsair_agent::proxy::{Proxy, ProxyOptions};
+use corsair_test_support::Check;
 use http::{Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_util::rt::TokioIo;
-use proxy_support::{AnyError, Behaviour, Log, TestUpstream, exchange, handle_with, serve_proxy};
+use proxy_support::{
+    AnyError, Behaviour, Log, TestUpstream, eventually, exchange, handle_with, serve_proxy,
+};
 use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, IsCa, KeyPair};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::convert::Infallible;
@@ -236,12 +239,17 @@ async fn a_rotated_ca_file_is_trusted_without_a_restart() -> Result<(), AnyError
     assert_eq!(status().await?, 502);
 
     // The file is replaced as a Secret update does (a new file renamed over
-    // the old one): the next connection trusts CA 2, on both of hyper's
-    // request kinds (an https:// upstream never takes the fast path).
+    // the old one): a new connection trusts CA 2 once the file is read
+    // again (at most once a second), on both of hyper's request kinds (an
+    // https:// upstream never takes the fast path).
     let staged = dir.path().join("upstream-ca.pem.new");
     std::fs::write(&staged, second.issuer.pem())?;
     std::fs::rename(&staged, &ca_file)?;
-    assert_eq!(status().await?, 200, "{}", log.text());
+    eventually("a connection trusting the rotated CA", || async {
+        matches!(status().await, Ok(200)).then_some(())
+    })
+    .await
+    .map_err(|e| format!("{e}\n{}", log.text()))?;
     let post = format!(
         "POST /items HTTP/1.1\r\nhost: api.test\r\norigin: {APP}\r\ncontent-length: 2\r\nconnection: close\r\n\r\n{{}}"
     );
@@ -254,10 +262,22 @@ async fn a_rotated_ca_file_is_trusted_without_a_restart() -> Result<(), AnyError
         log.text()
     );
 
-    // Garbage in place of the CA: the previous roots (CA 2) stay, and one
-    // warning names the file and the problem, however many connections
-    // follow.
+    // Garbage in place of the CA: the previous roots (CA 2) stay for every
+    // connection, and one warning names the file and the problem, however
+    // many connections follow.
     std::fs::write(&ca_file, "not a certificate\n")?;
+    let warned = || {
+        log.text()
+            .contains("--upstream-ca-file changed but cannot be used")
+    };
+    eventually("the warning about the unusable CA file", || async {
+        match status().await {
+            Ok(200) if warned() => Check::Ready(()),
+            Ok(200) => Check::Pending("no warning yet".into()),
+            other => Check::Failed(format!("{other:?} with the previous CA kept")),
+        }
+    })
+    .await?;
     for _ in 0..3 {
         assert_eq!(status().await?, 200, "{}", log.text());
     }

@@ -1,9 +1,9 @@
 //! The upstream's TLS client config, following `--upstream-ca-file`.
 //!
-//! The file is read again whenever a new upstream connection is opened and
-//! its contents compared with the last read, so a rotated CA (a Secret
-//! updated in place) is trusted without a restart, as the agent's
-//! control-plane TLS files are. The rustls config is rebuilt only when the
+//! The file is read again when a new upstream connection is opened, at most
+//! once per [`RECHECK_EVERY`], and its contents compared with the last
+//! read, so a rotated CA (a Secret updated in place) is trusted without a
+//! restart, as the agent's control-plane TLS files are. The rustls config is rebuilt only when the
 //! contents changed. A changed file that cannot be used (unreadable, no
 //! certificate) leaves the previous roots in place, with one warning per
 //! change. Connections already open keep the session they started with.
@@ -11,9 +11,11 @@
 //! Contents rather than modification time and length: two certificates of
 //! the same key type have the same PEM length, and a file rewritten within
 //! one tick of the file system's clock keeps its time, so a rotation could
-//! go unseen. Reading a few kilobytes beside a TLS handshake costs little,
-//! and only connection set-up pays it (an HTTP/1.1 client connection keeps
-//! its upstream connection).
+//! go unseen. Reading a few kilobytes beside a TLS handshake costs little;
+//! the once-a-second bound keeps connection churn from turning into a file
+//! read per connection, and the read is made outside the lock, so a slow
+//! file system holds up the one connection that reads, not every
+//! connection being opened.
 
 use super::ClientError;
 use hyper_rustls::HttpsConnector;
@@ -24,6 +26,13 @@ use rustls::pki_types::CertificateDer;
 use rustls::pki_types::pem::PemObject;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::time::Instant;
+
+/// How often, at most, a new upstream connection reads the CA file again:
+/// a rotation is trusted within this long of the file changing (after the
+/// kubelet's own Secret sync, which takes far longer).
+pub(super) const RECHECK_EVERY: Duration = Duration::from_secs(1);
 
 /// Makes upstream connections (TCP, and TLS for `https://`) with the CA
 /// file's current certificates; shared by every client connection.
@@ -35,10 +44,16 @@ pub(super) struct UpstreamTls {
     system: RootCertStore,
     /// `--upstream-ca-file`; `None`: the connector never changes.
     ca_file: Option<PathBuf>,
+    /// [`RECHECK_EVERY`] (shorter in unit tests).
+    recheck: Duration,
     state: Mutex<State>,
 }
 
 struct State {
+    /// When the newest read of the CA file began; `None` before the first
+    /// after start. A read whose start is no longer this one was overtaken
+    /// by a later read and is not applied.
+    checked: Option<Instant>,
     /// What the last read of the CA file gave: its bytes, or why it could
     /// not be read. Compared with each new read to notice a change.
     seen: Result<Vec<u8>, String>,
@@ -103,7 +118,12 @@ impl UpstreamTls {
             provider,
             system,
             ca_file: ca_file.map(Path::to_path_buf),
-            state: Mutex::new(State { seen, connector }),
+            recheck: RECHECK_EVERY,
+            state: Mutex::new(State {
+                checked: None,
+                seen,
+                connector,
+            }),
         })
     }
 
@@ -139,21 +159,41 @@ impl UpstreamTls {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Reads the CA file and, when its contents (or the read error) differ
-    /// from the last read, rebuilds the connector from them or keeps the
-    /// current one. Either way the new read becomes the one compared next,
-    /// so an unusable file is reported once, not at every connection.
+    /// Unit tests: `self`, reading the file again at every connection.
+    #[cfg(test)]
+    pub(super) fn rechecking_always(mut self) -> Self {
+        self.recheck = Duration::ZERO;
+        self
+    }
+
+    /// Reads the CA file, unless a read began less than [`RECHECK_EVERY`]
+    /// ago, and, when its contents (or the read error) differ from the
+    /// last read, rebuilds the connector from them or keeps the current
+    /// one. Either way the new read becomes the one compared next, so an
+    /// unusable file is reported once, not at every connection.
     pub(super) fn refresh(&self) -> Refresh {
         let Some(path) = &self.ca_file else {
             return Refresh::Unchanged;
         };
-        // Read under the lock: two connections reading at once cannot then
-        // store their reads in the wrong order (an older read undoing a
-        // newer one). A blocking read in the connection's task: a small
-        // local file, as the control-plane client reads its TLS files.
-        let mut state = self.lock();
+        let started = Instant::now();
+        {
+            let mut state = self.lock();
+            if state
+                .checked
+                .is_some_and(|at| started.duration_since(at) < self.recheck)
+            {
+                return Refresh::Unchanged;
+            }
+            state.checked = Some(started);
+        }
+        // Outside the lock: a slow read holds up this connection only. A
+        // blocking read in the connection's task, of a small local file, as
+        // the control-plane client reads its TLS files.
         let now = std::fs::read(path).map_err(|e| format!("cannot read: {e}"));
-        if state.seen == now {
+        let mut state = self.lock();
+        // A read that began later has been applied, or will be: this one
+        // is older and must not undo it.
+        if state.checked != Some(started) || state.seen == now {
             return Refresh::Unchanged;
         }
         let outcome = match &now {

@@ -16,7 +16,7 @@ fn ca_pem() -> Result<String, AnyError> {
 }
 
 fn watching(path: &Path) -> Result<UpstreamTls, AnyError> {
-    Ok(UpstreamTls::new(HttpConnector::new(), true, Some(path))?)
+    Ok(UpstreamTls::new(HttpConnector::new(), true, Some(path))?.rechecking_always())
 }
 
 #[test]
@@ -62,6 +62,24 @@ fn an_unusable_change_is_reported_once_and_the_roots_kept() -> Result<(), AnyErr
 
     // Back to the first contents: rebuilt (they differ from the last read).
     std::fs::write(&path, &good)?;
+    assert_eq!(tls.refresh(), Refresh::Reloaded(1));
+    Ok(())
+}
+
+// Paused: tokio's clock stands still, so both calls fall in one interval
+// however slow the machine.
+#[tokio::test(start_paused = true)]
+async fn the_file_is_read_at_most_once_per_recheck_interval() -> Result<(), AnyError> {
+    let dir = tempfile::tempdir()?;
+    let path = dir.path().join("ca.pem");
+    std::fs::write(&path, ca_pem()?)?;
+    // The production interval: the first connection reads, the next ones
+    // within a second do not, so a change in between is not seen yet.
+    let tls = UpstreamTls::new(HttpConnector::new(), true, Some(&path))?;
+    assert_eq!(tls.refresh(), Refresh::Unchanged);
+    std::fs::write(&path, ca_pem()?)?;
+    assert_eq!(tls.refresh(), Refresh::Unchanged);
+    tokio::time::advance(super::RECHECK_EVERY).await;
     assert_eq!(tls.refresh(), Refresh::Reloaded(1));
     Ok(())
 }
