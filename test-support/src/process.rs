@@ -19,7 +19,36 @@ pub const PROCESS_DEADLINE: Duration = Duration::from_secs(60);
 /// A loopback port nobody listened on a moment ago, for programs that take
 /// an address rather than a bound listener. Another process may take it in
 /// between; callers that can retry on "address in use" should.
+///
+/// Chosen at random below the kernel's ephemeral range
+/// (`net.ipv4.ip_local_port_range`), not by binding port 0: a port from
+/// that range can be taken in between as the source port of any outgoing
+/// connection (tests make many: Postgres, HTTP clients), which made a
+/// child's bind fail with "address in use" now and then. Below the range
+/// only another explicit bind can take it, and two tests drawing the same
+/// port at once is a one-in-thousands chance.
 pub fn free_port() -> Result<u16> {
+    use std::hash::{BuildHasher, Hasher};
+    const LOWEST: u16 = 10_000;
+    let ephemeral_low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|range| range.split_whitespace().next()?.parse::<u16>().ok())
+        .unwrap_or(32_768);
+    if ephemeral_low > LOWEST + 1_000 {
+        let span = u64::from(ephemeral_low - LOWEST);
+        for _ in 0..50 {
+            // A fresh RandomState is randomly keyed: a random number
+            // without a dependency for it.
+            let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+            hasher.write_u32(std::process::id());
+            let offset = u16::try_from(hasher.finish() % span).unwrap_or(0);
+            let port = LOWEST + offset;
+            if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+                return Ok(port);
+            }
+        }
+    }
+    // A kernel with an unusual range, or no free port found: the kernel's choice.
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?
         .local_addr()?
         .port())
