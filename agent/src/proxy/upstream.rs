@@ -106,8 +106,11 @@ pub struct ProxyOptions {
     pub request_body_timeout: Duration,
     /// Longest wait for a whole request head on an HTTP/1.1 connection, idle
     /// keep-alive time included (slowloris); the connection is then closed.
-    /// hyper's path closes after exactly this; the fast path checks at this
-    /// interval, so after one to two of it. Default 30 s.
+    /// On hyper's path the first bytes and the rest of the head are timed
+    /// one after the other, so a trickling client is closed after up to two
+    /// of it; the fast path checks at this interval, so after one to two of
+    /// it. Also the idle limit of an HTTP/2 connection: one with no request
+    /// in flight for this long is sent GOAWAY and closed. Default 30 s.
     pub head_timeout: Duration,
     /// PEM file of extra CA certificates trusted for `https://` upstreams,
     /// on top of the system's roots. Read at start (unreadable or without
