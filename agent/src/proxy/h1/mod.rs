@@ -32,7 +32,18 @@ mod chunked;
 mod exchange;
 mod request;
 pub mod rewind;
+#[cfg(test)]
+mod tests;
 mod write;
+
+/// Whether the client has sent bytes not read yet, asked of the kernel (a
+/// non-blocking peek): tokio's reads go by the readiness its driver last
+/// saw, which for a connection just accepted may not include bytes already
+/// there. A closed or failed socket has none.
+fn bytes_waiting(io: &TcpStream) -> bool {
+    let mut one = [std::mem::MaybeUninit::<u8>::uninit()];
+    matches!(socket2::SockRef::from(io).peek(&mut one), Ok(n) if n > 0)
+}
 
 /// Reads what `io` has into `buf`'s spare room. A read that did not fill
 /// the room took everything the socket had, so the runtime's "readable"
@@ -221,14 +232,27 @@ pub(super) async fn serve(
             Parsed::Partial => {
                 buf.reserve(READ);
                 if buf.is_empty() && drain.is_draining() {
-                    return End::Closed;
+                    // Idle when the drain started: closed, unless the
+                    // client's bytes were already waiting (a connection
+                    // accepted just before the drain, or first polled
+                    // after it), which are read and answered, as hyper's
+                    // path does. They are there, so this read does not
+                    // wait on the client.
+                    if !bytes_waiting(&client) {
+                        return End::Closed;
+                    }
+                    match read_some(&mut client, &mut buf).await {
+                        Ok(0) | Err(_) => return End::Closed,
+                        Ok(_) => continue,
+                    }
                 }
                 let read = tokio::select! {
                     biased;
                     read = read_some(&mut client, &mut buf) => read,
                     // An idle connection closes when a drain starts (a
-                    // partial head gets its answer first).
-                    () = &mut drained, if buf.is_empty() => return End::Closed,
+                    // partial head gets its answer first; bytes already
+                    // waiting are read above).
+                    () = &mut drained, if buf.is_empty() => continue,
                     () = &mut head_timer => {
                         if answered == answered_when_armed {
                             tracing::debug!("no whole request head within the head timeout; closing");
