@@ -23,6 +23,8 @@ use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
 
 mod idle;
+#[cfg(test)]
+mod tests;
 
 pub(super) use idle::Served;
 use idle::{Counted, Idle};
@@ -112,7 +114,9 @@ pub(super) fn builder(head_timeout: Duration) -> auto::Builder<TokioExecutor> {
 /// resolves (a drain). Returns every byte read, to be read again before
 /// the socket by the [`builder`]'s server, which then decides from them
 /// without a read of its own. `None`: the client closed, the read failed,
-/// the time ran out or `stop` came first; the connection is to be closed.
+/// the time ran out, or `stop` came first with nothing sent (a client that
+/// had started, even with bytes still unread in the socket, is read on);
+/// the connection is to be closed.
 pub(super) async fn sniff(
     stream: &mut TcpStream,
     read: Bytes,
@@ -123,28 +127,57 @@ pub(super) async fn sniff(
         return Some(read);
     }
     let mut buf = BytesMut::from(read);
-    let reading = async {
-        loop {
-            buf.reserve(H2_PREFACE.len());
-            match stream.read_buf(&mut buf).await {
-                Ok(0) | Err(_) => return false,
-                Ok(_) if decided(&buf) => return true,
-                Ok(_) => {}
-            }
-        }
+    let timed_out = |_| {
+        tracing::debug!("no request head or HTTP/2 preface within the head timeout; closing");
+        false
     };
     // Reading first: a request already in the socket when the drain
     // starts is read and answered (with `connection: close`), as the fast
     // path does, rather than closed unanswered.
     let known = tokio::select! {
         biased;
-        known = tokio::time::timeout(head_timeout, reading) => known.unwrap_or_else(|_| {
-            tracing::debug!("no request head or HTTP/2 preface within the head timeout; closing");
-            false
-        }),
-        () = stop => false,
+        known = tokio::time::timeout(head_timeout, read_until_decided(stream, &mut buf)) => {
+            Some(known.unwrap_or_else(timed_out))
+        }
+        () = stop => None,
+    };
+    let known = match known {
+        Some(known) => known,
+        // The drain started. tokio's read above goes by the readiness its
+        // driver last saw, so bytes the client had already sent may not
+        // have been read: ask the kernel, and read on (under the same
+        // timeout) if the client had started.
+        None if !buf.is_empty() || bytes_waiting(stream) => {
+            tokio::time::timeout(head_timeout, read_until_decided(stream, &mut buf))
+                .await
+                .unwrap_or_else(timed_out)
+        }
+        None => false,
     };
     known.then(|| buf.freeze())
+}
+
+/// Reads into `buf` until [`decided`]; false when the client closed or the
+/// read failed first.
+async fn read_until_decided(stream: &mut TcpStream, buf: &mut BytesMut) -> bool {
+    loop {
+        buf.reserve(H2_PREFACE.len());
+        match stream.read_buf(buf).await {
+            Ok(0) | Err(_) => return false,
+            Ok(_) if decided(buf) => return true,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Whether the client has sent bytes not read yet, asked of the kernel (a
+/// non-blocking peek): tokio's reads go by the readiness its driver last
+/// saw, which for a connection just accepted, or after a short read (the
+/// fast path clears it then), may not include bytes already there. A
+/// closed or failed socket has none.
+pub(super) fn bytes_waiting(io: &TcpStream) -> bool {
+    let mut one = [std::mem::MaybeUninit::<u8>::uninit()];
+    matches!(socket2::SockRef::from(io).peek(&mut one), Ok(n) if n > 0)
 }
 
 /// `service` for a connection that started with `start` ([`sniff`]'s
@@ -165,22 +198,4 @@ pub(super) fn idle_limit<S>(
 fn decided(start: &[u8]) -> bool {
     let n = start.len().min(H2_PREFACE.len());
     n > 0 && (n == H2_PREFACE.len() || start[..n] != H2_PREFACE[..n])
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn decides_from_the_first_differing_byte_or_the_whole_preface() {
-        assert!(!decided(b""));
-        assert!(!decided(b"P"));
-        assert!(!decided(b"PRI * HTTP/2"));
-        assert!(!decided(&H2_PREFACE[..23]));
-        assert!(decided(H2_PREFACE));
-        assert!(decided(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\x12\x04"));
-        assert!(decided(b"G"));
-        assert!(decided(b"POST"));
-        assert!(decided(b"PRI * HTTP/1.1\r\n"));
-    }
 }

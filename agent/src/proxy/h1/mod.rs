@@ -36,15 +36,6 @@ pub mod rewind;
 mod tests;
 mod write;
 
-/// Whether the client has sent bytes not read yet, asked of the kernel (a
-/// non-blocking peek): tokio's reads go by the readiness its driver last
-/// saw, which for a connection just accepted may not include bytes already
-/// there. A closed or failed socket has none.
-fn bytes_waiting(io: &TcpStream) -> bool {
-    let mut one = [std::mem::MaybeUninit::<u8>::uninit()];
-    matches!(socket2::SockRef::from(io).peek(&mut one), Ok(n) if n > 0)
-}
-
 /// Reads what `io` has into `buf`'s spare room. A read that did not fill
 /// the room took everything the socket had, so the runtime's "readable"
 /// flag is cleared at once (as nginx does after a short read): the next
@@ -238,7 +229,7 @@ pub(super) async fn serve(
                     // after it), which are read and answered, as hyper's
                     // path does. They are there, so this read does not
                     // wait on the client.
-                    if !bytes_waiting(&client) {
+                    if !super::listen::bytes_waiting(&client) {
                         return End::Closed;
                     }
                     match read_some(&mut client, &mut buf).await {
