@@ -134,12 +134,14 @@ impl AgentStream {
         // reconnects at once (maybe to another replica) is not marked
         // disconnected after it connected again.
         if self.connections.closed(&self.agent_id) {
-            if let Err(error) = Box::pin(self.store.agent_disconnected(&self.agent_id)).await {
-                warn!(%error, "cannot record agent disconnect");
-            } else if matches!(end, End::AgentClosed)
-                && let Err(error) = Box::pin(self.store.agent_closed_stream(&self.agent_id)).await
+            let closed_by_agent = matches!(end, End::AgentClosed);
+            if let Err(error) = Box::pin(
+                self.store
+                    .agent_disconnected(&self.agent_id, closed_by_agent),
+            )
+            .await
             {
-                warn!(%error, "cannot record that the agent closed its stream");
+                warn!(%error, "cannot record agent disconnect");
             }
         }
         let last = match end {

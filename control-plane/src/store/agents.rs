@@ -123,25 +123,25 @@ impl Store {
         Ok(())
     }
 
-    /// Records that an agent's stream ended.
-    pub async fn agent_disconnected(&self, agent_id: &str) -> Result<(), StoreError> {
+    /// Records that an agent's stream ended; `closed_by_agent`: the agent
+    /// ended it itself (a clean shutdown, `closed_at`), which rollout
+    /// evidence takes as retired until the agent is seen again, where a
+    /// stream lost otherwise counts as unreachable. One statement, so a
+    /// rollout read never sees the disconnect without the clean close (as
+    /// two writes let it: an agent that shut down cleanly counted as lost
+    /// for a moment).
+    pub async fn agent_disconnected(
+        &self,
+        agent_id: &str,
+        closed_by_agent: bool,
+    ) -> Result<(), StoreError> {
         sqlx::query!(
-            "UPDATE agents SET connected = false, last_seen = now() WHERE id = $1",
-            agent_id
+            "UPDATE agents SET connected = false, last_seen = now(), closed_at = CASE WHEN $2 THEN now() ELSE closed_at END WHERE id = $1",
+            agent_id,
+            closed_by_agent
         )
         .execute(&self.pool)
         .await?;
-        Ok(())
-    }
-
-    /// Records that an agent ended its stream itself (`closed_at`, after its
-    /// disconnect was recorded): a clean shutdown, which rollout evidence
-    /// takes as retired until the agent is seen again.
-    pub async fn agent_closed_stream(&self, agent_id: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE agents SET closed_at = now() WHERE id = $1 AND NOT connected")
-            .bind(agent_id)
-            .execute(&self.pool)
-            .await?;
         Ok(())
     }
 
