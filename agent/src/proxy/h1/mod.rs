@@ -40,18 +40,41 @@ mod write;
 /// the room took everything the socket had, so the runtime's "readable"
 /// flag is cleared at once (as nginx does after a short read): the next
 /// read waits for the next readiness event instead of first asking the
-/// socket and getting `EWOULDBLOCK`, one system call per read saved. The
-/// flag is only cleared if no event arrived meanwhile (tokio compares its
-/// readiness tick), so no wake-up is lost.
+/// socket and getting `EWOULDBLOCK`, one system call per read saved.
+///
+/// The flag is cleared only if no readiness event arrived since before the
+/// read: the read runs inside `try_io`, which takes tokio's readiness tick
+/// first and clears only on that tick. (Clearing in a second `try_io`
+/// after the read, as this did before, took the tick after the read, so
+/// bytes arriving in between could be left with no event to wake the
+/// connection.)
 async fn read_some(io: &mut TcpStream, buf: &mut BytesMut) -> std::io::Result<usize> {
-    let room = buf.capacity() - buf.len();
-    let n = io.read_buf(buf).await?;
-    if n > 0 && n < room {
-        let _ = io.try_io(tokio::io::Interest::READABLE, || {
-            Err::<(), _>(std::io::ErrorKind::WouldBlock.into())
+    use std::io::ErrorKind::WouldBlock;
+    loop {
+        io.readable().await?;
+        let room = buf.capacity() - buf.len();
+        let mut short = None;
+        let read = io.try_io(tokio::io::Interest::READABLE, || {
+            match io.try_read_buf(buf) {
+                // Handed back as "would block" so that `try_io` clears the flag
+                // with the tick it took before the read.
+                Ok(n) if n > 0 && n < room => {
+                    short = Some(n);
+                    Err(WouldBlock.into())
+                }
+                other => other,
+            }
         });
+        match read {
+            Ok(n) => return Ok(n),
+            Err(e) if e.kind() == WouldBlock => match short {
+                Some(n) => return Ok(n),
+                // Not readable after all: wait for the next event.
+                None => continue,
+            },
+            Err(e) => return Err(e),
+        }
     }
-    Ok(n)
 }
 
 use super::Proxy;
@@ -65,7 +88,7 @@ use http::{HeaderMap, Method, StatusCode};
 use request::{Line, Parsed};
 use std::net::IpAddr;
 use std::time::Duration;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use tokio::net::TcpStream;
@@ -232,9 +255,10 @@ pub(super) async fn serve(
                     if !super::listen::bytes_waiting(&client) {
                         return End::Closed;
                     }
-                    match read_some(&mut client, &mut buf).await {
-                        Ok(0) | Err(_) => return End::Closed,
-                        Ok(_) => continue,
+                    match tokio::time::timeout(head_timeout, read_some(&mut client, &mut buf)).await
+                    {
+                        Ok(Ok(0) | Err(_)) | Err(_) => return End::Closed,
+                        Ok(Ok(_)) => continue,
                     }
                 }
                 let read = tokio::select! {
