@@ -13,9 +13,9 @@
 //! one tick of the file system's clock keeps its time, so a rotation could
 //! go unseen. Reading a few kilobytes beside a TLS handshake costs little;
 //! the once-a-second bound keeps connection churn from turning into a file
-//! read per connection, and the read is made outside the lock, so a slow
-//! file system holds up the one connection that reads, not every
-//! connection being opened.
+//! read per connection, and the read is made outside the lock, one at a
+//! time, so a slow file system holds up the one connection that reads
+//! (and its worker thread), not every connection being opened.
 
 use super::ClientError;
 use hyper_rustls::HttpsConnector;
@@ -51,9 +51,12 @@ pub(super) struct UpstreamTls {
 
 struct State {
     /// When the newest read of the CA file began; `None` before the first
-    /// after start. A read whose start is no longer this one was overtaken
-    /// by a later read and is not applied.
+    /// after start.
     checked: Option<Instant>,
+    /// A read is under way: no other starts meanwhile, so a file system
+    /// that hangs holds up one connection (and its worker thread), not one
+    /// more every [`RECHECK_EVERY`].
+    reading: bool,
     /// What the last read of the CA file gave: its bytes, or why it could
     /// not be read. Compared with each new read to notice a change.
     seen: Result<Vec<u8>, String>,
@@ -121,6 +124,7 @@ impl UpstreamTls {
             recheck: RECHECK_EVERY,
             state: Mutex::new(State {
                 checked: None,
+                reading: false,
                 seen,
                 connector,
             }),
@@ -167,7 +171,7 @@ impl UpstreamTls {
     }
 
     /// Reads the CA file, unless a read began less than [`RECHECK_EVERY`]
-    /// ago, and, when its contents (or the read error) differ from the
+    /// ago or is still under way, and, when its contents (or the read error) differ from the
     /// last read, rebuilds the connector from them or keeps the current
     /// one. Either way the new read becomes the one compared next, so an
     /// unusable file is reported once, not at every connection.
@@ -178,22 +182,24 @@ impl UpstreamTls {
         let started = Instant::now();
         {
             let mut state = self.lock();
-            if state
-                .checked
-                .is_some_and(|at| started.duration_since(at) < self.recheck)
+            if state.reading
+                || state
+                    .checked
+                    .is_some_and(|at| started.duration_since(at) < self.recheck)
             {
                 return Refresh::Unchanged;
             }
             state.checked = Some(started);
+            state.reading = true;
         }
-        // Outside the lock: a slow read holds up this connection only. A
-        // blocking read in the connection's task, of a small local file, as
-        // the control-plane client reads its TLS files.
+        // Outside the lock, so other connections open meanwhile with the
+        // current roots. A blocking read in the connection's task (and on
+        // its worker thread), of a small local file (a mounted Secret), as
+        // the control-plane client reads its TLS files; one at a time.
         let now = std::fs::read(path).map_err(|e| format!("cannot read: {e}"));
         let mut state = self.lock();
-        // A read that began later has been applied, or will be: this one
-        // is older and must not undo it.
-        if state.checked != Some(started) || state.seen == now {
+        state.reading = false;
+        if state.seen == now {
             return Refresh::Unchanged;
         }
         let outcome = match &now {
