@@ -127,6 +127,8 @@ pub(super) async fn sniff(
         return Some(read);
     }
     let mut buf = BytesMut::from(read);
+    // One deadline for both reads below: the head timeout bounds the whole.
+    let deadline = tokio::time::Instant::now() + head_timeout;
     let timed_out = |_| {
         tracing::debug!("no request head or HTTP/2 preface within the head timeout; closing");
         false
@@ -136,7 +138,7 @@ pub(super) async fn sniff(
     // path does, rather than closed unanswered.
     let known = tokio::select! {
         biased;
-        known = tokio::time::timeout(head_timeout, read_until_decided(stream, &mut buf)) => {
+        known = tokio::time::timeout_at(deadline, read_until_decided(stream, &mut buf)) => {
             Some(known.unwrap_or_else(timed_out))
         }
         () = stop => None,
@@ -145,10 +147,10 @@ pub(super) async fn sniff(
         Some(known) => known,
         // The drain started. tokio's read above goes by the readiness its
         // driver last saw, so bytes the client had already sent may not
-        // have been read: ask the kernel, and read on (under the same
-        // timeout) if the client had started.
+        // have been read: ask the kernel, and read on (until the same
+        // deadline) if the client had started.
         None if !buf.is_empty() || bytes_waiting(stream) => {
-            tokio::time::timeout(head_timeout, read_until_decided(stream, &mut buf))
+            tokio::time::timeout_at(deadline, read_until_decided(stream, &mut buf))
                 .await
                 .unwrap_or_else(timed_out)
         }

@@ -259,7 +259,8 @@ where
         // hyper-util has not chosen a protocol, and a graceful shutdown
         // then cancels it outright, leaving a request already received
         // unanswered. After it, a shutdown lets that request finish.
-        if !*this.polled {
+        let first = !*this.polled;
+        if first {
             *this.polled = true;
             if let Poll::Ready(done) = this.conn.as_mut().poll(cx) {
                 return Poll::Ready(done);
@@ -280,7 +281,12 @@ where
             if stopped || idle {
                 *this.shutting_down = true;
                 this.conn.as_mut().graceful_shutdown();
+                return this.conn.poll(cx);
             }
+        }
+        if first {
+            // Polled above, and nothing changed since: its wakers are set.
+            return Poll::Pending;
         }
         this.conn.poll(cx)
     }
