@@ -14,15 +14,8 @@ use tokio::net::TcpListener;
 
 #[tokio::test]
 async fn the_authz_agents_lines_carry_its_target() -> Result<(), AnyError> {
-    let log = Log::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::INFO)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
     // This test's runtime is current-thread: every task logs here.
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (log, _guard) = Log::capture(tracing::Level::INFO);
 
     let cache = tempfile::tempdir()?;
     // Nobody listens: no policy arrives, and none is cached.

@@ -16,14 +16,7 @@ use tower::{Layer, Service};
 /// Sends one request from an unlisted origin through the layer with a
 /// thread-local subscriber at `level`; returns what it logged.
 fn log_of_a_refusal(level: tracing::Level) -> String {
-    let log = Log::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (log, _guard) = Log::capture(level);
     let spec = PolicySpec {
         origins: vec!["https://app.example.com".into()],
         ..PolicySpec::default()

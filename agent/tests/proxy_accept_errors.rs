@@ -60,13 +60,7 @@ fn accept_errors_pause_instead_of_spinning() -> Result<(), AnyError> {
 /// The child: a listener, then every free descriptor taken, then the
 /// authz endpoint's accept loop for [`WINDOW`].
 fn child() -> Result<(), AnyError> {
-    let log = Log::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_max_level(tracing::Level::WARN)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (log, _guard) = Log::capture(tracing::Level::WARN);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -163,13 +163,7 @@ fn get(path: &str) -> Vec<u8> {
 // thread-local log subscriber below sees the proxy's log lines.
 #[tokio::test]
 async fn https_upstreams_are_verified_against_the_ca_file() -> Result<(), AnyError> {
-    let log = Log::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (log, _guard) = Log::capture(tracing::Level::INFO);
 
     let trusted = Ca::new("corsair test CA")?;
     let stranger = Ca::new("some other CA")?;
@@ -209,18 +203,12 @@ async fn https_upstreams_are_verified_against_the_ca_file() -> Result<(), AnyErr
 }
 
 /// A CA rotation (cert-manager renewing a private CA, a Secret updated in
-/// place) needs no restart: every new upstream connection reads the CA
-/// file as it is then. Each exchange below is a new client connection
+/// place) needs no restart: a new upstream connection reads the CA file
+/// again (at most once a second) and trusts it as it is then. Each exchange below is a new client connection
 /// (`connection: close`), so a new upstream connection.
 #[tokio::test]
 async fn a_rotated_ca_file_is_trusted_without_a_restart() -> Result<(), AnyError> {
-    let log = Log::default();
-    let writer = log.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    let _guard = tracing::subscriber::set_default(subscriber);
+    let (log, _guard) = Log::capture(tracing::Level::INFO);
 
     let first = Ca::new("corsair test CA 1")?;
     let second = Ca::new("corsair test CA 2")?;

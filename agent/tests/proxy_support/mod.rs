@@ -42,6 +42,20 @@ impl std::io::Write for Log {
 }
 
 impl Log {
+    /// Collects this thread's `tracing` lines at `level` and above, without
+    /// colours, until the guard is dropped. On a current-thread runtime
+    /// (`#[tokio::test]`'s default) every task logs here.
+    pub fn capture(level: tracing::Level) -> (Log, tracing::subscriber::DefaultGuard) {
+        let log = Log::default();
+        let writer = log.clone();
+        let subscriber = tracing_subscriber::fmt()
+            .with_max_level(level)
+            .with_writer(move || writer.clone())
+            .with_ansi(false)
+            .finish();
+        (log, tracing::subscriber::set_default(subscriber))
+    }
+
     /// What was written so far, as text.
     pub fn text(&self) -> String {
         self.0

@@ -51,12 +51,9 @@ fn proxy(upstream: &str) -> Result<Proxy, AnyError> {
     Ok(Proxy::new(handle, upstream)?)
 }
 
-/// A client whose whole request is in the server's socket before the
-/// server side is first polled, and a drain that started before that: the
-/// request is answered (and the connection then closed), not closed
-/// unread, which resets the client's connection.
-#[tokio::test]
-async fn a_request_waiting_when_the_drain_starts_is_answered() -> Result<(), AnyError> {
+/// A client connection that sent `sent`, and how the fast path's `serve`
+/// left the server side when the drain had started before its first poll.
+async fn served_after_the_drain(sent: &[u8]) -> Result<(End, TcpStream), AnyError> {
     let proxy = proxy(&upstream().await?)?;
     let fast = proxy
         .fast
@@ -64,20 +61,26 @@ async fn a_request_waiting_when_the_drain_starts_is_answered() -> Result<(), Any
         .ok_or("no fast path for an http:// upstream")?;
     let listener = TcpListener::bind("127.0.0.1:0").await?;
     let mut client = TcpStream::connect(listener.local_addr()?).await?;
-    client
-        .write_all(
-            format!("GET /items HTTP/1.1\r\nhost: api.test\r\norigin: {APP}\r\n\r\n").as_bytes(),
-        )
-        .await?;
+    client.write_all(sent).await?;
     let (server, peer) = listener.accept().await?;
     let drain = Drain::default();
     drain.start();
-
     let end = tokio::time::timeout(
         Duration::from_secs(10),
         serve(&proxy, fast, server, peer.ip(), &drain),
     )
     .await?;
+    Ok((end, client))
+}
+
+/// A client whose whole request is in the server's socket before the
+/// server side is first polled, and a drain that started before that: the
+/// request is answered (and the connection then closed), not closed
+/// unread, which resets the client's connection.
+#[tokio::test]
+async fn a_request_waiting_when_the_drain_starts_is_answered() -> Result<(), AnyError> {
+    let request = format!("GET /items HTTP/1.1\r\nhost: api.test\r\norigin: {APP}\r\n\r\n");
+    let (end, mut client) = served_after_the_drain(request.as_bytes()).await?;
     assert!(matches!(end, End::Closed), "handed over to hyper");
     let mut answer = String::new();
     tokio::time::timeout(Duration::from_secs(10), client.read_to_string(&mut answer)).await??;
@@ -94,21 +97,7 @@ async fn a_request_waiting_when_the_drain_starts_is_answered() -> Result<(), Any
 /// is closed at once.
 #[tokio::test]
 async fn an_idle_connection_closes_when_the_drain_starts() -> Result<(), AnyError> {
-    let proxy = proxy(&upstream().await?)?;
-    let fast = proxy
-        .fast
-        .as_ref()
-        .ok_or("no fast path for an http:// upstream")?;
-    let listener = TcpListener::bind("127.0.0.1:0").await?;
-    let mut client = TcpStream::connect(listener.local_addr()?).await?;
-    let (server, peer) = listener.accept().await?;
-    let drain = Drain::default();
-    drain.start();
-    let end = tokio::time::timeout(
-        Duration::from_secs(10),
-        serve(&proxy, fast, server, peer.ip(), &drain),
-    )
-    .await?;
+    let (end, mut client) = served_after_the_drain(b"").await?;
     assert!(matches!(end, End::Closed), "handed over to hyper");
     let mut rest = Vec::new();
     client.read_to_end(&mut rest).await?;
