@@ -48,6 +48,22 @@ async fn scrape(http: reqwest::Client, url: String) -> Result<Scrape> {
     })
 }
 
+/// Scrapes until `done` holds for a scrape, within `eventually`'s deadline;
+/// `what` names the awaited figures.
+async fn scraped_until(
+    http: &reqwest::Client,
+    url: &str,
+    what: &str,
+    done: impl Fn(&Scrape) -> bool,
+) -> Result<()> {
+    eventually(what, || {
+        let (http, url) = (http.clone(), url.to_owned());
+        let done = &done;
+        async move { scrape(http, url).await.is_ok_and(|s| done(&s)) }
+    })
+    .await
+}
+
 /// `concurrent` scrapes at once, then `sequential` one after another.
 async fn burst(
     http: &reqwest::Client,
@@ -126,14 +142,12 @@ async fn scrapes_share_one_audit_read_per_interval() -> Result<()> {
     // 2. A change shows once the interval is over.
     let before = last.chain_length;
     request(1).await?;
-    eventually("a new audit row in corsair_audit_chain_length", || {
-        let (http, url) = (http.clone(), url.clone());
-        async move {
-            scrape(http, url)
-                .await
-                .is_ok_and(|s| s.chain_length == before + 1.0)
-        }
-    })
+    scraped_until(
+        &http,
+        &url,
+        "a new audit row in corsair_audit_chain_length",
+        |s| s.chain_length == before + 1.0,
+    )
     .await?;
 
     // 3. The database does not answer (the audit table locked): a read
@@ -142,13 +156,8 @@ async fn scrapes_share_one_audit_read_per_interval() -> Result<()> {
     sqlx::raw_sql("LOCK TABLE change_audit IN ACCESS EXCLUSIVE MODE")
         .execute(&mut *lock)
         .await?;
-    eventually("a failed read to make the figures NaN", || {
-        let (http, url) = (http.clone(), url.clone());
-        async move {
-            scrape(http, url)
-                .await
-                .is_ok_and(|s| s.chain_length.is_nan() && s.rows_deleted.is_nan())
-        }
+    scraped_until(&http, &url, "a failed read to make the figures NaN", |s| {
+        s.chain_length.is_nan() && s.rows_deleted.is_nan()
     })
     .await?;
     let seen = burst(&http, &url, 32, 16).await?;
@@ -168,14 +177,12 @@ async fn scrapes_share_one_audit_read_per_interval() -> Result<()> {
     lock.rollback().await?;
 
     // 4. It answers again: the figures come back after the interval.
-    eventually("corsair_audit_chain_length to be read again", || {
-        let (http, url) = (http.clone(), url.clone());
-        async move {
-            scrape(http, url)
-                .await
-                .is_ok_and(|s| s.chain_length == before + 1.0)
-        }
-    })
+    scraped_until(
+        &http,
+        &url,
+        "corsair_audit_chain_length to be read again",
+        |s| s.chain_length == before + 1.0,
+    )
     .await?;
     // Hundreds of scrapes over the whole test, a few intervals' reads.
     let last = scrape(http.clone(), url.clone()).await?;
